@@ -1,0 +1,25 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+pub mod cidr;
+pub mod clock;
+pub mod digest;
+pub mod record;
+pub mod reject;
+pub mod store;
+pub mod token;
+mod tokens;
+
+pub use cidr::{CidrError, CidrList};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use digest::TokenDigest;
+pub use record::{Access, NewToken, TokenListing, TokenRecord};
+pub use reject::{Reason, Rejection};
+pub use store::{MemoryStore, Page, StoreError, TokenStore};
+pub use token::{SecretToken, TokenFormatError, TokenId, TokenPrefix};
+pub use tokens::{
+    Authenticated, CreatedToken, MAX_DESCRIPTION_LEN, MAX_NAME_LEN, MAX_OWNER_LEN, TokenList,
+    Tokens, TokensBuilder, TokensError,
+};

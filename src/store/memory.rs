@@ -1,0 +1,123 @@
+//! [`MemoryStore`]: records in process memory.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::SystemTime;
+
+use super::{Page, RecordPage, StoreError, TokenStore};
+use crate::record::TokenRecord;
+use crate::token::TokenId;
+
+/// A [`TokenStore`] in process memory: for tests, examples and single-process tools.
+/// Everything is lost when the process ends.
+///
+/// Cheap to clone; clones share the same records. Safe to use from many tasks at once.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<RwLock<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    records: HashMap<TokenId, TokenRecord>,
+    /// Live (unrevoked) ids per owner, in listing order.
+    by_owner: HashMap<String, BTreeSet<(SystemTime, TokenId)>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of records, revoked ones included.
+    pub fn len(&self) -> usize {
+        self.read().records.len()
+    }
+
+    /// Whether the store holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    // A panic while the lock was held cannot leave the maps half-updated (each write is a
+    // single insert or remove), so a poisoned lock is still safe to use.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("records", &self.len())
+            .finish()
+    }
+}
+
+impl TokenStore for MemoryStore {
+    async fn get(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.read().records.get(&id).cloned())
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        let mut state = self.write();
+        if state.records.contains_key(&record.id) {
+            return Err(StoreError::Duplicate(record.id));
+        }
+        if record.revoked_at.is_none() {
+            state
+                .by_owner
+                .entry(record.owner.clone())
+                .or_default()
+                .insert((record.created_at, record.id));
+        }
+        state.records.insert(record.id, record);
+        Ok(())
+    }
+
+    async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
+        let state = self.read();
+        let Some(ids) = state.by_owner.get(owner) else {
+            return Ok(RecordPage::default());
+        };
+        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+        let records = ids
+            .iter()
+            .skip(skip)
+            .take(page.effective_limit())
+            .filter_map(|(_, id)| state.records.get(id).cloned())
+            .collect();
+        Ok(RecordPage {
+            records,
+            total: ids.len() as u64,
+        })
+    }
+
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        let mut state = self.write();
+        let State { records, by_owner } = &mut *state;
+        let Some(record) = records.get_mut(&id) else {
+            return Ok(false);
+        };
+        if record.revoked_at.is_some() {
+            return Ok(false);
+        }
+        record.revoked_at = Some(at);
+        if let Some(ids) = by_owner.get_mut(&record.owner) {
+            ids.remove(&(record.created_at, id));
+            if ids.is_empty() {
+                by_owner.remove(&record.owner);
+            }
+        }
+        Ok(true)
+    }
+}

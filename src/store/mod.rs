@@ -1,0 +1,166 @@
+//! Where token records live: the [`TokenStore`] trait, its errors, and the backends.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::record::TokenRecord;
+use crate::token::TokenId;
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+/// A boxed error from a store's driver.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why a store operation failed.
+///
+/// [`StoreError::Unavailable`] is about reaching the store (network, pool, locked file):
+/// the request that needed it is answered 503 and nothing is cached. The others say the
+/// store answered, but with something that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached or did not answer in time.
+    #[error("token store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The store holds data that cannot be read back as a record.
+    #[error("token store holds invalid data: {0}")]
+    Corrupt(String),
+    /// [`TokenStore::insert`] was given an id that already exists (live or revoked).
+    #[error("a token with id {0} already exists")]
+    Duplicate(TokenId),
+}
+
+impl StoreError {
+    /// A store that could not be reached, from any driver error.
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+
+    /// Whether this is [`StoreError::Unavailable`].
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Which slice of a listing to return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Records to skip.
+    pub offset: u64,
+    /// Most records to return; stores cap it at [`Page::MAX_LIMIT`].
+    pub limit: u32,
+}
+
+impl Page {
+    /// The largest page a store returns.
+    pub const MAX_LIMIT: u32 = 1_000;
+
+    /// The first `limit` records.
+    pub fn first(limit: u32) -> Self {
+        Self { offset: 0, limit }
+    }
+
+    /// Page `number` (counted from 0) of pages of `per_page` records, as npm's
+    /// `?page=&perPage=` asks for them.
+    pub fn number(number: u32, per_page: u32) -> Self {
+        Self {
+            offset: u64::from(number) * u64::from(per_page),
+            limit: per_page,
+        }
+    }
+
+    /// `limit` capped at [`Page::MAX_LIMIT`].
+    pub fn effective_limit(&self) -> usize {
+        self.limit.min(Self::MAX_LIMIT) as usize
+    }
+}
+
+impl Default for Page {
+    /// The first 100 records.
+    fn default() -> Self {
+        Self::first(100)
+    }
+}
+
+/// One page of an owner's live tokens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordPage {
+    /// The records on this page, in the store's listing order.
+    pub records: Vec<TokenRecord>,
+    /// How many live records the owner has in all.
+    pub total: u64,
+}
+
+/// Persistence for token records.
+///
+/// Implement it for your own database; [`Tokens`](crate::Tokens) adds the cache and the
+/// checks on top. Every method is `async` and its future is `Send`. The contract, which
+/// every backend in this crate is tested against:
+///
+/// - Records are keyed by [`TokenId`], which is never secret. A store keeps the digest it
+///   is given and never sees a token.
+/// - A revoked record is kept (with `revoked_at` set) so that its id can never be issued or
+///   accepted again; [`get`](TokenStore::get) returns it, [`list`](TokenStore::list) does
+///   not.
+/// - [`StoreError::Unavailable`] for a store that cannot be reached; never a panic.
+pub trait TokenStore: Send + Sync + 'static {
+    /// The record with this id, revoked or not; `Ok(None)` when there is none.
+    fn get(
+        &self,
+        id: TokenId,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// Stores a new record. Fails with [`StoreError::Duplicate`] when the id exists,
+    /// whether live or revoked; nothing is overwritten.
+    fn insert(&self, record: TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The owner's records that are not revoked (expired ones included, so that the owner
+    /// sees and can remove them), ordered by creation time and then by id, so that pages are
+    /// stable. An owner with no records gets an empty page with `total` 0, not an error.
+    fn list(
+        &self,
+        owner: &str,
+        page: Page,
+    ) -> impl Future<Output = Result<RecordPage, StoreError>> + Send;
+
+    /// Marks the record revoked at `at`. Returns `true` when this call revoked it, `false`
+    /// when there is no such record or it was already revoked (idempotent: the first
+    /// revocation time is kept).
+    fn revoke(
+        &self,
+        id: TokenId,
+        at: std::time::SystemTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+impl<S: TokenStore> TokenStore for Arc<S> {
+    fn get(
+        &self,
+        id: TokenId,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send {
+        (**self).get(id)
+    }
+
+    fn insert(&self, record: TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).insert(record)
+    }
+
+    fn list(
+        &self,
+        owner: &str,
+        page: Page,
+    ) -> impl Future<Output = Result<RecordPage, StoreError>> + Send {
+        (**self).list(owner, page)
+    }
+
+    fn revoke(
+        &self,
+        id: TokenId,
+        at: std::time::SystemTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).revoke(id, at)
+    }
+}

@@ -1,0 +1,664 @@
+//! [`Tokens`]: the manager applications call to create, list, revoke and check tokens. It
+//! owns the cache, so a revoke made through it is seen by the very next lookup.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use moka::Expiry as CacheExpiry;
+use moka::future::Cache;
+
+use crate::cidr::{CidrError, CidrList};
+use crate::clock::{Clock, SystemClock};
+use crate::digest::TokenDigest;
+use crate::record::{Access, Expiry, NewToken, Status, TokenListing, TokenRecord};
+use crate::reject::{Reason, Rejection};
+use crate::store::{Page, StoreError, TokenStore};
+use crate::token::{self, RandomError, SecretToken, TokenId, TokenPrefix};
+
+/// Longest owner name, in bytes.
+pub const MAX_OWNER_LEN: usize = 256;
+/// Longest token name, in characters.
+pub const MAX_NAME_LEN: usize = 256;
+/// Longest token description, in characters.
+pub const MAX_DESCRIPTION_LEN: usize = 4096;
+
+/// Why a token could not be created, listed or revoked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokensError {
+    /// An allow-list entry is not a CIDR range or address.
+    #[error(transparent)]
+    InvalidCidr(#[from] CidrError),
+    /// A text option (owner, name, description) is empty, too long or has control
+    /// characters.
+    #[error("invalid {field}: {problem}")]
+    InvalidText {
+        /// `owner`, `name` or `description`.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The expiry is not in the future.
+    #[error("invalid expiry: the token would expire {0}")]
+    InvalidExpiry(&'static str),
+    /// Revoke was given something that is neither a token id nor a token of this
+    /// application.
+    #[error("not a token id or a token issued here")]
+    InvalidReference,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The operating system's random generator failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// A token just created: the full token, shown once, and its listing.
+#[derive(Debug)]
+pub struct CreatedToken {
+    /// The full token. Give it to its owner and drop it: only its digest is kept.
+    pub token: SecretToken,
+    /// What listings will show about it.
+    pub listing: TokenListing,
+}
+
+/// One page of an owner's tokens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenList {
+    /// The tokens on this page, oldest first.
+    pub tokens: Vec<TokenListing>,
+    /// How many live tokens the owner has in all.
+    pub total: u64,
+}
+
+/// Who a request was made by: what the inner service learns from an accepted token.
+///
+/// Holds no digest and no secret. Cheap to clone.
+#[derive(Clone)]
+pub struct Authenticated {
+    record: Arc<TokenRecord>,
+}
+
+impl Authenticated {
+    /// The token's public id.
+    pub fn token_id(&self) -> TokenId {
+        self.record.id
+    }
+
+    /// Who the token belongs to.
+    pub fn owner(&self) -> &str {
+        &self.record.owner
+    }
+
+    /// Read-only or read-write.
+    pub fn access(&self) -> Access {
+        self.record.access
+    }
+
+    /// The token's name, if it has one.
+    pub fn token_name(&self) -> Option<&str> {
+        self.record.name.as_deref()
+    }
+}
+
+impl fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("token_id", &self.record.id)
+            .field("owner", &self.record.owner)
+            .field("access", &self.record.access)
+            .field("token_name", &self.record.name)
+            .finish()
+    }
+}
+
+/// The token manager: create, list, revoke, authenticate.
+///
+/// Lookups go through a cache keyed by token id: bounded, each entry kept for the cache
+/// TTL (default 60 s) and never past its token's expiry; concurrent misses for one id make
+/// one store call; store failures are never cached; unknown ids are remembered briefly and
+/// in bounded number. Cheap to clone: clones share the store and the cache.
+///
+/// ```
+/// use tokengate::{MemoryStore, NewToken, Reason, Tokens};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let tokens = Tokens::builder(MemoryStore::new()).prefix("npm")?.build();
+/// let created = tokens.create("alice", NewToken::read_only()).await?;
+/// let token = created.token.expose_secret();
+///
+/// let who = tokens.authenticate(token, None, false).await?;
+/// assert_eq!(who.owner(), "alice");
+///
+/// let refused = tokens.authenticate(token, None, true).await.unwrap_err();
+/// assert_eq!(refused.reason(), Reason::ReadOnly);
+///
+/// assert!(tokens.revoke(created.listing.id.as_str()).await?);
+/// let refused = tokens.authenticate(token, None, false).await.unwrap_err();
+/// assert_eq!(refused.reason(), Reason::Revoked);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Tokens<S> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    store: S,
+    prefix: TokenPrefix,
+    clock: Arc<dyn Clock>,
+    records: Cache<TokenId, Arc<TokenRecord>>,
+    unknown: Cache<TokenId, ()>,
+}
+
+impl<S> Clone for Tokens<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> fmt::Debug for Tokens<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens")
+            .field("prefix", &self.inner.prefix)
+            .field("cached", &self.inner.records.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Tokens`]; see [`Tokens::builder`].
+pub struct TokensBuilder<S> {
+    store: S,
+    prefix: TokenPrefix,
+    clock: Arc<dyn Clock>,
+    cache_ttl: Duration,
+    cache_capacity: u64,
+    unknown_ttl: Duration,
+    unknown_capacity: u64,
+}
+
+impl<S> fmt::Debug for TokensBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokensBuilder")
+            .field("prefix", &self.prefix)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("unknown_ttl", &self.unknown_ttl)
+            .field("unknown_capacity", &self.unknown_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: TokenStore> TokensBuilder<S> {
+    /// The prefix of issued tokens (default `tg`; an npm registry wants `npm`).
+    pub fn prefix(mut self, prefix: &str) -> Result<Self, token::InvalidPrefix> {
+        self.prefix = TokenPrefix::new(prefix)?;
+        Ok(self)
+    }
+
+    /// How long a looked-up record is trusted without asking the store again (default
+    /// 60 s). Revocations made through this `Tokens` apply at once regardless; this bounds
+    /// how long a revocation made elsewhere (another node, without a broadcasting store)
+    /// can go unseen.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// Most records cached at once (default 100,000).
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// How long an id the store does not know is remembered as unknown (default 5 s), so
+    /// that a client retrying a bad token does not reach the store each time.
+    pub fn unknown_ttl(mut self, ttl: Duration) -> Self {
+        self.unknown_ttl = ttl;
+        self
+    }
+
+    /// Most unknown ids remembered at once (default 10,000); kept apart from the record
+    /// cache so that a flood of made-up ids cannot push real tokens out.
+    pub fn unknown_capacity(mut self, capacity: u64) -> Self {
+        self.unknown_capacity = capacity;
+        self
+    }
+
+    /// The clock used for creation times and expiry (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the manager.
+    pub fn build(self) -> Tokens<S> {
+        let records = Cache::builder()
+            .max_capacity(self.cache_capacity)
+            .expire_after(RecordLifetime {
+                ttl: self.cache_ttl,
+                clock: Arc::clone(&self.clock),
+            })
+            .build();
+        let unknown = Cache::builder()
+            .max_capacity(self.unknown_capacity)
+            .time_to_live(self.unknown_ttl)
+            .build();
+        Tokens {
+            inner: Arc::new(Inner {
+                store: self.store,
+                prefix: self.prefix,
+                clock: self.clock,
+                records,
+                unknown,
+            }),
+        }
+    }
+}
+
+/// Keeps each cached record for the TTL, but never past its token's expiry.
+struct RecordLifetime {
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl CacheExpiry<TokenId, Arc<TokenRecord>> for RecordLifetime {
+    fn expire_after_create(
+        &self,
+        _id: &TokenId,
+        record: &Arc<TokenRecord>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(cache_lifetime(
+            self.ttl,
+            record.expires_at,
+            self.clock.now(),
+        ))
+    }
+}
+
+/// How long a record may stay cached: the TTL, cut short by the token's expiry.
+fn cache_lifetime(ttl: Duration, expires_at: Option<SystemTime>, now: SystemTime) -> Duration {
+    match expires_at {
+        Some(at) => at.duration_since(now).unwrap_or(Duration::ZERO).min(ttl),
+        None => ttl,
+    }
+}
+
+/// What a store lookup can end in, besides a record. Shared by every request waiting on
+/// the same lookup.
+#[derive(Debug)]
+enum LoadError {
+    Unknown,
+    Store(StoreError),
+}
+
+impl<S: TokenStore> Tokens<S> {
+    /// A builder with the defaults: prefix `tg`, 60 s cache TTL, 100,000 cached records,
+    /// unknown ids remembered for 5 s, the system clock.
+    pub fn builder(store: S) -> TokensBuilder<S> {
+        TokensBuilder {
+            store,
+            prefix: TokenPrefix::default(),
+            clock: Arc::new(SystemClock),
+            cache_ttl: Duration::from_secs(60),
+            cache_capacity: 100_000,
+            unknown_ttl: Duration::from_secs(5),
+            unknown_capacity: 10_000,
+        }
+    }
+
+    /// A manager with every default; see [`Tokens::builder`].
+    pub fn new(store: S) -> Self {
+        Self::builder(store).build()
+    }
+
+    /// The prefix of the tokens this manager issues and accepts.
+    pub fn prefix(&self) -> &TokenPrefix {
+        &self.inner.prefix
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// Creates a token for `owner`. The full token is in the result and nowhere else: only
+    /// its digest is stored.
+    pub async fn create(
+        &self,
+        owner: &str,
+        options: NewToken,
+    ) -> Result<CreatedToken, TokensError> {
+        check_text("owner", owner, MAX_OWNER_LEN, TextRule::Required)?;
+        if let Some(name) = &options.name {
+            check_text("name", name, MAX_NAME_LEN, TextRule::SingleLine)?;
+        }
+        if let Some(description) = &options.description {
+            check_text(
+                "description",
+                description,
+                MAX_DESCRIPTION_LEN,
+                TextRule::MultiLine,
+            )?;
+        }
+        let cidr = CidrList::parse(&options.cidr)?;
+        let now = self.inner.clock.now();
+        let expires_at = options
+            .expiry
+            .map(|expiry| expiry_instant(expiry, now))
+            .transpose()?;
+        // Ids have 65 random bits; a collision is retried rather than reported.
+        let mut attempts_left = 3;
+        loop {
+            let token = token::generate(&self.inner.prefix)?;
+            let record = TokenRecord {
+                id: token.id(),
+                owner: owner.to_owned(),
+                digest: token.digest(),
+                access: options.access,
+                cidr: cidr.clone(),
+                created_at: now,
+                expires_at,
+                revoked_at: None,
+                name: options.name.clone(),
+                description: options.description.clone(),
+            };
+            let listing = TokenListing::from_record(&self.inner.prefix, &record);
+            match self.inner.store.insert(record).await {
+                Ok(()) => {
+                    self.inner.unknown.invalidate(&token.id()).await;
+                    return Ok(CreatedToken { token, listing });
+                }
+                Err(StoreError::Duplicate(_)) if attempts_left > 1 => attempts_left -= 1,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// One page of `owner`'s live tokens, oldest first. Truncated tokens only.
+    pub async fn list(&self, owner: &str, page: Page) -> Result<TokenList, TokensError> {
+        let page = self.inner.store.list(owner, page).await?;
+        Ok(TokenList {
+            tokens: page
+                .records
+                .iter()
+                .map(|record| TokenListing::from_record(&self.inner.prefix, record))
+                .collect(),
+            total: page.total,
+        })
+    }
+
+    /// Revokes a token given its id or the full token (npm's CLI sends either). Returns
+    /// whether something was revoked: `false` for an unknown or already revoked token.
+    ///
+    /// The very next lookup through this `Tokens` refuses the token, including a lookup
+    /// that was already waiting on the store when the revoke began.
+    pub async fn revoke(&self, id_or_token: &str) -> Result<bool, TokensError> {
+        let id = self.reference(id_or_token)?;
+        self.revoke_id(id).await
+    }
+
+    /// Like [`Tokens::revoke`], but only revokes a token that belongs to `owner`; another
+    /// owner's token is treated as unknown (`false`), so its existence is not revealed.
+    pub async fn revoke_owned(&self, owner: &str, id_or_token: &str) -> Result<bool, TokensError> {
+        let id = self.reference(id_or_token)?;
+        match self.inner.store.get(id).await? {
+            Some(record) if record.owner == owner => self.revoke_id(id).await,
+            _ => Ok(false),
+        }
+    }
+
+    /// Checks a presented token for a request from `client` (when known) that is a write
+    /// or not.
+    ///
+    /// Steps, in order, each refusing with its own [`Reason`]: the offline format check
+    /// (no store call for junk), the lookup by id (cache, then store), the constant-time
+    /// digest comparison, revocation and expiry, the client address against the allow-list,
+    /// and finally read-only against the request.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+        is_write: bool,
+    ) -> Result<Authenticated, Rejection> {
+        let parsed = token::parse(&self.inner.prefix, token)
+            .map_err(|error| Rejection::new(Reason::Malformed(error), None))?;
+        let id = parsed.id();
+        let refuse = |reason| Rejection::new(reason, Some(id));
+        let record = self.resolve(id).await.map_err(refuse)?;
+        let check = Presented {
+            digest: parsed.digest(),
+            now: self.inner.clock.now(),
+            client,
+            is_write,
+        };
+        check.against(&record).map_err(refuse)?;
+        Ok(Authenticated { record })
+    }
+
+    /// Drops one id from this node's cache: for a revocation learnt from elsewhere.
+    pub async fn invalidate(&self, id: TokenId) {
+        self.inner.records.invalidate(&id).await;
+    }
+
+    /// Drops every cached record and unknown id: for when revocations may have been missed.
+    pub fn invalidate_all(&self) {
+        self.inner.records.invalidate_all();
+        self.inner.unknown.invalidate_all();
+    }
+
+    fn reference(&self, id_or_token: &str) -> Result<TokenId, TokensError> {
+        token::id_from_id_or_token(&self.inner.prefix, id_or_token.trim())
+            .ok_or(TokensError::InvalidReference)
+    }
+
+    async fn revoke_id(&self, id: TokenId) -> Result<bool, TokensError> {
+        let revoked = self.inner.store.revoke(id, self.inner.clock.now()).await?;
+        // A lookup that read the store before the revoke may still be on its way into the
+        // cache. Joining it here (the cache inserts a lookup's result before it wakes those
+        // waiting on it) means the invalidation below comes after that insert.
+        let _ = self.inner.records.try_get_with(id, self.load(id)).await;
+        self.inner.records.invalidate(&id).await;
+        Ok(revoked)
+    }
+
+    /// The record for `id`: from the cache, else from the store, sharing one store call
+    /// between concurrent misses.
+    async fn resolve(&self, id: TokenId) -> Result<Arc<TokenRecord>, Reason> {
+        if let Some(record) = self.inner.records.get(&id).await {
+            return Ok(record);
+        }
+        if self.inner.unknown.contains_key(&id) {
+            return Err(Reason::UnknownToken);
+        }
+        match self.inner.records.try_get_with(id, self.load(id)).await {
+            Ok(record) => Ok(record),
+            Err(error) => match &*error {
+                LoadError::Unknown => {
+                    self.inner.unknown.insert(id, ()).await;
+                    Err(Reason::UnknownToken)
+                }
+                LoadError::Store(error) => {
+                    tracing::warn!(token_id = %id, %error, "token store lookup failed");
+                    Err(Reason::StoreUnavailable)
+                }
+            },
+        }
+    }
+
+    fn load(
+        &self,
+        id: TokenId,
+    ) -> impl Future<Output = Result<Arc<TokenRecord>, LoadError>> + use<S> {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            match inner.store.get(id).await {
+                Ok(Some(record)) if record.id == id => Ok(Arc::new(record)),
+                Ok(Some(_)) => Err(LoadError::Store(StoreError::Corrupt(format!(
+                    "asked for token {id}, got another record"
+                )))),
+                Ok(None) => Err(LoadError::Unknown),
+                Err(error) => Err(LoadError::Store(error)),
+            }
+        }
+    }
+}
+
+/// What a request brings to be checked against a record.
+struct Presented {
+    digest: TokenDigest,
+    now: SystemTime,
+    client: Option<IpAddr>,
+    is_write: bool,
+}
+
+impl Presented {
+    /// Every check after the lookup, in order. The secret comes first, so that nothing
+    /// about a token (revoked, expired, restricted) is told to someone who lacks it.
+    fn against(&self, record: &TokenRecord) -> Result<(), Reason> {
+        if !record.digest.verify(&self.digest) {
+            return Err(Reason::SecretMismatch);
+        }
+        match record.status(self.now) {
+            Status::Active => {}
+            Status::Revoked => return Err(Reason::Revoked),
+            Status::Expired => return Err(Reason::Expired),
+        }
+        if !record.cidr.is_empty() {
+            let client = self.client.ok_or(Reason::NoClientAddress)?;
+            if !record.cidr.contains(client) {
+                return Err(Reason::AddressNotAllowed);
+            }
+        }
+        if !record.access.allows(self.is_write) {
+            return Err(Reason::ReadOnly);
+        }
+        Ok(())
+    }
+}
+
+/// The instant a new token expires, which must be after `now`.
+fn expiry_instant(expiry: Expiry, now: SystemTime) -> Result<SystemTime, TokensError> {
+    let at = match expiry {
+        Expiry::In(lifetime) => now
+            .checked_add(lifetime)
+            .ok_or(TokensError::InvalidExpiry("too far in the future"))?,
+        Expiry::At(at) => at,
+    };
+    if at <= now {
+        return Err(TokensError::InvalidExpiry("immediately or in the past"));
+    }
+    Ok(at)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TextRule {
+    Required,
+    SingleLine,
+    MultiLine,
+}
+
+/// Owner, name and description: bounded, and free of control characters that would
+/// garble a listing or a log line.
+fn check_text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+    rule: TextRule,
+) -> Result<(), TokensError> {
+    let invalid = |problem| Err(TokensError::InvalidText { field, problem });
+    if rule == TextRule::Required && value.trim().is_empty() {
+        return invalid("must not be empty");
+    }
+    let too_long = match rule {
+        TextRule::Required => value.len() > max,
+        _ => value.chars().count() > max,
+    };
+    if too_long {
+        return invalid("too long");
+    }
+    let allowed_control = |c: char| rule == TextRule::MultiLine && (c == '\n' || c == '\t');
+    if value.chars().any(|c| c.is_control() && !allowed_control(c)) {
+        return invalid("must not contain control characters");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_lifetime_table() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let ttl = Duration::from_secs(60);
+        let cases = [
+            (None, ttl),
+            (Some(now + Duration::from_secs(3600)), ttl),
+            (Some(now + Duration::from_secs(5)), Duration::from_secs(5)),
+            (Some(now), Duration::ZERO),
+            (Some(now - Duration::from_secs(5)), Duration::ZERO),
+        ];
+        for (expires_at, expected) in cases {
+            assert_eq!(
+                cache_lifetime(ttl, expires_at, now),
+                expected,
+                "{expires_at:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_table() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let day = Duration::from_secs(86_400);
+        assert_eq!(expiry_instant(Expiry::In(day), now).unwrap(), now + day);
+        assert_eq!(
+            expiry_instant(Expiry::At(now + day), now).unwrap(),
+            now + day
+        );
+        for bad in [
+            Expiry::In(Duration::ZERO),
+            Expiry::At(now),
+            Expiry::At(SystemTime::UNIX_EPOCH),
+            Expiry::In(Duration::MAX),
+        ] {
+            assert!(matches!(
+                expiry_instant(bad, now),
+                Err(TokensError::InvalidExpiry(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn text_table() {
+        use TextRule::*;
+        let cases: &[(&str, usize, TextRule, bool)] = &[
+            ("alice", 256, Required, true),
+            ("", 256, Required, false),
+            ("   ", 256, Required, false),
+            ("al\u{0}ice", 256, Required, false),
+            ("Zoë \"the\" O'Brien", 256, Required, true),
+            ("abc", 2, Required, false),
+            ("", 256, SingleLine, true),
+            ("a\nb", 256, SingleLine, false),
+            ("a\nb\tc", 256, MultiLine, true),
+            ("a\rb", 256, MultiLine, false),
+            ("ééé", 3, SingleLine, true),
+            ("éééé", 3, SingleLine, false),
+        ];
+        for (value, max, rule, ok) in cases {
+            assert_eq!(
+                check_text("f", value, *max, *rule).is_ok(),
+                *ok,
+                "{value:?}"
+            );
+        }
+    }
+}

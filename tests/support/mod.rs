@@ -1,0 +1,103 @@
+//! Store wrappers shared by the integration tests: they count, fail or pause on demand.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::SystemTime;
+
+use tokengate::store::{Page, RecordPage};
+use tokengate::{MemoryStore, StoreError, TokenId, TokenRecord, TokenStore};
+use tokio::sync::{Notify, Semaphore};
+
+/// A memory store that counts calls, can be switched to fail, and can hold `get` calls
+/// after they have read the record (to reproduce a lookup racing a revoke).
+#[derive(Clone, Default)]
+pub struct TestStore {
+    pub inner: MemoryStore,
+    pub gets: Arc<AtomicUsize>,
+    pub lists: Arc<AtomicUsize>,
+    pub failing: Arc<AtomicBool>,
+    gate: Arc<Gate>,
+}
+
+struct Gate {
+    armed: AtomicBool,
+    held: Notify,
+    release: Semaphore,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            armed: AtomicBool::new(false),
+            held: Notify::new(),
+            release: Semaphore::new(0),
+        }
+    }
+}
+
+impl TestStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// The next `get` reads its record, then waits for [`TestStore::release`].
+    pub fn hold_next_get(&self) {
+        self.gate.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Resolves once a held `get` has read its record and is waiting.
+    pub async fn get_is_held(&self) {
+        self.gate.held.notified().await;
+    }
+
+    pub fn release(&self) {
+        self.gate.release.add_permits(1);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable("test store switched off"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl TokenStore for TestStore {
+    async fn get(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        let record = self.inner.get(id).await?;
+        if self.gate.armed.swap(false, Ordering::SeqCst) {
+            self.gate.held.notify_one();
+            let permit = self.gate.release.acquire().await;
+            permit.expect("gate semaphore is never closed").forget();
+        }
+        Ok(record)
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.insert(record).await
+    }
+
+    async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.list(owner, page).await
+    }
+
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.revoke(id, at).await
+    }
+}

@@ -1,0 +1,560 @@
+//! The token manager through its public interface.
+
+mod support;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use support::TestStore;
+use tokengate::{
+    Access, CidrList, ManualClock, NewToken, Page, Reason, TokenFormatError, TokenRecord,
+    TokenStore, Tokens, TokensError,
+};
+
+const INSIDE: &str = "10.1.2.3";
+const OUTSIDE: &str = "192.0.2.1";
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn start() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+fn manager(store: TestStore, clock: ManualClock) -> Tokens<TestStore> {
+    Tokens::builder(store)
+        .prefix("npm")
+        .unwrap()
+        .clock(clock)
+        .build()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    ReadWrite,
+    ReadOnly,
+    Revoked,
+    Expired,
+    WrongSecret,
+    UnknownId,
+    Malformed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Where {
+    Inside,
+    Outside,
+    Unknown,
+}
+
+/// What the manager must answer, written out case by case rather than derived from the
+/// code under test.
+fn expected(kind: Kind, restricted: bool, place: Where, is_write: bool) -> Result<(), Reason> {
+    match kind {
+        Kind::Malformed => return Err(Reason::Malformed(TokenFormatError::BadChecksum)),
+        Kind::UnknownId => return Err(Reason::UnknownToken),
+        Kind::WrongSecret => return Err(Reason::SecretMismatch),
+        Kind::Revoked => return Err(Reason::Revoked),
+        Kind::Expired => return Err(Reason::Expired),
+        Kind::ReadWrite | Kind::ReadOnly => {}
+    }
+    if restricted {
+        match place {
+            Where::Inside => {}
+            Where::Outside => return Err(Reason::AddressNotAllowed),
+            Where::Unknown => return Err(Reason::NoClientAddress),
+        }
+    }
+    if kind == Kind::ReadOnly && is_write {
+        return Err(Reason::ReadOnly);
+    }
+    Ok(())
+}
+
+/// A token string of the given kind, with or without the allow-list.
+async fn make(
+    tokens: &Tokens<TestStore>,
+    clock: &ManualClock,
+    kind: Kind,
+    restricted: bool,
+) -> String {
+    let cidr: Vec<&str> = if restricted {
+        vec!["10.0.0.0/8"]
+    } else {
+        vec![]
+    };
+    let options = match kind {
+        Kind::ReadOnly => NewToken::read_only(),
+        Kind::Expired => NewToken::read_write().expires_in(Duration::from_secs(60)),
+        _ => NewToken::read_write(),
+    }
+    .allow_cidrs(cidr.clone());
+    match kind {
+        Kind::UnknownId => {
+            // Well formed, checksum right, never stored.
+            let other = Tokens::builder(TestStore::new())
+                .prefix("npm")
+                .unwrap()
+                .build();
+            let created = other.create("alice", options).await.unwrap();
+            created.token.expose_secret().to_owned()
+        }
+        Kind::WrongSecret => {
+            // A stored record with this token's id but another token's digest.
+            let decoy = tokens.create("alice", options.clone()).await.unwrap();
+            let other = Tokens::builder(TestStore::new())
+                .prefix("npm")
+                .unwrap()
+                .build();
+            let presented = other.create("alice", options).await.unwrap();
+            let record = TokenRecord {
+                id: presented.token.id(),
+                owner: "alice".into(),
+                digest: decoy.token.digest(),
+                access: Access::ReadWrite,
+                cidr: CidrList::parse(&cidr).unwrap(),
+                created_at: clock.now(),
+                expires_at: None,
+                revoked_at: None,
+                name: None,
+                description: None,
+            };
+            tokens.store().insert(record).await.unwrap();
+            presented.token.expose_secret().to_owned()
+        }
+        Kind::Malformed => {
+            let created = tokens.create("alice", options).await.unwrap();
+            let mut text = created.token.expose_secret().to_owned();
+            let last = text.pop().unwrap();
+            text.push(if last == 'a' { 'b' } else { 'a' });
+            text
+        }
+        _ => {
+            let created = tokens.create("alice", options).await.unwrap();
+            let text = created.token.expose_secret().to_owned();
+            if kind == Kind::Revoked {
+                assert!(tokens.revoke(created.listing.id.as_str()).await.unwrap());
+            }
+            text
+        }
+    }
+}
+
+use tokengate::Clock;
+
+#[tokio::test]
+async fn the_full_matrix() {
+    let clock = ManualClock::new(start());
+    let tokens = manager(TestStore::new(), clock.clone());
+    let kinds = [
+        Kind::ReadWrite,
+        Kind::ReadOnly,
+        Kind::Revoked,
+        Kind::Expired,
+        Kind::WrongSecret,
+        Kind::UnknownId,
+        Kind::Malformed,
+    ];
+    let mut cases = Vec::new();
+    for kind in kinds {
+        for restricted in [false, true] {
+            cases.push((
+                kind,
+                restricted,
+                make(&tokens, &clock, kind, restricted).await,
+            ));
+        }
+    }
+    clock.advance(Duration::from_secs(120));
+    let mut checked = 0;
+    for (kind, restricted, token) in &cases {
+        for place in [Where::Inside, Where::Outside, Where::Unknown] {
+            let client = match place {
+                Where::Inside => Some(ip(INSIDE)),
+                Where::Outside => Some(ip(OUTSIDE)),
+                Where::Unknown => None,
+            };
+            for is_write in [false, true] {
+                let got = tokens
+                    .authenticate(token, client, is_write)
+                    .await
+                    .map(|who| {
+                        assert_eq!(who.owner(), "alice");
+                    })
+                    .map_err(|rejection| rejection.reason());
+                let want = expected(*kind, *restricted, place, is_write);
+                assert_eq!(
+                    got, want,
+                    "{kind:?} restricted={restricted} {place:?} write={is_write}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 7 * 2 * 3 * 2);
+}
+
+#[tokio::test]
+async fn authenticated_carries_identity_but_no_secret() {
+    let tokens = manager(TestStore::new(), ManualClock::new(start()));
+    let created = tokens
+        .create("alice", NewToken::read_only().name("CI"))
+        .await
+        .unwrap();
+    let token = created.token.expose_secret();
+    let who = tokens.authenticate(token, None, false).await.unwrap();
+    assert_eq!(who.token_id(), created.token.id());
+    assert_eq!(who.owner(), "alice");
+    assert_eq!(who.access(), Access::ReadOnly);
+    assert_eq!(who.token_name(), Some("CI"));
+    let secret = &token[4 + 11..];
+    for shown in [
+        format!("{who:?}"),
+        format!("{created:?}"),
+        format!("{:?}", created.listing),
+        format!("{tokens:?}"),
+    ] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn rejections_name_the_token_id_once_it_parsed() {
+    let tokens = manager(TestStore::new(), ManualClock::new(start()));
+    let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let refused = tokens
+        .authenticate(created.token.expose_secret(), None, true)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.token_id(), Some(created.token.id()));
+    let refused = tokens
+        .authenticate("npm_nope", None, true)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.token_id(), None);
+    assert!(matches!(
+        refused.reason(),
+        Reason::Malformed(TokenFormatError::WrongLength { .. })
+    ));
+}
+
+#[tokio::test]
+async fn malformed_tokens_never_reach_the_store() {
+    let store = TestStore::new();
+    let tokens = manager(store.clone(), ManualClock::new(start()));
+    let long = "npm_".to_owned() + &"a".repeat(100 * 1024);
+    for junk in [
+        "",
+        "npm_",
+        "ghp_abc",
+        "Bearer x",
+        long.as_str(),
+        "npm_ééééé",
+    ] {
+        let refused = tokens.authenticate(junk, None, false).await.unwrap_err();
+        assert!(
+            matches!(refused.reason(), Reason::Malformed(_)),
+            "{junk:.20}"
+        );
+    }
+    assert_eq!(store.gets(), 0);
+}
+
+#[tokio::test]
+async fn revoke_by_id_and_by_full_token() {
+    let tokens = manager(TestStore::new(), ManualClock::new(start()));
+    let by_id = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let by_token = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    for created in [&by_id, &by_token] {
+        // Warm the cache: the revoke must still be seen at once.
+        tokens
+            .authenticate(created.token.expose_secret(), None, false)
+            .await
+            .unwrap();
+    }
+
+    assert!(tokens.revoke(by_id.listing.id.as_str()).await.unwrap());
+    assert!(tokens.revoke(by_token.token.expose_secret()).await.unwrap());
+    for created in [&by_id, &by_token] {
+        let refused = tokens
+            .authenticate(created.token.expose_secret(), None, false)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.reason(), Reason::Revoked);
+    }
+
+    // Idempotent, and unknown ids are not an error.
+    assert!(!tokens.revoke(by_id.listing.id.as_str()).await.unwrap());
+    assert!(!tokens.revoke("AAAAAAAAAAA").await.unwrap());
+    assert!(matches!(
+        tokens.revoke("not a token").await,
+        Err(TokensError::InvalidReference)
+    ));
+}
+
+#[tokio::test]
+async fn revoke_owned_ignores_other_owners_tokens() {
+    let tokens = manager(TestStore::new(), ManualClock::new(start()));
+    let bobs = tokens.create("bob", NewToken::read_write()).await.unwrap();
+    let id = bobs.listing.id.as_str();
+    assert!(!tokens.revoke_owned("alice", id).await.unwrap());
+    tokens
+        .authenticate(bobs.token.expose_secret(), None, true)
+        .await
+        .unwrap();
+    assert!(tokens.revoke_owned("bob", id).await.unwrap());
+    assert!(!tokens.revoke_owned("bob", id).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_lookups_share_one_store_call() {
+    let store = TestStore::new();
+    let tokens = manager(store.clone(), ManualClock::new(start()));
+    let created = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let token: Arc<str> = created.token.expose_secret().into();
+    let barrier = Arc::new(tokio::sync::Barrier::new(1_000));
+    let tasks: Vec<_> = (0..1_000)
+        .map(|_| {
+            let (tokens, token, barrier) = (tokens.clone(), token.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                tokens.authenticate(&token, None, false).await.is_ok()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    assert_eq!(store.gets(), 1);
+}
+
+#[tokio::test]
+async fn store_failures_are_not_cached() {
+    let store = TestStore::new();
+    let tokens = manager(store.clone(), ManualClock::new(start()));
+    let created = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let token = created.token.expose_secret();
+
+    store.set_failing(true);
+    for _ in 0..2 {
+        let refused = tokens.authenticate(token, None, false).await.unwrap_err();
+        assert_eq!(refused.reason(), Reason::StoreUnavailable);
+    }
+    assert_eq!(store.gets(), 2, "each failure went back to the store");
+
+    store.set_failing(false);
+    tokens.authenticate(token, None, false).await.unwrap();
+    tokens.authenticate(token, None, false).await.unwrap();
+    assert_eq!(store.gets(), 3, "the recovered lookup is cached");
+}
+
+#[tokio::test]
+async fn a_lookup_in_flight_during_a_revoke_does_not_bring_the_token_back() {
+    let store = TestStore::new();
+    let tokens = manager(store.clone(), ManualClock::new(start()));
+    let created = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let token: Arc<str> = created.token.expose_secret().into();
+
+    // A lookup reads the live record from the store, then stalls before caching it.
+    store.hold_next_get();
+    let in_flight = tokio::spawn({
+        let (tokens, token) = (tokens.clone(), token.clone());
+        async move { tokens.authenticate(&token, None, false).await }
+    });
+    store.get_is_held().await;
+
+    // The revoke lands while that stale record is on its way into the cache.
+    let revoke = tokio::spawn({
+        let tokens = tokens.clone();
+        let id = created.token.id();
+        async move { tokens.revoke(id.as_str()).await }
+    });
+    tokio::task::yield_now().await;
+    store.release();
+    assert!(revoke.await.unwrap().unwrap());
+    // The stalled lookup began before the revoke; either answer is fine for it.
+    let _ = in_flight.await.unwrap();
+
+    let refused = tokens.authenticate(&token, None, false).await.unwrap_err();
+    assert_eq!(refused.reason(), Reason::Revoked);
+}
+
+#[tokio::test]
+async fn unknown_ids_are_remembered_briefly() {
+    let store = TestStore::new();
+    let tokens = Tokens::builder(store.clone())
+        .prefix("npm")
+        .unwrap()
+        .unknown_ttl(Duration::from_millis(100))
+        .build();
+    let stranger = Tokens::builder(TestStore::new())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let unknown = stranger
+        .create("eve", NewToken::read_write())
+        .await
+        .unwrap();
+    let token = unknown.token.expose_secret();
+    for _ in 0..5 {
+        let refused = tokens.authenticate(token, None, false).await.unwrap_err();
+        assert_eq!(refused.reason(), Reason::UnknownToken);
+    }
+    assert_eq!(store.gets(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokens.authenticate(token, None, false).await.unwrap_err();
+    assert_eq!(store.gets(), 2, "forgotten after its TTL");
+}
+
+#[tokio::test]
+async fn revocations_made_elsewhere_wait_for_the_ttl_or_an_invalidation() {
+    let store = TestStore::new();
+    let tokens = manager(store.clone(), ManualClock::new(start()));
+    let created = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let token = created.token.expose_secret();
+    tokens.authenticate(token, None, false).await.unwrap();
+
+    // Another node revokes straight in the shared store.
+    assert!(store.revoke(created.token.id(), start()).await.unwrap());
+    tokens.authenticate(token, None, false).await.unwrap();
+
+    tokens.invalidate(created.token.id()).await;
+    let refused = tokens.authenticate(token, None, false).await.unwrap_err();
+    assert_eq!(refused.reason(), Reason::Revoked);
+}
+
+#[tokio::test]
+async fn listing_pages_in_creation_order_without_secrets() {
+    let clock = ManualClock::new(start());
+    let tokens = manager(TestStore::new(), clock.clone());
+    let mut created = Vec::new();
+    for i in 0..5 {
+        clock.advance(Duration::from_secs(1));
+        let options = NewToken::read_write()
+            .name(format!("token {i}"))
+            .allow_cidrs(["2001:db8::/32"]);
+        created.push(tokens.create("alice", options).await.unwrap());
+    }
+    tokens.create("bob", NewToken::read_only()).await.unwrap();
+    tokens
+        .revoke(created[1].token.expose_secret())
+        .await
+        .unwrap();
+
+    let first = tokens.list("alice", Page::first(2)).await.unwrap();
+    assert_eq!(first.total, 4);
+    let second = tokens.list("alice", Page::number(1, 2)).await.unwrap();
+    let names: Vec<_> = first
+        .tokens
+        .iter()
+        .chain(&second.tokens)
+        .map(|t| t.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["token 0", "token 2", "token 3", "token 4"]);
+    for listing in first.tokens.iter().chain(&second.tokens) {
+        let full = created.iter().find(|c| c.listing.id == listing.id).unwrap();
+        let full = full.token.expose_secret();
+        assert!(full.starts_with(&listing.token_prefix));
+        assert!(listing.token_prefix.len() < full.len() / 2);
+        assert_eq!(listing.cidr.to_strings(), ["2001:db8::/32"]);
+    }
+
+    let empty = tokens.list("nobody", Page::default()).await.unwrap();
+    assert_eq!((empty.tokens.len(), empty.total), (0, 0));
+    let beyond = tokens.list("alice", Page::number(10, 2)).await.unwrap();
+    assert_eq!((beyond.tokens.len(), beyond.total), (0, 4));
+}
+
+#[tokio::test]
+async fn bad_options_are_refused_with_a_clear_error_and_nothing_stored() {
+    let store = TestStore::new();
+    let tokens = manager(store.clone(), ManualClock::new(start()));
+    let cases: Vec<(&str, NewToken, &str)> = vec![
+        (
+            "alice",
+            NewToken::read_write().allow_cidrs(["10.0.0.0/8", "10.0.0.300/8"]),
+            "CIDR whitelist contains invalid CIDR entry: 10.0.0.300/8",
+        ),
+        (
+            "",
+            NewToken::read_write(),
+            "invalid owner: must not be empty",
+        ),
+        (
+            "alice",
+            NewToken::read_write().name("a\u{1b}[31m"),
+            "invalid name: must not contain control characters",
+        ),
+        (
+            "alice",
+            NewToken::read_write().name("n".repeat(300)),
+            "invalid name: too long",
+        ),
+        (
+            "alice",
+            NewToken::read_write().expires_at(start() - Duration::from_secs(1)),
+            "invalid expiry: the token would expire immediately or in the past",
+        ),
+    ];
+    for (owner, options, message) in cases {
+        let error = tokens.create(owner, options).await.unwrap_err();
+        assert_eq!(error.to_string(), message);
+    }
+    assert!(store.inner.is_empty());
+}
+
+#[tokio::test]
+async fn expiry_is_enforced_even_while_cached() {
+    let clock = ManualClock::new(start());
+    let tokens = manager(TestStore::new(), clock.clone());
+    let created = tokens
+        .create(
+            "alice",
+            NewToken::read_write().expires_in(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    let token = created.token.expose_secret();
+    tokens.authenticate(token, None, false).await.unwrap();
+    clock.advance(Duration::from_secs(30));
+    let refused = tokens.authenticate(token, None, false).await.unwrap_err();
+    assert_eq!(refused.reason(), Reason::Expired);
+}
+
+#[tokio::test]
+async fn tokens_of_another_prefix_are_malformed() {
+    let tokens = manager(TestStore::new(), ManualClock::new(start()));
+    let other = Tokens::builder(TestStore::new())
+        .prefix("tg")
+        .unwrap()
+        .build();
+    let created = other.create("alice", NewToken::read_write()).await.unwrap();
+    let refused = tokens
+        .authenticate(created.token.expose_secret(), None, false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.reason(),
+        Reason::Malformed(TokenFormatError::WrongPrefix)
+    );
+}
