@@ -3,11 +3,18 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+pub mod bearer;
 pub mod cidr;
+pub mod client_ip;
 pub mod clock;
 pub mod digest;
+#[cfg(feature = "axum")]
+pub mod extract;
+mod future;
+mod layer;
 pub mod record;
 pub mod reject;
+mod service;
 pub mod store;
 pub mod token;
 mod tokens;
@@ -15,10 +22,13 @@ mod tokens;
 pub use cidr::{CidrError, CidrList};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::TokenDigest;
+pub use future::ResponseFuture;
+pub use layer::{TokenAuthLayer, is_write_method};
 pub use record::{Access, NewToken, TokenListing, TokenRecord};
-pub use reject::{Reason, Rejection};
+pub use reject::{Reason, Rejection, ResponseStyle};
+pub use service::TokenAuth;
 pub use store::{MemoryStore, Page, StoreError, TokenStore};
-pub use token::{SecretToken, TokenFormatError, TokenId, TokenPrefix};
+pub use token::{PresentedToken, SecretToken, TokenFormatError, TokenId, TokenPrefix};
 pub use tokens::{
     Authenticated, CreatedToken, MAX_DESCRIPTION_LEN, MAX_NAME_LEN, MAX_OWNER_LEN, TokenList,
     Tokens, TokensBuilder, TokensError,

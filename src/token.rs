@@ -258,6 +258,24 @@ impl ParsedToken<'_> {
     pub fn digest(&self) -> TokenDigest {
         TokenDigest::of(self.text)
     }
+
+    /// The id and digest: all that is needed to check the token, and nothing secret.
+    pub fn presented(&self) -> PresentedToken {
+        PresentedToken {
+            id: self.id,
+            digest: self.digest(),
+        }
+    }
+}
+
+/// A well-formed token reduced to its id and digest: owned, `Copy`, and safe to move into
+/// a future or a log field, since it holds no secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PresentedToken {
+    /// The public id.
+    pub id: TokenId,
+    /// SHA-256 of the whole token.
+    pub digest: TokenDigest,
 }
 
 impl fmt::Debug for ParsedToken<'_> {

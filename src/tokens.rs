@@ -15,7 +15,7 @@ use crate::digest::TokenDigest;
 use crate::record::{Access, Expiry, NewToken, Status, TokenListing, TokenRecord};
 use crate::reject::{Reason, Rejection};
 use crate::store::{Page, StoreError, TokenStore};
-use crate::token::{self, RandomError, SecretToken, TokenId, TokenPrefix};
+use crate::token::{self, PresentedToken, RandomError, SecretToken, TokenId, TokenPrefix};
 
 /// Longest owner name, in bytes.
 pub const MAX_OWNER_LEN: usize = 256;
@@ -427,13 +427,31 @@ impl<S: TokenStore> Tokens<S> {
         client: Option<IpAddr>,
         is_write: bool,
     ) -> Result<Authenticated, Rejection> {
-        let parsed = token::parse(&self.inner.prefix, token)
-            .map_err(|error| Rejection::new(Reason::Malformed(error), None))?;
-        let id = parsed.id();
+        let presented = self.parse(token)?;
+        self.authorize(presented, client, is_write).await
+    }
+
+    /// The offline half of [`Tokens::authenticate`]: format, checksum, then the SHA-256.
+    /// Needs no store and no `.await`.
+    pub fn parse(&self, token: &str) -> Result<PresentedToken, Rejection> {
+        token::parse(&self.inner.prefix, token)
+            .map(|parsed| parsed.presented())
+            .map_err(|error| Rejection::new(Reason::Malformed(error), None))
+    }
+
+    /// The online half of [`Tokens::authenticate`]: lookup, digest, status, address and
+    /// access checks for a token that [`Tokens::parse`] accepted.
+    pub async fn authorize(
+        &self,
+        presented: PresentedToken,
+        client: Option<IpAddr>,
+        is_write: bool,
+    ) -> Result<Authenticated, Rejection> {
+        let id = presented.id;
         let refuse = |reason| Rejection::new(reason, Some(id));
         let record = self.resolve(id).await.map_err(refuse)?;
         let check = Presented {
-            digest: parsed.digest(),
+            digest: presented.digest,
             now: self.inner.clock.now(),
             client,
             is_write,

@@ -1,0 +1,644 @@
+//! The layer through a bare `ServiceBuilder` (peer address as a plain `SocketAddr`
+//! extension, as hyper users insert it) and, with the `axum` feature, through an axum
+//! `Router` with `MockConnectInfo`: every request is sent both ways and must get the same
+//! answer.
+
+mod support;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use support::TestStore;
+use tokengate::{Access, Authenticated, CidrList, ManualClock, NewToken, TokenAuthLayer, Tokens};
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+type Body = Full<Bytes>;
+
+fn tokens(store: TestStore) -> Tokens<TestStore> {
+    Tokens::builder(store)
+        .prefix("npm")
+        .unwrap()
+        .clock(ManualClock::new(SystemTime::now()))
+        .build()
+}
+
+/// The inner service: says who called, and checks what it was handed.
+async fn echo<B>(request: Request<B>) -> Result<Response<Body>, Infallible> {
+    if let Some(value) = request.headers().get(AUTHORIZATION) {
+        assert!(
+            value.is_sensitive(),
+            "the inner service sees a sensitive header"
+        );
+    }
+    let who = match request.extensions().get::<Authenticated>() {
+        Some(who) => format!("{} {:?}", who.owner(), who.access()),
+        None => "anonymous".to_owned(),
+    };
+    Ok(Response::new(Full::new(Bytes::from(who))))
+}
+
+#[derive(Debug, PartialEq)]
+struct Reply {
+    status: StatusCode,
+    challenge: Option<String>,
+    content_type: Option<String>,
+    body: String,
+}
+
+fn request(method: &Method, headers: &[(&str, &str)]) -> http::request::Builder {
+    let mut request = Request::builder().method(method.clone()).uri("/thing");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+}
+
+async fn reply<B>(response: Response<B>) -> Reply
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &http::HeaderValue| v.to_str().unwrap().to_owned())
+    };
+    let (status, challenge, content_type) = (
+        response.status(),
+        header(WWW_AUTHENTICATE),
+        header(CONTENT_TYPE),
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        challenge,
+        content_type,
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    }
+}
+
+/// Through `ServiceBuilder` with the peer as a `SocketAddr` extension.
+async fn send_bare(
+    layer: &TokenAuthLayer<TestStore>,
+    method: &Method,
+    peer: Option<SocketAddr>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let service = ServiceBuilder::new().layer(layer.clone()).service_fn(echo);
+    let mut request = request(method, headers).body(Body::default()).unwrap();
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(peer);
+    }
+    reply(service.oneshot(request).await.unwrap()).await
+}
+
+/// Through an axum `Router` with `MockConnectInfo`.
+#[cfg(feature = "axum")]
+async fn send_router(
+    layer: &TokenAuthLayer<TestStore>,
+    method: &Method,
+    peer: Option<SocketAddr>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    use axum::extract::connect_info::MockConnectInfo;
+    let handler = |request: Request<axum::body::Body>| async move {
+        echo(request).await.unwrap().map(axum::body::Body::new)
+    };
+    let mut app = axum::Router::new().fallback(handler).layer(layer.clone());
+    if let Some(peer) = peer {
+        app = app.layer(MockConnectInfo(peer));
+    }
+    let request = request(method, headers)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    reply(app.oneshot(request).await.unwrap()).await
+}
+
+async fn send(
+    layer: &TokenAuthLayer<TestStore>,
+    method: Method,
+    peer: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let peer = peer.map(|p| SocketAddr::new(p.parse::<IpAddr>().unwrap(), 40_000));
+    let bare = send_bare(layer, &method, peer, headers).await;
+    #[cfg(feature = "axum")]
+    {
+        let mut routed = send_router(layer, &method, peer, headers).await;
+        if method == Method::HEAD {
+            // axum answers HEAD without a body, as HTTP wants.
+            routed.body.clone_from(&bare.body);
+        }
+        assert_eq!(bare, routed, "ServiceBuilder and Router disagree");
+    }
+    bare
+}
+
+/// Label, method, headers, then the expected status, challenge and words of the message.
+type RefusalCase<'a> = (
+    &'a str,
+    Method,
+    Vec<(&'a str, String)>,
+    StatusCode,
+    Option<&'a str>,
+    &'a str,
+);
+
+/// The status of a request from an unknown address with this Authorization value.
+async fn status_of(layer: &TokenAuthLayer<TestStore>, method: Method, auth: &str) -> StatusCode {
+    send(layer, method, None, &[("authorization", auth)])
+        .await
+        .status
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test]
+async fn method_access_address_matrix() {
+    let store = TestStore::new();
+    let tokens = tokens(store);
+    let layer = TokenAuthLayer::new(tokens.clone());
+    let mut cases = Vec::new();
+    for access in [Access::ReadOnly, Access::ReadWrite] {
+        for restricted in [false, true] {
+            let cidr: &[&str] = if restricted {
+                &["10.0.0.0/8", "2001:db8::/32"]
+            } else {
+                &[]
+            };
+            let options = NewToken::read_write()
+                .access(access)
+                .allow_cidrs(cidr.iter().copied());
+            let created = tokens.create("alice", options).await.unwrap();
+            cases.push((access, restricted, created.token.expose_secret().to_owned()));
+        }
+    }
+    let methods = [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::from_bytes(b"PURGE").unwrap(),
+    ];
+    let peers = [
+        Some("10.1.2.3"),
+        Some("::ffff:10.1.2.3"),
+        Some("2001:db8::7"),
+        Some("192.0.2.1"),
+        None,
+    ];
+    for (access, restricted, token) in &cases {
+        for method in &methods {
+            for peer in peers {
+                let inside = peer.is_some_and(|p| p != "192.0.2.1");
+                let is_write = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE");
+                let refused = (*restricted && !inside) || (*access == Access::ReadOnly && is_write);
+                let expected = if refused {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::OK
+                };
+                let reply = send(
+                    &layer,
+                    method.clone(),
+                    peer,
+                    &[("authorization", &bearer(token))],
+                )
+                .await;
+                assert_eq!(
+                    reply.status, expected,
+                    "{access:?} restricted={restricted} {method} from {peer:?}: {}",
+                    reply.body
+                );
+                if expected == StatusCode::OK {
+                    assert_eq!(reply.body, format!("alice {access:?}"));
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_refusal_with_status_headers_and_body() {
+    let store = TestStore::new();
+    let tokens = tokens(store.clone());
+    let layer = TokenAuthLayer::new(tokens.clone()).realm("test");
+    let read_only = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let restricted = tokens
+        .create("alice", NewToken::read_write().allow_cidrs(["10.0.0.0/8"]))
+        .await
+        .unwrap();
+    let revoked = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    tokens.revoke(revoked.listing.id.as_str()).await.unwrap();
+    let stranger = Tokens::builder(TestStore::new())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let unknown = stranger
+        .create("eve", NewToken::read_write())
+        .await
+        .unwrap();
+    let mut typo = read_only.token.expose_secret().to_owned();
+    typo.replace_range(10..11, if &typo[10..11] == "a" { "b" } else { "a" });
+
+    let invalid_token = Some(r#"Bearer realm="test", error="invalid_token""#);
+    let invalid_request = Some(r#"Bearer realm="test", error="invalid_request""#);
+    let cases: Vec<RefusalCase<'_>> = vec![
+        (
+            "no header",
+            Method::GET,
+            vec![],
+            StatusCode::UNAUTHORIZED,
+            Some(r#"Bearer realm="test""#),
+            "authentication required",
+        ),
+        (
+            "basic",
+            Method::GET,
+            vec![("authorization", "Basic dXNlcjpwYXNz".into())],
+            StatusCode::UNAUTHORIZED,
+            Some(r#"Bearer realm="test""#),
+            "authentication required",
+        ),
+        (
+            "empty bearer",
+            Method::GET,
+            vec![("authorization", "Bearer".into())],
+            StatusCode::UNAUTHORIZED,
+            invalid_request,
+            "carries no token",
+        ),
+        (
+            "typo",
+            Method::GET,
+            vec![("authorization", bearer(&typo))],
+            StatusCode::UNAUTHORIZED,
+            invalid_token,
+            "checksum does not match",
+        ),
+        (
+            "cut short",
+            Method::GET,
+            vec![("authorization", bearer(&typo[..20]))],
+            StatusCode::UNAUTHORIZED,
+            invalid_token,
+            "wrong length",
+        ),
+        (
+            "other prefix",
+            Method::GET,
+            vec![("authorization", bearer("ghp_abcdef"))],
+            StatusCode::UNAUTHORIZED,
+            invalid_token,
+            "not issued by this server",
+        ),
+        (
+            "unknown",
+            Method::GET,
+            vec![("authorization", bearer(unknown.token.expose_secret()))],
+            StatusCode::UNAUTHORIZED,
+            invalid_token,
+            "not valid",
+        ),
+        (
+            "revoked",
+            Method::GET,
+            vec![("authorization", bearer(revoked.token.expose_secret()))],
+            StatusCode::UNAUTHORIZED,
+            invalid_token,
+            "revoked",
+        ),
+        (
+            "read-only write",
+            Method::PUT,
+            vec![("authorization", bearer(read_only.token.expose_secret()))],
+            StatusCode::FORBIDDEN,
+            Some(r#"Bearer realm="test", error="insufficient_scope""#),
+            "read-only",
+        ),
+        (
+            "outside",
+            Method::GET,
+            vec![("authorization", bearer(restricted.token.expose_secret()))],
+            StatusCode::FORBIDDEN,
+            None,
+            "IP address",
+        ),
+    ];
+    for (label, method, headers, status, challenge, message) in cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let reply = send(&layer, method, Some("192.0.2.1"), &headers).await;
+        assert_eq!(reply.status, status, "{label}");
+        assert_eq!(reply.challenge.as_deref(), challenge, "{label}");
+        assert_eq!(
+            reply.content_type.as_deref(),
+            Some("application/json"),
+            "{label}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(message), "{label}: {error}");
+        for secret in [
+            read_only.token.expose_secret(),
+            restricted.token.expose_secret(),
+        ] {
+            assert!(!reply.body.contains(&secret[4..]), "{label}");
+        }
+        assert!(
+            !reply.body.contains("10.0.0.0"),
+            "{label}: the allow-list stays private"
+        );
+    }
+
+    // Expired: move the manager's clock.
+    let clock = ManualClock::new(SystemTime::now());
+    let timed = Tokens::builder(store.clone())
+        .prefix("npm")
+        .unwrap()
+        .clock(clock.clone())
+        .build();
+    let expiring = timed
+        .create(
+            "alice",
+            NewToken::read_write().expires_in(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(61));
+    let reply = send(
+        &TokenAuthLayer::new(timed),
+        Method::GET,
+        None,
+        &[("authorization", &bearer(expiring.token.expose_secret()))],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.body.contains("expired"));
+
+    // Store down: 503, and nothing let through.
+    let fresh = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    store.set_failing(true);
+    let reply = send(
+        &layer,
+        Method::GET,
+        None,
+        &[("authorization", &bearer(fresh.token.expose_secret()))],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.body.contains("unavailable"));
+    store.set_failing(false);
+    let reply = send(
+        &layer,
+        Method::GET,
+        None,
+        &[("authorization", &bearer(fresh.token.expose_secret()))],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn header_forms() {
+    let store = TestStore::new();
+    let tokens = tokens(store.clone());
+    let layer = TokenAuthLayer::new(tokens.clone());
+    let created = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let token = created.token.expose_secret();
+
+    for accepted in [
+        format!("bearer {token}"),
+        format!("BEARER   {token}"),
+        format!("Bearer {token}"),
+    ] {
+        let reply = send(&layer, Method::GET, None, &[("authorization", &accepted)]).await;
+        assert_eq!(reply.status, StatusCode::OK, "{accepted}");
+    }
+
+    let gets_before = store.gets();
+    let huge = format!("Bearer {}", "a".repeat(100 * 1024));
+    let twice = [
+        ("authorization", bearer(token)),
+        ("authorization", bearer(token)),
+    ];
+    let refused: Vec<Vec<(&str, String)>> = vec![
+        vec![("authorization", huge)],
+        twice.to_vec(),
+        vec![("authorization", format!("Bearer {token} "))],
+        vec![("authorization", format!("Bearer {token}="))],
+    ];
+    for headers in refused {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let reply = send(&layer, Method::GET, None, &headers).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(store.gets(), gets_before, "refused before any lookup");
+}
+
+#[tokio::test]
+async fn optional_mode() {
+    let tokens = tokens(TestStore::new());
+    let layer = TokenAuthLayer::new(tokens.clone()).optional();
+    let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
+
+    let reply = send(&layer, Method::GET, None, &[]).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "anonymous")
+    );
+    let reply = send(
+        &layer,
+        Method::PUT,
+        None,
+        &[("authorization", "Basic dXNlcjpwYXNz")],
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "anonymous")
+    );
+
+    let good = bearer(created.token.expose_secret());
+    let reply = send(&layer, Method::GET, None, &[("authorization", &good)]).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "alice ReadOnly")
+    );
+    // A token, even in optional mode, is held to every rule.
+    let reply = send(&layer, Method::PUT, None, &[("authorization", &good)]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = send(
+        &layer,
+        Method::GET,
+        None,
+        &[("authorization", "Bearer npm_junk")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn forwarded_addresses() {
+    let tokens = tokens(TestStore::new());
+    let created = tokens
+        .create(
+            "alice",
+            NewToken::read_write().allow_cidrs(["198.51.100.0/24"]),
+        )
+        .await
+        .unwrap();
+    let auth = bearer(created.token.expose_secret());
+    let proxies = CidrList::parse(["10.0.0.0/8"]).unwrap();
+    let behind_proxy = TokenAuthLayer::new(tokens.clone()).trusted_proxies(proxies);
+    let direct = TokenAuthLayer::new(tokens.clone());
+
+    #[rustfmt::skip]
+    let cases: &[(&TokenAuthLayer<TestStore>, &str, &[&str], StatusCode)] = &[
+        // The proxy appended the real client; a forged leftmost entry changes nothing.
+        (&behind_proxy, "10.0.0.1", &["198.51.100.7"], StatusCode::OK),
+        (&behind_proxy, "10.0.0.1", &["203.0.113.66, 198.51.100.7"], StatusCode::OK),
+        (&behind_proxy, "10.0.0.1", &["198.51.100.7, 203.0.113.66"], StatusCode::FORBIDDEN),
+        (&behind_proxy, "10.0.0.1", &["198.51.100.7", "203.0.113.66, 10.0.0.5"], StatusCode::FORBIDDEN),
+        (&behind_proxy, "::ffff:10.0.0.1", &["::ffff:198.51.100.7"], StatusCode::OK),
+        // Garbage where the walk reaches it: address unknown, restricted token refused.
+        (&behind_proxy, "10.0.0.1", &["198.51.100.7, nonsense"], StatusCode::FORBIDDEN),
+        // From a peer that is not a trusted proxy, the header is ignored.
+        (&behind_proxy, "203.0.113.66", &["198.51.100.7"], StatusCode::FORBIDDEN),
+        (&direct, "203.0.113.66", &["198.51.100.7"], StatusCode::FORBIDDEN),
+        (&direct, "198.51.100.7", &["203.0.113.66"], StatusCode::OK),
+        (&direct, "::ffff:198.51.100.7", &[], StatusCode::OK),
+    ];
+    for (layer, peer, forwarded, status) in cases {
+        let mut headers = vec![("authorization", auth.as_str())];
+        headers.extend(forwarded.iter().map(|v| ("x-forwarded-for", *v)));
+        let reply = send(layer, Method::GET, Some(peer), &headers).await;
+        assert_eq!(reply.status, *status, "peer {peer} xff {forwarded:?}");
+    }
+}
+
+#[tokio::test]
+async fn method_override_headers_are_ignored() {
+    let tokens = tokens(TestStore::new());
+    let layer = TokenAuthLayer::new(tokens.clone());
+    let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let auth = bearer(created.token.expose_secret());
+    let reply = send(
+        &layer,
+        Method::POST,
+        None,
+        &[("authorization", &auth), ("x-http-method-override", "GET")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = send(
+        &layer,
+        Method::GET,
+        None,
+        &[
+            ("authorization", &auth),
+            ("x-http-method-override", "DELETE"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn custom_write_predicate() {
+    let tokens = tokens(TestStore::new());
+    // A search API where POST only reads.
+    let layer = TokenAuthLayer::new(tokens.clone())
+        .write_methods(|method| tokengate::is_write_method(method) && method != Method::POST);
+    let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let auth = bearer(created.token.expose_secret());
+    assert_eq!(status_of(&layer, Method::POST, &auth).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&layer, Method::DELETE, &auth).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn custom_responses() {
+    let tokens = tokens(TestStore::new());
+    let layer = TokenAuthLayer::new(tokens).respond_with(|rejection| {
+        let mut response = Response::new(Bytes::from(format!("nope: {}", rejection.reason())));
+        *response.status_mut() = StatusCode::IM_A_TEAPOT;
+        response
+    });
+    let reply = send(&layer, Method::GET, None, &[]).await;
+    assert_eq!(reply.status, StatusCode::IM_A_TEAPOT);
+    assert!(reply.body.starts_with("nope: authentication required"));
+}
+
+#[tokio::test]
+async fn a_revoke_is_refused_on_the_very_next_request() {
+    let tokens = tokens(TestStore::new());
+    let layer = TokenAuthLayer::new(tokens.clone());
+    let created = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let auth = bearer(created.token.expose_secret());
+    assert_eq!(status_of(&layer, Method::GET, &auth).await, StatusCode::OK);
+    tokens.revoke(created.token.expose_secret()).await.unwrap();
+    assert_eq!(
+        status_of(&layer, Method::GET, &auth).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn poll_ready_is_delegated_and_the_ready_service_is_the_one_called() {
+    use std::task::{Context, Poll, Waker};
+    use tower::Service;
+    let tokens = tokens(TestStore::new());
+    let created = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let mut limited = ServiceBuilder::new()
+        .layer(TokenAuthLayer::new(tokens))
+        .concurrency_limit(1)
+        .service(service_fn(echo));
+    let mut cx = Context::from_waker(Waker::noop());
+    let request = || {
+        Request::builder()
+            .header("authorization", bearer(created.token.expose_secret()))
+            .body(Body::default())
+            .unwrap()
+    };
+
+    assert!(matches!(limited.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    let in_flight = limited.call(request());
+    // The one permit travels with the call in flight, not with the clone left behind.
+    assert!(limited.poll_ready(&mut cx).is_pending());
+    assert_eq!(in_flight.await.unwrap().status(), StatusCode::OK);
+    assert!(matches!(limited.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+
+    // A refusal drops the ready service, and with it the permit.
+    let refused = limited.call(Request::new(Body::default()));
+    assert!(matches!(limited.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    assert_eq!(refused.await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
