@@ -66,3 +66,12 @@ impl fmt::Debug for ManualClock {
         f.debug_tuple("ManualClock").field(&self.now()).finish()
     }
 }
+
+/// `at` without its sub-millisecond part: what every store keeps, so that a record read
+/// back equals the one written.
+pub(crate) fn whole_millis(at: SystemTime) -> SystemTime {
+    match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) => SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64),
+        Err(_) => at,
+    }
+}

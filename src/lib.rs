@@ -4,6 +4,7 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 pub mod bearer;
+mod cache;
 pub mod cidr;
 pub mod client_ip;
 pub mod clock;
@@ -27,7 +28,11 @@ pub use layer::{TokenAuthLayer, is_write_method};
 pub use record::{Access, NewToken, TokenListing, TokenRecord};
 pub use reject::{Reason, Rejection, ResponseStyle};
 pub use service::TokenAuth;
-pub use store::{MemoryStore, Page, StoreError, TokenStore};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{MemoryStore, Page, StoreChange, StoreError, TokenStore};
 pub use token::{PresentedToken, SecretToken, TokenFormatError, TokenId, TokenPrefix};
 pub use tokens::{
     Authenticated, CreatedToken, MAX_DESCRIPTION_LEN, MAX_NAME_LEN, MAX_OWNER_LEN, TokenList,

@@ -60,6 +60,8 @@ pub struct TokenRecord {
     pub name: Option<String>,
     /// A longer description chosen by the owner.
     pub description: Option<String>,
+    /// When the token was last accepted, to the minute (npm lists it as `accessed`).
+    pub last_used_at: Option<SystemTime>,
 }
 
 /// Whether a record is usable at `now`, and if not, why.
@@ -194,6 +196,8 @@ pub struct TokenListing {
     pub name: Option<String>,
     /// Its description.
     pub description: Option<String>,
+    /// When it was last accepted, to the minute.
+    pub last_used_at: Option<SystemTime>,
 }
 
 impl TokenListing {
@@ -209,6 +213,7 @@ impl TokenListing {
             expires_at: record.expires_at,
             name: record.name.clone(),
             description: record.description.clone(),
+            last_used_at: record.last_used_at,
         }
     }
 }
@@ -219,9 +224,27 @@ fn listed_prefix(prefix: &TokenPrefix, id: TokenId) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::token::generate;
+
+    /// A live read-write record created at `at`, for unit tests.
+    pub(crate) fn sample_record(at: SystemTime) -> TokenRecord {
+        let token = generate(&TokenPrefix::default()).unwrap();
+        TokenRecord {
+            id: token.id(),
+            owner: "alice".into(),
+            digest: token.digest(),
+            access: Access::ReadWrite,
+            cidr: CidrList::any(),
+            created_at: at,
+            expires_at: None,
+            revoked_at: None,
+            name: None,
+            description: None,
+            last_used_at: None,
+        }
+    }
 
     #[test]
     fn access_table() {
@@ -243,18 +266,10 @@ mod tests {
     #[test]
     fn status_table() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let token = generate(&TokenPrefix::default()).unwrap();
         let record = |expires_at, revoked_at| TokenRecord {
-            id: token.id(),
-            owner: "alice".into(),
-            digest: token.digest(),
-            access: Access::ReadWrite,
-            cidr: CidrList::any(),
-            created_at: t0,
             expires_at,
             revoked_at,
-            name: None,
-            description: None,
+            ..sample_record(t0)
         };
         let later = t0 + Duration::from_secs(10);
         let cases = [

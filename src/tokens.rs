@@ -3,18 +3,19 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, SystemTime};
 
-use moka::Expiry as CacheExpiry;
-use moka::future::Cache;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::cache::{CacheSettings, RecordCache};
 
 use crate::cidr::{CidrError, CidrList};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, whole_millis};
 use crate::digest::TokenDigest;
 use crate::record::{Access, Expiry, NewToken, Status, TokenListing, TokenRecord};
 use crate::reject::{Reason, Rejection};
-use crate::store::{Page, StoreError, TokenStore};
+use crate::store::{Page, StoreChange, StoreError, TokenStore};
 use crate::token::{self, PresentedToken, RandomError, SecretToken, TokenId, TokenPrefix};
 
 /// Longest owner name, in bytes.
@@ -150,9 +151,17 @@ struct Inner<S> {
     store: S,
     prefix: TokenPrefix,
     clock: Arc<dyn Clock>,
-    records: Cache<TokenId, Arc<TokenRecord>>,
-    unknown: Cache<TokenId, ()>,
+    cache: RecordCache,
+    /// The store's change feed, until the background tasks take it.
+    changes: Mutex<Option<broadcast::Receiver<StoreChange>>>,
+    /// Started on first use, from inside the runtime: where uses are reported.
+    use_reports: OnceLock<Option<mpsc::Sender<(TokenId, SystemTime)>>>,
 }
+
+/// A token's use is written to the store at most this often.
+const USE_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// Uses waiting to be written; beyond this they are dropped (the next minute brings more).
+const USE_REPORT_BACKLOG: usize = 4096;
 
 impl<S> Clone for Tokens<S> {
     fn clone(&self) -> Self {
@@ -166,7 +175,7 @@ impl<S> fmt::Debug for Tokens<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
             .field("prefix", &self.inner.prefix)
-            .field("cached", &self.inner.records.entry_count())
+            .field("cached", &self.inner.cache.entry_count())
             .finish_non_exhaustive()
     }
 }
@@ -176,20 +185,14 @@ pub struct TokensBuilder<S> {
     store: S,
     prefix: TokenPrefix,
     clock: Arc<dyn Clock>,
-    cache_ttl: Duration,
-    cache_capacity: u64,
-    unknown_ttl: Duration,
-    unknown_capacity: u64,
+    cache: CacheSettings,
 }
 
 impl<S> fmt::Debug for TokensBuilder<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokensBuilder")
             .field("prefix", &self.prefix)
-            .field("cache_ttl", &self.cache_ttl)
-            .field("cache_capacity", &self.cache_capacity)
-            .field("unknown_ttl", &self.unknown_ttl)
-            .field("unknown_capacity", &self.unknown_capacity)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -206,27 +209,27 @@ impl<S: TokenStore> TokensBuilder<S> {
     /// how long a revocation made elsewhere (another node, without a broadcasting store)
     /// can go unseen.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache_ttl = ttl;
+        self.cache.ttl = ttl;
         self
     }
 
     /// Most records cached at once (default 100,000).
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
-        self.cache_capacity = capacity;
+        self.cache.capacity = capacity;
         self
     }
 
     /// How long an id the store does not know is remembered as unknown (default 5 s), so
     /// that a client retrying a bad token does not reach the store each time.
     pub fn unknown_ttl(mut self, ttl: Duration) -> Self {
-        self.unknown_ttl = ttl;
+        self.cache.unknown_ttl = ttl;
         self
     }
 
     /// Most unknown ids remembered at once (default 10,000); kept apart from the record
     /// cache so that a flood of made-up ids cannot push real tokens out.
     pub fn unknown_capacity(mut self, capacity: u64) -> Self {
-        self.unknown_capacity = capacity;
+        self.cache.unknown_capacity = capacity;
         self
     }
 
@@ -236,66 +239,20 @@ impl<S: TokenStore> TokensBuilder<S> {
         self
     }
 
-    /// Builds the manager.
+    /// Builds the manager, and subscribes to the store's change feed if it has one.
     pub fn build(self) -> Tokens<S> {
-        let records = Cache::builder()
-            .max_capacity(self.cache_capacity)
-            .expire_after(RecordLifetime {
-                ttl: self.cache_ttl,
-                clock: Arc::clone(&self.clock),
-            })
-            .build();
-        let unknown = Cache::builder()
-            .max_capacity(self.unknown_capacity)
-            .time_to_live(self.unknown_ttl)
-            .build();
+        let changes = self.store.changes();
         Tokens {
             inner: Arc::new(Inner {
+                cache: RecordCache::new(self.cache, Arc::clone(&self.clock)),
                 store: self.store,
                 prefix: self.prefix,
                 clock: self.clock,
-                records,
-                unknown,
+                changes: Mutex::new(changes),
+                use_reports: OnceLock::new(),
             }),
         }
     }
-}
-
-/// Keeps each cached record for the TTL, but never past its token's expiry.
-struct RecordLifetime {
-    ttl: Duration,
-    clock: Arc<dyn Clock>,
-}
-
-impl CacheExpiry<TokenId, Arc<TokenRecord>> for RecordLifetime {
-    fn expire_after_create(
-        &self,
-        _id: &TokenId,
-        record: &Arc<TokenRecord>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(cache_lifetime(
-            self.ttl,
-            record.expires_at,
-            self.clock.now(),
-        ))
-    }
-}
-
-/// How long a record may stay cached: the TTL, cut short by the token's expiry.
-fn cache_lifetime(ttl: Duration, expires_at: Option<SystemTime>, now: SystemTime) -> Duration {
-    match expires_at {
-        Some(at) => at.duration_since(now).unwrap_or(Duration::ZERO).min(ttl),
-        None => ttl,
-    }
-}
-
-/// What a store lookup can end in, besides a record. Shared by every request waiting on
-/// the same lookup.
-#[derive(Debug)]
-enum LoadError {
-    Unknown,
-    Store(StoreError),
 }
 
 impl<S: TokenStore> Tokens<S> {
@@ -306,10 +263,12 @@ impl<S: TokenStore> Tokens<S> {
             store,
             prefix: TokenPrefix::default(),
             clock: Arc::new(SystemClock),
-            cache_ttl: Duration::from_secs(60),
-            cache_capacity: 100_000,
-            unknown_ttl: Duration::from_secs(5),
-            unknown_capacity: 10_000,
+            cache: CacheSettings {
+                ttl: Duration::from_secs(60),
+                capacity: 100_000,
+                unknown_ttl: Duration::from_secs(5),
+                unknown_capacity: 10_000,
+            },
         }
     }
 
@@ -348,7 +307,7 @@ impl<S: TokenStore> Tokens<S> {
             )?;
         }
         let cidr = CidrList::parse(&options.cidr)?;
-        let now = self.inner.clock.now();
+        let now = whole_millis(self.inner.clock.now());
         let expires_at = options
             .expiry
             .map(|expiry| expiry_instant(expiry, now))
@@ -368,11 +327,12 @@ impl<S: TokenStore> Tokens<S> {
                 revoked_at: None,
                 name: options.name.clone(),
                 description: options.description.clone(),
+                last_used_at: None,
             };
             let listing = TokenListing::from_record(&self.inner.prefix, &record);
             match self.inner.store.insert(record).await {
                 Ok(()) => {
-                    self.inner.unknown.invalidate(&token.id()).await;
+                    self.inner.cache.forget_unknown(token.id()).await;
                     return Ok(CreatedToken { token, listing });
                 }
                 Err(StoreError::Duplicate(_)) if attempts_left > 1 => attempts_left -= 1,
@@ -449,26 +409,41 @@ impl<S: TokenStore> Tokens<S> {
     ) -> Result<Authenticated, Rejection> {
         let id = presented.id;
         let refuse = |reason| Rejection::new(reason, Some(id));
-        let record = self.resolve(id).await.map_err(refuse)?;
+        let use_reports = self.background();
+        let cached = self
+            .inner
+            .cache
+            .resolve(&self.inner.store, id)
+            .await
+            .map_err(refuse)?;
+        let now = self.inner.clock.now();
         let check = Presented {
             digest: presented.digest,
-            now: self.inner.clock.now(),
+            now,
             client,
             is_write,
         };
-        check.against(&record).map_err(refuse)?;
-        Ok(Authenticated { record })
+        check.against(&cached.record).map_err(refuse)?;
+        if let Some(reports) = use_reports {
+            if cached.claim_use_report(now, USE_REPORT_INTERVAL) {
+                // Never waits: when the writer is behind, this use goes unrecorded.
+                let _ = reports.try_send((id, now));
+            }
+        }
+        Ok(Authenticated {
+            record: Arc::clone(&cached.record),
+        })
     }
 
     /// Drops one id from this node's cache: for a revocation learnt from elsewhere.
     pub async fn invalidate(&self, id: TokenId) {
-        self.inner.records.invalidate(&id).await;
+        self.inner.cache.forget(&self.inner.store, id).await;
     }
 
-    /// Drops every cached record and unknown id: for when revocations may have been missed.
+    /// Drops every cached record and unknown id, including lookups still in flight: for
+    /// when revocations may have been missed.
     pub fn invalidate_all(&self) {
-        self.inner.records.invalidate_all();
-        self.inner.unknown.invalidate_all();
+        self.inner.cache.forget_all();
     }
 
     fn reference(&self, id_or_token: &str) -> Result<TokenId, TokensError> {
@@ -478,52 +453,73 @@ impl<S: TokenStore> Tokens<S> {
 
     async fn revoke_id(&self, id: TokenId) -> Result<bool, TokensError> {
         let revoked = self.inner.store.revoke(id, self.inner.clock.now()).await?;
-        // A lookup that read the store before the revoke may still be on its way into the
-        // cache. Joining it here (the cache inserts a lookup's result before it wakes those
-        // waiting on it) means the invalidation below comes after that insert.
-        let _ = self.inner.records.try_get_with(id, self.load(id)).await;
-        self.inner.records.invalidate(&id).await;
+        self.inner.cache.forget(&self.inner.store, id).await;
         Ok(revoked)
     }
 
-    /// The record for `id`: from the cache, else from the store, sharing one store call
-    /// between concurrent misses.
-    async fn resolve(&self, id: TokenId) -> Result<Arc<TokenRecord>, Reason> {
-        if let Some(record) = self.inner.records.get(&id).await {
-            return Ok(record);
-        }
-        if self.inner.unknown.contains_key(&id) {
-            return Err(Reason::UnknownToken);
-        }
-        match self.inner.records.try_get_with(id, self.load(id)).await {
-            Ok(record) => Ok(record),
-            Err(error) => match &*error {
-                LoadError::Unknown => {
-                    self.inner.unknown.insert(id, ()).await;
-                    Err(Reason::UnknownToken)
+    /// Starts, once and from inside the runtime, the tasks that write uses to the store and
+    /// follow its change feed. Without a tokio runtime neither runs: uses go unrecorded and
+    /// the cache TTL alone bounds revocations made elsewhere.
+    fn background(&self) -> Option<&mpsc::Sender<(TokenId, SystemTime)>> {
+        self.inner
+            .use_reports
+            .get_or_init(|| {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    tracing::warn!("tokengate: no tokio runtime; last-used times and store change feeds are off");
+                    return None;
+                };
+                let feed = self
+                    .inner
+                    .changes
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner())
+                    .take();
+                if let Some(feed) = feed {
+                    runtime.spawn(follow_changes(Arc::downgrade(&self.inner), feed));
                 }
-                LoadError::Store(error) => {
-                    tracing::warn!(token_id = %id, %error, "token store lookup failed");
-                    Err(Reason::StoreUnavailable)
-                }
-            },
+                let (sender, receiver) = mpsc::channel(USE_REPORT_BACKLOG);
+                runtime.spawn(write_uses(Arc::downgrade(&self.inner), receiver));
+                Some(sender)
+            })
+            .as_ref()
+    }
+}
+
+/// Applies the store's change feed to the cache until the feed or the manager ends.
+async fn follow_changes<S: TokenStore>(
+    inner: Weak<Inner<S>>,
+    mut feed: broadcast::Receiver<StoreChange>,
+) {
+    loop {
+        let change = feed.recv().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        match change {
+            Ok(StoreChange::Revoked(id)) => inner.cache.forget(&inner.store, id).await,
+            Ok(StoreChange::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                inner.cache.forget_all();
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                inner.cache.forget_all();
+                return;
+            }
         }
     }
+}
 
-    fn load(
-        &self,
-        id: TokenId,
-    ) -> impl Future<Output = Result<Arc<TokenRecord>, LoadError>> + use<S> {
-        let inner = Arc::clone(&self.inner);
-        async move {
-            match inner.store.get(id).await {
-                Ok(Some(record)) if record.id == id => Ok(Arc::new(record)),
-                Ok(Some(_)) => Err(LoadError::Store(StoreError::Corrupt(format!(
-                    "asked for token {id}, got another record"
-                )))),
-                Ok(None) => Err(LoadError::Unknown),
-                Err(error) => Err(LoadError::Store(error)),
-            }
+/// Writes reported uses to the store in batches until the manager is dropped.
+async fn write_uses<S: TokenStore>(
+    inner: Weak<Inner<S>>,
+    mut reports: mpsc::Receiver<(TokenId, SystemTime)>,
+) {
+    let mut batch = Vec::new();
+    while reports.recv_many(&mut batch, 256).await > 0 {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if let Err(error) = inner.store.record_use(std::mem::take(&mut batch)).await {
+            tracing::warn!(%error, "could not record token uses");
         }
     }
 }
@@ -569,6 +565,7 @@ fn expiry_instant(expiry: Expiry, now: SystemTime) -> Result<SystemTime, TokensE
             .ok_or(TokensError::InvalidExpiry("too far in the future"))?,
         Expiry::At(at) => at,
     };
+    let at = whole_millis(at);
     if at <= now {
         return Err(TokensError::InvalidExpiry("immediately or in the past"));
     }
@@ -611,26 +608,6 @@ fn check_text(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cache_lifetime_table() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let ttl = Duration::from_secs(60);
-        let cases = [
-            (None, ttl),
-            (Some(now + Duration::from_secs(3600)), ttl),
-            (Some(now + Duration::from_secs(5)), Duration::from_secs(5)),
-            (Some(now), Duration::ZERO),
-            (Some(now - Duration::from_secs(5)), Duration::ZERO),
-        ];
-        for (expires_at, expected) in cases {
-            assert_eq!(
-                cache_lifetime(ttl, expires_at, now),
-                expected,
-                "{expires_at:?}"
-            );
-        }
-    }
 
     #[test]
     fn expiry_table() {

@@ -120,6 +120,7 @@ async fn make(
                 revoked_at: None,
                 name: None,
                 description: None,
+                last_used_at: None,
             };
             tokens.store().insert(record).await.unwrap();
             presented.token.expose_secret().to_owned()
@@ -557,4 +558,51 @@ async fn tokens_of_another_prefix_are_malformed() {
         refused.reason(),
         Reason::Malformed(TokenFormatError::WrongPrefix)
     );
+}
+
+/// Waits (boundedly) until the store has been told of `count` uses.
+async fn uses_reach(store: &TestStore, count: usize) {
+    for _ in 0..200 {
+        if store.uses.load(std::sync::atomic::Ordering::SeqCst) >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the store was told of fewer than {count} uses");
+}
+
+#[tokio::test]
+async fn uses_are_reported_at_most_once_a_minute_per_token() {
+    let store = TestStore::new();
+    let clock = ManualClock::new(start());
+    let tokens = manager(store.clone(), clock.clone());
+    let a = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let b = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        for created in [&a, &b] {
+            tokens
+                .authenticate(created.token.expose_secret(), None, false)
+                .await
+                .unwrap();
+        }
+        clock.advance(Duration::from_secs(1));
+    }
+    uses_reach(&store, 2).await;
+    clock.advance(Duration::from_secs(10));
+    tokens
+        .authenticate(a.token.expose_secret(), None, false)
+        .await
+        .unwrap();
+    uses_reach(&store, 3).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(store.uses.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let listed = tokens.list("alice", Page::default()).await.unwrap();
+    let listed_a = listed.tokens.iter().find(|t| t.id == a.token.id()).unwrap();
+    assert_eq!(listed_a.last_used_at, Some(clock.now()));
 }

@@ -120,4 +120,14 @@ impl TokenStore for MemoryStore {
         }
         Ok(true)
     }
+
+    async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
+        let mut state = self.write();
+        for (id, at) in uses {
+            if let Some(record) = state.records.get_mut(&id) {
+                record.last_used_at = record.last_used_at.max(Some(at));
+            }
+        }
+        Ok(())
+    }
 }

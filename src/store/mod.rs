@@ -3,13 +3,38 @@
 use std::error::Error as StdError;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::broadcast;
 
 use crate::record::TokenRecord;
 use crate::token::TokenId;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod columns;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteStore, SqliteStoreBuilder};
+
+/// Something that changed in a store, told to every [`Tokens`](crate::Tokens) built on
+/// it, in this process or (for stores that broadcast) any other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreChange {
+    /// This token was revoked: drop it from every cache.
+    Revoked(TokenId),
+    /// Changes may have been missed (the broadcast channel dropped): drop everything
+    /// cached.
+    Resync,
+}
 
 /// A boxed error from a store's driver.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -132,8 +157,29 @@ pub trait TokenStore: Send + Sync + 'static {
     fn revoke(
         &self,
         id: TokenId,
-        at: std::time::SystemTime,
+        at: SystemTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records when tokens were last accepted: sets each record's `last_used_at` to the
+    /// given time unless it already holds a later one. Unknown ids are ignored. Called off
+    /// the request path, in batches, at most about once a minute per token. The default
+    /// records nothing.
+    fn record_use(
+        &self,
+        uses: Vec<(TokenId, SystemTime)>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        drop(uses);
+        std::future::ready(Ok(()))
+    }
+
+    /// A feed of changes made through other handles, for stores that can broadcast them
+    /// (PostgreSQL's `LISTEN/NOTIFY`). [`Tokens`](crate::Tokens) subscribes once when it is
+    /// built, drops revoked ids from its cache as they arrive, and drops its whole cache on
+    /// [`StoreChange::Resync`] or when it falls behind. The default, `None`, means the
+    /// cache TTL bounds how long a revocation made elsewhere goes unseen.
+    fn changes(&self) -> Option<broadcast::Receiver<StoreChange>> {
+        None
+    }
 }
 
 impl<S: TokenStore> TokenStore for Arc<S> {
@@ -159,8 +205,19 @@ impl<S: TokenStore> TokenStore for Arc<S> {
     fn revoke(
         &self,
         id: TokenId,
-        at: std::time::SystemTime,
+        at: SystemTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).revoke(id, at)
+    }
+
+    fn record_use(
+        &self,
+        uses: Vec<(TokenId, SystemTime)>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).record_use(uses)
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<StoreChange>> {
+        (**self).changes()
     }
 }

@@ -1,5 +1,9 @@
-//! Store wrappers shared by the integration tests: they count, fail or pause on demand.
+//! Shared by the integration tests: store wrappers that count, fail or pause on demand,
+//! and the store contract.
 #![allow(dead_code)]
+
+pub mod contract;
+pub mod proxy;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,6 +20,7 @@ pub struct TestStore {
     pub inner: MemoryStore,
     pub gets: Arc<AtomicUsize>,
     pub lists: Arc<AtomicUsize>,
+    pub uses: Arc<AtomicUsize>,
     pub failing: Arc<AtomicBool>,
     gate: Arc<Gate>,
 }
@@ -99,5 +104,51 @@ impl TokenStore for TestStore {
     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.revoke(id, at).await
+    }
+
+    async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
+        self.uses.fetch_add(uses.len(), Ordering::SeqCst);
+        self.check()?;
+        self.inner.record_use(uses).await
+    }
+}
+
+/// Creates `count` tokens named `token 0`…, uses each once and revokes every other one:
+/// a store that has seen all of it. Returns the full tokens.
+pub async fn issue_use_and_revoke<S: TokenStore>(
+    tokens: &tokengate::Tokens<S>,
+    count: usize,
+) -> Vec<String> {
+    let mut issued = Vec::new();
+    for i in 0..count {
+        let created = tokens
+            .create(
+                "alice",
+                tokengate::NewToken::read_write().name(format!("token {i}")),
+            )
+            .await
+            .unwrap();
+        let token = created.token.expose_secret().to_owned();
+        tokens.authenticate(&token, None, true).await.unwrap();
+        if i % 2 == 0 {
+            tokens.revoke(&token).await.unwrap();
+        }
+        issued.push(token);
+    }
+    issued
+}
+
+/// Fails if `at_rest` holds any of these tokens, or the secret part of any.
+pub fn assert_no_token_in(at_rest: &[u8], tokens: &[String]) {
+    let contains = |needle: &str| {
+        at_rest
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
+    assert!(contains("token 1"), "the test reads the real data");
+    for token in tokens {
+        let secret = &token[token.len() - 28..token.len() - 6];
+        assert!(!contains(token), "a full token is stored");
+        assert!(!contains(secret), "a token's secret is stored");
     }
 }

@@ -1,0 +1,186 @@
+//! How a record is laid out in SQL columns: shared by the SQLite and PostgreSQL stores so
+//! that both read and write exactly the same shapes.
+
+use std::time::{Duration, SystemTime};
+
+use super::StoreError;
+use crate::cidr::CidrList;
+use crate::digest::TokenDigest;
+use crate::record::{Access, TokenRecord};
+use crate::token::TokenId;
+
+/// The columns of the token table, in the order every query names them.
+pub(crate) const COLUMNS: &str = "id, owner, digest, access, cidr, created_at, expires_at, \
+     revoked_at, name, description, last_used_at";
+
+/// A record as plain column values. Times are milliseconds since the Unix epoch.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) id: String,
+    pub(crate) owner: String,
+    pub(crate) digest: Vec<u8>,
+    pub(crate) access: String,
+    pub(crate) cidr: String,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: Option<i64>,
+    pub(crate) revoked_at: Option<i64>,
+    pub(crate) name: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) last_used_at: Option<i64>,
+}
+
+impl Row {
+    pub(crate) fn from_record(record: &TokenRecord) -> Self {
+        Self {
+            id: record.id.to_string(),
+            owner: record.owner.clone(),
+            digest: record.digest.as_bytes().to_vec(),
+            access: access_text(record.access).to_owned(),
+            cidr: record.cidr.to_strings().join(","),
+            created_at: millis(record.created_at),
+            expires_at: record.expires_at.map(millis),
+            revoked_at: record.revoked_at.map(millis),
+            name: record.name.clone(),
+            description: record.description.clone(),
+            last_used_at: record.last_used_at.map(millis),
+        }
+    }
+
+    /// The record, or [`StoreError::Corrupt`] naming the column that cannot be read.
+    pub(crate) fn into_record(self) -> Result<TokenRecord, StoreError> {
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("token {:.11}: bad {what}", self.id));
+        let id = self.id.parse::<TokenId>().map_err(|_| corrupt("id"))?;
+        let digest = TokenDigest::from_slice(&self.digest).map_err(|_| corrupt("digest"))?;
+        let access = match self.access.as_str() {
+            READ_ONLY => Access::ReadOnly,
+            READ_WRITE => Access::ReadWrite,
+            _ => return Err(corrupt("access")),
+        };
+        let cidr = if self.cidr.is_empty() {
+            CidrList::any()
+        } else {
+            CidrList::parse(self.cidr.split(',')).map_err(|_| corrupt("cidr"))?
+        };
+        Ok(TokenRecord {
+            id,
+            owner: self.owner,
+            digest,
+            access,
+            cidr,
+            created_at: time(self.created_at),
+            expires_at: self.expires_at.map(time),
+            revoked_at: self.revoked_at.map(time),
+            name: self.name,
+            description: self.description,
+            last_used_at: self.last_used_at.map(time),
+        })
+    }
+}
+
+const READ_ONLY: &str = "read-only";
+const READ_WRITE: &str = "read-write";
+
+fn access_text(access: Access) -> &'static str {
+    match access {
+        Access::ReadOnly => READ_ONLY,
+        Access::ReadWrite => READ_WRITE,
+    }
+}
+
+/// Milliseconds since the Unix epoch, negative before it, saturating far out.
+pub(crate) fn millis(at: SystemTime) -> i64 {
+    match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+/// The instant `millis` milliseconds from the Unix epoch.
+pub(crate) fn time(millis: i64) -> SystemTime {
+    let offset = Duration::from_millis(millis.unsigned_abs());
+    if millis >= 0 {
+        SystemTime::UNIX_EPOCH + offset
+    } else {
+        SystemTime::UNIX_EPOCH - offset
+    }
+}
+
+/// A page offset as SQL wants it.
+pub(crate) fn sql_offset(offset: u64) -> i64 {
+    i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::tests::sample_record;
+
+    #[test]
+    fn times_round_trip_to_the_millisecond() {
+        for ms in [0, 1, 1_700_000_000_123, -5_000] {
+            assert_eq!(millis(time(ms)), ms);
+        }
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(
+            time(millis(t)),
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
+        );
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let t0 = time(1_700_000_000_000);
+        let record = TokenRecord {
+            access: Access::ReadOnly,
+            cidr: CidrList::parse(["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]).unwrap(),
+            expires_at: Some(time(1_800_000_000_000)),
+            revoked_at: Some(t0),
+            name: Some("CI, \"quoted\"".into()),
+            description: Some("multi\nline".into()),
+            last_used_at: Some(t0),
+            ..sample_record(t0)
+        };
+        assert_eq!(Row::from_record(&record).into_record().unwrap(), record);
+    }
+
+    #[test]
+    fn bad_columns_are_named() {
+        let good = || Row::from_record(&sample_record(time(0)));
+        let cases: Vec<(Row, &str)> = vec![
+            (
+                Row {
+                    id: "nope".into(),
+                    ..good()
+                },
+                "bad id",
+            ),
+            (
+                Row {
+                    digest: vec![1, 2],
+                    ..good()
+                },
+                "bad digest",
+            ),
+            (
+                Row {
+                    access: "admin".into(),
+                    ..good()
+                },
+                "bad access",
+            ),
+            (
+                Row {
+                    cidr: "10.0.0.0/8,junk".into(),
+                    ..good()
+                },
+                "bad cidr",
+            ),
+        ];
+        for (row, expected) in cases {
+            let error = row.into_record().unwrap_err();
+            assert!(matches!(error, StoreError::Corrupt(_)));
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! [`PostgresStore`]: tokens in PostgreSQL, shared by several nodes (feature `postgres`).
+
+use std::fmt;
+use std::future::poll_fn;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::columns::{self, COLUMNS, Row};
+use super::{Page, RecordPage, StoreChange, StoreError, TokenStore};
+use crate::record::TokenRecord;
+use crate::token::TokenId;
+
+/// Longest schema name accepted (the notification channel adds a prefix, and PostgreSQL
+/// identifiers stop at 63 bytes).
+const MAX_SCHEMA_LEN: usize = 40;
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(5);
+
+/// A [`TokenStore`] in PostgreSQL, for several nodes sharing one database.
+///
+/// Connections come from a pool. The schema is created (or migrated) on connect. Each
+/// revocation is broadcast with `NOTIFY`: every store listens on a connection of its own
+/// and feeds [`TokenStore::changes`], so every [`Tokens`](crate::Tokens) on every node drops
+/// the revoked token from its cache at once, whatever its cache TTL. When the listening
+/// connection drops, the stores tell their `Tokens` to drop everything cached (notices may
+/// have been missed) and reconnect with back-off (0.1 s doubling to 5 s). TLS is not
+/// built in: reach the server over a trusted network or a local socket.
+///
+/// Cheap to clone; clones share the pool and the listener, which stops when the last clone
+/// is dropped.
+#[derive(Clone)]
+pub struct PostgresStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    pool: Pool,
+    queries: Queries,
+    changes: broadcast::Sender<StoreChange>,
+    listener_pid: Arc<AtomicI32>,
+    listener: AbortHandle,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// Options for [`PostgresStore`]; see [`PostgresStore::builder`].
+#[derive(Clone)]
+pub struct PostgresStoreBuilder {
+    url: String,
+    schema: String,
+    pool_size: usize,
+    timeout: Duration,
+}
+
+impl fmt::Debug for PostgresStoreBuilder {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStoreBuilder")
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStoreBuilder {
+    /// The schema that holds the table (default `public`); created if missing. Lower-case
+    /// ASCII letters, digits and `_`, starting with a letter or `_`, at most 40 bytes.
+    pub fn schema(mut self, schema: &str) -> Self {
+        schema.clone_into(&mut self.schema);
+        self
+    }
+
+    /// Most pooled connections (default 16), besides the listening one.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// How long to wait for a connection, from the pool or the server, before a call fails
+    /// with [`StoreError::Unavailable`] (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects, creates or migrates the schema, and starts listening for revocations.
+    pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        if !valid_schema(&self.schema) {
+            return Err(StoreError::unavailable(format!(
+                "invalid PostgreSQL schema name {:?}: use lower-case letters, digits and _, \
+                 at most {MAX_SCHEMA_LEN} bytes",
+                self.schema
+            )));
+        }
+        let mut config = tokio_postgres::Config::from_str(&self.url)
+            .map_err(|error| StoreError::unavailable(format!("invalid PostgreSQL URL: {error}")))?;
+        config.connect_timeout(self.timeout);
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.pool_size)
+            .wait_timeout(Some(self.timeout))
+            .create_timeout(Some(self.timeout))
+            .recycle_timeout(Some(self.timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(StoreError::unavailable)?;
+        let queries = Queries::new(&self.schema);
+        migrate(&pool, &self.schema, &queries).await?;
+
+        let (changes, _) = broadcast::channel(1024);
+        let listener_pid = Arc::new(AtomicI32::new(0));
+        // Listen before returning, so that no revocation after `connect` is missed.
+        let first = Listener::connect(&config, &queries.channel).await?;
+        listener_pid.store(first.pid, Ordering::Release);
+        let listener = tokio::spawn(listen(
+            config,
+            queries.channel.clone(),
+            first,
+            changes.clone(),
+            Arc::clone(&listener_pid),
+        ))
+        .abort_handle();
+        Ok(PostgresStore {
+            shared: Arc::new(Shared {
+                pool,
+                queries,
+                changes,
+                listener_pid,
+                listener,
+            }),
+        })
+    }
+}
+
+fn valid_schema(schema: &str) -> bool {
+    let mut bytes = schema.bytes();
+    schema.len() <= MAX_SCHEMA_LEN
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+impl PostgresStore {
+    /// Connects with the default options; see [`PostgresStore::builder`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Options for a store on the database at `url`
+    /// (`postgres://user:password@host:port/database`).
+    pub fn builder(url: &str) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            url: url.to_owned(),
+            schema: "public".to_owned(),
+            pool_size: 16,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The server process id of the listening connection, or `None` while it is
+    /// reconnecting: for diagnostics (`pg_stat_activity`).
+    pub fn listener_pid(&self) -> Option<i32> {
+        match self.shared.listener_pid.load(Ordering::Acquire) {
+            0 => None,
+            pid => Some(pid),
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.shared
+            .pool
+            .get()
+            .await
+            .map_err(StoreError::unavailable)
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.shared.queries.table)
+            .field("listener_pid", &self.listener_pid())
+            .finish()
+    }
+}
+
+/// Every statement, written once for the configured schema.
+struct Queries {
+    table: String,
+    channel: String,
+    get: String,
+    insert: String,
+    count: String,
+    list: String,
+    revoke: String,
+    record_use: String,
+}
+
+impl Queries {
+    fn new(schema: &str) -> Self {
+        let table = format!("\"{schema}\".tokengate_tokens");
+        Self {
+            channel: format!("tokengate_{schema}"),
+            get: format!("SELECT {COLUMNS} FROM {table} WHERE id = $1"),
+            insert: format!(
+                "INSERT INTO {table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            count: format!("SELECT COUNT(*) FROM {table} WHERE owner = $1 AND revoked_at IS NULL"),
+            list: format!(
+                "SELECT {COLUMNS} FROM {table} WHERE owner = $1 AND revoked_at IS NULL \
+                 ORDER BY created_at, id LIMIT $2 OFFSET $3"
+            ),
+            // The notice is sent only if this call revoked the token, and only on commit.
+            revoke: format!(
+                "WITH revoked AS (UPDATE {table} SET revoked_at = $2 \
+                 WHERE id = $1 AND revoked_at IS NULL RETURNING id) \
+                 SELECT pg_notify($3, id) FROM revoked"
+            ),
+            record_use: format!(
+                "UPDATE {table} SET last_used_at = GREATEST(COALESCE(last_used_at, $2), $2) \
+                 WHERE id = $1"
+            ),
+            table,
+        }
+    }
+}
+
+async fn migrate(pool: &Pool, schema: &str, queries: &Queries) -> Result<(), StoreError> {
+    let mut client = pool.get().await.map_err(StoreError::unavailable)?;
+    let transaction = client.transaction().await.map_err(pg_error)?;
+    let table = &queries.table;
+    // Nodes starting together take turns.
+    transaction
+        .batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock(hashtext('tokengate schema')); \
+             CREATE SCHEMA IF NOT EXISTS \"{schema}\"; \
+             CREATE TABLE IF NOT EXISTS {table} (
+                 id TEXT PRIMARY KEY,
+                 owner TEXT NOT NULL,
+                 digest BYTEA NOT NULL,
+                 access TEXT NOT NULL,
+                 cidr TEXT NOT NULL,
+                 created_at BIGINT NOT NULL,
+                 expires_at BIGINT,
+                 revoked_at BIGINT,
+                 name TEXT,
+                 description TEXT,
+                 last_used_at BIGINT
+             );
+             CREATE INDEX IF NOT EXISTS tokengate_tokens_by_owner
+                 ON {table} (owner, created_at, id) WHERE revoked_at IS NULL;"
+        ))
+        .await
+        .map_err(pg_error)?;
+    transaction.commit().await.map_err(pg_error)
+}
+
+fn pg_error(error: tokio_postgres::Error) -> StoreError {
+    StoreError::unavailable(format!("PostgreSQL: {error}"))
+}
+
+fn read_row(row: &tokio_postgres::Row) -> Result<Row, StoreError> {
+    let read = || -> Result<Row, tokio_postgres::Error> {
+        Ok(Row {
+            id: row.try_get(0)?,
+            owner: row.try_get(1)?,
+            digest: row.try_get(2)?,
+            access: row.try_get(3)?,
+            cidr: row.try_get(4)?,
+            created_at: row.try_get(5)?,
+            expires_at: row.try_get(6)?,
+            revoked_at: row.try_get(7)?,
+            name: row.try_get(8)?,
+            description: row.try_get(9)?,
+            last_used_at: row.try_get(10)?,
+        })
+    };
+    read().map_err(|error| StoreError::Corrupt(format!("PostgreSQL row: {error}")))
+}
+
+impl TokenStore for PostgresStore {
+    async fn get(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.queries.get)
+            .await
+            .map_err(pg_error)?;
+        let row = client
+            .query_opt(&statement, &[&id.as_str()])
+            .await
+            .map_err(pg_error)?;
+        row.map(|row| read_row(&row)?.into_record()).transpose()
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let row = Row::from_record(&record);
+        let statement = client
+            .prepare_cached(&self.shared.queries.insert)
+            .await
+            .map_err(pg_error)?;
+        let inserted = client
+            .execute(
+                &statement,
+                &[
+                    &row.id,
+                    &row.owner,
+                    &row.digest,
+                    &row.access,
+                    &row.cidr,
+                    &row.created_at,
+                    &row.expires_at,
+                    &row.revoked_at,
+                    &row.name,
+                    &row.description,
+                    &row.last_used_at,
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::Duplicate(record.id))
+            }
+            Err(error) => Err(pg_error(error)),
+        }
+    }
+
+    async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
+        let mut client = self.client().await?;
+        // One snapshot for the count and the page.
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg_error)?;
+        let total: i64 = transaction
+            .query_one(&self.shared.queries.count, &[&owner])
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        let limit = page.effective_limit() as i64;
+        let offset = columns::sql_offset(page.offset);
+        let rows = transaction
+            .query(&self.shared.queries.list, &[&owner, &limit, &offset])
+            .await
+            .map_err(pg_error)?;
+        transaction.commit().await.map_err(pg_error)?;
+        let records = rows
+            .iter()
+            .map(|row| read_row(row)?.into_record())
+            .collect::<Result<_, _>>()?;
+        Ok(RecordPage {
+            records,
+            total: total.max(0) as u64,
+        })
+    }
+
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.queries.revoke)
+            .await
+            .map_err(pg_error)?;
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &id.as_str(),
+                    &columns::millis(at),
+                    &self.shared.queries.channel,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(rows.len() == 1)
+    }
+
+    async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error)?;
+        let statement = transaction
+            .prepare(&self.shared.queries.record_use)
+            .await
+            .map_err(pg_error)?;
+        for (id, at) in &uses {
+            transaction
+                .execute(&statement, &[&id.as_str(), &columns::millis(*at)])
+                .await
+                .map_err(pg_error)?;
+        }
+        transaction.commit().await.map_err(pg_error)
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<StoreChange>> {
+        Some(self.shared.changes.subscribe())
+    }
+}
+
+/// A connection that has run `LISTEN`, and the notices it receives.
+struct Listener {
+    pid: i32,
+    // Dropping the client closes the connection.
+    _client: tokio_postgres::Client,
+    notices: mpsc::UnboundedReceiver<String>,
+}
+
+impl Listener {
+    async fn connect(config: &tokio_postgres::Config, channel: &str) -> Result<Self, StoreError> {
+        let (client, mut connection) = config.connect(NoTls).await.map_err(pg_error)?;
+        let (sender, notices) = mpsc::unbounded_channel();
+        // Drives the connection; ends (closing `notices`) when it drops.
+        tokio::spawn(async move {
+            while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
+                match message {
+                    Ok(AsyncMessage::Notification(notice)) => {
+                        if sender.send(notice.payload().to_owned()).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "PostgreSQL listening connection failed");
+                        return;
+                    }
+                }
+            }
+        });
+        client
+            .batch_execute(&format!(
+                "SET application_name = 'tokengate-listener'; LISTEN \"{channel}\""
+            ))
+            .await
+            .map_err(pg_error)?;
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        Ok(Self {
+            pid,
+            _client: client,
+            notices,
+        })
+    }
+}
+
+/// Forwards notices as changes; when the connection drops, says `Resync`, reconnects with
+/// back-off, and says `Resync` again once listening (anything cached meanwhile may be
+/// stale).
+async fn listen(
+    config: tokio_postgres::Config,
+    channel: String,
+    mut listener: Listener,
+    changes: broadcast::Sender<StoreChange>,
+    pid: Arc<AtomicI32>,
+) {
+    loop {
+        while let Some(payload) = listener.notices.recv().await {
+            match payload.parse::<TokenId>() {
+                Ok(id) => {
+                    let _ = changes.send(StoreChange::Revoked(id));
+                }
+                Err(_) => tracing::warn!("ignored a malformed revocation notice"),
+            }
+        }
+        pid.store(0, Ordering::Release);
+        let _ = changes.send(StoreChange::Resync);
+        tracing::warn!("PostgreSQL listening connection lost; reconnecting");
+        let mut delay = FIRST_RETRY;
+        listener = loop {
+            tokio::time::sleep(delay).await;
+            match Listener::connect(&config, &channel).await {
+                Ok(listener) => break listener,
+                Err(error) => {
+                    tracing::warn!(%error, "PostgreSQL listening connection: retrying");
+                    delay = (delay * 2).min(LAST_RETRY);
+                }
+            }
+        };
+        pid.store(listener.pid, Ordering::Release);
+        let _ = changes.send(StoreChange::Resync);
+        tracing::info!("PostgreSQL listening connection restored");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names() {
+        for good in ["public", "_x", "tokens_2", &"a".repeat(40)] {
+            assert!(valid_schema(good), "{good}");
+        }
+        for bad in ["", "Public", "1abc", "a-b", "a\"b", "a b", &"a".repeat(41)] {
+            assert!(!valid_schema(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! [`SqliteStore`]: tokens in one SQLite file (feature `sqlite`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+
+use super::columns::{self, COLUMNS, Row};
+use super::{Page, RecordPage, StoreError, TokenStore};
+use crate::record::TokenRecord;
+use crate::token::TokenId;
+
+/// The schema version this code writes; older files are migrated when opened.
+const SCHEMA_VERSION: i32 = 1;
+
+const SCHEMA_V1: &str = "
+    CREATE TABLE IF NOT EXISTS tokengate_tokens (
+        id TEXT PRIMARY KEY NOT NULL,
+        owner TEXT NOT NULL,
+        digest BLOB NOT NULL,
+        access TEXT NOT NULL,
+        cidr TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        revoked_at INTEGER,
+        name TEXT,
+        description TEXT,
+        last_used_at INTEGER
+    );
+    CREATE INDEX IF NOT EXISTS tokengate_tokens_by_owner
+        ON tokengate_tokens (owner, created_at, id) WHERE revoked_at IS NULL;
+";
+
+/// A [`TokenStore`] in one SQLite file: the embedded, persistent default. Needs no server.
+///
+/// Opening creates the file and its schema (or migrates an older one) and switches it to
+/// WAL mode, so that readers in other processes do not block on a write. Every call runs
+/// on tokio's blocking pool. Cheap to clone; clones share one connection.
+///
+/// ```
+/// use tokengate::{NewToken, SqliteStore, Tokens};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir().join(format!("tokengate-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let store = SqliteStore::open(dir.join("tokens.db")).await?;
+/// let tokens = Tokens::builder(store).prefix("npm")?.build();
+/// let created = tokens.create("alice", NewToken::read_write()).await?;
+/// assert!(tokens.authenticate(created.token.expose_secret(), None, true).await.is_ok());
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+    path: Arc<PathBuf>,
+}
+
+/// Options for [`SqliteStore`]; see [`SqliteStore::builder`].
+#[derive(Clone, Debug)]
+pub struct SqliteStoreBuilder {
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl SqliteStoreBuilder {
+    /// How long a call waits for a lock held by another connection or process before it
+    /// fails with [`StoreError::Unavailable`] (default 5 s).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Opens (or creates) the file, sets it up and migrates its schema.
+    pub async fn open(self) -> Result<SqliteStore, StoreError> {
+        let path = self.path.clone();
+        let connection = run_blocking(move || open_connection(&self.path, self.busy_timeout))
+            .await
+            .map_err(|error| named(&path, error))?;
+        Ok(SqliteStore {
+            connection: Arc::new(Mutex::new(connection)),
+            path: Arc::new(path),
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store in this file with the default options.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::builder(path).open().await
+    }
+
+    /// Options for opening the store in this file.
+    pub fn builder(path: impl AsRef<Path>) -> SqliteStoreBuilder {
+        SqliteStoreBuilder {
+            path: path.as_ref().to_owned(),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` on the connection, on tokio's blocking pool.
+    async fn with<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        run_blocking(move || {
+            // A panic inside `work` cannot leave SQLite half-written: an open transaction
+            // is rolled back when dropped. The connection stays usable.
+            let mut connection = connection.lock().unwrap_or_else(|p| p.into_inner());
+            work(&mut connection)
+        })
+        .await
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+async fn run_blocking<T, F>(work: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::unavailable(format!("SQLite call did not finish: {error}")))?
+}
+
+fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(sqlite_error)?;
+    connection
+        .busy_timeout(busy_timeout)
+        .map_err(sqlite_error)?;
+    // WAL lets readers in other processes go on during a write; NORMAL sync is safe in WAL
+    // mode (a power cut may lose the last commits, never corrupt the file).
+    connection
+        .pragma_update(None, "journal_mode", "WAL")
+        .map_err(sqlite_error)?;
+    connection
+        .pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sqlite_error)?;
+    migrate(&connection)?;
+    Ok(connection)
+}
+
+fn migrate(connection: &Connection) -> Result<(), StoreError> {
+    let version: i32 = connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sqlite_error)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {version}, newer than this tokengate \
+             ({SCHEMA_VERSION}); upgrade tokengate"
+        )));
+    }
+    if version < 1 {
+        connection
+            .execute_batch(&format!(
+                "BEGIN; {SCHEMA_V1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(sqlite_error)?;
+    }
+    Ok(())
+}
+
+/// Busy, locked or unopenable files are "unavailable" (worth retrying); a file that is
+/// not a database, or a damaged one, is corrupt.
+fn sqlite_error(error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            StoreError::Corrupt(format!("SQLite: {error}"))
+        }
+        _ => StoreError::unavailable(format!("SQLite: {error}")),
+    }
+}
+
+/// Adds the file name to an error from opening it.
+fn named(path: &Path, error: StoreError) -> StoreError {
+    match error {
+        StoreError::Corrupt(message) => {
+            StoreError::Corrupt(format!("{}: {message}", path.display()))
+        }
+        StoreError::Unavailable(source) => {
+            StoreError::unavailable(format!("{}: {source}", path.display()))
+        }
+        other => other,
+    }
+}
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: row.get(0)?,
+        owner: row.get(1)?,
+        digest: row.get(2)?,
+        access: row.get(3)?,
+        cidr: row.get(4)?,
+        created_at: row.get(5)?,
+        expires_at: row.get(6)?,
+        revoked_at: row.get(7)?,
+        name: row.get(8)?,
+        description: row.get(9)?,
+        last_used_at: row.get(10)?,
+    })
+}
+
+impl TokenStore for SqliteStore {
+    async fn get(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.with(move |connection| {
+            let sql = format!("SELECT {COLUMNS} FROM tokengate_tokens WHERE id = ?1");
+            let row = connection
+                .prepare_cached(&sql)
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![id.as_str()], read_row)
+                        .optional()
+                })
+                .map_err(sqlite_error)?;
+            row.map(Row::into_record).transpose()
+        })
+        .await
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        self.with(move |connection| {
+            let row = Row::from_record(&record);
+            let sql = format!(
+                "INSERT INTO tokengate_tokens ({COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            );
+            let inserted = connection.prepare_cached(&sql).and_then(|mut statement| {
+                statement.execute(params![
+                    row.id,
+                    row.owner,
+                    row.digest,
+                    row.access,
+                    row.cidr,
+                    row.created_at,
+                    row.expires_at,
+                    row.revoked_at,
+                    row.name,
+                    row.description,
+                    row.last_used_at,
+                ])
+            });
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(error) if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+                    Err(StoreError::Duplicate(record.id))
+                }
+                Err(error) => Err(sqlite_error(error)),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
+        let owner = owner.to_owned();
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(sqlite_error)?;
+            let total: i64 = transaction
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM tokengate_tokens WHERE owner = ?1 AND revoked_at IS NULL",
+                )
+                .and_then(|mut s| s.query_row(params![owner], |row| row.get(0)))
+                .map_err(sqlite_error)?;
+            let sql = format!(
+                "SELECT {COLUMNS} FROM tokengate_tokens \
+                 WHERE owner = ?1 AND revoked_at IS NULL \
+                 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"
+            );
+            let rows = transaction
+                .prepare_cached(&sql)
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(
+                            params![
+                                owner,
+                                page.effective_limit() as i64,
+                                columns::sql_offset(page.offset)
+                            ],
+                            read_row,
+                        )?
+                        .collect::<rusqlite::Result<Vec<Row>>>()
+                })
+                .map_err(sqlite_error)?;
+            let records = rows
+                .into_iter()
+                .map(Row::into_record)
+                .collect::<Result<_, _>>()?;
+            Ok(RecordPage {
+                records,
+                total: total.max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        self.with(move |connection| {
+            let changed = connection
+                .prepare_cached(
+                    "UPDATE tokengate_tokens SET revoked_at = ?2 \
+                     WHERE id = ?1 AND revoked_at IS NULL",
+                )
+                .and_then(|mut s| s.execute(params![id.as_str(), columns::millis(at)]))
+                .map_err(sqlite_error)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(sqlite_error)?;
+            {
+                let mut statement = transaction
+                    .prepare_cached(
+                        "UPDATE tokengate_tokens \
+                         SET last_used_at = MAX(COALESCE(last_used_at, ?2), ?2) WHERE id = ?1",
+                    )
+                    .map_err(sqlite_error)?;
+                for (id, at) in &uses {
+                    statement
+                        .execute(params![id.as_str(), columns::millis(*at)])
+                        .map_err(sqlite_error)?;
+                }
+            }
+            transaction.commit().map_err(sqlite_error)
+        })
+        .await
+    }
+}
