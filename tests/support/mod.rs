@@ -4,6 +4,8 @@
 
 pub mod contract;
 pub mod proxy;
+#[cfg(all(feature = "axum", feature = "sqlite"))]
+pub mod registry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,0 +1,128 @@
+//! The router and what the handlers share.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, put};
+use serde::de::DeserializeOwned;
+use tokengate::{TokenAuthLayer, TokenStore, Tokens};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::error::ApiError;
+use crate::storage::Storage;
+use crate::{packages, token_api, users};
+
+/// Largest publish accepted (the tarball travels base64-encoded inside JSON).
+const MAX_PUBLISH_BYTES: usize = 64 * 1024 * 1024;
+/// Largest body of any other request.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct AppState<S> {
+    shared: Arc<Shared<S>>,
+}
+
+struct Shared<S> {
+    tokens: Tokens<S>,
+    storage: Storage,
+    /// One writer at a time: user creation and publishes read, check, then write.
+    writes: Mutex<()>,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> AppState<S> {
+    pub fn new(tokens: Tokens<S>, storage: Storage) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                tokens,
+                storage,
+                writes: Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn tokens(&self) -> &Tokens<S> {
+        &self.shared.tokens
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.shared.storage
+    }
+
+    pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.shared.writes.lock().await
+    }
+
+    /// A stored JSON document (`what` names it in errors), or `None` if there is none.
+    pub async fn load_json<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<T>, ApiError> {
+        let Some(bytes) = self
+            .storage()
+            .read(key)
+            .await
+            .map_err(|e| ApiError::internal(&format!("cannot read the {what}"), e))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ApiError::internal(&format!("a stored {what} is damaged"), e))
+    }
+}
+
+pub fn router<S: TokenStore>(state: AppState<S>) -> Router {
+    // Logging in is authenticated by the password, so it sits outside the token gate: a
+    // stale token in the user's npm config must not stop them logging in again.
+    let login = Router::new().route("/-/user/{couch_id}", put(users::login::<S>));
+
+    // Everything else: reads are anonymous, anything with a token is held to its rules.
+    let layer = TokenAuthLayer::new(state.tokens().clone())
+        .optional()
+        .npm_responses("registry");
+    let gated = Router::new()
+        .route("/-/whoami", get(users::whoami))
+        .route("/-/user/token/{token}", delete(users::logout::<S>))
+        .route(
+            "/-/npm/v1/tokens",
+            get(token_api::list::<S>).post(token_api::create::<S>),
+        )
+        .route(
+            "/-/npm/v1/tokens/token/{key}",
+            delete(token_api::revoke::<S>),
+        )
+        .route(
+            "/{name}",
+            get(packages::packument::<S>)
+                .put(packages::publish::<S>)
+                .layer(DefaultBodyLimit::max(MAX_PUBLISH_BYTES)),
+        )
+        .route(
+            "/{scope}/{name}",
+            get(packages::packument_scoped::<S>)
+                .put(packages::publish_scoped::<S>)
+                .layer(DefaultBodyLimit::max(MAX_PUBLISH_BYTES)),
+        )
+        .route("/{name}/-/{file}", get(packages::tarball::<S>))
+        .route(
+            "/{scope}/{name}/-/{file}",
+            get(packages::tarball_scoped::<S>),
+        )
+        .layer(layer);
+
+    Router::new()
+        .merge(login)
+        .merge(gated)
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -1,0 +1,115 @@
+//! Errors as npm reads them (`{"error": "…"}`), and a JSON body extractor whose failures
+//! are such errors too.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+/// A refusal with a message a person can act on.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// Something on our side failed; the details go to the log, not the client.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "{context}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{context}; see the server log"),
+        )
+    }
+
+    /// No token, or one that was not accepted: npm then tells the user to log in.
+    pub fn needs_login() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication required: log in with `npm adduser` or `npm login`",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = axum::Json(serde_json::json!({ "error": self.message }));
+        let mut response = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"registry\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<tokengate::TokensError> for ApiError {
+    fn from(error: tokengate::TokensError) -> Self {
+        use tokengate::TokensError::*;
+        match error {
+            Store(store) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the token store is unavailable: {store}"),
+            ),
+            Random(random) => ApiError::internal("cannot create a token", random),
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+/// `axum::Json`, with malformed, mistyped or oversized bodies answered as [`ApiError`]s.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let message = match &rejection {
+        JsonRejection::JsonDataError(_) => {
+            format!("invalid request body: {}", rejection.body_text())
+        }
+        JsonRejection::JsonSyntaxError(_) => "invalid request body: not valid JSON".to_owned(),
+        JsonRejection::MissingJsonContentType(_) => {
+            "invalid request body: expected `Content-Type: application/json`".to_owned()
+        }
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "request body too large".to_owned(),
+        _ => format!("invalid request body: {}", rejection.body_text()),
+    };
+    ApiError::new(status, message)
+}

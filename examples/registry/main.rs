@@ -1,0 +1,100 @@
+//! A small private npm registry on tokengate, which the real `npm` CLI can log in to,
+//! create, list and revoke tokens with, publish to and install from.
+//!
+//! ```sh
+//! cargo run --example registry                       # data in ./registry-data
+//! cargo run --example registry -- --memory           # nothing on disk
+//! cargo run --example registry -- --listen 127.0.0.1:4873 --data /var/lib/registry
+//! ```
+//!
+//! Tokens behave like npm's: read-only tokens cannot publish, CIDR-bound tokens are refused
+//! from elsewhere (npm prints "Login is not allowed from your IP address"), and a revoked
+//! token is refused on the very next command.
+
+mod app;
+mod config;
+mod error;
+mod packages;
+mod storage;
+mod token_api;
+mod users;
+
+use std::net::SocketAddr;
+
+use config::Config;
+use tokengate::{MemoryStore, SqliteStore, TokenStore, Tokens};
+
+#[tokio::main]
+async fn main() {
+    let config = match Config::from_args(std::env::args().skip(1)) {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            println!("{}", config::USAGE);
+            return;
+        }
+        Err(error) => {
+            eprintln!("registry: {error}\n\n{}", config::USAGE);
+            std::process::exit(2);
+        }
+    };
+    if let Err(error) = run(config).await {
+        eprintln!("registry: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match config.data.clone() {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+            let store = SqliteStore::open(dir.join("tokens.db")).await?;
+            let storage = storage::Storage::disk(dir.clone());
+            let dir = dir.display().to_string();
+            serve(config, store, storage, format!("SQLite in {dir}")).await
+        }
+        None => {
+            let storage = storage::Storage::memory();
+            serve(
+                config,
+                MemoryStore::new(),
+                storage,
+                "memory (lost on exit)".into(),
+            )
+            .await
+        }
+    }
+}
+
+async fn serve<S: TokenStore>(
+    config: Config,
+    store: S,
+    storage: storage::Storage,
+    described: String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let tokens = Tokens::builder(store).prefix("npm")?.build();
+    let app = app::router(app::AppState::new(tokens, storage));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    println!("tokengate example registry listening on {url}");
+    println!("  data: {described}");
+    println!("  point npm at it:  npm config set registry {url}");
+    println!("  create a user:    npm adduser --registry {url} --auth-type=legacy");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! Packages: publish (`PUT /<name>`), the packument (`GET /<name>`) and tarballs
+//! (`GET /<name>/-/<file>.tgz`), scoped names included.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokengate::{Authenticated, TokenStore};
+
+use crate::app::AppState;
+use crate::error::{ApiError, JsonBody};
+
+/// A validated package name: `name` or `@scope/name`, each part lower-case letters,
+/// digits, `-`, `.`, `_` and `~`, not starting with `.` or `_`; 214 characters at most.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackageName {
+    full: String,
+    base: String,
+}
+
+impl PackageName {
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        let invalid = || {
+            ApiError::bad_request(format!(
+                "invalid package name {:?}: use lower-case letters, digits, '-', '.', '_' and \
+                 '~', optionally under an @scope/",
+                text.chars().take(64).collect::<String>()
+            ))
+        };
+        if text.len() > 214 {
+            return Err(invalid());
+        }
+        let base = match text.strip_prefix('@') {
+            Some(scoped) => {
+                let (scope, base) = scoped.split_once('/').ok_or_else(invalid)?;
+                if !valid_part(scope) {
+                    return Err(invalid());
+                }
+                base
+            }
+            None => text,
+        };
+        if !valid_part(base) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            full: text.to_owned(),
+            base: base.to_owned(),
+        })
+    }
+
+    fn scoped(scope: &str, name: &str) -> Result<Self, ApiError> {
+        if !scope.starts_with('@') {
+            return Err(ApiError::not_found("no such package"));
+        }
+        Self::parse(&format!("{scope}/{name}"))
+    }
+
+    fn dir(&self) -> String {
+        format!("packages/{}", self.full.replace('/', "%2f"))
+    }
+
+    fn packument_key(&self) -> String {
+        format!("{}/packument.json", self.dir())
+    }
+
+    fn tarball_name(&self, version: &str) -> String {
+        format!("{}-{version}.tgz", self.base)
+    }
+
+    /// A tarball file of this package, such as `name-1.0.0.tgz`; nothing else is served.
+    fn tarball_key(&self, file: &str) -> Result<String, ApiError> {
+        let version = file
+            .strip_prefix(&format!("{}-", self.base))
+            .and_then(|rest| rest.strip_suffix(".tgz"))
+            .filter(|version| valid_version(version))
+            .ok_or_else(|| ApiError::not_found("no such tarball"))?;
+        Ok(format!("{}/{}", self.dir(), self.tarball_name(version)))
+    }
+}
+
+fn valid_part(part: &str) -> bool {
+    let mut bytes = part.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'~'))
+        && bytes.all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_' | b'~')
+        })
+}
+
+/// A version as file names can carry it: starts with a digit, then letters, digits,
+/// `.`, `-` and `+`; never `..`.
+fn valid_version(version: &str) -> bool {
+    version.len() <= 128
+        && version.starts_with(|c: char| c.is_ascii_digit())
+        && !version.contains("..")
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+}
+
+#[derive(Deserialize)]
+pub struct PublishRequest {
+    name: String,
+    versions: Map<String, Value>,
+    #[serde(rename = "dist-tags", default)]
+    dist_tags: BTreeMap<String, String>,
+    #[serde(rename = "_attachments", default)]
+    attachments: BTreeMap<String, Attachment>,
+}
+
+#[derive(Deserialize)]
+struct Attachment {
+    data: String,
+    length: Option<u64>,
+}
+
+/// A publish that passed every check, ready to be written.
+struct Checked {
+    version: String,
+    manifest: Value,
+    tarball_name: String,
+    tarball: Vec<u8>,
+}
+
+/// Everything about a publish that can be wrong, checked before anything is written.
+fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked, ApiError> {
+    if request.name != name.full {
+        return Err(ApiError::bad_request(
+            "the package name in the body does not match the one in the URL",
+        ));
+    }
+    let mut versions = request.versions.into_iter();
+    let (version, manifest) = match (versions.next(), versions.next()) {
+        (Some(only), None) => only,
+        _ => {
+            return Err(ApiError::bad_request(
+                "publish exactly one version at a time",
+            ));
+        }
+    };
+    if !valid_version(&version) {
+        return Err(ApiError::bad_request(format!(
+            "invalid version {version:?}"
+        )));
+    }
+    if !manifest.is_object() {
+        return Err(ApiError::bad_request(
+            "the version's manifest must be an object",
+        ));
+    }
+    if let Some((tag, tagged)) = request.dist_tags.iter().find(|(_, v)| **v != version) {
+        return Err(ApiError::bad_request(format!(
+            "dist-tag {tag:?} points at {tagged:?}, which this publish does not contain"
+        )));
+    }
+    let tarball_name = name.tarball_name(&version);
+    // npm names a scoped package's attachment after the full name.
+    let full_tarball_name = format!("{}-{version}.tgz", name.full);
+    let mut attachments = request.attachments.into_iter();
+    let attachment = match (attachments.next(), attachments.next()) {
+        (Some((file, attachment)), None) if file == tarball_name || file == full_tarball_name => {
+            attachment
+        }
+        (Some((file, _)), None) => {
+            return Err(ApiError::bad_request(format!(
+                "the attachment must be named {tarball_name:?}, not {:?}",
+                file.chars().take(64).collect::<String>()
+            )));
+        }
+        _ => return Err(ApiError::bad_request("attach exactly one tarball")),
+    };
+    let tarball = base64::engine::general_purpose::STANDARD
+        .decode(attachment.data.as_bytes())
+        .map_err(|_| ApiError::bad_request("the tarball is not valid base64"))?;
+    if tarball.is_empty() || attachment.length.is_some_and(|n| n != tarball.len() as u64) {
+        return Err(ApiError::bad_request(
+            "the tarball is empty or its length is wrong",
+        ));
+    }
+    Ok(Checked {
+        version,
+        manifest,
+        tarball_name,
+        tarball,
+    })
+}
+
+async fn load_packument<S>(
+    state: &AppState<S>,
+    name: &PackageName,
+) -> Result<Option<Value>, ApiError> {
+    state.load_json(&name.packument_key(), "package").await
+}
+
+pub async fn publish<S: TokenStore>(
+    state: State<AppState<S>>,
+    who: Option<Authenticated>,
+    Path(name): Path<String>,
+    body: JsonBody<PublishRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    publish_named(state, who, PackageName::parse(&name)?, body).await
+}
+
+pub async fn publish_scoped<S: TokenStore>(
+    state: State<AppState<S>>,
+    who: Option<Authenticated>,
+    Path((scope, name)): Path<(String, String)>,
+    body: JsonBody<PublishRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    publish_named(state, who, PackageName::scoped(&scope, &name)?, body).await
+}
+
+/// The layer has already refused read-only tokens (PUT is a write); what is left is who
+/// may publish this package and whether the version is new.
+async fn publish_named<S: TokenStore>(
+    State(state): State<AppState<S>>,
+    who: Option<Authenticated>,
+    name: PackageName,
+    JsonBody(request): JsonBody<PublishRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = who.ok_or_else(ApiError::needs_login)?;
+    let checked = check_publish(&name, request)?;
+    let _writing = state.write_lock().await;
+    let mut packument = load_packument(&state, &name).await?.unwrap_or_else(|| {
+        json!({
+            "_id": name.full,
+            "name": name.full,
+            "versions": {},
+            "dist-tags": {},
+            "time": {},
+            "maintainers": [{ "name": who.owner() }],
+        })
+    });
+    let maintainer = packument["maintainers"][0]["name"].as_str() == Some(who.owner());
+    if !maintainer {
+        return Err(ApiError::forbidden(format!(
+            "you do not have permission to publish {:?}: it belongs to another user",
+            name.full
+        )));
+    }
+    if packument["versions"].get(&checked.version).is_some() {
+        return Err(ApiError::forbidden(format!(
+            "cannot publish over the previously published version {}",
+            checked.version
+        )));
+    }
+    state
+        .storage()
+        .write(
+            &format!("{}/{}", name.dir(), checked.tarball_name),
+            checked.tarball,
+        )
+        .await
+        .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    packument["versions"][&checked.version] = checked.manifest;
+    packument["dist-tags"]["latest"] = json!(checked.version);
+    packument["time"][&checked.version] = json!(now);
+    packument["time"]["modified"] = json!(now);
+    if packument["time"].get("created").is_none() {
+        packument["time"]["created"] = json!(now);
+    }
+    let bytes = serde_json::to_vec(&packument)
+        .map_err(|e| ApiError::internal("cannot save the package", e))?;
+    state
+        .storage()
+        .write(&name.packument_key(), bytes)
+        .await
+        .map_err(|e| ApiError::internal("cannot save the package", e))?;
+    tracing::info!(
+        package = name.full,
+        version = checked.version,
+        user = who.owner(),
+        "published"
+    );
+    Ok((StatusCode::CREATED, Json(json!({ "ok": true }))))
+}
+
+pub async fn packument<S: TokenStore>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    serve_packument(&state, &headers, PackageName::parse(&name)?).await
+}
+
+pub async fn packument_scoped<S: TokenStore>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+    Path((scope, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    serve_packument(&state, &headers, PackageName::scoped(&scope, &name)?).await
+}
+
+/// The packument, with each tarball URL pointing back at this server.
+async fn serve_packument<S>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    name: PackageName,
+) -> Result<Json<Value>, ApiError> {
+    let mut packument = load_packument(state, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("package {:?} not found", name.full)))?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:-[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    if let Some(versions) = packument["versions"].as_object_mut() {
+        for (version, manifest) in versions.iter_mut() {
+            let url = format!(
+                "http://{host}/{}/-/{}",
+                name.full,
+                name.tarball_name(version)
+            );
+            manifest["dist"]["tarball"] = json!(url);
+        }
+    }
+    Ok(Json(packument))
+}
+
+pub async fn tarball<S: TokenStore>(
+    State(state): State<AppState<S>>,
+    Path((name, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    serve_tarball(&state, PackageName::parse(&name)?, &file).await
+}
+
+pub async fn tarball_scoped<S: TokenStore>(
+    State(state): State<AppState<S>>,
+    Path((scope, name, file)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    serve_tarball(&state, PackageName::scoped(&scope, &name)?, &file).await
+}
+
+async fn serve_tarball<S>(
+    state: &AppState<S>,
+    name: PackageName,
+    file: &str,
+) -> Result<Response, ApiError> {
+    let bytes = state
+        .storage()
+        .read(&name.tarball_key(file)?)
+        .await
+        .map_err(|e| ApiError::internal("cannot read the tarball", e))?
+        .ok_or_else(|| ApiError::not_found("no such tarball"))?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from(bytes),
+    )
+        .into_response())
+}

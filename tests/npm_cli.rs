@@ -1,0 +1,375 @@
+//! The real `npm` CLI against the example registry: log in, tokens, publish, install,
+//! IP allow-lists, revocation, and a restart.
+//!
+//! Runs whenever `npm` is on PATH and says plainly when it skips. With
+//! `TOKENGATE_REQUIRE_NPM=1` (as `.ci/run` sets it) a missing `npm` is a failure.
+#![cfg(all(feature = "axum", feature = "sqlite"))]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use support::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn npm_is_available() -> bool {
+    std::process::Command::new("npm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// A sandbox for npm: its own home, cache and config files, nothing from the machine.
+struct Npm {
+    root: PathBuf,
+    registry: String,
+}
+
+impl Npm {
+    fn new(root: &Path, registry: &str) -> Self {
+        for dir in ["home", "cache"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        Self {
+            root: root.to_owned(),
+            registry: registry.to_owned(),
+        }
+    }
+
+    /// A user config that holds `token` for this registry.
+    fn config_with(&self, name: &str, token: &str) -> PathBuf {
+        let path = self.root.join(format!("{name}.npmrc"));
+        let host = self.registry.trim_start_matches("http:");
+        std::fs::write(&path, format!("{host}:_authToken={token}\n")).unwrap();
+        path
+    }
+
+    /// The config `npm adduser` writes to.
+    fn session_config(&self) -> PathBuf {
+        self.root.join("home").join(".npmrc")
+    }
+
+    fn command(&self, program: &str, config: &Path, cwd: &Path) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.root.join("home"))
+            .env("npm_config_userconfig", config)
+            .env("npm_config_cache", self.root.join("cache"))
+            .env("npm_config_registry", &self.registry)
+            .env("npm_config_update_notifier", "false")
+            .env("npm_config_audit", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_color", "false")
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs `npm args…` with `config`, in `cwd`; returns stdout and stderr together.
+    async fn run(&self, config: &Path, cwd: &Path, args: &[&str]) -> (bool, String) {
+        let mut command = self.command("npm", config, cwd);
+        command.args(args);
+        let output: Output = tokio::time::timeout(Duration::from_secs(120), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("npm {args:?} took over 120 s"))
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
+    async fn ok(&self, config: &Path, cwd: &Path, args: &[&str]) -> String {
+        let (ok, text) = self.run(config, cwd, args).await;
+        assert!(ok, "npm {args:?} failed:\n{text}");
+        text
+    }
+
+    async fn fails(&self, config: &Path, cwd: &Path, args: &[&str]) -> String {
+        let (ok, text) = self.run(config, cwd, args).await;
+        assert!(!ok, "npm {args:?} should have failed:\n{text}");
+        text
+    }
+
+    /// `npm adduser --auth-type=legacy`, answering its prompts on a pseudo-terminal (npm
+    /// reads passwords from a terminal only).
+    async fn adduser(&self, user: &str) {
+        let config = self.session_config();
+        let mut command = self.command("script", &config, &self.root);
+        command
+            .args(["-qec", "npm adduser --auth-type=legacy", "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .expect("`script` (util-linux) gives npm a terminal");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let answers = [
+            ("Username:", user.to_owned()),
+            ("Password:", PASSWORD.to_owned()),
+            ("Email", format!("{user}@example.com")),
+        ];
+        let dialogue = async {
+            let mut seen = String::new();
+            let mut next = 0;
+            let mut buffer = [0u8; 1024];
+            loop {
+                let read = stdout.read(&mut buffer).await.unwrap();
+                if read == 0 {
+                    return seen;
+                }
+                seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
+                if let Some((prompt, answer)) = answers.get(next) {
+                    if seen.contains(prompt) {
+                        stdin
+                            .write_all(format!("{answer}\n").as_bytes())
+                            .await
+                            .unwrap();
+                        next += 1;
+                    }
+                }
+            }
+        };
+        let seen = tokio::time::timeout(Duration::from_secs(120), dialogue)
+            .await
+            .expect("npm adduser finished within 120 s");
+        let status = child.wait().await.unwrap();
+        assert!(status.success(), "npm adduser failed:\n{seen}");
+        assert!(seen.contains("Logged in"), "{seen}");
+    }
+}
+
+fn created_token(output: &str) -> String {
+    output
+        .split_whitespace()
+        .skip_while(|word| *word != "token")
+        .nth(1)
+        .filter(|token| token.starts_with("npm_"))
+        .unwrap_or_else(|| panic!("no token in: {output}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_npm_cli_against_the_example_registry() {
+    if !npm_is_available() {
+        assert!(
+            std::env::var("TOKENGATE_REQUIRE_NPM").as_deref() != Ok("1"),
+            "TOKENGATE_REQUIRE_NPM=1 but `npm` is not on PATH"
+        );
+        // Straight to stderr, past the test harness's capture, so that the skip is seen.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: npm is not on PATH, so the npm CLI test did not run"
+        );
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let registry = Registry::start("127.0.0.1:0", &data).await;
+    let npm = Npm::new(&work.path().join("npm"), &registry.url);
+    let session = npm.session_config();
+    let here = work.path();
+
+    // Log in (this creates the user) and ask who we are.
+    npm.adduser("alice").await;
+    assert_eq!(npm.ok(&session, here, &["whoami"]).await.trim(), "alice");
+
+    // Three tokens, as `npm token create` makes them.
+    let password = format!("--password={PASSWORD}");
+    let full = created_token(
+        &npm.ok(
+            &session,
+            here,
+            &["token", "create", &password, "--name=full"],
+        )
+        .await,
+    );
+    let read_only = created_token(
+        &npm.ok(
+            &session,
+            here,
+            &[
+                "token",
+                "create",
+                &password,
+                "--name=ci",
+                "--packages-and-scopes-permission=read-only",
+            ],
+        )
+        .await,
+    );
+    let office_output = npm
+        .ok(
+            &session,
+            here,
+            &[
+                "token",
+                "create",
+                &password,
+                "--name=office",
+                "--cidr=10.0.0.0/8",
+            ],
+        )
+        .await;
+    assert!(
+        office_output.contains("with IP whitelist: 10.0.0.0/8"),
+        "{office_output}"
+    );
+    let office = created_token(&office_output);
+
+    // `npm token list` shows each, truncated, and nothing more of them.
+    let listed = npm.ok(&session, here, &["token", "list"]).await;
+    for token in [&full, &read_only, &office] {
+        assert!(listed.contains(&format!("{}…", &token[..10])), "{listed}");
+        assert!(
+            !listed.contains(&token[..20]),
+            "a listing shows too much: {listed}"
+        );
+    }
+    assert!(listed.contains("with IP whitelist: 10.0.0.0/8"), "{listed}");
+    let json = npm.ok(&session, here, &["token", "list", "--json"]).await;
+    let listed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let by_name = |name: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no token named {name}: {listed}"))
+            .clone()
+    };
+    assert_eq!(by_name("ci")["readonly"], true);
+    assert_eq!(by_name("full")["readonly"], false);
+    let full_key = by_name("full")["key"].as_str().unwrap().to_owned();
+
+    // A package to publish.
+    let package = work.path().join("package");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(
+        package.join("package.json"),
+        r#"{"name":"@demo/hello","version":"1.0.0","main":"index.js"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        package.join("index.js"),
+        "module.exports = 'hello from tokengate';\n",
+    )
+    .unwrap();
+
+    let read_only_config = npm.config_with("read-only", &read_only);
+    let full_config = npm.config_with("full", &full);
+    let office_config = npm.config_with("office", &office);
+
+    let refused = npm
+        .fails(&read_only_config, &package, &["publish", "--access=public"])
+        .await;
+    assert!(
+        refused.contains("403") && refused.contains("read-only"),
+        "{refused}"
+    );
+    let published = npm
+        .ok(&full_config, &package, &["publish", "--access=public"])
+        .await;
+    assert!(published.contains("@demo/hello@1.0.0"), "{published}");
+    npm.fails(&full_config, &package, &["publish", "--access=public"])
+        .await;
+
+    // Install it into a fresh project with the read-only token.
+    let install = |dir: &'static str| {
+        let project = work.path().join(dir);
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(
+            project.join("package.json"),
+            r#"{"name":"app","version":"0.0.0"}"#,
+        )
+        .unwrap();
+        project
+    };
+    let app = install("app");
+    npm.ok(&read_only_config, &app, &["install", "@demo/hello"])
+        .await;
+    let installed = std::fs::read_to_string(app.join("node_modules/@demo/hello/index.js")).unwrap();
+    assert!(installed.contains("hello from tokengate"));
+
+    // The CIDR-bound token, used from 127.0.0.1.
+    let refused = npm.fails(&office_config, here, &["whoami"]).await;
+    assert!(
+        refused.contains("Login is not allowed from your IP address"),
+        "{refused}"
+    );
+
+    // Revoke by id: refused on the very next command.
+    let removed = npm
+        .ok(&session, here, &["token", "revoke", &full_key])
+        .await;
+    assert!(removed.contains("Removed 1 token"), "{removed}");
+    let refused = npm.fails(&full_config, here, &["whoami"]).await;
+    assert!(
+        refused.contains("E401") || refused.contains("401"),
+        "{refused}"
+    );
+
+    // A bad CIDR entry.
+    let refused = npm
+        .fails(
+            &session,
+            here,
+            &["token", "create", &password, "--cidr=10.0.0.300/8"],
+        )
+        .await;
+    assert!(
+        refused.contains("CIDR whitelist contains invalid CIDR entry: 10.0.0.300/8"),
+        "{refused}"
+    );
+
+    // Restart on the same address and data: every token and package is still there.
+    let listen = registry.addr.to_string();
+    registry.stop().await;
+    let registry = Registry::start(&listen, &data).await;
+    assert_eq!(npm.ok(&session, here, &["whoami"]).await.trim(), "alice");
+    assert_eq!(
+        npm.ok(&read_only_config, here, &["whoami"]).await.trim(),
+        "alice"
+    );
+    npm.fails(&full_config, here, &["whoami"]).await;
+    npm.fails(&office_config, here, &["whoami"]).await;
+    let version = npm
+        .ok(&read_only_config, here, &["view", "@demo/hello", "version"])
+        .await;
+    assert_eq!(version.trim(), "1.0.0");
+    let again = install("app-after-restart");
+    npm.ok(&read_only_config, &again, &["install", "@demo/hello"])
+        .await;
+    let listed = npm.ok(&session, here, &["token", "list"]).await;
+    assert!(
+        listed.contains(&read_only[..10]) && !listed.contains(&full[..10]),
+        "{listed}"
+    );
+
+    // Logging out revokes the session token on the server, not just in the config.
+    let session_token = std::fs::read_to_string(&session)
+        .unwrap()
+        .lines()
+        .find_map(|line| {
+            line.split_once(":_authToken=")
+                .map(|(_, t)| t.trim().to_owned())
+        })
+        .expect("npm adduser saved a token");
+    npm.ok(&session, here, &["logout"]).await;
+    let old_session = npm.config_with("old-session", &session_token);
+    npm.fails(&old_session, here, &["whoami"]).await;
+    registry.stop().await;
+}

@@ -1,0 +1,459 @@
+//! The example registry's HTTP API without npm: the cases npm's CLI never sends
+//! (IPv6 allow-lists, older clients, hostile input) and the refusals in its wire format.
+#![cfg(all(feature = "axum", feature = "sqlite"))]
+
+mod support;
+
+use support::registry::{Registry, Reply, http};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Client {
+    registry: Registry,
+}
+
+impl Client {
+    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Reply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth));
+        }
+        http(self.registry.addr, method, path, &headers, body.as_bytes()).await
+    }
+
+    async fn login(&self, user: &str, password: &str) -> Reply {
+        let body = serde_json::json!({ "name": user, "password": password }).to_string();
+        self.send(
+            "PUT",
+            &format!("/-/user/org.couchdb.user:{user}"),
+            None,
+            &body,
+        )
+        .await
+    }
+
+    async fn session(&self, user: &str) -> String {
+        let reply = self.login(user, PASSWORD).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn create(&self, session: &str, body: serde_json::Value) -> Reply {
+        self.send("POST", "/-/npm/v1/tokens", Some(session), &body.to_string())
+            .await
+    }
+}
+
+async fn start() -> (Client, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", data.path()).await;
+    (Client { registry }, data)
+}
+
+#[tokio::test]
+async fn users_log_in_with_their_password_only() {
+    let (client, _data) = start().await;
+    let session = client.session("alice").await;
+    let again = client.session("alice").await;
+    assert_ne!(session, again, "each login gets a new token");
+
+    let wrong = client.login("alice", "not the password").await;
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("incorrect")
+    );
+
+    let whoami = client.send("GET", "/-/whoami", Some(&session), "").await;
+    assert_eq!(whoami.json()["username"], "alice");
+    let anonymous = client.send("GET", "/-/whoami", None, "").await;
+    assert_eq!(anonymous.status, 401);
+
+    let users = std::fs::read_to_string(_data.path().join("users/alice.json")).unwrap();
+    assert!(!users.contains(PASSWORD), "the password is stored hashed");
+    assert!(users.contains("$argon2"));
+}
+
+#[tokio::test]
+async fn token_api_speaks_npms_wire_format() {
+    let (client, _data) = start().await;
+    let session = client.session("alice").await;
+
+    let created = client
+        .create(
+            &session,
+            serde_json::json!({
+                "password": PASSWORD, "name": "v6", "cidr_whitelist": ["2001:db8::/32", "10.0.0.0/8"],
+                "expires": 30, "bypass_2fa": true, "description": "from the API"
+            }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let created = created.json();
+    assert_eq!(
+        created["cidr_whitelist"],
+        serde_json::json!(["2001:db8::/32", "10.0.0.0/8"])
+    );
+    assert_eq!(created["readonly"], false);
+    assert!(created["expires"].is_string());
+    let token = created["token"].as_str().unwrap();
+    assert!(token.starts_with("npm_") && token.len() == 43);
+
+    let old_client = client
+        .create(
+            &session,
+            serde_json::json!({ "password": PASSWORD, "readonly": true }),
+        )
+        .await;
+    assert_eq!(old_client.json()["readonly"], true);
+    let npm11 = client
+        .create(
+            &session,
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-only" }),
+        )
+        .await;
+    assert_eq!(npm11.json()["readonly"], true);
+
+    // Pages of 2, with npm's `urls.next`.
+    let page = client
+        .send(
+            "GET",
+            "/-/npm/v1/tokens?page=0&perPage=2",
+            Some(&session),
+            "",
+        )
+        .await
+        .json();
+    assert_eq!(page["total"], 4);
+    assert_eq!(page["objects"].as_array().unwrap().len(), 2);
+    let next = page["urls"]["next"].as_str().unwrap().to_owned();
+    let rest = client.send("GET", &next, Some(&session), "").await.json();
+    assert_eq!(rest["objects"].as_array().unwrap().len(), 2);
+    assert!(rest["urls"]["next"].is_null());
+    let everything = format!("{page}{rest}");
+    assert!(
+        !everything.contains(&token[..20]),
+        "listings show no secret"
+    );
+    let v6 = rest["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(page["objects"].as_array().unwrap())
+        .find(|t| t["name"] == "v6")
+        .unwrap()
+        .clone();
+    assert!(token.starts_with(v6["token"].as_str().unwrap()));
+    for field in [
+        "key",
+        "created",
+        "updated",
+        "readonly",
+        "cidr_whitelist",
+        "expires",
+        "accessed",
+    ] {
+        assert!(v6.get(field).is_some(), "listing lacks {field}: {v6}");
+    }
+}
+
+#[tokio::test]
+async fn bad_token_requests_are_refused_clearly() {
+    let (client, _data) = start().await;
+    let session = client.session("alice").await;
+    let cases = [
+        (
+            serde_json::json!({ "password": PASSWORD, "cidr_whitelist": ["10.0.0.300/8"] }),
+            400,
+            "CIDR whitelist contains invalid CIDR entry: 10.0.0.300/8",
+        ),
+        (
+            serde_json::json!({ "password": "wrong" }),
+            401,
+            "incorrect password",
+        ),
+        (serde_json::json!({}), 400, "password is required"),
+        (
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "no-access" }),
+            400,
+            "not supported",
+        ),
+        (
+            serde_json::json!({ "password": PASSWORD, "expires": 0 }),
+            400,
+            "expires",
+        ),
+        (
+            serde_json::json!({ "password": 7 }),
+            422,
+            "invalid request body",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let reply = client.create(&session, body.clone()).await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.body);
+        let error = reply.json()["error"].as_str().unwrap().to_owned();
+        assert!(error.contains(message), "{body}: {error}");
+    }
+    let malformed = client
+        .send("POST", "/-/npm/v1/tokens", Some(&session), "{not json")
+        .await;
+    assert_eq!(malformed.status, 400);
+    assert!(
+        malformed.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+
+    let listed = client
+        .send("GET", "/-/npm/v1/tokens", Some(&session), "")
+        .await
+        .json();
+    assert_eq!(
+        listed["total"], 1,
+        "nothing was created by a refused request"
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_revoked_by_their_owner_only() {
+    let (client, _data) = start().await;
+    let alice = client.session("alice").await;
+    let bob = client.session("bob").await;
+    let alices = client
+        .create(&alice, serde_json::json!({ "password": PASSWORD }))
+        .await
+        .json();
+    let key = alices["key"].as_str().unwrap();
+    let token = alices["token"].as_str().unwrap();
+
+    let path = format!("/-/npm/v1/tokens/token/{key}");
+    assert_eq!(
+        client.send("DELETE", &path, Some(&bob), "").await.status,
+        404
+    );
+    let whoami = client.send("GET", "/-/whoami", Some(token), "").await;
+    assert_eq!(whoami.json()["username"], "alice");
+
+    let by_token = format!("/-/npm/v1/tokens/token/{token}");
+    assert_eq!(
+        client
+            .send("DELETE", &by_token, Some(&alice), "")
+            .await
+            .status,
+        204
+    );
+    let refused = client.send("GET", "/-/whoami", Some(token), "").await;
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    assert_eq!(
+        client.send("DELETE", &path, Some(&alice), "").await.status,
+        404
+    );
+    let junk = client
+        .send(
+            "DELETE",
+            "/-/npm/v1/tokens/token/nonsense",
+            Some(&alice),
+            "",
+        )
+        .await;
+    assert_eq!(junk.status, 404);
+}
+
+#[tokio::test]
+async fn hostile_requests_write_nothing() {
+    let (client, data) = start().await;
+    let session = client.session("alice").await;
+    let publish = |name: &str, attachment: &str| {
+        serde_json::json!({
+            "name": name,
+            "versions": { "1.0.0": { "name": name, "version": "1.0.0" } },
+            "dist-tags": { "latest": "1.0.0" },
+            "_attachments": { attachment: { "data": "aGVsbG8=", "length": 5 } }
+        })
+        .to_string()
+    };
+    let cases: Vec<(&str, String, String)> = vec![
+        (
+            "/..%2f..%2fetc",
+            publish("../../etc", "etc-1.0.0.tgz"),
+            "invalid package name".into(),
+        ),
+        (
+            "/left-pad",
+            publish("right-pad", "right-pad-1.0.0.tgz"),
+            "does not match".into(),
+        ),
+        (
+            "/left-pad",
+            publish("left-pad", "../../x.tgz"),
+            "attachment must be named".into(),
+        ),
+        (
+            "/left-pad",
+            publish("left-pad", "left-pad-1.0.0.tgz").replace("aGVsbG8=", "!!"),
+            "base64".into(),
+        ),
+        (
+            "/left-pad",
+            publish("left-pad", "left-pad-1.0.0.tgz").replace("\"length\":5", "\"length\":6"),
+            "length".into(),
+        ),
+        ("/left-pad", "{".into(), "not valid JSON".into()),
+        (
+            "/Left-Pad",
+            publish("Left-Pad", "Left-Pad-1.0.0.tgz"),
+            "invalid package name".into(),
+        ),
+    ];
+    for (path, body, message) in &cases {
+        let reply = client.send("PUT", path, Some(&session), body).await;
+        assert!(
+            (400..500).contains(&reply.status),
+            "{path}: {}",
+            reply.status
+        );
+        let error = reply.json()["error"].as_str().unwrap().to_owned();
+        assert!(error.contains(message.as_str()), "{path}: {error}");
+    }
+    assert!(
+        !data.path().join("packages").exists(),
+        "a refused publish wrote something"
+    );
+
+    let huge = format!(
+        "{{\"name\":\"x\",\"pad\":\"{}\"}}",
+        "a".repeat(70 * 1024 * 1024)
+    );
+    let reply = client.send("PUT", "/left-pad", Some(&session), &huge).await;
+    assert_eq!(reply.status, 413);
+    let reply = client
+        .send(
+            "POST",
+            "/-/npm/v1/tokens",
+            Some(&session),
+            &"x".repeat(100 * 1024),
+        )
+        .await;
+    assert_eq!(reply.status, 413);
+
+    for path in [
+        "/..%2f..%2fetc%2fpasswd",
+        "/left-pad/-/..%2f..%2fusers%2falice.json",
+        "/@demo/hello/-/..%2fpackument.json",
+        "/%2e%2e/-/x.tgz",
+    ] {
+        let reply = client.send("GET", path, None, "").await;
+        assert!(
+            matches!(reply.status, 400 | 404),
+            "{path}: {}",
+            reply.status
+        );
+        assert!(!reply.body.contains("argon2"), "{path}");
+    }
+
+    // A good publish, then the same version again.
+    let good = publish("left-pad", "left-pad-1.0.0.tgz");
+    assert_eq!(
+        client
+            .send("PUT", "/left-pad", Some(&session), &good)
+            .await
+            .status,
+        201
+    );
+    let again = client.send("PUT", "/left-pad", Some(&session), &good).await;
+    assert_eq!(again.status, 403);
+    assert!(
+        again.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("previously published")
+    );
+    let bob = client.session("bob").await;
+    let theirs = client
+        .send(
+            "PUT",
+            "/left-pad",
+            Some(&bob),
+            &good.replace("1.0.0", "1.0.1"),
+        )
+        .await;
+    assert_eq!(theirs.status, 403);
+    let packument = client.send("GET", "/left-pad", None, "").await.json();
+    let tarball = packument["versions"]["1.0.0"]["dist"]["tarball"]
+        .as_str()
+        .unwrap();
+    let path = tarball
+        .split_once(&client.registry.addr.to_string())
+        .unwrap()
+        .1;
+    let reply = client.send("GET", path, None, "").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "hello"));
+}
+
+/// Percent-encodes everything but unreserved characters, as npm encodes a name in a path.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn package_and_user_names() {
+    let (client, _data) = start().await;
+    for good in ["left-pad", "a", "@scope/pkg", "x.y_z~1", "9"] {
+        let reply = client
+            .send("GET", &format!("/{}", encode(good)), None, "")
+            .await;
+        assert_eq!(reply.status, 404, "{good}: {}", reply.body);
+        assert!(reply.body.contains("not found"), "{good}");
+    }
+    let too_long = "a".repeat(215);
+    for bad in [
+        "Left",
+        ".hidden",
+        "_x",
+        "../etc",
+        "a/b",
+        "@scope",
+        "@/x",
+        "@scope/",
+        "@a/../b",
+        "@a/b/c",
+        "a b",
+        "a\\b",
+        too_long.as_str(),
+    ] {
+        let reply = client
+            .send("GET", &format!("/{}", encode(bad)), None, "")
+            .await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+        assert!(reply.body.contains("invalid package name"), "{bad}");
+    }
+
+    for good in ["alice", "b", "bob-2", "x.y_z", "9lives"] {
+        assert_eq!(client.login(good, PASSWORD).await.status, 201, "{good}");
+    }
+    for bad in ["Alice", ".hidden", "_x", "a b", "ünï"] {
+        let body = serde_json::json!({ "name": bad, "password": PASSWORD }).to_string();
+        let path = format!("/-/user/org.couchdb.user:{}", encode(bad));
+        let reply = client.send("PUT", &path, None, &body).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+        assert!(reply.body.contains("invalid user name"), "{bad}");
+    }
+}
