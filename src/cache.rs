@@ -1,15 +1,19 @@
-//! The record cache behind [`Tokens`](crate::Tokens): bounded, TTL capped by each token's
-//! expiry, one store call for concurrent misses, a separate bounded memory of unknown ids,
-//! and the rules that keep a revoked token from coming back.
+//! The record cache behind [`Tokens`](crate::Tokens): bounded, with a TTL, one store call
+//! for concurrent misses, a separate bounded memory of unknown ids, and the rule that keeps
+//! a revoked token from coming back.
+//!
+//! Each id maps to a slot that the first lookup fills. A hit is a synchronous map probe
+//! plus a check that the slot is filled, so the layer answers cached tokens without
+//! awaiting anything. Forgetting an id removes its slot; a lookup still filling the old
+//! slot cannot put anything back, because the old slot is no longer in the map.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use moka::Expiry;
-use moka::future::Cache;
+use moka::sync::Cache;
+use tokio::sync::OnceCell;
 
-use crate::clock::Clock;
 use crate::record::TokenRecord;
 use crate::reject::Reason;
 use crate::store::{StoreError, TokenStore};
@@ -26,9 +30,10 @@ pub(crate) struct CacheSettings {
 
 /// A cached record, with what the cache needs to know about it.
 pub(crate) struct Cached {
-    pub(crate) record: Arc<TokenRecord>,
-    /// The cache generation when the lookup that produced this entry began.
-    generation: u64,
+    /// Inline, not behind another `Arc`: one pointer fewer to chase on every hit.
+    pub(crate) record: TokenRecord,
+    /// When the lookup that produced this entry began, by the manager's clock.
+    loaded_at: SystemTime,
     /// Seconds since the Unix epoch when this token's use was last reported.
     last_reported_use: AtomicU64,
 }
@@ -52,37 +57,33 @@ fn unix_seconds(at: SystemTime) -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A cache slot: filled once by the first lookup of its id, awaited by any lookup that
+/// arrives while it is being filled.
+type Slot = Arc<OnceCell<Arc<Cached>>>;
+
 pub(crate) struct RecordCache {
-    records: Cache<TokenId, Arc<Cached>>,
+    /// Bounded by capacity only: freshness is checked on each hit against `ttl`, with the
+    /// time the request already reads, which costs far less than moka's own TTL tracking.
+    records: Cache<TokenId, Slot>,
+    ttl: Duration,
     unknown: Cache<TokenId, ()>,
-    /// Bumped by [`RecordCache::forget_all`]; an entry from an older generation is never
-    /// served, even if its lookup finished after the bump.
-    generation: AtomicU64,
 }
 
-/// What a store lookup can end in, besides a record. Shared by every request waiting on
-/// the same lookup.
-#[derive(Debug)]
+/// What a store lookup can end in, besides a record.
 enum LoadError {
     Unknown,
     Store(StoreError),
 }
 
 impl RecordCache {
-    pub(crate) fn new(settings: CacheSettings, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(settings: CacheSettings) -> Self {
         Self {
-            records: Cache::builder()
-                .max_capacity(settings.capacity)
-                .expire_after(RecordLifetime {
-                    ttl: settings.ttl,
-                    clock,
-                })
-                .build(),
+            records: Cache::builder().max_capacity(settings.capacity).build(),
+            ttl: settings.ttl,
             unknown: Cache::builder()
                 .max_capacity(settings.unknown_capacity)
                 .time_to_live(settings.unknown_ttl)
                 .build(),
-            generation: AtomicU64::new(0),
         }
     }
 
@@ -90,113 +91,99 @@ impl RecordCache {
         self.records.entry_count()
     }
 
-    /// The record for `id`: from the cache, else from the store, sharing one store call
-    /// between concurrent misses. Store failures are not cached; unknown ids are, briefly.
+    /// The answer the cache holds for `id` at `now`, without waiting: the record, a known
+    /// unknown id, or `None` when the store must be asked. A record older than the TTL is
+    /// dropped here and never served.
+    pub(crate) fn cached(
+        &self,
+        id: TokenId,
+        now: SystemTime,
+    ) -> Option<Result<Arc<Cached>, Reason>> {
+        if let Some(cached) = self.records.get(&id).and_then(|slot| slot.get().cloned()) {
+            if fresh(cached.loaded_at, now, self.ttl) {
+                return Some(Ok(cached));
+            }
+            self.records.invalidate(&id);
+            return None;
+        }
+        self.unknown
+            .contains_key(&id)
+            .then_some(Err(Reason::UnknownToken))
+    }
+
+    /// The record for `id`: from the cache, else from the store. Concurrent misses for one
+    /// id share one store call; store failures are not cached; unknown ids are, briefly.
     pub(crate) async fn resolve<S: TokenStore>(
         &self,
         store: &S,
         id: TokenId,
+        now: SystemTime,
     ) -> Result<Arc<Cached>, Reason> {
-        let generation = self.generation.load(Ordering::Acquire);
-        if let Some(cached) = self.records.get(&id).await {
-            if cached.generation == generation {
-                return Ok(cached);
+        if let Some(answer) = self.cached(id, now) {
+            return answer;
+        }
+        let slot = self.records.get_with(id, Slot::default);
+        match slot.get_or_try_init(|| load(store, id, now)).await {
+            Ok(cached) => Ok(Arc::clone(cached)),
+            Err(LoadError::Unknown) => {
+                // No empty slot left behind: made-up ids must not crowd out real tokens.
+                self.records.invalidate(&id);
+                self.unknown.insert(id, ());
+                Err(Reason::UnknownToken)
             }
-            self.records.invalidate(&id).await;
-        }
-        if self.unknown.contains_key(&id) {
-            return Err(Reason::UnknownToken);
-        }
-        match self.records.try_get_with(id, self.load(store, id)).await {
-            Ok(cached) => Ok(cached),
-            Err(error) => match &*error {
-                LoadError::Unknown => {
-                    self.unknown.insert(id, ()).await;
-                    Err(Reason::UnknownToken)
-                }
-                LoadError::Store(error) => {
-                    tracing::warn!(token_id = %id, %error, "token store lookup failed");
-                    Err(Reason::StoreUnavailable)
-                }
-            },
+            Err(LoadError::Store(error)) => {
+                tracing::warn!(token_id = %id, %error, "token store lookup failed");
+                Err(Reason::StoreUnavailable)
+            }
         }
     }
 
-    /// Drops `id` so that the next lookup asks the store.
+    /// Drops `id`, so that the next lookup asks the store.
     ///
-    /// A lookup that read the store before a revoke may still be on its way into the
-    /// cache. Joining it first (the cache inserts a lookup's result before it wakes those
-    /// waiting on it) means the invalidation comes after that insert, so the stale record
-    /// cannot land behind it.
-    pub(crate) async fn forget<S: TokenStore>(&self, store: &S, id: TokenId) {
-        let _ = self.records.try_get_with(id, self.load(store, id)).await;
-        self.records.invalidate(&id).await;
+    /// A lookup already in flight fills the slot it started with, which this removes from
+    /// the cache: its (possibly stale) record reaches only the requests that were already
+    /// waiting on it, never a later one.
+    pub(crate) fn forget(&self, id: TokenId) {
+        self.records.invalidate(&id);
     }
 
-    /// Drops every record and unknown id, including lookups still in flight.
+    /// Drops every record and unknown id; lookups in flight fill slots no longer cached.
     pub(crate) fn forget_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
         self.records.invalidate_all();
         self.unknown.invalidate_all();
     }
 
     /// A new token's id may have been remembered as unknown.
-    pub(crate) async fn forget_unknown(&self, id: TokenId) {
-        self.unknown.invalidate(&id).await;
+    pub(crate) fn forget_unknown(&self, id: TokenId) {
+        self.unknown.invalidate(&id);
     }
+}
 
-    fn load<'a, S: TokenStore>(
-        &self,
-        store: &'a S,
-        id: TokenId,
-    ) -> impl Future<Output = Result<Arc<Cached>, LoadError>> + Send + 'a {
-        let generation = self.generation.load(Ordering::Acquire);
-        async move {
-            match store.get(id).await {
-                Ok(Some(record)) if record.id == id => {
-                    let last_use = record.last_used_at.map_or(0, unix_seconds);
-                    Ok(Arc::new(Cached {
-                        record: Arc::new(record),
-                        generation,
-                        last_reported_use: AtomicU64::new(last_use),
-                    }))
-                }
-                Ok(Some(_)) => Err(LoadError::Store(StoreError::Corrupt(format!(
-                    "asked for token {id}, got another record"
-                )))),
-                Ok(None) => Err(LoadError::Unknown),
-                Err(error) => Err(LoadError::Store(error)),
-            }
+/// Whether an entry loaded at `loaded_at` may still be served at `now`. A clock that went
+/// backwards makes entries stale rather than immortal.
+fn fresh(loaded_at: SystemTime, now: SystemTime, ttl: Duration) -> bool {
+    now.duration_since(loaded_at).is_ok_and(|age| age < ttl)
+}
+
+async fn load<S: TokenStore>(
+    store: &S,
+    id: TokenId,
+    started: SystemTime,
+) -> Result<Arc<Cached>, LoadError> {
+    match store.get(id).await {
+        Ok(Some(record)) if record.id == id => {
+            let last_use = record.last_used_at.map_or(0, unix_seconds);
+            Ok(Arc::new(Cached {
+                record,
+                loaded_at: started,
+                last_reported_use: AtomicU64::new(last_use),
+            }))
         }
-    }
-}
-
-/// Keeps each cached record for the TTL, but never past its token's expiry.
-struct RecordLifetime {
-    ttl: Duration,
-    clock: Arc<dyn Clock>,
-}
-
-impl Expiry<TokenId, Arc<Cached>> for RecordLifetime {
-    fn expire_after_create(
-        &self,
-        _id: &TokenId,
-        cached: &Arc<Cached>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(cache_lifetime(
-            self.ttl,
-            cached.record.expires_at,
-            self.clock.now(),
-        ))
-    }
-}
-
-/// How long a record may stay cached: the TTL, cut short by the token's expiry.
-fn cache_lifetime(ttl: Duration, expires_at: Option<SystemTime>, now: SystemTime) -> Duration {
-    match expires_at {
-        Some(at) => at.duration_since(now).unwrap_or(Duration::ZERO).min(ttl),
-        None => ttl,
+        Ok(Some(_)) => Err(LoadError::Store(StoreError::Corrupt(format!(
+            "asked for token {id}, got another record"
+        )))),
+        Ok(None) => Err(LoadError::Unknown),
+        Err(error) => Err(LoadError::Store(error)),
     }
 }
 
@@ -205,23 +192,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cache_lifetime_table() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+    fn freshness_table() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000);
         let ttl = Duration::from_secs(60);
         let cases = [
-            (None, ttl),
-            (Some(now + Duration::from_secs(3600)), ttl),
-            (Some(now + Duration::from_secs(5)), Duration::from_secs(5)),
-            (Some(now), Duration::ZERO),
-            (Some(now - Duration::from_secs(5)), Duration::ZERO),
+            (t0, true),
+            (t0 + Duration::from_secs(59), true),
+            (t0 + ttl, false),
+            (t0 + Duration::from_secs(3600), false),
+            (t0 - Duration::from_secs(1), false),
         ];
-        for (expires_at, expected) in cases {
-            assert_eq!(
-                cache_lifetime(ttl, expires_at, now),
-                expected,
-                "{expires_at:?}"
-            );
+        for (now, expected) in cases {
+            assert_eq!(fresh(t0, now, ttl), expected, "{now:?}");
         }
+        assert!(!fresh(t0, t0, Duration::ZERO), "a zero TTL caches nothing");
     }
 
     #[test]
@@ -229,8 +213,8 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000);
         let minute = Duration::from_secs(60);
         let cached = Cached {
-            record: Arc::new(crate::record::tests::sample_record(t0)),
-            generation: 0,
+            record: crate::record::tests::sample_record(t0),
+            loaded_at: t0,
             last_reported_use: AtomicU64::new(0),
         };
         assert!(cached.claim_use_report(t0, minute));

@@ -62,9 +62,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        if parts.extensions.get::<GateRan>().is_none() {
-            return Err(MissingAuthentication);
+        match parts.extensions.get::<Authenticated>() {
+            Some(authenticated) => Ok(Some(authenticated.clone())),
+            None if parts.extensions.get::<GateRan>().is_some() => Ok(None),
+            None => Err(MissingAuthentication),
         }
-        Ok(parts.extensions.get::<Authenticated>().cloned())
     }
 }

@@ -234,7 +234,9 @@ impl ResponseStyle {
         };
         let mut response = Response::new(Bytes::from_static(reason.json_body().as_bytes()));
         *response.status_mut() = status;
+        // One allocation, sized for every header a refusal carries.
         let headers = response.headers_mut();
+        headers.reserve(4);
         headers.insert(CONTENT_TYPE, JSON);
         headers.insert(CACHE_CONTROL, NO_STORE);
         if let Some(challenge) = challenge {

@@ -22,8 +22,9 @@ pub struct TokenAuth<S, St> {
     config: Arc<Config<St>>,
 }
 
-/// Put into the request extensions whenever the gate let a request through, token or
-/// not, so that extractors can tell "no token" from "no gate".
+/// Put into the request extensions when the gate, in optional mode, lets a request through
+/// without a token, so that extractors can tell "no token" from "no gate". (A request let
+/// through with a token carries `Authenticated`, which says as much.)
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GateRan;
 
@@ -98,20 +99,32 @@ where
             Err(rejection) => return ResponseFuture::refused(refuse(config, &rejection)),
         };
 
-        let client = client_ip(
-            peer_addr(request.extensions()),
-            request.headers(),
-            &config.trusted_proxies,
-        );
         let is_write = (config.is_write)(request.method());
+
+        // A cached token is answered here, synchronously: nothing boxed, nothing awaited.
+        let client = || {
+            client_ip(
+                peer_addr(request.extensions()),
+                request.headers(),
+                &config.trusted_proxies,
+            )
+        };
+        match config.tokens.authorize_cached(presented, client, is_write) {
+            Some(Ok(authenticated)) => {
+                request.extensions_mut().insert(authenticated);
+                return ResponseFuture::call(inner.call(request));
+            }
+            Some(Err(rejection)) => return ResponseFuture::refused(refuse(config, &rejection)),
+            None => {}
+        }
+
+        let client = client();
         let config = Arc::clone(config);
         ResponseFuture::check(
             async move {
                 match config.tokens.authorize(presented, client, is_write).await {
                     Ok(authenticated) => {
-                        let extensions = request.extensions_mut();
-                        extensions.insert(authenticated);
-                        extensions.insert(GateRan);
+                        request.extensions_mut().insert(authenticated);
                         Ok(request)
                     }
                     Err(rejection) => Err(refuse(&config, &rejection)),

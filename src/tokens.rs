@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{broadcast, mpsc};
 
-use crate::cache::{CacheSettings, RecordCache};
+use crate::cache::{CacheSettings, Cached, RecordCache};
 
 use crate::cidr::{CidrError, CidrList};
 use crate::clock::{Clock, SystemClock, whole_millis};
@@ -79,38 +79,38 @@ pub struct TokenList {
 /// Holds no digest and no secret. Cheap to clone.
 #[derive(Clone)]
 pub struct Authenticated {
-    record: Arc<TokenRecord>,
+    cached: Arc<Cached>,
 }
 
 impl Authenticated {
     /// The token's public id.
     pub fn token_id(&self) -> TokenId {
-        self.record.id
+        self.cached.record.id
     }
 
     /// Who the token belongs to.
     pub fn owner(&self) -> &str {
-        &self.record.owner
+        &self.cached.record.owner
     }
 
     /// Read-only or read-write.
     pub fn access(&self) -> Access {
-        self.record.access
+        self.cached.record.access
     }
 
     /// The token's name, if it has one.
     pub fn token_name(&self) -> Option<&str> {
-        self.record.name.as_deref()
+        self.cached.record.name.as_deref()
     }
 }
 
 impl fmt::Debug for Authenticated {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticated")
-            .field("token_id", &self.record.id)
-            .field("owner", &self.record.owner)
-            .field("access", &self.record.access)
-            .field("token_name", &self.record.name)
+            .field("token_id", &self.cached.record.id)
+            .field("owner", &self.cached.record.owner)
+            .field("access", &self.cached.record.access)
+            .field("token_name", &self.cached.record.name)
             .finish()
     }
 }
@@ -244,7 +244,7 @@ impl<S: TokenStore> TokensBuilder<S> {
         let changes = self.store.changes();
         Tokens {
             inner: Arc::new(Inner {
-                cache: RecordCache::new(self.cache, Arc::clone(&self.clock)),
+                cache: RecordCache::new(self.cache),
                 store: self.store,
                 prefix: self.prefix,
                 clock: self.clock,
@@ -332,7 +332,7 @@ impl<S: TokenStore> Tokens<S> {
             let listing = TokenListing::from_record(&self.inner.prefix, &record);
             match self.inner.store.insert(record).await {
                 Ok(()) => {
-                    self.inner.cache.forget_unknown(token.id()).await;
+                    self.inner.cache.forget_unknown(token.id());
                     return Ok(CreatedToken { token, listing });
                 }
                 Err(StoreError::Duplicate(_)) if attempts_left > 1 => attempts_left -= 1,
@@ -407,37 +407,67 @@ impl<S: TokenStore> Tokens<S> {
         client: Option<IpAddr>,
         is_write: bool,
     ) -> Result<Authenticated, Rejection> {
-        let id = presented.id;
-        let refuse = |reason| Rejection::new(reason, Some(id));
-        let use_reports = self.background();
+        if let Some(answer) = self.authorize_cached(presented, || client, is_write) {
+            return answer;
+        }
+        let refuse = |reason| Rejection::new(reason, Some(presented.id));
         let cached = self
             .inner
             .cache
-            .resolve(&self.inner.store, id)
+            .resolve(&self.inner.store, presented.id, self.inner.clock.now())
             .await
             .map_err(refuse)?;
-        let now = self.inner.clock.now();
-        let check = Presented {
-            digest: presented.digest,
-            now,
-            client,
+        self.admit(
+            &cached,
+            presented,
+            self.inner.clock.now(),
+            || client,
             is_write,
+        )
+    }
+
+    /// [`Tokens::authorize`] answered from the cache alone, without awaiting: `None` when
+    /// the store must be asked. The client address is only worked out for a token with an
+    /// allow-list.
+    pub(crate) fn authorize_cached(
+        &self,
+        presented: PresentedToken,
+        client: impl FnOnce() -> Option<IpAddr>,
+        is_write: bool,
+    ) -> Option<Result<Authenticated, Rejection>> {
+        let now = self.inner.clock.now();
+        let answer = match self.inner.cache.cached(presented.id, now)? {
+            Ok(cached) => self.admit(&cached, presented, now, client, is_write),
+            Err(reason) => Err(Rejection::new(reason, Some(presented.id))),
         };
-        check.against(&cached.record).map_err(refuse)?;
-        if let Some(reports) = use_reports {
+        Some(answer)
+    }
+
+    /// The checks after the lookup, and the use report for an accepted token.
+    fn admit(
+        &self,
+        cached: &Arc<Cached>,
+        presented: PresentedToken,
+        now: SystemTime,
+        client: impl FnOnce() -> Option<IpAddr>,
+        is_write: bool,
+    ) -> Result<Authenticated, Rejection> {
+        check(&cached.record, presented.digest, now, client, is_write)
+            .map_err(|reason| Rejection::new(reason, Some(presented.id)))?;
+        if let Some(reports) = self.background() {
             if cached.claim_use_report(now, USE_REPORT_INTERVAL) {
                 // Never waits: when the writer is behind, this use goes unrecorded.
-                let _ = reports.try_send((id, now));
+                let _ = reports.try_send((presented.id, now));
             }
         }
         Ok(Authenticated {
-            record: Arc::clone(&cached.record),
+            cached: Arc::clone(cached),
         })
     }
 
     /// Drops one id from this node's cache: for a revocation learnt from elsewhere.
-    pub async fn invalidate(&self, id: TokenId) {
-        self.inner.cache.forget(&self.inner.store, id).await;
+    pub fn invalidate(&self, id: TokenId) {
+        self.inner.cache.forget(id);
     }
 
     /// Drops every cached record and unknown id, including lookups still in flight: for
@@ -453,7 +483,7 @@ impl<S: TokenStore> Tokens<S> {
 
     async fn revoke_id(&self, id: TokenId) -> Result<bool, TokensError> {
         let revoked = self.inner.store.revoke(id, self.inner.clock.now()).await?;
-        self.inner.cache.forget(&self.inner.store, id).await;
+        self.inner.cache.forget(id);
         Ok(revoked)
     }
 
@@ -496,7 +526,7 @@ async fn follow_changes<S: TokenStore>(
             return;
         };
         match change {
-            Ok(StoreChange::Revoked(id)) => inner.cache.forget(&inner.store, id).await,
+            Ok(StoreChange::Revoked(id)) => inner.cache.forget(id),
             Ok(StoreChange::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                 inner.cache.forget_all();
             }
@@ -524,37 +554,33 @@ async fn write_uses<S: TokenStore>(
     }
 }
 
-/// What a request brings to be checked against a record.
-struct Presented {
+/// Every check after the lookup, in order. The secret comes first, so that nothing about
+/// a token (revoked, expired, restricted) is told to someone who lacks it.
+fn check(
+    record: &TokenRecord,
     digest: TokenDigest,
     now: SystemTime,
-    client: Option<IpAddr>,
+    client: impl FnOnce() -> Option<IpAddr>,
     is_write: bool,
-}
-
-impl Presented {
-    /// Every check after the lookup, in order. The secret comes first, so that nothing
-    /// about a token (revoked, expired, restricted) is told to someone who lacks it.
-    fn against(&self, record: &TokenRecord) -> Result<(), Reason> {
-        if !record.digest.verify(&self.digest) {
-            return Err(Reason::SecretMismatch);
-        }
-        match record.status(self.now) {
-            Status::Active => {}
-            Status::Revoked => return Err(Reason::Revoked),
-            Status::Expired => return Err(Reason::Expired),
-        }
-        if !record.cidr.is_empty() {
-            let client = self.client.ok_or(Reason::NoClientAddress)?;
-            if !record.cidr.contains(client) {
-                return Err(Reason::AddressNotAllowed);
-            }
-        }
-        if !record.access.allows(self.is_write) {
-            return Err(Reason::ReadOnly);
-        }
-        Ok(())
+) -> Result<(), Reason> {
+    if !record.digest.verify(&digest) {
+        return Err(Reason::SecretMismatch);
     }
+    match record.status(now) {
+        Status::Active => {}
+        Status::Revoked => return Err(Reason::Revoked),
+        Status::Expired => return Err(Reason::Expired),
+    }
+    if !record.cidr.is_empty() {
+        let client = client().ok_or(Reason::NoClientAddress)?;
+        if !record.cidr.contains(client) {
+            return Err(Reason::AddressNotAllowed);
+        }
+    }
+    if !record.access.allows(is_write) {
+        return Err(Reason::ReadOnly);
+    }
+    Ok(())
 }
 
 /// The instant a new token expires, which must be after `now`.

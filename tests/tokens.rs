@@ -439,7 +439,7 @@ async fn revocations_made_elsewhere_wait_for_the_ttl_or_an_invalidation() {
     assert!(store.revoke(created.token.id(), start()).await.unwrap());
     tokens.authenticate(token, None, false).await.unwrap();
 
-    tokens.invalidate(created.token.id()).await;
+    tokens.invalidate(created.token.id());
     let refused = tokens.authenticate(token, None, false).await.unwrap_err();
     assert_eq!(refused.reason(), Reason::Revoked);
 }
@@ -605,4 +605,28 @@ async fn uses_are_reported_at_most_once_a_minute_per_token() {
     let listed = tokens.list("alice", Page::default()).await.unwrap();
     let listed_a = listed.tokens.iter().find(|t| t.id == a.token.id()).unwrap();
     assert_eq!(listed_a.last_used_at, Some(clock.now()));
+}
+
+#[tokio::test]
+async fn cached_records_are_reloaded_after_the_ttl() {
+    let store = TestStore::new();
+    let clock = ManualClock::new(start());
+    let tokens = Tokens::builder(store.clone())
+        .prefix("npm")
+        .unwrap()
+        .clock(clock.clone())
+        .cache_ttl(Duration::from_secs(60))
+        .build();
+    let created = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let token = created.token.expose_secret();
+    tokens.authenticate(token, None, false).await.unwrap();
+    clock.advance(Duration::from_secs(59));
+    tokens.authenticate(token, None, false).await.unwrap();
+    assert_eq!(store.gets(), 1, "served from the cache within the TTL");
+    clock.advance(Duration::from_secs(1));
+    tokens.authenticate(token, None, false).await.unwrap();
+    assert_eq!(store.gets(), 2, "asked the store again once the TTL passed");
 }

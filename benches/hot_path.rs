@@ -1,0 +1,399 @@
+//! The layer's hot path against the floor, the bare service and tower-http's bearer check,
+//! all in one run so that the ratios between them mean something. See BENCHMARKS.md.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body_util::Full;
+use tokengate::bearer::{Credentials, credentials};
+use tokengate::token::parse;
+use tokengate::{MemoryStore, NewToken, TokenAuthLayer, TokenDigest, TokenId, Tokens};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tower_http::validate_request::ValidateRequestHeaderLayer;
+
+type Body = Full<Bytes>;
+
+const PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
+const POPULATION: usize = 100_000;
+
+/// The request every variant handles: a header (or none) and the peer address.
+fn request(authorization: Option<&HeaderValue>) -> Request<Body> {
+    let mut request = Request::new(Body::default());
+    if let Some(value) = authorization {
+        request.headers_mut().insert(AUTHORIZATION, value.clone());
+    }
+    request.extensions_mut().insert(PEER);
+    request
+}
+
+/// The trivial inner service.
+fn bare() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    service_fn(|_request: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::default()))
+    })
+}
+
+fn bearer(token: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
+}
+
+/// A cheap, deterministic walk over the population.
+struct Picker(AtomicUsize);
+
+impl Picker {
+    fn next(&self, len: usize) -> usize {
+        let x = self.0.fetch_add(0x9E37_79B9, Ordering::Relaxed);
+        (x.wrapping_mul(2_654_435_761)) % len
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // One store, one manager, 100,000 live tokens, every one looked up once (cache warm).
+    let store = MemoryStore::new();
+    let tokens = Tokens::builder(store.clone())
+        .prefix("npm")
+        .unwrap()
+        .cache_capacity(2 * POPULATION as u64)
+        .cache_ttl(Duration::from_secs(3600))
+        .build();
+    let mut population = Vec::with_capacity(POPULATION);
+    let mut floor_map: HashMap<TokenId, TokenDigest> = HashMap::with_capacity(POPULATION);
+    rt.block_on(async {
+        for _ in 0..POPULATION {
+            let created = tokens
+                .create("bench", NewToken::read_write())
+                .await
+                .unwrap();
+            let token = created.token.expose_secret();
+            tokens.authenticate(token, None, false).await.unwrap();
+            floor_map.insert(created.token.id(), created.token.digest());
+            population.push(bearer(token));
+        }
+    });
+    let hot = population[0].clone();
+    let hot_text = hot.to_str().unwrap()["Bearer ".len()..].to_owned();
+    let population = Arc::new(population);
+    let picker = Arc::new(Picker(AtomicUsize::new(0)));
+    let gated = ServiceBuilder::new()
+        .layer(TokenAuthLayer::new(tokens.clone()))
+        .service(bare());
+
+    let mut group = c.benchmark_group("hot_path");
+
+    // 1. The bare inner service.
+    group.bench_function("1_bare_service", |b| {
+        let service = bare();
+        b.to_async(&rt)
+            .iter(|| service.clone().oneshot(request(Some(&hot))));
+    });
+
+    // 2. The layer, cache hit, one hot token.
+    group.bench_function("2_layer_hot_token", |b| {
+        b.to_async(&rt)
+            .iter(|| gated.clone().oneshot(request(Some(&hot))));
+    });
+
+    // 3. The layer, cache hit, a token drawn from 100,000.
+    group.bench_function("3_layer_random_of_100k", |b| {
+        b.to_async(&rt).iter(|| {
+            let value = &population[picker.next(POPULATION)];
+            gated.clone().oneshot(request(Some(value)))
+        });
+    });
+
+    // 4. The floor: header parse + SHA-256 + one HashMap lookup + 32-byte compare.
+    let prefix = tokens.prefix().clone();
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, hot.clone());
+    group.bench_function("4_floor", |b| {
+        b.iter(|| {
+            let Ok(Credentials::Bearer(token)) = credentials(black_box(&headers)) else {
+                unreachable!()
+            };
+            let presented = parse(&prefix, token).unwrap().presented();
+            let stored = floor_map.get(&presented.id).unwrap();
+            black_box(stored.verify(&presented.digest))
+        });
+    });
+
+    // 5. What a user would pick instead: tower-http's bearer check on the same service.
+    #[allow(deprecated)]
+    let tower_http = ServiceBuilder::new()
+        .layer(ValidateRequestHeaderLayer::bearer(&hot_text))
+        .service(bare());
+    group.bench_function("5_tower_http_bearer", |b| {
+        b.to_async(&rt)
+            .iter(|| tower_http.clone().oneshot(request(Some(&hot))));
+    });
+
+    // 6a. Cache miss served by the memory store (entries expire at once).
+    let uncached = Tokens::builder(store.clone())
+        .prefix("npm")
+        .unwrap()
+        .cache_ttl(Duration::ZERO)
+        .build();
+    let missing = ServiceBuilder::new()
+        .layer(TokenAuthLayer::new(uncached))
+        .service(bare());
+    group.bench_function("6a_cache_miss_memory_store", |b| {
+        b.to_async(&rt)
+            .iter(|| missing.clone().oneshot(request(Some(&hot))));
+    });
+
+    // 6b. 1,000 concurrent first requests for one token, on a cold cache each time.
+    group.sample_size(20);
+    group.bench_function("6b_1000_concurrent_first_requests", |b| {
+        b.to_async(&multi).iter(|| {
+            let fresh = Tokens::builder(store.clone())
+                .prefix("npm")
+                .unwrap()
+                .build();
+            let service = ServiceBuilder::new()
+                .layer(TokenAuthLayer::new(fresh))
+                .service(bare());
+            let hot = hot.clone();
+            async move {
+                let tasks: Vec<_> = (0..1_000)
+                    .map(|_| tokio::spawn(service.clone().oneshot(request(Some(&hot)))))
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap().unwrap();
+                }
+            }
+        });
+    });
+    group.sample_size(100);
+
+    // 7. Refused before any hashing or store call.
+    let mut typo = hot_text.clone().into_bytes();
+    let last = typo.len() - 1;
+    typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
+    let typo = bearer(std::str::from_utf8(&typo).unwrap());
+    group.bench_function("7a_malformed_token", |b| {
+        b.to_async(&rt)
+            .iter(|| gated.clone().oneshot(request(Some(&typo))));
+    });
+    group.bench_function("7b_missing_header", |b| {
+        b.to_async(&rt)
+            .iter(|| gated.clone().oneshot(request(None)));
+    });
+
+    // 8. The digest compare alone.
+    let digest = TokenDigest::of(&hot_text);
+    let mut first = *digest.as_bytes();
+    first[0] ^= 1;
+    let mut last = *digest.as_bytes();
+    last[31] ^= 1;
+    for (name, other) in [
+        ("8a_compare_equal", digest),
+        (
+            "8b_compare_first_byte_differs",
+            TokenDigest::from_bytes(first),
+        ),
+        (
+            "8c_compare_last_byte_differs",
+            TokenDigest::from_bytes(last),
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(&digest).verify(black_box(&other)))
+        });
+    }
+
+    // Throughput on both cores: two tasks share the iterations.
+    for (name, random) in [
+        ("9a_two_cores_hot_token", false),
+        ("9b_two_cores_random_of_100k", true),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&multi).iter_custom(|iters| {
+                let (service, population, picker, hot) = (
+                    gated.clone(),
+                    population.clone(),
+                    picker.clone(),
+                    hot.clone(),
+                );
+                async move {
+                    let start = Instant::now();
+                    let workers: Vec<_> = (0..2)
+                        .map(|_| {
+                            let (service, population, picker, hot) = (
+                                service.clone(),
+                                population.clone(),
+                                picker.clone(),
+                                hot.clone(),
+                            );
+                            tokio::spawn(async move {
+                                for _ in 0..iters.div_ceil(2) {
+                                    let value = if random {
+                                        &population[picker.next(POPULATION)]
+                                    } else {
+                                        &hot
+                                    };
+                                    service.clone().oneshot(request(Some(value))).await.unwrap();
+                                }
+                            })
+                        })
+                        .collect();
+                    for worker in workers {
+                        worker.await.unwrap();
+                    }
+                    start.elapsed()
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Where the time of a cache hit goes, step by step, and what moka's configurations cost
+/// for the same key and value types (so that the cache's share can be read off directly).
+fn steps(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tokens = Tokens::builder(MemoryStore::new())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let created = rt
+        .block_on(tokens.create("bench", NewToken::read_write()))
+        .unwrap();
+    let header = bearer(created.token.expose_secret());
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, header.clone());
+    let prefix = tokens.prefix().clone();
+    let mut group = c.benchmark_group("steps");
+
+    group.bench_function("a_header_parse_and_sha256", |b| {
+        b.iter(|| {
+            let Ok(Credentials::Bearer(token)) = credentials(black_box(&headers)) else {
+                unreachable!()
+            };
+            black_box(parse(&prefix, token).unwrap().presented())
+        });
+    });
+    group.bench_function("b_system_clock_now", |b| {
+        b.iter(|| black_box(std::time::SystemTime::now()))
+    });
+    let who = rt
+        .block_on(tokens.authenticate(created.token.expose_secret(), None, false))
+        .unwrap();
+    group.bench_function("c_request_with_authenticated_extension", |b| {
+        b.iter(|| {
+            let mut request = request(Some(&header));
+            request.extensions_mut().insert(who.clone());
+            black_box(request)
+        });
+    });
+    group.bench_function("c0_request_alone", |b| {
+        b.iter(|| black_box(request(Some(&header))))
+    });
+    let mut typo = header.as_bytes().to_vec();
+    let last = typo.len() - 1;
+    typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
+    group.bench_function("d_malformed_token_parse_only", |b| {
+        b.iter(|| black_box(parse(&prefix, black_box(&typo["Bearer ".len()..]))).is_err())
+    });
+    let style = tokengate::ResponseStyle::default();
+    let rejection = tokengate::Rejection::new(
+        tokengate::Reason::Malformed(tokengate::TokenFormatError::BadChecksum),
+        None,
+    );
+    group.bench_function("e_refusal_response_alone", |b| {
+        b.iter(|| black_box(style.respond(black_box(&rejection))))
+    });
+
+    // moka alone, 100,000 entries keyed by TokenId: a hot key and a random one.
+    let ids: Vec<TokenId> = (0..POPULATION)
+        .map(|_| tokengate::token::generate(&prefix).unwrap().id())
+        .collect();
+    let value = Arc::new(0u64);
+    let ttl = Duration::from_secs(3600);
+    let sync_configs: Vec<(&str, moka::sync::Cache<TokenId, Arc<u64>>)> = vec![
+        (
+            "sync_tinylfu_bounded (used)",
+            moka::sync::Cache::builder()
+                .max_capacity(2 * POPULATION as u64)
+                .build(),
+        ),
+        (
+            "sync_tinylfu_bounded_ttl",
+            moka::sync::Cache::builder()
+                .max_capacity(2 * POPULATION as u64)
+                .time_to_live(ttl)
+                .build(),
+        ),
+        (
+            "sync_lru_bounded",
+            moka::sync::Cache::builder()
+                .max_capacity(2 * POPULATION as u64)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .build(),
+        ),
+        ("sync_unbounded", moka::sync::Cache::builder().build()),
+    ];
+    for (name, cache) in &sync_configs {
+        for id in &ids {
+            cache.insert(*id, value.clone());
+        }
+        cache.run_pending_tasks();
+        let picker = Picker(AtomicUsize::new(0));
+        group.bench_function(format!("moka_{name}_hot"), |b| {
+            b.iter(|| black_box(cache.get(&ids[0])))
+        });
+        group.bench_function(format!("moka_{name}_random"), |b| {
+            b.iter(|| black_box(cache.get(&ids[picker.next(POPULATION)])))
+        });
+    }
+    let future: moka::future::Cache<TokenId, Arc<u64>> = moka::future::Cache::builder()
+        .max_capacity(2 * POPULATION as u64)
+        .build();
+    rt.block_on(async {
+        for id in &ids {
+            future.insert(*id, value.clone()).await;
+        }
+        future.run_pending_tasks().await;
+    });
+    let picker = Picker(AtomicUsize::new(0));
+    group.bench_function("moka_future_tinylfu_bounded_hot", |b| {
+        b.to_async(&rt).iter(|| future.get(&ids[0]));
+    });
+    group.bench_function("moka_future_tinylfu_bounded_random", |b| {
+        b.to_async(&rt)
+            .iter(|| future.get(&ids[picker.next(POPULATION)]));
+    });
+    let map: HashMap<TokenId, Arc<u64>> = ids.iter().map(|id| (*id, value.clone())).collect();
+    group.bench_function("std_hashmap_random", |b| {
+        b.iter(|| black_box(map.get(&ids[picker.next(POPULATION)]).cloned()))
+    });
+    group.finish();
+}
+
+criterion_group!(hot_path, benches, steps);
+criterion_main!(hot_path);

@@ -1,0 +1,284 @@
+//! Model-based test: random sequences of create / revoke / authenticate / time passing,
+//! run against `Tokens` (with its cache) and against a plain reference model. Every step
+//! must give the same decision. Runs over the memory store, and over SQLite and PostgreSQL
+//! when their features are on.
+
+mod support;
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use proptest::prelude::*;
+use tokengate::{
+    Clock, ManualClock, MemoryStore, NewToken, Reason, TokenFormatError, TokenStore, Tokens,
+};
+
+#[derive(Clone, Copy, Debug)]
+enum Client {
+    Inside,
+    InsideMapped,
+    Outside,
+    Unknown,
+}
+
+impl Client {
+    fn address(self) -> Option<IpAddr> {
+        match self {
+            Client::Inside => Some("10.1.2.3".parse().unwrap()),
+            Client::InsideMapped => Some("::ffff:10.9.9.9".parse().unwrap()),
+            Client::Outside => Some("192.0.2.1".parse().unwrap()),
+            Client::Unknown => None,
+        }
+    }
+
+    fn inside(self) -> Option<bool> {
+        match self {
+            Client::Inside | Client::InsideMapped => Some(true),
+            Client::Outside => Some(false),
+            Client::Unknown => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Create {
+        read_only: bool,
+        restricted: bool,
+        lifetime: Option<u64>,
+    },
+    Revoke {
+        which: usize,
+        by_full_token: bool,
+    },
+    Authenticate {
+        which: Which,
+        is_write: bool,
+        client: Client,
+    },
+    Advance {
+        seconds: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Which {
+    Issued(usize),
+    Unknown,
+    Mistyped(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let client = prop_oneof![
+        Just(Client::Inside),
+        Just(Client::InsideMapped),
+        Just(Client::Outside),
+        Just(Client::Unknown)
+    ];
+    let which = prop_oneof![
+        6 => any::<usize>().prop_map(Which::Issued),
+        1 => Just(Which::Unknown),
+        1 => any::<usize>().prop_map(Which::Mistyped),
+    ];
+    prop_oneof![
+        2 => (any::<bool>(), any::<bool>(), proptest::option::of(1u64..600)).prop_map(
+            |(read_only, restricted, lifetime)| Op::Create { read_only, restricted, lifetime }
+        ),
+        1 => (any::<usize>(), any::<bool>())
+            .prop_map(|(which, by_full_token)| Op::Revoke { which, by_full_token }),
+        6 => (which, any::<bool>(), client)
+            .prop_map(|(which, is_write, client)| Op::Authenticate { which, is_write, client }),
+        1 => (0u64..400).prop_map(|seconds| Op::Advance { seconds }),
+    ]
+}
+
+/// What the reference model knows of a token.
+struct Issued {
+    token: String,
+    id: String,
+    read_only: bool,
+    restricted: bool,
+    expires_at: Option<SystemTime>,
+    revoked: bool,
+}
+
+/// The decision, worked out from the model alone.
+fn expected(
+    issued: &Issued,
+    now: SystemTime,
+    is_write: bool,
+    client: Client,
+) -> Result<(), Reason> {
+    if issued.revoked {
+        return Err(Reason::Revoked);
+    }
+    if issued.expires_at.is_some_and(|at| now >= at) {
+        return Err(Reason::Expired);
+    }
+    if issued.restricted {
+        match client.inside() {
+            None => return Err(Reason::NoClientAddress),
+            Some(false) => return Err(Reason::AddressNotAllowed),
+            Some(true) => {}
+        }
+    }
+    if issued.read_only && is_write {
+        return Err(Reason::ReadOnly);
+    }
+    Ok(())
+}
+
+async fn run_model<S: TokenStore>(store: S, ops: Vec<Op>) {
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let clock = ManualClock::new(start);
+    let tokens = Tokens::builder(store)
+        .prefix("npm")
+        .unwrap()
+        .clock(clock.clone())
+        .build();
+    let stranger = Tokens::builder(MemoryStore::new())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let mut model: Vec<Issued> = Vec::new();
+
+    for (step, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::Create {
+                read_only,
+                restricted,
+                lifetime,
+            } => {
+                let mut options = if read_only {
+                    NewToken::read_only()
+                } else {
+                    NewToken::read_write()
+                };
+                if restricted {
+                    options = options.allow_cidrs(["10.0.0.0/8"]);
+                }
+                if let Some(seconds) = lifetime {
+                    options = options.expires_in(Duration::from_secs(seconds));
+                }
+                let created = tokens.create("owner", options).await.unwrap();
+                model.push(Issued {
+                    token: created.token.expose_secret().to_owned(),
+                    id: created.listing.id.to_string(),
+                    read_only,
+                    restricted,
+                    expires_at: lifetime.map(|s| clock.now() + Duration::from_secs(s)),
+                    revoked: false,
+                });
+            }
+            Op::Revoke {
+                which,
+                by_full_token,
+            } => {
+                if model.is_empty() {
+                    continue;
+                }
+                let count = model.len();
+                let issued = &mut model[which % count];
+                let reference = if by_full_token {
+                    &issued.token
+                } else {
+                    &issued.id
+                };
+                let revoked = tokens.revoke(reference).await.unwrap();
+                assert_eq!(revoked, !issued.revoked, "step {step}: revoke");
+                issued.revoked = true;
+            }
+            Op::Authenticate {
+                which,
+                is_write,
+                client,
+            } => {
+                let now = clock.now();
+                let (token, want) = match which {
+                    Which::Issued(i) if !model.is_empty() => {
+                        let issued = &model[i % model.len()];
+                        (
+                            issued.token.clone(),
+                            expected(issued, now, is_write, client),
+                        )
+                    }
+                    Which::Mistyped(i) if !model.is_empty() => {
+                        let mut token = model[i % model.len()].token.clone().into_bytes();
+                        let last = token.len() - 1;
+                        token[last] = if token[last] == b'a' { b'b' } else { b'a' };
+                        (
+                            String::from_utf8(token).unwrap(),
+                            Err(Reason::Malformed(TokenFormatError::BadChecksum)),
+                        )
+                    }
+                    _ => {
+                        let created = stranger
+                            .create("eve", NewToken::read_write())
+                            .await
+                            .unwrap();
+                        (
+                            created.token.expose_secret().to_owned(),
+                            Err(Reason::UnknownToken),
+                        )
+                    }
+                };
+                let got = tokens
+                    .authenticate(&token, client.address(), is_write)
+                    .await
+                    .map(|_| ())
+                    .map_err(|rejection| rejection.reason());
+                assert_eq!(
+                    got, want,
+                    "step {step}: {which:?} write={is_write} {client:?}"
+                );
+            }
+            Op::Advance { seconds } => clock.advance(Duration::from_secs(seconds)),
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn memory_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        runtime().block_on(run_model(MemoryStore::new(), ops));
+    }
+}
+
+#[cfg(feature = "sqlite")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn sqlite_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        runtime().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = tokengate::SqliteStore::open(dir.path().join("tokens.db")).await.unwrap();
+            run_model(store, ops).await;
+        });
+    }
+}
+
+#[cfg(feature = "postgres")]
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    #[test]
+    fn postgres_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
+        runtime().block_on(async {
+            let url = std::env::var("TOKENGATE_TEST_POSTGRES_URL")
+                .expect("TOKENGATE_TEST_POSTGRES_URL must be set for the postgres feature's tests");
+            let schema = format!("model_{}_{}", std::process::id(), SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos());
+            let store = tokengate::PostgresStore::builder(&url).schema(&schema).connect().await.unwrap();
+            run_model(store, ops).await;
+        });
+    }
+}
