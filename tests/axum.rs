@@ -184,16 +184,11 @@ async fn the_token_never_reaches_logs_or_debug_output() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let tokens = manager();
-    let read_only = tokens.create("alice", NewToken::read_only()).await.unwrap();
-    let office = tokens
-        .create("alice", NewToken::read_write().allow_cidrs(["10.0.0.0/8"]))
-        .await
-        .unwrap();
-    let revoked = tokens
-        .create("alice", NewToken::read_write())
-        .await
-        .unwrap();
-    tokens.revoke(revoked.listing.id.as_str()).await.unwrap();
+    let support::Kinds {
+        read_only,
+        restricted: office,
+        revoked,
+    } = support::issue_kinds(&tokens, "10.0.0.0/8").await;
     let secrets: Vec<String> = [&read_only, &office, &revoked]
         .iter()
         .map(|c| c.token.expose_secret().to_owned())

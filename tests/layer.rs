@@ -235,16 +235,11 @@ async fn every_refusal_with_status_headers_and_body() {
     let store = TestStore::new();
     let tokens = tokens(store.clone());
     let layer = TokenAuthLayer::new(tokens.clone()).realm("test");
-    let read_only = tokens.create("alice", NewToken::read_only()).await.unwrap();
-    let restricted = tokens
-        .create("alice", NewToken::read_write().allow_cidrs(["10.0.0.0/8"]))
-        .await
-        .unwrap();
-    let revoked = tokens
-        .create("alice", NewToken::read_write())
-        .await
-        .unwrap();
-    tokens.revoke(revoked.listing.id.as_str()).await.unwrap();
+    let support::Kinds {
+        read_only,
+        restricted,
+        revoked,
+    } = support::issue_kinds(&tokens, "10.0.0.0/8").await;
     let stranger = Tokens::builder(TestStore::new())
         .prefix("npm")
         .unwrap()

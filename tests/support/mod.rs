@@ -154,3 +154,32 @@ pub fn assert_no_token_in(at_rest: &[u8], tokens: &[String]) {
         assert!(!contains(secret), "a token's secret is stored");
     }
 }
+
+/// The tokens most refusal tests need, all owned by `alice`.
+pub struct Kinds {
+    /// Read-only, usable from anywhere.
+    pub read_only: tokengate::CreatedToken,
+    /// Read-write, bound to the allow-list given to [`issue_kinds`].
+    pub restricted: tokengate::CreatedToken,
+    /// Read-write, already revoked.
+    pub revoked: tokengate::CreatedToken,
+}
+
+pub async fn issue_kinds<S: TokenStore>(tokens: &tokengate::Tokens<S>, allowed: &str) -> Kinds {
+    use tokengate::NewToken;
+    let read_only = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let restricted = tokens
+        .create("alice", NewToken::read_write().allow_cidrs([allowed]))
+        .await
+        .unwrap();
+    let revoked = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    assert!(tokens.revoke(revoked.listing.id.as_str()).await.unwrap());
+    Kinds {
+        read_only,
+        restricted,
+        revoked,
+    }
+}
