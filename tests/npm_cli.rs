@@ -24,6 +24,14 @@ fn npm_is_available() -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
+/// util-linux `script`, which gives `npm adduser` the terminal it reads passwords from.
+fn script_is_available() -> bool {
+    std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("util-linux"))
+}
+
 /// A sandbox for npm: its own home, cache and config files, nothing from the machine.
 struct Npm {
     root: PathBuf,
@@ -163,16 +171,23 @@ fn created_token(output: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_npm_cli_against_the_example_registry() {
-    if !npm_is_available() {
+    let missing = match (npm_is_available(), script_is_available()) {
+        (true, true) => None,
+        (false, _) => Some("npm is not on PATH"),
+        (true, false) => {
+            Some("util-linux `script` is not on PATH (npm needs a terminal to log in)")
+        }
+    };
+    if let Some(missing) = missing {
         assert!(
             std::env::var("TOKENGATE_REQUIRE_NPM").as_deref() != Ok("1"),
-            "TOKENGATE_REQUIRE_NPM=1 but `npm` is not on PATH"
+            "TOKENGATE_REQUIRE_NPM=1 but {missing}"
         );
         // Straight to stderr, past the test harness's capture, so that the skip is seen.
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
-            "SKIPPED: npm is not on PATH, so the npm CLI test did not run"
+            "SKIPPED: {missing}, so the npm CLI test did not run"
         );
         return;
     }
