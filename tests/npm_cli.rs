@@ -109,13 +109,14 @@ impl Npm {
         text
     }
 
-    /// `npm adduser --auth-type=legacy`, answering its prompts on a pseudo-terminal (npm
+    /// `npm adduser` (npm falls back from web login to the CouchDB login the registry
+    /// speaks), answering its prompts on a pseudo-terminal (npm
     /// reads passwords from a terminal only).
     async fn adduser(&self, user: &str) {
         let config = self.session_config();
         let mut command = self.command("script", &config, &self.root);
         command
-            .args(["-qec", "npm adduser --auth-type=legacy", "/dev/null"])
+            .args(["-qec", "npm adduser", "/dev/null"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

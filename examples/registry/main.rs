@@ -87,7 +87,7 @@ async fn serve<S: TokenStore>(
     println!("tokengate example registry listening on {url}");
     println!("  data: {described}");
     println!("  point npm at it:  npm config set registry {url}");
-    println!("  create a user:    npm adduser --registry {url} --auth-type=legacy");
+    println!("  create a user:    npm adduser --registry {url}");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
