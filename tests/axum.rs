@@ -4,9 +4,7 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -159,29 +157,9 @@ async fn the_extractor_says_when_the_layer_is_missing() {
     }
 }
 
-/// Collects everything every subscriber writes, at TRACE.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_token_never_reaches_logs_or_debug_output() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = support::captured_logs();
 
     let tokens = manager();
     let support::Kinds {
@@ -219,7 +197,7 @@ async fn the_token_never_reaches_logs_or_debug_output() {
     typo.replace_range(12..13, if &typo[12..13] == "x" { "y" } else { "x" });
     seen.push_str(&call(app.clone(), Method::GET, "/dump", Some(&typo)).await.2);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("request refused"),
         "refusals are logged: {logs}"
