@@ -50,7 +50,35 @@ def machine():
     return f"{model}, {cores} cores, {platform.system()} {platform.release()}, {rustc}"
 
 
-def main(constant_time_out, http_load_out):
+def instruction_section(path):
+    counts = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "instructions":
+            counts[parts[1]] = int(parts[2])
+    bare, floor = counts["bare"], counts["floor"]
+    rows = "\n".join(
+        f"| `{name}` | {count:,} | {count / bare:.2f} | {count / floor:.2f} |" for name, count in counts.items()
+    )
+    return f"""## Instructions per request (callgrind, `benches/instructions.sh`)
+
+Counted, not timed, so these ratios do not move with the machine's load:
+(instructions with 20,000 requests − instructions with none) ÷ 20,000. They miss what
+instruction counts cannot see (cache misses, atomic contention, which is most of moka's
+cost), and under valgrind sha2 takes its portable path instead of the CPU's SHA
+extensions, so SHA-256 weighs more here than in the timings above.
+
+| variant | instructions | ÷ bare | ÷ floor |
+|---|---|---|---|
+{rows}
+
+By instructions, the hot token's added cost is {(counts["layer_hot"] - bare) / floor:.2f}× the floor
+(target ≤ 2) and a malformed token costs {counts["malformed"] / bare:.2f}× the bare service
+(target ≤ 1.2).
+"""
+
+
+def main(constant_time_out, http_load_out, instructions_out=None):
     m = medians("hot_path")
     bare, floor = m["1_bare_service"], m["4_floor"]
     rows = [f"| `{b}` | {fmt_ns(t)} | {t / bare:.2f} | {t / floor:.2f} |" for b, t in m.items()]
@@ -124,8 +152,9 @@ measured minutes apart in the same run, not the absolute times.
 **Machine:** {machine()}
 
 **Commands:** `benches/run-all` runs, in order,
-`cargo bench --bench hot_path`, `cargo bench --bench constant_time` and
-`cargo bench --bench http_load`, then `benches/report.py`.
+`cargo bench --bench hot_path`, `cargo bench --bench constant_time`,
+`cargo bench --bench http_load` and `benches/instructions.sh` (valgrind), then
+`benches/report.py`.
 
 ## Hot path (criterion, `benches/hot_path.rs`)
 
@@ -176,6 +205,7 @@ detected. Largest |t| this run: **{max(ts):.2f}**.
 {chr(10).join(ct)}
 ```
 
+{instruction_section(instructions_out) if instructions_out else ""}
 ## HTTP under load (`benches/http_load.rs`)
 
 The same hyper server with and without the layer, one valid token, 32 keep-alive
@@ -191,4 +221,4 @@ for the client), alternating runs. Loopback only; stops by itself.
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -1,0 +1,111 @@
+//! Instructions per request, counted rather than timed, so that the ratio between the
+//! layer, the bare service and the floor does not move with the machine's load. Meant to
+//! run under valgrind (`benches/instructions.sh` does that and prints the table); alone,
+//! `cargo bench --bench instructions` just runs every variant once as a smoke test.
+//!
+//! `TOKENGATE_VARIANT` picks one of `bare`, `layer_hot`, `floor`, `malformed`, `missing`;
+//! `TOKENGATE_ITERATIONS` says how many requests (0 measures the set-up alone).
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body_util::Full;
+use tokengate::bearer::{Credentials, credentials};
+use tokengate::token::parse;
+use tokengate::{MemoryStore, NewToken, TokenAuthLayer, Tokens};
+use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+type Body = Full<Bytes>;
+
+const PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
+
+fn request(authorization: Option<&HeaderValue>) -> Request<Body> {
+    let mut request = Request::new(Body::default());
+    if let Some(value) = authorization {
+        request.headers_mut().insert(AUTHORIZATION, value.clone());
+    }
+    request.extensions_mut().insert(PEER);
+    request
+}
+
+fn bare() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    service_fn(|_request: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::default()))
+    })
+}
+
+fn main() {
+    let variant = std::env::var("TOKENGATE_VARIANT").ok();
+    let iterations: usize = std::env::var("TOKENGATE_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let tokens = Tokens::builder(MemoryStore::new())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let created = rt
+        .block_on(tokens.create("bench", NewToken::read_write()))
+        .unwrap();
+    let token = created.token.expose_secret().to_owned();
+    rt.block_on(tokens.authenticate(&token, None, false))
+        .unwrap();
+    let hot = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    let mut typo = format!("Bearer {token}").into_bytes();
+    let last = typo.len() - 1;
+    typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
+    let typo = HeaderValue::from_bytes(&typo).unwrap();
+    let gated = ServiceBuilder::new()
+        .layer(TokenAuthLayer::new(tokens.clone()))
+        .service(bare());
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, hot.clone());
+    let floor_map = std::collections::HashMap::from([(created.token.id(), created.token.digest())]);
+    let prefix = tokens.prefix().clone();
+
+    let variants = ["bare", "layer_hot", "floor", "malformed", "missing"];
+    let chosen: Vec<&str> = match variant.as_deref() {
+        Some(v) => vec![v],
+        None => variants.to_vec(),
+    };
+    for name in chosen {
+        for _ in 0..iterations {
+            match name {
+                "bare" => {
+                    rt.block_on(bare().oneshot(request(Some(&hot)))).unwrap();
+                }
+                "layer_hot" => {
+                    let response = rt.block_on(gated.clone().oneshot(request(Some(&hot))));
+                    assert!(response.unwrap().status().is_success());
+                }
+                "malformed" => {
+                    rt.block_on(gated.clone().oneshot(request(Some(&typo))))
+                        .unwrap();
+                }
+                "missing" => {
+                    rt.block_on(gated.clone().oneshot(request(None))).unwrap();
+                }
+                "floor" => {
+                    let Ok(Credentials::Bearer(token)) = credentials(black_box(&headers)) else {
+                        unreachable!()
+                    };
+                    let presented = parse(&prefix, token).unwrap().presented();
+                    let stored = floor_map.get(&presented.id).unwrap();
+                    black_box(stored.verify(&presented.digest));
+                }
+                other => panic!("unknown variant {other}"),
+            }
+        }
+    }
+}
