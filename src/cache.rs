@@ -111,17 +111,15 @@ impl RecordCache {
             .then_some(Err(Reason::UnknownToken))
     }
 
-    /// The record for `id`: from the cache, else from the store. Concurrent misses for one
-    /// id share one store call; store failures are not cached; unknown ids are, briefly.
-    pub(crate) async fn resolve<S: TokenStore>(
+    /// The record for `id` from the store, once [`RecordCache::cached`] has said that the
+    /// store must be asked. Concurrent misses for one id share one slot and so one store
+    /// call; store failures are not cached; unknown ids are, briefly.
+    pub(crate) async fn fetch<S: TokenStore>(
         &self,
         store: &S,
         id: TokenId,
         now: SystemTime,
     ) -> Result<Arc<Cached>, Reason> {
-        if let Some(answer) = self.cached(id, now) {
-            return answer;
-        }
         let slot = self.records.get_with(id, Slot::default);
         match slot.get_or_try_init(|| load(store, id, now)).await {
             Ok(cached) => Ok(Arc::clone(cached)),

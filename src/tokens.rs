@@ -76,7 +76,7 @@ pub struct TokenList {
 
 /// Who a request was made by: what the inner service learns from an accepted token.
 ///
-/// Holds no digest and no secret. Cheap to clone.
+/// Shows no digest and no secret (its `Debug` included). Cheap to clone.
 #[derive(Clone)]
 pub struct Authenticated {
     cached: Arc<Cached>,
@@ -117,10 +117,11 @@ impl fmt::Debug for Authenticated {
 
 /// The token manager: create, list, revoke, authenticate.
 ///
-/// Lookups go through a cache keyed by token id: bounded, each entry kept for the cache
-/// TTL (default 60 s) and never past its token's expiry; concurrent misses for one id make
-/// one store call; store failures are never cached; unknown ids are remembered briefly and
-/// in bounded number. Cheap to clone: clones share the store and the cache.
+/// Lookups go through a cache keyed by token id: bounded, each entry served for at most
+/// the cache TTL (default 60 s); concurrent misses for one id make one store call; store
+/// failures are never cached; unknown ids are remembered briefly and in bounded number.
+/// Expiry and revocation are checked on every request, cached or not, so an expired token
+/// is refused the moment it expires. Cheap to clone: clones share the store and the cache.
 ///
 /// ```
 /// use tokengate::{MemoryStore, NewToken, Reason, Tokens};
@@ -414,16 +415,12 @@ impl<S: TokenStore> Tokens<S> {
         let cached = self
             .inner
             .cache
-            .resolve(&self.inner.store, presented.id, self.inner.clock.now())
+            .fetch(&self.inner.store, presented.id, self.inner.clock.now())
             .await
             .map_err(refuse)?;
-        self.admit(
-            &cached,
-            presented,
-            self.inner.clock.now(),
-            || client,
-            is_write,
-        )
+        // The store may have taken a while: expiry is judged at the time of the answer.
+        let now = self.inner.clock.now();
+        self.admit(&cached, presented, now, || client, is_write)
     }
 
     /// [`Tokens::authorize`] answered from the cache alone, without awaiting: `None` when
