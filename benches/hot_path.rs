@@ -1,54 +1,26 @@
 //! The layer's hot path against the floor, the bare service and tower-http's bearer check,
 //! all in one run so that the ratios between them mean something. See BENCHMARKS.md.
 
+mod common;
+
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use http::HeaderMap;
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderValue, Request, Response};
-use http_body_util::Full;
 use tokengate::bearer::{Credentials, credentials};
 use tokengate::token::parse;
 use tokengate::{MemoryStore, NewToken, TokenAuthLayer, TokenDigest, TokenId, Tokens};
-use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
-type Body = Full<Bytes>;
+use common::{bare, bearer, request};
 
-const PEER: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
 const POPULATION: usize = 100_000;
-
-/// The request every variant handles: a header (or none) and the peer address.
-fn request(authorization: Option<&HeaderValue>) -> Request<Body> {
-    let mut request = Request::new(Body::default());
-    if let Some(value) = authorization {
-        request.headers_mut().insert(AUTHORIZATION, value.clone());
-    }
-    request.extensions_mut().insert(PEER);
-    request
-}
-
-/// The trivial inner service.
-fn bare() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
-+ Clone
-+ Send
-+ 'static {
-    service_fn(|_request: Request<Body>| async {
-        Ok::<_, Infallible>(Response::new(Body::default()))
-    })
-}
-
-fn bearer(token: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
-}
 
 /// A cheap, deterministic walk over the population.
 struct Picker(AtomicUsize);

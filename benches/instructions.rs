@@ -6,41 +6,18 @@
 //! `TOKENGATE_VARIANT` picks one of `bare`, `layer_hot`, `floor`, `malformed`, `missing`;
 //! `TOKENGATE_ITERATIONS` says how many requests (0 measures the set-up alone).
 
-use std::convert::Infallible;
-use std::hint::black_box;
-use std::net::SocketAddr;
+mod common;
 
-use bytes::Bytes;
+use std::hint::black_box;
+
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderValue, Request, Response};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderValue};
 use tokengate::bearer::{Credentials, credentials};
 use tokengate::token::parse;
 use tokengate::{MemoryStore, NewToken, TokenAuthLayer, Tokens};
-use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tower::{ServiceBuilder, ServiceExt};
 
-type Body = Full<Bytes>;
-
-const PEER: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
-
-fn request(authorization: Option<&HeaderValue>) -> Request<Body> {
-    let mut request = Request::new(Body::default());
-    if let Some(value) = authorization {
-        request.headers_mut().insert(AUTHORIZATION, value.clone());
-    }
-    request.extensions_mut().insert(PEER);
-    request
-}
-
-fn bare() -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
-+ Clone
-+ Send
-+ 'static {
-    service_fn(|_request: Request<Body>| async {
-        Ok::<_, Infallible>(Response::new(Body::default()))
-    })
-}
+use common::{bare, request};
 
 fn main() {
     let variant = std::env::var("TOKENGATE_VARIANT").ok();
