@@ -420,7 +420,7 @@ impl<S: TokenStore> Tokens<S> {
             .map_err(refuse)?;
         // The store may have taken a while: expiry is judged at the time of the answer.
         let now = self.inner.clock.now();
-        self.admit(&cached, presented, now, || client, is_write)
+        self.admit(cached, presented, now, || client, is_write)
     }
 
     /// [`Tokens::authorize`] answered from the cache alone, without awaiting: `None` when
@@ -434,7 +434,7 @@ impl<S: TokenStore> Tokens<S> {
     ) -> Option<Result<Authenticated, Rejection>> {
         let now = self.inner.clock.now();
         let answer = match self.inner.cache.cached(presented.id, now)? {
-            Ok(cached) => self.admit(&cached, presented, now, client, is_write),
+            Ok(cached) => self.admit(cached, presented, now, client, is_write),
             Err(reason) => Err(Rejection::new(reason, Some(presented.id))),
         };
         Some(answer)
@@ -443,7 +443,7 @@ impl<S: TokenStore> Tokens<S> {
     /// The checks after the lookup, and the use report for an accepted token.
     fn admit(
         &self,
-        cached: &Arc<Cached>,
+        cached: Arc<Cached>,
         presented: PresentedToken,
         now: SystemTime,
         client: impl FnOnce() -> Option<IpAddr>,
@@ -457,9 +457,8 @@ impl<S: TokenStore> Tokens<S> {
                 let _ = reports.try_send((presented.id, now));
             }
         }
-        Ok(Authenticated {
-            cached: Arc::clone(cached),
-        })
+        // The lookup's own reference becomes the caller's: no extra reference count.
+        Ok(Authenticated { cached })
     }
 
     /// Drops one id from this node's cache: for a revocation learnt from elsewhere.
