@@ -74,18 +74,6 @@ impl CidrList {
         Ok(Self(nets))
     }
 
-    /// Builds a list from ranges already parsed.
-    pub fn from_nets(nets: impl IntoIterator<Item = IpNet>) -> Result<Self, CidrError> {
-        let nets: Vec<IpNet> = nets.into_iter().map(canonical_net).collect();
-        if nets.len() > MAX_CIDR_ENTRIES {
-            return Err(CidrError::TooManyEntries {
-                count: nets.len(),
-                max: MAX_CIDR_ENTRIES,
-            });
-        }
-        Ok(Self(nets))
-    }
-
     /// Whether this list lets `ip` through. The empty list lets every address through.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical_ip(ip);
