@@ -122,7 +122,11 @@ where
         let config = Arc::clone(config);
         ResponseFuture::check(
             async move {
-                match config.tokens.authorize(presented, client, is_write).await {
+                match config
+                    .tokens
+                    .authorize_from_store(presented, client, is_write)
+                    .await
+                {
                     Ok(authenticated) => {
                         request.extensions_mut().insert(authenticated);
                         Ok(request)

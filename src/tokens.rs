@@ -411,6 +411,17 @@ impl<S: TokenStore> Tokens<S> {
         if let Some(answer) = self.authorize_cached(presented, || client, is_write) {
             return answer;
         }
+        self.authorize_from_store(presented, client, is_write).await
+    }
+
+    /// [`Tokens::authorize`] once [`Tokens::authorize_cached`] has said that the store
+    /// must be asked; the layer calls it directly rather than probing the cache twice.
+    pub(crate) async fn authorize_from_store(
+        &self,
+        presented: PresentedToken,
+        client: Option<IpAddr>,
+        is_write: bool,
+    ) -> Result<Authenticated, Rejection> {
         let refuse = |reason| Rejection::new(reason, Some(presented.id));
         let cached = self
             .inner
