@@ -188,8 +188,13 @@ async fn bad_token_requests_are_refused_clearly() {
         ),
         (
             serde_json::json!({ "password": 7 }),
-            422,
+            400,
             "invalid request body",
+        ),
+        (
+            serde_json::json!({ "password": PASSWORD, "surprise": true }),
+            400,
+            "unknown field `surprise`",
         ),
     ];
     for (body, status, message) in cases {
@@ -456,4 +461,172 @@ async fn package_and_user_names() {
         assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
         assert!(reply.body.contains("invalid user name"), "{bad}");
     }
+}
+
+/// A one-version publish body for `name`, with `access` as npm sends it.
+fn publish_body(name: &str, version: &str, access: serde_json::Value) -> String {
+    let base = name.rsplit('/').next().unwrap();
+    serde_json::json!({
+        "_id": name,
+        "name": name,
+        "access": access,
+        "versions": { version: { "name": name, "version": version } },
+        "dist-tags": { "latest": version },
+        "_attachments": {
+            format!("{base}-{version}.tgz"): { "data": "aGVsbG8=", "length": 5 }
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn granular_restrictions_it_cannot_enforce_are_refused_not_ignored() {
+    let (client, _data) = start().await;
+    let session = client.session("alice").await;
+    struct Case {
+        field: &'static str,
+        value: serde_json::Value,
+    }
+    let cases = [
+        Case {
+            field: "packages",
+            value: serde_json::json!(["foo"]),
+        },
+        Case {
+            field: "packages_all",
+            value: serde_json::json!(true),
+        },
+        Case {
+            field: "scopes",
+            value: serde_json::json!(["@alice"]),
+        },
+        Case {
+            field: "orgs",
+            value: serde_json::json!(["acme"]),
+        },
+        Case {
+            field: "orgs_permission",
+            value: serde_json::json!("read-only"),
+        },
+    ];
+    for case in cases {
+        let mut body = serde_json::json!({
+            "password": PASSWORD,
+            "packages_and_scopes_permission": "read-write",
+        });
+        body[case.field] = case.value;
+        let reply = client.create(&session, body).await;
+        assert_eq!(reply.status, 400, "{}: {}", case.field, reply.body);
+        let error = reply.json()["error"].as_str().unwrap().to_owned();
+        assert!(error.starts_with(case.field), "{}: {error}", case.field);
+    }
+    let listed = client
+        .send("GET", "/-/npm/v1/tokens", Some(&session), "")
+        .await
+        .json();
+    assert_eq!(
+        listed["total"], 1,
+        "only the login session exists: {listed}"
+    );
+}
+
+#[tokio::test]
+async fn scopes_belong_to_their_user_or_first_publisher() {
+    let (client, _data) = start().await;
+    let alice = client.session("alice").await;
+    let bob = client.session("bob").await;
+    let public = serde_json::json!("public");
+    let publish = |token: &str, name: &str, version: &str| {
+        let path = format!("/{}", encode(name));
+        let body = publish_body(name, version, public.clone());
+        let token = token.to_owned();
+        let client = &client;
+        async move { client.send("PUT", &path, Some(&token), &body).await }
+    };
+
+    // `@alice` is alice's because she is alice, before she ever published into it.
+    let refused = publish(&bob, "@alice/anything", "1.0.0").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("scope @alice"), "{}", refused.body);
+    assert_eq!(publish(&alice, "@alice/a", "1.0.0").await.status, 201);
+
+    // `@tools` is nobody's name: its first publisher owns it from then on.
+    assert_eq!(publish(&bob, "@tools/lint", "1.0.0").await.status, 201);
+    let refused = publish(&alice, "@tools/other", "1.0.0").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(publish(&bob, "@tools/fmt", "1.0.0").await.status, 201);
+
+    // Nobody can then sign up as `tools` and take the scope over.
+    let taken = client.login("tools", PASSWORD).await;
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert!(taken.body.contains("@tools"), "{}", taken.body);
+}
+
+#[tokio::test]
+async fn private_publishes_are_refused_rather_than_made_public() {
+    let (client, data) = start().await;
+    let alice = client.session("alice").await;
+    struct Case {
+        name: &'static str,
+        access: serde_json::Value,
+        status: u16,
+    }
+    let cases = [
+        Case {
+            name: "@alice/secret",
+            access: serde_json::json!("restricted"),
+            status: 400,
+        },
+        // npm sends null without `--access`; npm's registry makes a new scoped package
+        // private then.
+        Case {
+            name: "@alice/quiet",
+            access: serde_json::Value::Null,
+            status: 400,
+        },
+        Case {
+            name: "@alice/odd",
+            access: serde_json::json!("secret"),
+            status: 400,
+        },
+        Case {
+            name: "plain",
+            access: serde_json::Value::Null,
+            status: 201,
+        },
+        Case {
+            name: "@alice/open",
+            access: serde_json::json!("public"),
+            status: 201,
+        },
+    ];
+    for case in cases {
+        let body = publish_body(case.name, "1.0.0", case.access.clone());
+        let path = format!("/{}", encode(case.name));
+        let reply = client.send("PUT", &path, Some(&alice), &body).await;
+        assert_eq!(reply.status, case.status, "{}: {}", case.name, reply.body);
+        if case.status == 400 {
+            let anonymous = client.send("GET", &path, None, "").await;
+            assert_eq!(anonymous.status, 404, "{} was stored", case.name);
+        }
+    }
+    let refused = client
+        .send(
+            "PUT",
+            "/%40alice%2Fsecret",
+            Some(&alice),
+            &publish_body("@alice/secret", "1.0.0", serde_json::json!("restricted")),
+        )
+        .await;
+    assert!(refused.body.contains("--access public"), "{}", refused.body);
+    // A later version of a public scoped package needs no `--access` again.
+    let next = publish_body("@alice/open", "1.0.1", serde_json::Value::Null);
+    let reply = client
+        .send("PUT", "/%40alice%2Fopen", Some(&alice), &next)
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let stored = std::fs::read_dir(data.path().join("packages"))
+        .unwrap()
+        .count();
+    assert_eq!(stored, 2, "only the two public packages were written");
 }

@@ -99,7 +99,12 @@ where
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
-    let status = rejection.status();
+    // A body whose fields are wrong is a bad request, as npm's registry answers it (axum
+    // says 422).
+    let status = match &rejection {
+        JsonRejection::JsonDataError(_) => StatusCode::BAD_REQUEST,
+        _ => rejection.status(),
+    };
     let message = match &rejection {
         JsonRejection::JsonDataError(_) => {
             format!("invalid request body: {}", rejection.body_text())

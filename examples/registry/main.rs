@@ -15,6 +15,7 @@ mod app;
 mod config;
 mod error;
 mod packages;
+mod scopes;
 mod storage;
 mod token_api;
 mod users;

@@ -15,6 +15,7 @@ use tokengate::{Authenticated, TokenStore};
 
 use crate::app::AppState;
 use crate::error::{ApiError, JsonBody};
+use crate::scopes;
 
 /// A validated package name: `name` or `@scope/name`, each part lower-case letters,
 /// digits, `-`, `.`, `_` and `~`, not starting with `.` or `_`; 214 characters at most.
@@ -22,6 +23,8 @@ use crate::error::{ApiError, JsonBody};
 pub struct PackageName {
     full: String,
     base: String,
+    /// `scope` of `@scope/name`, without the `@`.
+    scope: Option<String>,
 }
 
 impl PackageName {
@@ -36,15 +39,15 @@ impl PackageName {
         if text.len() > 214 {
             return Err(invalid());
         }
-        let base = match text.strip_prefix('@') {
+        let (scope, base) = match text.strip_prefix('@') {
             Some(scoped) => {
                 let (scope, base) = scoped.split_once('/').ok_or_else(invalid)?;
                 if !valid_part(scope) {
                     return Err(invalid());
                 }
-                base
+                (Some(scope), base)
             }
-            None => text,
+            None => (None, text),
         };
         if !valid_part(base) {
             return Err(invalid());
@@ -52,6 +55,7 @@ impl PackageName {
         Ok(Self {
             full: text.to_owned(),
             base: base.to_owned(),
+            scope: scope.map(str::to_owned),
         })
     }
 
@@ -85,6 +89,29 @@ impl PackageName {
     }
 }
 
+/// Every package here is public: a publish that asks for a private one, or a new scoped
+/// package without `--access public` (which npm's registry would make private), is
+/// refused rather than published for everyone to read.
+fn check_access(name: &PackageName, access: Option<&str>, exists: bool) -> Result<(), ApiError> {
+    let refuse = || {
+        ApiError::bad_request(format!(
+            "private packages are not supported by this registry: publish {:?} with \
+             `--access public`",
+            name.full
+        ))
+    };
+    match access {
+        Some("public") => Ok(()),
+        Some("restricted") => Err(refuse()),
+        None if name.scope.is_none() || exists => Ok(()),
+        None => Err(refuse()),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "access {:?} is not supported: use public",
+            other.chars().take(64).collect::<String>()
+        ))),
+    }
+}
+
 fn valid_part(part: &str) -> bool {
     let mut bytes = part.bytes();
     bytes
@@ -109,6 +136,9 @@ fn valid_version(version: &str) -> bool {
 #[derive(Deserialize)]
 pub struct PublishRequest {
     name: String,
+    /// `public` or `restricted`; npm sends `null` when `--access` is not given.
+    #[serde(default)]
+    access: Option<String>,
     versions: Map<String, Value>,
     #[serde(rename = "dist-tags", default)]
     dist_tags: BTreeMap<String, String>,
@@ -131,12 +161,18 @@ struct Checked {
 }
 
 /// Everything about a publish that can be wrong, checked before anything is written.
-fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked, ApiError> {
+/// `exists` says whether the package has been published before.
+fn check_publish(
+    name: &PackageName,
+    request: PublishRequest,
+    exists: bool,
+) -> Result<Checked, ApiError> {
     if request.name != name.full {
         return Err(ApiError::bad_request(
             "the package name in the body does not match the one in the URL",
         ));
     }
+    check_access(name, request.access.as_deref(), exists)?;
     let mut versions = request.versions.into_iter();
     let (version, manifest) = match (versions.next(), versions.next()) {
         (Some(only), None) => only,
@@ -227,9 +263,14 @@ async fn publish_named<S: TokenStore>(
     JsonBody(request): JsonBody<PublishRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
-    let checked = check_publish(&name, request)?;
     let _writing = state.write_lock().await;
-    let mut packument = load_packument(&state, &name).await?.unwrap_or_else(|| {
+    let existing = load_packument(&state, &name).await?;
+    let checked = check_publish(&name, request, existing.is_some())?;
+    let scope = match &name.scope {
+        Some(scope) => Some((scope, scopes::check(&state, scope, who.owner()).await?)),
+        None => None,
+    };
+    let mut packument = existing.unwrap_or_else(|| {
         json!({
             "_id": name.full,
             "name": name.full,
@@ -275,6 +316,9 @@ async fn publish_named<S: TokenStore>(
         .write(&name.packument_key(), bytes)
         .await
         .map_err(|e| ApiError::internal("cannot save the package", e))?;
+    if let Some((scope, scopes::Ownership::Unclaimed)) = scope {
+        scopes::record(&state, scope, who.owner()).await?;
+    }
     tracing::info!(
         package = name.full,
         version = checked.version,

@@ -94,8 +94,10 @@ pub async fn list<S: TokenStore>(
     }))
 }
 
-/// What `npm token create` sends (npm 11), and what older clients send.
+/// What `npm token create` sends (npm 11), and what older clients send. A field this
+/// registry does not know is refused by name rather than ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     password: Option<String>,
     name: Option<String>,
@@ -108,6 +110,29 @@ pub struct CreateRequest {
     readonly: Option<bool>,
     #[allow(dead_code)]
     bypass_2fa: Option<bool>,
+    /// Granular restrictions this registry cannot enforce yet: refused when present, so
+    /// that a token asked to be narrow never comes out unrestricted.
+    packages: Option<serde_json::Value>,
+    packages_all: Option<serde_json::Value>,
+    scopes: Option<serde_json::Value>,
+    orgs: Option<serde_json::Value>,
+    orgs_permission: Option<serde_json::Value>,
+}
+
+impl CreateRequest {
+    /// The first restriction the request asks for that this registry cannot enforce.
+    fn unsupported_field(&self) -> Option<&'static str> {
+        [
+            ("packages", &self.packages),
+            ("packages_all", &self.packages_all),
+            ("scopes", &self.scopes),
+            ("orgs", &self.orgs),
+            ("orgs_permission", &self.orgs_permission),
+        ]
+        .into_iter()
+        .find(|(_, value)| value.as_ref().is_some_and(|v| !v.is_null()))
+        .map(|(field, _)| field)
+    }
 }
 
 #[derive(Serialize)]
@@ -124,6 +149,11 @@ struct CreatedReply {
 
 /// The options a create request asks for, or what is wrong with it.
 fn options(request: &CreateRequest) -> Result<NewToken, ApiError> {
+    if let Some(field) = request.unsupported_field() {
+        return Err(ApiError::bad_request(format!(
+            "{field} is not supported: this registry issues tokens for all packages only"
+        )));
+    }
     let read_only = match request.packages_and_scopes_permission.as_deref() {
         None => request.readonly.unwrap_or(false),
         Some("read-only") => true,

@@ -124,6 +124,14 @@ pub async fn login<S: TokenStore>(
             }
         }
         None => {
+            if crate::scopes::recorded_owner(&state, name).await?.is_some() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "the user name {name:?} is taken: the scope @{name} belongs to another user"
+                    ),
+                ));
+            }
             let user = User {
                 name: name.to_owned(),
                 password_hash: hash_password(&body.password).await?,

@@ -1,0 +1,65 @@
+//! Who owns a scope: the user whose name it is, or else the first user who published into
+//! it. Nobody else may publish `@scope/…`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::users;
+
+#[derive(Serialize, Deserialize)]
+struct ScopeRecord {
+    owner: String,
+}
+
+fn scope_key(scope: &str) -> String {
+    format!("scopes/{scope}.json")
+}
+
+/// The owner recorded when someone first published into `scope`.
+pub async fn recorded_owner<S>(
+    state: &AppState<S>,
+    scope: &str,
+) -> Result<Option<String>, ApiError> {
+    let record: Option<ScopeRecord> = state.load_json(&scope_key(scope), "scope").await?;
+    Ok(record.map(|record| record.owner))
+}
+
+/// What a publish into a scope needs, once [`check`] has allowed it.
+#[must_use]
+pub enum Ownership {
+    /// The publisher owns the scope already.
+    Owned,
+    /// Nobody owns it yet: [`record`] it for the publisher once the publish is written.
+    Unclaimed,
+}
+
+/// Whether `user` may publish into `scope`. Call it under the registry's write lock, so
+/// that two first publishes cannot both claim a scope.
+pub async fn check<S>(state: &AppState<S>, scope: &str, user: &str) -> Result<Ownership, ApiError> {
+    let owner = match recorded_owner(state, scope).await? {
+        Some(owner) => Some(owner),
+        None => users::load(state, scope).await?.map(|named| named.name),
+    };
+    match owner {
+        None => Ok(Ownership::Unclaimed),
+        Some(owner) if owner == user => Ok(Ownership::Owned),
+        Some(_) => Err(ApiError::forbidden(format!(
+            "you do not have permission to publish into the scope @{scope}: it belongs to \
+             another user"
+        ))),
+    }
+}
+
+/// Records `user` as the owner of `scope`, which [`check`] found unclaimed.
+pub async fn record<S>(state: &AppState<S>, scope: &str, user: &str) -> Result<(), ApiError> {
+    let bytes = serde_json::to_vec(&ScopeRecord {
+        owner: user.to_owned(),
+    })
+    .map_err(|e| ApiError::internal("cannot save the scope's owner", e))?;
+    state
+        .storage()
+        .write(&scope_key(scope), bytes)
+        .await
+        .map_err(|e| ApiError::internal("cannot save the scope's owner", e))
+}
