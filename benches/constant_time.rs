@@ -7,7 +7,8 @@ use std::time::Duration;
 use dudect_bencher::ctbench::{BenchMetadata, BenchName, BenchOpts, run_benches_console};
 use dudect_bencher::rand::RngExt;
 use dudect_bencher::{BenchRng, Class, CtRunner};
-use tokengate::{MemoryStore, NewToken, PresentedToken, TokenDigest, Tokens};
+use tokengate::store::MemoryStore;
+use tokengate::{NewToken, PresentedToken, TokenDigest, Tokens};
 
 const SAMPLES: usize = 200_000;
 
@@ -74,7 +75,7 @@ fn verify_step_first_vs_last_byte(runner: &mut CtRunner, rng: &mut BenchRng) {
             .await
             .unwrap();
         tokens
-            .authenticate(created.token.expose_secret(), None, false)
+            .authenticate(created.token.expose_secret(), None, tokengate::Action::Read)
             .await
             .unwrap();
         created
@@ -96,7 +97,7 @@ fn verify_step_first_vs_last_byte(runner: &mut CtRunner, rng: &mut BenchRng) {
             digest: presented,
         };
         runner.run_one(class, || {
-            rt.block_on(tokens.authorize(presented, None, false))
+            rt.block_on(tokens.authorize(presented, None, tokengate::Action::Read))
                 .is_err()
         });
     }

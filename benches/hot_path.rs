@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
-use tokengate::bearer::{Credentials, credentials};
-use tokengate::token::parse;
-use tokengate::{MemoryStore, NewToken, TokenAuthLayer, TokenDigest, TokenId, Tokens};
+use tokengate::Credentials;
+use tokengate::ParsedToken;
+use tokengate::store::MemoryStore;
+use tokengate::{NewToken, TokenAuthLayer, TokenDigest, TokenId, Tokens};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
@@ -60,7 +61,10 @@ fn benches(c: &mut Criterion) {
                 .await
                 .unwrap();
             let token = created.token.expose_secret();
-            tokens.authenticate(token, None, false).await.unwrap();
+            tokens
+                .authenticate(token, None, tokengate::Action::Read)
+                .await
+                .unwrap();
             floor_map.insert(created.token.id(), created.token.digest());
             population.push(bearer(token));
         }
@@ -102,10 +106,11 @@ fn benches(c: &mut Criterion) {
     headers.insert(AUTHORIZATION, hot.clone());
     group.bench_function("4_floor", |b| {
         b.iter(|| {
-            let Ok(Credentials::Bearer(token)) = credentials(black_box(&headers)) else {
+            let Ok(Credentials::Bearer(token)) = Credentials::from_headers(black_box(&headers))
+            else {
                 unreachable!()
             };
-            let presented = parse(&prefix, token).unwrap().presented();
+            let presented = ParsedToken::parse(&prefix, token).unwrap().presented();
             let stored = floor_map.get(&presented.id).unwrap();
             black_box(stored.verify(&presented.digest))
         });
@@ -263,17 +268,18 @@ fn steps(c: &mut Criterion) {
 
     group.bench_function("a_header_parse_and_sha256", |b| {
         b.iter(|| {
-            let Ok(Credentials::Bearer(token)) = credentials(black_box(&headers)) else {
+            let Ok(Credentials::Bearer(token)) = Credentials::from_headers(black_box(&headers))
+            else {
                 unreachable!()
             };
-            black_box(parse(&prefix, token).unwrap().presented())
+            black_box(ParsedToken::parse(&prefix, token).unwrap().presented())
         });
     });
     group.bench_function("b_system_clock_now", |b| {
         b.iter(|| black_box(std::time::SystemTime::now()))
     });
     let who = rt
-        .block_on(tokens.authenticate(created.token.expose_secret(), None, false))
+        .block_on(tokens.authenticate(created.token.expose_secret(), None, tokengate::Action::Read))
         .unwrap();
     group.bench_function("c_request_with_authenticated_extension", |b| {
         b.iter(|| {
@@ -290,7 +296,13 @@ fn steps(c: &mut Criterion) {
     typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
     let typo = String::from_utf8(typo).unwrap();
     group.bench_function("d_malformed_token_parse_only", |b| {
-        b.iter(|| black_box(parse(&prefix, black_box(&typo["Bearer ".len()..]))).is_err())
+        b.iter(|| {
+            black_box(ParsedToken::parse(
+                &prefix,
+                black_box(&typo["Bearer ".len()..]),
+            ))
+            .is_err()
+        })
     });
     let style = tokengate::ResponseStyle::default();
     let rejection = tokengate::Rejection::new(
@@ -303,7 +315,7 @@ fn steps(c: &mut Criterion) {
 
     // moka alone, 100,000 entries keyed by TokenId: a hot key and a random one.
     let ids: Vec<TokenId> = (0..POPULATION)
-        .map(|_| tokengate::token::generate(&prefix).unwrap().id())
+        .map(|_| tokengate::SecretToken::generate(&prefix).unwrap().id())
         .collect();
     let value = Arc::new(0u64);
     let ttl = Duration::from_secs(3600);

@@ -13,7 +13,8 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokengate::{MemoryStore, NewToken, TokenAuthLayer, Tokens};
+use tokengate::store::MemoryStore;
+use tokengate::{NewToken, TokenAuthLayer, Tokens};
 use tokio::net::{TcpListener, TcpStream};
 use tower::{ServiceBuilder, service_fn};
 

@@ -12,9 +12,10 @@ use std::hint::black_box;
 
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
-use tokengate::bearer::{Credentials, credentials};
-use tokengate::token::parse;
-use tokengate::{MemoryStore, NewToken, TokenAuthLayer, Tokens};
+use tokengate::Credentials;
+use tokengate::ParsedToken;
+use tokengate::store::MemoryStore;
+use tokengate::{NewToken, TokenAuthLayer, Tokens};
 use tower::{ServiceBuilder, ServiceExt};
 
 use common::{bare, request};
@@ -36,7 +37,7 @@ fn main() {
         .block_on(tokens.create("bench", NewToken::read_write()))
         .unwrap();
     let token = created.token.expose_secret().to_owned();
-    rt.block_on(tokens.authenticate(&token, None, false))
+    rt.block_on(tokens.authenticate(&token, None, tokengate::Action::Read))
         .unwrap();
     let hot = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
     let mut typo = format!("Bearer {token}").into_bytes();
@@ -74,10 +75,12 @@ fn main() {
                     rt.block_on(gated.clone().oneshot(request(None))).unwrap();
                 }
                 "floor" => {
-                    let Ok(Credentials::Bearer(token)) = credentials(black_box(&headers)) else {
+                    let Ok(Credentials::Bearer(token)) =
+                        Credentials::from_headers(black_box(&headers))
+                    else {
                         unreachable!()
                     };
-                    let presented = parse(&prefix, token).unwrap().presented();
+                    let presented = ParsedToken::parse(&prefix, token).unwrap().presented();
                     let stored = floor_map.get(&presented.id).unwrap();
                     black_box(stored.verify(&presented.digest));
                 }

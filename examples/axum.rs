@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
-use tokengate::{Authenticated, MemoryStore, NewToken, TokenAuthLayer, Tokens};
+use tokengate::store::MemoryStore;
+use tokengate::{Authenticated, NewToken, TokenAuthLayer, Tokens};
 
 async fn public(who: Option<Authenticated>) -> String {
     match who {

@@ -1,5 +1,6 @@
-//! The same gate on plain hyper 1: the server inserts the peer address into each request's
-//! extensions itself, and the layer reads it from there.
+//! The same gate on plain hyper 1, in front of a service that answers with a boxed body:
+//! the server inserts the peer address into each request's extensions itself, and the
+//! layer reads it from there.
 //!
 //! Run with `cargo run --example hyper`, then paste the printed curl lines.
 
@@ -8,24 +9,27 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokengate::{Authenticated, MemoryStore, NewToken, TokenAuthLayer, Tokens};
+use tokengate::store::MemoryStore;
+use tokengate::{Authenticated, NewToken, TokenAuthLayer, Tokens};
 use tower::{ServiceBuilder, service_fn};
 
-async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    request: Request<Incoming>,
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
     let who = request
         .extensions()
         .get::<Authenticated>()
         .map_or("nobody", |who| who.owner())
         .to_owned();
     let verb = request.method().clone();
-    Ok(Response::new(Full::new(Bytes::from(format!(
-        "{verb} accepted for {who}\n"
-    )))))
+    let body = Full::new(Bytes::from(format!("{verb} accepted for {who}\n")));
+    Ok(Response::new(body.boxed()))
 }
 
 #[tokio::main]

@@ -5,7 +5,8 @@
 
 use std::net::IpAddr;
 
-use tokengate::{MemoryStore, NewToken, Page, Tokens};
+use tokengate::store::{MemoryStore, Page};
+use tokengate::{Action, NewToken, Tokens};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -66,15 +67,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("office", &office),
     ] {
         for client in clients {
-            for (action, is_write) in [("read", false), ("write", true)] {
+            for (label_of_action, action) in [("read", Action::Read), ("write", Action::Write)] {
                 let verdict = match tokens
-                    .authenticate(created.token.expose_secret(), Some(client), is_write)
+                    .authenticate(created.token.expose_secret(), Some(client), action)
                     .await
                 {
                     Ok(who) => format!("allowed for {}", who.owner()),
                     Err(refused) => format!("refused: {refused}"),
                 };
-                println!("  {label:<10} {action:<5} from {client:<12} → {verdict}");
+                println!("  {label:<10} {label_of_action:<5} from {client:<12} → {verdict}");
             }
         }
     }
@@ -85,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     tokens.revoke(full.listing.id.as_str()).await?;
     match tokens
-        .authenticate(full.token.expose_secret(), Some(clients[0]), false)
+        .authenticate(full.token.expose_secret(), Some(clients[0]), Action::Read)
         .await
     {
         Ok(_) => println!("  still accepted (this is a bug)"),

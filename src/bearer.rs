@@ -42,34 +42,36 @@ pub enum Credentials<'a> {
     Bearer(&'a str),
 }
 
-/// Reads the bearer token from the headers.
-///
-/// The scheme is matched case-insensitively and may be followed by one or more spaces;
-/// the token must be an RFC 6750 `b64token`. Two Authorization headers, a non-ASCII value
-/// or one longer than [`MAX_AUTHORIZATION_LEN`] are refused without looking further.
-///
-/// ```
-/// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
-/// use tokengate::bearer::{Credentials, credentials};
-///
-/// let mut headers = HeaderMap::new();
-/// assert_eq!(credentials(&headers), Ok(Credentials::None));
-/// headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer  npm_abc"));
-/// assert_eq!(credentials(&headers), Ok(Credentials::Bearer("npm_abc")));
-/// ```
-pub fn credentials(headers: &HeaderMap) -> Result<Credentials<'_>, HeaderProblem> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(Credentials::None);
-    };
-    if values.next().is_some() {
-        return Err(HeaderProblem::Duplicate);
+impl<'a> Credentials<'a> {
+    /// Reads the bearer token from the headers.
+    ///
+    /// The scheme is matched case-insensitively and may be followed by one or more spaces;
+    /// the token must be an RFC 6750 `b64token`. Two Authorization headers, a non-ASCII value
+    /// or one longer than [`MAX_AUTHORIZATION_LEN`] are refused without looking further.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+    /// use tokengate::Credentials;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// assert_eq!(Credentials::from_headers(&headers), Ok(Credentials::None));
+    /// headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer  npm_abc"));
+    /// assert_eq!(Credentials::from_headers(&headers), Ok(Credentials::Bearer("npm_abc")));
+    /// ```
+    pub fn from_headers(headers: &'a HeaderMap) -> Result<Self, HeaderProblem> {
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Ok(Credentials::None);
+        };
+        if values.next().is_some() {
+            return Err(HeaderProblem::Duplicate);
+        }
+        if value.len() > MAX_AUTHORIZATION_LEN {
+            return Err(HeaderProblem::TooLong);
+        }
+        let text = value.to_str().map_err(|_| HeaderProblem::NotAscii)?;
+        bearer_from_value(text)
     }
-    if value.len() > MAX_AUTHORIZATION_LEN {
-        return Err(HeaderProblem::TooLong);
-    }
-    let text = value.to_str().map_err(|_| HeaderProblem::NotAscii)?;
-    bearer_from_value(text)
 }
 
 /// The token in one Authorization value, such as `Bearer npm_…`.
@@ -136,18 +138,27 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer a"));
         headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer b"));
-        assert_eq!(credentials(&headers), Err(HeaderProblem::Duplicate));
+        assert_eq!(
+            Credentials::from_headers(&headers),
+            Err(HeaderProblem::Duplicate)
+        );
 
         let mut headers = HeaderMap::new();
         let long = format!("Bearer {}", "a".repeat(100 * 1024));
         headers.insert(AUTHORIZATION, HeaderValue::from_str(&long).unwrap());
-        assert_eq!(credentials(&headers), Err(HeaderProblem::TooLong));
+        assert_eq!(
+            Credentials::from_headers(&headers),
+            Err(HeaderProblem::TooLong)
+        );
 
         let mut headers = HeaderMap::new();
         headers.insert(
             AUTHORIZATION,
             HeaderValue::from_bytes(b"Bearer npm_\xc3\xa9").unwrap(),
         );
-        assert_eq!(credentials(&headers), Err(HeaderProblem::NotAscii));
+        assert_eq!(
+            Credentials::from_headers(&headers),
+            Err(HeaderProblem::NotAscii)
+        );
     }
 }

@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime};
 use moka::sync::Cache;
 use tokio::sync::OnceCell;
 
+use crate::reason::Reason;
 use crate::record::TokenRecord;
-use crate::reject::Reason;
 use crate::store::{StoreError, TokenStore};
 use crate::token::TokenId;
 
@@ -39,6 +39,16 @@ pub(crate) struct Cached {
 }
 
 impl Cached {
+    /// A record looked up at `loaded_at`, whose use was last reported when the store says.
+    pub(crate) fn new(record: TokenRecord, loaded_at: SystemTime) -> Self {
+        let last_use = record.last_used_at.map_or(0, unix_seconds);
+        Self {
+            record,
+            loaded_at,
+            last_reported_use: AtomicU64::new(last_use),
+        }
+    }
+
     /// Whether a use at `now` should be reported, at most once per `every`; claims the
     /// report when it should.
     pub(crate) fn claim_use_report(&self, now: SystemTime, every: Duration) -> bool {
@@ -169,14 +179,7 @@ async fn load<S: TokenStore>(
     started: SystemTime,
 ) -> Result<Arc<Cached>, LoadError> {
     match store.get(id).await {
-        Ok(Some(record)) if record.id == id => {
-            let last_use = record.last_used_at.map_or(0, unix_seconds);
-            Ok(Arc::new(Cached {
-                record,
-                loaded_at: started,
-                last_reported_use: AtomicU64::new(last_use),
-            }))
-        }
+        Ok(Some(record)) if record.id == id => Ok(Arc::new(Cached::new(record, started))),
         Ok(Some(_)) => Err(LoadError::Store(StoreError::Corrupt(format!(
             "asked for token {id}, got another record"
         )))),

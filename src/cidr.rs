@@ -110,7 +110,7 @@ impl fmt::Display for CidrList {
 
 /// Folds an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) to IPv4; other addresses are
 /// returned as they are.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,

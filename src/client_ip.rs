@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::{Extensions, HeaderMap};
 
-use crate::cidr::{CidrList, canonical_ip};
+use crate::cidr::{CidrError, CidrList, canonical_ip};
 
 /// The `X-Forwarded-For` header name.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -28,45 +28,89 @@ pub fn peer_addr(extensions: &Extensions) -> Option<IpAddr> {
     extensions.get::<SocketAddr>().map(SocketAddr::ip)
 }
 
-/// The client address of a request that came from `peer`.
+/// The reverse proxies whose `X-Forwarded-For` is believed. Trust only the proxies' own
+/// addresses: every host inside a trusted range can claim to be any client, so trusting a
+/// whole `10.0.0.0/8` lets any machine in it pass any token's allow-list.
 ///
-/// With no trusted proxies, or when `peer` is not one of them, the answer is `peer`: the
-/// forwarded headers are ignored, since anyone can send them. When `peer` is trusted, the
-/// `X-Forwarded-For` entries (all its headers, in order) are walked from the right, and the
-/// first entry that is not itself a trusted proxy is the client. The leftmost entry, which
-/// the client wrote, is never believed on its own. An entry that cannot be read where the
-/// walk reaches it makes the client unknown (`None`): a token with an allow-list is then
-/// refused rather than matched against a guess. IPv4-mapped IPv6 addresses are folded to
-/// IPv4.
-///
-/// ```
-/// use http::{HeaderMap, HeaderValue};
-/// use tokengate::CidrList;
-/// use tokengate::client_ip::client_ip;
-///
-/// let proxies = CidrList::parse(["10.0.0.0/8"]).unwrap();
-/// let mut headers = HeaderMap::new();
-/// headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7, 10.0.0.2"));
-/// let peer = "10.0.0.1".parse().unwrap();
-/// assert_eq!(client_ip(Some(peer), &headers, &proxies), Some("203.0.113.7".parse().unwrap()));
-/// ```
-pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &CidrList) -> Option<IpAddr> {
-    let peer = canonical_ip(peer?);
-    if trusted.is_empty() || !trusted.contains(peer) {
-        return Some(peer);
+/// Empty ([`TrustedProxies::none`], the default) trusts nobody: the peer address is the
+/// client address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(CidrList);
+
+impl TrustedProxies {
+    /// Trusts no proxy: the peer is the client.
+    pub fn none() -> Self {
+        Self(CidrList::any())
     }
-    let mut client = peer;
-    for value in headers.get_all(X_FORWARDED_FOR).iter().rev() {
-        let value = value.to_str().ok()?;
-        for hop in value.rsplit(',') {
-            client = canonical_ip(parse_hop(hop)?);
-            if !trusted.contains(client) {
-                return Some(client);
+
+    /// Trusts these ranges or addresses.
+    ///
+    /// # Errors
+    ///
+    /// [`CidrError`] naming the first entry that is not a CIDR range or address, or when
+    /// there are too many.
+    pub fn parse<I>(entries: I) -> Result<Self, CidrError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        CidrList::parse(entries).map(Self)
+    }
+
+    /// Whether no proxy is trusted.
+    pub fn is_none(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        !self.0.is_empty() && self.0.contains(ip)
+    }
+
+    /// The trusted ranges.
+    pub fn ranges(&self) -> &CidrList {
+        &self.0
+    }
+
+    /// The client address of a request that came from `peer`.
+    ///
+    /// With no trusted proxies, or when `peer` is not one of them, the answer is `peer`: the
+    /// forwarded headers are ignored, since anyone can send them. When `peer` is trusted, the
+    /// `X-Forwarded-For` entries (all its headers, in order) are walked from the right, and the
+    /// first entry that is not itself a trusted proxy is the client. The leftmost entry, which
+    /// the client wrote, is never believed on its own. An entry that cannot be read where the
+    /// walk reaches it makes the client unknown (`None`): a token with an allow-list is then
+    /// refused rather than matched against a guess. IPv4-mapped IPv6 addresses are folded to
+    /// IPv4.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use tokengate::TrustedProxies;
+    ///
+    /// let proxies = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7, 10.0.0.2"));
+    /// let peer = "10.0.0.1".parse().unwrap();
+    /// assert_eq!(proxies.client_ip(Some(peer), &headers), Some("203.0.113.7".parse().unwrap()));
+    /// ```
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = canonical_ip(peer?);
+        if !self.contains(peer) {
+            return Some(peer);
+        }
+        let mut client = peer;
+        for value in headers.get_all(X_FORWARDED_FOR).iter().rev() {
+            let value = value.to_str().ok()?;
+            for hop in value.rsplit(',') {
+                client = canonical_ip(parse_hop(hop)?);
+                if !self.contains(client) {
+                    return Some(client);
+                }
             }
         }
+        // Every hop was a trusted proxy: the leftmost one is as far as the trail goes.
+        Some(client)
     }
-    // Every hop was a trusted proxy: the leftmost one is as far as the trail goes.
-    Some(client)
 }
 
 /// One `X-Forwarded-For` entry: an address, optionally with a port (`1.2.3.4:80`,
@@ -103,10 +147,10 @@ mod tests {
 
     #[test]
     fn walk_table() {
-        let trusted = CidrList::parse(["10.0.0.0/8", "2001:db8::/32"]).unwrap();
-        let none = CidrList::any();
+        let trusted = TrustedProxies::parse(["10.0.0.0/8", "2001:db8::/32"]).unwrap();
+        let none = TrustedProxies::none();
         #[rustfmt::skip]
-        let cases: &[(&CidrList, &str, &[&str], Option<&str>)] = &[
+        let cases: &[(&TrustedProxies, &str, &[&str], Option<&str>)] = &[
             // No trusted proxies: the peer, whatever the headers say.
             (&none, "203.0.113.1", &["6.6.6.6"], Some("203.0.113.1")),
             // Untrusted peer: headers ignored.
@@ -137,26 +181,26 @@ mod tests {
             (&trusted, "10.0.0.1", &["198.51.100.4,"], None),
         ];
         for (trusted, peer, values, expected) in cases {
-            let got = client_ip(Some(ip(peer)), &headers(values), trusted);
+            let got = trusted.client_ip(Some(ip(peer)), &headers(values));
             assert_eq!(got, expected.map(ip), "peer {peer} xff {values:?}");
         }
     }
 
     #[test]
     fn no_peer_means_no_client() {
-        let trusted = CidrList::parse(["10.0.0.0/8"]).unwrap();
-        assert_eq!(client_ip(None, &headers(&["198.51.100.4"]), &trusted), None);
+        let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+        assert_eq!(trusted.client_ip(None, &headers(&["198.51.100.4"])), None);
     }
 
     #[test]
     fn non_ascii_header_is_unreadable() {
-        let trusted = CidrList::parse(["10.0.0.0/8"]).unwrap();
+        let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
         let mut map = HeaderMap::new();
         map.insert(
             X_FORWARDED_FOR,
             HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap(),
         );
-        assert_eq!(client_ip(Some(ip("10.0.0.1")), &map, &trusted), None);
+        assert_eq!(trusted.client_ip(Some(ip("10.0.0.1")), &map), None);
     }
 
     #[test]

@@ -1,40 +1,114 @@
-#![doc = include_str!("../README.md")]
+//! npm-style bearer tokens for tower and axum.
+//!
+//! A token can be full-permission or read-only, can be tied to CIDR ranges, can expire, is
+//! shown once at creation, is listed only in truncated form, and is revoked by its id —
+//! the operations of `npm token create | list | revoke`, except that a revocation takes
+//! effect on the very next request.
+//!
+//! - [`Tokens`] creates, lists, revokes and checks tokens, through a bounded cache in front
+//!   of a [`TokenStore`](store::TokenStore).
+//! - [`TokenAuthLayer`] puts the checks in front of any tower service; the inner service
+//!   finds [`Authenticated`] in the request extensions (or, with axum, as an extractor).
+//! - [`store`] holds the trait and the backends: [`MemoryStore`](store::MemoryStore),
+//!   `SqliteStore` (feature `sqlite`), `PostgresStore` (feature `postgres`), and
+//!   [`DynStore`](store::DynStore) to name one concrete type for any of them.
+//!
+//! ```
+//! use tokengate::{Action, NewToken, Reason, Tokens, store::MemoryStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tokens = Tokens::builder(MemoryStore::new()).prefix("npm")?.build();
+//!
+//! // `npm token create --read-only --cidr=10.0.0.0/8`
+//! let created = tokens
+//!     .create("alice", NewToken::read_only().allow_cidrs(["10.0.0.0/8"]))
+//!     .await?;
+//! let token = created.token.expose_secret(); // shown once; only its digest is stored
+//!
+//! let client = "10.1.2.3".parse()?;
+//! let who = tokens.authenticate(token, Some(client), Action::Read).await?;
+//! assert_eq!(who.owner(), "alice");
+//!
+//! let refused = tokens.authenticate(token, Some(client), Action::Write).await.unwrap_err();
+//! assert_eq!(refused.reason(), Reason::ReadOnly);
+//!
+//! // `npm token revoke <id>`: refused from the very next request.
+//! tokens.revoke(created.listing.id.as_str()).await?;
+//! let refused = tokens.authenticate(token, Some(client), Action::Read).await.unwrap_err();
+//! assert_eq!(refused.reason(), Reason::Revoked);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | *(none)* | the core, [`TokenAuthLayer`] and [`MemoryStore`](store::MemoryStore) |
+//! | `axum` | [`Authenticated`] as an extractor, `IntoResponse` for [`TokensError`], client addresses from `ConnectInfo` |
+//! | `sqlite` | `SqliteStore`: one file, SQLite compiled in |
+//! | `postgres` | `PostgresStore`: pooled, revocations broadcast to every node |
+//! | `test-util` | `store::contract`, the conformance suite for your own store; `Authenticated::for_record` |
+//!
+//! # Tracing
+//!
+//! An accepted request records `token_id` and `owner` on the current span, for spans that
+//! declare those fields, such as tower-http's `TraceLayer` made with
+//! `tracing::info_span!("request", method = %req.method(), uri = %req.uri(), token_id = tracing::field::Empty, owner = tracing::field::Empty)`.
+//! Refusals are logged at DEBUG (WARN when the store is unavailable) with the client
+//! address, method and path, never the token. For audit logs and metrics, see
+//! [`TokensBuilder::on_event`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
-pub mod bearer;
+mod access;
+mod bearer;
 mod cache;
-pub mod cidr;
-pub mod client_ip;
-pub mod clock;
-pub mod digest;
+mod cidr;
+mod client_ip;
+mod clock;
+mod digest;
 #[cfg(feature = "axum")]
-pub mod extract;
-mod future;
-mod layer;
-pub mod record;
-pub mod reject;
-mod service;
+mod extract;
+mod gate;
+mod json;
+mod new_token;
+mod reason;
+mod record;
 pub mod store;
-pub mod token;
+mod token;
 mod tokens;
 
-pub use cidr::{CidrError, CidrList};
+pub use access::{Access, Action};
+pub use bearer::{Credentials, HeaderProblem, MAX_AUTHORIZATION_LEN};
+pub use cidr::{CidrError, CidrList, MAX_CIDR_ENTRIES};
+pub use client_ip::{TrustedProxies, peer_addr};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use digest::TokenDigest;
-pub use future::ResponseFuture;
-pub use layer::{TokenAuthLayer, is_write_method};
-pub use record::{Access, NewToken, TokenListing, TokenRecord};
-pub use reject::{Reason, Rejection, ResponseStyle};
-pub use service::TokenAuth;
-#[cfg(feature = "postgres")]
-pub use store::PostgresStore;
-#[cfg(feature = "sqlite")]
-pub use store::SqliteStore;
-pub use store::{MemoryStore, Page, StoreChange, StoreError, TokenStore};
-pub use token::{PresentedToken, SecretToken, TokenFormatError, TokenId, TokenPrefix};
-pub use tokens::{
-    Authenticated, CreatedToken, MAX_DESCRIPTION_LEN, MAX_NAME_LEN, MAX_OWNER_LEN, TokenList,
-    Tokens, TokensBuilder, TokensError,
+pub use digest::{InvalidDigest, TokenDigest};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use extract::AuthenticatedRejection;
+pub use gate::future;
+pub use gate::{ResponseBody, ResponseStyle, TokenAuth, TokenAuthLayer};
+pub use new_token::{
+    ExpiryProblem, InvalidNewToken, MAX_DESCRIPTION_LEN, MAX_NAME_LEN, MAX_OWNER_LEN, NewToken,
+    TextProblem,
 };
+pub use reason::{Reason, Rejection};
+pub use record::{LISTED_ID_CHARS, Status, TokenListing, TokenRecord};
+pub use token::{
+    CHECKSUM_LEN, ID_LEN, InvalidPrefix, InvalidTokenId, MAX_PREFIX_LEN, MAX_TOKEN_LEN,
+    ParsedToken, PresentedToken, RandomError, SECRET_LEN, SecretToken, TokenFormatError, TokenId,
+    TokenPrefix,
+};
+pub use tokens::{
+    Authenticated, CreatedToken, TokenEvent, TokenList, Tokens, TokensBuilder, TokensError,
+};
+
+/// The README's examples, compiled and run as doctests so that what it shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,44 +1,28 @@
-//! What is stored about a token, the options for a new one, and the listing view.
+//! What is stored about a token, and the listing view.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use crate::access::Access;
 use crate::cidr::CidrList;
 use crate::digest::TokenDigest;
 use crate::token::{TokenId, TokenPrefix};
 
-/// What a token may do.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Access {
-    /// Reads only: every write is refused with 403.
-    ReadOnly,
-    /// Reads and writes (npm's "full permission" token).
-    #[default]
-    ReadWrite,
-}
-
-impl Access {
-    /// Whether this access level allows a request; `is_write` says whether the request
-    /// changes something.
-    ///
-    /// ```
-    /// use tokengate::Access;
-    ///
-    /// assert!(Access::ReadOnly.allows(false));
-    /// assert!(!Access::ReadOnly.allows(true));
-    /// assert!(Access::ReadWrite.allows(true));
-    /// ```
-    pub fn allows(self, is_write: bool) -> bool {
-        !is_write || self == Access::ReadWrite
-    }
-
-    /// Whether this is [`Access::ReadOnly`].
-    pub fn is_read_only(self) -> bool {
-        self == Access::ReadOnly
-    }
-}
-
 /// Everything a store keeps about one token. Holds the digest, never the token.
+///
+/// A store builds one with [`TokenRecord::new`] and sets the other fields, so that a field
+/// added later does not break it.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use tokengate::{Access, TokenDigest, TokenId, TokenRecord};
+///
+/// let id: TokenId = "AbCdEfGhIj0".parse().unwrap();
+/// let mut record = TokenRecord::new(id, "alice", TokenDigest::of("npm_…"), SystemTime::now());
+/// record.access = Access::ReadOnly;
+/// record.name = Some("CI".into());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenRecord {
     /// Public id; the store key.
     pub id: TokenId,
@@ -66,6 +50,7 @@ pub struct TokenRecord {
 
 /// Whether a record is usable at `now`, and if not, why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Status {
     /// Neither revoked nor expired.
     Active,
@@ -76,6 +61,29 @@ pub enum Status {
 }
 
 impl TokenRecord {
+    /// A live record: read-write, usable from any address, never expiring, unnamed and
+    /// never used. Set the other fields as the token has them.
+    pub fn new(
+        id: TokenId,
+        owner: impl Into<String>,
+        digest: TokenDigest,
+        created_at: SystemTime,
+    ) -> Self {
+        Self {
+            id,
+            owner: owner.into(),
+            digest,
+            access: Access::ReadWrite,
+            cidr: CidrList::any(),
+            created_at,
+            expires_at: None,
+            revoked_at: None,
+            name: None,
+            description: None,
+            last_used_at: None,
+        }
+    }
+
     /// The record's status at `now`. Revocation wins over expiry; a token expires at the
     /// instant `expires_at`, not after it.
     pub fn status(&self, now: SystemTime) -> Status {
@@ -89,93 +97,12 @@ impl TokenRecord {
     }
 }
 
-/// When a new token stops working.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Expiry {
-    In(Duration),
-    At(SystemTime),
-}
-
-/// The options for a new token, as `npm token create` takes them.
-///
-/// ```
-/// use std::time::Duration;
-/// use tokengate::NewToken;
-///
-/// let options = NewToken::read_only()
-///     .allow_cidrs(["10.0.0.0/8", "2001:db8::/32"])
-///     .expires_in(Duration::from_secs(30 * 24 * 3600))
-///     .name("CI")
-///     .description("read-only token for the CI mirror");
-/// # let _ = options;
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct NewToken {
-    pub(crate) access: Access,
-    pub(crate) cidr: Vec<String>,
-    pub(crate) expiry: Option<Expiry>,
-    pub(crate) name: Option<String>,
-    pub(crate) description: Option<String>,
-}
-
-impl NewToken {
-    /// A full-permission token, usable from anywhere, that never expires.
-    pub fn read_write() -> Self {
-        Self::default()
-    }
-
-    /// A read-only token, usable from anywhere, that never expires.
-    pub fn read_only() -> Self {
-        Self::default().access(Access::ReadOnly)
-    }
-
-    /// Sets the access level.
-    pub fn access(mut self, access: Access) -> Self {
-        self.access = access;
-        self
-    }
-
-    /// Restricts the token to these CIDR ranges or addresses (IPv4 or IPv6). They are
-    /// validated by [`Tokens::create`](crate::Tokens::create), which names a bad entry.
-    pub fn allow_cidrs<I>(mut self, entries: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.cidr = entries.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The token stops working this long after creation.
-    pub fn expires_in(mut self, lifetime: Duration) -> Self {
-        self.expiry = Some(Expiry::In(lifetime));
-        self
-    }
-
-    /// The token stops working at this instant, which must be in the future.
-    pub fn expires_at(mut self, at: SystemTime) -> Self {
-        self.expiry = Some(Expiry::At(at));
-        self
-    }
-
-    /// A name for listings.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// A description for listings.
-    pub fn description(mut self, description: impl Into<String>) -> Self {
-        self.description = Some(description.into());
-        self
-    }
-}
-
 /// How many characters of the id a listing shows after the prefix.
 pub const LISTED_ID_CHARS: usize = 6;
 
 /// A token as listings show it: no digest, no secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenListing {
     /// The public id (npm calls it `key`); revocation takes it.
     pub id: TokenId,
@@ -225,42 +152,15 @@ fn listed_prefix(prefix: &TokenPrefix, id: TokenId) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use crate::token::generate;
+    use crate::token::SecretToken;
 
     /// A live read-write record created at `at`, for unit tests.
     pub(crate) fn sample_record(at: SystemTime) -> TokenRecord {
-        let token = generate(&TokenPrefix::default()).unwrap();
-        TokenRecord {
-            id: token.id(),
-            owner: "alice".into(),
-            digest: token.digest(),
-            access: Access::ReadWrite,
-            cidr: CidrList::any(),
-            created_at: at,
-            expires_at: None,
-            revoked_at: None,
-            name: None,
-            description: None,
-            last_used_at: None,
-        }
-    }
-
-    #[test]
-    fn access_table() {
-        let cases = [
-            (Access::ReadOnly, false, true),
-            (Access::ReadOnly, true, false),
-            (Access::ReadWrite, false, true),
-            (Access::ReadWrite, true, true),
-        ];
-        for (access, is_write, allowed) in cases {
-            assert_eq!(
-                access.allows(is_write),
-                allowed,
-                "{access:?} write={is_write}"
-            );
-        }
+        let token = SecretToken::generate(&TokenPrefix::default()).unwrap();
+        TokenRecord::new(token.id(), "alice", token.digest(), at)
     }
 
     #[test]
@@ -287,7 +187,7 @@ pub(crate) mod tests {
     #[test]
     fn listing_prefix_is_a_pure_prefix_of_the_token() {
         let prefix = TokenPrefix::new("npm").unwrap();
-        let token = generate(&prefix).unwrap();
+        let token = SecretToken::generate(&prefix).unwrap();
         let listed = listed_prefix(&prefix, token.id());
         assert_eq!(listed.len(), 4 + LISTED_ID_CHARS);
         assert!(token.expose_secret().starts_with(&listed));

@@ -286,46 +286,49 @@ impl fmt::Debug for ParsedToken<'_> {
     }
 }
 
-/// Checks a presented token offline: prefix, length, alphabet and checksum.
-///
-/// Total: every input gives `Ok` or one [`TokenFormatError`]; nothing panics, and input
-/// longer than [`MAX_TOKEN_LEN`] is refused before any other work.
-pub fn parse<'a>(prefix: &TokenPrefix, text: &'a str) -> Result<ParsedToken<'a>, TokenFormatError> {
-    let bytes = text.as_bytes();
-    if bytes.len() > MAX_TOKEN_LEN {
-        return Err(TokenFormatError::TooLong {
-            found: bytes.len(),
-            max: MAX_TOKEN_LEN,
-        });
+impl<'a> ParsedToken<'a> {
+    /// Checks a presented token offline: prefix, length, alphabet and checksum.
+    ///
+    /// Total: every input gives `Ok` or one [`TokenFormatError`]; nothing panics, and input
+    /// longer than [`MAX_TOKEN_LEN`] is refused before any other work.
+    pub fn parse(prefix: &TokenPrefix, text: &'a str) -> Result<Self, TokenFormatError> {
+        let bytes = text.as_bytes();
+        if bytes.len() > MAX_TOKEN_LEN {
+            return Err(TokenFormatError::TooLong {
+                found: bytes.len(),
+                max: MAX_TOKEN_LEN,
+            });
+        }
+        let head = prefix.as_str().len();
+        let has_prefix = bytes.len() > head
+            && &bytes[..head] == prefix.as_str().as_bytes()
+            && bytes[head] == b'_';
+        if !has_prefix {
+            return Err(TokenFormatError::WrongPrefix);
+        }
+        if bytes.len() != prefix.token_len() {
+            return Err(TokenFormatError::WrongLength {
+                expected: prefix.token_len(),
+                found: bytes.len(),
+            });
+        }
+        let body = &bytes[head + 1..];
+        if let Some(offset) = body.iter().position(|b| !b.is_ascii_alphanumeric()) {
+            return Err(TokenFormatError::InvalidCharacter {
+                position: head + 1 + offset,
+            });
+        }
+        let (checked, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+        if encode_checksum(crc32(checked)) != checksum {
+            return Err(TokenFormatError::BadChecksum);
+        }
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&body[..ID_LEN]);
+        Ok(ParsedToken {
+            text,
+            id: TokenId(id),
+        })
     }
-    let head = prefix.as_str().len();
-    let has_prefix =
-        bytes.len() > head && &bytes[..head] == prefix.as_str().as_bytes() && bytes[head] == b'_';
-    if !has_prefix {
-        return Err(TokenFormatError::WrongPrefix);
-    }
-    if bytes.len() != prefix.token_len() {
-        return Err(TokenFormatError::WrongLength {
-            expected: prefix.token_len(),
-            found: bytes.len(),
-        });
-    }
-    let body = &bytes[head + 1..];
-    if let Some(offset) = body.iter().position(|b| !b.is_ascii_alphanumeric()) {
-        return Err(TokenFormatError::InvalidCharacter {
-            position: head + 1 + offset,
-        });
-    }
-    let (checked, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-    if encode_checksum(crc32(checked)) != checksum {
-        return Err(TokenFormatError::BadChecksum);
-    }
-    let mut id = [0u8; ID_LEN];
-    id.copy_from_slice(&body[..ID_LEN]);
-    Ok(ParsedToken {
-        text,
-        id: TokenId(id),
-    })
 }
 
 /// The operating system's random generator failed; no token was made.
@@ -333,24 +336,26 @@ pub fn parse<'a>(prefix: &TokenPrefix, text: &'a str) -> Result<ParsedToken<'a>,
 #[error("the operating system's random number generator failed: {0}")]
 pub struct RandomError(getrandom::Error);
 
-/// Generates a new token with this prefix from the operating system's generator.
-pub fn generate(prefix: &TokenPrefix) -> Result<SecretToken, RandomError> {
-    let mut text = Zeroizing::new(String::with_capacity(prefix.token_len()));
-    text.push_str(prefix.as_str());
-    text.push('_');
-    let mut random = Zeroizing::new([0u8; ID_LEN + SECRET_LEN]);
-    fill_base62(&mut random[..]).map_err(RandomError)?;
-    // fill_base62 writes only ASCII alphanumerics.
-    text.extend(random.iter().map(|&b| char::from(b)));
-    let checksum = encode_checksum(crc32(text.as_bytes()));
-    text.extend(checksum.iter().map(|&b| char::from(b)));
-    let mut id = [0u8; ID_LEN];
-    id.copy_from_slice(&random[..ID_LEN]);
-    Ok(SecretToken {
-        text,
-        id: TokenId(id),
-        prefix_len: prefix.as_str().len(),
-    })
+impl SecretToken {
+    /// Generates a new token with this prefix from the operating system's generator.
+    pub fn generate(prefix: &TokenPrefix) -> Result<Self, RandomError> {
+        let mut text = Zeroizing::new(String::with_capacity(prefix.token_len()));
+        text.push_str(prefix.as_str());
+        text.push('_');
+        let mut random = Zeroizing::new([0u8; ID_LEN + SECRET_LEN]);
+        fill_base62(&mut random[..]).map_err(RandomError)?;
+        // fill_base62 writes only ASCII alphanumerics.
+        text.extend(random.iter().map(|&b| char::from(b)));
+        let checksum = encode_checksum(crc32(text.as_bytes()));
+        text.extend(checksum.iter().map(|&b| char::from(b)));
+        let mut id = [0u8; ID_LEN];
+        id.copy_from_slice(&random[..ID_LEN]);
+        Ok(SecretToken {
+            text,
+            id: TokenId(id),
+            prefix_len: prefix.as_str().len(),
+        })
+    }
 }
 
 /// Fills `out` with base62 characters drawn uniformly from the OS generator.
@@ -396,7 +401,7 @@ fn encode_checksum(mut value: u32) -> [u8; CHECKSUM_LEN] {
 pub(crate) fn id_from_id_or_token(prefix: &TokenPrefix, text: &str) -> Option<TokenId> {
     text.parse::<TokenId>()
         .ok()
-        .or_else(|| parse(prefix, text).ok().map(|t| t.id()))
+        .or_else(|| ParsedToken::parse(prefix, text).ok().map(|t| t.id()))
 }
 
 #[cfg(test)]
@@ -412,11 +417,11 @@ mod tests {
     fn generated_tokens_round_trip() {
         let prefix = npm();
         for _ in 0..200 {
-            let token = generate(&prefix).unwrap();
+            let token = SecretToken::generate(&prefix).unwrap();
             let text = token.expose_secret();
             assert_eq!(text.len(), prefix.token_len());
             assert!(text.starts_with("npm_"));
-            let parsed = parse(&prefix, text).unwrap();
+            let parsed = ParsedToken::parse(&prefix, text).unwrap();
             assert_eq!(parsed.id(), token.id());
             assert_eq!(parsed.digest(), token.digest());
             assert!(text.starts_with(token.public_part()));
@@ -437,11 +442,11 @@ mod tests {
     #[test]
     fn each_parse_error_is_distinct() {
         let prefix = npm();
-        let token = generate(&prefix).unwrap();
+        let token = SecretToken::generate(&prefix).unwrap();
         let good = token.expose_secret();
         let long = "a".repeat(MAX_TOKEN_LEN + 1);
         assert_eq!(
-            parse(&prefix, &long).unwrap_err(),
+            ParsedToken::parse(&prefix, &long).unwrap_err(),
             TokenFormatError::TooLong {
                 found: MAX_TOKEN_LEN + 1,
                 max: MAX_TOKEN_LEN
@@ -449,11 +454,11 @@ mod tests {
         );
         let other = good.replacen("npm_", "ghp_", 1);
         assert_eq!(
-            parse(&prefix, &other).unwrap_err(),
+            ParsedToken::parse(&prefix, &other).unwrap_err(),
             TokenFormatError::WrongPrefix
         );
         assert!(matches!(
-            parse(&prefix, &good[..good.len() - 1]).unwrap_err(),
+            ParsedToken::parse(&prefix, &good[..good.len() - 1]).unwrap_err(),
             TokenFormatError::WrongLength {
                 expected: 43,
                 found: 42
@@ -462,14 +467,14 @@ mod tests {
         let mut bad_char = good.to_owned();
         bad_char.replace_range(10..11, "-");
         assert_eq!(
-            parse(&prefix, &bad_char).unwrap_err(),
+            ParsedToken::parse(&prefix, &bad_char).unwrap_err(),
             TokenFormatError::InvalidCharacter { position: 10 }
         );
         let mut typo = good.as_bytes().to_vec();
         typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
         let typo = String::from_utf8(typo).unwrap();
         assert_eq!(
-            parse(&prefix, &typo).unwrap_err(),
+            ParsedToken::parse(&prefix, &typo).unwrap_err(),
             TokenFormatError::BadChecksum
         );
     }
@@ -479,7 +484,7 @@ mod tests {
         let prefix = npm();
         let text = format!("npm_{}", "é".repeat(19) + "a");
         assert!(matches!(
-            parse(&prefix, &text),
+            ParsedToken::parse(&prefix, &text),
             Err(TokenFormatError::InvalidCharacter { position: 4 })
         ));
     }
@@ -502,7 +507,7 @@ mod tests {
 
     #[test]
     fn secret_never_printed() {
-        let token = generate(&npm()).unwrap();
+        let token = SecretToken::generate(&npm()).unwrap();
         let secret = &token.expose_secret()[4 + ID_LEN..];
         for shown in [
             format!("{token:?}"),
@@ -512,13 +517,13 @@ mod tests {
             assert!(!shown.contains(secret), "{shown}");
             assert!(!shown.contains(token.expose_secret()), "{shown}");
         }
-        let parsed = parse(&npm(), token.expose_secret()).unwrap();
+        let parsed = ParsedToken::parse(&npm(), token.expose_secret()).unwrap();
         assert!(!format!("{parsed:?}").contains(secret));
     }
 
     #[test]
     fn ids_parse_from_text() {
-        let token = generate(&npm()).unwrap();
+        let token = SecretToken::generate(&npm()).unwrap();
         let id: TokenId = token.id().as_str().parse().unwrap();
         assert_eq!(id, token.id());
         assert!("short".parse::<TokenId>().is_err());
@@ -538,22 +543,22 @@ mod tests {
             replacement in proptest::sample::select(ALPHABET.to_vec()),
         ) {
             let prefix = npm();
-            let token = generate(&prefix).unwrap();
+            let token = SecretToken::generate(&prefix).unwrap();
             let mut bytes = token.expose_secret().as_bytes().to_vec();
             prop_assume!(bytes[position] != replacement);
             bytes[position] = replacement;
             let changed = String::from_utf8(bytes).unwrap();
-            prop_assert_eq!(parse(&prefix, &changed).unwrap_err(), TokenFormatError::BadChecksum);
+            prop_assert_eq!(ParsedToken::parse(&prefix, &changed).unwrap_err(), TokenFormatError::BadChecksum);
         }
 
         #[test]
         fn parse_is_total(text in "\\PC{0,80}") {
-            let _ = parse(&npm(), &text);
+            let _ = ParsedToken::parse(&npm(), &text);
         }
 
         #[test]
         fn parse_is_total_on_near_tokens(text in "npm_[0-9A-Za-z_\\-=. ]{30,45}") {
-            let _ = parse(&npm(), &text);
+            let _ = ParsedToken::parse(&npm(), &text);
         }
     }
 }

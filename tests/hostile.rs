@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use support::TestStore;
-use tokengate::{CidrList, NewToken, TokenAuthLayer, Tokens};
+use tokengate::{NewToken, TokenAuthLayer, Tokens};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 type Body = Full<Bytes>;
@@ -40,7 +40,7 @@ async fn bench() -> Bench {
         .await
         .unwrap();
     let layer = TokenAuthLayer::new(tokens.clone())
-        .trusted_proxies(CidrList::parse(["10.0.0.0/8", "fd00::/8"]).unwrap());
+        .trusted_proxies(tokengate::TrustedProxies::parse(["10.0.0.0/8", "fd00::/8"]).unwrap());
     Bench {
         store,
         tokens,

@@ -14,7 +14,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use support::TestStore;
-use tokengate::{Access, Authenticated, CidrList, ManualClock, NewToken, TokenAuthLayer, Tokens};
+use tokengate::{Access, Authenticated, ManualClock, NewToken, TokenAuthLayer, Tokens};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 type Body = Full<Bytes>;
@@ -504,7 +504,7 @@ async fn forwarded_addresses() {
         .await
         .unwrap();
     let auth = bearer(created.token.expose_secret());
-    let proxies = CidrList::parse(["10.0.0.0/8"]).unwrap();
+    let proxies = tokengate::TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
     let behind_proxy = TokenAuthLayer::new(tokens.clone()).trusted_proxies(proxies);
     let direct = TokenAuthLayer::new(tokens.clone());
 
@@ -560,11 +560,13 @@ async fn method_override_headers_are_ignored() {
 }
 
 #[tokio::test]
-async fn custom_write_predicate() {
+async fn custom_actions() {
     let tokens = tokens(TestStore::new());
     // A search API where POST only reads.
-    let layer = TokenAuthLayer::new(tokens.clone())
-        .write_methods(|method| tokengate::is_write_method(method) && method != Method::POST);
+    let layer = TokenAuthLayer::new(tokens.clone()).actions(|method| match *method {
+        Method::POST => tokengate::Action::Read,
+        _ => tokengate::Action::of_method(method),
+    });
     let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
     let auth = bearer(created.token.expose_secret());
     assert_eq!(status_of(&layer, Method::POST, &auth).await, StatusCode::OK);
@@ -577,14 +579,20 @@ async fn custom_write_predicate() {
 #[tokio::test]
 async fn custom_responses() {
     let tokens = tokens(TestStore::new());
-    let layer = TokenAuthLayer::new(tokens).respond_with(|rejection| {
-        let mut response = Response::new(Bytes::from(format!("nope: {}", rejection.reason())));
+    let layer = TokenAuthLayer::new(tokens).respond_with(|rejection, request| {
+        let mut response = Response::new(Bytes::from(format!(
+            "nope: {} ({} {})",
+            rejection.reason(),
+            request.method,
+            request.uri.path()
+        )));
         *response.status_mut() = StatusCode::IM_A_TEAPOT;
         response
     });
     let reply = send(&layer, Method::GET, None, &[]).await;
     assert_eq!(reply.status, StatusCode::IM_A_TEAPOT);
     assert!(reply.body.starts_with("nope: authentication required"));
+    assert!(reply.body.ends_with("(GET /thing)"), "{}", reply.body);
 }
 
 #[tokio::test]

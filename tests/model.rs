@@ -9,9 +9,8 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
-use tokengate::{
-    Clock, ManualClock, MemoryStore, NewToken, Reason, TokenFormatError, TokenStore, Tokens,
-};
+use tokengate::store::{MemoryStore, TokenStore};
+use tokengate::{Action, Clock, ManualClock, NewToken, Reason, TokenFormatError, Tokens};
 
 #[derive(Clone, Copy, Debug)]
 enum Client {
@@ -53,7 +52,7 @@ enum Op {
     },
     Authenticate {
         which: Which,
-        is_write: bool,
+        action: Action,
         client: Client,
     },
     Advance {
@@ -86,8 +85,8 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         1 => (any::<usize>(), any::<bool>())
             .prop_map(|(which, by_full_token)| Op::Revoke { which, by_full_token }),
-        6 => (which, any::<bool>(), client)
-            .prop_map(|(which, is_write, client)| Op::Authenticate { which, is_write, client }),
+        6 => (which, prop_oneof![Just(Action::Read), Just(Action::Write)], client)
+            .prop_map(|(which, action, client)| Op::Authenticate { which, action, client }),
         1 => (0u64..400).prop_map(|seconds| Op::Advance { seconds }),
     ]
 }
@@ -106,7 +105,7 @@ struct Issued {
 fn expected(
     issued: &Issued,
     now: SystemTime,
-    is_write: bool,
+    action: Action,
     client: Client,
 ) -> Result<(), Reason> {
     if issued.revoked {
@@ -122,7 +121,7 @@ fn expected(
             Some(true) => {}
         }
     }
-    if issued.read_only && is_write {
+    if issued.read_only && action == Action::Write {
         return Err(Reason::ReadOnly);
     }
     Ok(())
@@ -190,17 +189,14 @@ async fn run_model<S: TokenStore>(store: S, ops: Vec<Op>) {
             }
             Op::Authenticate {
                 which,
-                is_write,
+                action,
                 client,
             } => {
                 let now = clock.now();
                 let (token, want) = match which {
                     Which::Issued(i) if !model.is_empty() => {
                         let issued = &model[i % model.len()];
-                        (
-                            issued.token.clone(),
-                            expected(issued, now, is_write, client),
-                        )
+                        (issued.token.clone(), expected(issued, now, action, client))
                     }
                     Which::Mistyped(i) if !model.is_empty() => {
                         let mut token = model[i % model.len()].token.clone().into_bytes();
@@ -223,14 +219,11 @@ async fn run_model<S: TokenStore>(store: S, ops: Vec<Op>) {
                     }
                 };
                 let got = tokens
-                    .authenticate(&token, client.address(), is_write)
+                    .authenticate(&token, client.address(), action)
                     .await
                     .map(|_| ())
                     .map_err(|rejection| rejection.reason());
-                assert_eq!(
-                    got, want,
-                    "step {step}: {which:?} write={is_write} {client:?}"
-                );
+                assert_eq!(got, want, "step {step}: {which:?} {action:?} {client:?}");
             }
             Op::Advance { seconds } => clock.advance(Duration::from_secs(seconds)),
         }
@@ -261,7 +254,7 @@ proptest! {
     fn sqlite_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..60)) {
         runtime().block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let store = tokengate::SqliteStore::open(dir.path().join("tokens.db")).await.unwrap();
+            let store = tokengate::store::SqliteStore::open(dir.path().join("tokens.db")).await.unwrap();
             run_model(store, ops).await;
         });
     }
@@ -277,7 +270,7 @@ proptest! {
             let url = std::env::var("TOKENGATE_TEST_POSTGRES_URL")
                 .expect("TOKENGATE_TEST_POSTGRES_URL must be set for the postgres feature's tests");
             let schema = format!("model_{}_{}", std::process::id(), SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().subsec_nanos());
-            let store = tokengate::PostgresStore::builder(&url).schema(&schema).connect().await.unwrap();
+            let store = tokengate::store::PostgresStore::builder(&url).schema(&schema).connect().await.unwrap();
             run_model(store, ops).await;
         });
     }

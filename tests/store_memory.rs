@@ -2,4 +2,4 @@
 
 mod support;
 
-store_contract!(async { tokengate::MemoryStore::new() }.await);
+tokengate::store_contract_tests!(tokengate::store::MemoryStore::new());

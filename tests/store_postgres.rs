@@ -1,253 +1,282 @@
 //! `PostgresStore`: the store contract, what the rows hold, and several nodes on one
 //! database. Needs a server: the URL comes from `TOKENGATE_TEST_POSTGRES_URL`, and these
 //! tests fail (they do not skip) when it is missing or the server cannot be reached.
-#![cfg(feature = "postgres")]
 
+#[cfg(feature = "postgres")]
 mod support;
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::Full;
-use support::proxy::Proxy;
-use tokengate::{NewToken, PostgresStore, Reason, TokenAuthLayer, Tokens};
-use tower::{ServiceBuilder, ServiceExt, service_fn};
-
-fn url() -> String {
-    std::env::var("TOKENGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "TOKENGATE_TEST_POSTGRES_URL is not set. The `postgres` feature's tests need a \
-             PostgreSQL server, e.g. TOKENGATE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
-             (`.ci/run` starts one and sets it)"
-        )
-    })
+/// Says why this binary runs nothing without the feature, rather than passing silently.
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn postgres_tests_need_the_postgres_feature() {
+    eprintln!(
+        "store_postgres: skipped: these tests need `--features postgres` and a server in \
+         TOKENGATE_TEST_POSTGRES_URL (see the README's Contributing section)"
+    );
 }
 
-/// A schema no other test uses.
-fn fresh_schema() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "t{}_{}_{}",
-        std::process::id(),
-        nanos,
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    )
-}
+#[cfg(feature = "postgres")]
+mod with_server {
+    use std::net::{SocketAddr, ToSocketAddrs};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
 
-async fn store_in(schema: &str, url: &str) -> PostgresStore {
-    PostgresStore::builder(url)
-        .schema(schema)
-        .timeout(Duration::from_secs(2))
-        .connect()
-        .await
-        .unwrap_or_else(|error| {
-            panic!("cannot reach PostgreSQL at TOKENGATE_TEST_POSTGRES_URL: {error}")
+    use super::support::proxy::Proxy;
+    use bytes::Bytes;
+    use http::{Request, StatusCode};
+    use http_body_util::Full;
+    use tokengate::store::PostgresStore;
+    use tokengate::{NewToken, Reason, TokenAuthLayer, Tokens};
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    fn url() -> String {
+        std::env::var("TOKENGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!(
+                "TOKENGATE_TEST_POSTGRES_URL is not set. The `postgres` feature's tests need a \
+                 PostgreSQL server, e.g. TOKENGATE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+                 (`.ci/run` starts one and sets it)"
+            )
         })
-}
-
-async fn fresh() -> PostgresStore {
-    store_in(&fresh_schema(), &url()).await
-}
-
-store_contract!(fresh().await);
-
-fn manager(store: PostgresStore) -> Tokens<PostgresStore> {
-    Tokens::builder(store)
-        .prefix("npm")
-        .unwrap()
-        .cache_ttl(Duration::from_secs(3600))
-        .build()
-}
-
-async fn sql() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-}
-
-/// Polls `refused` every 10 ms for up to `limit`; returns how long it took.
-async fn within<F, Fut>(limit: Duration, mut refused: F) -> Option<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if refused().await {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    None
-}
 
-#[tokio::test]
-async fn rows_hold_digests_never_tokens() {
-    let schema = fresh_schema();
-    let tokens = manager(store_in(&schema, &url()).await);
-    let secrets = support::issue_use_and_revoke(&tokens, 10).await;
-    let rows = sql()
-        .await
-        .query(
-            &format!("SELECT row_to_json(t)::text FROM \"{schema}\".tokengate_tokens t"),
-            &[],
+    /// A schema no other test uses.
+    fn fresh_schema() -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        format!(
+            "t{}_{}_{}",
+            std::process::id(),
+            nanos,
+            NEXT.fetch_add(1, Ordering::SeqCst)
         )
-        .await
-        .unwrap();
-    let dump: String = rows.iter().map(|row| row.get::<_, String>(0)).collect();
-    assert_eq!(rows.len(), 10);
-    support::assert_no_token_in(dump.as_bytes(), &secrets);
-}
+    }
 
-/// Two nodes on one database: a revoke on A is refused on B within a second, although B's
-/// cache would keep the record for an hour.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoke_on_one_node_is_refused_on_another_at_once() {
-    let schema = fresh_schema();
-    let node_a = manager(store_in(&schema, &url()).await);
-    let node_b = manager(store_in(&schema, &url()).await);
-    let created = node_a
-        .create("alice", NewToken::read_write())
-        .await
-        .unwrap();
-    let token = created.token.expose_secret().to_owned();
-    node_b.authenticate(&token, None, false).await.unwrap();
+    async fn store_in(schema: &str, url: &str) -> PostgresStore {
+        PostgresStore::builder(url)
+            .schema(schema)
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .unwrap_or_else(|error| {
+                panic!("cannot reach PostgreSQL at TOKENGATE_TEST_POSTGRES_URL: {error}")
+            })
+    }
 
-    node_a.revoke(created.listing.id.as_str()).await.unwrap();
-    let took = within(Duration::from_secs(1), || async {
-        node_b.authenticate(&token, None, false).await.is_err()
-    })
-    .await;
-    assert!(
-        took.is_some(),
-        "node B still accepts a token revoked on node A"
-    );
-    let refused = node_b.authenticate(&token, None, false).await.unwrap_err();
-    assert_eq!(refused.reason(), Reason::Revoked);
-}
+    async fn fresh() -> PostgresStore {
+        store_in(&fresh_schema(), &url()).await
+    }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_whose_listener_is_killed_recovers() {
-    let schema = fresh_schema();
-    let node_a = manager(store_in(&schema, &url()).await);
-    let store_b = store_in(&schema, &url()).await;
-    let node_b = manager(store_b.clone());
-    let first = node_a
-        .create("alice", NewToken::read_write())
-        .await
-        .unwrap();
-    node_b
-        .authenticate(first.token.expose_secret(), None, false)
-        .await
-        .unwrap();
+    tokengate::store_contract_tests!(fresh().await);
 
-    let old_pid = store_b.listener_pid().expect("B is listening");
-    let killed: bool = sql()
-        .await
-        .query_one("SELECT pg_terminate_backend($1)", &[&old_pid])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(killed);
-    let back = within(Duration::from_secs(10), || async {
-        store_b.listener_pid().is_some_and(|pid| pid != old_pid)
-    })
-    .await;
-    assert!(back.is_some(), "B's listener did not reconnect");
+    fn manager(store: PostgresStore) -> Tokens<PostgresStore> {
+        Tokens::builder(store)
+            .prefix("npm")
+            .unwrap()
+            .cache_ttl(Duration::from_secs(3600))
+            .build()
+    }
 
-    // Still honours a revoke made after the reconnection.
-    let second = node_a
-        .create("alice", NewToken::read_write())
-        .await
-        .unwrap();
-    let token = second.token.expose_secret().to_owned();
-    node_b.authenticate(&token, None, false).await.unwrap();
-    node_a.revoke(&token).await.unwrap();
-    let took = within(Duration::from_secs(1), || async {
-        node_b.authenticate(&token, None, false).await.is_err()
-    })
-    .await;
-    assert!(
-        took.is_some(),
-        "B missed a revoke after its listener came back"
-    );
-}
-
-fn upstream(url: &str) -> SocketAddr {
-    let config: tokio_postgres::Config = url.parse().unwrap();
-    let host = match &config.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        #[allow(unreachable_patterns)]
-        other => panic!("this test needs a TCP URL, not {other:?}"),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    (host.as_str(), port)
-        .to_socket_addrs()
-        .unwrap()
-        .next()
-        .unwrap()
-}
-
-/// `url` with its host and port replaced by `addr`.
-fn through(url: &str, addr: SocketAddr) -> String {
-    let config: tokio_postgres::Config = url.parse().unwrap();
-    let user = config.get_user().unwrap_or("postgres");
-    let password = config
-        .get_password()
-        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-        .unwrap_or_default();
-    let database = config.get_dbname().unwrap_or(user);
-    format!("postgres://{user}{password}@{addr}/{database}")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_server_means_503_until_it_is_back() {
-    let proxy = Proxy::start(upstream(&url())).await;
-    let store = store_in(&fresh_schema(), &through(&url(), proxy.addr)).await;
-    let tokens = manager(store);
-    let created = tokens
-        .create("alice", NewToken::read_write())
-        .await
-        .unwrap();
-    let auth = format!("Bearer {}", created.token.expose_secret());
-    let layer = TokenAuthLayer::new(tokens.clone());
-    let status = || {
-        let service = ServiceBuilder::new()
-            .layer(layer.clone())
-            .service(service_fn(|_: Request<String>| async {
-                Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::default()))
-            }));
-        let request = Request::builder()
-            .header("authorization", auth.clone())
-            .body(String::new())
+    async fn sql() -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+            .await
             .unwrap();
-        async move { service.oneshot(request).await.unwrap().status() }
-    };
+        tokio::spawn(connection);
+        client
+    }
 
-    proxy.down();
-    assert_eq!(status().await, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        status().await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not cached"
-    );
+    /// Polls `refused` every 10 ms for up to `limit`; returns how long it took.
+    async fn within<F, Fut>(limit: Duration, mut refused: F) -> Option<Duration>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if refused().await {
+                return Some(start.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
 
-    proxy.up();
-    let recovered = within(Duration::from_secs(10), || async {
-        status().await == StatusCode::OK
-    })
-    .await;
-    assert!(
-        recovered.is_some(),
-        "still refused after the server came back"
-    );
+    #[tokio::test]
+    async fn rows_hold_digests_never_tokens() {
+        let schema = fresh_schema();
+        let tokens = manager(store_in(&schema, &url()).await);
+        let secrets = super::support::issue_use_and_revoke(&tokens, 10).await;
+        let rows = sql()
+            .await
+            .query(
+                &format!("SELECT row_to_json(t)::text FROM \"{schema}\".tokengate_tokens t"),
+                &[],
+            )
+            .await
+            .unwrap();
+        let dump: String = rows.iter().map(|row| row.get::<_, String>(0)).collect();
+        assert_eq!(rows.len(), 10);
+        super::support::assert_no_token_in(dump.as_bytes(), &secrets);
+    }
+
+    /// Two nodes on one database: a revoke on A is refused on B within a second, although B's
+    /// cache would keep the record for an hour.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoke_on_one_node_is_refused_on_another_at_once() {
+        let schema = fresh_schema();
+        let node_a = manager(store_in(&schema, &url()).await);
+        let node_b = manager(store_in(&schema, &url()).await);
+        let created = node_a
+            .create("alice", NewToken::read_write())
+            .await
+            .unwrap();
+        let token = created.token.expose_secret().to_owned();
+        node_b
+            .authenticate(&token, None, tokengate::Action::Read)
+            .await
+            .unwrap();
+
+        node_a.revoke(created.listing.id.as_str()).await.unwrap();
+        let took = within(Duration::from_secs(1), || async {
+            node_b
+                .authenticate(&token, None, tokengate::Action::Read)
+                .await
+                .is_err()
+        })
+        .await;
+        assert!(
+            took.is_some(),
+            "node B still accepts a token revoked on node A"
+        );
+        let refused = node_b
+            .authenticate(&token, None, tokengate::Action::Read)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.reason(), Reason::Revoked);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_whose_listener_is_killed_recovers() {
+        let schema = fresh_schema();
+        let node_a = manager(store_in(&schema, &url()).await);
+        let store_b = store_in(&schema, &url()).await;
+        let node_b = manager(store_b.clone());
+        let first = node_a
+            .create("alice", NewToken::read_write())
+            .await
+            .unwrap();
+        node_b
+            .authenticate(first.token.expose_secret(), None, tokengate::Action::Read)
+            .await
+            .unwrap();
+
+        let old_pid = store_b.listener_pid().expect("B is listening");
+        let killed: bool = sql()
+            .await
+            .query_one("SELECT pg_terminate_backend($1)", &[&old_pid])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(killed);
+        let back = within(Duration::from_secs(10), || async {
+            store_b.listener_pid().is_some_and(|pid| pid != old_pid)
+        })
+        .await;
+        assert!(back.is_some(), "B's listener did not reconnect");
+
+        // Still honours a revoke made after the reconnection.
+        let second = node_a
+            .create("alice", NewToken::read_write())
+            .await
+            .unwrap();
+        let token = second.token.expose_secret().to_owned();
+        node_b
+            .authenticate(&token, None, tokengate::Action::Read)
+            .await
+            .unwrap();
+        node_a.revoke(&token).await.unwrap();
+        let took = within(Duration::from_secs(1), || async {
+            node_b
+                .authenticate(&token, None, tokengate::Action::Read)
+                .await
+                .is_err()
+        })
+        .await;
+        assert!(
+            took.is_some(),
+            "B missed a revoke after its listener came back"
+        );
+    }
+
+    fn upstream(url: &str) -> SocketAddr {
+        let config: tokio_postgres::Config = url.parse().unwrap();
+        let host = match &config.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            #[allow(unreachable_patterns)]
+            other => panic!("this test needs a TCP URL, not {other:?}"),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .unwrap()
+            .next()
+            .unwrap()
+    }
+
+    /// `url` with its host and port replaced by `addr`.
+    fn through(url: &str, addr: SocketAddr) -> String {
+        let config: tokio_postgres::Config = url.parse().unwrap();
+        let user = config.get_user().unwrap_or("postgres");
+        let password = config
+            .get_password()
+            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+            .unwrap_or_default();
+        let database = config.get_dbname().unwrap_or(user);
+        format!("postgres://{user}{password}@{addr}/{database}")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_server_means_503_until_it_is_back() {
+        let proxy = Proxy::start(upstream(&url())).await;
+        let store = store_in(&fresh_schema(), &through(&url(), proxy.addr)).await;
+        let tokens = manager(store);
+        let created = tokens
+            .create("alice", NewToken::read_write())
+            .await
+            .unwrap();
+        let auth = format!("Bearer {}", created.token.expose_secret());
+        let layer = TokenAuthLayer::new(tokens.clone());
+        let status = || {
+            let service = ServiceBuilder::new()
+                .layer(layer.clone())
+                .service(service_fn(|_: Request<String>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::default()))
+                }));
+            let request = Request::builder()
+                .header("authorization", auth.clone())
+                .body(String::new())
+                .unwrap();
+            async move { service.oneshot(request).await.unwrap().status() }
+        };
+
+        proxy.down();
+        assert_eq!(status().await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status().await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not cached"
+        );
+
+        proxy.up();
+        let recovered = within(Duration::from_secs(10), || async {
+            status().await == StatusCode::OK
+        })
+        .await;
+        assert!(
+            recovered.is_some(),
+            "still refused after the server came back"
+        );
+    }
 }

@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokengate::store::{Page, RecordPage};
-use tokengate::{
-    NewToken, Reason, SqliteStore, StoreError, TokenId, TokenListing, TokenRecord, TokenStore,
-    Tokens,
-};
+use tokengate::store::{SqliteStore, StoreError, TokenStore};
+use tokengate::{NewToken, Reason, TokenId, TokenRecord, Tokens};
 
 /// A fresh database in a temporary directory that goes when the last clone does.
 #[derive(Clone)]
@@ -49,7 +47,7 @@ async fn fresh() -> Fresh {
     }
 }
 
-store_contract!(fresh().await);
+tokengate::store_contract_tests!(fresh().await);
 
 fn manager(store: SqliteStore) -> Tokens<SqliteStore> {
     Tokens::builder(store).prefix("npm").unwrap().build()
@@ -79,27 +77,29 @@ async fn tokens_survive_a_restart() {
     let tokens = manager(SqliteStore::open(&path).await.unwrap());
     let client = Some("10.1.2.3".parse().unwrap());
     let who = tokens
-        .authenticate(kept.token.expose_secret(), client, false)
+        .authenticate(kept.token.expose_secret(), client, tokengate::Action::Read)
         .await
         .unwrap();
     assert_eq!(who.token_name(), Some("ci"));
     let refused = tokens
-        .authenticate(kept.token.expose_secret(), client, true)
+        .authenticate(kept.token.expose_secret(), client, tokengate::Action::Write)
         .await
         .unwrap_err();
     assert_eq!(refused.reason(), Reason::ReadOnly);
     let refused = tokens
-        .authenticate(revoked.token.expose_secret(), client, false)
+        .authenticate(
+            revoked.token.expose_secret(),
+            client,
+            tokengate::Action::Read,
+        )
         .await
         .unwrap_err();
     assert_eq!(refused.reason(), Reason::Revoked);
     let listed = tokens.list("alice", Default::default()).await.unwrap();
     assert_eq!(listed.tokens.len(), 1);
     // The use above may or may not have been written yet.
-    let listing = TokenListing {
-        last_used_at: None,
-        ..listed.tokens[0].clone()
-    };
+    let mut listing = listed.tokens[0].clone();
+    listing.last_used_at = None;
     assert_eq!(listing, kept.listing);
 }
 
@@ -148,7 +148,7 @@ async fn uses_are_recorded_off_the_request_path() {
         .unwrap();
     assert_eq!(created.listing.last_used_at, None);
     tokens
-        .authenticate(created.token.expose_secret(), None, false)
+        .authenticate(created.token.expose_secret(), None, tokengate::Action::Read)
         .await
         .unwrap();
     // Written by a background task: wait for it, boundedly.
@@ -181,7 +181,7 @@ async fn a_locked_file_is_unavailable_not_a_panic() {
         .unwrap();
     let other = rusqlite::Connection::open(&path).unwrap();
     other.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    let record = support::contract::record("alice", support::contract::at(0));
+    let record = tokengate::store::contract::record("alice", tokengate::store::contract::at(0));
     let error = store.insert(record.clone()).await.unwrap_err();
     assert!(error.is_unavailable(), "{error}");
     assert!(error.to_string().contains("locked"), "{error}");

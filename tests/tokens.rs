@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use support::TestStore;
+use tokengate::store::{Page, TokenStore};
 use tokengate::{
-    Access, CidrList, ManualClock, NewToken, Page, Reason, TokenFormatError, TokenRecord,
-    TokenStore, Tokens, TokensError,
+    Access, Action, CidrError, CidrList, ExpiryProblem, InvalidNewToken, ManualClock, NewToken,
+    Reason, TextProblem, TokenFormatError, TokenRecord, Tokens, TokensError,
 };
 
 const INSIDE: &str = "10.1.2.3";
@@ -51,7 +52,7 @@ enum Where {
 
 /// What the manager must answer, written out case by case rather than derived from the
 /// code under test.
-fn expected(kind: Kind, restricted: bool, place: Where, is_write: bool) -> Result<(), Reason> {
+fn expected(kind: Kind, restricted: bool, place: Where, action: Action) -> Result<(), Reason> {
     match kind {
         Kind::Malformed => return Err(Reason::Malformed(TokenFormatError::BadChecksum)),
         Kind::UnknownId => return Err(Reason::UnknownToken),
@@ -67,7 +68,7 @@ fn expected(kind: Kind, restricted: bool, place: Where, is_write: bool) -> Resul
             Where::Unknown => return Err(Reason::NoClientAddress),
         }
     }
-    if kind == Kind::ReadOnly && is_write {
+    if kind == Kind::ReadOnly && action == Action::Write {
         return Err(Reason::ReadOnly);
     }
     Ok(())
@@ -109,19 +110,13 @@ async fn make(
                 .unwrap()
                 .build();
             let presented = other.create("alice", options).await.unwrap();
-            let record = TokenRecord {
-                id: presented.token.id(),
-                owner: "alice".into(),
-                digest: decoy.token.digest(),
-                access: Access::ReadWrite,
-                cidr: CidrList::parse(&cidr).unwrap(),
-                created_at: clock.now(),
-                expires_at: None,
-                revoked_at: None,
-                name: None,
-                description: None,
-                last_used_at: None,
-            };
+            let mut record = TokenRecord::new(
+                presented.token.id(),
+                "alice",
+                decoy.token.digest(),
+                clock.now(),
+            );
+            record.cidr = CidrList::parse(&cidr).unwrap();
             tokens.store().insert(record).await.unwrap();
             presented.token.expose_secret().to_owned()
         }
@@ -177,18 +172,18 @@ async fn the_full_matrix() {
                 Where::Outside => Some(ip(OUTSIDE)),
                 Where::Unknown => None,
             };
-            for is_write in [false, true] {
+            for action in [Action::Read, Action::Write] {
                 let got = tokens
-                    .authenticate(token, client, is_write)
+                    .authenticate(token, client, action)
                     .await
                     .map(|who| {
                         assert_eq!(who.owner(), "alice");
                     })
                     .map_err(|rejection| rejection.reason());
-                let want = expected(*kind, *restricted, place, is_write);
+                let want = expected(*kind, *restricted, place, action);
                 assert_eq!(
                     got, want,
-                    "{kind:?} restricted={restricted} {place:?} write={is_write}"
+                    "{kind:?} restricted={restricted} {place:?} {action:?}"
                 );
                 checked += 1;
             }
@@ -205,7 +200,10 @@ async fn authenticated_carries_identity_but_no_secret() {
         .await
         .unwrap();
     let token = created.token.expose_secret();
-    let who = tokens.authenticate(token, None, false).await.unwrap();
+    let who = tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap();
     assert_eq!(who.token_id(), created.token.id());
     assert_eq!(who.owner(), "alice");
     assert_eq!(who.access(), Access::ReadOnly);
@@ -226,12 +224,12 @@ async fn rejections_name_the_token_id_once_it_parsed() {
     let tokens = manager(TestStore::new(), ManualClock::new(start()));
     let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
     let refused = tokens
-        .authenticate(created.token.expose_secret(), None, true)
+        .authenticate(created.token.expose_secret(), None, Action::Write)
         .await
         .unwrap_err();
     assert_eq!(refused.token_id(), Some(created.token.id()));
     let refused = tokens
-        .authenticate("npm_nope", None, true)
+        .authenticate("npm_nope", None, Action::Write)
         .await
         .unwrap_err();
     assert_eq!(refused.token_id(), None);
@@ -254,7 +252,10 @@ async fn malformed_tokens_never_reach_the_store() {
         long.as_str(),
         "npm_ééééé",
     ] {
-        let refused = tokens.authenticate(junk, None, false).await.unwrap_err();
+        let refused = tokens
+            .authenticate(junk, None, Action::Read)
+            .await
+            .unwrap_err();
         assert!(
             matches!(refused.reason(), Reason::Malformed(_)),
             "{junk:.20}"
@@ -277,7 +278,7 @@ async fn revoke_by_id_and_by_full_token() {
     for created in [&by_id, &by_token] {
         // Warm the cache: the revoke must still be seen at once.
         tokens
-            .authenticate(created.token.expose_secret(), None, false)
+            .authenticate(created.token.expose_secret(), None, Action::Read)
             .await
             .unwrap();
     }
@@ -286,7 +287,7 @@ async fn revoke_by_id_and_by_full_token() {
     assert!(tokens.revoke(by_token.token.expose_secret()).await.unwrap());
     for created in [&by_id, &by_token] {
         let refused = tokens
-            .authenticate(created.token.expose_secret(), None, false)
+            .authenticate(created.token.expose_secret(), None, Action::Read)
             .await
             .unwrap_err();
         assert_eq!(refused.reason(), Reason::Revoked);
@@ -308,7 +309,7 @@ async fn revoke_owned_ignores_other_owners_tokens() {
     let id = bobs.listing.id.as_str();
     assert!(!tokens.revoke_owned("alice", id).await.unwrap());
     tokens
-        .authenticate(bobs.token.expose_secret(), None, true)
+        .authenticate(bobs.token.expose_secret(), None, Action::Write)
         .await
         .unwrap();
     assert!(tokens.revoke_owned("bob", id).await.unwrap());
@@ -330,7 +331,10 @@ async fn concurrent_first_lookups_share_one_store_call() {
             let (tokens, token, barrier) = (tokens.clone(), token.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                tokens.authenticate(&token, None, false).await.is_ok()
+                tokens
+                    .authenticate(&token, None, Action::Read)
+                    .await
+                    .is_ok()
             })
         })
         .collect();
@@ -352,14 +356,23 @@ async fn store_failures_are_not_cached() {
 
     store.set_failing(true);
     for _ in 0..2 {
-        let refused = tokens.authenticate(token, None, false).await.unwrap_err();
+        let refused = tokens
+            .authenticate(token, None, Action::Read)
+            .await
+            .unwrap_err();
         assert_eq!(refused.reason(), Reason::StoreUnavailable);
     }
     assert_eq!(store.gets(), 2, "each failure went back to the store");
 
     store.set_failing(false);
-    tokens.authenticate(token, None, false).await.unwrap();
-    tokens.authenticate(token, None, false).await.unwrap();
+    tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap();
+    tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap();
     assert_eq!(store.gets(), 3, "the recovered lookup is cached");
 }
 
@@ -377,7 +390,7 @@ async fn a_lookup_in_flight_during_a_revoke_does_not_bring_the_token_back() {
     store.hold_next_get();
     let in_flight = tokio::spawn({
         let (tokens, token) = (tokens.clone(), token.clone());
-        async move { tokens.authenticate(&token, None, false).await }
+        async move { tokens.authenticate(&token, None, Action::Read).await }
     });
     store.get_is_held().await;
 
@@ -393,7 +406,10 @@ async fn a_lookup_in_flight_during_a_revoke_does_not_bring_the_token_back() {
     // The stalled lookup began before the revoke; either answer is fine for it.
     let _ = in_flight.await.unwrap();
 
-    let refused = tokens.authenticate(&token, None, false).await.unwrap_err();
+    let refused = tokens
+        .authenticate(&token, None, Action::Read)
+        .await
+        .unwrap_err();
     assert_eq!(refused.reason(), Reason::Revoked);
 }
 
@@ -415,12 +431,18 @@ async fn unknown_ids_are_remembered_briefly() {
         .unwrap();
     let token = unknown.token.expose_secret();
     for _ in 0..5 {
-        let refused = tokens.authenticate(token, None, false).await.unwrap_err();
+        let refused = tokens
+            .authenticate(token, None, Action::Read)
+            .await
+            .unwrap_err();
         assert_eq!(refused.reason(), Reason::UnknownToken);
     }
     assert_eq!(store.gets(), 1);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    tokens.authenticate(token, None, false).await.unwrap_err();
+    tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap_err();
     assert_eq!(store.gets(), 2, "forgotten after its TTL");
 }
 
@@ -433,14 +455,23 @@ async fn revocations_made_elsewhere_wait_for_the_ttl_or_an_invalidation() {
         .await
         .unwrap();
     let token = created.token.expose_secret();
-    tokens.authenticate(token, None, false).await.unwrap();
+    tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap();
 
     // Another node revokes straight in the shared store.
     assert!(store.revoke(created.token.id(), start()).await.unwrap());
-    tokens.authenticate(token, None, false).await.unwrap();
+    tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap();
 
     tokens.invalidate(created.token.id());
-    let refused = tokens.authenticate(token, None, false).await.unwrap_err();
+    let refused = tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap_err();
     assert_eq!(refused.reason(), Reason::Revoked);
 }
 
@@ -490,36 +521,63 @@ async fn listing_pages_in_creation_order_without_secrets() {
 async fn bad_options_are_refused_with_a_clear_error_and_nothing_stored() {
     let store = TestStore::new();
     let tokens = manager(store.clone(), ManualClock::new(start()));
-    let cases: Vec<(&str, NewToken, &str)> = vec![
-        (
-            "alice",
-            NewToken::read_write().allow_cidrs(["10.0.0.0/8", "10.0.0.300/8"]),
-            "CIDR whitelist contains invalid CIDR entry: 10.0.0.300/8",
-        ),
-        (
-            "",
-            NewToken::read_write(),
-            "invalid owner: must not be empty",
-        ),
-        (
-            "alice",
-            NewToken::read_write().name("a\u{1b}[31m"),
-            "invalid name: must not contain control characters",
-        ),
-        (
-            "alice",
-            NewToken::read_write().name("n".repeat(300)),
-            "invalid name: too long",
-        ),
-        (
-            "alice",
-            NewToken::read_write().expires_at(start() - Duration::from_secs(1)),
-            "invalid expiry: the token would expire immediately or in the past",
-        ),
+    struct Case {
+        owner: &'static str,
+        options: NewToken,
+        cause: InvalidNewToken,
+        message: &'static str,
+    }
+    let cases = vec![
+        Case {
+            owner: "alice",
+            options: NewToken::read_write().allow_cidrs(["10.0.0.0/8", "10.0.0.300/8"]),
+            cause: InvalidNewToken::Cidr(CidrError::InvalidEntry("10.0.0.300/8".into())),
+            message: "CIDR whitelist contains invalid CIDR entry: 10.0.0.300/8",
+        },
+        Case {
+            owner: "",
+            options: NewToken::read_write(),
+            cause: InvalidNewToken::Owner(TextProblem::Empty),
+            message: "invalid owner: must not be empty",
+        },
+        Case {
+            owner: "alice",
+            options: NewToken::read_write().name("a\u{1b}[31m"),
+            cause: InvalidNewToken::Name(TextProblem::ControlCharacter),
+            message: "invalid name: must not contain control characters",
+        },
+        Case {
+            owner: "alice",
+            options: NewToken::read_write().name("CI \u{202E}nekot"),
+            cause: InvalidNewToken::Name(TextProblem::FormatCharacter),
+            message: "invalid name: must not contain invisible formatting characters",
+        },
+        Case {
+            owner: "alice",
+            options: NewToken::read_write().name("n".repeat(300)),
+            cause: InvalidNewToken::Name(TextProblem::TooLong { max: 256 }),
+            message: "invalid name: too long (at most 256)",
+        },
+        Case {
+            owner: "alice",
+            options: NewToken::read_write().expires_at(start() - Duration::from_secs(1)),
+            cause: InvalidNewToken::Expiry(ExpiryProblem::NotInFuture),
+            message: "invalid expiry: the token would expire immediately or in the past",
+        },
+        Case {
+            owner: "alice",
+            options: NewToken::read_write().expires_in(Duration::MAX),
+            cause: InvalidNewToken::Expiry(ExpiryProblem::Unrepresentable),
+            message: "invalid expiry: the token would expire too far in the future",
+        },
     ];
-    for (owner, options, message) in cases {
-        let error = tokens.create(owner, options).await.unwrap_err();
-        assert_eq!(error.to_string(), message);
+    for case in cases {
+        let error = tokens.create(case.owner, case.options).await.unwrap_err();
+        assert_eq!(error.to_string(), case.message);
+        match error {
+            TokensError::InvalidNewToken(cause) => assert_eq!(cause, case.cause),
+            other => panic!("{}: {other:?}", case.message),
+        }
     }
     assert!(store.inner.is_empty());
 }
@@ -536,9 +594,15 @@ async fn expiry_is_enforced_even_while_cached() {
         .await
         .unwrap();
     let token = created.token.expose_secret();
-    tokens.authenticate(token, None, false).await.unwrap();
+    tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(30));
-    let refused = tokens.authenticate(token, None, false).await.unwrap_err();
+    let refused = tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap_err();
     assert_eq!(refused.reason(), Reason::Expired);
 }
 
@@ -551,7 +615,7 @@ async fn tokens_of_another_prefix_are_malformed() {
         .build();
     let created = other.create("alice", NewToken::read_write()).await.unwrap();
     let refused = tokens
-        .authenticate(created.token.expose_secret(), None, false)
+        .authenticate(created.token.expose_secret(), None, Action::Read)
         .await
         .unwrap_err();
     assert_eq!(
@@ -587,7 +651,7 @@ async fn uses_are_reported_at_most_once_a_minute_per_token() {
     for _ in 0..50 {
         for created in [&a, &b] {
             tokens
-                .authenticate(created.token.expose_secret(), None, false)
+                .authenticate(created.token.expose_secret(), None, Action::Read)
                 .await
                 .unwrap();
         }
@@ -596,7 +660,7 @@ async fn uses_are_reported_at_most_once_a_minute_per_token() {
     uses_reach(&store, 2).await;
     clock.advance(Duration::from_secs(10));
     tokens
-        .authenticate(a.token.expose_secret(), None, false)
+        .authenticate(a.token.expose_secret(), None, Action::Read)
         .await
         .unwrap();
     uses_reach(&store, 3).await;
@@ -622,11 +686,20 @@ async fn cached_records_are_reloaded_after_the_ttl() {
         .await
         .unwrap();
     let token = created.token.expose_secret();
-    tokens.authenticate(token, None, false).await.unwrap();
+    tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(59));
-    tokens.authenticate(token, None, false).await.unwrap();
+    tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap();
     assert_eq!(store.gets(), 1, "served from the cache within the TTL");
     clock.advance(Duration::from_secs(1));
-    tokens.authenticate(token, None, false).await.unwrap();
+    tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap();
     assert_eq!(store.gets(), 2, "asked the store again once the TTL passed");
 }

@@ -5,7 +5,7 @@
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use tokengate::bearer::{Credentials, MAX_AUTHORIZATION_LEN, credentials};
+use tokengate::{Credentials, MAX_AUTHORIZATION_LEN};
 
 fuzz_target!(|values: Vec<Vec<u8>>| {
     let mut headers = HeaderMap::new();
@@ -14,7 +14,7 @@ fuzz_target!(|values: Vec<Vec<u8>>| {
             headers.append(AUTHORIZATION, value);
         }
     }
-    if let Ok(Credentials::Bearer(token)) = credentials(&headers) {
+    if let Ok(Credentials::Bearer(token)) = Credentials::from_headers(&headers) {
         assert_eq!(headers.get_all(AUTHORIZATION).iter().count(), 1);
         let value = headers.get(AUTHORIZATION).unwrap().as_bytes();
         assert!(value.len() <= MAX_AUTHORIZATION_LEN);

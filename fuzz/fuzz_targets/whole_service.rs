@@ -12,7 +12,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
-use tokengate::{Authenticated, CidrList, MemoryStore, NewToken, TokenAuthLayer, Tokens};
+use tokengate::store::{MemoryStore};
+use tokengate::{Authenticated, CidrList, NewToken, TokenAuthLayer, Tokens};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 struct Fixture {
@@ -52,7 +53,7 @@ fn fixture() -> &'static Fixture {
             }
         });
         let layer =
-            TokenAuthLayer::new(tokens).trusted_proxies(CidrList::parse(["127.0.0.0/8"]).unwrap());
+            TokenAuthLayer::new(tokens).trusted_proxies(tokengate::TrustedProxies::parse(["127.0.0.0/8"]).unwrap());
         Fixture {
             runtime,
             layer,

@@ -4,9 +4,10 @@
 use std::time::{Duration, SystemTime};
 
 use super::StoreError;
+use crate::access::Access;
 use crate::cidr::CidrList;
 use crate::digest::TokenDigest;
-use crate::record::{Access, TokenRecord};
+use crate::record::TokenRecord;
 use crate::token::TokenId;
 
 /// The columns of the token table, in the order every query names them.

@@ -1,4 +1,5 @@
-//! Where token records live: the [`TokenStore`] trait, its errors, and the backends.
+//! Where token records live: the [`TokenStore`] trait, its errors, the backends, and
+//! (feature `test-util`) the contract every store must keep.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -12,16 +13,23 @@ use crate::token::TokenId;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod columns;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod contract;
+mod dyn_store;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use dyn_store::DynStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 
 /// Something that changed in a store, told to every [`Tokens`](crate::Tokens) built on
@@ -112,11 +120,19 @@ impl Default for Page {
 
 /// One page of an owner's live tokens.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecordPage {
     /// The records on this page, in the store's listing order.
     pub records: Vec<TokenRecord>,
     /// How many live records the owner has in all.
     pub total: u64,
+}
+
+impl RecordPage {
+    /// A page of `records` out of `total` live records.
+    pub fn new(records: Vec<TokenRecord>, total: u64) -> Self {
+        Self { records, total }
+    }
 }
 
 /// Persistence for token records.
@@ -131,6 +147,80 @@ pub struct RecordPage {
 ///   accepted again; [`get`](TokenStore::get) returns it, [`list`](TokenStore::list) does
 ///   not.
 /// - [`StoreError::Unavailable`] for a store that cannot be reached; never a panic.
+///
+/// With the `test-util` feature, [`contract`] runs every clause against your store.
+///
+/// A complete store, keeping records in a map (the shape of any key-value backend):
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::SystemTime;
+///
+/// use tokengate::store::{Page, RecordPage, StoreError, TokenStore};
+/// use tokengate::{NewToken, TokenId, TokenRecord, Tokens};
+///
+/// #[derive(Clone, Default)]
+/// struct MapStore(Arc<Mutex<HashMap<TokenId, TokenRecord>>>);
+///
+/// impl MapStore {
+///     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<TokenId, TokenRecord>> {
+///         self.0.lock().unwrap_or_else(|poison| poison.into_inner())
+///     }
+/// }
+///
+/// impl TokenStore for MapStore {
+///     async fn get(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+///         Ok(self.map().get(&id).cloned())
+///     }
+///
+///     async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+///         let mut map = self.map();
+///         if map.contains_key(&record.id) {
+///             return Err(StoreError::Duplicate(record.id));
+///         }
+///         map.insert(record.id, record);
+///         Ok(())
+///     }
+///
+///     async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
+///         let mut live: Vec<TokenRecord> = self
+///             .map()
+///             .values()
+///             .filter(|r| r.owner == owner && r.revoked_at.is_none())
+///             .cloned()
+///             .collect();
+///         live.sort_by_key(|r| (r.created_at, r.id));
+///         let total = live.len() as u64;
+///         let records = live
+///             .into_iter()
+///             .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+///             .take(page.effective_limit())
+///             .collect();
+///         Ok(RecordPage::new(records, total))
+///     }
+///
+///     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+///         match self.map().get_mut(&id) {
+///             Some(record) if record.revoked_at.is_none() => {
+///                 record.revoked_at = Some(at);
+///                 Ok(true)
+///             }
+///             _ => Ok(false),
+///         }
+///     }
+///     // `record_use` and `changes` keep their defaults: no last-used times, no feed.
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let tokens = Tokens::new(MapStore::default());
+/// let created = tokens.create("alice", NewToken::read_only()).await?;
+/// assert_eq!(tokens.list("alice", Page::default()).await?.total, 1);
+/// assert!(tokens.revoke(created.listing.id.as_str()).await?);
+/// # Ok(())
+/// # }
+/// ```
 pub trait TokenStore: Send + Sync + 'static {
     /// The record with this id, revoked or not; `Ok(None)` when there is none.
     fn get(

@@ -40,7 +40,8 @@ const SCHEMA_V1: &str = "
 /// on tokio's blocking pool. Cheap to clone; clones share one connection.
 ///
 /// ```
-/// use tokengate::{NewToken, SqliteStore, Tokens};
+/// use tokengate::store::SqliteStore;
+/// use tokengate::{Action, NewToken, Tokens};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,7 +50,8 @@ const SCHEMA_V1: &str = "
 /// let store = SqliteStore::open(dir.join("tokens.db")).await?;
 /// let tokens = Tokens::builder(store).prefix("npm")?.build();
 /// let created = tokens.create("alice", NewToken::read_write()).await?;
-/// assert!(tokens.authenticate(created.token.expose_secret(), None, true).await.is_ok());
+/// let token = created.token.expose_secret();
+/// assert!(tokens.authenticate(token, None, Action::Write).await.is_ok());
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(())
 /// # }

@@ -1,18 +1,16 @@
 //! Shared by the integration tests: store wrappers that count, fail or pause on demand,
-//! and the store contract.
+//! and a TCP proxy that can be cut.
 #![allow(dead_code)]
 
-pub mod contract;
 pub mod proxy;
-#[cfg(all(feature = "axum", feature = "sqlite"))]
-pub mod registry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
+use tokengate::store::{MemoryStore, StoreError, TokenStore};
 use tokengate::store::{Page, RecordPage};
-use tokengate::{MemoryStore, StoreError, TokenId, TokenRecord, TokenStore};
+use tokengate::{TokenId, TokenRecord};
 use tokio::sync::{Notify, Semaphore};
 
 /// A memory store that counts calls, can be switched to fail, and can hold `get` calls
@@ -131,7 +129,10 @@ pub async fn issue_use_and_revoke<S: TokenStore>(
             .await
             .unwrap();
         let token = created.token.expose_secret().to_owned();
-        tokens.authenticate(&token, None, true).await.unwrap();
+        tokens
+            .authenticate(&token, None, tokengate::Action::Write)
+            .await
+            .unwrap();
         if i % 2 == 0 {
             tokens.revoke(&token).await.unwrap();
         }

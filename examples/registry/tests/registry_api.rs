@@ -1,6 +1,5 @@
 //! The example registry's HTTP API without npm: the cases npm's CLI never sends
 //! (IPv6 allow-lists, older clients, hostile input) and the refusals in its wire format.
-#![cfg(all(feature = "axum", feature = "sqlite"))]
 
 mod support;
 

@@ -3,7 +3,6 @@
 //!
 //! Runs whenever `npm` is on PATH and says plainly when it skips. With
 //! `TOKENGATE_REQUIRE_NPM=1` (as `.ci/run` sets it) a missing `npm` is a failure.
-#![cfg(all(feature = "axum", feature = "sqlite"))]
 
 mod support;
 

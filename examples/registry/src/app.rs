@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, put};
 use serde::de::DeserializeOwned;
-use tokengate::{TokenAuthLayer, TokenStore, Tokens};
+use tokengate::{TokenAuthLayer, Tokens};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::ApiError;
@@ -18,18 +18,18 @@ const MAX_PUBLISH_BYTES: usize = 64 * 1024 * 1024;
 /// Largest body of any other request.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-pub struct AppState<S> {
-    shared: Arc<Shared<S>>,
+pub struct AppState {
+    shared: Arc<Shared>,
 }
 
-struct Shared<S> {
-    tokens: Tokens<S>,
+struct Shared {
+    tokens: Tokens,
     storage: Storage,
     /// One writer at a time: user creation and publishes read, check, then write.
     writes: Mutex<()>,
 }
 
-impl<S> Clone for AppState<S> {
+impl Clone for AppState {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
@@ -37,8 +37,8 @@ impl<S> Clone for AppState<S> {
     }
 }
 
-impl<S> AppState<S> {
-    pub fn new(tokens: Tokens<S>, storage: Storage) -> Self {
+impl AppState {
+    pub fn new(tokens: Tokens, storage: Storage) -> Self {
         Self {
             shared: Arc::new(Shared {
                 tokens,
@@ -48,7 +48,7 @@ impl<S> AppState<S> {
         }
     }
 
-    pub fn tokens(&self) -> &Tokens<S> {
+    pub fn tokens(&self) -> &Tokens {
         &self.shared.tokens
     }
 
@@ -80,10 +80,10 @@ impl<S> AppState<S> {
     }
 }
 
-pub fn router<S: TokenStore>(state: AppState<S>) -> Router {
+pub fn router(state: AppState) -> Router {
     // Logging in is authenticated by the password, so it sits outside the token gate: a
     // stale token in the user's npm config must not stop them logging in again.
-    let login = Router::new().route("/-/user/{couch_id}", put(users::login::<S>));
+    let login = Router::new().route("/-/user/{couch_id}", put(users::login));
 
     // Everything else: reads are anonymous, anything with a token is held to its rules.
     let layer = TokenAuthLayer::new(state.tokens().clone())
@@ -91,32 +91,26 @@ pub fn router<S: TokenStore>(state: AppState<S>) -> Router {
         .npm_responses("registry");
     let gated = Router::new()
         .route("/-/whoami", get(users::whoami))
-        .route("/-/user/token/{token}", delete(users::logout::<S>))
+        .route("/-/user/token/{token}", delete(users::logout))
         .route(
             "/-/npm/v1/tokens",
-            get(token_api::list::<S>).post(token_api::create::<S>),
+            get(token_api::list).post(token_api::create),
         )
-        .route(
-            "/-/npm/v1/tokens/token/{key}",
-            delete(token_api::revoke::<S>),
-        )
+        .route("/-/npm/v1/tokens/token/{key}", delete(token_api::revoke))
         .route(
             "/{name}",
-            get(packages::packument::<S>)
-                .put(packages::publish::<S>)
+            get(packages::packument)
+                .put(packages::publish)
                 .layer(DefaultBodyLimit::max(MAX_PUBLISH_BYTES)),
         )
         .route(
             "/{scope}/{name}",
-            get(packages::packument_scoped::<S>)
-                .put(packages::publish_scoped::<S>)
+            get(packages::packument_scoped)
+                .put(packages::publish_scoped)
                 .layer(DefaultBodyLimit::max(MAX_PUBLISH_BYTES)),
         )
-        .route("/{name}/-/{file}", get(packages::tarball::<S>))
-        .route(
-            "/{scope}/{name}/-/{file}",
-            get(packages::tarball_scoped::<S>),
-        )
+        .route("/{name}/-/{file}", get(packages::tarball))
+        .route("/{scope}/{name}/-/{file}", get(packages::tarball_scoped))
         .layer(layer);
 
     Router::new()

@@ -2,9 +2,9 @@
 //! create, list and revoke tokens with, publish to and install from.
 //!
 //! ```sh
-//! cargo run --example registry                       # data in ./registry-data
-//! cargo run --example registry -- --memory           # nothing on disk
-//! cargo run --example registry -- --listen 127.0.0.1:4873 --data /var/lib/registry
+//! cargo run -p tokengate-registry                       # data in ./registry-data
+//! cargo run -p tokengate-registry -- --memory           # nothing on disk
+//! cargo run -p tokengate-registry -- --listen 127.0.0.1:4873 --data /var/lib/registry
 //! ```
 //!
 //! Tokens behave like npm's: read-only tokens cannot publish, CIDR-bound tokens are refused
@@ -23,7 +23,8 @@ mod users;
 use std::net::SocketAddr;
 
 use config::Config;
-use tokengate::{MemoryStore, SqliteStore, TokenStore, Tokens};
+use tokengate::Tokens;
+use tokengate::store::{DynStore, MemoryStore, SqliteStore};
 
 #[tokio::main]
 async fn main() {
@@ -58,13 +59,19 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             let store = SqliteStore::open(dir.join("tokens.db")).await?;
             let storage = storage::Storage::disk(dir.clone());
             let dir = dir.display().to_string();
-            serve(config, store, storage, format!("SQLite in {dir}")).await
+            serve(
+                config,
+                DynStore::new(store),
+                storage,
+                format!("SQLite in {dir}"),
+            )
+            .await
         }
         None => {
             let storage = storage::Storage::memory();
             serve(
                 config,
-                MemoryStore::new(),
+                DynStore::new(MemoryStore::new()),
                 storage,
                 "memory (lost on exit)".into(),
             )
@@ -73,9 +80,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-async fn serve<S: TokenStore>(
+async fn serve(
     config: Config,
-    store: S,
+    store: DynStore,
     storage: storage::Storage,
     described: String,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -87,8 +94,9 @@ async fn serve<S: TokenStore>(
     let url = format!("http://{}/", listener.local_addr()?);
     println!("tokengate example registry listening on {url}");
     println!("  data: {described}");
-    println!("  point npm at it:  npm config set registry {url}");
-    println!("  create a user:    npm adduser --registry {url}");
+    println!("  create a user:    npm adduser --registry={url}");
+    println!("  then, e.g.:       npm publish --registry={url}   (from a package's folder)");
+    println!("  stop it with Ctrl-C");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

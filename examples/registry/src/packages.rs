@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tokengate::{Authenticated, TokenStore};
+use tokengate::Authenticated;
 
 use crate::app::AppState;
 use crate::error::{ApiError, JsonBody};
@@ -229,15 +229,12 @@ fn check_publish(
     })
 }
 
-async fn load_packument<S>(
-    state: &AppState<S>,
-    name: &PackageName,
-) -> Result<Option<Value>, ApiError> {
+async fn load_packument(state: &AppState, name: &PackageName) -> Result<Option<Value>, ApiError> {
     state.load_json(&name.packument_key(), "package").await
 }
 
-pub async fn publish<S: TokenStore>(
-    state: State<AppState<S>>,
+pub async fn publish(
+    state: State<AppState>,
     who: Option<Authenticated>,
     Path(name): Path<String>,
     body: JsonBody<PublishRequest>,
@@ -245,8 +242,8 @@ pub async fn publish<S: TokenStore>(
     publish_named(state, who, PackageName::parse(&name)?, body).await
 }
 
-pub async fn publish_scoped<S: TokenStore>(
-    state: State<AppState<S>>,
+pub async fn publish_scoped(
+    state: State<AppState>,
     who: Option<Authenticated>,
     Path((scope, name)): Path<(String, String)>,
     body: JsonBody<PublishRequest>,
@@ -256,8 +253,8 @@ pub async fn publish_scoped<S: TokenStore>(
 
 /// The layer has already refused read-only tokens (PUT is a write); what is left is who
 /// may publish this package and whether the version is new.
-async fn publish_named<S: TokenStore>(
-    State(state): State<AppState<S>>,
+async fn publish_named(
+    State(state): State<AppState>,
     who: Option<Authenticated>,
     name: PackageName,
     JsonBody(request): JsonBody<PublishRequest>,
@@ -328,16 +325,16 @@ async fn publish_named<S: TokenStore>(
     Ok((StatusCode::CREATED, Json(json!({ "ok": true }))))
 }
 
-pub async fn packument<S: TokenStore>(
-    State(state): State<AppState<S>>,
+pub async fn packument(
+    State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     serve_packument(&state, &headers, PackageName::parse(&name)?).await
 }
 
-pub async fn packument_scoped<S: TokenStore>(
-    State(state): State<AppState<S>>,
+pub async fn packument_scoped(
+    State(state): State<AppState>,
     headers: HeaderMap,
     Path((scope, name)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -345,8 +342,8 @@ pub async fn packument_scoped<S: TokenStore>(
 }
 
 /// The packument, with each tarball URL pointing back at this server.
-async fn serve_packument<S>(
-    state: &AppState<S>,
+async fn serve_packument(
+    state: &AppState,
     headers: &HeaderMap,
     name: PackageName,
 ) -> Result<Json<Value>, ApiError> {
@@ -374,22 +371,22 @@ async fn serve_packument<S>(
     Ok(Json(packument))
 }
 
-pub async fn tarball<S: TokenStore>(
-    State(state): State<AppState<S>>,
+pub async fn tarball(
+    State(state): State<AppState>,
     Path((name, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     serve_tarball(&state, PackageName::parse(&name)?, &file).await
 }
 
-pub async fn tarball_scoped<S: TokenStore>(
-    State(state): State<AppState<S>>,
+pub async fn tarball_scoped(
+    State(state): State<AppState>,
     Path((scope, name, file)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     serve_tarball(&state, PackageName::scoped(&scope, &name)?, &file).await
 }
 
-async fn serve_tarball<S>(
-    state: &AppState<S>,
+async fn serve_tarball(
+    state: &AppState,
     name: PackageName,
     file: &str,
 ) -> Result<Response, ApiError> {

@@ -17,10 +17,7 @@ fn scope_key(scope: &str) -> String {
 }
 
 /// The owner recorded when someone first published into `scope`.
-pub async fn recorded_owner<S>(
-    state: &AppState<S>,
-    scope: &str,
-) -> Result<Option<String>, ApiError> {
+pub async fn recorded_owner(state: &AppState, scope: &str) -> Result<Option<String>, ApiError> {
     let record: Option<ScopeRecord> = state.load_json(&scope_key(scope), "scope").await?;
     Ok(record.map(|record| record.owner))
 }
@@ -36,7 +33,7 @@ pub enum Ownership {
 
 /// Whether `user` may publish into `scope`. Call it under the registry's write lock, so
 /// that two first publishes cannot both claim a scope.
-pub async fn check<S>(state: &AppState<S>, scope: &str, user: &str) -> Result<Ownership, ApiError> {
+pub async fn check(state: &AppState, scope: &str, user: &str) -> Result<Ownership, ApiError> {
     let owner = match recorded_owner(state, scope).await? {
         Some(owner) => Some(owner),
         None => users::load(state, scope).await?.map(|named| named.name),
@@ -52,7 +49,7 @@ pub async fn check<S>(state: &AppState<S>, scope: &str, user: &str) -> Result<Ow
 }
 
 /// Records `user` as the owner of `scope`, which [`check`] found unclaimed.
-pub async fn record<S>(state: &AppState<S>, scope: &str, user: &str) -> Result<(), ApiError> {
+pub async fn record(state: &AppState, scope: &str, user: &str) -> Result<(), ApiError> {
     let bytes = serde_json::to_vec(&ScopeRecord {
         owner: user.to_owned(),
     })

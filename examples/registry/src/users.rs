@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use tokengate::{Authenticated, NewToken, TokenStore};
+use tokengate::{Authenticated, NewToken};
 
 use crate::app::AppState;
 use crate::error::{ApiError, JsonBody};
@@ -37,7 +37,7 @@ fn user_key(name: &str) -> String {
     format!("users/{name}.json")
 }
 
-pub async fn load<S>(state: &AppState<S>, name: &str) -> Result<Option<User>, ApiError> {
+pub async fn load(state: &AppState, name: &str) -> Result<Option<User>, ApiError> {
     state.load_json(&user_key(name), "user").await
 }
 
@@ -92,8 +92,8 @@ struct LoginReply {
 
 /// `PUT /-/user/org.couchdb.user:<name>`: creates the user, or logs an existing one in;
 /// either way answers with a new read-write session token.
-pub async fn login<S: TokenStore>(
-    State(state): State<AppState<S>>,
+pub async fn login(
+    State(state): State<AppState>,
     Path(couch_id): Path<String>,
     JsonBody(body): JsonBody<CouchLogin>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -169,8 +169,8 @@ pub async fn whoami(who: Option<Authenticated>) -> Result<impl IntoResponse, Api
 }
 
 /// `DELETE /-/user/token/<token>`: `npm logout` revokes the token it was using.
-pub async fn logout<S: TokenStore>(
-    State(state): State<AppState<S>>,
+pub async fn logout(
+    State(state): State<AppState>,
     who: Option<Authenticated>,
     Path(token): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {

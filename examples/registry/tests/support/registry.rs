@@ -8,18 +8,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-/// The example binary that `cargo test` builds beside the test binaries.
+/// The registry binary, which cargo builds for this package's tests.
 pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let binary = profile_dir.join("examples").join("registry");
-    assert!(
-        binary.exists(),
-        "{} is missing: run the whole suite with `cargo test` (which builds the examples), \
-         or `cargo build --example registry` first",
-        binary.display()
-    );
-    binary
+    PathBuf::from(env!("CARGO_BIN_EXE_registry"))
 }
 
 pub struct Registry {

@@ -1,151 +1,35 @@
-//! Why a request was refused, and how that becomes a response.
+//! How a refusal becomes an HTTP response: the shipped [`ResponseStyle`]s, or the
+//! application's own function.
 
-use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode};
 
-use crate::bearer::HeaderProblem;
-use crate::token::{TokenFormatError, TokenId};
+use crate::reason::{Reason, Rejection};
 
-/// Why a token was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Reason {
-    /// No bearer token was presented.
-    MissingToken,
-    /// The Authorization header cannot hold a valid token; nothing was hashed.
-    MalformedHeader(HeaderProblem),
-    /// The token failed the offline checks; the store was not asked.
-    Malformed(TokenFormatError),
-    /// No token has this id.
-    UnknownToken,
-    /// A token has this id, but the secret does not match its digest.
-    SecretMismatch,
-    /// The token was revoked.
-    Revoked,
-    /// The token is past its expiry.
-    Expired,
-    /// The client address is outside the token's CIDR allow-list.
-    AddressNotAllowed,
-    /// The token has an allow-list but the client address is unknown: refused, since an
-    /// address that cannot be checked cannot be allowed.
-    NoClientAddress,
-    /// A read-only token was used for a write.
-    ReadOnly,
-    /// The token store could not be reached; nothing was allowed.
-    StoreUnavailable,
+/// An application's own way of writing refusals; see
+/// [`TokenAuthLayer::respond_with`](crate::TokenAuthLayer::respond_with).
+pub(crate) type RespondFn = dyn Fn(&Rejection, &Parts) -> Response<Bytes> + Send + Sync;
+
+/// How the gate writes refusals.
+#[derive(Clone)]
+pub(crate) enum Respond {
+    Style(ResponseStyle),
+    With(Arc<RespondFn>),
 }
 
-/// A message and the same message as a JSON body, from one literal.
-macro_rules! said {
-    ($message:literal) => {
-        ($message, concat!("{\"error\":\"", $message, "\"}"))
-    };
-}
-
-impl Reason {
-    /// A message for the client: says what is wrong and how to fix it, and never names
-    /// the token, its secret or its allow-list.
-    pub fn message(&self) -> &'static str {
-        self.texts().0
-    }
-
-    /// [`Reason::message`] as a JSON body: `{"error":"…"}`.
-    pub fn json_body(&self) -> &'static str {
-        self.texts().1
-    }
-
-    fn texts(&self) -> (&'static str, &'static str) {
+impl Respond {
+    /// The response for `rejection` of the request whose head is `parts`.
+    pub(crate) fn to(&self, rejection: &Rejection, parts: &Parts) -> Response<Bytes> {
         match self {
-            Reason::MissingToken => {
-                said!("authentication required: send an `Authorization: Bearer <token>` header")
-            }
-            Reason::MalformedHeader(HeaderProblem::Duplicate) => {
-                said!("the request has more than one Authorization header")
-            }
-            Reason::MalformedHeader(HeaderProblem::TooLong) => {
-                said!("the Authorization header is too long to hold a token")
-            }
-            Reason::MalformedHeader(HeaderProblem::NotAscii) => {
-                said!("the Authorization header contains bytes a token cannot have")
-            }
-            Reason::MalformedHeader(HeaderProblem::Empty) => {
-                said!("the Authorization header says Bearer but carries no token")
-            }
-            Reason::MalformedHeader(_) => {
-                said!("the bearer token contains characters a token cannot have")
-            }
-            Reason::Malformed(TokenFormatError::TooLong { .. }) => {
-                said!("the bearer token is malformed: it is longer than any valid token")
-            }
-            Reason::Malformed(TokenFormatError::WrongPrefix) => {
-                said!("the bearer token is malformed: it was not issued by this server")
-            }
-            Reason::Malformed(TokenFormatError::WrongLength { .. }) => {
-                said!("the bearer token is malformed: it has the wrong length (was it cut short?)")
-            }
-            Reason::Malformed(TokenFormatError::InvalidCharacter { .. }) => {
-                said!("the bearer token is malformed: it contains a character that no token has")
-            }
-            Reason::Malformed(_) => {
-                said!(
-                    "the bearer token is malformed: its checksum does not match (was it mistyped?)"
-                )
-            }
-            // One message for both, so that a guess learns nothing about which ids exist.
-            Reason::UnknownToken | Reason::SecretMismatch => said!("the bearer token is not valid"),
-            Reason::Revoked => said!("the bearer token has been revoked"),
-            Reason::Expired => said!("the bearer token has expired"),
-            Reason::AddressNotAllowed => said!("this token may not be used from your IP address"),
-            Reason::NoClientAddress => said!(
-                "this token is restricted to certain IP addresses and the client address is unknown"
-            ),
-            Reason::ReadOnly => said!("this token is read-only and cannot be used to make changes"),
-            Reason::StoreUnavailable => said!("the token store is unavailable; try again shortly"),
+            Respond::Style(style) => style.respond(rejection),
+            Respond::With(respond) => respond(rejection, parts),
         }
     }
 }
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message())
-    }
-}
-
-/// A refused token: why, and the token's id when it was far enough along to have one (for
-/// logs; the id is not secret).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    reason: Reason,
-    token_id: Option<TokenId>,
-}
-
-impl Rejection {
-    /// A rejection for `reason`, with the token id if known.
-    pub fn new(reason: Reason, token_id: Option<TokenId>) -> Self {
-        Self { reason, token_id }
-    }
-
-    /// Why.
-    pub fn reason(&self) -> Reason {
-        self.reason
-    }
-
-    /// The refused token's id, when it parsed.
-    pub fn token_id(&self) -> Option<TokenId> {
-        self.token_id
-    }
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.reason.fmt(f)
-    }
-}
-
-impl std::error::Error for Rejection {}
 
 /// How refusals are written, built once per layer so that refusing costs no formatting.
 ///
@@ -259,6 +143,8 @@ impl Default for ResponseStyle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bearer::HeaderProblem;
+    use crate::token::TokenFormatError;
 
     const EVERY_REASON: [Reason; 14] = [
         Reason::MissingToken,
@@ -276,14 +162,6 @@ mod tests {
         Reason::ReadOnly,
         Reason::StoreUnavailable,
     ];
-
-    #[test]
-    fn bodies_are_json_carrying_the_message() {
-        for reason in EVERY_REASON.iter().chain(&[Reason::NoClientAddress]) {
-            let body: serde_json::Value = serde_json::from_str(reason.json_body()).unwrap();
-            assert_eq!(body["error"], reason.message(), "{reason:?}");
-        }
-    }
 
     #[test]
     fn rfc6750_table() {

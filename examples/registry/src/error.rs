@@ -70,10 +70,14 @@ impl From<tokengate::TokensError> for ApiError {
     fn from(error: tokengate::TokensError) -> Self {
         use tokengate::TokensError::*;
         match error {
-            Store(store) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the token store is unavailable: {store}"),
-            ),
+            Store(store) if store.is_unavailable() => {
+                tracing::warn!(error = %store, "token store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the token store is unavailable; try again shortly",
+                )
+            }
+            Store(store) => ApiError::internal("the token store failed", store),
             Random(random) => ApiError::internal("cannot create a token", random),
             other => ApiError::bad_request(other.to_string()),
         }

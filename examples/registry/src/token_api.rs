@@ -7,7 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use tokengate::{Authenticated, NewToken, Page, TokenListing, TokenStore};
+use tokengate::store::Page;
+use tokengate::{Authenticated, NewToken, TokenListing};
 
 use crate::app::AppState;
 use crate::error::{ApiError, JsonBody};
@@ -29,11 +30,15 @@ struct ListedToken {
     updated: String,
     readonly: bool,
     cidr_whitelist: Option<Vec<String>>,
-    name: Option<String>,
+    /// npm prints it as it is: an unnamed token says so rather than `null`.
+    name: String,
     description: Option<String>,
     expires: Option<String>,
     accessed: Option<String>,
 }
+
+/// What `npm token list` shows for a token created without a name.
+const UNNAMED: &str = "(unnamed)";
 
 impl From<&TokenListing> for ListedToken {
     fn from(listing: &TokenListing) -> Self {
@@ -44,7 +49,7 @@ impl From<&TokenListing> for ListedToken {
             updated: iso(listing.created_at),
             readonly: listing.access.is_read_only(),
             cidr_whitelist: (!listing.cidr.is_empty()).then(|| listing.cidr.to_strings()),
-            name: listing.name.clone(),
+            name: listing.name.clone().unwrap_or_else(|| UNNAMED.to_owned()),
             description: listing.description.clone(),
             expires: listing.expires_at.map(iso),
             accessed: listing.last_used_at.map(iso),
@@ -72,8 +77,8 @@ struct Urls {
 }
 
 /// `GET /-/npm/v1/tokens?page=&perPage=`.
-pub async fn list<S: TokenStore>(
-    State(state): State<AppState<S>>,
+pub async fn list(
+    State(state): State<AppState>,
     who: Option<Authenticated>,
     Query(query): Query<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -143,7 +148,7 @@ struct CreatedReply {
     created: String,
     updated: String,
     readonly: bool,
-    name: Option<String>,
+    name: String,
     expires: Option<String>,
 }
 
@@ -190,8 +195,8 @@ fn options(request: &CreateRequest) -> Result<NewToken, ApiError> {
 }
 
 /// `POST /-/npm/v1/tokens`: needs the account password, returns the full token once.
-pub async fn create<S: TokenStore>(
-    State(state): State<AppState<S>>,
+pub async fn create(
+    State(state): State<AppState>,
     who: Option<Authenticated>,
     JsonBody(request): JsonBody<CreateRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -230,8 +235,8 @@ pub async fn create<S: TokenStore>(
 
 /// `DELETE /-/npm/v1/tokens/token/<key or full token>`: another user's token is as
 /// unknown as a token that never was.
-pub async fn revoke<S: TokenStore>(
-    State(state): State<AppState<S>>,
+pub async fn revoke(
+    State(state): State<AppState>,
     who: Option<Authenticated>,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {

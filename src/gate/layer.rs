@@ -1,0 +1,178 @@
+//! [`TokenAuthLayer`]: the tower `Layer` that puts the gate in front of a service, and the
+//! builder of its configuration.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Method, Response};
+use tower::Layer;
+
+use super::respond::{Respond, ResponseStyle};
+use super::service::{Config, Mode, TokenAuth};
+use crate::access::Action;
+use crate::client_ip::TrustedProxies;
+use crate::reason::Rejection;
+use crate::store::DynStore;
+use crate::tokens::Tokens;
+
+/// Puts a bearer-token gate in front of a service.
+///
+/// For every request: read `Authorization: Bearer <token>`, check it with [`Tokens`]
+/// (format, cache or store, constant-time digest, revocation, expiry, allow-list,
+/// read-only against writes), and either call the inner service with
+/// [`Authenticated`](crate::Authenticated) in the request extensions or answer with a
+/// refusal. Refusals are responses, never errors, so axum needs no `HandleErrorLayer`.
+///
+/// With axum, prefer `Router::route_layer` to `Router::layer` in required mode: `layer`
+/// also wraps the fallback, so a request for a path that does not exist is answered 401
+/// instead of 404.
+///
+/// Cheap to clone: the configuration sits behind one `Arc`.
+///
+/// ```
+/// use axum::{Extension, Router, routing::get};
+/// use tokengate::{Authenticated, TokenAuthLayer, Tokens, store::MemoryStore};
+///
+/// # fn main() -> Result<(), tokengate::InvalidPrefix> {
+/// let tokens = Tokens::builder(MemoryStore::new()).prefix("npm")?.build();
+///
+/// async fn whoami(Extension(who): Extension<Authenticated>) -> String {
+///     who.owner().to_owned()
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/-/whoami", get(whoami))
+///     .route_layer(TokenAuthLayer::new(tokens.clone()));
+///
+/// // Public routes go outside the layer, or under `.optional()`.
+/// let public: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .route_layer(TokenAuthLayer::new(tokens).optional());
+/// # let _ = (app, public);
+/// # Ok(())
+/// # }
+/// ```
+pub struct TokenAuthLayer<St = DynStore> {
+    config: Arc<Config<St>>,
+}
+
+impl<St> TokenAuthLayer<St> {
+    /// A gate in required mode: a request without a token is refused with 401. Writes are
+    /// every method but GET, HEAD, OPTIONS and TRACE ([`Action::of_method`]); the client
+    /// address is the peer's; refusals follow RFC 6750 with the realm `tokengate`.
+    pub fn new(tokens: Tokens<St>) -> Self {
+        Self {
+            config: Arc::new(Config {
+                tokens,
+                mode: Mode::Required,
+                action_of: Arc::new(Action::of_method),
+                trusted_proxies: TrustedProxies::none(),
+                respond: Respond::Style(ResponseStyle::default()),
+            }),
+        }
+    }
+
+    fn edit(mut self, change: impl FnOnce(&mut Config<St>)) -> Self {
+        change(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Optional mode: a request with no bearer token (no Authorization header, or another
+    /// scheme such as `Basic`) reaches the inner service without
+    /// [`Authenticated`](crate::Authenticated). A bearer token that is present but not
+    /// valid is still refused.
+    pub fn optional(self) -> Self {
+        self.edit(|c| c.mode = Mode::Optional)
+    }
+
+    /// Required mode (the default): no token, no entry.
+    pub fn required(self) -> Self {
+        self.edit(|c| c.mode = Mode::Required)
+    }
+
+    /// Which [`Action`] each method is; writes are refused to read-only tokens. The
+    /// default is [`Action::of_method`]. `X-HTTP-Method-Override` and similar headers are
+    /// never read: the method is the request's own.
+    pub fn actions(self, action_of: impl Fn(&Method) -> Action + Send + Sync + 'static) -> Self {
+        self.edit(|c| c.action_of = Arc::new(action_of))
+    }
+
+    /// Proxies whose `X-Forwarded-For` is believed; see [`TrustedProxies::client_ip`].
+    /// The default, [`TrustedProxies::none`], makes the peer address the client address.
+    pub fn trusted_proxies(self, proxies: TrustedProxies) -> Self {
+        self.edit(|c| c.trusted_proxies = proxies)
+    }
+
+    /// RFC 6750 refusals naming this realm in `WWW-Authenticate`.
+    pub fn realm(self, realm: &str) -> Self {
+        self.response_style(ResponseStyle::rfc6750(realm))
+    }
+
+    /// Refusals in npm's dialect (see [`ResponseStyle::npm`]).
+    pub fn npm_responses(self, realm: &str) -> Self {
+        self.response_style(ResponseStyle::npm(realm))
+    }
+
+    /// Refusals written in one of the shipped styles.
+    pub fn response_style(self, style: ResponseStyle) -> Self {
+        self.edit(|c| c.respond = Respond::Style(style))
+    }
+
+    /// Refusals written by your own function, which sees why and the refused request's
+    /// head: your dialect, your headers, a redirect for browsers.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Response, StatusCode, header::LOCATION};
+    /// use tokengate::{Reason, TokenAuthLayer, Tokens, store::MemoryStore};
+    ///
+    /// let layer = TokenAuthLayer::new(Tokens::new(MemoryStore::new())).respond_with(|rejection, request| {
+    ///     let mut response = Response::new(Bytes::new());
+    ///     match rejection.reason() {
+    ///         Reason::StoreUnavailable => *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE,
+    ///         _ if request.uri.path().starts_with("/account") => {
+    ///             *response.status_mut() = StatusCode::SEE_OTHER;
+    ///             response.headers_mut().insert(LOCATION, "/login".parse().unwrap());
+    ///         }
+    ///         _ => *response.status_mut() = StatusCode::NOT_FOUND, // hide that anything is here
+    ///     }
+    ///     response
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn respond_with(
+        self,
+        respond: impl Fn(&Rejection, &Parts) -> Response<Bytes> + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|c| c.respond = Respond::With(Arc::new(respond)))
+    }
+
+    /// The token manager behind this layer.
+    pub fn tokens(&self) -> &Tokens<St> {
+        &self.config.tokens
+    }
+}
+
+impl<St> Clone for TokenAuthLayer<St> {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<St> fmt::Debug for TokenAuthLayer<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.config.fmt(f)
+    }
+}
+
+impl<S, St> Layer<S> for TokenAuthLayer<St> {
+    type Service = TokenAuth<S, St>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TokenAuth::new(inner, Arc::clone(&self.config))
+    }
+}

@@ -1,0 +1,237 @@
+//! [`TokenAuth`]: the tower `Service` that checks each request's token, and the
+//! configuration it runs with.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::AUTHORIZATION;
+use http::{Method, Request, Response};
+use tower::Service;
+
+use super::body::ResponseBody;
+use super::future::ResponseFuture;
+use super::respond::Respond;
+use crate::access::Action;
+use crate::bearer::Credentials;
+use crate::client_ip::{TrustedProxies, peer_addr};
+use crate::reason::{Reason, Rejection};
+use crate::store::{DynStore, TokenStore};
+use crate::tokens::{Authenticated, TokenEvent, Tokens};
+
+/// Whether a request must carry a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// No token, no entry.
+    Required,
+    /// No token: let through without `Authenticated`. A bad token is still refused.
+    Optional,
+}
+
+pub(crate) type ActionOf = dyn Fn(&Method) -> Action + Send + Sync;
+
+/// What a [`TokenAuth`] runs with; built by [`TokenAuthLayer`](crate::TokenAuthLayer).
+pub(crate) struct Config<St> {
+    pub(crate) tokens: Tokens<St>,
+    pub(crate) mode: Mode,
+    pub(crate) action_of: Arc<ActionOf>,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) respond: Respond,
+}
+
+impl<St> Clone for Config<St> {
+    fn clone(&self) -> Self {
+        Self {
+            tokens: self.tokens.clone(),
+            mode: self.mode,
+            action_of: Arc::clone(&self.action_of),
+            trusted_proxies: self.trusted_proxies.clone(),
+            respond: self.respond.clone(),
+        }
+    }
+}
+
+impl<St> fmt::Debug for Config<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenAuthLayer")
+            .field("tokens", &self.tokens)
+            .field("mode", &self.mode)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The service made by [`TokenAuthLayer`](crate::TokenAuthLayer): checks each request's
+/// token, then calls the inner service with [`Authenticated`] in the request extensions,
+/// or answers with the refusal.
+pub struct TokenAuth<S, St = DynStore> {
+    inner: S,
+    config: Arc<Config<St>>,
+}
+
+/// Put into the request extensions when the gate, in optional mode, lets a request through
+/// without a token, so that extractors can tell "no token" from "no gate". (A request let
+/// through with a token carries `Authenticated`, which says as much.)
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GateRan;
+
+impl<S, St> TokenAuth<S, St> {
+    pub(crate) fn new(inner: S, config: Arc<Config<St>>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, St> Clone for TokenAuth<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St> fmt::Debug for TokenAuth<S, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenAuth")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for TokenAuth<S, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    St: TokenStore,
+    ReqBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, Request<ReqBody>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone may not be ready; the service that was polled ready is the one to call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = &self.config;
+        if let Some(value) = request.headers_mut().get_mut(AUTHORIZATION) {
+            value.set_sensitive(true);
+        }
+
+        // Everything up to the SHA-256 happens here, without allocating: missing and
+        // malformed tokens are answered before any future is boxed.
+        let presented = match Credentials::from_headers(request.headers()) {
+            Ok(Credentials::Bearer(token)) => config.tokens.parse(token),
+            Ok(Credentials::None | Credentials::OtherScheme) if config.mode == Mode::Optional => {
+                request.extensions_mut().insert(GateRan);
+                return ResponseFuture::call(inner.call(request));
+            }
+            Ok(Credentials::None | Credentials::OtherScheme) => {
+                Err(Rejection::new(Reason::MissingToken, None))
+            }
+            Err(problem) => Err(Rejection::new(Reason::MalformedHeader(problem), None)),
+        };
+        let presented = match presented {
+            Ok(presented) => presented,
+            Err(rejection) => return ResponseFuture::refused(refuse(config, &rejection, request)),
+        };
+
+        let action = (config.action_of)(request.method());
+
+        // A cached token is answered here, synchronously: nothing boxed, nothing awaited.
+        let client = || {
+            config
+                .trusted_proxies
+                .client_ip(peer_addr(request.extensions()), request.headers())
+        };
+        match config.tokens.authorize_cached(presented, client, action) {
+            Some(Ok(authenticated)) => {
+                admit(&mut request, authenticated);
+                return ResponseFuture::call(inner.call(request));
+            }
+            Some(Err(rejection)) => {
+                return ResponseFuture::refused(refuse(config, &rejection, request));
+            }
+            None => {}
+        }
+
+        let client = client();
+        let config = Arc::clone(config);
+        let check = Box::pin(async move {
+            match config
+                .tokens
+                .authorize_from_store(presented, client, action)
+                .await
+            {
+                Ok(authenticated) => {
+                    admit(&mut request, authenticated);
+                    Ok(request)
+                }
+                Err(rejection) => Err(refuse(&config, &rejection, request)),
+            }
+        });
+        ResponseFuture::check(check, inner)
+    }
+}
+
+/// Hands the accepted token to the inner service, and names it on the current span (for
+/// `TraceLayer` spans that declare `token_id` and `owner`).
+fn admit<B>(request: &mut Request<B>, authenticated: Authenticated) {
+    if tracing::dispatcher::has_been_set() {
+        let span = tracing::Span::current();
+        span.record(
+            "token_id",
+            tracing::field::display(authenticated.token_id()),
+        );
+        span.record("owner", authenticated.owner());
+    }
+    request.extensions_mut().insert(authenticated);
+}
+
+/// Logs a refusal (the token id when known, never the token), tells the event hook, and
+/// writes the response.
+fn refuse<St, B>(
+    config: &Config<St>,
+    rejection: &Rejection,
+    request: Request<B>,
+) -> Response<bytes::Bytes> {
+    let (parts, _body) = request.into_parts();
+    let reason = rejection.reason();
+    let client = || {
+        config
+            .trusted_proxies
+            .client_ip(peer_addr(&parts.extensions), &parts.headers)
+    };
+    let token_id = rejection.token_id().map(tracing::field::display);
+    if reason == Reason::StoreUnavailable {
+        tracing::warn!(token_id, ?reason, client = ?client(), method = %parts.method, path = parts.uri.path(), "request refused");
+    } else {
+        tracing::debug!(token_id, ?reason, client = ?client(), method = %parts.method, path = parts.uri.path(), "request refused");
+    }
+    config.tokens.emit(|| TokenEvent::Refused {
+        rejection,
+        client: client(),
+        method: Some(&parts.method),
+        path: Some(parts.uri.path()),
+    });
+    config.respond.to(rejection, &parts)
+}

@@ -1,0 +1,175 @@
+//! Why a request was refused: [`Reason`] and [`Rejection`], apart from how a refusal is
+//! written as HTTP (the gate's `respond` module).
+
+use std::fmt;
+
+use crate::bearer::HeaderProblem;
+use crate::token::{TokenFormatError, TokenId};
+
+/// Why a token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// No bearer token was presented.
+    MissingToken,
+    /// The Authorization header cannot hold a valid token; nothing was hashed.
+    MalformedHeader(HeaderProblem),
+    /// The token failed the offline checks; the store was not asked.
+    Malformed(TokenFormatError),
+    /// No token has this id.
+    UnknownToken,
+    /// A token has this id, but the secret does not match its digest.
+    SecretMismatch,
+    /// The token was revoked.
+    Revoked,
+    /// The token is past its expiry.
+    Expired,
+    /// The client address is outside the token's CIDR allow-list.
+    AddressNotAllowed,
+    /// The token has an allow-list but the client address is unknown: refused, since an
+    /// address that cannot be checked cannot be allowed.
+    NoClientAddress,
+    /// A read-only token was used for a write.
+    ReadOnly,
+    /// The token store could not be reached; nothing was allowed.
+    StoreUnavailable,
+}
+
+/// A message and the same message as a JSON body, from one literal.
+macro_rules! said {
+    ($message:literal) => {
+        ($message, concat!("{\"error\":\"", $message, "\"}"))
+    };
+}
+
+impl Reason {
+    /// A message for the client: says what is wrong and how to fix it, and never names
+    /// the token, its secret or its allow-list.
+    pub fn message(&self) -> &'static str {
+        self.texts().0
+    }
+
+    /// [`Reason::message`] as a JSON body: `{"error":"…"}`.
+    pub fn json_body(&self) -> &'static str {
+        self.texts().1
+    }
+
+    fn texts(&self) -> (&'static str, &'static str) {
+        match self {
+            Reason::MissingToken => {
+                said!("authentication required: send an `Authorization: Bearer <token>` header")
+            }
+            Reason::MalformedHeader(HeaderProblem::Duplicate) => {
+                said!("the request has more than one Authorization header")
+            }
+            Reason::MalformedHeader(HeaderProblem::TooLong) => {
+                said!("the Authorization header is too long to hold a token")
+            }
+            Reason::MalformedHeader(HeaderProblem::NotAscii) => {
+                said!("the Authorization header contains bytes a token cannot have")
+            }
+            Reason::MalformedHeader(HeaderProblem::Empty) => {
+                said!("the Authorization header says Bearer but carries no token")
+            }
+            Reason::MalformedHeader(_) => {
+                said!("the bearer token contains characters a token cannot have")
+            }
+            Reason::Malformed(TokenFormatError::TooLong { .. }) => {
+                said!("the bearer token is malformed: it is longer than any valid token")
+            }
+            Reason::Malformed(TokenFormatError::WrongPrefix) => {
+                said!("the bearer token is malformed: it was not issued by this server")
+            }
+            Reason::Malformed(TokenFormatError::WrongLength { .. }) => {
+                said!("the bearer token is malformed: it has the wrong length (was it cut short?)")
+            }
+            Reason::Malformed(TokenFormatError::InvalidCharacter { .. }) => {
+                said!("the bearer token is malformed: it contains a character that no token has")
+            }
+            Reason::Malformed(_) => {
+                said!(
+                    "the bearer token is malformed: its checksum does not match (was it mistyped?)"
+                )
+            }
+            // One message for both, so that a guess learns nothing about which ids exist.
+            Reason::UnknownToken | Reason::SecretMismatch => said!("the bearer token is not valid"),
+            Reason::Revoked => said!("the bearer token has been revoked"),
+            Reason::Expired => said!("the bearer token has expired"),
+            Reason::AddressNotAllowed => said!("this token may not be used from your IP address"),
+            Reason::NoClientAddress => said!(
+                "this token is restricted to certain IP addresses and the client address is unknown"
+            ),
+            Reason::ReadOnly => said!("this token is read-only and cannot be used to make changes"),
+            Reason::StoreUnavailable => said!("the token store is unavailable; try again shortly"),
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// A refused token: why, and the token's id when it was far enough along to have one (for
+/// logs; the id is not secret).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    reason: Reason,
+    token_id: Option<TokenId>,
+}
+
+impl Rejection {
+    /// A rejection for `reason`, with the token id if known.
+    pub fn new(reason: Reason, token_id: Option<TokenId>) -> Self {
+        Self { reason, token_id }
+    }
+
+    /// Why.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The refused token's id, when it parsed.
+    pub fn token_id(&self) -> Option<TokenId> {
+        self.token_id
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reason.fmt(f)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const EVERY_REASON: [Reason; 14] = [
+        Reason::MissingToken,
+        Reason::MalformedHeader(HeaderProblem::Duplicate),
+        Reason::MalformedHeader(HeaderProblem::TooLong),
+        Reason::MalformedHeader(HeaderProblem::NotAscii),
+        Reason::MalformedHeader(HeaderProblem::Empty),
+        Reason::Malformed(TokenFormatError::WrongPrefix),
+        Reason::Malformed(TokenFormatError::BadChecksum),
+        Reason::UnknownToken,
+        Reason::SecretMismatch,
+        Reason::Revoked,
+        Reason::Expired,
+        Reason::AddressNotAllowed,
+        Reason::ReadOnly,
+        Reason::StoreUnavailable,
+    ];
+
+    #[test]
+    fn bodies_are_json_carrying_the_message() {
+        for reason in EVERY_REASON.iter().chain(&[Reason::NoClientAddress]) {
+            let body: serde_json::Value = serde_json::from_str(reason.json_body()).unwrap();
+            assert_eq!(body["error"], reason.message(), "{reason:?}");
+        }
+    }
+}
