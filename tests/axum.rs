@@ -212,3 +212,149 @@ async fn the_token_never_reaches_logs_or_debug_output() {
         assert!(!seen.contains(secret_part), "token in debug output: {seen}");
     }
 }
+
+#[tokio::test]
+async fn a_handler_needing_a_token_behind_an_optional_layer_answers_401() {
+    let tokens = manager();
+    let app = Router::new()
+        .route("/needs-token", get(whoami))
+        .route_layer(TokenAuthLayer::new(tokens.clone()).optional())
+        .layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 1], 5000))));
+    let (status, headers, body) = call(app.clone(), Method::GET, "/needs-token", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("authentication required")
+    );
+
+    let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let token = created.token.expose_secret();
+    let (status, _, body) = call(app, Method::GET, "/needs-token", Some(token)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "alice"));
+}
+
+#[tokio::test]
+async fn tokens_errors_are_responses_without_internals() {
+    use axum::extract::State;
+    use tokengate::TokensError;
+
+    async fn create(
+        State(tokens): State<Tokens<TestStore>>,
+        body: String,
+    ) -> Result<String, TokensError> {
+        let created = tokens
+            .create("alice", NewToken::read_only().allow_cidrs([body]))
+            .await?;
+        Ok(created.listing.id.to_string())
+    }
+    async fn revoke(
+        State(tokens): State<Tokens<TestStore>>,
+        body: String,
+    ) -> Result<String, TokensError> {
+        Ok(tokens.revoke(&body).await?.to_string())
+    }
+
+    let tokens = manager();
+    let app = Router::new()
+        .route("/create", axum::routing::post(create))
+        .route("/revoke", axum::routing::post(revoke))
+        .with_state(tokens.clone());
+    let post = |uri: &'static str, body: &'static str| {
+        let app = app.clone();
+        async move {
+            let request = Request::post(uri).body(Body::from(body)).unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let content_type = response.headers()["content-type"].clone();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                content_type,
+                String::from_utf8(body.to_vec()).unwrap(),
+            )
+        }
+    };
+    struct Case {
+        uri: &'static str,
+        body: &'static str,
+        status: StatusCode,
+        error: &'static str,
+    }
+    let cases = [
+        Case {
+            uri: "/create",
+            body: "10.0.0.300/8",
+            status: StatusCode::BAD_REQUEST,
+            error: "CIDR whitelist contains invalid CIDR entry: 10.0.0.300/8",
+        },
+        Case {
+            uri: "/revoke",
+            body: "not a token \"at\" all",
+            status: StatusCode::BAD_REQUEST,
+            error: "not a token id or a token issued here",
+        },
+    ];
+    for case in cases {
+        let (status, content_type, body) = post(case.uri, case.body).await;
+        assert_eq!(status, case.status, "{}: {body}", case.uri);
+        assert_eq!(content_type, "application/json");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"], case.error);
+    }
+
+    tokens.store().set_failing(true);
+    let (status, _, body) = post("/create", "10.0.0.0/8").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["error"],
+        "the token store is unavailable; try again shortly"
+    );
+}
+
+#[tokio::test]
+async fn accepted_requests_name_their_token_on_the_request_span() {
+    let captured = support::captured_logs();
+    let tokens = manager();
+    let created = tokens
+        .create("span-owner", NewToken::read_only())
+        .await
+        .unwrap();
+    let trace =
+        tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+            tracing::info_span!(
+                "request",
+                path = request.uri().path(),
+                token_id = tracing::field::Empty,
+                owner = tracing::field::Empty,
+            )
+        });
+    let app = Router::new()
+        .route(
+            "/spanned",
+            get(|| async {
+                tracing::info!("handler ran");
+                "ok"
+            }),
+        )
+        .route_layer(TokenAuthLayer::new(tokens.clone()))
+        .layer(trace)
+        .layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 1], 5000))));
+    let token = created.token.expose_secret();
+    let (status, _, _) = call(app, Method::GET, "/spanned", Some(token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let logs = captured.text();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("handler ran") && line.contains("/spanned"))
+        .unwrap_or_else(|| panic!("the handler's event: {logs}"));
+    assert!(
+        line.contains(&format!("token_id={}", created.listing.id)),
+        "{line}"
+    );
+    assert!(line.contains("owner=\"span-owner\""), "{line}");
+}

@@ -645,3 +645,102 @@ async fn poll_ready_is_delegated_and_the_ready_service_is_the_one_called() {
     assert!(matches!(limited.poll_ready(&mut cx), Poll::Ready(Ok(()))));
     assert_eq!(refused.await.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_event_hook_hears_every_kind_of_event() {
+    use std::sync::{Arc, Mutex};
+    use tokengate::{Action, TokenEvent};
+
+    let heard = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = Arc::clone(&heard);
+    let tokens = Tokens::builder(TestStore::new())
+        .prefix("npm")
+        .unwrap()
+        .on_event(move |event| {
+            let line = match event {
+                TokenEvent::Created { listing } => format!("created {}", listing.owner),
+                TokenEvent::Revoked { owner, .. } => format!("revoked {owner:?}"),
+                TokenEvent::Used { by, action } => format!("used {} {action:?}", by.owner()),
+                TokenEvent::Refused {
+                    rejection,
+                    client,
+                    method,
+                    path,
+                } => format!(
+                    "refused {:?} {client:?} {method:?} {path:?}",
+                    rejection.reason()
+                ),
+                _ => "other".to_owned(),
+            };
+            log.lock().unwrap().push(line);
+        })
+        .build();
+    let layer = TokenAuthLayer::new(tokens.clone());
+    let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let auth = bearer(created.token.expose_secret());
+    let bare = |method: Method, auth: &str| {
+        let headers = [("authorization", auth.to_owned())];
+        let layer = layer.clone();
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let peer = Some(SocketAddr::from(([192, 0, 2, 7], 4000)));
+            send_bare(&layer, &method, peer, &headers).await.status
+        }
+    };
+    assert_eq!(bare(Method::GET, &auth).await, StatusCode::OK);
+    assert_eq!(bare(Method::PUT, &auth).await, StatusCode::FORBIDDEN);
+    assert!(
+        tokens
+            .revoke_owned("alice", created.listing.id.as_str())
+            .await
+            .unwrap()
+    );
+    let refused = tokens
+        .authenticate(created.token.expose_secret(), None, Action::Read)
+        .await;
+    assert!(refused.is_err());
+
+    let heard = heard.lock().unwrap().clone();
+    assert_eq!(
+        heard,
+        [
+            "created alice",
+            "used alice Read",
+            "refused ReadOnly Some(192.0.2.7) Some(PUT) Some(\"/thing\")",
+            "revoked Some(\"alice\")",
+            "refused Revoked None None None",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn any_inner_body_is_wrapped_a_boxed_one_included() {
+    use http_body_util::combinators::BoxBody;
+
+    let tokens = tokens(TestStore::new());
+    let created = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let boxed = service_fn(|_request: Request<Body>| async {
+        let body: BoxBody<Bytes, Infallible> = Full::new(Bytes::from("boxed")).boxed();
+        Ok::<_, Infallible>(Response::new(body))
+    });
+    let service = ServiceBuilder::new()
+        .layer(TokenAuthLayer::new(tokens))
+        .service(boxed);
+    let accepted = Request::get("/")
+        .header(AUTHORIZATION, bearer(created.token.expose_secret()))
+        .body(Body::default())
+        .unwrap();
+    let reply_ok = reply(service.clone().oneshot(accepted).await.unwrap()).await;
+    assert_eq!(
+        (reply_ok.status, reply_ok.body.as_str()),
+        (StatusCode::OK, "boxed")
+    );
+    let refused = Request::get("/").body(Body::default()).unwrap();
+    let reply_refused = reply(service.oneshot(refused).await.unwrap()).await;
+    assert_eq!(reply_refused.status, StatusCode::UNAUTHORIZED);
+    assert!(reply_refused.body.contains("authentication required"));
+}

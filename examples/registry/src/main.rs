@@ -12,6 +12,7 @@
 //! token is refused on the very next command.
 
 mod app;
+mod audit;
 mod config;
 mod error;
 mod packages;
@@ -86,7 +87,13 @@ async fn serve(
     storage: storage::Storage,
     described: String,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let tokens = Tokens::builder(store).prefix("npm")?.build();
+    let audit_file = config.data.as_ref().map(|dir| dir.join("audit.log"));
+    let audit = audit::hook(audit_file.as_deref())
+        .map_err(|e| format!("cannot open the audit log: {e}"))?;
+    let tokens = Tokens::builder(store)
+        .prefix("npm")?
+        .on_event(audit)
+        .build();
     let app = app::router(app::AppState::new(tokens, storage));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

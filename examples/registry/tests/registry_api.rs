@@ -629,3 +629,80 @@ async fn private_publishes_are_refused_rather_than_made_public() {
         .count();
     assert_eq!(stored, 2, "only the two public packages were written");
 }
+
+#[tokio::test]
+async fn the_audit_log_records_changes_and_refusals_without_secrets() {
+    let (client, data) = start().await;
+    let session = client.session("alice").await;
+    let created = client
+        .create(
+            &session,
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-only" }),
+        )
+        .await
+        .json();
+    let read_only = created["token"].as_str().unwrap().to_owned();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let publish = publish_body("audited", "1.0.0", serde_json::json!("public"));
+    let refused = client
+        .send("PUT", "/audited", Some(&read_only), &publish)
+        .await;
+    assert_eq!(refused.status, 403);
+    let published = client
+        .send("PUT", "/audited", Some(&session), &publish)
+        .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let path = format!("/-/npm/v1/tokens/token/{key}");
+    assert_eq!(
+        client
+            .send("DELETE", &path, Some(&session), "")
+            .await
+            .status,
+        204
+    );
+
+    let log_path = data.path().join("audit.log");
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        lines = std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .collect();
+        if lines.len() >= 7 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        [
+            "token created", // the login session
+            "write",         // POST /-/npm/v1/tokens with it
+            "token created",
+            "refused", // the read-only token's publish
+            "write",   // the session's publish
+            "write",   // DELETE of the read-only token
+            "token revoked"
+        ],
+        "{lines:?}"
+    );
+    assert_eq!(lines[3]["reason"], "ReadOnly");
+    assert_eq!(lines[3]["path"], "/audited");
+    assert_eq!(lines[6]["token_id"], key.as_str());
+    assert_eq!(lines[6]["owner"], "alice");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    for token in [&session, &read_only] {
+        assert!(
+            !text.contains(&token[15..]),
+            "a token's secret is in the audit log"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the audit log is its owner's alone");
+    }
+}
