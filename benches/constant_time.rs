@@ -97,7 +97,7 @@ fn verify_step_first_vs_last_byte(runner: &mut CtRunner, rng: &mut BenchRng) {
             digest: presented,
         };
         runner.run_one(class, || {
-            rt.block_on(tokens.authorize(presented, None, tokengate::Action::Read))
+            rt.block_on(tokens.authorize(presented, None, tokengate::Action::Read, None))
                 .is_err()
         });
     }

@@ -49,11 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             token.id,
             token.token_prefix,
             token.name.as_deref().unwrap_or("-"),
-            if token.access.is_read_only() {
-                "read-only"
-            } else {
-                "read-write"
-            },
+            token.grants.broadest().as_str(),
             cidr
         );
     }

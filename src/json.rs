@@ -3,7 +3,6 @@
 use std::fmt::Write;
 
 /// `{"error":"<message>"}`, with the message escaped as a JSON string.
-#[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) fn error_body(message: &str) -> String {
     let mut body = String::with_capacity(message.len() + 12);
     body.push_str("{\"error\":\"");

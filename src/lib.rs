@@ -79,10 +79,14 @@ mod new_token;
 mod reason;
 mod record;
 pub mod store;
+mod text;
 mod token;
 mod tokens;
 
-pub use access::{Access, Action};
+pub use access::{
+    Action, Grant, Grants, InvalidGrant, MAX_GRANTS, MAX_PATTERN_LEN, Permission, Resource,
+    ResourcePattern,
+};
 pub use bearer::{Credentials, HeaderProblem, MAX_AUTHORIZATION_LEN};
 pub use cidr::{CidrError, CidrList, MAX_CIDR_ENTRIES};
 pub use client_ip::{TrustedProxies, peer_addr};
@@ -92,13 +96,13 @@ pub use digest::{InvalidDigest, TokenDigest};
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::AuthenticatedRejection;
 pub use gate::future;
-pub use gate::{ResponseBody, ResponseStyle, TokenAuth, TokenAuthLayer};
+pub use gate::{RequestHead, ResponseBody, ResponseStyle, TokenAuth, TokenAuthLayer};
 pub use new_token::{
     ExpiryProblem, InvalidNewToken, MAX_DESCRIPTION_LEN, MAX_NAME_LEN, MAX_OWNER_LEN, NewToken,
     TextProblem,
 };
 pub use reason::{Reason, Rejection};
-pub use record::{LISTED_ID_CHARS, Status, TokenListing, TokenRecord};
+pub use record::{LISTED_ID_CHARS, SecondFactor, Status, TokenKind, TokenListing, TokenRecord};
 pub use token::{
     CHECKSUM_LEN, ID_LEN, InvalidPrefix, InvalidTokenId, MAX_PREFIX_LEN, MAX_TOKEN_LEN,
     ParsedToken, PresentedToken, RandomError, SECRET_LEN, SecretToken, TokenFormatError, TokenId,

@@ -4,9 +4,10 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::access::Access;
+use crate::access::{Grants, Permission};
 use crate::cidr::{CidrError, CidrList};
 use crate::clock::whole_millis;
+use crate::record::{SecondFactor, TokenKind};
 
 /// Longest owner name, in bytes.
 pub const MAX_OWNER_LEN: usize = 256;
@@ -26,17 +27,29 @@ enum Expiry {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tokengate::NewToken;
+/// use tokengate::{Grant, Grants, NewToken, Permission, ResourcePattern};
 ///
-/// let options = NewToken::read_only()
+/// // `npm token create --read-only --cidr=10.0.0.0/8,2001:db8::/32 --expires=30`
+/// let ci_mirror = NewToken::read_only()
 ///     .allow_cidrs(["10.0.0.0/8", "2001:db8::/32"])
 ///     .expires_in(Duration::from_secs(30 * 24 * 3600))
 ///     .name("CI")
 ///     .description("read-only token for the CI mirror");
-/// /// ```
+///
+/// // `npm token create --scopes=@acme --packages-and-scopes-permission=read-write --bypass-2fa`
+/// let release = NewToken::with_grants(Grants::new([Grant::new(
+///     ResourcePattern::parse("@acme/*")?,
+///     Permission::ReadWrite,
+/// )])?)
+/// .bypass_second_factor();
+/// # let _ = (ci_mirror, release);
+/// # Ok::<(), tokengate::InvalidGrant>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct NewToken {
-    access: Access,
+    grants: Grants,
+    kind: TokenKind,
+    second_factor: SecondFactor,
     cidr: Vec<String>,
     expiry: Option<Expiry>,
     name: Option<String>,
@@ -44,19 +57,37 @@ pub struct NewToken {
 }
 
 impl NewToken {
-    /// A full-permission token, usable from anywhere, that never expires.
+    /// A full-permission token on everything, usable from anywhere, that expires only as
+    /// the manager's lifetime policy says.
     pub fn read_write() -> Self {
         Self::default()
     }
 
-    /// A read-only token, usable from anywhere, that never expires.
+    /// A read-only token on everything, usable from anywhere, that never expires.
     pub fn read_only() -> Self {
-        Self::default().access(Access::ReadOnly)
+        Self::with_grants(Grants::everything(Permission::ReadOnly))
     }
 
-    /// Sets the access level.
-    pub fn access(mut self, access: Access) -> Self {
-        self.access = access;
+    /// A token with these grants.
+    pub fn with_grants(grants: Grants) -> Self {
+        Self {
+            grants,
+            ..Self::default()
+        }
+    }
+
+    /// A login session: read-write on everything, never listed, living as long as the
+    /// manager's session lifetime (two hours unless set) unless an expiry is given.
+    pub fn session() -> Self {
+        Self {
+            kind: TokenKind::Session,
+            ..Self::default()
+        }
+    }
+
+    /// Writes with this token skip the second factor (npm's `--bypass-2fa`, for CI).
+    pub fn bypass_second_factor(mut self) -> Self {
+        self.second_factor = SecondFactor::Bypassed;
         self
     }
 
@@ -157,6 +188,12 @@ pub enum ExpiryProblem {
     NotInFuture,
     /// The expiry is past what the clock can represent.
     Unrepresentable,
+    /// A token that can write would outlive the manager's maximum lifetime for such
+    /// tokens.
+    PastMaximum {
+        /// The maximum lifetime.
+        max: Duration,
+    },
 }
 
 impl fmt::Display for ExpiryProblem {
@@ -168,13 +205,53 @@ impl fmt::Display for ExpiryProblem {
             ExpiryProblem::Unrepresentable => {
                 f.write_str("the token would expire too far in the future")
             }
+            ExpiryProblem::PastMaximum { max } => {
+                let seconds = max.as_secs();
+                if seconds % 86_400 == 0 {
+                    write!(
+                        f,
+                        "tokens that can write may live at most {} days",
+                        seconds / 86_400
+                    )
+                } else {
+                    write!(
+                        f,
+                        "tokens that can write may live at most {seconds} seconds"
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// How long new tokens live when their creator does not say, and at most: set on the
+/// [`TokensBuilder`](crate::TokensBuilder).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LifetimePolicy {
+    /// For ordinary tokens that can write and were given no expiry.
+    pub(crate) write_default: Option<Duration>,
+    /// For ordinary tokens that can write.
+    pub(crate) write_max: Option<Duration>,
+    /// For sessions given no expiry.
+    pub(crate) session: Duration,
+}
+
+impl Default for LifetimePolicy {
+    /// No limits on ordinary tokens; sessions for two hours.
+    fn default() -> Self {
+        Self {
+            write_default: None,
+            write_max: None,
+            session: Duration::from_secs(2 * 3600),
         }
     }
 }
 
 /// A [`NewToken`] whose options passed every check.
 pub(crate) struct ValidNewToken {
-    pub(crate) access: Access,
+    pub(crate) grants: Grants,
+    pub(crate) kind: TokenKind,
+    pub(crate) second_factor: SecondFactor,
     pub(crate) cidr: CidrList,
     pub(crate) expires_at: Option<SystemTime>,
     pub(crate) name: Option<String>,
@@ -182,11 +259,13 @@ pub(crate) struct ValidNewToken {
 }
 
 impl NewToken {
-    /// Checks every option for a token that `owner` creates at `now`.
+    /// Checks every option for a token that `owner` creates at `now`, and applies the
+    /// lifetime policy.
     pub(crate) fn validate(
         self,
         owner: &str,
         now: SystemTime,
+        policy: &LifetimePolicy,
     ) -> Result<ValidNewToken, InvalidNewToken> {
         check_text(owner, MAX_OWNER_LEN, TextRule::Required).map_err(InvalidNewToken::Owner)?;
         if let Some(name) = &self.name {
@@ -197,13 +276,32 @@ impl NewToken {
                 .map_err(InvalidNewToken::Description)?;
         }
         let cidr = CidrList::parse(&self.cidr)?;
-        let expires_at = self
-            .expiry
+        let writes = self.grants.broadest() == Permission::ReadWrite;
+        let (default, max) = match self.kind {
+            TokenKind::Session => (Some(policy.session), None),
+            _ if writes => (policy.write_default, policy.write_max),
+            _ => (None, None),
+        };
+        let expiry = self.expiry.or(default.map(Expiry::In));
+        let expires_at = expiry
             .map(|expiry| expiry_instant(expiry, now))
             .transpose()
             .map_err(InvalidNewToken::Expiry)?;
+        if let Some(max) = max {
+            let limit = now.checked_add(max);
+            let beyond = match (expires_at, limit) {
+                (None, _) => true,
+                (Some(at), Some(limit)) => at > limit,
+                (Some(_), None) => false,
+            };
+            if beyond {
+                return Err(InvalidNewToken::Expiry(ExpiryProblem::PastMaximum { max }));
+            }
+        }
         Ok(ValidNewToken {
-            access: self.access,
+            grants: self.grants,
+            kind: self.kind,
+            second_factor: self.second_factor,
             cidr,
             expires_at,
             name: self.name,
@@ -251,38 +349,10 @@ fn check_text(value: &str, max: usize, rule: TextRule) -> Result<(), TextProblem
     if value.chars().any(|c| c.is_control() && !allowed_control(c)) {
         return Err(TextProblem::ControlCharacter);
     }
-    if value.chars().any(is_format_character) {
+    if value.chars().any(crate::text::is_format_character) {
         return Err(TextProblem::FormatCharacter);
     }
     Ok(())
-}
-
-/// Unicode general category Cf (format characters), as of Unicode 15.1.
-fn is_format_character(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{0600}'..='\u{0605}'
-            | '\u{061C}'
-            | '\u{06DD}'
-            | '\u{070F}'
-            | '\u{0890}'..='\u{0891}'
-            | '\u{08E2}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{110BD}'
-            | '\u{110CD}'
-            | '\u{13430}'..='\u{1343F}'
-            | '\u{1BCA0}'..='\u{1BCA3}'
-            | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0001}'
-            | '\u{E0020}'..='\u{E007F}'
-    )
 }
 
 #[cfg(test)]

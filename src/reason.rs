@@ -1,8 +1,10 @@
 //! Why a request was refused: [`Reason`] and [`Rejection`], apart from how a refusal is
 //! written as HTTP (the gate's `respond` module).
 
+use std::borrow::Cow;
 use std::fmt;
 
+use crate::access::{Permission, Resource};
 use crate::bearer::HeaderProblem;
 use crate::token::{TokenFormatError, TokenId};
 
@@ -29,8 +31,13 @@ pub enum Reason {
     /// The token has an allow-list but the client address is unknown: refused, since an
     /// address that cannot be checked cannot be allowed.
     NoClientAddress,
-    /// A read-only token was used for a write.
+    /// A token that may only read was used for a write (to no particular resource, or on
+    /// a token whose grants are all read-only).
     ReadOnly,
+    /// The token's grant on the resource the request touches does not allow it; the
+    /// permission is the one the token has there ([`Permission::NoAccess`] or
+    /// [`Permission::ReadOnly`]). The [`Rejection`] names the resource.
+    NotPermitted(Permission),
     /// The token store could not be reached; nothing was allowed.
     StoreUnavailable,
 }
@@ -100,6 +107,10 @@ impl Reason {
                 "this token is restricted to certain IP addresses and the client address is unknown"
             ),
             Reason::ReadOnly => said!("this token is read-only and cannot be used to make changes"),
+            Reason::NotPermitted(Permission::ReadOnly) => {
+                said!("this token may read this resource but not change it")
+            }
+            Reason::NotPermitted(_) => said!("this token has no access to this resource"),
             Reason::StoreUnavailable => said!("the token store is unavailable; try again shortly"),
         }
     }
@@ -111,18 +122,29 @@ impl fmt::Display for Reason {
     }
 }
 
-/// A refused token: why, and the token's id when it was far enough along to have one (for
-/// logs; the id is not secret).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A refused token: why, the token's id when it was far enough along to have one (for
+/// logs; the id is not secret), and the resource it was refused on, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
     reason: Reason,
     token_id: Option<TokenId>,
+    resource: Option<Resource>,
 }
 
 impl Rejection {
     /// A rejection for `reason`, with the token id if known.
     pub fn new(reason: Reason, token_id: Option<TokenId>) -> Self {
-        Self { reason, token_id }
+        Self {
+            reason,
+            token_id,
+            resource: None,
+        }
+    }
+
+    /// The same rejection, naming the resource it was refused on.
+    pub fn on(mut self, resource: Resource) -> Self {
+        self.resource = Some(resource);
+        self
     }
 
     /// Why.
@@ -134,11 +156,38 @@ impl Rejection {
     pub fn token_id(&self) -> Option<TokenId> {
         self.token_id
     }
+
+    /// The resource the token was refused on, when the refusal is about one.
+    pub fn resource(&self) -> Option<&Resource> {
+        self.resource.as_ref()
+    }
+
+    /// The message for the client: [`Reason::message`], or for a refusal on a resource,
+    /// one that names the resource and what the token may do with it.
+    pub fn message(&self) -> Cow<'static, str> {
+        match (&self.reason, &self.resource) {
+            (Reason::NotPermitted(Permission::ReadOnly), Some(resource)) => Cow::Owned(format!(
+                "this token may read {resource} but not change it: its grant on {resource} is read-only"
+            )),
+            (Reason::NotPermitted(permission), Some(resource)) => Cow::Owned(format!(
+                "this token has no access to {resource}: its grant on {resource} is {permission}"
+            )),
+            _ => Cow::Borrowed(self.reason.message()),
+        }
+    }
+
+    /// [`Rejection::message`] as a JSON body: `{"error":"…"}`.
+    pub fn json_body(&self) -> Cow<'static, str> {
+        match self.message() {
+            Cow::Borrowed(_) => Cow::Borrowed(self.reason.json_body()),
+            Cow::Owned(message) => Cow::Owned(crate::json::error_body(&message)),
+        }
+    }
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.reason.fmt(f)
+        f.write_str(&self.message())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use crate::access::Access;
+use crate::access::Grants;
 use crate::cidr::CidrList;
 use crate::digest::TokenDigest;
 use crate::token::{TokenId, TokenPrefix};
@@ -14,11 +14,11 @@ use crate::token::{TokenId, TokenPrefix};
 ///
 /// ```
 /// use std::time::SystemTime;
-/// use tokengate::{Access, TokenDigest, TokenId, TokenRecord};
+/// use tokengate::{Grants, Permission, TokenDigest, TokenId, TokenRecord};
 ///
 /// let id: TokenId = "AbCdEfGhIj0".parse().unwrap();
 /// let mut record = TokenRecord::new(id, "alice", TokenDigest::of("npm_…"), SystemTime::now());
-/// record.access = Access::ReadOnly;
+/// record.grants = Grants::everything(Permission::ReadOnly);
 /// record.name = Some("CI".into());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,8 +30,12 @@ pub struct TokenRecord {
     pub owner: String,
     /// SHA-256 of the whole token.
     pub digest: TokenDigest,
-    /// Read-only or read-write.
-    pub access: Access,
+    /// What the token may do, resource by resource.
+    pub grants: Grants,
+    /// An ordinary token or a login session.
+    pub kind: TokenKind,
+    /// Whether writes with it skip the second factor.
+    pub second_factor: SecondFactor,
     /// Addresses the token may be used from; empty means any.
     pub cidr: CidrList,
     /// When the token was made.
@@ -48,6 +52,39 @@ pub struct TokenRecord {
     pub last_used_at: Option<SystemTime>,
 }
 
+/// What a token is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenKind {
+    /// Made by its owner to use wherever they like (npm's access tokens); listed.
+    #[default]
+    Standard,
+    /// Made by logging in: short-lived, never listed, revoked by logging out.
+    Session,
+}
+
+impl TokenKind {
+    /// `standard` or `session`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Standard => "standard",
+            TokenKind::Session => "session",
+        }
+    }
+}
+
+/// Whether writes made with a token must pass the application's second-factor check
+/// (npm's "bypass 2FA" for automation tokens).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SecondFactor {
+    /// Writes ask for the second factor when the owner has one.
+    #[default]
+    Enforced,
+    /// Writes skip it: for CI, which cannot type a one-time password.
+    Bypassed,
+}
+
 /// Whether a record is usable at `now`, and if not, why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -61,8 +98,9 @@ pub enum Status {
 }
 
 impl TokenRecord {
-    /// A live record: read-write, usable from any address, never expiring, unnamed and
-    /// never used. Set the other fields as the token has them.
+    /// A live, ordinary record: read-write on everything, second factor enforced, usable
+    /// from any address, never expiring, unnamed and never used. Set the other fields as
+    /// the token has them.
     pub fn new(
         id: TokenId,
         owner: impl Into<String>,
@@ -73,7 +111,9 @@ impl TokenRecord {
             id,
             owner: owner.into(),
             digest,
-            access: Access::ReadWrite,
+            grants: Grants::default(),
+            kind: TokenKind::Standard,
+            second_factor: SecondFactor::Enforced,
             cidr: CidrList::any(),
             created_at,
             expires_at: None,
@@ -111,8 +151,12 @@ pub struct TokenListing {
     pub token_prefix: String,
     /// Who the token belongs to.
     pub owner: String,
-    /// Read-only or read-write.
-    pub access: Access,
+    /// What the token may do, resource by resource.
+    pub grants: Grants,
+    /// An ordinary token or a login session.
+    pub kind: TokenKind,
+    /// Whether writes with it skip the second factor.
+    pub second_factor: SecondFactor,
     /// Addresses the token may be used from; empty means any.
     pub cidr: CidrList,
     /// When the token was made.
@@ -134,7 +178,9 @@ impl TokenListing {
             id: record.id,
             token_prefix: listed_prefix(prefix, record.id),
             owner: record.owner.clone(),
-            access: record.access,
+            grants: record.grants.clone(),
+            kind: record.kind,
+            second_factor: record.second_factor,
             cidr: record.cidr.clone(),
             created_at: record.created_at,
             expires_at: record.expires_at,

@@ -14,7 +14,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use support::TestStore;
-use tokengate::{Access, Authenticated, ManualClock, NewToken, TokenAuthLayer, Tokens};
+use tokengate::{Authenticated, Grants, ManualClock, NewToken, Permission, TokenAuthLayer, Tokens};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 type Body = Full<Bytes>;
@@ -36,7 +36,7 @@ async fn echo<B>(request: Request<B>) -> Result<Response<Body>, Infallible> {
         );
     }
     let who = match request.extensions().get::<Authenticated>() {
-        Some(who) => format!("{} {:?}", who.owner(), who.access()),
+        Some(who) => format!("{} {:?}", who.owner(), who.grants().broadest()),
         None => "anonymous".to_owned(),
     };
     Ok(Response::new(Full::new(Bytes::from(who))))
@@ -167,16 +167,15 @@ async fn method_access_address_matrix() {
     let tokens = tokens(store);
     let layer = TokenAuthLayer::new(tokens.clone());
     let mut cases = Vec::new();
-    for access in [Access::ReadOnly, Access::ReadWrite] {
+    for access in [Permission::ReadOnly, Permission::ReadWrite] {
         for restricted in [false, true] {
             let cidr: &[&str] = if restricted {
                 &["10.0.0.0/8", "2001:db8::/32"]
             } else {
                 &[]
             };
-            let options = NewToken::read_write()
-                .access(access)
-                .allow_cidrs(cidr.iter().copied());
+            let options =
+                NewToken::with_grants(Grants::everything(access)).allow_cidrs(cidr.iter().copied());
             let created = tokens.create("alice", options).await.unwrap();
             cases.push((access, restricted, created.token.expose_secret().to_owned()));
         }
@@ -204,7 +203,8 @@ async fn method_access_address_matrix() {
             for peer in peers {
                 let inside = peer.is_some_and(|p| p != "192.0.2.1");
                 let is_write = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE");
-                let refused = (*restricted && !inside) || (*access == Access::ReadOnly && is_write);
+                let refused =
+                    (*restricted && !inside) || (*access == Permission::ReadOnly && is_write);
                 let expected = if refused {
                     StatusCode::FORBIDDEN
                 } else {
@@ -660,7 +660,7 @@ async fn the_event_hook_hears_every_kind_of_event() {
             let line = match event {
                 TokenEvent::Created { listing } => format!("created {}", listing.owner),
                 TokenEvent::Revoked { owner, .. } => format!("revoked {owner:?}"),
-                TokenEvent::Used { by, action } => format!("used {} {action:?}", by.owner()),
+                TokenEvent::Used { by, action, .. } => format!("used {} {action:?}", by.owner()),
                 TokenEvent::Refused {
                     rejection,
                     client,

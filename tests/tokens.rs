@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use support::TestStore;
 use tokengate::store::{Page, TokenStore};
 use tokengate::{
-    Access, Action, CidrError, CidrList, ExpiryProblem, InvalidNewToken, ManualClock, NewToken,
-    Reason, TextProblem, TokenFormatError, TokenRecord, Tokens, TokensError,
+    Action, CidrError, CidrList, ExpiryProblem, Grants, InvalidNewToken, ManualClock, NewToken,
+    Permission, Reason, TextProblem, TokenFormatError, TokenRecord, Tokens, TokensError,
 };
 
 const INSIDE: &str = "10.1.2.3";
@@ -206,7 +206,7 @@ async fn authenticated_carries_identity_but_no_secret() {
         .unwrap();
     assert_eq!(who.token_id(), created.token.id());
     assert_eq!(who.owner(), "alice");
-    assert_eq!(who.access(), Access::ReadOnly);
+    assert_eq!(who.grants(), &Grants::everything(Permission::ReadOnly));
     assert_eq!(who.token_name(), Some("CI"));
     let secret = &token[4 + 11..];
     for shown in [

@@ -10,8 +10,8 @@ use http::{Method, Response};
 use tower::Layer;
 
 use super::respond::{Respond, ResponseStyle};
-use super::service::{Config, Mode, TokenAuth};
-use crate::access::Action;
+use super::service::{Config, Mode, RequestHead, TokenAuth};
+use crate::access::{Action, Resource};
 use crate::client_ip::TrustedProxies;
 use crate::reason::Rejection;
 use crate::store::DynStore;
@@ -68,6 +68,7 @@ impl<St> TokenAuthLayer<St> {
                 tokens,
                 mode: Mode::Required,
                 action_of: Arc::new(Action::of_method),
+                resource_of: None,
                 trusted_proxies: TrustedProxies::none(),
                 respond: Respond::Style(ResponseStyle::default()),
             }),
@@ -97,6 +98,35 @@ impl<St> TokenAuthLayer<St> {
     /// never read: the method is the request's own.
     pub fn actions(self, action_of: impl Fn(&Method) -> Action + Send + Sync + 'static) -> Self {
         self.edit(|c| c.action_of = Arc::new(action_of))
+    }
+
+    /// Which resource each request touches, so that a token's [`Grants`](crate::Grants)
+    /// decide: a request to a resource the token may not touch, or may only read, is
+    /// refused with 403 before the inner service runs, naming the resource and the grant.
+    /// Without a resolver (or when it answers `None`), a request is held to the token's
+    /// broadest grant.
+    ///
+    /// The resolver sees the request's head only, before any body is read; a handler that
+    /// learns the resource from the body checks it with
+    /// [`Authenticated::check`](crate::Authenticated::check). Resolve exactly as your
+    /// router routes (percent-decoding included), or check again in the handler.
+    ///
+    /// ```
+    /// use tokengate::{Resource, TokenAuthLayer, Tokens, store::MemoryStore};
+    ///
+    /// // `/<package>` and `/<package>/-/<tarball>`: the package is the resource.
+    /// let layer = TokenAuthLayer::new(Tokens::new(MemoryStore::new())).resources(|request| {
+    ///     let path = request.uri.path().strip_prefix('/')?;
+    ///     let package = path.split("/-/").next()?;
+    ///     (!package.is_empty() && !package.starts_with('-')).then(|| Resource::new(package))
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn resources(
+        self,
+        resource_of: impl Fn(&RequestHead<'_>) -> Option<Resource> + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|c| c.resource_of = Some(Arc::new(resource_of)))
     }
 
     /// Proxies whose `X-Forwarded-For` is believed; see [`TrustedProxies::client_ip`].

@@ -14,4 +14,4 @@ pub use layer::TokenAuthLayer;
 pub use respond::ResponseStyle;
 #[cfg(feature = "axum")]
 pub(crate) use service::GateRan;
-pub use service::TokenAuth;
+pub use service::{RequestHead, TokenAuth};

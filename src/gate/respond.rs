@@ -1,6 +1,7 @@
 //! How a refusal becomes an HTTP response: the shipped [`ResponseStyle`]s, or the
 //! application's own function.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -60,7 +61,7 @@ impl ResponseStyle {
     /// | no token | 401 | `Bearer realm="…"` |
     /// | unreadable Authorization header | 401 | `Bearer realm="…", error="invalid_request"` |
     /// | malformed, unknown, revoked, expired token | 401 | `Bearer realm="…", error="invalid_token"` |
-    /// | read-only token on a write | 403 | `Bearer realm="…", error="insufficient_scope"` |
+    /// | read-only token on a write, or a grant that does not allow the request | 403 | `Bearer realm="…", error="insufficient_scope"` |
     /// | address outside the allow-list, or unknown | 403 | — |
     /// | store unavailable | 503 (`Retry-After: 5`) | — |
     ///
@@ -113,10 +114,16 @@ impl ResponseStyle {
                 (StatusCode::UNAUTHORIZED, Some(&NPM_IP_CHALLENGE))
             }
             Reason::AddressNotAllowed | Reason::NoClientAddress => (StatusCode::FORBIDDEN, None),
-            Reason::ReadOnly => (StatusCode::FORBIDDEN, Some(&self.insufficient_scope)),
+            Reason::ReadOnly | Reason::NotPermitted(_) => {
+                (StatusCode::FORBIDDEN, Some(&self.insufficient_scope))
+            }
             Reason::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
         };
-        let mut response = Response::new(Bytes::from_static(reason.json_body().as_bytes()));
+        let body = match rejection.json_body() {
+            Cow::Borrowed(body) => Bytes::from_static(body.as_bytes()),
+            Cow::Owned(body) => Bytes::from(body),
+        };
+        let mut response = Response::new(body);
         *response.status_mut() = status;
         // One allocation, sized for every header a refusal carries.
         let headers = response.headers_mut();

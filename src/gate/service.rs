@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
-use http::{Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use tower::Service;
 
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
 use super::respond::Respond;
-use crate::access::Action;
+use crate::access::{Action, Resource};
 use crate::bearer::Credentials;
 use crate::client_ip::{TrustedProxies, peer_addr};
 use crate::reason::{Reason, Rejection};
@@ -29,12 +29,36 @@ pub(crate) enum Mode {
 }
 
 pub(crate) type ActionOf = dyn Fn(&Method) -> Action + Send + Sync;
+pub(crate) type ResourceOf = dyn Fn(&RequestHead<'_>) -> Option<Resource> + Send + Sync;
+
+/// What a resource resolver sees of a request: its head, before any body is read.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The URI, as the client sent it (paths still percent-encoded).
+    pub uri: &'a Uri,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> RequestHead<'a> {
+    fn of<B>(request: &'a Request<B>) -> Self {
+        Self {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+        }
+    }
+}
 
 /// What a [`TokenAuth`] runs with; built by [`TokenAuthLayer`](crate::TokenAuthLayer).
 pub(crate) struct Config<St> {
     pub(crate) tokens: Tokens<St>,
     pub(crate) mode: Mode,
     pub(crate) action_of: Arc<ActionOf>,
+    pub(crate) resource_of: Option<Arc<ResourceOf>>,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) respond: Respond,
 }
@@ -45,6 +69,7 @@ impl<St> Clone for Config<St> {
             tokens: self.tokens.clone(),
             mode: self.mode,
             action_of: Arc::clone(&self.action_of),
+            resource_of: self.resource_of.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
             respond: self.respond.clone(),
         }
@@ -156,6 +181,10 @@ where
         };
 
         let action = (config.action_of)(request.method());
+        let resource = config
+            .resource_of
+            .as_ref()
+            .and_then(|resource_of| resource_of(&RequestHead::of(&request)));
 
         // A cached token is answered here, synchronously: nothing boxed, nothing awaited.
         let client = || {
@@ -163,7 +192,10 @@ where
                 .trusted_proxies
                 .client_ip(peer_addr(request.extensions()), request.headers())
         };
-        match config.tokens.authorize_cached(presented, client, action) {
+        match config
+            .tokens
+            .authorize_cached(presented, client, action, resource.as_ref())
+        {
             Some(Ok(authenticated)) => {
                 admit(&mut request, authenticated);
                 return ResponseFuture::call(inner.call(request));
@@ -179,7 +211,7 @@ where
         let check = Box::pin(async move {
             match config
                 .tokens
-                .authorize_from_store(presented, client, action)
+                .authorize_from_store(presented, client, action, resource.as_ref())
                 .await
             {
                 Ok(authenticated) => {

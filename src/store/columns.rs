@@ -4,15 +4,20 @@
 use std::time::{Duration, SystemTime};
 
 use super::StoreError;
-use crate::access::Access;
+use crate::access::{Grant, Grants, Permission, ResourcePattern};
 use crate::cidr::CidrList;
 use crate::digest::TokenDigest;
-use crate::record::TokenRecord;
+use crate::record::{SecondFactor, TokenKind, TokenRecord};
 use crate::token::TokenId;
 
 /// The columns of the token table, in the order every query names them.
 pub(crate) const COLUMNS: &str = "id, owner, digest, access, cidr, created_at, expires_at, \
-     revoked_at, name, description, last_used_at";
+     revoked_at, name, description, last_used_at, grants, kind, second_factor";
+
+/// `access` of a token with grants on particular resources. Releases before grants
+/// existed cannot read it, so an older node sharing the database refuses such a token
+/// (as corrupt) rather than take it for a read-write one.
+const GRANULAR: &str = "granular";
 
 /// A record as plain column values. Times are milliseconds since the Unix epoch.
 #[derive(Debug)]
@@ -28,6 +33,11 @@ pub(crate) struct Row {
     pub(crate) name: Option<String>,
     pub(crate) description: Option<String>,
     pub(crate) last_used_at: Option<i64>,
+    /// `<permission> <pattern>` lines; `NULL` in rows written before grants existed, whose
+    /// `access` is then a grant on everything.
+    pub(crate) grants: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) second_factor: String,
 }
 
 impl Row {
@@ -36,7 +46,10 @@ impl Row {
             id: record.id.to_string(),
             owner: record.owner.clone(),
             digest: record.digest.as_bytes().to_vec(),
-            access: access_text(record.access).to_owned(),
+            access: match record.grants.on_everything() {
+                Some(permission) => permission.as_str().to_owned(),
+                None => GRANULAR.to_owned(),
+            },
             cidr: record.cidr.to_strings().join(","),
             created_at: millis(record.created_at),
             expires_at: record.expires_at.map(millis),
@@ -44,6 +57,9 @@ impl Row {
             name: record.name.clone(),
             description: record.description.clone(),
             last_used_at: record.last_used_at.map(millis),
+            grants: Some(grants_text(&record.grants)),
+            kind: record.kind.as_str().to_owned(),
+            second_factor: second_factor_text(record.second_factor).to_owned(),
         }
     }
 
@@ -53,40 +69,71 @@ impl Row {
             |what: &str| StoreError::Corrupt(format!("token {:.11}: bad {what}", self.id));
         let id = self.id.parse::<TokenId>().map_err(|_| corrupt("id"))?;
         let digest = TokenDigest::from_slice(&self.digest).map_err(|_| corrupt("digest"))?;
-        let access = match self.access.as_str() {
-            READ_ONLY => Access::ReadOnly,
-            READ_WRITE => Access::ReadWrite,
-            _ => return Err(corrupt("access")),
+        let grants = match &self.grants {
+            Some(text) => parse_grants(text).ok_or_else(|| corrupt("grants"))?,
+            None => Grants::everything(
+                self.access
+                    .parse::<Permission>()
+                    .map_err(|_| corrupt("access"))?,
+            ),
+        };
+        let kind = match self.kind.as_str() {
+            "standard" => TokenKind::Standard,
+            "session" => TokenKind::Session,
+            _ => return Err(corrupt("kind")),
+        };
+        let second_factor = match self.second_factor.as_str() {
+            ENFORCED => SecondFactor::Enforced,
+            BYPASSED => SecondFactor::Bypassed,
+            _ => return Err(corrupt("second_factor")),
         };
         let cidr = if self.cidr.is_empty() {
             CidrList::any()
         } else {
             CidrList::parse(self.cidr.split(',')).map_err(|_| corrupt("cidr"))?
         };
-        Ok(TokenRecord {
-            id,
-            owner: self.owner,
-            digest,
-            access,
-            cidr,
-            created_at: time(self.created_at),
-            expires_at: self.expires_at.map(time),
-            revoked_at: self.revoked_at.map(time),
-            name: self.name,
-            description: self.description,
-            last_used_at: self.last_used_at.map(time),
-        })
+        let mut record = TokenRecord::new(id, self.owner, digest, time(self.created_at));
+        record.grants = grants;
+        record.kind = kind;
+        record.second_factor = second_factor;
+        record.cidr = cidr;
+        record.expires_at = self.expires_at.map(time);
+        record.revoked_at = self.revoked_at.map(time);
+        record.name = self.name;
+        record.description = self.description;
+        record.last_used_at = self.last_used_at.map(time);
+        Ok(record)
     }
 }
 
-const READ_ONLY: &str = "read-only";
-const READ_WRITE: &str = "read-write";
+const ENFORCED: &str = "enforced";
+const BYPASSED: &str = "bypassed";
 
-fn access_text(access: Access) -> &'static str {
-    match access {
-        Access::ReadOnly => READ_ONLY,
-        Access::ReadWrite => READ_WRITE,
+fn second_factor_text(second_factor: SecondFactor) -> &'static str {
+    match second_factor {
+        SecondFactor::Bypassed => BYPASSED,
+        _ => ENFORCED,
     }
+}
+
+/// One `<permission> <pattern>` line per grant. Patterns hold no white space.
+fn grants_text(grants: &Grants) -> String {
+    let lines: Vec<String> = grants
+        .iter()
+        .map(|grant| format!("{} {}", grant.permission, grant.pattern))
+        .collect();
+    lines.join("\n")
+}
+
+fn parse_grants(text: &str) -> Option<Grants> {
+    let grants = text.lines().map(|line| {
+        let (permission, pattern) = line.split_once(' ')?;
+        Some(Grant::new(
+            ResourcePattern::parse(pattern).ok()?,
+            permission.parse().ok()?,
+        ))
+    });
+    Grants::new(grants.collect::<Option<Vec<_>>>()?).ok()
 }
 
 /// Milliseconds since the Unix epoch, negative before it, saturating far out.
@@ -132,17 +179,61 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let t0 = time(1_700_000_000_000);
-        let record = TokenRecord {
-            access: Access::ReadOnly,
-            cidr: CidrList::parse(["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]).unwrap(),
-            expires_at: Some(time(1_800_000_000_000)),
-            revoked_at: Some(t0),
-            name: Some("CI, \"quoted\"".into()),
-            description: Some("multi\nline".into()),
-            last_used_at: Some(t0),
-            ..sample_record(t0)
-        };
-        assert_eq!(Row::from_record(&record).into_record().unwrap(), record);
+        let granular = Grants::new([
+            Grant::new(
+                ResourcePattern::parse("@acme/*").unwrap(),
+                Permission::ReadWrite,
+            ),
+            Grant::new(
+                ResourcePattern::parse("left-pad").unwrap(),
+                Permission::NoAccess,
+            ),
+            Grant::new(ResourcePattern::All, Permission::ReadOnly),
+        ])
+        .unwrap();
+        for grants in [Grants::everything(Permission::ReadOnly), granular] {
+            let record = TokenRecord {
+                grants,
+                kind: TokenKind::Session,
+                second_factor: SecondFactor::Bypassed,
+                cidr: CidrList::parse(["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]).unwrap(),
+                expires_at: Some(time(1_800_000_000_000)),
+                revoked_at: Some(t0),
+                name: Some("CI, \"quoted\"".into()),
+                description: Some("multi\nline".into()),
+                last_used_at: Some(t0),
+                ..sample_record(t0)
+            };
+            assert_eq!(Row::from_record(&record).into_record().unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn rows_from_before_grants_read_as_a_grant_on_everything() {
+        for (access, permission) in [
+            ("read-only", Permission::ReadOnly),
+            ("read-write", Permission::ReadWrite),
+        ] {
+            let mut row = Row::from_record(&sample_record(time(0)));
+            row.access = access.into();
+            row.grants = None;
+            let record = row.into_record().unwrap();
+            assert_eq!(record.grants, Grants::everything(permission));
+            assert_eq!(record.kind, TokenKind::Standard);
+        }
+    }
+
+    #[test]
+    fn granular_rows_cannot_pass_for_classic_ones() {
+        let mut record = sample_record(time(0));
+        record.grants = Grants::new([Grant::new(
+            ResourcePattern::Exact("foo".into()),
+            Permission::ReadWrite,
+        )])
+        .unwrap();
+        let row = Row::from_record(&record);
+        assert_eq!(row.access, GRANULAR);
+        assert!(row.access.parse::<Permission>().is_err());
     }
 
     #[test]
@@ -166,9 +257,31 @@ mod tests {
             (
                 Row {
                     access: "admin".into(),
+                    grants: None,
                     ..good()
                 },
                 "bad access",
+            ),
+            (
+                Row {
+                    grants: Some("read-write a*b".into()),
+                    ..good()
+                },
+                "bad grants",
+            ),
+            (
+                Row {
+                    kind: "admin".into(),
+                    ..good()
+                },
+                "bad kind",
+            ),
+            (
+                Row {
+                    second_factor: "maybe".into(),
+                    ..good()
+                },
+                "bad second_factor",
             ),
             (
                 Row {

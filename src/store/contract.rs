@@ -24,9 +24,9 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use crate::access::Access;
+use crate::access::{Grant, Grants, MAX_GRANTS, Permission, ResourcePattern};
 use crate::cidr::{CidrList, MAX_CIDR_ENTRIES};
-use crate::record::TokenRecord;
+use crate::record::{SecondFactor, TokenKind, TokenRecord};
 use crate::store::{Page, StoreError, TokenStore};
 use crate::token::{SecretToken, TokenPrefix};
 
@@ -38,29 +38,29 @@ pub fn at(seconds: u64) -> SystemTime {
 /// A new live record of `owner`'s, made at `created`, with a fresh id.
 pub fn record(owner: &str, created: SystemTime) -> TokenRecord {
     let token = SecretToken::generate(&TokenPrefix::default()).unwrap();
-    TokenRecord {
-        id: token.id(),
-        owner: owner.to_owned(),
-        digest: token.digest(),
-        access: Access::ReadWrite,
-        cidr: CidrList::any(),
-        created_at: created,
-        expires_at: None,
-        revoked_at: None,
-        name: None,
-        description: None,
-        last_used_at: None,
-    }
+    TokenRecord::new(token.id(), owner, token.digest(), created)
 }
 
-/// Every field set, with the awkward text and the largest allow-list.
+/// Every field set, with the awkward text, the largest allow-list and the most grants.
 fn full_record() -> TokenRecord {
     let mut cidr: Vec<String> = (0..MAX_CIDR_ENTRIES / 2)
         .map(|i| format!("10.{i}.0.0/16"))
         .collect();
     cidr.extend((0..MAX_CIDR_ENTRIES / 2).map(|i| format!("2001:db8:{i:x}::/48")));
+    let mut grants: Vec<Grant> = (0..MAX_GRANTS - 2)
+        .map(|i| {
+            let pattern = ResourcePattern::parse(&format!("@scope-{i}/*")).unwrap();
+            Grant::new(pattern, Permission::ReadWrite)
+        })
+        .collect();
+    grants.push(Grant::new(
+        ResourcePattern::Exact("@scope-0/sealed".into()),
+        Permission::NoAccess,
+    ));
+    grants.push(Grant::new(ResourcePattern::All, Permission::ReadOnly));
     TokenRecord {
-        access: Access::ReadOnly,
+        grants: Grants::new(grants).unwrap(),
+        second_factor: SecondFactor::Bypassed,
         cidr: CidrList::parse(&cidr).unwrap(),
         expires_at: Some(at(86_400)),
         name: Some("Robert'); DROP TABLE tokens;-- \"名前\"".into()),
@@ -187,6 +187,22 @@ pub async fn expired_records_are_kept_and_listed<S: TokenStore>(store: S) {
     assert_eq!(page.records, [expired]);
 }
 
+/// Sessions are stored, read back and revoked like any token, but never listed.
+pub async fn sessions_are_never_listed<S: TokenStore>(store: S) {
+    let listed = record("alice", at(0));
+    let session = TokenRecord {
+        kind: TokenKind::Session,
+        ..record("alice", at(1))
+    };
+    store.insert(listed.clone()).await.unwrap();
+    store.insert(session.clone()).await.unwrap();
+    assert_eq!(store.get(session.id).await.unwrap(), Some(session.clone()));
+    let page = store.list("alice", Page::default()).await.unwrap();
+    assert_eq!(page.records, [listed], "a session was listed");
+    assert_eq!(page.total, 1, "a session was counted");
+    assert!(store.revoke(session.id, at(2)).await.unwrap());
+}
+
 /// Last-used times only move forward, and unknown ids are ignored. A store that keeps the
 /// trait's default `record_use` records nothing, and passes.
 pub async fn uses_only_move_forward<S: TokenStore>(store: S) {
@@ -285,6 +301,7 @@ where
     list_for_an_unknown_owner_is_empty(fresh().await).await;
     revoke_is_idempotent_and_final(fresh().await).await;
     expired_records_are_kept_and_listed(fresh().await).await;
+    sessions_are_never_listed(fresh().await).await;
     uses_only_move_forward(fresh().await).await;
     concurrent_inserts_and_revokes(fresh().await).await;
 }
@@ -307,6 +324,7 @@ macro_rules! store_contract_tests {
             list_for_an_unknown_owner_is_empty,
             revoke_is_idempotent_and_final,
             expired_records_are_kept_and_listed,
+            sessions_are_never_listed,
             uses_only_move_forward,
             concurrent_inserts_and_revokes,
         );

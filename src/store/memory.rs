@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use super::{Page, RecordPage, StoreError, TokenStore};
-use crate::record::TokenRecord;
+use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
 /// A [`TokenStore`] in process memory: for tests, examples and single-process tools.
@@ -73,7 +73,8 @@ impl TokenStore for MemoryStore {
         if state.records.contains_key(&record.id) {
             return Err(StoreError::Duplicate(record.id));
         }
-        if record.revoked_at.is_none() {
+        // The owner's index holds what listings show: live tokens that are not sessions.
+        if record.revoked_at.is_none() && record.kind == TokenKind::Standard {
             state
                 .by_owner
                 .entry(record.owner.clone())

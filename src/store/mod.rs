@@ -158,7 +158,7 @@ impl RecordPage {
 /// use std::time::SystemTime;
 ///
 /// use tokengate::store::{Page, RecordPage, StoreError, TokenStore};
-/// use tokengate::{NewToken, TokenId, TokenRecord, Tokens};
+/// use tokengate::{NewToken, TokenId, TokenKind, TokenRecord, Tokens};
 ///
 /// #[derive(Clone, Default)]
 /// struct MapStore(Arc<Mutex<HashMap<TokenId, TokenRecord>>>);
@@ -188,6 +188,7 @@ impl RecordPage {
 ///             .map()
 ///             .values()
 ///             .filter(|r| r.owner == owner && r.revoked_at.is_none())
+///             .filter(|r| r.kind == TokenKind::Standard)
 ///             .cloned()
 ///             .collect();
 ///         live.sort_by_key(|r| (r.created_at, r.id));
@@ -232,9 +233,10 @@ pub trait TokenStore: Send + Sync + 'static {
     /// whether live or revoked; nothing is overwritten.
     fn insert(&self, record: TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The owner's records that are not revoked (expired ones included, so that the owner
-    /// sees and can remove them), ordered by creation time and then by id, so that pages are
-    /// stable. An owner with no records gets an empty page with `total` 0, not an error.
+    /// The owner's records that are not revoked and are not sessions
+    /// ([`TokenKind::Session`](crate::TokenKind::Session); expired ones included, so that the
+    /// owner sees and can remove them), ordered by creation time and then by id, so that
+    /// pages are stable. An owner with no records gets an empty page with `total` 0, not an error.
     fn list(
         &self,
         owner: &str,

@@ -223,11 +223,16 @@ impl Queries {
             channel: format!("tokengate_{schema}"),
             get: format!("SELECT {COLUMNS} FROM {table} WHERE id = $1"),
             insert: format!(
-                "INSERT INTO {table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                "INSERT INTO {table} ({COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             ),
-            count: format!("SELECT COUNT(*) FROM {table} WHERE owner = $1 AND revoked_at IS NULL"),
+            count: format!(
+                "SELECT COUNT(*) FROM {table} \
+                 WHERE owner = $1 AND revoked_at IS NULL AND kind = 'standard'"
+            ),
             list: format!(
-                "SELECT {COLUMNS} FROM {table} WHERE owner = $1 AND revoked_at IS NULL \
+                "SELECT {COLUMNS} FROM {table} \
+                 WHERE owner = $1 AND revoked_at IS NULL AND kind = 'standard' \
                  ORDER BY created_at, id LIMIT $2 OFFSET $3"
             ),
             // The notice is sent only if this call revoked the token, and only on commit.
@@ -268,7 +273,13 @@ async fn migrate(pool: &Pool, schema: &str, queries: &Queries) -> Result<(), Sto
                  last_used_at BIGINT
              );
              CREATE INDEX IF NOT EXISTS tokengate_tokens_by_owner
-                 ON {table} (owner, created_at, id) WHERE revoked_at IS NULL;"
+                 ON {table} (owner, created_at, id) WHERE revoked_at IS NULL;
+             -- Grants, kinds and the second-factor choice; earlier rows keep grants NULL
+             -- and read as a grant on everything with their access.
+             ALTER TABLE {table} ADD COLUMN IF NOT EXISTS grants TEXT;
+             ALTER TABLE {table} ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT 'standard';
+             ALTER TABLE {table} ADD COLUMN IF NOT EXISTS second_factor TEXT NOT NULL \
+                 DEFAULT 'enforced';"
         ))
         .await
         .map_err(pg_error)?;
@@ -293,6 +304,9 @@ fn read_row(row: &tokio_postgres::Row) -> Result<Row, StoreError> {
             name: row.try_get(8)?,
             description: row.try_get(9)?,
             last_used_at: row.try_get(10)?,
+            grants: row.try_get(11)?,
+            kind: row.try_get(12)?,
+            second_factor: row.try_get(13)?,
         })
     };
     read().map_err(|error| StoreError::Corrupt(format!("PostgreSQL row: {error}")))
@@ -334,6 +348,9 @@ impl TokenStore for PostgresStore {
                     &row.name,
                     &row.description,
                     &row.last_used_at,
+                    &row.grants,
+                    &row.kind,
+                    &row.second_factor,
                 ],
             )
             .await;

@@ -13,7 +13,7 @@ use crate::record::TokenRecord;
 use crate::token::TokenId;
 
 /// The schema version this code writes; older files are migrated when opened.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA_V1: &str = "
     CREATE TABLE IF NOT EXISTS tokengate_tokens (
@@ -31,6 +31,14 @@ const SCHEMA_V1: &str = "
     );
     CREATE INDEX IF NOT EXISTS tokengate_tokens_by_owner
         ON tokengate_tokens (owner, created_at, id) WHERE revoked_at IS NULL;
+";
+
+/// Grants, kinds and the second-factor choice. Rows from version 1 keep `grants` NULL and
+/// read as a grant on everything with their `access`: exactly what they allowed before.
+const SCHEMA_V2: &str = "
+    ALTER TABLE tokengate_tokens ADD COLUMN grants TEXT;
+    ALTER TABLE tokengate_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'standard';
+    ALTER TABLE tokengate_tokens ADD COLUMN second_factor TEXT NOT NULL DEFAULT 'enforced';
 ";
 
 /// A [`TokenStore`] in one SQLite file: the embedded, persistent default. Needs no server.
@@ -171,12 +179,18 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
              ({SCHEMA_VERSION}); upgrade tokengate"
         )));
     }
-    if version < 1 {
+    // Each step and its version bump commit together: a failed migration leaves the
+    // file as it was.
+    let steps = [(1, SCHEMA_V1), (2, SCHEMA_V2)];
+    for (step, sql) in steps.into_iter().filter(|(step, _)| *step > version) {
         connection
             .execute_batch(&format!(
-                "BEGIN; {SCHEMA_V1} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {sql} PRAGMA user_version = {step}; COMMIT;"
             ))
-            .map_err(sqlite_error)?;
+            .map_err(|error| {
+                let _ = connection.execute_batch("ROLLBACK;");
+                sqlite_error(error)
+            })?;
     }
     Ok(())
 }
@@ -218,6 +232,9 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         name: row.get(8)?,
         description: row.get(9)?,
         last_used_at: row.get(10)?,
+        grants: row.get(11)?,
+        kind: row.get(12)?,
+        second_factor: row.get(13)?,
     })
 }
 
@@ -243,7 +260,7 @@ impl TokenStore for SqliteStore {
             let row = Row::from_record(&record);
             let sql = format!(
                 "INSERT INTO tokengate_tokens ({COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
             );
             let inserted = connection.prepare_cached(&sql).and_then(|mut statement| {
                 statement.execute(params![
@@ -258,6 +275,9 @@ impl TokenStore for SqliteStore {
                     row.name,
                     row.description,
                     row.last_used_at,
+                    row.grants,
+                    row.kind,
+                    row.second_factor,
                 ])
             });
             match inserted {
@@ -277,13 +297,14 @@ impl TokenStore for SqliteStore {
             let transaction = connection.transaction().map_err(sqlite_error)?;
             let total: i64 = transaction
                 .prepare_cached(
-                    "SELECT COUNT(*) FROM tokengate_tokens WHERE owner = ?1 AND revoked_at IS NULL",
+                    "SELECT COUNT(*) FROM tokengate_tokens \
+                     WHERE owner = ?1 AND revoked_at IS NULL AND kind = 'standard'",
                 )
                 .and_then(|mut s| s.query_row(params![owner], |row| row.get(0)))
                 .map_err(sqlite_error)?;
             let sql = format!(
                 "SELECT {COLUMNS} FROM tokengate_tokens \
-                 WHERE owner = ?1 AND revoked_at IS NULL \
+                 WHERE owner = ?1 AND revoked_at IS NULL AND kind = 'standard' \
                  ORDER BY created_at, id LIMIT ?2 OFFSET ?3"
             );
             let rows = transaction

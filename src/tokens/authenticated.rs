@@ -4,9 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::access::{Access, Action};
+use crate::access::{Action, Grants, Resource};
 use crate::cache::Cached;
 use crate::cidr::CidrList;
+use crate::reason::Rejection;
+use crate::record::{SecondFactor, TokenKind};
 use crate::token::TokenId;
 
 /// Who a request was made by: what the inner service learns from an accepted token.
@@ -23,7 +25,7 @@ impl Authenticated {
     ///
     /// ```
     /// use std::time::SystemTime;
-    /// use tokengate::{Access, Authenticated, TokenDigest, TokenRecord};
+    /// use tokengate::{Authenticated, Grants, Permission, TokenDigest, TokenRecord};
     ///
     /// let mut record = TokenRecord::new(
     ///     "AbCdEfGhIj0".parse().unwrap(),
@@ -31,7 +33,7 @@ impl Authenticated {
     ///     TokenDigest::of("unused"),
     ///     SystemTime::now(),
     /// );
-    /// record.access = Access::ReadOnly;
+    /// record.grants = Grants::everything(Permission::ReadOnly);
     /// let who = Authenticated::for_record(record);
     /// assert_eq!(who.owner(), "alice");
     /// ```
@@ -54,15 +56,37 @@ impl Authenticated {
         &self.cached.record.owner
     }
 
-    /// Read-only or read-write.
-    pub fn access(&self) -> Access {
-        self.cached.record.access
+    /// What the token may do, resource by resource.
+    pub fn grants(&self) -> &Grants {
+        &self.cached.record.grants
     }
 
-    /// Whether the token may perform `action`: for checks a handler can only make once it
-    /// knows more than the gate did.
-    pub fn may(&self, action: Action) -> bool {
-        self.cached.record.access.allows(action)
+    /// An ordinary token or a login session.
+    pub fn kind(&self) -> TokenKind {
+        self.cached.record.kind
+    }
+
+    /// Whether writes with this token skip the second factor.
+    pub fn second_factor(&self) -> SecondFactor {
+        self.cached.record.second_factor
+    }
+
+    /// Whether the token may perform `action` on `resource` (with none, at all): for
+    /// checks a handler can only make once it knows more than the gate did, such as the
+    /// package named in a body.
+    pub fn may(&self, action: Action, resource: Option<&Resource>) -> bool {
+        self.cached.record.grants.allows(action, resource)
+    }
+
+    /// As [`Authenticated::may`], with the refusal the gate would have given: a 403 naming
+    /// the resource and the token's grant on it.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`] when the token's grants do not allow `action` on `resource`.
+    pub fn check(&self, action: Action, resource: &Resource) -> Result<(), Rejection> {
+        super::check::grants_allow(&self.cached.record.grants, action, Some(resource))
+            .map_err(|reason| Rejection::new(reason, Some(self.token_id())).on(resource.clone()))
     }
 
     /// The token's name, if it has one.
@@ -92,7 +116,9 @@ impl fmt::Debug for Authenticated {
         f.debug_struct("Authenticated")
             .field("token_id", &record.id)
             .field("owner", &record.owner)
-            .field("access", &record.access)
+            .field("grants", &record.grants)
+            .field("kind", &record.kind)
+            .field("second_factor", &record.second_factor)
             .field("token_name", &record.name)
             .field("created_at", &record.created_at)
             .field("expires_at", &record.expires_at)

@@ -1,9 +1,9 @@
-//! The checks after a token's record is found: secret, status, address, access.
+//! The checks after a token's record is found: secret, status, address, grants.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use crate::access::Action;
+use crate::access::{Action, Grants, Permission, Resource};
 use crate::digest::TokenDigest;
 use crate::reason::Reason;
 use crate::record::{Status, TokenRecord};
@@ -17,6 +17,7 @@ pub(crate) fn check(
     now: SystemTime,
     client: impl FnOnce() -> Option<IpAddr>,
     action: Action,
+    resource: Option<&Resource>,
 ) -> Result<(), Reason> {
     if !record.digest.verify(&digest) {
         return Err(Reason::SecretMismatch);
@@ -32,8 +33,28 @@ pub(crate) fn check(
             return Err(Reason::AddressNotAllowed);
         }
     }
-    if !record.access.allows(action) {
-        return Err(Reason::ReadOnly);
+    grants_allow(&record.grants, action, resource)
+}
+
+/// Whether `grants` allow `action` on `resource` (or, with none, at all), and if not, why.
+pub(crate) fn grants_allow(
+    grants: &Grants,
+    action: Action,
+    resource: Option<&Resource>,
+) -> Result<(), Reason> {
+    match resource {
+        None if grants.broadest().allows(action) => Ok(()),
+        None => Err(Reason::ReadOnly),
+        Some(resource) => {
+            let permission = grants.permission_on(resource.as_str());
+            if permission.allows(action) {
+                Ok(())
+            } else if permission == Permission::ReadOnly && grants.on_everything().is_some() {
+                // A classic read-only token: the message it has always had.
+                Err(Reason::ReadOnly)
+            } else {
+                Err(Reason::NotPermitted(permission))
+            }
+        }
     }
-    Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::access::Action;
+use crate::access::{Action, Resource};
 use crate::reason::Rejection;
 use crate::record::TokenListing;
 use crate::token::TokenId;
@@ -35,6 +35,8 @@ pub enum TokenEvent<'a> {
         by: &'a Authenticated,
         /// What the request does.
         action: Action,
+        /// What it does it to, when the application said.
+        resource: Option<&'a Resource>,
     },
     /// A request was refused by the gate, or [`Tokens::authenticate`](crate::Tokens::authenticate)
     /// refused a token.

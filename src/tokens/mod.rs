@@ -20,10 +20,10 @@ pub use error::TokensError;
 use events::EventHook;
 pub use events::TokenEvent;
 
-use crate::access::Action;
+use crate::access::{Action, Resource};
 use crate::cache::{CacheSettings, Cached, RecordCache};
 use crate::clock::{Clock, SystemClock, whole_millis};
-use crate::new_token::NewToken;
+use crate::new_token::{LifetimePolicy, NewToken};
 use crate::reason::{Reason, Rejection};
 use crate::record::{TokenListing, TokenRecord};
 use crate::store::{DynStore, Page, StoreChange, StoreError, TokenStore};
@@ -90,6 +90,7 @@ pub(crate) struct Inner<S> {
     prefix: TokenPrefix,
     clock: Arc<dyn Clock>,
     cache: RecordCache,
+    lifetimes: LifetimePolicy,
     events: Option<EventHook>,
     /// The store's change feed, until the background tasks take it.
     changes: Mutex<Option<broadcast::Receiver<StoreChange>>>,
@@ -120,6 +121,7 @@ pub struct TokensBuilder<S> {
     prefix: TokenPrefix,
     clock: Arc<dyn Clock>,
     cache: CacheSettings,
+    lifetimes: LifetimePolicy,
     events: Option<EventHook>,
 }
 
@@ -128,6 +130,7 @@ impl<S> fmt::Debug for TokensBuilder<S> {
         f.debug_struct("TokensBuilder")
             .field("prefix", &self.prefix)
             .field("cache", &self.cache)
+            .field("lifetimes", &self.lifetimes)
             .finish_non_exhaustive()
     }
 }
@@ -178,6 +181,30 @@ impl<S: TokenStore> TokensBuilder<S> {
         self
     }
 
+    /// How long a token that can write lives when its creator gives no expiry (default:
+    /// forever). npm's registry uses seven days.
+    pub fn write_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetimes.write_default = Some(lifetime);
+        self
+    }
+
+    /// The longest a token that can write may live (default: no limit); creating one with
+    /// a later expiry, or with none and no [`write_token_lifetime`](Self::write_token_lifetime),
+    /// fails with [`ExpiryProblem::PastMaximum`](crate::ExpiryProblem::PastMaximum), whose
+    /// message gives the limit. npm's registry allows 90 days. Read-only tokens and
+    /// sessions are not bound by it.
+    pub fn max_write_token_lifetime(mut self, max: Duration) -> Self {
+        self.lifetimes.write_max = Some(max);
+        self
+    }
+
+    /// How long a session ([`NewToken::session`]) lives when it is given no expiry
+    /// (default two hours, as npm's `npm login`).
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetimes.session = lifetime;
+        self
+    }
+
     /// A hook that hears every [`TokenEvent`]: created, revoked, used, refused. It runs
     /// on the request path, so it should only count or hand the event on.
     ///
@@ -208,6 +235,7 @@ impl<S: TokenStore> TokensBuilder<S> {
         Tokens {
             inner: Arc::new(Inner {
                 cache: RecordCache::new(self.cache),
+                lifetimes: self.lifetimes,
                 store: self.store,
                 prefix: self.prefix,
                 clock: self.clock,
@@ -221,7 +249,8 @@ impl<S: TokenStore> TokensBuilder<S> {
 
 impl<S: TokenStore> Tokens<S> {
     /// A builder with the defaults: prefix `tg`, 60 s cache TTL, 100,000 cached records,
-    /// unknown ids remembered for 5 s, the system clock, no event hook.
+    /// unknown ids remembered for 5 s, the system clock, no limit on token lifetimes but
+    /// two-hour sessions, no event hook.
     pub fn builder(store: S) -> TokensBuilder<S> {
         TokensBuilder {
             store,
@@ -233,6 +262,7 @@ impl<S: TokenStore> Tokens<S> {
                 unknown_ttl: Duration::from_secs(5),
                 unknown_capacity: 10_000,
             },
+            lifetimes: LifetimePolicy::default(),
             events: None,
         }
     }
@@ -266,13 +296,15 @@ impl<S: TokenStore> Tokens<S> {
         options: NewToken,
     ) -> Result<CreatedToken, TokensError> {
         let now = whole_millis(self.inner.clock.now());
-        let valid = options.validate(owner, now)?;
+        let valid = options.validate(owner, now, &self.inner.lifetimes)?;
         // Ids have 65 random bits; a collision is retried rather than reported.
         let mut attempts_left = 3;
         loop {
             let token = SecretToken::generate(&self.inner.prefix)?;
             let mut record = TokenRecord::new(token.id(), owner, token.digest(), now);
-            record.access = valid.access;
+            record.grants = valid.grants.clone();
+            record.kind = valid.kind;
+            record.second_factor = valid.second_factor;
             record.cidr = valid.cidr.clone();
             record.expires_at = valid.expires_at;
             record.name = valid.name.clone();
@@ -353,8 +385,35 @@ impl<S: TokenStore> Tokens<S> {
         client: Option<IpAddr>,
         action: Action,
     ) -> Result<Authenticated, Rejection> {
+        self.authenticate_for(token, client, action, None).await
+    }
+
+    /// [`Tokens::authenticate`] for a request that performs `action` on `resource`: the
+    /// token's grant on that resource decides, and a refusal names it.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`] saying why the token was refused.
+    pub async fn authenticate_on(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+        action: Action,
+        resource: &Resource,
+    ) -> Result<Authenticated, Rejection> {
+        self.authenticate_for(token, client, action, Some(resource))
+            .await
+    }
+
+    async fn authenticate_for(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+        action: Action,
+        resource: Option<&Resource>,
+    ) -> Result<Authenticated, Rejection> {
         let answer = match self.parse(token) {
-            Ok(presented) => self.authorize(presented, client, action).await,
+            Ok(presented) => self.authorize(presented, client, action, resource).await,
             Err(rejection) => Err(rejection),
         };
         if let Err(rejection) = &answer {
@@ -382,7 +441,8 @@ impl<S: TokenStore> Tokens<S> {
     }
 
     /// The online half of [`Tokens::authenticate`]: lookup, digest, status, address and
-    /// access checks for a token that [`Tokens::parse`] accepted.
+    /// grant checks for a token that [`Tokens::parse`] accepted, for a request that
+    /// performs `action` on `resource` (or on nothing in particular).
     ///
     /// # Errors
     ///
@@ -392,11 +452,13 @@ impl<S: TokenStore> Tokens<S> {
         presented: PresentedToken,
         client: Option<IpAddr>,
         action: Action,
+        resource: Option<&Resource>,
     ) -> Result<Authenticated, Rejection> {
-        if let Some(answer) = self.authorize_cached(presented, || client, action) {
+        if let Some(answer) = self.authorize_cached(presented, || client, action, resource) {
             return answer;
         }
-        self.authorize_from_store(presented, client, action).await
+        self.authorize_from_store(presented, client, action, resource)
+            .await
     }
 
     /// [`Tokens::authorize`] once [`Tokens::authorize_cached`] has said that the store
@@ -406,6 +468,7 @@ impl<S: TokenStore> Tokens<S> {
         presented: PresentedToken,
         client: Option<IpAddr>,
         action: Action,
+        resource: Option<&Resource>,
     ) -> Result<Authenticated, Rejection> {
         let refuse = |reason| Rejection::new(reason, Some(presented.id));
         let cached = self
@@ -416,7 +479,7 @@ impl<S: TokenStore> Tokens<S> {
             .map_err(refuse)?;
         // The store may have taken a while: expiry is judged at the time of the answer.
         let now = self.inner.clock.now();
-        self.admit(cached, presented, now, || client, action)
+        self.admit(cached, presented, now, || client, action, resource)
     }
 
     /// [`Tokens::authorize`] answered from the cache alone, without awaiting: `None` when
@@ -427,10 +490,11 @@ impl<S: TokenStore> Tokens<S> {
         presented: PresentedToken,
         client: impl FnOnce() -> Option<IpAddr>,
         action: Action,
+        resource: Option<&Resource>,
     ) -> Option<Result<Authenticated, Rejection>> {
         let now = self.inner.clock.now();
         let answer = match self.inner.cache.cached(presented.id, now)? {
-            Ok(cached) => self.admit(cached, presented, now, client, action),
+            Ok(cached) => self.admit(cached, presented, now, client, action, resource),
             Err(reason) => Err(Rejection::new(reason, Some(presented.id))),
         };
         Some(answer)
@@ -444,9 +508,22 @@ impl<S: TokenStore> Tokens<S> {
         now: SystemTime,
         client: impl FnOnce() -> Option<IpAddr>,
         action: Action,
+        resource: Option<&Resource>,
     ) -> Result<Authenticated, Rejection> {
-        check::check(&cached.record, presented.digest, now, client, action)
-            .map_err(|reason| Rejection::new(reason, Some(presented.id)))?;
+        if let Err(reason) = check::check(
+            &cached.record,
+            presented.digest,
+            now,
+            client,
+            action,
+            resource,
+        ) {
+            let rejection = Rejection::new(reason, Some(presented.id));
+            return Err(match (reason, resource) {
+                (Reason::NotPermitted(_), Some(resource)) => rejection.on(resource.clone()),
+                _ => rejection,
+            });
+        }
         if let Some(reports) = self.background() {
             if cached.claim_use_report(now, USE_REPORT_INTERVAL) {
                 // Never waits: when the writer is behind, this use goes unrecorded.
@@ -458,6 +535,7 @@ impl<S: TokenStore> Tokens<S> {
         self.emit(|| TokenEvent::Used {
             by: &authenticated,
             action,
+            resource,
         });
         Ok(authenticated)
     }

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
     // Everything else: reads are anonymous, anything with a token is held to its rules.
     let layer = TokenAuthLayer::new(state.tokens().clone())
         .optional()
+        .resources(packages::resource_of)
         .npm_responses("registry");
     let gated = Router::new()
         .route("/-/whoami", get(users::whoami))

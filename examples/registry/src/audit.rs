@@ -58,7 +58,9 @@ fn line(event: &TokenEvent<'_>) -> Option<String> {
     let entry = match event {
         TokenEvent::Created { listing } => json!({
             "at": at, "event": "token created", "token_id": listing.id.to_string(),
-            "owner": listing.owner, "read_only": listing.access.is_read_only(),
+            "owner": listing.owner, "kind": listing.kind.as_str(),
+            "grants": listing.grants.iter()
+                .map(|g| format!("{} {}", g.permission, g.pattern)).collect::<Vec<_>>(),
             "cidr": listing.cidr.to_strings(),
         }),
         TokenEvent::Revoked { id, owner } => json!({
@@ -67,9 +69,10 @@ fn line(event: &TokenEvent<'_>) -> Option<String> {
         TokenEvent::Used {
             by,
             action: Action::Write,
+            resource,
         } => json!({
             "at": at, "event": "write", "token_id": by.token_id().to_string(),
-            "owner": by.owner(),
+            "owner": by.owner(), "resource": resource.map(|r| r.to_string()),
         }),
         TokenEvent::Refused {
             rejection,
@@ -78,6 +81,7 @@ fn line(event: &TokenEvent<'_>) -> Option<String> {
             path,
         } => json!({
             "at": at, "event": "refused", "reason": format!("{:?}", rejection.reason()),
+            "resource": rejection.resource().map(|r| r.to_string()),
             "token_id": rejection.token_id().map(|id| id.to_string()),
             "client": client.map(|ip| ip.to_string()),
             "method": method.map(|m| m.to_string()), "path": path,

@@ -4,18 +4,36 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
-usage: registry [--listen ADDR] [--data DIR | --memory]
+usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
+                [--max-write-token-days N]
 
-  --listen ADDR   address to listen on (default 127.0.0.1:4873)
-  --data DIR      where tokens (SQLite) and packages are kept (default ./registry-data)
-  --memory        keep nothing on disk
-  --help          this text";
+  --listen ADDR               address to listen on (default 127.0.0.1:4873)
+  --data DIR                  where tokens (SQLite) and packages are kept
+                              (default ./registry-data)
+  --memory                    keep nothing on disk
+  --write-token-days N        lifetime of a token that can publish, when `npm token
+                              create` gives no --expires (default 7, as npm)
+  --max-write-token-days N    longest lifetime of a token that can publish (default 90,
+                              as npm; 0 for no limit)
+  --help                      this text";
+
+/// A whole number of days, at most ten years.
+fn days(flag: &str, text: &str) -> Result<u32, String> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|days| *days <= 3650)
+        .ok_or_else(|| format!("{flag}: {text:?} is not a number of days from 0 to 3650"))
+}
 
 #[derive(Debug, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     /// `None` with `--memory`.
     pub data: Option<PathBuf>,
+    /// Days a write token lives without `--expires`.
+    pub write_token_days: u32,
+    /// Most days a write token may live; `None` for no limit.
+    pub max_write_token_days: Option<u32>,
 }
 
 impl Config {
@@ -24,6 +42,8 @@ impl Config {
         let mut listen = SocketAddr::from(([127, 0, 0, 1], 4873));
         let mut data = Some(PathBuf::from("registry-data"));
         let (mut saw_data, mut saw_memory) = (false, false);
+        let mut write_token_days = 7;
+        let mut max_write_token_days = Some(90);
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -42,6 +62,16 @@ impl Config {
                     data = None;
                     saw_memory = true;
                 }
+                "--write-token-days" => {
+                    write_token_days = days("--write-token-days", &value("--write-token-days")?)?;
+                    if write_token_days == 0 {
+                        return Err("--write-token-days must be at least 1".into());
+                    }
+                }
+                "--max-write-token-days" => {
+                    let max = days("--max-write-token-days", &value("--max-write-token-days")?)?;
+                    max_write_token_days = (max > 0).then_some(max);
+                }
                 "--help" | "-h" => return Ok(None),
                 other => return Err(format!("unknown flag {other:?}")),
             }
@@ -49,6 +79,19 @@ impl Config {
         if saw_data && saw_memory {
             return Err("--data and --memory cannot be used together".into());
         }
-        Ok(Some(Self { listen, data }))
+        if let Some(max) = max_write_token_days {
+            if write_token_days > max {
+                return Err(format!(
+                    "--write-token-days ({write_token_days}) is longer than \
+                     --max-write-token-days ({max})"
+                ));
+            }
+        }
+        Ok(Some(Self {
+            listen,
+            data,
+            write_token_days,
+            max_write_token_days,
+        }))
     }
 }

@@ -90,10 +90,15 @@ async fn serve(
     let audit_file = config.data.as_ref().map(|dir| dir.join("audit.log"));
     let audit = audit::hook(audit_file.as_deref())
         .map_err(|e| format!("cannot open the audit log: {e}"))?;
-    let tokens = Tokens::builder(store)
+    let day = std::time::Duration::from_secs(86_400);
+    let mut tokens = Tokens::builder(store)
         .prefix("npm")?
-        .on_event(audit)
-        .build();
+        .write_token_lifetime(day * config.write_token_days)
+        .on_event(audit);
+    if let Some(max) = config.max_write_token_days {
+        tokens = tokens.max_write_token_lifetime(day * max);
+    }
+    let tokens = tokens.build();
     let app = app::router(app::AppState::new(tokens, storage));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

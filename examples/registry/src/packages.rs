@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tokengate::Authenticated;
+use tokengate::{Action, Authenticated, RequestHead, Resource};
 
 use crate::app::AppState;
 use crate::error::{ApiError, JsonBody};
@@ -57,6 +57,11 @@ impl PackageName {
             base: base.to_owned(),
             scope: scope.map(str::to_owned),
         })
+    }
+
+    /// Whether `scope` (without its `@`) can name a scope.
+    pub fn valid_scope(scope: &str) -> bool {
+        valid_part(scope)
     }
 
     fn scoped(scope: &str, name: &str) -> Result<Self, ApiError> {
@@ -110,6 +115,57 @@ fn check_access(name: &PackageName, access: Option<&str>, exists: bool) -> Resul
             other.chars().take(64).collect::<String>()
         ))),
     }
+}
+
+impl std::fmt::Display for PackageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+/// The package a write touches, for the token gate: from `/<name>`, `/@scope%2f<name>`,
+/// `/@scope/<name>` and their `/-/…` sub-paths, percent-decoded as the router decodes
+/// them. Reads resolve to nothing: every package here is public, and a token limited to
+/// some packages must still install the others. Handlers check again against the name
+/// they parsed (see [`check_write`]), so a path this misreads is refused there.
+pub fn resource_of(request: &RequestHead<'_>) -> Option<Resource> {
+    if Action::of_method(request.method) == Action::Read {
+        return None;
+    }
+    let path = request.uri.path().strip_prefix('/')?;
+    let package = path.split("/-/").next()?;
+    if package.starts_with('-') {
+        return None;
+    }
+    let decoded = percent_decode(package)?;
+    PackageName::parse(&decoded)
+        .ok()
+        .map(|name| Resource::new(name.full))
+}
+
+/// `%XX` escapes decoded; `None` for a broken escape or text that is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = tail.get(..2)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// Whether `who` may write to `name`: its token's grant on the package decides, with the
+/// message the gate would give (npm prints it after E403).
+pub fn check_write(who: &Authenticated, name: &PackageName) -> Result<(), ApiError> {
+    who.check(Action::Write, &Resource::new(name.full.clone()))
+        .map_err(|rejection| ApiError::forbidden(rejection.message()))
 }
 
 fn valid_part(part: &str) -> bool {
@@ -260,6 +316,7 @@ async fn publish_named(
     JsonBody(request): JsonBody<PublishRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
+    check_write(&who, &name)?;
     let _writing = state.write_lock().await;
     let existing = load_packument(&state, &name).await?;
     let checked = check_publish(&name, request, existing.is_some())?;

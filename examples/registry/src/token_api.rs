@@ -8,10 +8,13 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use tokengate::store::Page;
-use tokengate::{Authenticated, NewToken, TokenListing};
+use tokengate::{
+    Authenticated, Grant, Grants, NewToken, Permission, ResourcePattern, SecondFactor, TokenListing,
+};
 
 use crate::app::AppState;
 use crate::error::{ApiError, JsonBody};
+use crate::packages::PackageName;
 use crate::users;
 
 /// npm's default page size; a bigger one is cut to this.
@@ -21,13 +24,14 @@ fn iso(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
-/// One token as npm lists it.
+/// One token as npm lists it, with the granular fields npm's website shows.
 #[derive(Serialize)]
 struct ListedToken {
     key: String,
     token: String,
     created: String,
     updated: String,
+    /// True when the token can change nothing.
     readonly: bool,
     cidr_whitelist: Option<Vec<String>>,
     /// npm prints it as it is: an unnamed token says so rather than `null`.
@@ -35,6 +39,11 @@ struct ListedToken {
     description: Option<String>,
     expires: Option<String>,
     accessed: Option<String>,
+    packages_all: bool,
+    packages: Vec<String>,
+    scopes: Vec<String>,
+    packages_and_scopes_permission: String,
+    bypass_2fa: bool,
 }
 
 /// What `npm token list` shows for a token created without a name.
@@ -42,17 +51,34 @@ const UNNAMED: &str = "(unnamed)";
 
 impl From<&TokenListing> for ListedToken {
     fn from(listing: &TokenListing) -> Self {
+        let (mut packages, mut scopes, mut packages_all) = (Vec::new(), Vec::new(), false);
+        for grant in listing.grants.iter() {
+            match &grant.pattern {
+                ResourcePattern::All => packages_all = true,
+                ResourcePattern::Exact(name) => packages.push(name.clone()),
+                ResourcePattern::Prefix(prefix) => {
+                    scopes.push(prefix.trim_end_matches('/').to_owned());
+                }
+                _ => {}
+            }
+        }
+        let broadest = listing.grants.broadest();
         Self {
             key: listing.id.to_string(),
             token: listing.token_prefix.clone(),
             created: iso(listing.created_at),
             updated: iso(listing.created_at),
-            readonly: listing.access.is_read_only(),
+            readonly: broadest < Permission::ReadWrite,
             cidr_whitelist: (!listing.cidr.is_empty()).then(|| listing.cidr.to_strings()),
             name: listing.name.clone().unwrap_or_else(|| UNNAMED.to_owned()),
             description: listing.description.clone(),
             expires: listing.expires_at.map(iso),
             accessed: listing.last_used_at.map(iso),
+            packages_all,
+            packages,
+            scopes,
+            packages_and_scopes_permission: broadest.to_string(),
+            bypass_2fa: listing.second_factor == SecondFactor::Bypassed,
         }
     }
 }
@@ -109,71 +135,35 @@ pub struct CreateRequest {
     description: Option<String>,
     /// Days.
     expires: Option<i64>,
+    packages: Option<Vec<String>>,
+    packages_all: Option<bool>,
+    scopes: Option<Vec<String>>,
     packages_and_scopes_permission: Option<String>,
     cidr_whitelist: Option<Vec<String>>,
+    bypass_2fa: Option<bool>,
     /// Older clients.
     readonly: Option<bool>,
-    #[allow(dead_code)]
-    bypass_2fa: Option<bool>,
-    /// Granular restrictions this registry cannot enforce yet: refused when present, so
-    /// that a token asked to be narrow never comes out unrestricted.
-    packages: Option<serde_json::Value>,
-    packages_all: Option<serde_json::Value>,
-    scopes: Option<serde_json::Value>,
+    /// Organisations: this registry has none, so these are refused when present.
     orgs: Option<serde_json::Value>,
     orgs_permission: Option<serde_json::Value>,
 }
 
-impl CreateRequest {
-    /// The first restriction the request asks for that this registry cannot enforce.
-    fn unsupported_field(&self) -> Option<&'static str> {
-        [
-            ("packages", &self.packages),
-            ("packages_all", &self.packages_all),
-            ("scopes", &self.scopes),
-            ("orgs", &self.orgs),
-            ("orgs_permission", &self.orgs_permission),
-        ]
-        .into_iter()
-        .find(|(_, value)| value.as_ref().is_some_and(|v| !v.is_null()))
-        .map(|(field, _)| field)
-    }
-}
-
-#[derive(Serialize)]
-struct CreatedReply {
-    token: String,
-    key: String,
-    cidr_whitelist: Option<Vec<String>>,
-    created: String,
-    updated: String,
-    readonly: bool,
-    name: String,
-    expires: Option<String>,
-}
-
 /// The options a create request asks for, or what is wrong with it.
 fn options(request: &CreateRequest) -> Result<NewToken, ApiError> {
-    if let Some(field) = request.unsupported_field() {
-        return Err(ApiError::bad_request(format!(
-            "{field} is not supported: this registry issues tokens for all packages only"
-        )));
-    }
-    let read_only = match request.packages_and_scopes_permission.as_deref() {
-        None => request.readonly.unwrap_or(false),
-        Some("read-only") => true,
-        Some("read-write") => false,
-        Some(other) => {
+    for (field, value) in [
+        ("orgs", &request.orgs),
+        ("orgs_permission", &request.orgs_permission),
+    ] {
+        if value.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(ApiError::bad_request(format!(
-                "packages_and_scopes_permission {other:?} is not supported: use read-only or read-write"
+                "{field} is not supported: this registry has no organisations"
             )));
         }
-    };
-    let mut options = if read_only {
-        NewToken::read_only()
-    } else {
-        NewToken::read_write()
-    };
+    }
+    let mut options = NewToken::with_grants(grants(request)?);
+    if request.bypass_2fa == Some(true) {
+        options = options.bypass_second_factor();
+    }
     if let Some(cidr) = &request.cidr_whitelist {
         options = options.allow_cidrs(cidr.iter().cloned());
     }
@@ -192,6 +182,64 @@ fn options(request: &CreateRequest) -> Result<NewToken, ApiError> {
         options = options.description(description.clone());
     }
     Ok(options)
+}
+
+/// The grants of `--packages`, `--scopes`, `--packages-all` and
+/// `--packages-and-scopes-permission`; a token that names none of them covers every
+/// package, as classic tokens do.
+fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
+    let permission = match (
+        request.packages_and_scopes_permission.as_deref(),
+        request.readonly,
+    ) {
+        (Some(text), readonly) => {
+            let permission: Permission = text.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "packages_and_scopes_permission {:?} is not supported: use read-only, \
+                     read-write or no-access",
+                    text.chars().take(32).collect::<String>()
+                ))
+            })?;
+            if readonly == Some(true) && permission != Permission::ReadOnly {
+                return Err(ApiError::bad_request(
+                    "readonly and packages_and_scopes_permission disagree",
+                ));
+            }
+            permission
+        }
+        (None, Some(true)) => Permission::ReadOnly,
+        (None, _) => Permission::ReadWrite,
+    };
+    let mut patterns = Vec::new();
+    if request.packages_all == Some(true) {
+        patterns.push(ResourcePattern::All);
+    }
+    for package in request.packages.iter().flatten() {
+        let name = PackageName::parse(package)
+            .map_err(|e| ApiError::bad_request(format!("packages: {}", e.message())))?;
+        patterns.push(ResourcePattern::Exact(name.to_string()));
+    }
+    for scope in request.scopes.iter().flatten() {
+        let bare = scope.strip_prefix('@').unwrap_or(scope);
+        if !PackageName::valid_scope(bare) {
+            return Err(ApiError::bad_request(format!(
+                "scopes: {:?} is not a scope such as @alice",
+                scope.chars().take(64).collect::<String>()
+            )));
+        }
+        patterns.push(ResourcePattern::Prefix(format!("@{bare}/")));
+    }
+    if patterns.is_empty() {
+        patterns.push(ResourcePattern::All);
+    }
+    patterns.sort_by_key(ToString::to_string);
+    patterns.dedup();
+    Grants::new(
+        patterns
+            .into_iter()
+            .map(|pattern| Grant::new(pattern, permission)),
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// `POST /-/npm/v1/tokens`: needs the account password, returns the full token once.
@@ -220,17 +268,16 @@ pub async fn create(
     tracing::info!(user = who.owner(), token_id = %created.listing.id, "token created");
     Ok((
         StatusCode::CREATED,
-        Json(CreatedReply {
-            token: created.token.expose_secret().to_owned(),
-            key: listing.key,
-            cidr_whitelist: listing.cidr_whitelist,
-            created: listing.created,
-            updated: listing.updated,
-            readonly: listing.readonly,
-            name: listing.name,
-            expires: listing.expires,
-        }),
+        Json(created_reply(listing, created.token.expose_secret())),
     ))
+}
+
+/// What `npm token create` prints: the listing, with the full token in place of the
+/// truncated one.
+fn created_reply(listing: ListedToken, token: &str) -> serde_json::Value {
+    let mut reply = serde_json::to_value(listing).unwrap_or_default();
+    reply["token"] = token.into();
+    reply
 }
 
 /// `DELETE /-/npm/v1/tokens/token/<key or full token>`: another user's token is as

@@ -91,7 +91,7 @@ struct LoginReply {
 }
 
 /// `PUT /-/user/org.couchdb.user:<name>`: creates the user, or logs an existing one in;
-/// either way answers with a new read-write session token.
+/// either way answers with a new session token: read-write, two hours, never listed.
 pub async fn login(
     State(state): State<AppState>,
     Path(couch_id): Path<String>,
@@ -149,7 +149,7 @@ pub async fn login(
     }
     let created = state
         .tokens()
-        .create(name, NewToken::read_write().name("npm login session"))
+        .create(name, NewToken::session().name("npm login session"))
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -1,0 +1,674 @@
+//! [`RedisStore`]: a [`tokengate`] [`TokenStore`] on Redis, kept to the same contract as
+//! the stores built into tokengate (`tokengate::store::contract` checks it in this
+//! package's tests).
+//!
+//! ```no_run
+//! use tokengate::{Action, NewToken, Tokens};
+//! use tokengate_redis_store::RedisStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::connect("redis://127.0.0.1:6379/", "tokens").await?;
+//! let tokens = Tokens::builder(store).prefix("npm")?.build();
+//! let created = tokens.create("alice", NewToken::read_only()).await?;
+//! let token = created.token.expose_secret();
+//! assert!(tokens.authenticate(token, None, Action::Read).await.is_ok());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Data layout
+//!
+//! Every key starts with the store's namespace, so that several stores (and test runs)
+//! can share one server without seeing each other's keys:
+//!
+//! | key                  | type       | holds                                              |
+//! |----------------------|------------|----------------------------------------------------|
+//! | `<ns>:token:<id>`    | hash       | one record, revoked or not                         |
+//! | `<ns>:owner:<owner>` | sorted set | the ids of the owner's live (unrevoked) records    |
+//!
+//! The hash's fields are `id`, `owner`, `digest` (the SHA-256 in lower-case hex), `access`
+//! (`read-only` or `read-write`), `cidr` (the allow-list joined with commas; empty for any
+//! address), `created_at`, and when set `expires_at`, `revoked_at`, `name`, `description`
+//! and `last_used_at`. Times are whole milliseconds since the Unix epoch, in decimal; an
+//! absent field is `None`. The sorted set scores each id by its `created_at`, and Redis
+//! orders equal scores by member bytes, which is [`TokenId`]'s order: a listing comes out
+//! ordered by creation time, then id, as the contract asks.
+//!
+//! Writes that must check before they change (insert, revoke, last use) and listings run
+//! as Lua scripts, each one atomic step on the server.
+//!
+//! # Limits
+//!
+//! - Times are kept to the millisecond, like tokengate's SQL stores. Scores are doubles, so
+//!   listing order is exact for creation times within 2^53 ms (about 285,000 years) of
+//!   1970.
+//! - The scripts reach keys named inside them (the owner set named in a hash, the hashes
+//!   named in an owner set). On Redis Cluster every key of a store must therefore hash to
+//!   one slot: use a hash-tagged namespace such as `{tokens}`.
+//! - Redis keeps what its persistence settings keep. A revocation lost in a crash brings
+//!   the token back, so run it with the append-only file on.
+//! - TLS (`rediss://`) needs one of the `redis` crate's TLS features turned on in your
+//!   build; this package does not pull one in.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    Client, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, RedisError, Script,
+    ScriptInvocation, Value,
+};
+use tokengate::store::{Page, RecordPage, StoreError, TokenStore};
+use tokengate::{Access, CidrList, TokenDigest, TokenId, TokenRecord};
+
+/// A [`TokenStore`] on a Redis server. See the [crate docs](crate) for what it writes.
+///
+/// Cheap to clone: clones share one multiplexed connection, which reconnects by itself
+/// after the server comes back. Must be used within a Tokio runtime. Its `Debug` shows the
+/// server and namespace, never a password.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    namespace: String,
+    server: Server,
+}
+
+/// Options for [`RedisStore`]; see [`RedisStore::builder`].
+pub struct RedisStoreBuilder {
+    // Parsed at once so that `Debug` can redact it; a bad URL is reported by `connect`.
+    info: Result<ConnectionInfo, RedisError>,
+    namespace: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl RedisStoreBuilder {
+    /// How long each attempt to connect may take (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a command may wait for its answer before it fails with
+    /// [`StoreError::Unavailable`] (default 2 s). Token lookups run on the request path,
+    /// where a quick 503 beats a hung request.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Connects, failing with [`StoreError::Unavailable`] when the URL is invalid or the
+    /// server cannot be reached or refuses the credentials.
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        let info = self
+            .info
+            .map_err(|error| StoreError::unavailable(format!("invalid Redis URL: {error}")))?;
+        let server = Server::of(&info);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            // Requests wait on a reconnection in progress: keep it short so that they fail
+            // fast while the server is down.
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(Duration::from_millis(500));
+        let cannot = |error: RedisError| {
+            StoreError::unavailable(format!(
+                "cannot connect to Redis at {}: {error}",
+                server.addr
+            ))
+        };
+        let client = Client::open(info).map_err(cannot)?;
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(cannot)?;
+        Ok(RedisStore {
+            connection,
+            shared: Arc::new(Shared {
+                namespace: self.namespace,
+                server,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("RedisStoreBuilder");
+        match &self.info {
+            Ok(info) => out.field("server", &Server::of(info)),
+            Err(_) => out.field("server", &"<invalid URL>"),
+        };
+        out.field("namespace", &self.namespace)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
+}
+
+const RECONNECT_RETRIES: usize = 2;
+
+impl RedisStore {
+    /// Connects to the server at `url` (such as `redis://:password@host:6379/0`) with the
+    /// default options, keeping every key under `namespace`.
+    pub async fn connect(
+        url: impl IntoConnectionInfo,
+        namespace: impl Into<String>,
+    ) -> Result<Self, StoreError> {
+        Self::builder(url, namespace).connect().await
+    }
+
+    /// Options for a store on the server at `url`, keeping every key under `namespace`.
+    pub fn builder(
+        url: impl IntoConnectionInfo,
+        namespace: impl Into<String>,
+    ) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            info: url.into_connection_info(),
+            namespace: namespace.into(),
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn namespace(&self) -> &str {
+        &self.shared.namespace
+    }
+
+    fn token_key(&self, id: TokenId) -> String {
+        format!("{}{id}", self.token_prefix())
+    }
+
+    fn token_prefix(&self) -> String {
+        format!("{}:token:", self.shared.namespace)
+    }
+
+    fn owner_key(&self, owner: &str) -> String {
+        format!("{}{owner}", self.owner_prefix())
+    }
+
+    fn owner_prefix(&self) -> String {
+        format!("{}:owner:", self.shared.namespace)
+    }
+
+    /// Runs a script; `what` names the keys it works on, for errors.
+    async fn run(&self, script: &ScriptInvocation<'_>, what: &str) -> Result<Value, StoreError> {
+        let mut connection = self.connection.clone();
+        script
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|error| failure(error, what))
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("server", &self.shared.server)
+            .field("namespace", &self.shared.namespace)
+            .finish()
+    }
+}
+
+/// Where a store connects, with the password left out.
+struct Server {
+    addr: String,
+    tls: bool,
+    db: i64,
+    username: Option<String>,
+    has_password: bool,
+}
+
+impl Server {
+    fn of(info: &ConnectionInfo) -> Self {
+        let settings = info.redis_settings();
+        Self {
+            addr: info.addr().to_string(),
+            tls: matches!(info.addr(), ConnectionAddr::TcpTls { .. }),
+            db: settings.db(),
+            username: settings.username().map(str::to_owned),
+            has_password: settings.password().is_some(),
+        }
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &self.has_password.then_some("[redacted]"))
+            .finish()
+    }
+}
+
+/// A key of the wrong type is data that cannot be read back; anything else is about
+/// reaching the server (refused, timed out, out of memory, not permitted).
+fn failure(error: RedisError, what: &str) -> StoreError {
+    if error.code() == Some("WRONGTYPE") {
+        StoreError::Corrupt(format!("{what}: a Redis key of the wrong type"))
+    } else {
+        StoreError::unavailable(error)
+    }
+}
+
+/// The script's answer as `T`, or [`StoreError::Corrupt`] saying what could not be read.
+fn answer<T: FromRedisValue>(value: Value, what: impl fmt::Display) -> Result<T, StoreError> {
+    redis::from_redis_value(value)
+        .map_err(|_| StoreError::Corrupt(format!("unexpected answer from Redis for {what}")))
+}
+
+struct Scripts {
+    insert: Script,
+    revoke: Script,
+    list: Script,
+    record_use: Script,
+}
+
+// Field names in these scripts must match the `F_*` constants below.
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    // KEYS: the token's hash, its owner's live set. ARGV: id, created_at ms or '' for a
+    // record stored already revoked, then field, value, field, value...
+    insert: Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 1 then
+            return 0
+        end
+        redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+        if ARGV[2] ~= '' then
+            redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+        end
+        return 1
+        ",
+    ),
+    // KEYS: the token's hash. ARGV: the owner-set key prefix, id, revoked_at ms.
+    revoke: Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 0
+            or redis.call('HEXISTS', KEYS[1], 'revoked_at') == 1 then
+            return 0
+        end
+        -- Revocation first: should the owner be unreadable, the token is still refused.
+        redis.call('HSET', KEYS[1], 'revoked_at', ARGV[3])
+        local owner = redis.call('HGET', KEYS[1], 'owner')
+        if owner then
+            redis.call('ZREM', ARGV[1] .. owner, ARGV[2])
+        end
+        return 1
+        ",
+    ),
+    // KEYS: the owner's live set. ARGV: the token key prefix, first and last rank.
+    // One script, so that the total and the page are one snapshot.
+    list: Script::new(
+        r"
+        local ids = redis.call('ZRANGE', KEYS[1], ARGV[2], ARGV[3])
+        local hashes = {}
+        for i, id in ipairs(ids) do
+            hashes[i] = redis.call('HGETALL', ARGV[1] .. id)
+        end
+        return {redis.call('ZCARD', KEYS[1]), ids, hashes}
+        ",
+    ),
+    // KEYS: token hashes. ARGV: the matching last-use times in ms.
+    record_use: Script::new(
+        r"
+        for i, key in ipairs(KEYS) do
+            if redis.call('EXISTS', key) == 1 then
+                local current = redis.call('HGET', key, 'last_used_at')
+                -- An unreadable time is left alone for `get` to report, not papered over.
+                local known = current and tonumber(current)
+                if not current or (known and known < tonumber(ARGV[i])) then
+                    redis.call('HSET', key, 'last_used_at', ARGV[i])
+                end
+            end
+        end
+        return 0
+        ",
+    ),
+});
+
+/// Most uses recorded by one script call: long batches would hold up the server.
+const USES_PER_CALL: usize = 256;
+
+const F_ID: &str = "id";
+const F_OWNER: &str = "owner";
+const F_DIGEST: &str = "digest";
+const F_ACCESS: &str = "access";
+const F_CIDR: &str = "cidr";
+const F_CREATED_AT: &str = "created_at";
+const F_EXPIRES_AT: &str = "expires_at";
+const F_REVOKED_AT: &str = "revoked_at";
+const F_NAME: &str = "name";
+const F_DESCRIPTION: &str = "description";
+const F_LAST_USED_AT: &str = "last_used_at";
+
+const READ_ONLY: &str = "read-only";
+const READ_WRITE: &str = "read-write";
+
+/// The hash fields of a record; `None` fields are left out.
+fn encode(record: &TokenRecord) -> Result<Vec<(&'static str, String)>, StoreError> {
+    let access = match record.access {
+        Access::ReadOnly => READ_ONLY,
+        Access::ReadWrite => READ_WRITE,
+        // A level added to tokengate later: refuse it rather than store it as another.
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "token {}: an access level this store cannot keep",
+                record.id
+            )));
+        }
+    };
+    let mut fields = vec![
+        (F_ID, record.id.to_string()),
+        (F_OWNER, record.owner.clone()),
+        (F_DIGEST, record.digest.to_hex()),
+        (F_ACCESS, access.to_owned()),
+        (F_CIDR, record.cidr.to_strings().join(",")),
+        (F_CREATED_AT, millis(record.created_at).to_string()),
+    ];
+    let ms = |at: Option<SystemTime>| at.map(|at| millis(at).to_string());
+    let optional = [
+        (F_EXPIRES_AT, ms(record.expires_at)),
+        (F_REVOKED_AT, ms(record.revoked_at)),
+        (F_NAME, record.name.clone()),
+        (F_DESCRIPTION, record.description.clone()),
+        (F_LAST_USED_AT, ms(record.last_used_at)),
+    ];
+    fields.extend(
+        optional
+            .into_iter()
+            .filter_map(|(field, value)| value.map(|value| (field, value))),
+    );
+    Ok(fields)
+}
+
+/// A token's hash as read back. Errors name the token and the field, never a value: the
+/// digest must not reach logs.
+struct Fields {
+    id: TokenId,
+    map: Hash,
+}
+
+/// A hash's fields and values as Redis returns them: bytes, checked when read.
+type Hash = HashMap<Vec<u8>, Vec<u8>>;
+
+impl Fields {
+    fn corrupt(&self, problem: &str, field: &str) -> StoreError {
+        StoreError::Corrupt(format!("token {}: {problem} {field}", self.id))
+    }
+
+    fn text(&self, field: &str) -> Result<Option<&str>, StoreError> {
+        self.map
+            .get(field.as_bytes())
+            .map(|bytes| std::str::from_utf8(bytes).map_err(|_| self.corrupt("bad", field)))
+            .transpose()
+    }
+
+    fn required(&self, field: &str) -> Result<&str, StoreError> {
+        self.text(field)?
+            .ok_or_else(|| self.corrupt("missing", field))
+    }
+
+    fn time(&self, field: &str) -> Result<Option<SystemTime>, StoreError> {
+        self.text(field)?
+            .map(|text| {
+                text.parse()
+                    .ok()
+                    .and_then(time)
+                    .ok_or_else(|| self.corrupt("bad", field))
+            })
+            .transpose()
+    }
+
+    fn into_record(self) -> Result<TokenRecord, StoreError> {
+        if self.required(F_ID)? != self.id.as_str() {
+            return Err(self.corrupt("bad", F_ID));
+        }
+        let digest = TokenDigest::from_hex(self.required(F_DIGEST)?)
+            .map_err(|_| self.corrupt("bad", F_DIGEST))?;
+        let access = match self.required(F_ACCESS)? {
+            READ_ONLY => Access::ReadOnly,
+            READ_WRITE => Access::ReadWrite,
+            _ => return Err(self.corrupt("bad", F_ACCESS)),
+        };
+        let cidr = match self.required(F_CIDR)? {
+            "" => CidrList::any(),
+            list => CidrList::parse(list.split(',')).map_err(|_| self.corrupt("bad", F_CIDR))?,
+        };
+        let created_at = self
+            .time(F_CREATED_AT)?
+            .ok_or_else(|| self.corrupt("missing", F_CREATED_AT))?;
+        let mut record = TokenRecord::new(self.id, self.required(F_OWNER)?, digest, created_at);
+        record.access = access;
+        record.cidr = cidr;
+        record.expires_at = self.time(F_EXPIRES_AT)?;
+        record.revoked_at = self.time(F_REVOKED_AT)?;
+        record.name = self.text(F_NAME)?.map(str::to_owned);
+        record.description = self.text(F_DESCRIPTION)?.map(str::to_owned);
+        record.last_used_at = self.time(F_LAST_USED_AT)?;
+        Ok(record)
+    }
+}
+
+/// Milliseconds since the Unix epoch, negative before it, saturating far out.
+fn millis(at: SystemTime) -> i64 {
+    match at.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+/// The instant `millis` milliseconds from the Unix epoch, if the platform can hold it.
+fn time(millis: i64) -> Option<SystemTime> {
+    let offset = Duration::from_millis(millis.unsigned_abs());
+    if millis >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(offset)
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(offset)
+    }
+}
+
+impl TokenStore for RedisStore {
+    async fn get(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let key = self.token_key(id);
+        let mut connection = self.connection.clone();
+        let value: Value = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .map_err(|error| failure(error, &key))?;
+        let map: Hash = answer(value, &key)?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        Fields { id, map }.into_record().map(Some)
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        let fields = encode(&record)?;
+        let key = self.token_key(record.id);
+        let mut script = SCRIPTS.insert.prepare_invoke();
+        script
+            .key(&key)
+            .key(self.owner_key(&record.owner))
+            .arg(record.id.as_str());
+        match record.revoked_at {
+            Some(_) => script.arg(""),
+            None => script.arg(millis(record.created_at)),
+        };
+        for (field, value) in fields {
+            script.arg(field).arg(value);
+        }
+        let inserted: i64 = answer(self.run(&script, &key).await?, &key)?;
+        if inserted == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Duplicate(record.id))
+        }
+    }
+
+    async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
+        let key = self.owner_key(owner);
+        let limit = page.effective_limit();
+        if limit == 0 {
+            // ZRANGE 0 -1 would mean the whole set.
+            let mut connection = self.connection.clone();
+            let total: u64 = redis::cmd("ZCARD")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await
+                .map_err(|error| failure(error, &key))?;
+            return Ok(RecordPage::new(Vec::new(), total));
+        }
+        let first = i64::try_from(page.offset).unwrap_or(i64::MAX);
+        let last = first.saturating_add(limit as i64 - 1);
+        let mut script = SCRIPTS.list.prepare_invoke();
+        script
+            .key(&key)
+            .arg(self.token_prefix())
+            .arg(first)
+            .arg(last);
+        let (total, ids, hashes): (u64, Vec<Vec<u8>>, Vec<Hash>) =
+            answer(self.run(&script, &key).await?, &key)?;
+        if ids.len() != hashes.len() {
+            return Err(StoreError::Corrupt(format!(
+                "unexpected answer from Redis for {key}"
+            )));
+        }
+        let mut records = Vec::with_capacity(ids.len());
+        for (id, map) in ids.into_iter().zip(hashes) {
+            let id = std::str::from_utf8(&id)
+                .ok()
+                .and_then(|id| id.parse::<TokenId>().ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("{key} holds a bad token id")))?;
+            if map.is_empty() {
+                return Err(StoreError::Corrupt(format!(
+                    "token {id}: listed in {key} but not stored"
+                )));
+            }
+            let record = Fields { id, map }.into_record()?;
+            // Guards against one owner's set leading to another owner's tokens.
+            if record.owner != owner || record.revoked_at.is_some() {
+                return Err(StoreError::Corrupt(format!(
+                    "token {id}: listed in {key} but not a live token of that owner"
+                )));
+            }
+            records.push(record);
+        }
+        Ok(RecordPage::new(records, total))
+    }
+
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        let key = self.token_key(id);
+        let mut script = SCRIPTS.revoke.prepare_invoke();
+        script
+            .key(&key)
+            .arg(self.owner_prefix())
+            .arg(id.as_str())
+            .arg(millis(at));
+        let revoked: i64 = answer(self.run(&script, &key).await?, &key)?;
+        Ok(revoked == 1)
+    }
+
+    async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
+        for batch in uses.chunks(USES_PER_CALL) {
+            let mut script = SCRIPTS.record_use.prepare_invoke();
+            for (id, at) in batch {
+                script.key(self.token_key(*id)).arg(millis(*at));
+            }
+            self.run(&script, "the token keys of a batch of last uses")
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokengate::store::contract;
+
+    fn fields_of(record: &TokenRecord) -> Fields {
+        let map = encode(record)
+            .unwrap()
+            .into_iter()
+            .map(|(field, value)| (field.as_bytes().to_vec(), value.into_bytes()))
+            .collect();
+        Fields { id: record.id, map }
+    }
+
+    #[test]
+    fn records_round_trip_through_fields() {
+        let mut record = contract::record("zoë", contract::at(0));
+        assert_eq!(fields_of(&record).into_record().unwrap(), record);
+        record.access = Access::ReadOnly;
+        record.cidr = CidrList::parse(["10.0.0.0/8", "2001:db8::/32"]).unwrap();
+        record.expires_at = Some(contract::at(100));
+        record.revoked_at = Some(contract::at(50));
+        record.name = Some(String::new());
+        record.description = Some("a, b\nc".into());
+        record.last_used_at = Some(contract::at(7));
+        assert_eq!(fields_of(&record).into_record().unwrap(), record);
+    }
+
+    #[test]
+    fn times_round_trip_to_the_millisecond() {
+        for ms in [0, 1, 1_700_000_000_123, -5_000] {
+            assert_eq!(time(ms).map(millis), Some(ms));
+        }
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(millis(t), 1_700_000_000_123);
+    }
+
+    #[test]
+    fn bad_fields_are_named_without_their_values() {
+        let record = contract::record("alice", contract::at(0));
+        let digest = record.digest.to_hex();
+        let cases: [(&str, &[u8], &str); 8] = [
+            (F_ID, b"AAAAAAAAAAA", "bad id"),
+            (F_DIGEST, b"00ff", "bad digest"),
+            (F_ACCESS, b"admin", "bad access"),
+            (F_CIDR, b"10.0.0.0/8,junk", "bad cidr"),
+            (F_CREATED_AT, b"yesterday", "bad created_at"),
+            (F_EXPIRES_AT, b"9223372036854775808", "bad expires_at"),
+            (F_OWNER, b"\xff\xfe", "bad owner"),
+            (F_NAME, b"\xc3", "bad name"),
+        ];
+        for (field, value, expected) in cases {
+            let mut fields = fields_of(&record);
+            fields.map.insert(field.as_bytes().to_vec(), value.to_vec());
+            let error = fields.into_record().unwrap_err();
+            let message = error.to_string();
+            assert!(matches!(error, StoreError::Corrupt(_)), "{message}");
+            assert!(message.contains(expected), "{message}");
+            assert!(!message.contains(&digest), "{message}");
+        }
+        for field in [F_ID, F_OWNER, F_DIGEST, F_ACCESS, F_CIDR, F_CREATED_AT] {
+            let mut fields = fields_of(&record);
+            fields.map.remove(field.as_bytes());
+            let message = fields.into_record().unwrap_err().to_string();
+            assert!(message.contains(&format!("missing {field}")), "{message}");
+        }
+    }
+
+    #[test]
+    fn debug_redacts_the_password() {
+        let builder = RedisStore::builder("redis://alice:hunter2@127.0.0.1:6390/3", "ns");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(shown.contains("127.0.0.1:6390"), "{shown}");
+    }
+}
