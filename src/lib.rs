@@ -1,9 +1,11 @@
 //! npm-style bearer tokens for tower and axum.
 //!
-//! A token can be full-permission or read-only, can be tied to CIDR ranges, can expire, is
-//! shown once at creation, is listed only in truncated form, and is revoked by its id —
-//! the operations of `npm token create | list | revoke`, except that a revocation takes
-//! effect on the very next request.
+//! A token carries [`Grants`]: a [`Permission`] (no access, read-only, read-write) on every
+//! resource, on one resource by name, or on every resource under a prefix, the most
+//! specific grant deciding. It can be tied to CIDR ranges, can expire, is shown once at
+//! creation, is listed only in truncated form, and is revoked by its id — the operations of
+//! `npm token create | list | revoke`, except that a revocation takes effect on the very
+//! next request. Login sessions ([`NewToken::session`]) are short-lived and never listed.
 //!
 //! - [`Tokens`] creates, lists, revokes and checks tokens, through a bounded cache in front
 //!   of a [`TokenStore`](store::TokenStore).
@@ -14,11 +16,23 @@
 //!   [`DynStore`](store::DynStore) to name one concrete type for any of them.
 //!
 //! ```
-//! use tokengate::{Action, NewToken, Reason, Tokens, store::MemoryStore};
+//! use tokengate::{Action, Grant, Grants, NewToken, Permission, Reason, Resource, ResourcePattern, Tokens};
+//! use tokengate::store::MemoryStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let tokens = Tokens::builder(MemoryStore::new()).prefix("npm")?.build();
+//!
+//! // `npm token create --packages=@acme/tool --packages-and-scopes-permission=read-write`
+//! let grants = Grants::new([Grant::new(ResourcePattern::parse("@acme/tool")?, Permission::ReadWrite)])?;
+//! let release = tokens.create("alice", NewToken::with_grants(grants)).await?;
+//! let token = release.token.expose_secret();
+//! tokens.authenticate_on(token, None, Action::Write, &Resource::new("@acme/tool")).await?;
+//! let refused = tokens
+//!     .authenticate_on(token, None, Action::Write, &Resource::new("@acme/other"))
+//!     .await
+//!     .unwrap_err();
+//! assert_eq!(refused.reason(), Reason::NotPermitted(Permission::NoAccess));
 //!
 //! // `npm token create --read-only --cidr=10.0.0.0/8`
 //! let created = tokens

@@ -744,3 +744,128 @@ async fn any_inner_body_is_wrapped_a_boxed_one_included() {
     assert_eq!(reply_refused.status, StatusCode::UNAUTHORIZED);
     assert!(reply_refused.body.contains("authentication required"));
 }
+
+#[tokio::test]
+async fn grants_decide_per_resource_and_refusals_name_it() {
+    use tokengate::{Grant, Resource, ResourcePattern};
+
+    let tokens = tokens(TestStore::new());
+    // `/<resource>`: the first path segment is the resource; `/-/…` is none.
+    let layer = TokenAuthLayer::new(tokens.clone()).resources(|request| {
+        let first = request
+            .uri
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .next()?;
+        (!first.is_empty() && first != "-").then(|| Resource::new(first))
+    });
+    let grant = |pattern: &str, permission| {
+        Grant::new(ResourcePattern::parse(pattern).unwrap(), permission)
+    };
+    let grants = Grants::new([
+        grant("app-*", Permission::ReadOnly),
+        grant("app-web", Permission::ReadWrite),
+    ])
+    .unwrap();
+    let created = tokens
+        .create("alice", NewToken::with_grants(grants))
+        .await
+        .unwrap();
+    let auth = format!("Bearer {}", created.token.expose_secret());
+    struct Case {
+        method: Method,
+        path: &'static str,
+        status: StatusCode,
+        says: &'static str,
+    }
+    let cases = [
+        Case {
+            method: Method::PUT,
+            path: "/app-web",
+            status: StatusCode::OK,
+            says: "alice",
+        },
+        Case {
+            method: Method::GET,
+            path: "/app-db",
+            status: StatusCode::OK,
+            says: "alice",
+        },
+        Case {
+            method: Method::PUT,
+            path: "/app-db",
+            status: StatusCode::FORBIDDEN,
+            says: "this token may read app-db but not change it: its grant on app-db is read-only",
+        },
+        Case {
+            method: Method::GET,
+            path: "/billing",
+            status: StatusCode::FORBIDDEN,
+            says: "this token has no access to billing: its grant on billing is no-access",
+        },
+        // No resource: held to the broadest grant, which writes.
+        Case {
+            method: Method::POST,
+            path: "/-/whoami",
+            status: StatusCode::OK,
+            says: "alice",
+        },
+    ];
+    for case in cases {
+        let service = ServiceBuilder::new().layer(layer.clone()).service_fn(echo);
+        let request = Request::builder()
+            .method(case.method.clone())
+            .uri(case.path)
+            .header(AUTHORIZATION, &auth)
+            .body(Body::default())
+            .unwrap();
+        let reply = reply(service.oneshot(request).await.unwrap()).await;
+        assert_eq!(reply.status, case.status, "{} {}", case.method, case.path);
+        assert!(
+            reply.body.contains(case.says),
+            "{} {}: {}",
+            case.method,
+            case.path,
+            reply.body
+        );
+        if case.status == StatusCode::FORBIDDEN {
+            assert_eq!(
+                reply.challenge.as_deref(),
+                Some(r#"Bearer realm="tokengate", error="insufficient_scope""#)
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn handlers_check_resources_the_gate_could_not_see() {
+    use tokengate::{Action, Grant, Reason, Resource, ResourcePattern};
+
+    let tokens = tokens(TestStore::new());
+    let only_web = Grants::new([Grant::new(
+        ResourcePattern::Exact("app-web".into()),
+        Permission::ReadWrite,
+    )])
+    .unwrap();
+    let created = tokens
+        .create("alice", NewToken::with_grants(only_web))
+        .await
+        .unwrap();
+    let who = tokens
+        .authenticate(created.token.expose_secret(), None, Action::Write)
+        .await
+        .unwrap();
+    let web = Resource::new("app-web");
+    let db = Resource::new("app-db");
+    assert!(who.may(Action::Write, Some(&web)));
+    assert!(!who.may(Action::Read, Some(&db)));
+    assert!(who.check(Action::Write, &web).is_ok());
+    let refused = who.check(Action::Write, &db).unwrap_err();
+    assert_eq!(refused.reason(), Reason::NotPermitted(Permission::NoAccess));
+    assert_eq!(refused.resource(), Some(&db));
+    assert_eq!(
+        refused.to_string(),
+        "this token has no access to app-db: its grant on app-db is no-access"
+    );
+}

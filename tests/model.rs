@@ -10,7 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use proptest::prelude::*;
 use tokengate::store::{MemoryStore, TokenStore};
-use tokengate::{Action, Clock, ManualClock, NewToken, Reason, TokenFormatError, Tokens};
+use tokengate::{
+    Action, Clock, Grant, Grants, ManualClock, NewToken, Permission, Reason, Resource,
+    ResourcePattern, TokenFormatError, Tokens,
+};
 
 #[derive(Clone, Copy, Debug)]
 enum Client {
@@ -39,10 +42,55 @@ impl Client {
     }
 }
 
+/// The grants a token is made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// `*` read-only: a classic read-only token.
+    AllReadOnly,
+    /// `*` read-write: a classic full token.
+    AllReadWrite,
+    /// `pkg-a` read-write and nothing else.
+    OnlyPkgA,
+    /// `@s/*` read-write over `*` read-only.
+    ScopeOverReadOnly,
+}
+
+impl Shape {
+    fn grants(self) -> Grants {
+        let grant = |pattern: &str, permission| {
+            Grant::new(ResourcePattern::parse(pattern).unwrap(), permission)
+        };
+        match self {
+            Shape::AllReadOnly => Grants::everything(Permission::ReadOnly),
+            Shape::AllReadWrite => Grants::everything(Permission::ReadWrite),
+            Shape::OnlyPkgA => Grants::new([grant("pkg-a", Permission::ReadWrite)]).unwrap(),
+            Shape::ScopeOverReadOnly => Grants::new([
+                grant("@s/*", Permission::ReadWrite),
+                grant("*", Permission::ReadOnly),
+            ])
+            .unwrap(),
+        }
+    }
+
+    /// The decision on `target`, worked out by hand for each shape.
+    fn decide(self, action: Action, target: Option<&str>) -> Result<(), Reason> {
+        let write = action == Action::Write;
+        match (self, target) {
+            (Shape::AllReadOnly, _) if write => Err(Reason::ReadOnly),
+            (Shape::AllReadOnly | Shape::AllReadWrite, _) => Ok(()),
+            (Shape::OnlyPkgA | Shape::ScopeOverReadOnly, None) => Ok(()),
+            (Shape::OnlyPkgA, Some("pkg-a")) => Ok(()),
+            (Shape::OnlyPkgA, Some(_)) => Err(Reason::NotPermitted(Permission::NoAccess)),
+            (Shape::ScopeOverReadOnly, Some(t)) if t.starts_with("@s/") || !write => Ok(()),
+            (Shape::ScopeOverReadOnly, Some(_)) => Err(Reason::NotPermitted(Permission::ReadOnly)),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Create {
-        read_only: bool,
+        shape: Shape,
         restricted: bool,
         lifetime: Option<u64>,
     },
@@ -53,6 +101,7 @@ enum Op {
     Authenticate {
         which: Which,
         action: Action,
+        target: Option<&'static str>,
         client: Client,
     },
     Advance {
@@ -74,19 +123,33 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Client::Outside),
         Just(Client::Unknown)
     ];
+    let shape = prop_oneof![
+        Just(Shape::AllReadOnly),
+        Just(Shape::AllReadWrite),
+        Just(Shape::OnlyPkgA),
+        Just(Shape::ScopeOverReadOnly),
+    ];
+    let target = prop_oneof![
+        Just(None),
+        Just(Some("pkg-a")),
+        Just(Some("@s/x")),
+        Just(Some("other")),
+    ];
     let which = prop_oneof![
         6 => any::<usize>().prop_map(Which::Issued),
         1 => Just(Which::Unknown),
         1 => any::<usize>().prop_map(Which::Mistyped),
     ];
     prop_oneof![
-        2 => (any::<bool>(), any::<bool>(), proptest::option::of(1u64..600)).prop_map(
-            |(read_only, restricted, lifetime)| Op::Create { read_only, restricted, lifetime }
+        2 => (shape, any::<bool>(), proptest::option::of(1u64..600)).prop_map(
+            |(shape, restricted, lifetime)| Op::Create { shape, restricted, lifetime }
         ),
         1 => (any::<usize>(), any::<bool>())
             .prop_map(|(which, by_full_token)| Op::Revoke { which, by_full_token }),
-        6 => (which, prop_oneof![Just(Action::Read), Just(Action::Write)], client)
-            .prop_map(|(which, action, client)| Op::Authenticate { which, action, client }),
+        6 => (which, prop_oneof![Just(Action::Read), Just(Action::Write)], target, client)
+            .prop_map(|(which, action, target, client)| {
+                Op::Authenticate { which, action, target, client }
+            }),
         1 => (0u64..400).prop_map(|seconds| Op::Advance { seconds }),
     ]
 }
@@ -95,7 +158,7 @@ fn op() -> impl Strategy<Value = Op> {
 struct Issued {
     token: String,
     id: String,
-    read_only: bool,
+    shape: Shape,
     restricted: bool,
     expires_at: Option<SystemTime>,
     revoked: bool,
@@ -106,6 +169,7 @@ fn expected(
     issued: &Issued,
     now: SystemTime,
     action: Action,
+    target: Option<&str>,
     client: Client,
 ) -> Result<(), Reason> {
     if issued.revoked {
@@ -121,10 +185,7 @@ fn expected(
             Some(true) => {}
         }
     }
-    if issued.read_only && action == Action::Write {
-        return Err(Reason::ReadOnly);
-    }
-    Ok(())
+    issued.shape.decide(action, target)
 }
 
 async fn run_model<S: TokenStore>(store: S, ops: Vec<Op>) {
@@ -144,15 +205,11 @@ async fn run_model<S: TokenStore>(store: S, ops: Vec<Op>) {
     for (step, op) in ops.into_iter().enumerate() {
         match op {
             Op::Create {
-                read_only,
+                shape,
                 restricted,
                 lifetime,
             } => {
-                let mut options = if read_only {
-                    NewToken::read_only()
-                } else {
-                    NewToken::read_write()
-                };
+                let mut options = NewToken::with_grants(shape.grants());
                 if restricted {
                     options = options.allow_cidrs(["10.0.0.0/8"]);
                 }
@@ -163,7 +220,7 @@ async fn run_model<S: TokenStore>(store: S, ops: Vec<Op>) {
                 model.push(Issued {
                     token: created.token.expose_secret().to_owned(),
                     id: created.listing.id.to_string(),
-                    read_only,
+                    shape,
                     restricted,
                     expires_at: lifetime.map(|s| clock.now() + Duration::from_secs(s)),
                     revoked: false,
@@ -190,13 +247,17 @@ async fn run_model<S: TokenStore>(store: S, ops: Vec<Op>) {
             Op::Authenticate {
                 which,
                 action,
+                target,
                 client,
             } => {
                 let now = clock.now();
                 let (token, want) = match which {
                     Which::Issued(i) if !model.is_empty() => {
                         let issued = &model[i % model.len()];
-                        (issued.token.clone(), expected(issued, now, action, client))
+                        (
+                            issued.token.clone(),
+                            expected(issued, now, action, target, client),
+                        )
                     }
                     Which::Mistyped(i) if !model.is_empty() => {
                         let mut token = model[i % model.len()].token.clone().into_bytes();
@@ -218,12 +279,20 @@ async fn run_model<S: TokenStore>(store: S, ops: Vec<Op>) {
                         )
                     }
                 };
-                let got = tokens
-                    .authenticate(&token, client.address(), action)
-                    .await
-                    .map(|_| ())
-                    .map_err(|rejection| rejection.reason());
-                assert_eq!(got, want, "step {step}: {which:?} {action:?} {client:?}");
+                let resource = target.map(Resource::new);
+                let got = match &resource {
+                    Some(resource) => {
+                        tokens
+                            .authenticate_on(&token, client.address(), action, resource)
+                            .await
+                    }
+                    None => tokens.authenticate(&token, client.address(), action).await,
+                };
+                let got = got.map(|_| ()).map_err(|rejection| rejection.reason());
+                assert_eq!(
+                    got, want,
+                    "step {step}: {which:?} {action:?} {target:?} {client:?}"
+                );
             }
             Op::Advance { seconds } => clock.advance(Duration::from_secs(seconds)),
         }

@@ -279,4 +279,69 @@ mod with_server {
             "still refused after the server came back"
         );
     }
+
+    /// A table written by the first release (before grants existed) is migrated when a
+    /// store connects, and its tokens keep exactly the access they had.
+    #[tokio::test]
+    async fn a_first_release_table_migrates_in_place() {
+        use tokengate::{Action, Grants, Permission, SecretToken, TokenPrefix};
+
+        let schema = fresh_schema();
+        let prefix = TokenPrefix::new("npm").unwrap();
+        let read_only = SecretToken::generate(&prefix).unwrap();
+        let read_write = SecretToken::generate(&prefix).unwrap();
+        let client = sql().await;
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA \"{schema}\";
+                 CREATE TABLE \"{schema}\".tokengate_tokens (
+                     id TEXT PRIMARY KEY, owner TEXT NOT NULL, digest BYTEA NOT NULL,
+                     access TEXT NOT NULL, cidr TEXT NOT NULL, created_at BIGINT NOT NULL,
+                     expires_at BIGINT, revoked_at BIGINT, name TEXT, description TEXT,
+                     last_used_at BIGINT
+                 );"
+            ))
+            .await
+            .unwrap();
+        for (token, access) in [(&read_only, "read-only"), (&read_write, "read-write")] {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO \"{schema}\".tokengate_tokens \
+                         VALUES ($1, 'alice', $2, $3, '', 1700000000000, NULL, NULL, NULL, \
+                         NULL, NULL)"
+                    ),
+                    &[
+                        &token.id().as_str(),
+                        &token.digest().as_bytes().to_vec(),
+                        &access,
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+
+        let tokens = manager(store_in(&schema, &url()).await);
+        for (token, permission) in [
+            (&read_only, Permission::ReadOnly),
+            (&read_write, Permission::ReadWrite),
+        ] {
+            let secret = token.expose_secret();
+            let who = tokens
+                .authenticate(secret, None, Action::Read)
+                .await
+                .unwrap();
+            assert_eq!(who.grants(), &Grants::everything(permission));
+            let write = tokens.authenticate(secret, None, Action::Write).await;
+            assert_eq!(write.is_ok(), permission == Permission::ReadWrite);
+        }
+        assert_eq!(
+            tokens
+                .list("alice", tokengate::store::Page::default())
+                .await
+                .unwrap()
+                .total,
+            2
+        );
+    }
 }

@@ -217,3 +217,97 @@ async fn the_file_is_in_wal_mode() {
         .unwrap();
     assert_eq!(mode, "wal");
 }
+
+/// A database written by the first release (schema version 1, before grants existed) is
+/// migrated when opened, and its tokens keep exactly the access they had.
+#[tokio::test]
+async fn a_first_release_database_migrates_in_place() {
+    use tokengate::{Action, Grants, Permission, SecretToken, TokenKind, TokenPrefix};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    let prefix = TokenPrefix::new("npm").unwrap();
+    let read_only = SecretToken::generate(&prefix).unwrap();
+    let read_write = SecretToken::generate(&prefix).unwrap();
+    {
+        // The first release's schema, as its code created it.
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "BEGIN;
+             CREATE TABLE tokengate_tokens (
+                 id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, digest BLOB NOT NULL,
+                 access TEXT NOT NULL, cidr TEXT NOT NULL, created_at INTEGER NOT NULL,
+                 expires_at INTEGER, revoked_at INTEGER, name TEXT, description TEXT,
+                 last_used_at INTEGER
+             );
+             CREATE INDEX tokengate_tokens_by_owner
+                 ON tokengate_tokens (owner, created_at, id) WHERE revoked_at IS NULL;
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )
+        .unwrap();
+        for (token, access, name) in [
+            (&read_only, "read-only", "ci"),
+            (&read_write, "read-write", "full"),
+        ] {
+            old.execute(
+                "INSERT INTO tokengate_tokens VALUES (?1, 'alice', ?2, ?3, '10.0.0.0/8', \
+                 1700000000000, NULL, NULL, ?4, NULL, NULL)",
+                rusqlite::params![
+                    token.id().as_str(),
+                    token.digest().as_bytes().to_vec(),
+                    access,
+                    name
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let tokens = Tokens::builder(store).prefix("npm").unwrap().build();
+    let inside = Some("10.1.2.3".parse().unwrap());
+    struct Case<'a> {
+        token: &'a SecretToken,
+        permission: Permission,
+        writes: bool,
+    }
+    let cases = [
+        Case {
+            token: &read_only,
+            permission: Permission::ReadOnly,
+            writes: false,
+        },
+        Case {
+            token: &read_write,
+            permission: Permission::ReadWrite,
+            writes: true,
+        },
+    ];
+    for case in cases {
+        let secret = case.token.expose_secret();
+        let who = tokens
+            .authenticate(secret, inside, Action::Read)
+            .await
+            .unwrap();
+        assert_eq!(who.grants(), &Grants::everything(case.permission));
+        assert_eq!(who.kind(), TokenKind::Standard);
+        let write = tokens.authenticate(secret, inside, Action::Write).await;
+        assert_eq!(write.is_ok(), case.writes, "{:?}", case.permission);
+        let elsewhere = tokens
+            .authenticate(secret, Some("192.0.2.1".parse().unwrap()), Action::Read)
+            .await;
+        assert_eq!(elsewhere.unwrap_err().reason(), Reason::AddressNotAllowed);
+    }
+    assert_eq!(
+        tokens.list("alice", Page::default()).await.unwrap().total,
+        2
+    );
+    drop(tokens);
+
+    let migrated = rusqlite::Connection::open(&path).unwrap();
+    let version: i32 = migrated
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}

@@ -703,3 +703,109 @@ async fn cached_records_are_reloaded_after_the_ttl() {
         .unwrap();
     assert_eq!(store.gets(), 2, "asked the store again once the TTL passed");
 }
+
+#[tokio::test]
+async fn the_lifetime_policy_binds_tokens_that_can_write() {
+    let day = Duration::from_secs(86_400);
+    let tokens = Tokens::builder(TestStore::new())
+        .prefix("npm")
+        .unwrap()
+        .clock(ManualClock::new(start()))
+        .write_token_lifetime(7 * day)
+        .max_write_token_lifetime(90 * day)
+        .build();
+    struct Case {
+        label: &'static str,
+        options: NewToken,
+        expires: Result<Option<Duration>, ExpiryProblem>,
+    }
+    let past_max = Err(ExpiryProblem::PastMaximum { max: 90 * day });
+    let cases = [
+        Case {
+            label: "write, no expiry: the default",
+            options: NewToken::read_write(),
+            expires: Ok(Some(7 * day)),
+        },
+        Case {
+            label: "write, within the maximum",
+            options: NewToken::read_write().expires_in(90 * day),
+            expires: Ok(Some(90 * day)),
+        },
+        Case {
+            label: "write, past the maximum",
+            options: NewToken::read_write().expires_in(365 * day),
+            expires: past_max,
+        },
+        Case {
+            label: "read-only: unbound",
+            options: NewToken::read_only(),
+            expires: Ok(None),
+        },
+        Case {
+            label: "read-only, a year",
+            options: NewToken::read_only().expires_in(365 * day),
+            expires: Ok(Some(365 * day)),
+        },
+        Case {
+            label: "session: two hours",
+            options: NewToken::session(),
+            expires: Ok(Some(Duration::from_secs(2 * 3600))),
+        },
+    ];
+    for case in cases {
+        let outcome = tokens.create("alice", case.options).await;
+        match (outcome, case.expires) {
+            (Ok(created), Ok(lifetime)) => assert_eq!(
+                created.listing.expires_at,
+                lifetime.map(|l| start() + l),
+                "{}",
+                case.label
+            ),
+            (Err(TokensError::InvalidNewToken(InvalidNewToken::Expiry(got))), Err(want)) => {
+                assert_eq!(got, want, "{}", case.label);
+                assert_eq!(
+                    TokensError::from(InvalidNewToken::Expiry(got)).to_string(),
+                    "invalid expiry: tokens that can write may live at most 90 days"
+                );
+            }
+            (outcome, want) => panic!("{}: {outcome:?}, wanted {want:?}", case.label),
+        }
+    }
+}
+
+#[tokio::test]
+async fn sessions_work_and_are_never_listed() {
+    let clock = ManualClock::new(start());
+    let tokens = manager(TestStore::new(), clock.clone());
+    let session = tokens.create("alice", NewToken::session()).await.unwrap();
+    let listed_token = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let secret = session.token.expose_secret();
+    let who = tokens
+        .authenticate(secret, None, Action::Write)
+        .await
+        .unwrap();
+    assert_eq!(who.kind(), tokengate::TokenKind::Session);
+    let listed = tokens.list("alice", Page::default()).await.unwrap();
+    assert_eq!(listed.total, 1);
+    assert_eq!(listed.tokens[0].id, listed_token.listing.id);
+
+    // Two hours later the session is over; logging out earlier revokes it.
+    clock.advance(Duration::from_secs(2 * 3600));
+    let refused = tokens
+        .authenticate(secret, None, Action::Read)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.reason(), Reason::Expired);
+    let other = tokens.create("alice", NewToken::session()).await.unwrap();
+    assert!(
+        tokens
+            .revoke_owned("alice", other.token.expose_secret())
+            .await
+            .unwrap()
+    );
+    let refused = tokens
+        .authenticate(other.token.expose_secret(), None, Action::Read)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.reason(), Reason::Revoked);
+}

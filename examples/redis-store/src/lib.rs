@@ -25,15 +25,20 @@
 //! | key                  | type       | holds                                              |
 //! |----------------------|------------|----------------------------------------------------|
 //! | `<ns>:token:<id>`    | hash       | one record, revoked or not                         |
-//! | `<ns>:owner:<owner>` | sorted set | the ids of the owner's live (unrevoked) records    |
+//! | `<ns>:owner:<owner>` | sorted set | the ids of the owner's listed records              |
 //!
-//! The hash's fields are `id`, `owner`, `digest` (the SHA-256 in lower-case hex), `access`
-//! (`read-only` or `read-write`), `cidr` (the allow-list joined with commas; empty for any
-//! address), `created_at`, and when set `expires_at`, `revoked_at`, `name`, `description`
-//! and `last_used_at`. Times are whole milliseconds since the Unix epoch, in decimal; an
-//! absent field is `None`. The sorted set scores each id by its `created_at`, and Redis
-//! orders equal scores by member bytes, which is [`TokenId`]'s order: a listing comes out
-//! ordered by creation time, then id, as the contract asks.
+//! The hash's fields are `id`, `owner`, `digest` (the SHA-256 in lower-case hex), `grants`
+//! (one `<permission> <pattern>` line per grant, such as `read-only *`, as tokengate's SQL
+//! stores write them), `kind` (`standard` or `session`), `second_factor` (`enforced` or
+//! `bypassed`), `cidr` (the allow-list joined with commas; empty for any address),
+//! `created_at`, and when set `expires_at`, `revoked_at`, `name`, `description` and
+//! `last_used_at`. Times are whole milliseconds since the Unix epoch, in decimal; an absent
+//! field is `None`.
+//!
+//! The owner's sorted set holds what listings show: standard tokens that are not revoked.
+//! It scores each id by its `created_at`, and Redis orders equal scores by member bytes,
+//! which is [`TokenId`]'s order: a listing comes out ordered by creation time, then id, as
+//! the contract asks.
 //!
 //! Writes that must check before they change (insert, revoke, last use) and listings run
 //! as Lua scripts, each one atomic step on the server.
@@ -48,6 +53,9 @@
 //!   one slot: use a hash-tagged namespace such as `{tokens}`.
 //! - Redis keeps what its persistence settings keep. A revocation lost in a crash brings
 //!   the token back, so run it with the append-only file on.
+//! - Values of tokengate's non-exhaustive types that this store does not know (a token
+//!   kind added later, say) are refused by `insert` as [`StoreError::Corrupt`] rather than
+//!   stored as something else; so is a grant whose pattern would read back as another.
 //! - TLS (`rediss://`) needs one of the `redis` crate's TLS features turned on in your
 //!   build; this package does not pull one in.
 #![forbid(unsafe_code)]
@@ -65,7 +73,10 @@ use redis::{
     ScriptInvocation, Value,
 };
 use tokengate::store::{Page, RecordPage, StoreError, TokenStore};
-use tokengate::{Access, CidrList, TokenDigest, TokenId, TokenRecord};
+use tokengate::{
+    CidrList, Grant, Grants, ResourcePattern, SecondFactor, TokenDigest, TokenId, TokenKind,
+    TokenRecord,
+};
 
 /// A [`TokenStore`] on a Redis server. See the [crate docs](crate) for what it writes.
 ///
@@ -279,8 +290,8 @@ struct Scripts {
 
 // Field names in these scripts must match the `F_*` constants below.
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    // KEYS: the token's hash, its owner's live set. ARGV: id, created_at ms or '' for a
-    // record stored already revoked, then field, value, field, value...
+    // KEYS: the token's hash, its owner's set. ARGV: id, created_at ms or '' for a record
+    // that is not to be listed, then field, value, field, value...
     insert: Script::new(
         r"
         if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -345,7 +356,9 @@ const USES_PER_CALL: usize = 256;
 const F_ID: &str = "id";
 const F_OWNER: &str = "owner";
 const F_DIGEST: &str = "digest";
-const F_ACCESS: &str = "access";
+const F_GRANTS: &str = "grants";
+const F_KIND: &str = "kind";
+const F_SECOND_FACTOR: &str = "second_factor";
 const F_CIDR: &str = "cidr";
 const F_CREATED_AT: &str = "created_at";
 const F_EXPIRES_AT: &str = "expires_at";
@@ -354,27 +367,47 @@ const F_NAME: &str = "name";
 const F_DESCRIPTION: &str = "description";
 const F_LAST_USED_AT: &str = "last_used_at";
 
-const READ_ONLY: &str = "read-only";
-const READ_WRITE: &str = "read-write";
+const STANDARD: &str = "standard";
+const SESSION: &str = "session";
+const ENFORCED: &str = "enforced";
+const BYPASSED: &str = "bypassed";
 
 /// The hash fields of a record; `None` fields are left out.
 fn encode(record: &TokenRecord) -> Result<Vec<(&'static str, String)>, StoreError> {
-    let access = match record.access {
-        Access::ReadOnly => READ_ONLY,
-        Access::ReadWrite => READ_WRITE,
-        // A level added to tokengate later: refuse it rather than store it as another.
-        _ => {
-            return Err(StoreError::Corrupt(format!(
-                "token {}: an access level this store cannot keep",
-                record.id
-            )));
-        }
+    // Values added to tokengate later are refused rather than stored as others.
+    let cannot_keep = |what: &str| {
+        StoreError::Corrupt(format!(
+            "token {}: {what} this store cannot keep",
+            record.id
+        ))
     };
+    let kind = match record.kind {
+        TokenKind::Standard => STANDARD,
+        TokenKind::Session => SESSION,
+        _ => return Err(cannot_keep("a kind")),
+    };
+    let second_factor = match record.second_factor {
+        SecondFactor::Enforced => ENFORCED,
+        SecondFactor::Bypassed => BYPASSED,
+        _ => return Err(cannot_keep("a second-factor setting")),
+    };
+    let mut grants = Vec::new();
+    for grant in record.grants.iter() {
+        // A pattern made directly (`Exact("a*")`, or one with white space) would read back
+        // as another, wider one, or not at all.
+        let text = grant.pattern.to_string();
+        if ResourcePattern::parse(&text).as_ref() != Ok(&grant.pattern) {
+            return Err(cannot_keep("a grant pattern"));
+        }
+        grants.push(format!("{} {text}", grant.permission));
+    }
     let mut fields = vec![
         (F_ID, record.id.to_string()),
         (F_OWNER, record.owner.clone()),
         (F_DIGEST, record.digest.to_hex()),
-        (F_ACCESS, access.to_owned()),
+        (F_GRANTS, grants.join("\n")),
+        (F_KIND, kind.to_owned()),
+        (F_SECOND_FACTOR, second_factor.to_owned()),
         (F_CIDR, record.cidr.to_strings().join(",")),
         (F_CREATED_AT, millis(record.created_at).to_string()),
     ];
@@ -438,10 +471,17 @@ impl Fields {
         }
         let digest = TokenDigest::from_hex(self.required(F_DIGEST)?)
             .map_err(|_| self.corrupt("bad", F_DIGEST))?;
-        let access = match self.required(F_ACCESS)? {
-            READ_ONLY => Access::ReadOnly,
-            READ_WRITE => Access::ReadWrite,
-            _ => return Err(self.corrupt("bad", F_ACCESS)),
+        let grants =
+            parse_grants(self.required(F_GRANTS)?).ok_or_else(|| self.corrupt("bad", F_GRANTS))?;
+        let kind = match self.required(F_KIND)? {
+            STANDARD => TokenKind::Standard,
+            SESSION => TokenKind::Session,
+            _ => return Err(self.corrupt("bad", F_KIND)),
+        };
+        let second_factor = match self.required(F_SECOND_FACTOR)? {
+            ENFORCED => SecondFactor::Enforced,
+            BYPASSED => SecondFactor::Bypassed,
+            _ => return Err(self.corrupt("bad", F_SECOND_FACTOR)),
         };
         let cidr = match self.required(F_CIDR)? {
             "" => CidrList::any(),
@@ -451,7 +491,9 @@ impl Fields {
             .time(F_CREATED_AT)?
             .ok_or_else(|| self.corrupt("missing", F_CREATED_AT))?;
         let mut record = TokenRecord::new(self.id, self.required(F_OWNER)?, digest, created_at);
-        record.access = access;
+        record.grants = grants;
+        record.kind = kind;
+        record.second_factor = second_factor;
         record.cidr = cidr;
         record.expires_at = self.time(F_EXPIRES_AT)?;
         record.revoked_at = self.time(F_REVOKED_AT)?;
@@ -460,6 +502,18 @@ impl Fields {
         record.last_used_at = self.time(F_LAST_USED_AT)?;
         Ok(record)
     }
+}
+
+/// Grants from their `<permission> <pattern>` lines; `None` for anything else.
+fn parse_grants(text: &str) -> Option<Grants> {
+    let grants = text.lines().map(|line| {
+        let (permission, pattern) = line.split_once(' ')?;
+        Some(Grant::new(
+            ResourcePattern::parse(pattern).ok()?,
+            permission.parse().ok()?,
+        ))
+    });
+    Grants::new(grants.collect::<Option<Vec<_>>>()?).ok()
 }
 
 /// Milliseconds since the Unix epoch, negative before it, saturating far out.
@@ -478,6 +532,11 @@ fn time(millis: i64) -> Option<SystemTime> {
     } else {
         SystemTime::UNIX_EPOCH.checked_sub(offset)
     }
+}
+
+/// Whether listings show the record: a standard token, not revoked.
+fn listed(record: &TokenRecord) -> bool {
+    record.revoked_at.is_none() && record.kind == TokenKind::Standard
 }
 
 impl TokenStore for RedisStore {
@@ -504,10 +563,11 @@ impl TokenStore for RedisStore {
             .key(&key)
             .key(self.owner_key(&record.owner))
             .arg(record.id.as_str());
-        match record.revoked_at {
-            Some(_) => script.arg(""),
-            None => script.arg(millis(record.created_at)),
-        };
+        if listed(&record) {
+            script.arg(millis(record.created_at));
+        } else {
+            script.arg("");
+        }
         for (field, value) in fields {
             script.arg(field).arg(value);
         }
@@ -560,9 +620,9 @@ impl TokenStore for RedisStore {
             }
             let record = Fields { id, map }.into_record()?;
             // Guards against one owner's set leading to another owner's tokens.
-            if record.owner != owner || record.revoked_at.is_some() {
+            if record.owner != owner || !listed(&record) {
                 return Err(StoreError::Corrupt(format!(
-                    "token {id}: listed in {key} but not a live token of that owner"
+                    "token {id}: in {key} but not a listed token of that owner"
                 )));
             }
             records.push(record);
@@ -598,6 +658,7 @@ impl TokenStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokengate::Permission;
     use tokengate::store::contract;
 
     fn fields_of(record: &TokenRecord) -> Fields {
@@ -613,7 +674,20 @@ mod tests {
     fn records_round_trip_through_fields() {
         let mut record = contract::record("zoë", contract::at(0));
         assert_eq!(fields_of(&record).into_record().unwrap(), record);
-        record.access = Access::ReadOnly;
+        record.grants = Grants::new([
+            Grant::new(
+                ResourcePattern::parse("@acme/*").unwrap(),
+                Permission::ReadWrite,
+            ),
+            Grant::new(
+                ResourcePattern::parse("left-pad").unwrap(),
+                Permission::NoAccess,
+            ),
+            Grant::new(ResourcePattern::All, Permission::ReadOnly),
+        ])
+        .unwrap();
+        record.kind = TokenKind::Session;
+        record.second_factor = SecondFactor::Bypassed;
         record.cidr = CidrList::parse(["10.0.0.0/8", "2001:db8::/32"]).unwrap();
         record.expires_at = Some(contract::at(100));
         record.revoked_at = Some(contract::at(50));
@@ -636,10 +710,14 @@ mod tests {
     fn bad_fields_are_named_without_their_values() {
         let record = contract::record("alice", contract::at(0));
         let digest = record.digest.to_hex();
-        let cases: [(&str, &[u8], &str); 8] = [
+        let cases: [(&str, &[u8], &str); 12] = [
             (F_ID, b"AAAAAAAAAAA", "bad id"),
             (F_DIGEST, b"00ff", "bad digest"),
-            (F_ACCESS, b"admin", "bad access"),
+            (F_GRANTS, b"read-write a*b", "bad grants"),
+            (F_GRANTS, b"admin *", "bad grants"),
+            (F_GRANTS, b"", "bad grants"),
+            (F_KIND, b"admin", "bad kind"),
+            (F_SECOND_FACTOR, b"maybe", "bad second_factor"),
             (F_CIDR, b"10.0.0.0/8,junk", "bad cidr"),
             (F_CREATED_AT, b"yesterday", "bad created_at"),
             (F_EXPIRES_AT, b"9223372036854775808", "bad expires_at"),
@@ -655,11 +733,32 @@ mod tests {
             assert!(message.contains(expected), "{message}");
             assert!(!message.contains(&digest), "{message}");
         }
-        for field in [F_ID, F_OWNER, F_DIGEST, F_ACCESS, F_CIDR, F_CREATED_AT] {
+        let required = [
+            F_ID,
+            F_OWNER,
+            F_DIGEST,
+            F_GRANTS,
+            F_KIND,
+            F_SECOND_FACTOR,
+            F_CIDR,
+            F_CREATED_AT,
+        ];
+        for field in required {
             let mut fields = fields_of(&record);
             fields.map.remove(field.as_bytes());
             let message = fields.into_record().unwrap_err().to_string();
             assert!(message.contains(&format!("missing {field}")), "{message}");
+        }
+    }
+
+    #[test]
+    fn patterns_that_would_read_back_as_others_are_refused() {
+        for pattern in ["a*", "two words", "line\nbreak", ""] {
+            let mut record = contract::record("alice", contract::at(0));
+            let exact = ResourcePattern::Exact(pattern.into());
+            record.grants = Grants::new([Grant::new(exact, Permission::ReadOnly)]).unwrap();
+            let error = encode(&record).unwrap_err();
+            assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
         }
     }
 

@@ -101,7 +101,7 @@ async fn damaged_data_is_corrupt_not_a_panic() {
     let damaged = record("alice", at(0));
     store.insert(damaged.clone()).await.unwrap();
     let key = format!("{ns}:token:{}", damaged.id);
-    let _: () = raw.hset(&key, "access", "admin").await.unwrap();
+    let _: () = raw.hset(&key, "grants", "admin *").await.unwrap();
     let digest = damaged.digest.to_hex();
     for error in [
         store.get(damaged.id).await.unwrap_err(),
@@ -109,7 +109,7 @@ async fn damaged_data_is_corrupt_not_a_panic() {
     ] {
         let message = error.to_string();
         assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
-        assert!(message.contains("access"), "{message}");
+        assert!(message.contains("grants"), "{message}");
         assert!(
             !message.contains(&digest),
             "a digest in an error: {message}"
@@ -120,7 +120,7 @@ async fn damaged_data_is_corrupt_not_a_panic() {
         );
     }
     let _: () = raw.hset(&key, "digest", "not hex").await.unwrap();
-    let _: () = raw.hset(&key, "access", "read-only").await.unwrap();
+    let _: () = raw.hset(&key, "grants", "read-only *").await.unwrap();
     let error = store.get(damaged.id).await.unwrap_err();
     assert!(error.to_string().contains("digest"), "{error}");
     // Revocation never depends on the rest of the record being readable.

@@ -169,26 +169,47 @@ fn created_token(output: &str) -> String {
         .to_owned()
 }
 
+/// Whether npm and `script` are here to run a test; says so plainly when they are not,
+/// and fails when `TOKENGATE_REQUIRE_NPM=1` asks for them.
+fn npm_ready(test: &str) -> bool {
+    let missing = match (npm_is_available(), script_is_available()) {
+        (true, true) => return true,
+        (false, _) => "npm is not on PATH",
+        (true, false) => "util-linux `script` is not on PATH (npm needs a terminal to log in)",
+    };
+    assert!(
+        std::env::var("TOKENGATE_REQUIRE_NPM").as_deref() != Ok("1"),
+        "TOKENGATE_REQUIRE_NPM=1 but {missing}"
+    );
+    // Straight to stderr, past the test harness's capture, so that the skip is seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {missing}, so {test} did not run"
+    );
+    false
+}
+
+/// A folder holding a package.json for `name` at `version`, ready to publish.
+fn package_dir(root: &Path, name: &str, version: &str) -> PathBuf {
+    let dir = root.join(name.replace('/', "__"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("package.json"),
+        format!(r#"{{"name":"{name}","version":"{version}","main":"index.js"}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("index.js"),
+        format!("module.exports = '{name}';\n"),
+    )
+    .unwrap();
+    dir
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_npm_cli_against_the_example_registry() {
-    let missing = match (npm_is_available(), script_is_available()) {
-        (true, true) => None,
-        (false, _) => Some("npm is not on PATH"),
-        (true, false) => {
-            Some("util-linux `script` is not on PATH (npm needs a terminal to log in)")
-        }
-    };
-    if let Some(missing) = missing {
-        assert!(
-            std::env::var("TOKENGATE_REQUIRE_NPM").as_deref() != Ok("1"),
-            "TOKENGATE_REQUIRE_NPM=1 but {missing}"
-        );
-        // Straight to stderr, past the test harness's capture, so that the skip is seen.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {missing}, so the npm CLI test did not run"
-        );
+    if !npm_ready("the npm CLI test") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -271,18 +292,7 @@ async fn the_real_npm_cli_against_the_example_registry() {
     let full_key = by_name("full")["key"].as_str().unwrap().to_owned();
 
     // A package to publish.
-    let package = work.path().join("package");
-    std::fs::create_dir_all(&package).unwrap();
-    std::fs::write(
-        package.join("package.json"),
-        r#"{"name":"@demo/hello","version":"1.0.0","main":"index.js"}"#,
-    )
-    .unwrap();
-    std::fs::write(
-        package.join("index.js"),
-        "module.exports = 'hello from tokengate';\n",
-    )
-    .unwrap();
+    let package = package_dir(work.path(), "@demo/hello", "1.0.0");
 
     let read_only_config = npm.config_with("read-only", &read_only);
     let full_config = npm.config_with("full", &full);
@@ -317,7 +327,7 @@ async fn the_real_npm_cli_against_the_example_registry() {
     npm.ok(&read_only_config, &app, &["install", "@demo/hello"])
         .await;
     let installed = std::fs::read_to_string(app.join("node_modules/@demo/hello/index.js")).unwrap();
-    assert!(installed.contains("hello from tokengate"));
+    assert!(installed.contains("@demo/hello"));
 
     // The CIDR-bound token, used from 127.0.0.1.
     let refused = npm.fails(&office_config, here, &["whoami"]).await;
@@ -386,5 +396,125 @@ async fn the_real_npm_cli_against_the_example_registry() {
     npm.ok(&session, here, &["logout"]).await;
     let old_session = npm.config_with("old-session", &session_token);
     npm.fails(&old_session, here, &["whoami"]).await;
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granular_tokens_through_the_real_npm_cli() {
+    if !npm_ready("the granular-token npm CLI test") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    let npm = Npm::new(&work.path().join("alice"), &registry.url);
+    let session = npm.session_config();
+    let here = work.path();
+    npm.adduser("alice").await;
+    let password = format!("--password={PASSWORD}");
+
+    // The login session is not in the list.
+    let listed = npm.ok(&session, here, &["token", "list", "--json"]).await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&listed).unwrap(),
+        serde_json::json!([])
+    );
+
+    let create = |args: &'static [&'static str]| {
+        let mut all = vec!["token", "create", password.as_str()];
+        all.extend_from_slice(args);
+        let npm = &npm;
+        let session = &session;
+        async move { npm.run(session, here, &all).await }
+    };
+    let (ok, one_package) = create(&[
+        "--name=a only",
+        "--packages=@alice/a",
+        "--packages-and-scopes-permission=read-write",
+    ])
+    .await;
+    assert!(ok, "{one_package}");
+    let one_package = created_token(&one_package);
+    let (ok, scope) = create(&[
+        "--name=alice scope",
+        "--scopes=@alice",
+        "--packages-and-scopes-permission=read-write",
+    ])
+    .await;
+    assert!(ok, "{scope}");
+    let scope = created_token(&scope);
+    let (ok, reader) = create(&[
+        "--name=reader",
+        "--packages-all",
+        "--packages-and-scopes-permission=read-only",
+    ])
+    .await;
+    assert!(ok, "{reader}");
+    let reader = created_token(&reader);
+
+    // npm's lifetime policy: a write token for a year is refused, with the limit.
+    let (ok, refused) = create(&["--expires=365"]).await;
+    assert!(!ok && refused.contains("at most 90 days"), "{refused}");
+    // Organisations are refused by name, not ignored.
+    let (ok, refused) = create(&["--orgs=acme", "--orgs-permission=read-only"]).await;
+    assert!(
+        !ok && refused.contains("orgs is not supported"),
+        "{refused}"
+    );
+
+    let listed = npm.ok(&session, here, &["token", "list"]).await;
+    for name in ["a only", "alice scope", "reader"] {
+        assert!(listed.contains(&format!("name {name}")), "{listed}");
+    }
+    assert_eq!(
+        listed.matches("Token npm_").count(),
+        3,
+        "only the three: {listed}"
+    );
+
+    let one_package = npm.config_with("one-package", &one_package);
+    let scope = npm.config_with("scope", &scope);
+    let reader = npm.config_with("reader", &reader);
+    let a = package_dir(here, "@alice/a", "1.0.0");
+    let b = package_dir(here, "@alice/b", "1.0.0");
+    let plain = package_dir(here, "plain-package", "1.0.0");
+    let publish = ["publish", "--access=public"];
+
+    // A token for @alice/a publishes @alice/a, and gets npm's E403 on @alice/b.
+    npm.ok(&one_package, &a, &publish).await;
+    let refused = npm.fails(&one_package, &b, &publish).await;
+    assert!(
+        refused.contains("E403") && refused.contains("this token has no access to @alice/b"),
+        "{refused}"
+    );
+    // A scope token publishes inside its scope only.
+    npm.ok(&scope, &b, &publish).await;
+    let refused = npm.fails(&scope, &plain, &publish).await;
+    assert!(
+        refused.contains("E403") && refused.contains("plain-package"),
+        "{refused}"
+    );
+    // An all-packages read-only token installs but cannot publish.
+    let app = here.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        r#"{"name":"app","version":"0.0.0"}"#,
+    )
+    .unwrap();
+    npm.ok(&reader, &app, &["install", "@alice/a", "@alice/b"])
+        .await;
+    assert!(app.join("node_modules/@alice/b/index.js").exists());
+    let refused = npm.fails(&reader, &plain, &publish).await;
+    assert!(refused.contains("E403"), "{refused}");
+
+    // Bob cannot publish into alice's scope.
+    let bob = Npm::new(&work.path().join("bob"), &registry.url);
+    bob.adduser("bob").await;
+    let c = package_dir(here, "@alice/c", "1.0.0");
+    let refused = bob.fails(&bob.session_config(), &c, &publish).await;
+    assert!(
+        refused.contains("E403") && refused.contains("scope @alice"),
+        "{refused}"
+    );
     registry.stop().await;
 }
