@@ -153,18 +153,33 @@ impl ResourcePattern {
     /// [`InvalidGrant::Pattern`] for an empty or over-long pattern, white space, control or
     /// formatting characters, or a `*` anywhere but at the end.
     pub fn parse(text: &str) -> Result<Self, InvalidGrant> {
-        let invalid = || InvalidGrant::Pattern(shorten(text));
-        let bad_char =
-            |c: char| c.is_whitespace() || c.is_control() || crate::text::is_format_character(c);
+        let pattern = match text.find('*') {
+            None => ResourcePattern::Exact(text.to_owned()),
+            Some(0) if text.len() == 1 => ResourcePattern::All,
+            Some(at) if at + 1 == text.len() => ResourcePattern::Prefix(text[..at].to_owned()),
+            Some(_) => return Err(InvalidGrant::Pattern(shorten(text))),
+        };
+        pattern.check()?;
+        Ok(pattern)
+    }
+
+    /// Whether the pattern is one [`ResourcePattern::parse`] could have made, so that it
+    /// prints and parses back as itself: a name or prefix that is not empty, not over
+    /// [`MAX_PATTERN_LEN`], and free of `*`, white space, control and formatting
+    /// characters. [`Grants::new`] checks patterns built from the variants directly, so
+    /// that `Exact("a*")` cannot be stored and read back as the wider `a*`.
+    fn check(&self) -> Result<(), InvalidGrant> {
+        let text = match self {
+            ResourcePattern::All => return Ok(()),
+            ResourcePattern::Exact(text) | ResourcePattern::Prefix(text) => text,
+        };
+        let bad_char = |c: char| {
+            c == '*' || c.is_whitespace() || c.is_control() || crate::text::is_format_character(c)
+        };
         if text.is_empty() || text.len() > MAX_PATTERN_LEN || text.chars().any(bad_char) {
-            return Err(invalid());
+            return Err(InvalidGrant::Pattern(shorten(&self.to_string())));
         }
-        match text.find('*') {
-            None => Ok(ResourcePattern::Exact(text.to_owned())),
-            Some(at) if at + 1 != text.len() => Err(invalid()),
-            Some(0) => Ok(ResourcePattern::All),
-            Some(at) => Ok(ResourcePattern::Prefix(text[..at].to_owned())),
-        }
+        Ok(())
     }
 
     /// Whether the pattern covers `resource`.
@@ -249,9 +264,13 @@ impl Grants {
     ///
     /// [`InvalidGrant::Empty`] for none, [`InvalidGrant::TooMany`] past [`MAX_GRANTS`],
     /// [`InvalidGrant::Duplicate`] when two grants share a pattern (which one would decide
-    /// is a guess).
+    /// is a guess), [`InvalidGrant::Pattern`] for a pattern built from its variants that
+    /// [`ResourcePattern::parse`] would refuse.
     pub fn new(grants: impl IntoIterator<Item = Grant>) -> Result<Self, InvalidGrant> {
         let grants: Vec<Grant> = grants.into_iter().collect();
+        for grant in &grants {
+            grant.pattern.check()?;
+        }
         if grants.is_empty() {
             return Err(InvalidGrant::Empty);
         }
@@ -582,6 +601,24 @@ mod tests {
             Grants::everything(Permission::ReadOnly).on_everything(),
             Some(Permission::ReadOnly)
         );
+    }
+
+    #[test]
+    fn patterns_built_by_hand_cannot_widen_when_stored() {
+        let grant = |pattern| Grants::new([Grant::new(pattern, Permission::ReadWrite)]);
+        for pattern in [
+            ResourcePattern::Exact("a*".into()),
+            ResourcePattern::Exact("a b".into()),
+            ResourcePattern::Exact(String::new()),
+            ResourcePattern::Prefix(String::new()),
+            ResourcePattern::Prefix("a\nread-write *".into()),
+        ] {
+            assert!(
+                matches!(grant(pattern.clone()), Err(InvalidGrant::Pattern(_))),
+                "{pattern:?}"
+            );
+        }
+        assert!(grant(ResourcePattern::Exact("@a/b".into())).is_ok());
     }
 
     #[test]

@@ -116,7 +116,9 @@ pub use new_token::{
     TextProblem,
 };
 pub use reason::{Reason, Rejection};
-pub use record::{LISTED_ID_CHARS, SecondFactor, Status, TokenKind, TokenListing, TokenRecord};
+pub use record::{
+    LISTED_ID_CHARS, SecondFactor, Status, TokenKind, TokenListing, TokenRecord, UnknownName,
+};
 pub use token::{
     CHECKSUM_LEN, ID_LEN, InvalidPrefix, InvalidTokenId, MAX_PREFIX_LEN, MAX_TOKEN_LEN,
     ParsedToken, PresentedToken, RandomError, SECRET_LEN, SecretToken, TokenFormatError, TokenId,

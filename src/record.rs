@@ -64,7 +64,7 @@ pub enum TokenKind {
 }
 
 impl TokenKind {
-    /// `standard` or `session`.
+    /// `standard` or `session`: how stores write it.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenKind::Standard => "standard",
@@ -72,6 +72,48 @@ impl TokenKind {
         }
     }
 }
+
+impl std::str::FromStr for TokenKind {
+    type Err = UnknownName;
+
+    /// What [`TokenKind::as_str`] writes.
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
+        match text {
+            "standard" => Ok(TokenKind::Standard),
+            "session" => Ok(TokenKind::Session),
+            _ => Err(UnknownName),
+        }
+    }
+}
+
+impl SecondFactor {
+    /// `enforced` or `bypassed`: how stores write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecondFactor::Enforced => "enforced",
+            SecondFactor::Bypassed => "bypassed",
+        }
+    }
+}
+
+impl std::str::FromStr for SecondFactor {
+    type Err = UnknownName;
+
+    /// What [`SecondFactor::as_str`] writes.
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
+        match text {
+            "enforced" => Ok(SecondFactor::Enforced),
+            "bypassed" => Ok(SecondFactor::Bypassed),
+            _ => Err(UnknownName),
+        }
+    }
+}
+
+/// Text that names no [`TokenKind`] or [`SecondFactor`]: a store read back something it
+/// did not write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a name this version of tokengate writes")]
+pub struct UnknownName;
 
 /// Whether writes made with a token must pass the application's second-factor check
 /// (npm's "bypass 2FA" for automation tokens).

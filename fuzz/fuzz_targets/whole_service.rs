@@ -13,7 +13,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
 use tokengate::store::{MemoryStore};
-use tokengate::{Authenticated, CidrList, NewToken, TokenAuthLayer, Tokens};
+use tokengate::{Authenticated, NewToken, TokenAuthLayer, Tokens};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 struct Fixture {

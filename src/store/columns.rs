@@ -59,7 +59,7 @@ impl Row {
             last_used_at: record.last_used_at.map(millis),
             grants: Some(grants_text(&record.grants)),
             kind: record.kind.as_str().to_owned(),
-            second_factor: second_factor_text(record.second_factor).to_owned(),
+            second_factor: record.second_factor.as_str().to_owned(),
         }
     }
 
@@ -77,16 +77,11 @@ impl Row {
                     .map_err(|_| corrupt("access"))?,
             ),
         };
-        let kind = match self.kind.as_str() {
-            "standard" => TokenKind::Standard,
-            "session" => TokenKind::Session,
-            _ => return Err(corrupt("kind")),
-        };
-        let second_factor = match self.second_factor.as_str() {
-            ENFORCED => SecondFactor::Enforced,
-            BYPASSED => SecondFactor::Bypassed,
-            _ => return Err(corrupt("second_factor")),
-        };
+        let kind: TokenKind = self.kind.parse().map_err(|_| corrupt("kind"))?;
+        let second_factor: SecondFactor = self
+            .second_factor
+            .parse()
+            .map_err(|_| corrupt("second_factor"))?;
         let cidr = if self.cidr.is_empty() {
             CidrList::any()
         } else {
@@ -103,16 +98,6 @@ impl Row {
         record.description = self.description;
         record.last_used_at = self.last_used_at.map(time);
         Ok(record)
-    }
-}
-
-const ENFORCED: &str = "enforced";
-const BYPASSED: &str = "bypassed";
-
-fn second_factor_text(second_factor: SecondFactor) -> &'static str {
-    match second_factor {
-        SecondFactor::Bypassed => BYPASSED,
-        _ => ENFORCED,
     }
 }
 

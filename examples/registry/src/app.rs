@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use serde::de::DeserializeOwned;
 use tokengate::{TokenAuthLayer, Tokens};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::ApiError;
 use crate::storage::Storage;
-use crate::{packages, token_api, users};
+use crate::{owners, packages, token_api, users, visibility};
 
 /// Largest publish accepted (the tarball travels base64-encoded inside JSON).
 const MAX_PUBLISH_BYTES: usize = 64 * 1024 * 1024;
@@ -92,6 +92,19 @@ pub fn router(state: AppState) -> Router {
         .npm_responses("registry");
     let gated = Router::new()
         .route("/-/whoami", get(users::whoami))
+        .route("/-/user/{couch_id}", get(owners::user_profile))
+        .route("/-/user/{user}/package", get(visibility::user_packages))
+        .route("/-/org/{org}/package", get(visibility::org_packages))
+        .route(
+            "/-/package/{name}/visibility",
+            get(visibility::get_visibility),
+        )
+        .route("/-/package/{name}/access", post(visibility::set_access))
+        .route(
+            "/-/package/{name}/collaborators",
+            get(visibility::collaborators),
+        )
+        .route("/{name}/-rev/{rev}", put(owners::change))
         .route("/-/user/token/{token}", delete(users::logout))
         .route(
             "/-/npm/v1/tokens",

@@ -15,11 +15,13 @@ mod app;
 mod audit;
 mod config;
 mod error;
+mod owners;
 mod packages;
 mod scopes;
 mod storage;
 mod token_api;
 mod users;
+mod visibility;
 
 use std::net::SocketAddr;
 

@@ -16,6 +16,7 @@ use tokengate::{Action, Authenticated, RequestHead, Resource};
 use crate::app::AppState;
 use crate::error::{ApiError, JsonBody};
 use crate::scopes;
+use crate::visibility::{self, Visibility};
 
 /// A validated package name: `name` or `@scope/name`, each part lower-case letters,
 /// digits, `-`, `.`, `_` and `~`, not starting with `.` or `_`; 214 characters at most.
@@ -59,6 +60,11 @@ impl PackageName {
         })
     }
 
+    /// Whether the name has a scope.
+    pub fn is_scoped(&self) -> bool {
+        self.scope.is_some()
+    }
+
     /// Whether `scope` (without its `@`) can name a scope.
     pub fn valid_scope(scope: &str) -> bool {
         valid_part(scope)
@@ -71,11 +77,11 @@ impl PackageName {
         Self::parse(&format!("{scope}/{name}"))
     }
 
-    fn dir(&self) -> String {
+    pub fn dir(&self) -> String {
         format!("packages/{}", self.full.replace('/', "%2f"))
     }
 
-    fn packument_key(&self) -> String {
+    pub fn packument_key(&self) -> String {
         format!("{}/packument.json", self.dir())
     }
 
@@ -94,47 +100,67 @@ impl PackageName {
     }
 }
 
-/// Every package here is public: a publish that asks for a private one, or a new scoped
-/// package without `--access public` (which npm's registry would make private), is
-/// refused rather than published for everyone to read.
-fn check_access(name: &PackageName, access: Option<&str>, exists: bool) -> Result<(), ApiError> {
-    let refuse = || {
-        ApiError::bad_request(format!(
-            "private packages are not supported by this registry: publish {:?} with \
-             `--access public`",
-            name.full
-        ))
+/// The visibility a publish asks for. A new package is private with `restricted`, and
+/// so is a new scoped one without `--access` (as on npm); an existing package keeps its
+/// visibility, and a publish that asks for the other one is refused rather than ignored
+/// (`npm access set status=…` changes it).
+fn visibility_of_publish(
+    name: &PackageName,
+    access: Option<&str>,
+    existing: Option<Visibility>,
+) -> Result<Visibility, ApiError> {
+    let asked = match access {
+        None => None,
+        Some("public") => Some(Visibility::Public),
+        Some("restricted") => Some(Visibility::Private),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "access {:?} is not supported: use public or restricted",
+                other.chars().take(64).collect::<String>()
+            )));
+        }
     };
-    match access {
-        Some("public") => Ok(()),
-        Some("restricted") => Err(refuse()),
-        None if name.scope.is_none() || exists => Ok(()),
-        None => Err(refuse()),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "access {:?} is not supported: use public",
-            other.chars().take(64).collect::<String>()
+    match (existing, asked) {
+        (Some(current), Some(asked)) if asked != current => Err(ApiError::bad_request(format!(
+            "{name} is {}; change that with `npm access set status={}`, not with a publish",
+            if current == Visibility::Public {
+                "public"
+            } else {
+                "private"
+            },
+            if asked == Visibility::Public {
+                "public"
+            } else {
+                "private"
+            },
         ))),
-    }
-}
-
-impl std::fmt::Display for PackageName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.full)
+        (Some(current), _) => Ok(current),
+        (None, Some(Visibility::Private)) if !name.is_scoped() => Err(ApiError::bad_request(
+            format!("{name} is not scoped: only scoped packages can be private"),
+        )),
+        (None, Some(asked)) => Ok(asked),
+        (None, None) if name.is_scoped() => Ok(Visibility::Private),
+        (None, None) => Ok(Visibility::Public),
     }
 }
 
 /// The package a write touches, for the token gate: from `/<name>`, `/@scope%2f<name>`,
-/// `/@scope/<name>` and their `/-/…` sub-paths, percent-decoded as the router decodes
-/// them. Reads resolve to nothing: every package here is public, and a token limited to
-/// some packages must still install the others. Handlers check again against the name
+/// `/@scope/<name>`, their `/-/…` and `/-rev/…` sub-paths and `/-/package/<name>/…`,
+/// percent-decoded as the router decodes them. Reads resolve to nothing here: public
+/// packages are anyone's to read (a token limited to some packages must still install the
+/// others), and private ones are checked by `visibility::readable`. Handlers check again against the name
 /// they parsed (see [`check_write`]), so a path this misreads is refused there.
 pub fn resource_of(request: &RequestHead<'_>) -> Option<Resource> {
     if Action::of_method(request.method) == Action::Read {
         return None;
     }
     let path = request.uri.path().strip_prefix('/')?;
-    let package = path.split("/-/").next()?;
-    if package.starts_with('-') {
+    // `/-/package/<name>/…`: npm's access endpoints; `<name>/-/…` and `<name>/-rev/…`.
+    let package = match path.strip_prefix("-/package/") {
+        Some(rest) => rest.split('/').next()?,
+        None => path.split("/-").next()?,
+    };
+    if package.is_empty() || package.starts_with('-') {
         return None;
     }
     let decoded = percent_decode(package)?;
@@ -166,6 +192,12 @@ fn percent_decode(text: &str) -> Option<String> {
 pub fn check_write(who: &Authenticated, name: &PackageName) -> Result<(), ApiError> {
     who.check(Action::Write, &Resource::new(name.full.clone()))
         .map_err(|rejection| ApiError::forbidden(rejection.message()))
+}
+
+impl std::fmt::Display for PackageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.full)
+    }
 }
 
 fn valid_part(part: &str) -> bool {
@@ -217,18 +249,12 @@ struct Checked {
 }
 
 /// Everything about a publish that can be wrong, checked before anything is written.
-/// `exists` says whether the package has been published before.
-fn check_publish(
-    name: &PackageName,
-    request: PublishRequest,
-    exists: bool,
-) -> Result<Checked, ApiError> {
+fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked, ApiError> {
     if request.name != name.full {
         return Err(ApiError::bad_request(
             "the package name in the body does not match the one in the URL",
         ));
     }
-    check_access(name, request.access.as_deref(), exists)?;
     let mut versions = request.versions.into_iter();
     let (version, manifest) = match (versions.next(), versions.next()) {
         (Some(only), None) => only,
@@ -285,8 +311,38 @@ fn check_publish(
     })
 }
 
-async fn load_packument(state: &AppState, name: &PackageName) -> Result<Option<Value>, ApiError> {
-    state.load_json(&name.packument_key(), "package").await
+/// Writes the packument with a new `_rev`, which npm sends back when it changes owners.
+pub async fn save_packument(
+    state: &AppState,
+    name: &PackageName,
+    packument: &mut Value,
+) -> Result<(), ApiError> {
+    let revision = packument["_rev"]
+        .as_str()
+        .and_then(|rev| rev.split_once('-'))
+        .and_then(|(n, _)| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    packument["_rev"] = json!(format!("{}-tokengate", revision + 1));
+    let bytes = serde_json::to_vec(&*packument)
+        .map_err(|e| ApiError::internal("cannot save the package", e))?;
+    state
+        .storage()
+        .write(&name.packument_key(), bytes)
+        .await
+        .map_err(|e| ApiError::internal("cannot save the package", e))
+}
+
+/// Every package name in the registry.
+pub async fn all_names(state: &AppState) -> Result<Vec<PackageName>, ApiError> {
+    let dirs = state
+        .storage()
+        .children("packages")
+        .await
+        .map_err(|e| ApiError::internal("cannot list the packages", e))?;
+    Ok(dirs
+        .iter()
+        .filter_map(|dir| PackageName::parse(&dir.replace("%2f", "/")).ok())
+        .collect())
 }
 
 pub async fn publish(
@@ -318,29 +374,45 @@ async fn publish_named(
     let who = who.ok_or_else(ApiError::needs_login)?;
     check_write(&who, &name)?;
     let _writing = state.write_lock().await;
-    let existing = load_packument(&state, &name).await?;
-    let checked = check_publish(&name, request, existing.is_some())?;
-    let scope = match &name.scope {
-        Some(scope) => Some((scope, scopes::check(&state, scope, who.owner()).await?)),
-        None => None,
+    let existing = visibility::load(&state, &name).await?;
+    if let Some(package) = &existing {
+        if !package.is_maintainer(who.owner()) {
+            // Someone who cannot see a private package learns nothing of it.
+            if !package.readable_by(Some(&who), &name) {
+                return Err(ApiError::forbidden(format!(
+                    "you do not have permission to publish {name}"
+                )));
+            }
+            return Err(ApiError::forbidden(format!(
+                "you do not have permission to publish {:?}: it belongs to another user",
+                name.full
+            )));
+        }
+    }
+    let visibility = visibility_of_publish(
+        &name,
+        request.access.as_deref(),
+        existing.as_ref().map(|p| p.visibility),
+    )?;
+    let checked = check_publish(&name, request)?;
+    // The scope's owner decides who starts packages in it; an existing package's
+    // maintainers publish it wherever it lives.
+    let scope = match (&name.scope, &existing) {
+        (Some(scope), None) => Some((scope, scopes::check(&state, scope, who.owner()).await?)),
+        _ => None,
     };
-    let mut packument = existing.unwrap_or_else(|| {
-        json!({
+    let is_new = existing.is_none();
+    let mut packument = match existing {
+        Some(package) => package.packument,
+        None => json!({
             "_id": name.full,
             "name": name.full,
             "versions": {},
             "dist-tags": {},
             "time": {},
-            "maintainers": [{ "name": who.owner() }],
-        })
-    });
-    let maintainer = packument["maintainers"][0]["name"].as_str() == Some(who.owner());
-    if !maintainer {
-        return Err(ApiError::forbidden(format!(
-            "you do not have permission to publish {:?}: it belongs to another user",
-            name.full
-        )));
-    }
+            "maintainers": [crate::owners::maintainer_entry(&state, who.owner()).await?],
+        }),
+    };
     if packument["versions"].get(&checked.version).is_some() {
         return Err(ApiError::forbidden(format!(
             "cannot publish over the previously published version {}",
@@ -363,13 +435,11 @@ async fn publish_named(
     if packument["time"].get("created").is_none() {
         packument["time"]["created"] = json!(now);
     }
-    let bytes = serde_json::to_vec(&packument)
-        .map_err(|e| ApiError::internal("cannot save the package", e))?;
-    state
-        .storage()
-        .write(&name.packument_key(), bytes)
-        .await
-        .map_err(|e| ApiError::internal("cannot save the package", e))?;
+    if is_new {
+        // Written before the packument: a private package is never visible, even briefly.
+        visibility::save_visibility(&state, &name, visibility).await?;
+    }
+    save_packument(&state, &name, &mut packument).await?;
     if let Some((scope, scopes::Ownership::Unclaimed)) = scope {
         scopes::record(&state, scope, who.owner()).await?;
     }
@@ -384,29 +454,31 @@ async fn publish_named(
 
 pub async fn packument(
     State(state): State<AppState>,
+    who: Option<Authenticated>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    serve_packument(&state, &headers, PackageName::parse(&name)?).await
+    serve_packument(&state, who.as_ref(), &headers, PackageName::parse(&name)?).await
 }
 
 pub async fn packument_scoped(
     State(state): State<AppState>,
+    who: Option<Authenticated>,
     headers: HeaderMap,
     Path((scope, name)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    serve_packument(&state, &headers, PackageName::scoped(&scope, &name)?).await
+    let name = PackageName::scoped(&scope, &name)?;
+    serve_packument(&state, who.as_ref(), &headers, name).await
 }
 
 /// The packument, with each tarball URL pointing back at this server.
 async fn serve_packument(
     state: &AppState,
+    who: Option<&Authenticated>,
     headers: &HeaderMap,
     name: PackageName,
 ) -> Result<Json<Value>, ApiError> {
-    let mut packument = load_packument(state, &name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("package {:?} not found", name.full)))?;
+    let mut packument = visibility::readable(state, who, &name).await?.packument;
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -430,23 +502,28 @@ async fn serve_packument(
 
 pub async fn tarball(
     State(state): State<AppState>,
+    who: Option<Authenticated>,
     Path((name, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    serve_tarball(&state, PackageName::parse(&name)?, &file).await
+    serve_tarball(&state, who.as_ref(), PackageName::parse(&name)?, &file).await
 }
 
 pub async fn tarball_scoped(
     State(state): State<AppState>,
+    who: Option<Authenticated>,
     Path((scope, name, file)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    serve_tarball(&state, PackageName::scoped(&scope, &name)?, &file).await
+    let name = PackageName::scoped(&scope, &name)?;
+    serve_tarball(&state, who.as_ref(), name, &file).await
 }
 
 async fn serve_tarball(
     state: &AppState,
+    who: Option<&Authenticated>,
     name: PackageName,
     file: &str,
 ) -> Result<Response, ApiError> {
+    visibility::readable(state, who, &name).await?;
     let bytes = state
         .storage()
         .read(&name.tarball_key(file)?)

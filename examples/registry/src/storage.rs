@@ -37,6 +37,42 @@ impl Storage {
         }
     }
 
+    /// The names directly under `prefix` (a folder on disk; keys `prefix/<name>/…` in
+    /// memory), sorted.
+    pub async fn children(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let mut names = match self {
+            Storage::Disk(root) => {
+                let mut names = Vec::new();
+                let mut entries = match tokio::fs::read_dir(root.join(prefix)).await {
+                    Ok(entries) => entries,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(names),
+                    Err(error) => return Err(error),
+                };
+                while let Some(entry) = entries.next_entry().await? {
+                    if let Ok(name) = entry.file_name().into_string() {
+                        names.push(name);
+                    }
+                }
+                names
+            }
+            Storage::Memory(map) => {
+                let start = format!("{prefix}/");
+                let map = map.lock().unwrap_or_else(|p| p.into_inner());
+                let mut names: Vec<String> = map
+                    .keys()
+                    .filter_map(|key| key.strip_prefix(&start))
+                    .filter_map(|rest| rest.split('/').next())
+                    .map(str::to_owned)
+                    .collect();
+                names.dedup();
+                names
+            }
+        };
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Writes the whole value or nothing: on disk, a temporary file renamed into place.
     pub async fn write(&self, key: &str, bytes: Vec<u8>) -> io::Result<()> {
         match self {

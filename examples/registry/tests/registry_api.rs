@@ -517,72 +517,341 @@ async fn scopes_belong_to_their_user_or_first_publisher() {
 }
 
 #[tokio::test]
-async fn private_publishes_are_refused_rather_than_made_public() {
-    let (client, data) = start().await;
+async fn private_packages_answer_only_to_maintainers_who_may_read_them() {
+    let (client, _data) = start().await;
     let alice = client.session("alice").await;
-    struct Case {
+    let bob = client.session("bob").await;
+    struct Publish {
         name: &'static str,
         access: serde_json::Value,
+        status: u16,
+        public: bool,
+    }
+    let publishes = [
+        Publish {
+            name: "@alice/secret",
+            access: "restricted".into(),
+            status: 201,
+            public: false,
+        },
+        // npm sends null without `--access`; a new scoped package is then private.
+        Publish {
+            name: "@alice/quiet",
+            access: serde_json::Value::Null,
+            status: 201,
+            public: false,
+        },
+        Publish {
+            name: "@alice/open",
+            access: "public".into(),
+            status: 201,
+            public: true,
+        },
+        Publish {
+            name: "plain",
+            access: serde_json::Value::Null,
+            status: 201,
+            public: true,
+        },
+        Publish {
+            name: "unscoped",
+            access: "restricted".into(),
+            status: 400,
+            public: false,
+        },
+        Publish {
+            name: "@alice/odd",
+            access: "secret".into(),
+            status: 400,
+            public: false,
+        },
+    ];
+    for publish in &publishes {
+        let body = publish_body(publish.name, "1.0.0", publish.access.clone());
+        let path = format!("/{}", encode(publish.name));
+        let reply = client.send("PUT", &path, Some(&alice), &body).await;
+        assert_eq!(
+            reply.status, publish.status,
+            "{}: {}",
+            publish.name, reply.body
+        );
+    }
+    let reader = client
+        .create(
+            &alice,
+            serde_json::json!({ "password": PASSWORD, "readonly": true }),
+        )
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other_package = client
+        .create(
+            &alice,
+            serde_json::json!({ "password": PASSWORD, "packages": ["@alice/open"], "packages_and_scopes_permission": "read-only" }),
+        )
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Every route that names the package, for each kind of caller.
+    let routes = |name: &str| {
+        let encoded = encode(name);
+        let base = name.rsplit('/').next().unwrap().to_owned();
+        vec![
+            format!("/{encoded}"),
+            format!("/{name}"),
+            format!("/{name}/-/{base}-1.0.0.tgz"),
+            format!("/{encoded}/-/{base}-1.0.0.tgz"),
+            format!("/-/package/{encoded}/visibility"),
+            format!("/-/package/{encoded}/collaborators"),
+        ]
+    };
+    struct Caller<'a> {
+        label: &'a str,
+        token: Option<&'a str>,
+        sees_private: bool,
+    }
+    let callers = [
+        Caller {
+            label: "anonymous",
+            token: None,
+            sees_private: false,
+        },
+        Caller {
+            label: "bob",
+            token: Some(&bob),
+            sees_private: false,
+        },
+        Caller {
+            label: "another package's token",
+            token: Some(&other_package),
+            sees_private: false,
+        },
+        Caller {
+            label: "alice's session",
+            token: Some(&alice),
+            sees_private: true,
+        },
+        Caller {
+            label: "alice's read-only token",
+            token: Some(&reader),
+            sees_private: true,
+        },
+    ];
+    for publish in publishes.iter().filter(|p| p.status == 201) {
+        for caller in &callers {
+            for path in routes(publish.name) {
+                let reply = client.send("GET", &path, caller.token, "").await;
+                let visible = publish.public || caller.sees_private;
+                let expected = if visible { 200 } else { 404 };
+                assert_eq!(
+                    reply.status, expected,
+                    "{} {path}: {}",
+                    caller.label, reply.body
+                );
+                if !visible {
+                    assert!(
+                        reply.body.contains("not found"),
+                        "the same answer as for nothing at all: {}",
+                        reply.body
+                    );
+                }
+            }
+        }
+    }
+    let missing = client.send("GET", "/%40alice%2Fnothing", None, "").await;
+    let hidden = client.send("GET", "/%40alice%2Fsecret", None, "").await;
+    assert_eq!(missing.body.replace("nothing", "secret"), hidden.body);
+
+    // `npm access list packages alice`: only what the caller may see.
+    let listing = |token: Option<&str>| {
+        let token = token.map(str::to_owned);
+        let client = &client;
+        async move {
+            client
+                .send("GET", "/-/user/alice/package", token.as_deref(), "")
+                .await
+                .json()
+        }
+    };
+    let mine = listing(Some(&alice)).await;
+    assert_eq!(mine.as_object().unwrap().len(), 4, "{mine}");
+    let theirs = listing(Some(&bob)).await;
+    assert_eq!(
+        theirs,
+        serde_json::json!({ "@alice/open": "read-write", "plain": "read-write" })
+    );
+
+    // A later publish keeps the visibility; asking for the other one is refused.
+    let next = publish_body("@alice/secret", "1.0.1", serde_json::Value::Null);
+    let reply = client
+        .send("PUT", "/%40alice%2Fsecret", Some(&alice), &next)
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let flip = publish_body("@alice/secret", "1.0.2", "public".into());
+    let reply = client
+        .send("PUT", "/%40alice%2Fsecret", Some(&alice), &flip)
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.body.contains("npm access set status=public"),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn access_and_owner_changes_are_writes_by_maintainers() {
+    let (client, _data) = start().await;
+    let alice = client.session("alice").await;
+    let bob = client.session("bob").await;
+    let body = publish_body("@alice/secret", "1.0.0", "restricted".into());
+    assert_eq!(
+        client
+            .send("PUT", "/%40alice%2Fsecret", Some(&alice), &body)
+            .await
+            .status,
+        201
+    );
+    let reader = client
+        .create(
+            &alice,
+            serde_json::json!({ "password": PASSWORD, "readonly": true }),
+        )
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let make_public = r#"{"access":"public"}"#;
+    let access = "/-/package/%40alice%2Fsecret/access";
+    struct Case<'a> {
+        label: &'a str,
+        token: &'a str,
         status: u16,
     }
     let cases = [
         Case {
-            name: "@alice/secret",
-            access: serde_json::json!("restricted"),
-            status: 400,
-        },
-        // npm sends null without `--access`; npm's registry makes a new scoped package
-        // private then.
-        Case {
-            name: "@alice/quiet",
-            access: serde_json::Value::Null,
-            status: 400,
+            label: "bob, who cannot see it",
+            token: &bob,
+            status: 404,
         },
         Case {
-            name: "@alice/odd",
-            access: serde_json::json!("secret"),
-            status: 400,
-        },
-        Case {
-            name: "plain",
-            access: serde_json::Value::Null,
-            status: 201,
-        },
-        Case {
-            name: "@alice/open",
-            access: serde_json::json!("public"),
-            status: 201,
+            label: "alice's read-only token",
+            token: &reader,
+            status: 403,
         },
     ];
     for case in cases {
-        let body = publish_body(case.name, "1.0.0", case.access.clone());
-        let path = format!("/{}", encode(case.name));
-        let reply = client.send("PUT", &path, Some(&alice), &body).await;
-        assert_eq!(reply.status, case.status, "{}: {}", case.name, reply.body);
-        if case.status == 400 {
-            let anonymous = client.send("GET", &path, None, "").await;
-            assert_eq!(anonymous.status, 404, "{} was stored", case.name);
-        }
+        let reply = client
+            .send("POST", access, Some(case.token), make_public)
+            .await;
+        assert_eq!(reply.status, case.status, "{}: {}", case.label, reply.body);
+        let owners = serde_json::json!({
+            "_id": "@alice/secret", "_rev": "1-tokengate",
+            "maintainers": [{ "name": "alice" }, { "name": "bob" }]
+        });
+        let reply = client
+            .send(
+                "PUT",
+                "/%40alice%2Fsecret/-rev/1-tokengate",
+                Some(case.token),
+                &owners.to_string(),
+            )
+            .await;
+        assert_eq!(
+            reply.status, case.status,
+            "{} owners: {}",
+            case.label, reply.body
+        );
     }
-    let refused = client
-        .send(
-            "PUT",
-            "/%40alice%2Fsecret",
-            Some(&alice),
-            &publish_body("@alice/secret", "1.0.0", serde_json::json!("restricted")),
-        )
-        .await;
-    assert!(refused.body.contains("--access public"), "{}", refused.body);
-    // A later version of a public scoped package needs no `--access` again.
-    let next = publish_body("@alice/open", "1.0.1", serde_json::Value::Null);
+    assert_eq!(
+        client
+            .send("GET", "/%40alice%2Fsecret", Some(&bob), "")
+            .await
+            .status,
+        404
+    );
+
+    // 2FA rules cannot be set while the registry has no 2FA: refused, not ignored.
+    let mfa = r#"{"publish_requires_tfa":true,"automation_token_overrides_tfa":false}"#;
+    let reply = client.send("POST", access, Some(&alice), mfa).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("two-factor"), "{}", reply.body);
+
+    // Alice adds bob: he reads and publishes; she removes him: both stop at once.
+    let owners = |names: &[&str]| {
+        let maintainers: Vec<_> = names
+            .iter()
+            .map(|n| serde_json::json!({ "name": n }))
+            .collect();
+        serde_json::json!({ "_id": "@alice/secret", "_rev": "2-x", "maintainers": maintainers })
+            .to_string()
+    };
+    let path = "/%40alice%2Fsecret/-rev/2-x";
     let reply = client
-        .send("PUT", "/%40alice%2Fopen", Some(&alice), &next)
+        .send("PUT", path, Some(&alice), &owners(&["alice", "bob"]))
         .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    let stored = std::fs::read_dir(data.path().join("packages"))
-        .unwrap()
-        .count();
-    assert_eq!(stored, 2, "only the two public packages were written");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        client
+            .send("GET", "/%40alice%2Fsecret", Some(&bob), "")
+            .await
+            .status,
+        200
+    );
+    let by_bob = publish_body("@alice/secret", "1.1.0", serde_json::Value::Null);
+    assert_eq!(
+        client
+            .send("PUT", "/%40alice%2Fsecret", Some(&bob), &by_bob)
+            .await
+            .status,
+        201
+    );
+    let reply = client
+        .send("PUT", path, Some(&alice), &owners(&["alice"]))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        client
+            .send("GET", "/%40alice%2Fsecret", Some(&bob), "")
+            .await
+            .status,
+        404
+    );
+    let again = publish_body("@alice/secret", "1.2.0", serde_json::Value::Null);
+    assert_eq!(
+        client
+            .send("PUT", "/%40alice%2Fsecret", Some(&bob), &again)
+            .await
+            .status,
+        403
+    );
+    let nobody = client.send("PUT", path, Some(&alice), &owners(&[])).await;
+    assert_eq!(nobody.status, 400);
+    let stranger = client
+        .send("PUT", path, Some(&alice), &owners(&["alice", "mallory"]))
+        .await;
+    assert_eq!(stranger.status, 400);
+
+    // Alice makes it public: everyone reads it.
+    let reply = client.send("POST", access, Some(&alice), make_public).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        client
+            .send("GET", "/%40alice%2Fsecret", None, "")
+            .await
+            .status,
+        200
+    );
+    let status = client
+        .send("GET", "/-/package/%40alice%2Fsecret/visibility", None, "")
+        .await;
+    assert_eq!(status.json(), serde_json::json!({ "public": true }));
 }
 
 #[tokio::test]

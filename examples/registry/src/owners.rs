@@ -1,0 +1,95 @@
+//! Maintainers: `npm owner ls|add|rm`, and the user lookup `npm owner add` makes first.
+//! Maintainers may read and publish a package; only a maintainer changes the list.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokengate::Authenticated;
+
+use crate::app::AppState;
+use crate::error::{ApiError, JsonBody};
+use crate::packages::{self, PackageName};
+use crate::{users, visibility};
+
+/// A maintainer as packuments list them: name and email.
+pub async fn maintainer_entry(state: &AppState, user: &str) -> Result<Value, ApiError> {
+    let email = users::load(state, user).await?.and_then(|u| u.email);
+    Ok(json!({ "name": user, "email": email }))
+}
+
+/// `GET /-/user/org.couchdb.user:<name>`: what `npm owner add` looks a user up by.
+pub async fn user_profile(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path(couch_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    who.ok_or_else(ApiError::needs_login)?;
+    let name = couch_id
+        .strip_prefix("org.couchdb.user:")
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    let user = users::load(&state, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user named {name:?}")))?;
+    Ok(Json(json!({ "name": user.name, "email": user.email })))
+}
+
+/// What `npm owner add|rm` sends: the whole new list.
+#[derive(Deserialize)]
+pub struct OwnersChange {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(rename = "_rev")]
+    _rev: String,
+    maintainers: Vec<Maintainer>,
+}
+
+#[derive(Deserialize)]
+struct Maintainer {
+    name: String,
+}
+
+/// `PUT /<name>/-rev/<rev>`: a new list of maintainers, from a maintainer whose token may
+/// write the package. Removing someone takes reading and publishing away at once.
+pub async fn change(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path((name, _rev)): Path<(String, String)>,
+    JsonBody(change): JsonBody<OwnersChange>,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = who.ok_or_else(ApiError::needs_login)?;
+    let name = PackageName::parse(&name)?;
+    if change.id != name.to_string() {
+        return Err(ApiError::bad_request(
+            "the package name in the body does not match the one in the URL",
+        ));
+    }
+    let _writing = state.write_lock().await;
+    let mut package = visibility::changeable(&state, &who, &name).await?;
+    if change.maintainers.is_empty() {
+        return Err(ApiError::bad_request(
+            "a package needs at least one maintainer",
+        ));
+    }
+    let mut entries = Vec::new();
+    for maintainer in &change.maintainers {
+        if users::load(&state, &maintainer.name).await?.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "no user named {:?}",
+                maintainer.name.chars().take(64).collect::<String>()
+            )));
+        }
+        if !entries
+            .iter()
+            .any(|e: &Value| e["name"] == maintainer.name.as_str())
+        {
+            entries.push(maintainer_entry(&state, &maintainer.name).await?);
+        }
+    }
+    package.packument["maintainers"] = Value::Array(entries);
+    packages::save_packument(&state, &name, &mut package.packument).await?;
+    let names = visibility::maintainer_names(&package.packument).join(", ");
+    tracing::info!(package = %name, user = who.owner(), maintainers = names, "owners changed");
+    Ok(Json(json!({ "ok": true, "id": name.to_string() })))
+}

@@ -1,0 +1,236 @@
+//! Private packages: who may see a package and who may change it, in one place, and npm's
+//! access endpoints (`npm access get|set status`, `list collaborators`, `list packages`).
+//!
+//! A public package is anyone's to read. A private one answers only to its maintainers,
+//! and only through tokens whose grants allow the package; everyone else gets the same 404
+//! as for a package that does not exist, so that its existence does not leak.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokengate::{Action, Authenticated, Resource};
+
+use crate::app::AppState;
+use crate::error::{ApiError, JsonBody};
+use crate::packages::PackageName;
+
+/// Who may read a package.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone, with a token or without.
+    Public,
+    /// Its maintainers, through tokens that may read it (npm's `restricted`).
+    Private,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AccessRecord {
+    visibility: Visibility,
+}
+
+fn access_key(name: &PackageName) -> String {
+    format!("{}/access.json", name.dir())
+}
+
+/// A package as stored: its packument and who may see it.
+pub struct Package {
+    pub packument: Value,
+    pub visibility: Visibility,
+}
+
+impl Package {
+    /// The user names of its maintainers.
+    pub fn maintainers(&self) -> Vec<&str> {
+        maintainer_names(&self.packument)
+    }
+
+    pub fn is_maintainer(&self, user: &str) -> bool {
+        self.maintainers().contains(&user)
+    }
+
+    /// The one rule for reads, shared by every route that can reveal a package.
+    pub fn readable_by(&self, who: Option<&Authenticated>, name: &PackageName) -> bool {
+        match self.visibility {
+            Visibility::Public => true,
+            Visibility::Private => who.is_some_and(|who| {
+                self.is_maintainer(who.owner())
+                    && who.may(Action::Read, Some(&Resource::new(name.to_string())))
+            }),
+        }
+    }
+}
+
+pub fn maintainer_names(packument: &Value) -> Vec<&str> {
+    packument["maintainers"]
+        .as_array()
+        .map(|all| all.iter().filter_map(|m| m["name"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// The stored package, whoever asks; `None` when there is none. Packages published before
+/// visibility existed are public.
+pub async fn load(state: &AppState, name: &PackageName) -> Result<Option<Package>, ApiError> {
+    let Some(packument) = state.load_json(&name.packument_key(), "package").await? else {
+        return Ok(None);
+    };
+    let record: Option<AccessRecord> = state.load_json(&access_key(name), "package access").await?;
+    Ok(Some(Package {
+        packument,
+        visibility: record.map_or(Visibility::Public, |r| r.visibility),
+    }))
+}
+
+/// The package as `who` may see it: the same 404 for one that does not exist and for one
+/// `who` may not read.
+pub async fn readable(
+    state: &AppState,
+    who: Option<&Authenticated>,
+    name: &PackageName,
+) -> Result<Package, ApiError> {
+    match load(state, name).await? {
+        Some(package) if package.readable_by(who, name) => Ok(package),
+        _ => Err(not_found(name)),
+    }
+}
+
+pub fn not_found(name: &PackageName) -> ApiError {
+    ApiError::not_found(format!("package {:?} not found", name.to_string()))
+}
+
+/// The package, for a change only its maintainers may make, through a token that may
+/// write it: 404 when `who` may not even see it, 403 when they see it but may not change
+/// it. Call it under the registry's write lock.
+pub async fn changeable(
+    state: &AppState,
+    who: &Authenticated,
+    name: &PackageName,
+) -> Result<Package, ApiError> {
+    let package = readable(state, Some(who), name).await?;
+    if !package.is_maintainer(who.owner()) {
+        return Err(ApiError::forbidden(format!(
+            "you are not a maintainer of {name}: only its maintainers may change it"
+        )));
+    }
+    crate::packages::check_write(who, name)?;
+    Ok(package)
+}
+
+pub async fn save_visibility(
+    state: &AppState,
+    name: &PackageName,
+    visibility: Visibility,
+) -> Result<(), ApiError> {
+    let bytes = serde_json::to_vec(&AccessRecord { visibility })
+        .map_err(|e| ApiError::internal("cannot save the package's access", e))?;
+    state
+        .storage()
+        .write(&access_key(name), bytes)
+        .await
+        .map_err(|e| ApiError::internal("cannot save the package's access", e))
+}
+
+/// `GET /-/package/<name>/visibility`: `npm access get status`.
+pub async fn get_visibility(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = PackageName::parse(&name)?;
+    let package = readable(&state, who.as_ref(), &name).await?;
+    Ok(Json(
+        json!({ "public": package.visibility == Visibility::Public }),
+    ))
+}
+
+/// What `npm access set` sends: a visibility, or the package's 2FA rule.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessChange {
+    access: Option<String>,
+    publish_requires_tfa: Option<bool>,
+    automation_token_overrides_tfa: Option<bool>,
+}
+
+/// `POST /-/package/<name>/access`: `npm access set status=public|private` and
+/// `npm access set mfa=…`.
+pub async fn set_access(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path(name): Path<String>,
+    JsonBody(change): JsonBody<AccessChange>,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = who.ok_or_else(ApiError::needs_login)?;
+    let name = PackageName::parse(&name)?;
+    let _writing = state.write_lock().await;
+    changeable(&state, &who, &name).await?;
+    if change.publish_requires_tfa == Some(true) || change.automation_token_overrides_tfa.is_some()
+    {
+        return Err(ApiError::bad_request(
+            "mfa=publish and mfa=automation are not supported: this registry has no \
+             two-factor authentication yet",
+        ));
+    }
+    let visibility = match change.access.as_deref() {
+        None => return Ok(StatusCode::OK),
+        Some("public") => Visibility::Public,
+        Some("restricted" | "private") if name.is_scoped() => Visibility::Private,
+        Some("restricted" | "private") => {
+            return Err(ApiError::bad_request(format!(
+                "{name} is not scoped: only scoped packages can be private"
+            )));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "access {:?} is not supported: use public or restricted",
+                other.chars().take(32).collect::<String>()
+            )));
+        }
+    };
+    save_visibility(&state, &name, visibility).await?;
+    tracing::info!(package = %name, user = who.owner(), ?visibility, "access changed");
+    Ok(StatusCode::OK)
+}
+
+/// `GET /-/package/<name>/collaborators`: `npm access list collaborators`.
+pub async fn collaborators(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = PackageName::parse(&name)?;
+    let package = readable(&state, who.as_ref(), &name).await?;
+    let collaborators: Map<String, Value> = package
+        .maintainers()
+        .into_iter()
+        .map(|user| (user.to_owned(), json!("read-write")))
+        .collect();
+    Ok(Json(collaborators))
+}
+
+/// `GET /-/org/<name>/package`: there are no organisations, so npm asks again as a user.
+pub async fn org_packages(Path(_org): Path<String>) -> ApiError {
+    ApiError::not_found("no such organisation: this registry has users only")
+}
+
+/// `GET /-/user/<user>/package`: `npm access list packages [<user>]`, the packages `user`
+/// maintains that the one asking may see.
+pub async fn user_packages(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path(user): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut packages = Map::new();
+    for name in crate::packages::all_names(&state).await? {
+        let Some(package) = load(&state, &name).await? else {
+            continue;
+        };
+        if package.is_maintainer(&user) && package.readable_by(who.as_ref(), &name) {
+            packages.insert(name.to_string(), json!("read-write"));
+        }
+    }
+    Ok(Json(packages))
+}
