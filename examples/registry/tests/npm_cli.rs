@@ -82,8 +82,19 @@ impl Npm {
 
     /// Runs `npm args…` with `config`, in `cwd`; returns stdout and stderr together.
     async fn run(&self, config: &Path, cwd: &Path, args: &[&str]) -> (bool, String) {
+        self.run_with(config, cwd, args, &[]).await
+    }
+
+    /// [`Npm::run`] with these environment variables too.
+    async fn run_with(
+        &self,
+        config: &Path,
+        cwd: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (bool, String) {
         let mut command = self.command("npm", config, cwd);
-        command.args(args);
+        command.args(args).envs(env.iter().copied());
         let output: Output = tokio::time::timeout(Duration::from_secs(120), command.output())
             .await
             .unwrap_or_else(|_| panic!("npm {args:?} took over 120 s"))
@@ -516,5 +527,217 @@ async fn granular_tokens_through_the_real_npm_cli() {
         refused.contains("E403") && refused.contains("scope @alice"),
         "{refused}"
     );
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_packages_through_the_real_npm_cli() {
+    if !npm_ready("the private-package npm CLI test") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    let here = work.path();
+    let alice = Npm::new(&here.join("alice"), &registry.url);
+    let bob = Npm::new(&here.join("bob"), &registry.url);
+    alice.adduser("alice").await;
+    bob.adduser("bob").await;
+    let (alice_session, bob_session) = (alice.session_config(), bob.session_config());
+    let anonymous = alice.config_with("anonymous", "");
+    std::fs::write(&anonymous, "").unwrap();
+    let password = format!("--password={PASSWORD}");
+
+    // A restricted publish, and a scoped one without --access, which npm makes private.
+    let secret = package_dir(here, "@alice/secret", "1.0.0");
+    alice
+        .ok(&alice_session, &secret, &["publish", "--access=restricted"])
+        .await;
+    let quiet = package_dir(here, "@alice/quiet", "1.0.0");
+    alice.ok(&alice_session, &quiet, &["publish"]).await;
+    let status = alice
+        .ok(
+            &alice_session,
+            here,
+            &["access", "get", "status", "@alice/quiet"],
+        )
+        .await;
+    assert!(status.contains("private"), "{status}");
+
+    // Invisible anonymously and to bob: npm's E404, as for a package that does not exist.
+    for (who, config) in [("anonymous", &anonymous), ("bob", &bob_session)] {
+        let refused = alice.fails(config, here, &["view", "@alice/secret"]).await;
+        assert!(refused.contains("E404"), "{who}: {refused}");
+        let listed = alice
+            .ok(
+                config,
+                here,
+                &["access", "list", "packages", "alice", "--json"],
+            )
+            .await;
+        assert!(!listed.contains("@alice/secret"), "{who}: {listed}");
+    }
+    let listed = alice
+        .ok(
+            &alice_session,
+            here,
+            &["access", "list", "packages", "--json"],
+        )
+        .await;
+    assert!(
+        listed.contains("@alice/secret") && listed.contains("@alice/quiet"),
+        "{listed}"
+    );
+
+    // CI: a project whose lockfile names the private package, an .npmrc that takes the
+    // token from the environment, and alice's read-only token there: `npm ci` installs it.
+    let read_only = created_token(
+        &alice
+            .ok(
+                &alice_session,
+                here,
+                &[
+                    "token",
+                    "create",
+                    &password,
+                    "--packages-and-scopes-permission=read-only",
+                ],
+            )
+            .await,
+    );
+    let project = here.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        r#"{"name":"app","version":"0.0.0"}"#,
+    )
+    .unwrap();
+    alice
+        .ok(&alice_session, &project, &["install", "@alice/secret"])
+        .await;
+    assert!(project.join("package-lock.json").exists());
+    let ci = here.join("ci-checkout");
+    std::fs::create_dir_all(&ci).unwrap();
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(project.join(file), ci.join(file)).unwrap();
+    }
+    let host = registry.url.trim_start_matches("http:");
+    std::fs::write(
+        ci.join(".npmrc"),
+        format!(
+            "registry={}\n{host}:_authToken=${{NPM_TOKEN}}\n",
+            registry.url
+        ),
+    )
+    .unwrap();
+    // Each run with a cache of its own, as on a CI machine: only the registry can answer.
+    let cache = |name: &str| here.join(name).to_string_lossy().into_owned();
+    let (with_token, without_token) = (cache("ci-cache-1"), cache("ci-cache-2"));
+    let env = [
+        ("NPM_TOKEN", read_only.as_str()),
+        ("npm_config_cache", &with_token),
+    ];
+    let (ok, output) = alice.run_with(&anonymous, &ci, &["ci"], &env).await;
+    assert!(ok, "npm ci with the read-only token: {output}");
+    assert!(ci.join("node_modules/@alice/secret/index.js").exists());
+    let env = [("NPM_TOKEN", ""), ("npm_config_cache", &without_token)];
+    let (ok, output) = alice.run_with(&anonymous, &ci, &["ci"], &env).await;
+    assert!(
+        !ok && output.contains("E404"),
+        "npm ci without a token installed a private package: {output}"
+    );
+
+    // A granular token for another package cannot read it.
+    let other = created_token(
+        &alice
+            .ok(
+                &alice_session,
+                here,
+                &[
+                    "token",
+                    "create",
+                    &password,
+                    "--packages=@alice/quiet",
+                    "--packages-and-scopes-permission=read-only",
+                ],
+            )
+            .await,
+    );
+    let other = alice.config_with("other-package", &other);
+    let refused = alice.fails(&other, here, &["view", "@alice/secret"]).await;
+    assert!(refused.contains("E404"), "{refused}");
+    alice
+        .ok(&other, here, &["view", "@alice/quiet", "version"])
+        .await;
+
+    // `npm owner add bob`: he installs and publishes it; `npm owner rm bob`: both stop.
+    alice
+        .ok(
+            &alice_session,
+            here,
+            &["owner", "add", "bob", "@alice/secret"],
+        )
+        .await;
+    let owners = alice
+        .ok(&alice_session, here, &["owner", "ls", "@alice/secret"])
+        .await;
+    assert!(
+        owners.contains("alice <alice@example.com>") && owners.contains("bob <bob@example.com>"),
+        "{owners}"
+    );
+    let collaborators = alice
+        .ok(
+            &bob_session,
+            here,
+            &["access", "list", "collaborators", "@alice/secret", "--json"],
+        )
+        .await;
+    assert!(collaborators.contains("bob"), "{collaborators}");
+    let bobs_app = here.join("bobs-app");
+    std::fs::create_dir_all(&bobs_app).unwrap();
+    std::fs::write(
+        bobs_app.join("package.json"),
+        r#"{"name":"bobs","version":"0.0.0"}"#,
+    )
+    .unwrap();
+    bob.ok(&bob_session, &bobs_app, &["install", "@alice/secret"])
+        .await;
+    let secret_next = package_dir(&here.join("next"), "@alice/secret", "1.1.0");
+    bob.ok(&bob_session, &secret_next, &["publish"]).await;
+    alice
+        .ok(
+            &alice_session,
+            here,
+            &["owner", "rm", "bob", "@alice/secret"],
+        )
+        .await;
+    let refused = bob
+        .fails(&bob_session, here, &["view", "@alice/secret"])
+        .await;
+    assert!(refused.contains("E404"), "{refused}");
+    let secret_later = package_dir(&here.join("later"), "@alice/secret", "1.2.0");
+    bob.fails(&bob_session, &secret_later, &["publish"]).await;
+
+    // 2FA rules wait for two-factor authentication: refused by name, not ignored.
+    let refused = alice
+        .fails(
+            &alice_session,
+            here,
+            &["access", "set", "mfa=publish", "@alice/secret"],
+        )
+        .await;
+    assert!(refused.contains("two-factor"), "{refused}");
+
+    // `npm access set status=public`: everyone reads it.
+    alice
+        .ok(
+            &alice_session,
+            here,
+            &["access", "set", "status=public", "@alice/secret"],
+        )
+        .await;
+    let version = alice
+        .ok(&anonymous, here, &["view", "@alice/secret", "version"])
+        .await;
+    assert_eq!(version.trim(), "1.1.0");
     registry.stop().await;
 }
