@@ -64,6 +64,7 @@
 //! | `sqlite` | `SqliteStore`: one file, SQLite compiled in |
 //! | `postgres` | `PostgresStore`: pooled, revocations broadcast to every node |
 //! | `test-util` | `store::contract`, the conformance suite for your own store; `Authenticated::for_record` |
+//! | `totp` | `TotpSecret` (RFC 6238 codes, single use) and `RecoveryCodes`, for a second-factor check |
 //!
 //! # Tracing
 //!
@@ -92,10 +93,13 @@ mod json;
 mod new_token;
 mod reason;
 mod record;
+mod second_factor;
 pub mod store;
 mod text;
 mod token;
 mod tokens;
+#[cfg(feature = "totp")]
+mod totp;
 
 pub use access::{
     Action, Grant, Grants, InvalidGrant, MAX_GRANTS, MAX_PATTERN_LEN, Permission, Resource,
@@ -119,6 +123,7 @@ pub use reason::{Reason, Rejection};
 pub use record::{
     LISTED_ID_CHARS, SecondFactor, Status, TokenKind, TokenListing, TokenRecord, UnknownName,
 };
+pub use second_factor::{OTP_HEADER, OneTimeCode, SecondFactorRequest, SecondFactorVerdict};
 pub use token::{
     CHECKSUM_LEN, ID_LEN, InvalidPrefix, InvalidTokenId, MAX_PREFIX_LEN, MAX_TOKEN_LEN,
     ParsedToken, PresentedToken, RandomError, SECRET_LEN, SecretToken, TokenFormatError, TokenId,
@@ -126,6 +131,11 @@ pub use token::{
 };
 pub use tokens::{
     Authenticated, CreatedToken, TokenEvent, TokenList, Tokens, TokensBuilder, TokensError,
+};
+#[cfg(feature = "totp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "totp")))]
+pub use totp::{
+    InvalidTotpSecret, OtpError, RECOVERY_CODES, RecoveryCodes, TOTP_SECRET_LEN, TotpSecret,
 };
 
 /// The README's examples, compiled and run as doctests so that what it shows works.

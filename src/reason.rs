@@ -40,6 +40,12 @@ pub enum Reason {
     NotPermitted(Permission),
     /// The token store could not be reached; nothing was allowed.
     StoreUnavailable,
+    /// The write needs a one-time password and none was sent.
+    SecondFactorRequired,
+    /// The one-time password sent is wrong, expired or was already used.
+    SecondFactorRejected,
+    /// The second factor could not be checked; nothing was allowed.
+    SecondFactorUnavailable,
 }
 
 /// A message and the same message as a JSON body, from one literal.
@@ -112,6 +118,15 @@ impl Reason {
             }
             Reason::NotPermitted(_) => said!("this token has no access to this resource"),
             Reason::StoreUnavailable => said!("the token store is unavailable; try again shortly"),
+            Reason::SecondFactorRequired => said!(
+                "this operation requires a one-time password: send the code from your authenticator in the npm-otp header (npm: --otp=123456)"
+            ),
+            Reason::SecondFactorRejected => said!(
+                "this operation requires a one-time password, and the one sent is wrong, expired or already used"
+            ),
+            Reason::SecondFactorUnavailable => {
+                said!("the second factor cannot be checked right now; try again shortly")
+            }
         }
     }
 }
@@ -194,10 +209,10 @@ impl fmt::Display for Rejection {
 impl std::error::Error for Rejection {}
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const EVERY_REASON: [Reason; 14] = [
+    pub(crate) const EVERY_REASON: [Reason; 19] = [
         Reason::MissingToken,
         Reason::MalformedHeader(HeaderProblem::Duplicate),
         Reason::MalformedHeader(HeaderProblem::TooLong),
@@ -212,6 +227,11 @@ mod tests {
         Reason::AddressNotAllowed,
         Reason::ReadOnly,
         Reason::StoreUnavailable,
+        Reason::NotPermitted(crate::access::Permission::ReadOnly),
+        Reason::NotPermitted(crate::access::Permission::NoAccess),
+        Reason::SecondFactorRequired,
+        Reason::SecondFactorRejected,
+        Reason::SecondFactorUnavailable,
     ];
 
     #[test]

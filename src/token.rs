@@ -358,6 +358,12 @@ impl SecretToken {
     }
 }
 
+/// Fills `out` with bytes from the operating system's generator.
+#[cfg_attr(not(feature = "totp"), allow(dead_code))]
+pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), RandomError> {
+    getrandom::fill(out).map_err(RandomError)
+}
+
 /// Fills `out` with base62 characters drawn uniformly from the OS generator.
 fn fill_base62(out: &mut [u8]) -> Result<(), getrandom::Error> {
     let mut pool = Zeroizing::new([0u8; 64]);

@@ -869,3 +869,114 @@ async fn handlers_check_resources_the_gate_could_not_see() {
         "this token has no access to app-db: its grant on app-db is no-access"
     );
 }
+
+#[tokio::test]
+async fn writes_ask_the_second_factor_check_and_reads_never_do() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokengate::SecondFactorVerdict;
+
+    let tokens = tokens(TestStore::new());
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&asked);
+    let layer = TokenAuthLayer::new(tokens.clone())
+        .npm_responses("registry")
+        .second_factor(move |request| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                assert!(
+                    !format!("{request:?}").contains("654321"),
+                    "codes stay out of Debug"
+                );
+                match &request.code {
+                    _ if request.token_bypasses() => SecondFactorVerdict::Pass,
+                    None => SecondFactorVerdict::CodeRequired,
+                    Some(code) if code.expose() == "654321" => SecondFactorVerdict::Pass,
+                    Some(_) => SecondFactorVerdict::CodeRejected,
+                }
+            }
+        });
+    let person = tokens
+        .create("alice", NewToken::read_write())
+        .await
+        .unwrap();
+    let robot = tokens
+        .create("alice", NewToken::read_write().bypass_second_factor())
+        .await
+        .unwrap();
+    let bearer_of = |created: &tokengate::CreatedToken| bearer(created.token.expose_secret());
+    struct Case {
+        label: &'static str,
+        method: Method,
+        auth: String,
+        otp: Option<&'static str>,
+        status: StatusCode,
+        challenge: Option<&'static str>,
+        asks: bool,
+    }
+    let cases = [
+        Case {
+            label: "a read",
+            method: Method::GET,
+            auth: bearer_of(&person),
+            otp: None,
+            status: StatusCode::OK,
+            challenge: None,
+            asks: false,
+        },
+        Case {
+            label: "a write, no code",
+            method: Method::PUT,
+            auth: bearer_of(&person),
+            otp: None,
+            status: StatusCode::UNAUTHORIZED,
+            challenge: Some("OTP"),
+            asks: true,
+        },
+        Case {
+            label: "a write, wrong code",
+            method: Method::PUT,
+            auth: bearer_of(&person),
+            otp: Some("111111"),
+            status: StatusCode::UNAUTHORIZED,
+            challenge: Some("OTP"),
+            asks: true,
+        },
+        Case {
+            label: "a write, right code",
+            method: Method::PUT,
+            auth: bearer_of(&person),
+            otp: Some("654321"),
+            status: StatusCode::OK,
+            challenge: None,
+            asks: true,
+        },
+        Case {
+            label: "a bypass token's write",
+            method: Method::PUT,
+            auth: bearer_of(&robot),
+            otp: None,
+            status: StatusCode::OK,
+            challenge: None,
+            asks: true,
+        },
+    ];
+    for case in cases {
+        let before = asked.load(Ordering::SeqCst);
+        let mut headers = vec![("authorization", case.auth.as_str())];
+        if let Some(otp) = case.otp {
+            headers.push(("npm-otp", otp));
+        }
+        // Twice: the second time the token is cached, and the answer must not change.
+        for _ in 0..2 {
+            let reply = send_bare(&layer, &case.method, None, &headers).await;
+            assert_eq!(reply.status, case.status, "{}: {}", case.label, reply.body);
+            assert_eq!(reply.challenge.as_deref(), case.challenge, "{}", case.label);
+            if case.status == StatusCode::UNAUTHORIZED {
+                assert!(reply.body.contains("one-time password"), "{}", reply.body);
+            }
+        }
+        let asks = asked.load(Ordering::SeqCst) - before;
+        assert_eq!(asks, if case.asks { 2 } else { 0 }, "{}", case.label);
+    }
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Method, Response};
+use http::{HeaderName, Method, Response};
 use tower::Layer;
 
 use super::respond::{Respond, ResponseStyle};
@@ -14,6 +14,7 @@ use super::service::{Config, Mode, RequestHead, TokenAuth};
 use crate::access::{Action, Resource};
 use crate::client_ip::TrustedProxies;
 use crate::reason::Rejection;
+use crate::second_factor::{OTP_HEADER, SecondFactorRequest, SecondFactorVerdict, boxed_check};
 use crate::store::DynStore;
 use crate::tokens::Tokens;
 
@@ -69,6 +70,8 @@ impl<St> TokenAuthLayer<St> {
                 mode: Mode::Required,
                 action_of: Arc::new(Action::of_method),
                 resource_of: None,
+                second_factor: None,
+                otp_header: HeaderName::from_static(OTP_HEADER),
                 trusted_proxies: TrustedProxies::none(),
                 respond: Respond::Style(ResponseStyle::default()),
             }),
@@ -127,6 +130,47 @@ impl<St> TokenAuthLayer<St> {
         resource_of: impl Fn(&RequestHead<'_>) -> Option<Resource> + Send + Sync + 'static,
     ) -> Self {
         self.edit(|c| c.resource_of = Some(Arc::new(resource_of)))
+    }
+
+    /// Asks `check` before every write a token is accepted for: whether a second factor is
+    /// needed and, when the request carries a one-time password (in the `npm-otp` header;
+    /// see [`otp_header`](Self::otp_header)), whether it is right. A write that needs a
+    /// code and lacks one, or carries a wrong one, is refused with 401 (npm's CLI then asks
+    /// for a code); one whose check cannot be made, with 503. Reads never ask, and a
+    /// cached read stays answered without awaiting anything.
+    ///
+    /// The check owns the policy: which owners have a second factor, which writes need it,
+    /// whether a token that bypasses it ([`SecondFactorRequest::token_bypasses`]) may skip
+    /// it, and that each code is accepted once.
+    ///
+    /// ```
+    /// use tokengate::{SecondFactorVerdict, TokenAuthLayer, Tokens, store::MemoryStore};
+    ///
+    /// let layer = TokenAuthLayer::new(Tokens::new(MemoryStore::new())).second_factor(
+    ///     |request| async move {
+    ///         // Look the owner up; here, everyone has 2FA and the code is always 123456.
+    ///         match &request.code {
+    ///             _ if request.token_bypasses() => SecondFactorVerdict::Pass,
+    ///             None => SecondFactorVerdict::CodeRequired,
+    ///             Some(code) if code.expose() == "123456" => SecondFactorVerdict::Pass,
+    ///             Some(_) => SecondFactorVerdict::CodeRejected,
+    ///         }
+    ///     },
+    /// );
+    /// # let _ = layer;
+    /// ```
+    pub fn second_factor<F, Fut>(self, check: F) -> Self
+    where
+        F: Fn(SecondFactorRequest) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = SecondFactorVerdict> + Send + 'static,
+    {
+        self.edit(|c| c.second_factor = Some(boxed_check(check)))
+    }
+
+    /// The header a one-time password is read from (default `npm-otp`, as npm sends it).
+    /// Its value is marked sensitive, so that it does not reach logs.
+    pub fn otp_header(self, header: HeaderName) -> Self {
+        self.edit(|c| c.otp_header = header)
     }
 
     /// Proxies whose `X-Forwarded-For` is believed; see [`TrustedProxies::client_ip`].

@@ -44,11 +44,15 @@ pub struct ResponseStyle {
     invalid_token: HeaderValue,
     invalid_request: HeaderValue,
     insufficient_scope: HeaderValue,
+    step_up: HeaderValue,
 }
 
 /// npm's CLI turns a 401 whose `WWW-Authenticate` lists `ipaddress` into "Login is not
 /// allowed from your IP address".
 const NPM_IP_CHALLENGE: HeaderValue = HeaderValue::from_static("ipaddress");
+/// npm's CLI turns a 401 whose `WWW-Authenticate` lists `otp` into its one-time-password
+/// prompt (or, without a terminal, the error that says to pass `--otp`).
+const NPM_OTP_CHALLENGE: HeaderValue = HeaderValue::from_static("OTP");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("5");
@@ -63,7 +67,8 @@ impl ResponseStyle {
     /// | malformed, unknown, revoked, expired token | 401 | `Bearer realm="…", error="invalid_token"` |
     /// | read-only token on a write, or a grant that does not allow the request | 403 | `Bearer realm="…", error="insufficient_scope"` |
     /// | address outside the allow-list, or unknown | 403 | — |
-    /// | store unavailable | 503 (`Retry-After: 5`) | — |
+    /// | store unavailable, or the second factor cannot be checked | 503 (`Retry-After: 5`) | — |
+    /// | a write that needs a one-time password: none sent, or a wrong one | 401 | `Bearer realm="…", error="insufficient_user_authentication"` (RFC 9470) |
     ///
     /// Every body is JSON, `{"error": "<what is wrong>"}`, and names nothing secret.
     /// Characters of `realm` that cannot stand in a quoted string become `_`.
@@ -85,13 +90,16 @@ impl ResponseStyle {
             invalid_token: challenge(", error=\"invalid_token\""),
             invalid_request: challenge(", error=\"invalid_request\""),
             insufficient_scope: challenge(", error=\"insufficient_scope\""),
+            // RFC 9470's step-up challenge: the token is fine, the user must prove more.
+            step_up: challenge(", error=\"insufficient_user_authentication\""),
         }
     }
 
     /// As [`ResponseStyle::rfc6750`], except that a token used from outside its allow-list
     /// (or from an unknown address) gets what npm's registry sends: 401 with
     /// `WWW-Authenticate: ipaddress`, which npm's CLI reports as "Login is not allowed from
-    /// your IP address". A read-only token's write stays a 403, whose `error` npm prints.
+    /// your IP address"; and a write that needs a one-time password gets 401 with
+    /// `WWW-Authenticate: OTP`, which npm answers with its prompt (or `--otp`). A read-only token's write stays a 403, whose `error` npm prints.
     pub fn npm(realm: &str) -> Self {
         Self {
             npm: true,
@@ -117,7 +125,15 @@ impl ResponseStyle {
             Reason::ReadOnly | Reason::NotPermitted(_) => {
                 (StatusCode::FORBIDDEN, Some(&self.insufficient_scope))
             }
-            Reason::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
+            Reason::StoreUnavailable | Reason::SecondFactorUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, None)
+            }
+            Reason::SecondFactorRequired | Reason::SecondFactorRejected if self.npm => {
+                (StatusCode::UNAUTHORIZED, Some(&NPM_OTP_CHALLENGE))
+            }
+            Reason::SecondFactorRequired | Reason::SecondFactorRejected => {
+                (StatusCode::UNAUTHORIZED, Some(&self.step_up))
+            }
         };
         let body = match rejection.json_body() {
             Cow::Borrowed(body) => Bytes::from_static(body.as_bytes()),
@@ -151,24 +167,8 @@ impl Default for ResponseStyle {
 mod tests {
     use super::*;
     use crate::bearer::HeaderProblem;
+    use crate::reason::tests::EVERY_REASON;
     use crate::token::TokenFormatError;
-
-    const EVERY_REASON: [Reason; 14] = [
-        Reason::MissingToken,
-        Reason::MalformedHeader(HeaderProblem::Duplicate),
-        Reason::MalformedHeader(HeaderProblem::TooLong),
-        Reason::MalformedHeader(HeaderProblem::NotAscii),
-        Reason::MalformedHeader(HeaderProblem::Empty),
-        Reason::Malformed(TokenFormatError::WrongPrefix),
-        Reason::Malformed(TokenFormatError::BadChecksum),
-        Reason::UnknownToken,
-        Reason::SecretMismatch,
-        Reason::Revoked,
-        Reason::Expired,
-        Reason::AddressNotAllowed,
-        Reason::ReadOnly,
-        Reason::StoreUnavailable,
-    ];
 
     #[test]
     fn rfc6750_table() {
@@ -229,6 +229,19 @@ mod tests {
             if matches!(reason, Reason::AddressNotAllowed | Reason::NoClientAddress) {
                 assert_eq!(a.status(), StatusCode::UNAUTHORIZED);
                 assert_eq!(a.headers()[WWW_AUTHENTICATE], "ipaddress");
+            } else if matches!(
+                reason,
+                Reason::SecondFactorRequired | Reason::SecondFactorRejected
+            ) {
+                assert_eq!(a.status(), StatusCode::UNAUTHORIZED);
+                assert_eq!(a.headers()[WWW_AUTHENTICATE], "OTP");
+                assert_eq!(b.status(), StatusCode::UNAUTHORIZED);
+                assert_eq!(
+                    b.headers()[WWW_AUTHENTICATE],
+                    r#"Bearer realm="r", error="insufficient_user_authentication""#
+                );
+                // npm also recognises the prompt by these words in the body.
+                assert!(reason.message().contains("one-time password"), "{reason:?}");
             } else {
                 assert_eq!((a.status(), a.headers()), (b.status(), b.headers()));
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, Method, Request, Response, Uri};
+use http::{HeaderMap, HeaderName, Method, Request, Response, Uri};
 use tower::Service;
 
 use super::body::ResponseBody;
@@ -16,6 +16,9 @@ use crate::access::{Action, Resource};
 use crate::bearer::Credentials;
 use crate::client_ip::{TrustedProxies, peer_addr};
 use crate::reason::{Reason, Rejection};
+use crate::second_factor::{
+    OneTimeCode, SecondFactorCheck, SecondFactorRequest, SecondFactorVerdict,
+};
 use crate::store::{DynStore, TokenStore};
 use crate::tokens::{Authenticated, TokenEvent, Tokens};
 
@@ -59,6 +62,8 @@ pub(crate) struct Config<St> {
     pub(crate) mode: Mode,
     pub(crate) action_of: Arc<ActionOf>,
     pub(crate) resource_of: Option<Arc<ResourceOf>>,
+    pub(crate) second_factor: Option<SecondFactorCheck>,
+    pub(crate) otp_header: HeaderName,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) respond: Respond,
 }
@@ -70,6 +75,8 @@ impl<St> Clone for Config<St> {
             mode: self.mode,
             action_of: Arc::clone(&self.action_of),
             resource_of: self.resource_of.clone(),
+            second_factor: self.second_factor.clone(),
+            otp_header: self.otp_header.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
             respond: self.respond.clone(),
         }
@@ -192,37 +199,75 @@ where
                 .trusted_proxies
                 .client_ip(peer_addr(request.extensions()), request.headers())
         };
-        match config
+        // Only writes ask the application for a second factor; reads never wait on it.
+        let second_factor = match action {
+            Action::Write => config.second_factor.clone(),
+            _ => None,
+        };
+        let cached = config
             .tokens
-            .authorize_cached(presented, client, action, resource.as_ref())
-        {
-            Some(Ok(authenticated)) => {
+            .authorize_cached(presented, client, action, resource.as_ref());
+        let authenticated = match (cached, second_factor) {
+            (Some(Ok(authenticated)), None) => {
                 admit(&mut request, authenticated);
                 return ResponseFuture::call(inner.call(request));
             }
-            Some(Err(rejection)) => {
+            (Some(Err(rejection)), _) => {
                 return ResponseFuture::refused(refuse(config, &rejection, request));
             }
-            None => {}
-        }
+            (Some(Ok(authenticated)), Some(_)) => Some(authenticated),
+            (None, _) => None,
+        };
 
-        let client = client();
+        let client = authenticated.is_none().then(client).flatten();
         let config = Arc::clone(config);
         let check = Box::pin(async move {
-            match config
-                .tokens
-                .authorize_from_store(presented, client, action, resource.as_ref())
-                .await
+            let authenticated = match authenticated {
+                Some(authenticated) => authenticated,
+                None => match config
+                    .tokens
+                    .authorize_from_store(presented, client, action, resource.as_ref())
+                    .await
+                {
+                    Ok(authenticated) => authenticated,
+                    Err(rejection) => return Err(refuse(&config, &rejection, request)),
+                },
+            };
+            if let Some(check) = config
+                .second_factor
+                .as_ref()
+                .filter(|_| action == Action::Write)
             {
-                Ok(authenticated) => {
-                    admit(&mut request, authenticated);
-                    Ok(request)
+                let asked = SecondFactorRequest {
+                    who: authenticated.clone(),
+                    action,
+                    resource: resource.clone(),
+                    code: one_time_code(&mut request, &config.otp_header),
+                };
+                let refused = match check(asked).await {
+                    SecondFactorVerdict::Pass => None,
+                    SecondFactorVerdict::CodeRequired => Some(Reason::SecondFactorRequired),
+                    SecondFactorVerdict::CodeRejected => Some(Reason::SecondFactorRejected),
+                    _ => Some(Reason::SecondFactorUnavailable),
+                };
+                if let Some(reason) = refused {
+                    let rejection = Rejection::new(reason, Some(authenticated.token_id()));
+                    return Err(refuse(&config, &rejection, request));
                 }
-                Err(rejection) => Err(refuse(&config, &rejection, request)),
             }
+            admit(&mut request, authenticated);
+            Ok(request)
         });
         ResponseFuture::check(check, inner)
     }
+}
+
+/// The one-time password the request carries, its header marked sensitive on the way.
+fn one_time_code<B>(request: &mut Request<B>, header: &HeaderName) -> Option<OneTimeCode> {
+    let value = request.headers_mut().get_mut(header)?;
+    value.set_sensitive(true);
+    let code = value.to_str().ok()?.trim();
+    (!code.is_empty()).then(|| OneTimeCode::new(code))
 }
 
 /// Hands the accepted token to the inner service, and names it on the current span (for
