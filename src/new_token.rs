@@ -189,7 +189,7 @@ pub enum ExpiryProblem {
     /// The expiry is past what the clock can represent.
     Unrepresentable,
     /// A token that can write would outlive the manager's maximum lifetime for such
-    /// tokens.
+    /// tokens (or a session, the session lifetime).
     PastMaximum {
         /// The maximum lifetime.
         max: Duration,
@@ -278,7 +278,8 @@ impl NewToken {
         let cidr = CidrList::parse(&self.cidr)?;
         let writes = self.grants.broadest() == Permission::ReadWrite;
         let (default, max) = match self.kind {
-            TokenKind::Session => (Some(policy.session), None),
+            // A session never outlives the session lifetime, whatever it was asked for.
+            TokenKind::Session => (Some(policy.session), Some(policy.session)),
             _ if writes => (policy.write_default, policy.write_max),
             _ => (None, None),
         };

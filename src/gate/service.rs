@@ -299,16 +299,75 @@ fn refuse<St, B>(
             .client_ip(peer_addr(&parts.extensions), &parts.headers)
     };
     let token_id = rejection.token_id().map(tracing::field::display);
+    // Some clients put a whole token in a path (npm's logout does): never log it.
+    let path = without_tokens(parts.uri.path(), config.tokens.prefix().as_str());
+    let path = path.as_ref();
     if reason == Reason::StoreUnavailable {
-        tracing::warn!(token_id, ?reason, client = ?client(), method = %parts.method, path = parts.uri.path(), "request refused");
+        tracing::warn!(token_id, ?reason, client = ?client(), method = %parts.method, path, "request refused");
     } else {
-        tracing::debug!(token_id, ?reason, client = ?client(), method = %parts.method, path = parts.uri.path(), "request refused");
+        tracing::debug!(token_id, ?reason, client = ?client(), method = %parts.method, path, "request refused");
     }
     config.tokens.emit(|| TokenEvent::Refused {
         rejection,
         client: client(),
         method: Some(&parts.method),
-        path: Some(parts.uri.path()),
+        path: Some(path),
     });
     config.respond.to(rejection, &parts)
+}
+
+/// `path` with every segment that starts like one of this manager's tokens cut to
+/// `<prefix>_…`.
+fn without_tokens<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> {
+    let marker = format!("{prefix}_");
+    if !path.contains(&marker) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| match segment.find(&marker) {
+            Some(_) => "…token…",
+            None => segment,
+        })
+        .collect();
+    std::borrow::Cow::Owned(segments.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_in_paths_never_reach_the_log() {
+        struct Case {
+            path: &'static str,
+            logged: &'static str,
+        }
+        let cases = [
+            Case {
+                path: "/-/whoami",
+                logged: "/-/whoami",
+            },
+            Case {
+                path: "/-/user/token/npm_AbC123secret",
+                logged: "/-/user/token/…token…",
+            },
+            Case {
+                path: "/x/%20npm_AbC/y",
+                logged: "/x/…token…/y",
+            },
+            Case {
+                path: "/npm-tools",
+                logged: "/npm-tools",
+            },
+        ];
+        for case in cases {
+            assert_eq!(
+                without_tokens(case.path, "npm"),
+                case.logged,
+                "{}",
+                case.path
+            );
+        }
+    }
 }

@@ -272,11 +272,6 @@ impl<S: TokenStore> Tokens<S> {
         Self::builder(store).build()
     }
 
-    /// The prefix of the tokens this manager issues and accepts.
-    pub fn prefix(&self) -> &TokenPrefix {
-        &self.inner.prefix
-    }
-
     /// The store underneath.
     pub fn store(&self) -> &S {
         &self.inner.store
@@ -594,6 +589,11 @@ impl<S: TokenStore> Tokens<S> {
 }
 
 impl<S> Tokens<S> {
+    /// The prefix of the tokens this manager issues and accepts.
+    pub fn prefix(&self) -> &TokenPrefix {
+        &self.inner.prefix
+    }
+
     /// Tells the event hook, if there is one; `event` is only built when there is.
     pub(crate) fn emit<'a>(&self, event: impl FnOnce() -> TokenEvent<'a>) {
         if let Some(hook) = &self.inner.events {

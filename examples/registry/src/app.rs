@@ -11,7 +11,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::ApiError;
 use crate::storage::Storage;
-use crate::{owners, packages, token_api, users, visibility};
+use crate::tfa::Sealer;
+use crate::{owners, packages, profile, token_api, users, visibility};
 
 /// Largest publish accepted (the tarball travels base64-encoded inside JSON).
 const MAX_PUBLISH_BYTES: usize = 64 * 1024 * 1024;
@@ -25,6 +26,8 @@ pub struct AppState {
 struct Shared {
     tokens: Tokens,
     storage: Storage,
+    /// Seals two-factor secrets at rest.
+    sealer: Sealer,
     /// One writer at a time: user creation and publishes read, check, then write.
     writes: Mutex<()>,
 }
@@ -38,11 +41,12 @@ impl Clone for AppState {
 }
 
 impl AppState {
-    pub fn new(tokens: Tokens, storage: Storage) -> Self {
+    pub fn new(tokens: Tokens, storage: Storage, sealer: Sealer) -> Self {
         Self {
             shared: Arc::new(Shared {
                 tokens,
                 storage,
+                sealer,
                 writes: Mutex::new(()),
             }),
         }
@@ -50,6 +54,10 @@ impl AppState {
 
     pub fn tokens(&self) -> &Tokens {
         &self.shared.tokens
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.shared.sealer
     }
 
     pub fn storage(&self) -> &Storage {
@@ -83,15 +91,23 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     // Logging in is authenticated by the password, so it sits outside the token gate: a
     // stale token in the user's npm config must not stop them logging in again.
-    let login = Router::new().route("/-/user/{couch_id}", put(users::login));
+    // Logging out proves itself with the whole token in the path; it too sits outside.
+    let login = Router::new()
+        .route("/-/user/{couch_id}", put(users::login))
+        .route("/-/user/token/{token}", delete(users::logout));
 
     // Everything else: reads are anonymous, anything with a token is held to its rules.
     let layer = TokenAuthLayer::new(state.tokens().clone())
         .optional()
         .resources(packages::resource_of)
+        .second_factor({
+            let state = state.clone();
+            move |request| crate::tfa::package_writes(state.clone(), request)
+        })
         .npm_responses("registry");
     let gated = Router::new()
         .route("/-/whoami", get(users::whoami))
+        .route("/-/npm/v1/user", get(profile::get).post(profile::set))
         .route("/-/user/{couch_id}", get(owners::user_profile))
         .route("/-/user/{user}/package", get(visibility::user_packages))
         .route("/-/org/{org}/package", get(visibility::org_packages))
@@ -105,7 +121,6 @@ pub fn router(state: AppState) -> Router {
             get(visibility::collaborators),
         )
         .route("/{name}/-rev/{rev}", put(owners::change))
-        .route("/-/user/token/{token}", delete(users::logout))
         .route(
             "/-/npm/v1/tokens",
             get(token_api::list).post(token_api::create),

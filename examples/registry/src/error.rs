@@ -12,6 +12,8 @@ use serde::de::DeserializeOwned;
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// `WWW-Authenticate` for a 401, when it is not the usual bearer challenge.
+    challenge: Option<axum::http::HeaderValue>,
 }
 
 impl ApiError {
@@ -19,7 +21,18 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            challenge: None,
         }
+    }
+
+    /// Sends this `WWW-Authenticate` with the refusal (npm reads `OTP` as "ask for a
+    /// one-time password").
+    pub fn challenge(&mut self, challenge: axum::http::HeaderValue) {
+        self.challenge = Some(challenge);
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     pub fn message(&self) -> &str {
@@ -61,10 +74,14 @@ impl IntoResponse for ApiError {
         let body = axum::Json(serde_json::json!({ "error": self.message }));
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"registry\""),
-            );
+            let challenge = self
+                .challenge
+                .unwrap_or(axum::http::HeaderValue::from_static(
+                    "Bearer realm=\"registry\"",
+                ));
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

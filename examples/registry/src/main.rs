@@ -17,8 +17,10 @@ mod config;
 mod error;
 mod owners;
 mod packages;
+mod profile;
 mod scopes;
 mod storage;
+mod tfa;
 mod token_api;
 mod users;
 mod visibility;
@@ -57,9 +59,18 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .init();
     match config.data.clone() {
         Some(dir) => {
-            std::fs::create_dir_all(&dir)
+            storage::private_dirs(&dir)
+                .await
                 .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
             let store = SqliteStore::open(dir.join("tokens.db")).await?;
+            // The token database holds digests only, but it is nobody else's business.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let private = std::fs::Permissions::from_mode(0o600);
+                std::fs::set_permissions(dir.join("tokens.db"), private)
+                    .map_err(|e| format!("cannot make tokens.db private: {e}"))?;
+            }
             let storage = storage::Storage::disk(dir.clone());
             let dir = dir.display().to_string();
             serve(
@@ -101,7 +112,12 @@ async fn serve(
         tokens = tokens.max_write_token_lifetime(day * max);
     }
     let tokens = tokens.build();
-    let app = app::router(app::AppState::new(tokens, storage));
+    let sealer = match &config.data {
+        Some(dir) => tfa::Sealer::from_file(&dir.join("secret.key"))
+            .map_err(|e| format!("cannot read or create the registry's key: {e}"))?,
+        None => tfa::Sealer::ephemeral()?,
+    };
+    let app = app::router(app::AppState::new(tokens, storage, sealer));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

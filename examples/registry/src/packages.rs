@@ -16,7 +16,7 @@ use tokengate::{Action, Authenticated, RequestHead, Resource};
 use crate::app::AppState;
 use crate::error::{ApiError, JsonBody};
 use crate::scopes;
-use crate::visibility::{self, Visibility};
+use crate::visibility::{self, PackageMfa, Visibility};
 
 /// A validated package name: `name` or `@scope/name`, each part lower-case letters,
 /// digits, `-`, `.`, `_` and `~`, not starting with `.` or `_`; 214 characters at most.
@@ -274,6 +274,11 @@ fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked,
             "the version's manifest must be an object",
         ));
     }
+    if manifest.get("dist").is_some_and(|dist| !dist.is_object()) {
+        return Err(ApiError::bad_request(
+            "the version's dist must be an object",
+        ));
+    }
     if let Some((tag, tagged)) = request.dist_tags.iter().find(|(_, v)| **v != version) {
         return Err(ApiError::bad_request(format!(
             "dist-tag {tag:?} points at {tagged:?}, which this publish does not contain"
@@ -375,14 +380,13 @@ async fn publish_named(
     check_write(&who, &name)?;
     let _writing = state.write_lock().await;
     let existing = visibility::load(&state, &name).await?;
-    if let Some(package) = &existing {
+    // A package the publisher cannot see goes through exactly the checks a package that
+    // does not exist would, so that the answers do not tell the two apart.
+    let hidden = existing
+        .as_ref()
+        .is_some_and(|package| !package.readable_by(Some(&who), &name));
+    if let Some(package) = existing.as_ref().filter(|_| !hidden) {
         if !package.is_maintainer(who.owner()) {
-            // Someone who cannot see a private package learns nothing of it.
-            if !package.readable_by(Some(&who), &name) {
-                return Err(ApiError::forbidden(format!(
-                    "you do not have permission to publish {name}"
-                )));
-            }
             return Err(ApiError::forbidden(format!(
                 "you do not have permission to publish {:?}: it belongs to another user",
                 name.full
@@ -392,15 +396,21 @@ async fn publish_named(
     let visibility = visibility_of_publish(
         &name,
         request.access.as_deref(),
-        existing.as_ref().map(|p| p.visibility),
+        existing.as_ref().filter(|_| !hidden).map(|p| p.visibility),
     )?;
     let checked = check_publish(&name, request)?;
     // The scope's owner decides who starts packages in it; an existing package's
     // maintainers publish it wherever it lives.
-    let scope = match (&name.scope, &existing) {
-        (Some(scope), None) => Some((scope, scopes::check(&state, scope, who.owner()).await?)),
+    let scope = match (&name.scope, existing.is_none() || hidden) {
+        (Some(scope), true) => Some((scope, scopes::check(&state, scope, who.owner()).await?)),
         _ => None,
     };
+    if hidden {
+        // Their own scope, yet a package in it they cannot see (they left its maintainers).
+        return Err(ApiError::forbidden(format!(
+            "you do not have permission to publish {name}"
+        )));
+    }
     let is_new = existing.is_none();
     let mut packument = match existing {
         Some(package) => package.packument,
@@ -437,7 +447,7 @@ async fn publish_named(
     }
     if is_new {
         // Written before the packument: a private package is never visible, even briefly.
-        visibility::save_visibility(&state, &name, visibility).await?;
+        visibility::save_access(&state, &name, visibility, PackageMfa::None).await?;
     }
     save_packument(&state, &name, &mut packument).await?;
     if let Some((scope, scopes::Ownership::Unclaimed)) = scope {
@@ -494,6 +504,11 @@ async fn serve_packument(
                 name.full,
                 name.tarball_name(version)
             );
+            // Written over whatever is there: a stored `dist` that is not an object must
+            // not break every read of the package.
+            if !manifest["dist"].is_object() {
+                manifest["dist"] = json!({});
+            }
             manifest["dist"]["tarball"] = json!(url);
         }
     }

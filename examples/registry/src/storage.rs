@@ -79,11 +79,19 @@ impl Storage {
             Storage::Disk(root) => {
                 let path = root.join(key);
                 if let Some(parent) = path.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
+                    private_dirs(parent).await?;
                 }
                 let temporary = path.with_extension("partial");
-                tokio::fs::write(&temporary, &bytes).await?;
-                tokio::fs::rename(&temporary, &path).await
+                let written = write_private(&temporary, &bytes).await;
+                let renamed = match written {
+                    Ok(()) => tokio::fs::rename(&temporary, &path).await,
+                    Err(error) => Err(error),
+                };
+                if renamed.is_err() {
+                    // Nothing half-written is left behind.
+                    let _ = tokio::fs::remove_file(&temporary).await;
+                }
+                renamed
             }
             Storage::Memory(map) => {
                 map.lock()
@@ -93,4 +101,26 @@ impl Storage {
             }
         }
     }
+}
+
+/// Folders (and their missing parents) readable by their owner only: user records,
+/// private tarballs and keys live under them.
+pub async fn private_dirs(path: &std::path::Path) -> io::Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(path).await
+}
+
+/// A new file readable by its owner only.
+async fn write_private(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await?;
+    file.write_all(bytes).await?;
+    file.sync_all().await
 }

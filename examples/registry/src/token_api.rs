@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use tokengate::store::Page;
@@ -15,7 +15,7 @@ use tokengate::{
 use crate::app::AppState;
 use crate::error::{ApiError, JsonBody};
 use crate::packages::PackageName;
-use crate::users;
+use crate::{tfa, users};
 
 /// npm's default page size; a bigger one is cut to this.
 const MAX_PER_PAGE: u32 = 1_000;
@@ -102,13 +102,27 @@ struct Urls {
     next: Option<String>,
 }
 
+/// Who may manage tokens: a token with a grant on everything (a session, or a classic
+/// token), of at least `needs`. A token limited to some packages manages nothing, or it
+/// could list and revoke the tokens it was made to be narrower than.
+fn token_manager(who: Option<Authenticated>, needs: Permission) -> Result<Authenticated, ApiError> {
+    let who = who.ok_or_else(ApiError::needs_login)?;
+    match who.grants().on_everything() {
+        Some(permission) if permission >= needs => Ok(who),
+        _ => Err(ApiError::forbidden(
+            "this token is limited to some packages and cannot manage tokens: use a session \
+             (npm login) or a token for all packages",
+        )),
+    }
+}
+
 /// `GET /-/npm/v1/tokens?page=&perPage=`.
 pub async fn list(
     State(state): State<AppState>,
     who: Option<Authenticated>,
     Query(query): Query<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = who.ok_or_else(ApiError::needs_login)?;
+    let who = token_manager(who, Permission::ReadOnly)?;
     let number = query.page.unwrap_or(0);
     let per_page = query.per_page.unwrap_or(100).clamp(1, MAX_PER_PAGE);
     let page = state
@@ -229,7 +243,16 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
         }
         patterns.push(ResourcePattern::Prefix(format!("@{bare}/")));
     }
+    let asked_for_some =
+        request.packages.is_some() || request.scopes.is_some() || request.packages_all.is_some();
     if patterns.is_empty() {
+        if asked_for_some {
+            // An explicit empty list is not "everything".
+            return Err(ApiError::bad_request(
+                "the token would cover no package: name --packages or --scopes, or use \
+                 --packages-all",
+            ));
+        }
         patterns.push(ResourcePattern::All);
     }
     patterns.sort_by_key(ToString::to_string);
@@ -246,15 +269,17 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     who: Option<Authenticated>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<CreateRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = who.ok_or_else(ApiError::needs_login)?;
+    let who = token_manager(who, Permission::ReadWrite)?;
     let options = options(&request)?;
     let password = request
         .password
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("password is required to create a token"))?;
-    let user = users::load(&state, who.owner())
+    let _writing = state.write_lock().await;
+    let mut user = users::load(&state, who.owner())
         .await?
         .ok_or_else(ApiError::needs_login)?;
     if !users::check_password(&user, password).await? {
@@ -263,6 +288,7 @@ pub async fn create(
             "incorrect password",
         ));
     }
+    tfa::check_code(&state, &mut user, &headers).await?;
     let created = state.tokens().create(who.owner(), options).await?;
     let listing = ListedToken::from(&created.listing);
     tracing::info!(user = who.owner(), token_id = %created.listing.id, "token created");
@@ -285,9 +311,15 @@ fn created_reply(listing: ListedToken, token: &str) -> serde_json::Value {
 pub async fn revoke(
     State(state): State<AppState>,
     who: Option<Authenticated>,
+    headers: HeaderMap,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = who.ok_or_else(ApiError::needs_login)?;
+    let who = token_manager(who, Permission::ReadWrite)?;
+    let _writing = state.write_lock().await;
+    let mut user = users::load(&state, who.owner())
+        .await?
+        .ok_or_else(ApiError::needs_login)?;
+    tfa::check_code(&state, &mut user, &headers).await?;
     match state.tokens().revoke_owned(who.owner(), &key).await {
         Ok(true) => {
             tracing::info!(user = who.owner(), "token revoked");

@@ -18,6 +18,9 @@ pub struct User {
     pub name: String,
     pub password_hash: String,
     pub email: Option<String>,
+    /// Two-factor authentication, when set up.
+    #[serde(default)]
+    pub tfa: Option<crate::tfa::Tfa>,
 }
 
 /// npm user names: lower-case letters, digits, `-`, `.` and `_`, not starting with `.` or
@@ -37,7 +40,23 @@ fn user_key(name: &str) -> String {
     format!("users/{name}.json")
 }
 
+/// Writes the user's record (owner-only file). Call it under the registry's write lock.
+pub async fn save(state: &AppState, user: &User) -> Result<(), ApiError> {
+    let bytes = serde_json::to_vec_pretty(user)
+        .map_err(|e| ApiError::internal("cannot save the user", e))?;
+    state
+        .storage()
+        .write(&user_key(&user.name), bytes)
+        .await
+        .map_err(|e| ApiError::internal("cannot save the user", e))
+}
+
+/// The user named `name`; `None` for a name no user can have, which never reaches the
+/// storage (so a name cannot climb out of the users' folder).
 pub async fn load(state: &AppState, name: &str) -> Result<Option<User>, ApiError> {
+    if !valid_username(name) {
+        return Ok(None);
+    }
     state.load_json(&user_key(name), "user").await
 }
 
@@ -94,6 +113,7 @@ struct LoginReply {
 /// either way answers with a new session token: read-write, two hours, never listed.
 pub async fn login(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Path(couch_id): Path<String>,
     JsonBody(body): JsonBody<CouchLogin>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -115,13 +135,16 @@ pub async fn login(
     }
     let _writing = state.write_lock().await;
     match load(&state, name).await? {
-        Some(user) => {
+        Some(mut user) => {
             if !check_password(&user, &body.password).await? {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "incorrect user name or password",
                 ));
             }
+            // With two-factor authentication, the password alone is not enough: npm asks
+            // for a code on this 401 and sends the login again with it.
+            crate::tfa::check_code(&state, &mut user, &headers).await?;
         }
         None => {
             if crate::scopes::recorded_owner(&state, name).await?.is_some() {
@@ -136,14 +159,9 @@ pub async fn login(
                 name: name.to_owned(),
                 password_hash: hash_password(&body.password).await?,
                 email: body.email,
+                tfa: None,
             };
-            let bytes = serde_json::to_vec_pretty(&user)
-                .map_err(|e| ApiError::internal("cannot save the user", e))?;
-            state
-                .storage()
-                .write(&user_key(name), bytes)
-                .await
-                .map_err(|e| ApiError::internal("cannot save the user", e))?;
+            save(&state, &user).await?;
             tracing::info!(user = name, "user created");
         }
     }
@@ -168,14 +186,42 @@ pub async fn whoami(who: Option<Authenticated>) -> Result<impl IntoResponse, Api
     Ok(Json(serde_json::json!({ "username": who.owner() })))
 }
 
-/// `DELETE /-/user/token/<token>`: `npm logout` revokes the token it was using.
+/// `DELETE /-/user/token/<token>`: `npm logout` revokes the token it was using. Outside
+/// the token gate: holding the whole token is the right to revoke it, whatever the token
+/// may otherwise do (a read-only or address-bound token can still be logged out), and an
+/// id alone is not enough.
 pub async fn logout(
     State(state): State<AppState>,
-    who: Option<Authenticated>,
     Path(token): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = who.ok_or_else(ApiError::needs_login)?;
-    if state.tokens().revoke_owned(who.owner(), &token).await? {
+    if state.tokens().parse(&token).is_err() {
+        return Err(ApiError::not_found("token not found"));
+    }
+    match state
+        .tokens()
+        .authenticate(&token, None, tokengate::Action::Read)
+        .await
+    {
+        Err(rejection)
+            if matches!(
+                rejection.reason(),
+                tokengate::Reason::UnknownToken
+                    | tokengate::Reason::SecretMismatch
+                    | tokengate::Reason::Revoked
+            ) =>
+        {
+            return Err(ApiError::not_found("token not found"));
+        }
+        Err(rejection) if rejection.reason() == tokengate::Reason::StoreUnavailable => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the token store is unavailable; try again shortly",
+            ));
+        }
+        // Expired, or refused for its address: the holder may still retire it.
+        _ => {}
+    }
+    if state.tokens().revoke(&token).await? {
         Ok(Json(serde_json::json!({ "ok": true })))
     } else {
         Err(ApiError::not_found("token not found"))

@@ -27,9 +27,24 @@ pub enum Visibility {
     Private,
 }
 
+/// When writes to a package need a one-time password (`npm access set mfa=…`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageMfa {
+    /// As the writer's own account says.
+    #[default]
+    None,
+    /// Always, even from a token that bypasses the second factor.
+    Publish,
+    /// Always, except from a token that bypasses it (automation).
+    Automation,
+}
+
 #[derive(Serialize, Deserialize)]
 struct AccessRecord {
     visibility: Visibility,
+    #[serde(default)]
+    mfa: PackageMfa,
 }
 
 fn access_key(name: &PackageName) -> String {
@@ -40,6 +55,7 @@ fn access_key(name: &PackageName) -> String {
 pub struct Package {
     pub packument: Value,
     pub visibility: Visibility,
+    pub mfa: PackageMfa,
 }
 
 impl Package {
@@ -80,7 +96,8 @@ pub async fn load(state: &AppState, name: &PackageName) -> Result<Option<Package
     let record: Option<AccessRecord> = state.load_json(&access_key(name), "package access").await?;
     Ok(Some(Package {
         packument,
-        visibility: record.map_or(Visibility::Public, |r| r.visibility),
+        visibility: record.as_ref().map_or(Visibility::Public, |r| r.visibility),
+        mfa: record.map_or(PackageMfa::None, |r| r.mfa),
     }))
 }
 
@@ -119,12 +136,13 @@ pub async fn changeable(
     Ok(package)
 }
 
-pub async fn save_visibility(
+pub async fn save_access(
     state: &AppState,
     name: &PackageName,
     visibility: Visibility,
+    mfa: PackageMfa,
 ) -> Result<(), ApiError> {
-    let bytes = serde_json::to_vec(&AccessRecord { visibility })
+    let bytes = serde_json::to_vec(&AccessRecord { visibility, mfa })
         .map_err(|e| ApiError::internal("cannot save the package's access", e))?;
     state
         .storage()
@@ -156,7 +174,7 @@ pub struct AccessChange {
 }
 
 /// `POST /-/package/<name>/access`: `npm access set status=public|private` and
-/// `npm access set mfa=…`.
+/// `npm access set mfa=none|publish|automation`.
 pub async fn set_access(
     State(state): State<AppState>,
     who: Option<Authenticated>,
@@ -166,16 +184,32 @@ pub async fn set_access(
     let who = who.ok_or_else(ApiError::needs_login)?;
     let name = PackageName::parse(&name)?;
     let _writing = state.write_lock().await;
-    changeable(&state, &who, &name).await?;
-    if change.publish_requires_tfa == Some(true) || change.automation_token_overrides_tfa.is_some()
-    {
-        return Err(ApiError::bad_request(
-            "mfa=publish and mfa=automation are not supported: this registry has no \
-             two-factor authentication yet",
-        ));
+    let package = changeable(&state, &who, &name).await?;
+    let mfa = match (
+        change.publish_requires_tfa,
+        change.automation_token_overrides_tfa,
+    ) {
+        (None, None) => package.mfa,
+        (Some(false), None | Some(false)) => PackageMfa::None,
+        (Some(true), None | Some(false)) => PackageMfa::Publish,
+        (Some(true), Some(true)) => PackageMfa::Automation,
+        _ => {
+            return Err(ApiError::bad_request(
+                "automation_token_overrides_tfa goes with publish_requires_tfa: true",
+            ));
+        }
+    };
+    if mfa != PackageMfa::None && mfa != package.mfa {
+        let user = crate::users::load(&state, who.owner()).await?;
+        if !user.is_some_and(|user| user.tfa.as_ref().is_some_and(crate::tfa::Tfa::active)) {
+            return Err(ApiError::bad_request(
+                "enable two-factor authentication on your account first (npm profile \
+                 enable-2fa): a package that asks for codes needs maintainers who have them",
+            ));
+        }
     }
     let visibility = match change.access.as_deref() {
-        None => return Ok(StatusCode::OK),
+        None => package.visibility,
         Some("public") => Visibility::Public,
         Some("restricted" | "private") if name.is_scoped() => Visibility::Private,
         Some("restricted" | "private") => {
@@ -190,8 +224,8 @@ pub async fn set_access(
             )));
         }
     };
-    save_visibility(&state, &name, visibility).await?;
-    tracing::info!(package = %name, user = who.owner(), ?visibility, "access changed");
+    save_access(&state, &name, visibility, mfa).await?;
+    tracing::info!(package = %name, user = who.owner(), ?visibility, ?mfa, "access changed");
     Ok(StatusCode::OK)
 }
 

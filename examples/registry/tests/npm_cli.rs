@@ -717,7 +717,7 @@ async fn private_packages_through_the_real_npm_cli() {
     let secret_later = package_dir(&here.join("later"), "@alice/secret", "1.2.0");
     bob.fails(&bob_session, &secret_later, &["publish"]).await;
 
-    // 2FA rules wait for two-factor authentication: refused by name, not ignored.
+    // A package 2FA rule needs the account's own 2FA first: refused by name, not ignored.
     let refused = alice
         .fails(
             &alice_session,

@@ -1,0 +1,305 @@
+//! Two-factor authentication: what is kept per user (the TOTP secret sealed under the
+//! registry's key, the step of the last code accepted, recovery codes as digests), and the
+//! one check that login, token management and package writes share.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use serde::{Deserialize, Serialize};
+use tokengate::{
+    OTP_HEADER, OtpError, RecoveryCodes, SecondFactorRequest, SecondFactorVerdict, TokenDigest,
+    TotpSecret,
+};
+use zeroize::Zeroizing;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::packages::PackageName;
+use crate::users::{self, User};
+use crate::visibility::{self, PackageMfa};
+
+/// When a user's second factor is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TfaMode {
+    /// Logging in and managing tokens.
+    AuthOnly,
+    /// Also every write to a package, unless the token bypasses it.
+    AuthAndWrites,
+}
+
+impl TfaMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TfaMode::AuthOnly => "auth-only",
+            TfaMode::AuthAndWrites => "auth-and-writes",
+        }
+    }
+}
+
+/// A user's second factor as stored: nothing here is usable without the registry's key.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Tfa {
+    pub mode: TfaMode,
+    /// Enrolment begun (the secret shown) but not confirmed with a first code.
+    pub pending: bool,
+    /// The TOTP secret, encrypted: nonce and ciphertext, base64.
+    sealed_secret: String,
+    /// The step of the last code accepted: a code is good once.
+    last_step: Option<u64>,
+    /// SHA-256 of each recovery code not yet used, in hex.
+    recovery: Vec<String>,
+}
+
+impl Tfa {
+    /// Whether a code is asked for (an enrolment in progress asks for nothing yet).
+    pub fn active(&self) -> bool {
+        !self.pending
+    }
+}
+
+/// Encrypts and decrypts TOTP secrets with the registry's key.
+pub struct Sealer {
+    cipher: ChaCha20Poly1305,
+}
+
+impl Sealer {
+    /// The key in `<data>/secret.key` (created, readable by its owner only, when missing).
+    pub fn from_file(path: &Path) -> std::io::Result<Self> {
+        let key = match std::fs::read(path) {
+            Ok(key) => Zeroizing::new(key),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let key = random_key()?;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                std::io::Write::write_all(&mut options.open(path)?, &key[..])?;
+                key
+            }
+            Err(error) => return Err(error),
+        };
+        if key.len() != 32 {
+            return Err(std::io::Error::other(format!(
+                "{} is not a 32-byte key",
+                path.display()
+            )));
+        }
+        Ok(Self::with_key(&key))
+    }
+
+    /// A key that lives as long as the process (`--memory`).
+    pub fn ephemeral() -> std::io::Result<Self> {
+        Ok(Self::with_key(&random_key()?))
+    }
+
+    fn with_key(key: &[u8]) -> Self {
+        Self {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
+        }
+    }
+
+    fn seal(&self, secret: &TotpSecret) -> Result<String, ApiError> {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|e| ApiError::internal("cannot seal a secret", e))?;
+        let sealed = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), secret.expose_bytes())
+            .map_err(|_| ApiError::internal("cannot seal a secret", "encryption failed"))?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend(sealed);
+        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    fn open(&self, sealed: &str) -> Result<TotpSecret, ApiError> {
+        let damaged = || ApiError::internal("a stored second factor is damaged", "cannot open it");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| damaged())?;
+        if bytes.len() < 12 {
+            return Err(damaged());
+        }
+        let (nonce, sealed) = bytes.split_at(12);
+        let plain = Zeroizing::new(
+            self.cipher
+                .decrypt(Nonce::from_slice(nonce), sealed)
+                .map_err(|_| damaged())?,
+        );
+        TotpSecret::from_bytes(&plain).map_err(|_| damaged())
+    }
+}
+
+fn random_key() -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut key = Zeroizing::new(vec![0u8; 32]);
+    getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(key)
+}
+
+/// Starts enrolment: a new secret, sealed into the user's record as pending; returns the
+/// `otpauth://` URL to show once.
+pub fn begin(
+    state: &AppState,
+    user: &mut User,
+    mode: TfaMode,
+) -> Result<Zeroizing<String>, ApiError> {
+    let secret =
+        TotpSecret::generate().map_err(|e| ApiError::internal("cannot make a secret", e))?;
+    let url = secret.otpauth_url("tokengate registry", &user.name);
+    user.tfa = Some(Tfa {
+        mode,
+        pending: true,
+        sealed_secret: state.sealer().seal(&secret)?,
+        last_step: None,
+        recovery: Vec::new(),
+    });
+    Ok(url)
+}
+
+/// Finishes enrolment with the first code; returns the recovery codes to show once.
+pub fn confirm(
+    state: &AppState,
+    user: &mut User,
+    code: &str,
+) -> Result<Vec<Zeroizing<String>>, ApiError> {
+    let tfa =
+        user.tfa.as_mut().filter(|tfa| tfa.pending).ok_or_else(|| {
+            ApiError::bad_request("two-factor authentication is not being set up")
+        })?;
+    let secret = state.sealer().open(&tfa.sealed_secret)?;
+    let step = secret
+        .verify(code, SystemTime::now(), tfa.last_step)
+        .map_err(|error| otp_refusal(&error.to_string()))?;
+    let (shown, kept) = RecoveryCodes::generate()
+        .map_err(|e| ApiError::internal("cannot make recovery codes", e))?;
+    tfa.pending = false;
+    tfa.last_step = Some(step);
+    tfa.recovery = kept.digests().iter().map(TokenDigest::to_hex).collect();
+    Ok(shown)
+}
+
+/// What a code check decided.
+pub enum Checked {
+    /// The user has no second factor (or has not finished enrolling): nothing asked.
+    NotEnrolled,
+    /// A right code: the user's record was updated so that it is never accepted again.
+    Accepted,
+}
+
+/// Checks the one-time password in `headers` (a TOTP code, or a recovery code in its
+/// place) for `user`, and uses it up: the step is remembered, a recovery code is struck
+/// out, and the user's record is saved. Call it under the registry's write lock, so that
+/// one code cannot pass twice at once.
+///
+/// # Errors
+///
+/// A 401 that npm answers with its one-time-password prompt when a code is needed and
+/// missing or wrong.
+pub async fn check_code(
+    state: &AppState,
+    user: &mut User,
+    headers: &HeaderMap,
+) -> Result<Checked, ApiError> {
+    let code = headers
+        .get(OTP_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|code| !code.is_empty());
+    verify(state, user, code).await
+}
+
+/// [`check_code`] with the code already read.
+pub async fn verify(
+    state: &AppState,
+    user: &mut User,
+    code: Option<&str>,
+) -> Result<Checked, ApiError> {
+    let Some(tfa) = user.tfa.as_mut().filter(|tfa| tfa.active()) else {
+        return Ok(Checked::NotEnrolled);
+    };
+    let code = code.ok_or_else(|| otp_refusal("a one-time password is needed"))?;
+    let secret = state.sealer().open(&tfa.sealed_secret)?;
+    match secret.verify(code, SystemTime::now(), tfa.last_step) {
+        Ok(step) => tfa.last_step = Some(step),
+        Err(OtpError::Malformed) if code.len() == 64 => {
+            let digests = tfa
+                .recovery
+                .iter()
+                .filter_map(|hex| TokenDigest::from_hex(hex).ok())
+                .collect();
+            let mut codes = RecoveryCodes::from_digests(digests);
+            if !codes.redeem(code) {
+                return Err(otp_refusal("the recovery code is wrong or already used"));
+            }
+            tfa.recovery = codes.digests().iter().map(TokenDigest::to_hex).collect();
+        }
+        Err(error) => return Err(otp_refusal(&error.to_string())),
+    }
+    users::save(state, user).await?;
+    Ok(Checked::Accepted)
+}
+
+/// A 401 that npm recognises as a request for a one-time password.
+pub fn otp_refusal(why: &str) -> ApiError {
+    let mut error = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        format!("this operation requires a one-time password: {why}"),
+    );
+    error.challenge(HeaderValue::from_static("OTP"));
+    error
+}
+
+/// The gate's second-factor check for writes to packages: the writer's own mode
+/// (`auth-and-writes` asks unless the token bypasses it) and the package's rule
+/// (`mfa=publish` asks even a bypass token, `mfa=automation` all but bypass tokens).
+/// Writes that touch no package (token management, login) check codes in their handlers.
+pub async fn package_writes(state: AppState, request: SecondFactorRequest) -> SecondFactorVerdict {
+    let Some(resource) = &request.resource else {
+        return SecondFactorVerdict::Pass;
+    };
+    let Ok(name) = PackageName::parse(resource.as_str()) else {
+        return SecondFactorVerdict::Pass;
+    };
+    // One code, one write: checking and using it up happen under the write lock.
+    let _writing = state.write_lock().await;
+    let mut user = match users::load(&state, request.who.owner()).await {
+        Ok(Some(user)) => user,
+        // The handler refuses a writer with no account.
+        Ok(None) => return SecondFactorVerdict::Pass,
+        Err(_) => return SecondFactorVerdict::Unavailable,
+    };
+    let rule = match visibility::load(&state, &name).await {
+        // A package the writer cannot see says nothing, not even that it asks for a code.
+        Ok(Some(package)) if package.readable_by(Some(&request.who), &name) => package.mfa,
+        Ok(_) => PackageMfa::None,
+        Err(_) => return SecondFactorVerdict::Unavailable,
+    };
+    let bypass = request.token_bypasses();
+    let own_mode = user
+        .tfa
+        .as_ref()
+        .filter(|tfa| tfa.active())
+        .map(|tfa| tfa.mode);
+    let needed = match rule {
+        PackageMfa::Publish => true,
+        PackageMfa::Automation => !bypass,
+        PackageMfa::None => own_mode == Some(TfaMode::AuthAndWrites) && !bypass,
+    };
+    if !needed {
+        return SecondFactorVerdict::Pass;
+    }
+    let code = request.code.as_ref().map(|code| code.expose());
+    match verify(&state, &mut user, code).await {
+        Ok(Checked::Accepted) => SecondFactorVerdict::Pass,
+        // The package asks for a code its writer has no way to give.
+        Ok(Checked::NotEnrolled) => SecondFactorVerdict::CodeRequired,
+        Err(_) if code.is_none() => SecondFactorVerdict::CodeRequired,
+        Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
+            SecondFactorVerdict::CodeRejected
+        }
+        Err(_) => SecondFactorVerdict::Unavailable,
+    }
+}
