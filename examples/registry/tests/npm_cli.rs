@@ -120,13 +120,35 @@ impl Npm {
     }
 
     /// `npm adduser` (npm falls back from web login to the CouchDB login the registry
-    /// speaks), answering its prompts on a pseudo-terminal (npm
-    /// reads passwords from a terminal only).
+    /// speaks), answering its prompts on a pseudo-terminal (npm reads passwords from a
+    /// terminal only).
     async fn adduser(&self, user: &str) {
-        let config = self.session_config();
-        let mut command = self.command("script", &config, &self.root);
+        let answers = [
+            ("Username:", Answer::Text(user.to_owned())),
+            ("Password:", Answer::Text(PASSWORD.to_owned())),
+            ("Email", Answer::Text(format!("{user}@example.com"))),
+        ];
+        let (ok, seen) = self
+            .interactive(&self.session_config(), "npm adduser", &answers, None)
+            .await;
+        assert!(
+            ok && seen.contains("Logged in"),
+            "npm adduser failed:\n{seen}"
+        );
+    }
+
+    /// Runs `command_line` (a shell command) on a pseudo-terminal with `config`, answering
+    /// each prompt in turn as it appears; returns whether it succeeded and all it printed.
+    async fn interactive(
+        &self,
+        config: &Path,
+        command_line: &str,
+        answers: &[(&str, Answer)],
+        mut authenticator: Option<&mut Authenticator>,
+    ) -> (bool, String) {
+        let mut command = self.command("script", config, &self.root);
         command
-            .args(["-qec", "npm adduser", "/dev/null"])
+            .args(["-qec", command_line, "/dev/null"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -135,38 +157,92 @@ impl Npm {
             .expect("`script` (util-linux) gives npm a terminal");
         let mut stdin = child.stdin.take().unwrap();
         let mut stdout = child.stdout.take().unwrap();
-        let answers = [
-            ("Username:", user.to_owned()),
-            ("Password:", PASSWORD.to_owned()),
-            ("Email", format!("{user}@example.com")),
-        ];
         let dialogue = async {
             let mut seen = String::new();
             let mut next = 0;
-            let mut buffer = [0u8; 1024];
+            let mut buffer = [0u8; 4096];
             loop {
                 let read = stdout.read(&mut buffer).await.unwrap();
                 if read == 0 {
                     return seen;
                 }
                 seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
-                if let Some((prompt, answer)) = answers.get(next) {
-                    if seen.contains(prompt) {
-                        stdin
-                            .write_all(format!("{answer}\n").as_bytes())
-                            .await
-                            .unwrap();
-                        next += 1;
-                    }
+                let Some((prompt, answer)) = answers.get(next) else {
+                    continue;
+                };
+                // Each prompt is looked for after the previous answer.
+                if !seen
+                    .rsplit_once(ANSWERED)
+                    .map_or(seen.as_str(), |(_, rest)| rest)
+                    .contains(prompt)
+                {
+                    continue;
                 }
+                let text = match answer {
+                    Answer::Text(text) => text.clone(),
+                    Answer::Code => {
+                        let authenticator = authenticator.as_deref_mut().expect("an authenticator");
+                        authenticator.learn(&seen);
+                        authenticator.code().await
+                    }
+                };
+                stdin
+                    .write_all(format!("{text}\n").as_bytes())
+                    .await
+                    .unwrap();
+                seen.push_str(ANSWERED);
+                next += 1;
             }
         };
         let seen = tokio::time::timeout(Duration::from_secs(120), dialogue)
             .await
-            .expect("npm adduser finished within 120 s");
+            .unwrap_or_else(|_| panic!("{command_line} finished within 120 s"));
         let status = child.wait().await.unwrap();
-        assert!(status.success(), "npm adduser failed:\n{seen}");
-        assert!(seen.contains("Logged in"), "{seen}");
+        (status.success(), seen)
+    }
+}
+
+/// Marks, in what a dialogue saw, where an answer was given.
+const ANSWERED: &str = "\u{1}answered\u{1}";
+
+/// What to type at a prompt.
+enum Answer {
+    Text(String),
+    /// A fresh one-time password from the authenticator.
+    Code,
+}
+
+/// An authenticator app: learns the secret npm prints while 2FA is set up, and gives each
+/// code once.
+#[derive(Default)]
+struct Authenticator {
+    secret: Option<tokengate::TotpSecret>,
+    last_step: Option<u64>,
+}
+
+impl Authenticator {
+    /// Reads the secret from `npm profile enable-2fa`'s "Or enter code: <secret>".
+    fn learn(&mut self, seen: &str) {
+        if self.secret.is_some() {
+            return;
+        }
+        if let Some((_, rest)) = seen.rsplit_once("Or enter code:") {
+            let secret = rest
+                .split_whitespace()
+                .next()
+                .expect("the secret after the prompt");
+            self.secret = Some(support::totp_from_url(&format!(
+                "otpauth://x?secret={secret}"
+            )));
+        }
+    }
+
+    async fn code(&mut self) -> String {
+        let secret = self
+            .secret
+            .as_ref()
+            .expect("2FA was set up, and its secret seen");
+        support::fresh_code(secret, &mut self.last_step).await
     }
 }
 
@@ -739,5 +815,186 @@ async fn private_packages_through_the_real_npm_cli() {
         .ok(&anonymous, here, &["view", "@alice/secret", "version"])
         .await;
     assert_eq!(version.trim(), "1.1.0");
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_factor_authentication_through_the_real_npm_cli() {
+    if !npm_ready("the two-factor npm CLI test") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    let here = work.path();
+    let npm = Npm::new(&here.join("alice"), &registry.url);
+    npm.adduser("alice").await;
+    let session = npm.session_config();
+    let mut phone = Authenticator::default();
+
+    // `npm profile enable-2fa`: the password, the secret shown, the first code, then
+    // recovery codes.
+    let (ok, enrolled) = npm
+        .interactive(
+            &session,
+            "npm profile enable-2fa auth-and-writes",
+            &[
+                ("npm password:", Answer::Text(PASSWORD.to_owned())),
+                ("OTP code", Answer::Code),
+            ],
+            Some(&mut phone),
+        )
+        .await;
+    assert!(
+        ok && enrolled.contains("2FA successfully enabled"),
+        "{enrolled}"
+    );
+    let recovery: Vec<String> = enrolled
+        .split_whitespace()
+        .filter(|word| word.len() == 64 && word.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(recovery.len(), 10, "{enrolled}");
+    let profile = npm.ok(&session, here, &["profile", "get"]).await;
+    assert!(
+        profile.contains("two-factor auth: auth-and-writes"),
+        "{profile}"
+    );
+
+    // A publish without a code fails with npm's one-time-password error; with one it
+    // works; the same code again does not.
+    let v1 = package_dir(here, "tfa-pkg", "1.0.0");
+    let refused = npm.fails(&session, &v1, &["publish"]).await;
+    assert!(refused.contains("one-time password"), "{refused}");
+    let code = phone.code().await;
+    npm.ok(&session, &v1, &["publish", &format!("--otp={code}")])
+        .await;
+    let v2 = package_dir(&here.join("next"), "tfa-pkg", "1.0.1");
+    let refused = npm
+        .fails(&session, &v2, &["publish", &format!("--otp={code}")])
+        .await;
+    assert!(
+        refused.contains("one-time password"),
+        "a replayed code: {refused}"
+    );
+
+    // A token made with --bypass-2fa (which itself takes a code) publishes without one.
+    let password = format!("--password={PASSWORD}");
+    let otp = format!("--otp={}", phone.code().await);
+    let robot = created_token(
+        &npm.ok(
+            &session,
+            here,
+            &["token", "create", &password, "--bypass-2fa", &otp],
+        )
+        .await,
+    );
+    let robot = npm.config_with("robot", &robot);
+    npm.ok(&robot, &v2, &["publish"]).await;
+
+    // `npm access set mfa=publish`: now even the bypass token is asked for a code;
+    // `mfa=automation` lets it through again. (A recovery code stands in for a code.)
+    let recovery_otp = |i: usize| format!("--otp={}", recovery[i]);
+    npm.ok(
+        &session,
+        here,
+        &["access", "set", "mfa=publish", "tfa-pkg", &recovery_otp(2)],
+    )
+    .await;
+    let v2b = package_dir(&here.join("asks"), "tfa-pkg", "1.0.1-b");
+    let refused = npm.fails(&robot, &v2b, &["publish", "--tag=beta"]).await;
+    assert!(refused.contains("one-time password"), "{refused}");
+    npm.ok(
+        &session,
+        here,
+        &[
+            "access",
+            "set",
+            "mfa=automation",
+            "tfa-pkg",
+            &recovery_otp(3),
+        ],
+    )
+    .await;
+    npm.ok(&robot, &v2b, &["publish", "--tag=beta"]).await;
+    npm.ok(
+        &session,
+        here,
+        &["access", "set", "mfa=none", "tfa-pkg", &recovery_otp(4)],
+    )
+    .await;
+
+    // `npm login` asks for a code at its prompt; a recovery code logs in once, never again.
+    let login_answers = |code: &str| {
+        [
+            ("Username:", Answer::Text("alice".to_owned())),
+            ("Password:", Answer::Text(PASSWORD.to_owned())),
+            ("OTP", Answer::Text(code.to_owned())),
+        ]
+    };
+    let fresh_config = here.join("login.npmrc");
+    std::fs::write(&fresh_config, "").unwrap();
+    let (ok, seen) = npm
+        .interactive(
+            &fresh_config,
+            "npm login",
+            &login_answers(&recovery[0]),
+            None,
+        )
+        .await;
+    assert!(ok && seen.contains("Logged in"), "{seen}");
+    std::fs::write(&fresh_config, "").unwrap();
+    let (ok, seen) = npm
+        .interactive(
+            &fresh_config,
+            "npm login",
+            &login_answers(&recovery[0]),
+            None,
+        )
+        .await;
+    assert!(!ok, "a recovery code logged in twice: {seen}");
+
+    // `npm profile disable-2fa` needs the password and a right code.
+    let disable = |code: Answer| {
+        [
+            ("npm password:", Answer::Text(PASSWORD.to_owned())),
+            ("OTP", code),
+        ]
+    };
+    let (ok, seen) = npm
+        .interactive(
+            &session,
+            "npm profile disable-2fa",
+            &disable(Answer::Text("000000".into())),
+            None,
+        )
+        .await;
+    assert!(!ok, "disabled with a wrong code: {seen}");
+    let (ok, seen) = npm
+        .interactive(
+            &session,
+            "npm profile disable-2fa",
+            &disable(Answer::Code),
+            Some(&mut phone),
+        )
+        .await;
+    assert!(
+        ok && seen.contains("Two factor authentication disabled"),
+        "{seen}"
+    );
+    let v3 = package_dir(&here.join("plain"), "tfa-pkg", "1.0.2");
+    npm.ok(&session, &v3, &["publish"]).await;
+
+    // Nothing of the secret or the codes is in the registry's files or log in clear.
+    let data = here.join("data");
+    let files = std::process::Command::new("grep")
+        .args(["-r", "-l", &recovery[1]])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        files.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&files.stdout)
+    );
     registry.stop().await;
 }

@@ -1337,3 +1337,174 @@ async fn what_the_review_found_stays_fixed() {
         String::from_utf8_lossy(&partial.stdout)
     );
 }
+
+#[tokio::test]
+async fn two_factor_authentication_guards_logins_tokens_and_writes() {
+    let (client, data) = start().await;
+    let alice = client.session("alice").await;
+    let with_otp = |token: &str, otp: Option<&str>, method: &str, path: &str, body: &str| {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("authorization", auth.as_str()),
+        ];
+        if let Some(otp) = otp {
+            headers.push(("npm-otp", otp));
+        }
+        let (method, path, body) = (method.to_owned(), path.to_owned(), body.to_owned());
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        let addr = client.registry.addr;
+        async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            support::registry::http(addr, &method, &path, &headers, body.as_bytes()).await
+        }
+    };
+
+    // Enrolment: password, the otpauth URL once, then the first code, then recovery codes.
+    let begin = serde_json::json!({ "tfa": { "password": PASSWORD, "mode": "auth-and-writes" } });
+    let begun = with_otp(&alice, None, "POST", "/-/npm/v1/user", &begin.to_string()).await;
+    assert_eq!(begun.status, 200, "{}", begun.body);
+    let url = begun.json()["tfa"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("otpauth://totp/"), "{url}");
+    let secret = support::totp_from_url(&url);
+    let profile = client
+        .send("GET", "/-/npm/v1/user", Some(&alice), "")
+        .await
+        .json();
+    assert_eq!(profile["tfa"]["pending"], true);
+    let mut last_step = None;
+    let confirm =
+        serde_json::json!({ "tfa": [support::fresh_code(&secret, &mut last_step).await] });
+    let confirmed = with_otp(&alice, None, "POST", "/-/npm/v1/user", &confirm.to_string()).await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let recovery: Vec<String> = confirmed.json()["tfa"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+    let profile = client
+        .send("GET", "/-/npm/v1/user", Some(&alice), "")
+        .await
+        .json();
+    assert_eq!(
+        profile["tfa"],
+        serde_json::json!({ "pending": false, "mode": "auth-and-writes" })
+    );
+
+    // Nothing of it is on disk in clear.
+    let user_file = std::fs::read_to_string(data.path().join("users/alice.json")).unwrap();
+    let base32_secret = url
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert!(
+        !user_file.contains(base32_secret),
+        "the secret is on disk in clear"
+    );
+    for recovery_code in &recovery {
+        assert!(!user_file.contains(recovery_code.as_str()));
+    }
+
+    // Writes: no code, 401 with npm's OTP challenge; a code, once.
+    let publish = |version: &str| publish_body("tfa-pkg", version, "public".into());
+    let refused = with_otp(&alice, None, "PUT", "/tfa-pkg", &publish("1.0.0")).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.header("www-authenticate"), Some("OTP"));
+    assert!(refused.body.contains("one-time password"));
+    let now_code = support::fresh_code(&secret, &mut last_step).await;
+    let published = with_otp(
+        &alice,
+        Some(&now_code),
+        "PUT",
+        "/tfa-pkg",
+        &publish("1.0.0"),
+    )
+    .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let replay = with_otp(
+        &alice,
+        Some(&now_code),
+        "PUT",
+        "/tfa-pkg",
+        &publish("1.0.1"),
+    )
+    .await;
+    assert_eq!(replay.status, 401, "a code works once: {}", replay.body);
+
+    // Token management asks for a code; a bypass token then writes without one.
+    let create = serde_json::json!({ "password": PASSWORD, "bypass_2fa": true }).to_string();
+    let refused = with_otp(&alice, None, "POST", "/-/npm/v1/tokens", &create).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let next_code = support::fresh_code(&secret, &mut last_step).await;
+    let created = with_otp(
+        &alice,
+        Some(&next_code),
+        "POST",
+        "/-/npm/v1/tokens",
+        &create,
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let robot = created.json()["token"].as_str().unwrap().to_owned();
+    let by_robot = with_otp(&robot, None, "PUT", "/tfa-pkg", &publish("1.0.1")).await;
+    assert_eq!(by_robot.status, 201, "{}", by_robot.body);
+
+    // Logging in: the password, then a code; a recovery code works once.
+    let login = serde_json::json!({ "name": "alice", "password": PASSWORD }).to_string();
+    let login_path = "/-/user/org.couchdb.user:alice";
+    let send_login = |otp: Option<String>| {
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if let Some(otp) = otp {
+            headers.push(("npm-otp".to_owned(), otp));
+        }
+        let (addr, login) = (client.registry.addr, login.clone());
+        async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            support::registry::http(addr, "PUT", login_path, &headers, login.as_bytes()).await
+        }
+    };
+    let refused = send_login(None).await;
+    assert_eq!(
+        (refused.status, refused.header("www-authenticate")),
+        (401, Some("OTP"))
+    );
+    let logged_in = send_login(Some(recovery[0].clone())).await;
+    assert_eq!(logged_in.status, 201, "{}", logged_in.body);
+    let again = send_login(Some(recovery[0].clone())).await;
+    assert_eq!(
+        again.status, 401,
+        "a recovery code works once: {}",
+        again.body
+    );
+
+    // Turning it off takes the password and a code.
+    let disable = serde_json::json!({ "tfa": { "password": PASSWORD, "mode": "disable" } });
+    let refused = with_otp(&alice, None, "POST", "/-/npm/v1/user", &disable.to_string()).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let disabled = with_otp(
+        &alice,
+        Some(&recovery[1]),
+        "POST",
+        "/-/npm/v1/user",
+        &disable.to_string(),
+    )
+    .await;
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    assert_eq!(disabled.json()["tfa"], false);
+    let plain = with_otp(&alice, None, "PUT", "/tfa-pkg", &publish("1.0.2")).await;
+    assert_eq!(plain.status, 201, "{}", plain.body);
+}
