@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::error::ApiError;
 use crate::storage::Storage;
 use crate::tfa::Sealer;
-use crate::{owners, packages, profile, token_api, users, visibility};
+use crate::{owners, packages, profile, search, stars, token_api, users, visibility};
 
 /// Largest publish accepted (the tarball travels base64-encoded inside JSON).
 const MAX_PUBLISH_BYTES: usize = 64 * 1024 * 1024;
@@ -107,6 +107,12 @@ pub fn router(state: AppState) -> Router {
         .npm_responses("registry");
     let gated = Router::new()
         .route("/-/whoami", get(users::whoami))
+        .route(
+            "/-/ping",
+            get(|| async { axum::Json(serde_json::json!({})) }),
+        )
+        .route("/-/v1/search", get(search::search))
+        .route("/-/_view/starredByUser", get(stars::starred_by))
         .route("/-/npm/v1/user", get(profile::get).post(profile::set))
         .route("/-/user/{couch_id}", get(owners::user_profile))
         .route("/-/user/{user}/package", get(visibility::user_packages))
@@ -129,13 +135,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/{name}",
             get(packages::packument)
-                .put(packages::publish)
+                .put(packages::put)
                 .layer(DefaultBodyLimit::max(MAX_PUBLISH_BYTES)),
         )
         .route(
             "/{scope}/{name}",
             get(packages::packument_scoped)
-                .put(packages::publish_scoped)
+                .put(packages::put_scoped)
                 .layer(DefaultBodyLimit::max(MAX_PUBLISH_BYTES)),
         )
         .route("/{name}/-/{file}", get(packages::tarball))

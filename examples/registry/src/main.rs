@@ -19,6 +19,8 @@ mod owners;
 mod packages;
 mod profile;
 mod scopes;
+mod search;
+mod stars;
 mod storage;
 mod tfa;
 mod token_api;

@@ -316,6 +316,34 @@ fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked,
     })
 }
 
+/// Longest README kept in a packument.
+const MAX_README_BYTES: u64 = 256 * 1024;
+
+/// The README at the top of an npm tarball (`package/README…`), if there is one: its file
+/// name and text. A tarball that cannot be read has none; the publish goes on.
+fn readme_of(tarball: &[u8]) -> Option<(String, String)> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tarball));
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = entry.path().ok()?.to_string_lossy().into_owned();
+        let Some(file) = path.strip_prefix("package/") else {
+            continue;
+        };
+        if file.contains('/') || !file.to_ascii_lowercase().starts_with("readme") {
+            continue;
+        }
+        let mut text = String::new();
+        entry
+            .by_ref()
+            .take(MAX_README_BYTES)
+            .read_to_string(&mut text)
+            .ok()?;
+        return Some((file.to_owned(), text));
+    }
+    None
+}
+
 /// Writes the packument with a new `_rev`, which npm sends back when it changes owners.
 pub async fn save_packument(
     state: &AppState,
@@ -350,22 +378,42 @@ pub async fn all_names(state: &AppState) -> Result<Vec<PackageName>, ApiError> {
         .collect())
 }
 
-pub async fn publish(
+/// `PUT /<name>`: a publish (a body with `versions`), or `npm star` / `npm unstar` (a body
+/// with `users` only).
+pub async fn put(
     state: State<AppState>,
     who: Option<Authenticated>,
     Path(name): Path<String>,
-    body: JsonBody<PublishRequest>,
-) -> Result<impl IntoResponse, ApiError> {
-    publish_named(state, who, PackageName::parse(&name)?, body).await
+    body: JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    put_named(state, who, PackageName::parse(&name)?, body).await
 }
 
-pub async fn publish_scoped(
+pub async fn put_scoped(
     state: State<AppState>,
     who: Option<Authenticated>,
     Path((scope, name)): Path<(String, String)>,
-    body: JsonBody<PublishRequest>,
-) -> Result<impl IntoResponse, ApiError> {
-    publish_named(state, who, PackageName::scoped(&scope, &name)?, body).await
+    body: JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    put_named(state, who, PackageName::scoped(&scope, &name)?, body).await
+}
+
+async fn put_named(
+    state: State<AppState>,
+    who: Option<Authenticated>,
+    name: PackageName,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    if body.get("versions").is_none() && body.get("users").is_some() {
+        let change = serde_json::from_value(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+        return crate::stars::change(&state, who, &name, change).await;
+    }
+    let request = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    Ok(publish_named(state, who, name, JsonBody(request))
+        .await?
+        .into_response())
 }
 
 /// The layer has already refused read-only tokens (PUT is a write); what is left is who
@@ -433,12 +481,20 @@ async fn publish_named(
         .storage()
         .write(
             &format!("{}/{}", name.dir(), checked.tarball_name),
-            checked.tarball,
+            checked.tarball.clone(),
         )
         .await
         .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    packument["versions"][&checked.version] = checked.manifest;
+    let mut manifest = checked.manifest;
+    // What `npm view` shows: who published it.
+    let publisher = crate::owners::maintainer_entry(&state, who.owner()).await?;
+    manifest["_npmUser"] = publisher;
+    if let Some((file, readme)) = readme_of(&checked.tarball) {
+        packument["readme"] = json!(readme);
+        packument["readmeFilename"] = json!(file);
+    }
+    packument["versions"][&checked.version] = manifest;
     packument["dist-tags"]["latest"] = json!(checked.version);
     packument["time"][&checked.version] = json!(now);
     packument["time"]["modified"] = json!(now);

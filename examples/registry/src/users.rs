@@ -21,7 +21,16 @@ pub struct User {
     /// Two-factor authentication, when set up.
     #[serde(default)]
     pub tfa: Option<crate::tfa::Tfa>,
+    /// `npm profile set` fields other than email: fullname, homepage, github, …
+    #[serde(default)]
+    pub profile: std::collections::BTreeMap<String, String>,
+    /// Ids of the session tokens logins gave out, so that a new password can end them.
+    #[serde(default)]
+    pub sessions: Vec<String>,
 }
+
+/// Sessions remembered per user; older ones have expired long before this many more.
+const MAX_REMEMBERED_SESSIONS: usize = 100;
 
 /// npm user names: lower-case letters, digits, `-`, `.` and `_`, not starting with `.` or
 /// `_`, at most 214 characters.
@@ -78,7 +87,7 @@ pub async fn check_password(user: &User, password: &str) -> Result<bool, ApiErro
     .map_err(|e| ApiError::internal("a stored password hash is damaged", e))
 }
 
-async fn hash_password(password: &str) -> Result<String, ApiError> {
+pub async fn hash_password(password: &str) -> Result<String, ApiError> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut random = [0u8; 16];
@@ -160,6 +169,8 @@ pub async fn login(
                 password_hash: hash_password(&body.password).await?,
                 email: body.email,
                 tfa: None,
+                profile: Default::default(),
+                sessions: Vec::new(),
             };
             save(&state, &user).await?;
             tracing::info!(user = name, "user created");
@@ -169,6 +180,12 @@ pub async fn login(
         .tokens()
         .create(name, NewToken::session().name("npm login session"))
         .await?;
+    if let Some(mut user) = load(&state, name).await? {
+        user.sessions.push(created.listing.id.to_string());
+        let excess = user.sessions.len().saturating_sub(MAX_REMEMBERED_SESSIONS);
+        user.sessions.drain(..excess);
+        save(&state, &user).await?;
+    }
     Ok((
         StatusCode::CREATED,
         Json(LoginReply {
