@@ -290,7 +290,8 @@ impl<S: TokenStore> Tokens<S> {
         owner: &str,
         options: NewToken,
     ) -> Result<CreatedToken, TokensError> {
-        let now = whole_millis(self.inner.clock.now());
+        let clock_now = self.inner.clock.now();
+        let now = whole_millis(clock_now).unwrap_or(clock_now);
         let valid = options.validate(owner, now, &self.inner.lifetimes)?;
         // Ids have 65 random bits; a collision is retried rather than reported.
         let mut attempts_left = 3;

@@ -88,7 +88,7 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, trusted_proxies: tokengate::TrustedProxies) -> Router {
     // Logging in is authenticated by the password, so it sits outside the token gate: a
     // stale token in the user's npm config must not stop them logging in again.
     // Logging out proves itself with the whole token in the path; it too sits outside.
@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
     // Everything else: reads are anonymous, anything with a token is held to its rules.
     let layer = TokenAuthLayer::new(state.tokens().clone())
         .optional()
+        .trusted_proxies(trusted_proxies)
         .resources(packages::resource_of)
         .second_factor({
             let state = state.clone();

@@ -119,7 +119,10 @@ async fn serve(
             .map_err(|e| format!("cannot read or create the registry's key: {e}"))?,
         None => tfa::Sealer::ephemeral()?,
     };
-    let app = app::router(app::AppState::new(tokens, storage, sealer));
+    let app = app::router(
+        app::AppState::new(tokens, storage, sealer),
+        config.trusted_proxies.clone(),
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

@@ -139,13 +139,13 @@ pub async fn login(
             "invalid user name: use lower-case letters, digits, '-', '.' and '_' (at most 214)",
         ));
     }
-    if body.password.len() < 8 || body.password.len() > 1024 {
-        return Err(ApiError::bad_request("passwords have 8 to 1024 characters"));
-    }
+    let acceptable = (8..=1024).contains(&body.password.len());
     let _writing = state.write_lock().await;
     match load(&state, name).await? {
         Some(mut user) => {
-            if !check_password(&user, &body.password).await? {
+            // A wrong password is a 401 whatever its length: the rule for new passwords
+            // says nothing about an existing one.
+            if !acceptable || !check_password(&user, &body.password).await? {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "incorrect user name or password",
@@ -156,6 +156,9 @@ pub async fn login(
             crate::tfa::check_code(&state, &mut user, &headers).await?;
         }
         None => {
+            if !acceptable {
+                return Err(ApiError::bad_request("passwords have 8 to 1024 characters"));
+            }
             if crate::scopes::recorded_owner(&state, name).await?.is_some() {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
