@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::error::ApiError;
 use crate::storage::Storage;
 use crate::tfa::Sealer;
-use crate::{owners, packages, profile, search, stars, token_api, users, visibility};
+use crate::{lifecycle, owners, packages, profile, search, stars, token_api, users, visibility};
 
 /// Largest publish accepted (the tarball travels base64-encoded inside JSON).
 const MAX_PUBLISH_BYTES: usize = 64 * 1024 * 1024;
@@ -127,7 +127,23 @@ pub fn router(state: AppState, trusted_proxies: tokengate::TrustedProxies) -> Ro
             "/-/package/{name}/collaborators",
             get(visibility::collaborators),
         )
-        .route("/{name}/-rev/{rev}", put(owners::change))
+        .route(
+            "/{name}/-rev/{rev}",
+            put(owners::change).delete(lifecycle::unpublish_all),
+        )
+        .route(
+            "/{name}/-/{file}/-rev/{rev}",
+            delete(lifecycle::remove_tarball),
+        )
+        .route(
+            "/{scope}/{name}/-/{file}/-rev/{rev}",
+            delete(lifecycle::remove_tarball_scoped),
+        )
+        .route("/-/package/{name}/dist-tags", get(lifecycle::tags))
+        .route(
+            "/-/package/{name}/dist-tags/{tag}",
+            put(lifecycle::add_tag).delete(lifecycle::remove_tag),
+        )
         .route(
             "/-/npm/v1/tokens",
             get(token_api::list).post(token_api::create),

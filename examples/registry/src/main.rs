@@ -15,6 +15,7 @@ mod app;
 mod audit;
 mod config;
 mod error;
+mod lifecycle;
 mod owners;
 mod packages;
 mod profile;

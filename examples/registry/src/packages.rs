@@ -85,12 +85,12 @@ impl PackageName {
         format!("{}/packument.json", self.dir())
     }
 
-    fn tarball_name(&self, version: &str) -> String {
+    pub fn tarball_name(&self, version: &str) -> String {
         format!("{}-{version}.tgz", self.base)
     }
 
     /// A tarball file of this package, such as `name-1.0.0.tgz`; nothing else is served.
-    fn tarball_key(&self, file: &str) -> Result<String, ApiError> {
+    pub fn tarball_key(&self, file: &str) -> Result<String, ApiError> {
         let version = file
             .strip_prefix(&format!("{}-", self.base))
             .and_then(|rest| rest.strip_suffix(".tgz"))
@@ -210,9 +210,22 @@ fn valid_part(part: &str) -> bool {
         })
 }
 
+/// A dist-tag: a short name that is not itself a version (npm would read it as one).
+pub fn valid_tag(tag: &str) -> bool {
+    let looks_like_version = tag
+        .trim_start_matches('v')
+        .starts_with(|c: char| c.is_ascii_digit());
+    !tag.is_empty()
+        && tag.len() <= 64
+        && !looks_like_version
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
 /// A version as file names can carry it: starts with a digit, then letters, digits,
 /// `.`, `-` and `+`; never `..`.
-fn valid_version(version: &str) -> bool {
+pub fn valid_version(version: &str) -> bool {
     version.len() <= 128
         && version.starts_with(|c: char| c.is_ascii_digit())
         && !version.contains("..")
@@ -246,6 +259,8 @@ struct Checked {
     manifest: Value,
     tarball_name: String,
     tarball: Vec<u8>,
+    /// The tags this publish puts on its version (`npm publish --tag beta`).
+    tags: Vec<String>,
 }
 
 /// Everything about a publish that can be wrong, checked before anything is written.
@@ -279,6 +294,15 @@ fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked,
             "the version's dist must be an object",
         ));
     }
+    for tag in request.dist_tags.keys() {
+        if !valid_tag(tag) {
+            return Err(ApiError::bad_request(format!(
+                "invalid dist-tag {:?}: use letters, digits, '-', '.' and '_', not a version",
+                tag.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    let tags: Vec<String> = request.dist_tags.keys().cloned().collect();
     if let Some((tag, tagged)) = request.dist_tags.iter().find(|(_, v)| **v != version) {
         return Err(ApiError::bad_request(format!(
             "dist-tag {tag:?} points at {tagged:?}, which this publish does not contain"
@@ -313,6 +337,7 @@ fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked,
         manifest,
         tarball_name,
         tarball,
+        tags,
     })
 }
 
@@ -404,6 +429,9 @@ async fn put_named(
     name: PackageName,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    if body.get("versions").is_some() && body.get("_attachments").is_none() {
+        return crate::lifecycle::deprecate(&state, who, &name, body).await;
+    }
     if body.get("versions").is_none() && body.get("users").is_some() {
         let change = serde_json::from_value(body)
             .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
@@ -495,7 +523,17 @@ async fn publish_named(
         packument["readmeFilename"] = json!(file);
     }
     packument["versions"][&checked.version] = manifest;
-    packument["dist-tags"]["latest"] = json!(checked.version);
+    // The tags asked for; `latest` too on a first publish, so that the package installs.
+    if !packument["dist-tags"].is_object() {
+        packument["dist-tags"] = json!({});
+    }
+    let first = packument["dist-tags"].get("latest").is_none();
+    for tag in &checked.tags {
+        packument["dist-tags"][tag] = json!(checked.version);
+    }
+    if first || checked.tags.is_empty() {
+        packument["dist-tags"]["latest"] = json!(checked.version);
+    }
     packument["time"][&checked.version] = json!(now);
     packument["time"]["modified"] = json!(now);
     if packument["time"].get("created").is_none() {

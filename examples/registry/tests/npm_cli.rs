@@ -1199,3 +1199,128 @@ async fn the_rest_of_what_npm_asks() {
     );
     registry.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dist_tags_deprecation_and_unpublish_through_the_real_npm_cli() {
+    if !npm_ready("the dist-tag, deprecate and unpublish npm CLI test") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    let here = work.path();
+    let npm = Npm::new(&here.join("alice"), &registry.url);
+    npm.adduser("alice").await;
+    let session = npm.session_config();
+    let password = format!("--password={PASSWORD}");
+    let reader = created_token(
+        &npm.ok(
+            &session,
+            here,
+            &[
+                "token",
+                "create",
+                &password,
+                "--packages-and-scopes-permission=read-only",
+            ],
+        )
+        .await,
+    );
+    let reader = npm.config_with("reader", &reader);
+    let other = created_token(
+        &npm.ok(
+            &session,
+            here,
+            &[
+                "token",
+                "create",
+                &password,
+                "--packages=something-else",
+                "--packages-and-scopes-permission=read-write",
+            ],
+        )
+        .await,
+    );
+    let other = npm.config_with("other", &other);
+
+    // `--tag beta` tags the prerelease and leaves `latest` where it was.
+    for (version, tag) in [
+        ("1.0.0", None),
+        ("2.0.0-beta.1", Some("beta")),
+        ("1.1.0", None),
+    ] {
+        let dir = package_dir(&here.join(version), "tagged", version);
+        let mut args = vec!["publish".to_owned()];
+        if let Some(tag) = tag {
+            args.push(format!("--tag={tag}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        npm.ok(&session, &dir, &args).await;
+    }
+    let tags = npm.ok(&session, here, &["dist-tag", "ls", "tagged"]).await;
+    assert!(
+        tags.contains("latest: 1.1.0") && tags.contains("beta: 2.0.0-beta.1"),
+        "{tags}"
+    );
+
+    // dist-tag add and rm: writes, refused to read-only and to other packages' tokens.
+    npm.ok(
+        &session,
+        here,
+        &["dist-tag", "add", "tagged@1.0.0", "stable"],
+    )
+    .await;
+    for refused_config in [&reader, &other] {
+        let refused = npm
+            .fails(
+                refused_config,
+                here,
+                &["dist-tag", "add", "tagged@1.0.0", "old"],
+            )
+            .await;
+        assert!(refused.contains("E403"), "{refused}");
+    }
+    npm.ok(&session, here, &["dist-tag", "rm", "tagged", "beta"])
+        .await;
+    let tags = npm.ok(&session, here, &["dist-tag", "ls", "tagged"]).await;
+    assert!(
+        tags.contains("stable: 1.0.0") && !tags.contains("beta"),
+        "{tags}"
+    );
+
+    // deprecate: the message shows in `npm view`; a read-only token cannot.
+    let refused = npm
+        .fails(&reader, here, &["deprecate", "tagged@1.0.0", "use 1.1"])
+        .await;
+    assert!(refused.contains("E403"), "{refused}");
+    npm.ok(&session, here, &["deprecate", "tagged@1.0.0", "use 1.1"])
+        .await;
+    let deprecated = npm
+        .ok(&session, here, &["view", "tagged@1.0.0", "deprecated"])
+        .await;
+    assert_eq!(deprecated.trim(), "use 1.1");
+
+    // unpublish one version, then the whole package.
+    let refused = npm
+        .fails(&reader, here, &["unpublish", "tagged@1.0.0", "--force"])
+        .await;
+    assert!(refused.contains("E403"), "{refused}");
+    npm.ok(&session, here, &["unpublish", "tagged@1.0.0", "--force"])
+        .await;
+    let versions = npm
+        .ok(&session, here, &["view", "tagged", "versions", "--json"])
+        .await;
+    assert!(
+        !versions.contains("\"1.0.0\"") && versions.contains("1.1.0"),
+        "{versions}"
+    );
+    let tags = npm.ok(&session, here, &["dist-tag", "ls", "tagged"]).await;
+    assert!(
+        !tags.contains("stable"),
+        "a tag of a removed version stays: {tags}"
+    );
+    npm.ok(&session, here, &["unpublish", "tagged", "--force"])
+        .await;
+    let gone = npm.fails(&session, here, &["view", "tagged"]).await;
+    assert!(gone.contains("E404"), "{gone}");
+    registry.stop().await;
+}
