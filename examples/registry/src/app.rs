@@ -14,8 +14,6 @@ use crate::storage::Storage;
 use crate::tfa::Sealer;
 use crate::{lifecycle, owners, packages, profile, search, stars, token_api, users, visibility};
 
-/// Largest publish accepted (the tarball travels base64-encoded inside JSON).
-const MAX_PUBLISH_BYTES: usize = 64 * 1024 * 1024;
 /// Largest body of any other request.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -88,7 +86,55 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState, trusted_proxies: tokengate::TrustedProxies) -> Router {
+/// Refuses a write to a package before its body is read: anonymous ones with 401, and
+/// ones that declare a body over `max_bytes` with 413, so that nobody makes the server
+/// parse megabytes only to be told to log in. (The token gate, in front, has already
+/// refused read-only tokens and tokens without a grant on the package.)
+async fn bounded_package_write(
+    max_bytes: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if tokengate::Action::of_method(request.method()) == tokengate::Action::Read {
+        return next.run(request).await;
+    }
+    if request
+        .extensions()
+        .get::<tokengate::Authenticated>()
+        .is_none()
+    {
+        return ApiError::needs_login().into_response();
+    }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max_bytes as u64) {
+        return too_large(max_bytes).into_response();
+    }
+    next.run(request).await
+}
+
+fn too_large(max_bytes: usize) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the publish is larger than this registry accepts ({} MiB; see --max-publish-mb)",
+            max_bytes / (1024 * 1024)
+        ),
+    )
+}
+
+pub fn router(
+    state: AppState,
+    trusted_proxies: tokengate::TrustedProxies,
+    max_publish_bytes: usize,
+) -> Router {
+    let bounded = axum::middleware::from_fn(move |request, next| {
+        bounded_package_write(max_publish_bytes, request, next)
+    });
     // Logging in is authenticated by the password, so it sits outside the token gate: a
     // stale token in the user's npm config must not stop them logging in again.
     // Logging out proves itself with the whole token in the path; it too sits outside.
@@ -153,13 +199,15 @@ pub fn router(state: AppState, trusted_proxies: tokengate::TrustedProxies) -> Ro
             "/{name}",
             get(packages::packument)
                 .put(packages::put)
-                .layer(DefaultBodyLimit::max(MAX_PUBLISH_BYTES)),
+                .layer(DefaultBodyLimit::max(max_publish_bytes))
+                .route_layer(bounded.clone()),
         )
         .route(
             "/{scope}/{name}",
             get(packages::packument_scoped)
                 .put(packages::put_scoped)
-                .layer(DefaultBodyLimit::max(MAX_PUBLISH_BYTES)),
+                .layer(DefaultBodyLimit::max(max_publish_bytes))
+                .route_layer(bounded),
         )
         .route("/{name}/-/{file}", get(packages::tarball))
         .route("/{scope}/{name}/-/{file}", get(packages::tarball_scoped))

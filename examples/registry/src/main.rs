@@ -123,6 +123,7 @@ async fn serve(
     let app = app::router(
         app::AppState::new(tokens, storage, sealer),
         config.trusted_proxies.clone(),
+        config.max_publish_bytes,
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -1597,3 +1597,25 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_checked() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--trusted-proxy"));
 }
+
+#[tokio::test]
+async fn writes_are_refused_before_their_bodies_are_read() {
+    let data = tempfile::tempdir().unwrap();
+    let registry =
+        Registry::start_with("127.0.0.1:0", data.path(), &["--max-publish-mb", "1"]).await;
+    let client = Client { registry };
+    let session = client.session("alice").await;
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+
+    let anonymous = client.send("PUT", "/victim", None, &big).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let too_large = client.send("PUT", "/victim", Some(&session), &big).await;
+    assert_eq!(too_large.status, 413, "{}", too_large.body);
+    assert!(too_large.body.contains("1 MiB"), "{}", too_large.body);
+    let scoped = client
+        .send("PUT", "/%40alice%2Fvictim", Some(&session), &big)
+        .await;
+    assert_eq!(scoped.status, 413, "{}", scoped.body);
+    // Reads of the same routes are untouched.
+    assert_eq!(client.send("GET", "/victim", None, "").await.status, 404);
+}
