@@ -46,6 +46,8 @@ pub enum Reason {
     SecondFactorRejected,
     /// The second factor could not be checked; nothing was allowed.
     SecondFactorUnavailable,
+    /// The client address made too many failed attempts lately; the store was not asked.
+    TooManyFailures,
 }
 
 /// A message and the same message as a JSON body, from one literal.
@@ -127,6 +129,9 @@ impl Reason {
             Reason::SecondFactorUnavailable => {
                 said!("the second factor cannot be checked right now; try again shortly")
             }
+            Reason::TooManyFailures => {
+                said!("too many failed attempts from your address; wait before trying again")
+            }
         }
     }
 }
@@ -144,6 +149,7 @@ pub struct Rejection {
     reason: Reason,
     token_id: Option<TokenId>,
     resource: Option<Resource>,
+    retry_after: Option<u32>,
 }
 
 impl Rejection {
@@ -153,6 +159,7 @@ impl Rejection {
             reason,
             token_id,
             resource: None,
+            retry_after: None,
         }
     }
 
@@ -160,6 +167,17 @@ impl Rejection {
     pub fn on(mut self, resource: Resource) -> Self {
         self.resource = Some(resource);
         self
+    }
+
+    /// The same rejection, telling the client to wait this many seconds.
+    pub fn retry_after_secs(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Seconds the client should wait before trying again, when the refusal says.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.retry_after
     }
 
     /// Why.
@@ -212,7 +230,7 @@ impl std::error::Error for Rejection {}
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const EVERY_REASON: [Reason; 19] = [
+    pub(crate) const EVERY_REASON: [Reason; 20] = [
         Reason::MissingToken,
         Reason::MalformedHeader(HeaderProblem::Duplicate),
         Reason::MalformedHeader(HeaderProblem::TooLong),
@@ -232,6 +250,7 @@ pub(crate) mod tests {
         Reason::SecondFactorRequired,
         Reason::SecondFactorRejected,
         Reason::SecondFactorUnavailable,
+        Reason::TooManyFailures,
     ];
 
     #[test]

@@ -9,6 +9,7 @@ use http::request::Parts;
 use http::{HeaderName, Method, Response};
 use tower::Layer;
 
+use super::limit::FailureLimit;
 use super::respond::{Respond, ResponseStyle};
 use super::service::{Config, Mode, RequestHead, TokenAuth};
 use crate::access::{Action, Resource};
@@ -74,6 +75,7 @@ impl<St> TokenAuthLayer<St> {
                 otp_header: HeaderName::from_static(OTP_HEADER),
                 trusted_proxies: TrustedProxies::none(),
                 respond: Respond::Style(ResponseStyle::default()),
+                failures: None,
             }),
         }
     }
@@ -165,6 +167,13 @@ impl<St> TokenAuthLayer<St> {
         Fut: std::future::Future<Output = SecondFactorVerdict> + Send + 'static,
     {
         self.edit(|c| c.second_factor = Some(boxed_check(check)))
+    }
+
+    /// Answers `429 Too Many Requests` (with `Retry-After`) to a client address that has
+    /// made too many failed attempts, before its next attempt reaches the store; see
+    /// [`FailureLimit`]. Off unless set.
+    pub fn limit_failures(self, limit: FailureLimit) -> Self {
+        self.edit(|c| c.failures = Some(limit))
     }
 
     /// The header a one-time password is read from (default `npm-otp`, as npm sends it).

@@ -11,6 +11,7 @@ use tower::Service;
 
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
+use super::limit::FailureLimit;
 use super::respond::Respond;
 use crate::access::{Action, Resource};
 use crate::bearer::Credentials;
@@ -66,6 +67,7 @@ pub(crate) struct Config<St> {
     pub(crate) otp_header: HeaderName,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) respond: Respond,
+    pub(crate) failures: Option<FailureLimit>,
 }
 
 impl<St> Clone for Config<St> {
@@ -79,6 +81,7 @@ impl<St> Clone for Config<St> {
             otp_header: self.otp_header.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
             respond: self.respond.clone(),
+            failures: self.failures.clone(),
         }
     }
 }
@@ -220,6 +223,19 @@ where
         };
 
         let client = authenticated.is_none().then(client).flatten();
+        // About to ask the store: an address that has failed too often is told to wait.
+        if authenticated.is_none() {
+            if let Some(failures) = config.failures.as_ref() {
+                let address = config
+                    .trusted_proxies
+                    .client_ip(peer_addr(request.extensions()), request.headers());
+                if failures.exhausted(address) {
+                    let rejection = Rejection::new(Reason::TooManyFailures, Some(presented.id))
+                        .retry_after_secs(failures.retry_after());
+                    return ResponseFuture::refused(refuse(config, &rejection, request));
+                }
+            }
+        }
         let config = Arc::clone(config);
         let check = Box::pin(async move {
             let authenticated = match authenticated {
@@ -292,6 +308,14 @@ fn refuse<St, B>(
     request: Request<B>,
 ) -> Response<bytes::Bytes> {
     let (parts, _body) = request.into_parts();
+    if let Some(failures) = &config.failures {
+        if counts_as_failure(rejection.reason()) {
+            let client = config
+                .trusted_proxies
+                .client_ip(peer_addr(&parts.extensions), &parts.headers);
+            failures.record(client);
+        }
+    }
     let reason = rejection.reason();
     let client = || {
         config
@@ -331,6 +355,17 @@ fn without_tokens<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> 
         })
         .collect();
     std::borrow::Cow::Owned(segments.join("/"))
+}
+
+/// Refusals that look like guessing: they count against the client's [`FailureLimit`].
+fn counts_as_failure(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::MalformedHeader(_)
+            | Reason::Malformed(_)
+            | Reason::UnknownToken
+            | Reason::SecretMismatch
+    )
 }
 
 #[cfg(test)]

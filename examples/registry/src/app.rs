@@ -146,6 +146,11 @@ pub fn router(
     let layer = TokenAuthLayer::new(state.tokens().clone())
         .optional()
         .trusted_proxies(trusted_proxies)
+        // A client guessing tokens gets 429 after 50 misses a minute, not 50 store lookups.
+        .limit_failures(tokengate::FailureLimit::new(
+            50,
+            std::time::Duration::from_secs(60),
+        ))
         .resources(packages::resource_of)
         .second_factor({
             let state = state.clone();
