@@ -993,7 +993,8 @@ async fn a_flood_of_made_up_tokens_costs_its_sender_not_the_store() {
         .prefix("npm")
         .unwrap()
         .build();
-    let flooder = Some(SocketAddr::from(([127, 0, 0, 2], 4000)));
+    let flooder_addr = SocketAddr::from(([127, 0, 0, 2], 4000));
+    let flooder = Some(flooder_addr);
     let bystander = Some(SocketAddr::from(([127, 0, 0, 3], 4000)));
     let valid = tokens.create("alice", NewToken::read_only()).await.unwrap();
     let valid = bearer(valid.token.expose_secret());
@@ -1033,7 +1034,7 @@ async fn a_flood_of_made_up_tokens_costs_its_sender_not_the_store() {
             .header(AUTHORIZATION, bearer(made_up.token.expose_secret()))
             .body(Body::default())
             .unwrap();
-        request.extensions_mut().insert(flooder.unwrap());
+        request.extensions_mut().insert(flooder_addr);
         let response = service.oneshot(request).await.unwrap();
         response.headers().get("retry-after").cloned()
     };
