@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -12,6 +13,7 @@ use tower::Layer;
 use super::limit::FailureLimit;
 use super::respond::{Respond, ResponseStyle};
 use super::service::{Config, Mode, RequestHead, TokenAuth};
+use super::summary::RefusalSummary;
 use crate::access::{Action, Resource};
 use crate::client_ip::TrustedProxies;
 use crate::reason::Rejection;
@@ -76,6 +78,7 @@ impl<St> TokenAuthLayer<St> {
                 trusted_proxies: TrustedProxies::none(),
                 respond: Respond::Style(ResponseStyle::default()),
                 failures: None,
+                summary: Arc::new(RefusalSummary::new(Duration::from_secs(60))),
             }),
         }
     }
@@ -174,6 +177,12 @@ impl<St> TokenAuthLayer<St> {
     /// [`FailureLimit`]. Off unless set.
     pub fn limit_failures(self, limit: FailureLimit) -> Self {
         self.edit(|c| c.failures = Some(limit))
+    }
+
+    /// How often refusals are summed up in the log (default every 60 s). Each refusal is
+    /// logged at DEBUG; the summary, counts by reason, at INFO, or WARN past 1,000.
+    pub fn refusal_summary(self, every: Duration) -> Self {
+        self.edit(|c| c.summary = Arc::new(RefusalSummary::new(every)))
     }
 
     /// The header a one-time password is read from (default `npm-otp`, as npm sends it).

@@ -9,6 +9,7 @@ mod layer;
 mod limit;
 mod respond;
 mod service;
+mod summary;
 
 pub use body::ResponseBody;
 pub use layer::TokenAuthLayer;

@@ -13,6 +13,7 @@ use super::body::ResponseBody;
 use super::future::ResponseFuture;
 use super::limit::FailureLimit;
 use super::respond::Respond;
+use super::summary::RefusalSummary;
 use crate::access::{Action, Resource};
 use crate::bearer::Credentials;
 use crate::client_ip::{TrustedProxies, peer_addr};
@@ -68,6 +69,7 @@ pub(crate) struct Config<St> {
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) respond: Respond,
     pub(crate) failures: Option<FailureLimit>,
+    pub(crate) summary: Arc<RefusalSummary>,
 }
 
 impl<St> Clone for Config<St> {
@@ -82,6 +84,7 @@ impl<St> Clone for Config<St> {
             trusted_proxies: self.trusted_proxies.clone(),
             respond: self.respond.clone(),
             failures: self.failures.clone(),
+            summary: Arc::clone(&self.summary),
         }
     }
 }
@@ -326,6 +329,7 @@ fn refuse<St, B>(
     // Some clients put a whole token in a path (npm's logout does): never log it.
     let path = without_tokens(parts.uri.path(), config.tokens.prefix().as_str());
     let path = path.as_ref();
+    config.summary.count(reason);
     if reason == Reason::StoreUnavailable {
         tracing::warn!(token_id, ?reason, client = ?client(), method = %parts.method, path, "request refused");
     } else {
