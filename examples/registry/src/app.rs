@@ -26,6 +26,8 @@ struct Shared {
     storage: Storage,
     /// Seals two-factor secrets at rest.
     sealer: Sealer,
+    /// Runs password checks a few at a time, and stops guessers.
+    passwords: crate::passwords::PasswordGuard,
     /// One writer at a time: user creation and publishes read, check, then write.
     writes: Mutex<()>,
 }
@@ -45,6 +47,7 @@ impl AppState {
                 tokens,
                 storage,
                 sealer,
+                passwords: Default::default(),
                 writes: Mutex::new(()),
             }),
         }
@@ -52,6 +55,10 @@ impl AppState {
 
     pub fn tokens(&self) -> &Tokens {
         &self.shared.tokens
+    }
+
+    pub fn passwords(&self) -> &crate::passwords::PasswordGuard {
+        &self.shared.passwords
     }
 
     pub fn sealer(&self) -> &Sealer {

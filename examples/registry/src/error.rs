@@ -14,6 +14,8 @@ pub struct ApiError {
     message: String,
     /// `WWW-Authenticate` for a 401, when it is not the usual bearer challenge.
     challenge: Option<axum::http::HeaderValue>,
+    /// `Retry-After`, for a 429.
+    retry_after: Option<axum::http::HeaderValue>,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
             status,
             message: message.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -29,6 +32,11 @@ impl ApiError {
     /// one-time password").
     pub fn challenge(&mut self, challenge: axum::http::HeaderValue) {
         self.challenge = Some(challenge);
+    }
+
+    /// Sends `Retry-After` with the refusal.
+    pub fn retry_after(&mut self, seconds: axum::http::HeaderValue) {
+        self.retry_after = Some(seconds);
     }
 
     pub fn status(&self) -> StatusCode {
@@ -73,6 +81,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = axum::Json(serde_json::json!({ "error": self.message }));
         let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             let challenge = self
                 .challenge

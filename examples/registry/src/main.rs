@@ -18,6 +18,7 @@ mod error;
 mod lifecycle;
 mod owners;
 mod packages;
+mod passwords;
 mod profile;
 mod scopes;
 mod search;

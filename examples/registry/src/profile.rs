@@ -119,7 +119,7 @@ pub async fn set(
                 .get("password")
                 .and_then(Value::as_str)
                 .ok_or_else(|| ApiError::bad_request("tfa: the password is required"))?;
-            if !users::check_password(&user, password).await? {
+            if !state.passwords().check(&user, password, None).await? {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "incorrect password",
@@ -197,7 +197,7 @@ async fn set_fields(
                 if !(8..=1024).contains(&new.len()) {
                     return Err(ApiError::bad_request("passwords have 8 to 1024 characters"));
                 }
-                if !users::check_password(user, old).await? {
+                if !state.passwords().check(user, old, None).await? {
                     return Err(ApiError::new(
                         StatusCode::UNAUTHORIZED,
                         "incorrect password",

@@ -268,6 +268,7 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
 /// `POST /-/npm/v1/tokens`: needs the account password, returns the full token once.
 pub async fn create(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     who: Option<Authenticated>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<CreateRequest>,
@@ -278,16 +279,24 @@ pub async fn create(
         .password
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("password is required to create a token"))?;
-    let _writing = state.write_lock().await;
-    let mut user = users::load(&state, who.owner())
+    let user = users::load(&state, who.owner())
         .await?
         .ok_or_else(ApiError::needs_login)?;
-    if !users::check_password(&user, password).await? {
+    // Outside the write lock: Argon2 is slow on purpose.
+    if !state
+        .passwords()
+        .check(&user, password, Some(peer.ip()))
+        .await?
+    {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "incorrect password",
         ));
     }
+    let _writing = state.write_lock().await;
+    let mut user = users::load(&state, who.owner())
+        .await?
+        .ok_or_else(ApiError::needs_login)?;
     tfa::check_code(&state, &mut user, &headers).await?;
     let created = state.tokens().create(who.owner(), options).await?;
     let listing = ListedToken::from(&created.listing);

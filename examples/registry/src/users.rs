@@ -1,7 +1,7 @@
 //! Accounts: `npm adduser` / `npm login` (CouchDB-style), `npm whoami`, `npm logout`.
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -69,24 +69,6 @@ pub async fn load(state: &AppState, name: &str) -> Result<Option<User>, ApiError
     state.load_json(&user_key(name), "user").await
 }
 
-/// Checks `password` against the user's hash; Argon2 compares in constant time.
-pub async fn check_password(user: &User, password: &str) -> Result<bool, ApiError> {
-    let hash = user.password_hash.clone();
-    let password = password.to_owned();
-    // Hashing is deliberately slow: keep it off the async workers.
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(|e| e.to_string())?;
-        Ok::<_, String>(
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-        )
-    })
-    .await
-    .map_err(|e| ApiError::internal("password check failed", e))?
-    .map_err(|e| ApiError::internal("a stored password hash is damaged", e))
-}
-
 pub async fn hash_password(password: &str) -> Result<String, ApiError> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -122,6 +104,7 @@ struct LoginReply {
 /// either way answers with a new session token: read-write, two hours, never listed.
 pub async fn login(
     State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
     Path(couch_id): Path<String>,
     JsonBody(body): JsonBody<CouchLogin>,
@@ -140,16 +123,33 @@ pub async fn login(
         ));
     }
     let acceptable = (8..=1024).contains(&body.password.len());
+    // The password is checked before the write lock is taken: Argon2 is slow on purpose,
+    // and a crowd of guessers must not hold up everyone else's writes.
+    let wrong = || ApiError::new(StatusCode::UNAUTHORIZED, "incorrect user name or password");
+    // The hash the password was checked against, for an existing user.
+    let checked_hash = match load(&state, name).await? {
+        Some(user) => {
+            // A wrong password is a 401 whatever its length: the rule for new passwords
+            // says nothing about an existing one.
+            let right = acceptable
+                && state
+                    .passwords()
+                    .check(&user, &body.password, Some(peer.ip()))
+                    .await?;
+            if !right {
+                return Err(wrong());
+            }
+            Some(user.password_hash)
+        }
+        None => None,
+    };
     let _writing = state.write_lock().await;
     match load(&state, name).await? {
         Some(mut user) => {
-            // A wrong password is a 401 whatever its length: the rule for new passwords
-            // says nothing about an existing one.
-            if !acceptable || !check_password(&user, &body.password).await? {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "incorrect user name or password",
-                ));
+            // Checked above, against this very hash: a user made, or a password changed,
+            // in between is not this login's.
+            if checked_hash.as_ref() != Some(&user.password_hash) {
+                return Err(wrong());
             }
             // With two-factor authentication, the password alone is not enough: npm asks
             // for a code on this 401 and sends the login again with it.

@@ -1619,3 +1619,24 @@ async fn writes_are_refused_before_their_bodies_are_read() {
     // Reads of the same routes are untouched.
     assert_eq!(client.send("GET", "/victim", None, "").await.status, 404);
 }
+
+#[tokio::test]
+async fn guessing_a_password_is_cut_short() {
+    let (client, _data) = start().await;
+    client.session("alice").await;
+    for _ in 0..10 {
+        assert_eq!(client.login("alice", "a wrong password").await.status, 401);
+    }
+    // Locked for a while, even with the right password, and told how long.
+    let locked = client.login("alice", PASSWORD).await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(locked.header("retry-after").is_some());
+    assert!(
+        locked.body.contains("too many wrong passwords"),
+        "{}",
+        locked.body
+    );
+    // Another account still logs in from the same address, whose own budget is larger.
+    let bob = client.login("bob", PASSWORD).await;
+    assert_eq!(bob.status, 201, "{}", bob.body);
+}
