@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
-                [--max-write-token-days N] [--max-publish-mb N] [--trusted-proxy CIDR]...
+                [--max-write-token-days N] [--max-publish-mb N] [--header-timeout S]
+                [--request-timeout S] [--max-connections N] [--trusted-proxy CIDR]...
 
   --listen ADDR               address to listen on (default 127.0.0.1:4873)
   --data DIR                  where tokens (SQLite) and packages are kept
@@ -17,11 +18,24 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
                               as npm; 0 for no limit)
   --max-publish-mb N          largest publish accepted, in MiB (default 64); a bigger
                               one is refused with 413 before it is read
+  --header-timeout SECONDS    a request's head must arrive within this (default 10)
+  --request-timeout SECONDS   a request, body included, is answered 408 past this
+                              (default 120)
+  --max-connections N         connections served at once; more are closed (default 1024)
   --trusted-proxy CIDR        a reverse proxy whose X-Forwarded-For is believed (repeat
                               for several). Name the proxies' own addresses only: every
                               host in a trusted range can claim to be any client and so
                               pass any token's IP allow-list
   --help                      this text";
+
+/// A whole number of seconds from 1 to 3600.
+fn seconds(flag: &str, text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|s| (1..=3600).contains(s))
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{flag}: {text:?} is not a number of seconds from 1 to 3600"))
+}
 
 /// A whole number of days, at most ten years.
 fn days(flag: &str, text: &str) -> Result<u32, String> {
@@ -44,6 +58,8 @@ pub struct Config {
     pub trusted_proxies: tokengate::TrustedProxies,
     /// Largest publish body, in bytes (the tarball travels base64-encoded inside JSON).
     pub max_publish_bytes: usize,
+    /// Timeouts and the connection limit.
+    pub limits: crate::server::Limits,
 }
 
 impl Config {
@@ -56,6 +72,11 @@ impl Config {
         let mut max_write_token_days = Some(90);
         let mut proxies = Vec::new();
         let mut max_publish_mb: usize = 64;
+        let mut limits = crate::server::Limits {
+            header_timeout: std::time::Duration::from_secs(10),
+            request_timeout: std::time::Duration::from_secs(120),
+            max_connections: 1024,
+        };
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -85,6 +106,24 @@ impl Config {
                     max_write_token_days = (max > 0).then_some(max);
                 }
                 "--trusted-proxy" => proxies.push(value("--trusted-proxy")?),
+                "--header-timeout" => {
+                    limits.header_timeout =
+                        seconds("--header-timeout", &value("--header-timeout")?)?;
+                }
+                "--request-timeout" => {
+                    limits.request_timeout =
+                        seconds("--request-timeout", &value("--request-timeout")?)?;
+                }
+                "--max-connections" => {
+                    let text = value("--max-connections")?;
+                    limits.max_connections = text
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                        .ok_or_else(|| {
+                            format!("--max-connections: {text:?} is not 1 to 1000000")
+                        })?;
+                }
                 "--max-publish-mb" => {
                     let text = value("--max-publish-mb")?;
                     max_publish_mb = text
@@ -117,6 +156,7 @@ impl Config {
             max_write_token_days,
             trusted_proxies,
             max_publish_bytes: max_publish_mb * 1024 * 1024,
+            limits,
         }))
     }
 }

@@ -22,14 +22,13 @@ mod passwords;
 mod profile;
 mod scopes;
 mod search;
+mod server;
 mod stars;
 mod storage;
 mod tfa;
 mod token_api;
 mod users;
 mod visibility;
-
-use std::net::SocketAddr;
 
 use config::Config;
 use tokengate::Tokens;
@@ -135,13 +134,6 @@ async fn serve(
     println!("  create a user:    npm adduser --registry={url}");
     println!("  then, e.g.:       npm publish --registry={url}   (from a package's folder)");
     println!("  stop it with Ctrl-C");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    server::serve(listener, app, config.limits).await?;
     Ok(())
 }

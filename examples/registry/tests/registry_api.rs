@@ -1640,3 +1640,51 @@ async fn guessing_a_password_is_cut_short() {
     let bob = client.login("bob", PASSWORD).await;
     assert_eq!(bob.status, 201, "{}", bob.body);
 }
+
+#[tokio::test]
+async fn slow_and_stalled_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let data = tempfile::tempdir().unwrap();
+    let flags = ["--header-timeout", "1", "--request-timeout", "2"];
+    let registry = Registry::start_with("127.0.0.1:0", data.path(), &flags).await;
+    let client = Client { registry };
+    let session = client.session("alice").await;
+
+    // Half a header, then silence: the server closes the connection.
+    let mut half = tokio::net::TcpStream::connect(client.registry.addr)
+        .await
+        .unwrap();
+    half.write_all(b"GET /-/ping HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        half.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a half-sent header kept the connection open"
+    );
+
+    // A publish that declares a megabyte and sends one byte: 408, not a hang.
+    let mut slow = tokio::net::TcpStream::connect(client.registry.addr)
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT /slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {session}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{{"
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        slow.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(answered.is_ok(), "a trickled body kept the request open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
