@@ -277,6 +277,40 @@ fn npm_ready(test: &str) -> bool {
     false
 }
 
+/// A registry with two users logged in through npm, alice and bob, and an npm config
+/// with no token.
+struct TwoUsers {
+    work: tempfile::TempDir,
+    registry: Registry,
+    alice: Npm,
+    bob: Npm,
+    alice_session: PathBuf,
+    bob_session: PathBuf,
+    anonymous: PathBuf,
+}
+
+impl TwoUsers {
+    async fn start() -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+        let alice = Npm::new(&work.path().join("alice"), &registry.url);
+        let bob = Npm::new(&work.path().join("bob"), &registry.url);
+        alice.adduser("alice").await;
+        bob.adduser("bob").await;
+        let anonymous = work.path().join("anonymous.npmrc");
+        std::fs::write(&anonymous, "").unwrap();
+        Self {
+            alice_session: alice.session_config(),
+            bob_session: bob.session_config(),
+            work,
+            registry,
+            alice,
+            bob,
+            anonymous,
+        }
+    }
+}
+
 /// A folder holding a package.json for `name` at `version`, ready to publish.
 fn package_dir(root: &Path, name: &str, version: &str) -> PathBuf {
     let dir = root.join(name.replace('/', "__"));
@@ -611,28 +645,29 @@ async fn private_packages_through_the_real_npm_cli() {
     if !npm_ready("the private-package npm CLI test") {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
-    let here = work.path();
-    let alice = Npm::new(&here.join("alice"), &registry.url);
-    let bob = Npm::new(&here.join("bob"), &registry.url);
-    alice.adduser("alice").await;
-    bob.adduser("bob").await;
-    let (alice_session, bob_session) = (alice.session_config(), bob.session_config());
-    let anonymous = alice.config_with("anonymous", "");
-    std::fs::write(&anonymous, "").unwrap();
+    let scene = TwoUsers::start().await;
+    let TwoUsers {
+        registry,
+        alice,
+        bob,
+        alice_session,
+        bob_session,
+        anonymous,
+        ..
+    } = &scene;
+    let here = scene.work.path();
     let password = format!("--password={PASSWORD}");
 
     // A restricted publish, and a scoped one without --access, which npm makes private.
     let secret = package_dir(here, "@alice/secret", "1.0.0");
     alice
-        .ok(&alice_session, &secret, &["publish", "--access=restricted"])
+        .ok(alice_session, &secret, &["publish", "--access=restricted"])
         .await;
     let quiet = package_dir(here, "@alice/quiet", "1.0.0");
-    alice.ok(&alice_session, &quiet, &["publish"]).await;
+    alice.ok(alice_session, &quiet, &["publish"]).await;
     let status = alice
         .ok(
-            &alice_session,
+            alice_session,
             here,
             &["access", "get", "status", "@alice/quiet"],
         )
@@ -654,7 +689,7 @@ async fn private_packages_through_the_real_npm_cli() {
     }
     let listed = alice
         .ok(
-            &alice_session,
+            alice_session,
             here,
             &["access", "list", "packages", "--json"],
         )
@@ -669,7 +704,7 @@ async fn private_packages_through_the_real_npm_cli() {
     let read_only = created_token(
         &alice
             .ok(
-                &alice_session,
+                alice_session,
                 here,
                 &[
                     "token",
@@ -688,7 +723,7 @@ async fn private_packages_through_the_real_npm_cli() {
     )
     .unwrap();
     alice
-        .ok(&alice_session, &project, &["install", "@alice/secret"])
+        .ok(alice_session, &project, &["install", "@alice/secret"])
         .await;
     assert!(project.join("package-lock.json").exists());
     let ci = here.join("ci-checkout");
@@ -712,11 +747,11 @@ async fn private_packages_through_the_real_npm_cli() {
         ("NPM_TOKEN", read_only.as_str()),
         ("npm_config_cache", &with_token),
     ];
-    let (ok, output) = alice.run_with(&anonymous, &ci, &["ci"], &env).await;
+    let (ok, output) = alice.run_with(anonymous, &ci, &["ci"], &env).await;
     assert!(ok, "npm ci with the read-only token: {output}");
     assert!(ci.join("node_modules/@alice/secret/index.js").exists());
     let env = [("NPM_TOKEN", ""), ("npm_config_cache", &without_token)];
-    let (ok, output) = alice.run_with(&anonymous, &ci, &["ci"], &env).await;
+    let (ok, output) = alice.run_with(anonymous, &ci, &["ci"], &env).await;
     assert!(
         !ok && output.contains("E404"),
         "npm ci without a token installed a private package: {output}"
@@ -726,7 +761,7 @@ async fn private_packages_through_the_real_npm_cli() {
     let other = created_token(
         &alice
             .ok(
-                &alice_session,
+                alice_session,
                 here,
                 &[
                     "token",
@@ -748,13 +783,13 @@ async fn private_packages_through_the_real_npm_cli() {
     // `npm owner add bob`: he installs and publishes it; `npm owner rm bob`: both stop.
     alice
         .ok(
-            &alice_session,
+            alice_session,
             here,
             &["owner", "add", "bob", "@alice/secret"],
         )
         .await;
     let owners = alice
-        .ok(&alice_session, here, &["owner", "ls", "@alice/secret"])
+        .ok(alice_session, here, &["owner", "ls", "@alice/secret"])
         .await;
     assert!(
         owners.contains("alice <alice@example.com>") && owners.contains("bob <bob@example.com>"),
@@ -762,7 +797,7 @@ async fn private_packages_through_the_real_npm_cli() {
     );
     let collaborators = alice
         .ok(
-            &bob_session,
+            bob_session,
             here,
             &["access", "list", "collaborators", "@alice/secret", "--json"],
         )
@@ -775,28 +810,28 @@ async fn private_packages_through_the_real_npm_cli() {
         r#"{"name":"bobs","version":"0.0.0"}"#,
     )
     .unwrap();
-    bob.ok(&bob_session, &bobs_app, &["install", "@alice/secret"])
+    bob.ok(bob_session, &bobs_app, &["install", "@alice/secret"])
         .await;
     let secret_next = package_dir(&here.join("next"), "@alice/secret", "1.1.0");
-    bob.ok(&bob_session, &secret_next, &["publish"]).await;
+    bob.ok(bob_session, &secret_next, &["publish"]).await;
     alice
         .ok(
-            &alice_session,
+            alice_session,
             here,
             &["owner", "rm", "bob", "@alice/secret"],
         )
         .await;
     let refused = bob
-        .fails(&bob_session, here, &["view", "@alice/secret"])
+        .fails(bob_session, here, &["view", "@alice/secret"])
         .await;
     assert!(refused.contains("E404"), "{refused}");
     let secret_later = package_dir(&here.join("later"), "@alice/secret", "1.2.0");
-    bob.fails(&bob_session, &secret_later, &["publish"]).await;
+    bob.fails(bob_session, &secret_later, &["publish"]).await;
 
     // A package 2FA rule needs the account's own 2FA first: refused by name, not ignored.
     let refused = alice
         .fails(
-            &alice_session,
+            alice_session,
             here,
             &["access", "set", "mfa=publish", "@alice/secret"],
         )
@@ -806,16 +841,15 @@ async fn private_packages_through_the_real_npm_cli() {
     // `npm access set status=public`: everyone reads it.
     alice
         .ok(
-            &alice_session,
+            alice_session,
             here,
             &["access", "set", "status=public", "@alice/secret"],
         )
         .await;
     let version = alice
-        .ok(&anonymous, here, &["view", "@alice/secret", "version"])
+        .ok(anonymous, here, &["view", "@alice/secret", "version"])
         .await;
     assert_eq!(version.trim(), "1.1.0");
-    registry.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1004,21 +1038,21 @@ async fn the_rest_of_what_npm_asks() {
     if !npm_ready("the ping, search, star and profile npm CLI test") {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
-    let here = work.path();
-    let alice = Npm::new(&here.join("alice"), &registry.url);
-    let bob = Npm::new(&here.join("bob"), &registry.url);
-    alice.adduser("alice").await;
-    bob.adduser("bob").await;
-    let (alice_session, bob_session) = (alice.session_config(), bob.session_config());
-    let anonymous = here.join("anonymous.npmrc");
-    std::fs::write(&anonymous, "").unwrap();
+    let scene = TwoUsers::start().await;
+    let TwoUsers {
+        alice,
+        bob,
+        alice_session,
+        bob_session,
+        anonymous,
+        ..
+    } = &scene;
+    let here = scene.work.path();
 
     // `npm ping` and `npm doctor ping`.
-    let pong = alice.ok(&anonymous, here, &["ping"]).await;
+    let pong = alice.ok(anonymous, here, &["ping"]).await;
     assert!(pong.contains("PONG"), "{pong}");
-    alice.ok(&anonymous, here, &["doctor", "ping"]).await;
+    alice.ok(anonymous, here, &["doctor", "ping"]).await;
 
     // Packages to find: the exact name, a prefix, a word inside, a description, a private.
     let publish = |name: &'static str, description: &'static str, access: &'static str| {
@@ -1055,7 +1089,7 @@ async fn the_rest_of_what_npm_asks() {
             .collect()
     };
     let found = alice
-        .ok(&anonymous, here, &["search", "hello", "--json"])
+        .ok(anonymous, here, &["search", "hello", "--json"])
         .await;
     assert_eq!(
         names(&found),
@@ -1063,19 +1097,19 @@ async fn the_rest_of_what_npm_asks() {
         "{found}"
     );
     let found = alice
-        .ok(&alice_session, here, &["search", "hello", "--json"])
+        .ok(alice_session, here, &["search", "hello", "--json"])
         .await;
     assert!(
         names(&found).contains(&"@alice/hello-secret".to_owned()),
         "{found}"
     );
     let found = alice
-        .ok(&bob_session, here, &["search", "hello", "--json"])
+        .ok(bob_session, here, &["search", "hello", "--json"])
         .await;
     assert!(!found.contains("hello-secret"), "{found}");
     let listed: serde_json::Value = serde_json::from_str(
         &alice
-            .ok(&anonymous, here, &["search", "hello-x", "--json"])
+            .ok(anonymous, here, &["search", "hello-x", "--json"])
             .await,
     )
     .unwrap();
@@ -1087,16 +1121,16 @@ async fn the_rest_of_what_npm_asks() {
     assert!(first["date"].is_string(), "{first}");
 
     // Stars: a write like any other, each user's own.
-    let starred = bob.ok(&bob_session, here, &["star", "hello-x"]).await;
+    let starred = bob.ok(bob_session, here, &["star", "hello-x"]).await;
     assert!(starred.contains("hello-x"), "{starred}");
-    let stars = bob.ok(&bob_session, here, &["stars"]).await;
+    let stars = bob.ok(bob_session, here, &["stars"]).await;
     assert_eq!(stars.trim(), "hello-x");
-    let stars = bob.ok(&alice_session, here, &["stars", "bob"]).await;
+    let stars = bob.ok(alice_session, here, &["stars", "bob"]).await;
     assert_eq!(stars.trim(), "hello-x");
     let password = format!("--password={PASSWORD}");
     let read_only = created_token(
         &bob.ok(
-            &bob_session,
+            bob_session,
             here,
             &[
                 "token",
@@ -1110,62 +1144,60 @@ async fn the_rest_of_what_npm_asks() {
     let read_only = bob.config_with("read-only", &read_only);
     let refused = bob.fails(&read_only, here, &["star", "hello"]).await;
     assert!(refused.contains("E403"), "{refused}");
-    bob.ok(&bob_session, here, &["unstar", "hello-x"]).await;
-    let stars = bob.ok(&bob_session, here, &["stars"]).await;
+    bob.ok(bob_session, here, &["unstar", "hello-x"]).await;
+    let stars = bob.ok(bob_session, here, &["stars"]).await;
     assert!(!stars.contains("hello-x"), "{stars}");
 
     // What `npm view` and `npm owner ls` show of a publish.
-    let owners = alice
-        .ok(&anonymous, here, &["owner", "ls", "hello-x"])
-        .await;
+    let owners = alice.ok(anonymous, here, &["owner", "ls", "hello-x"]).await;
     assert_eq!(owners.trim(), "alice <alice@example.com>");
     let readme = alice
-        .ok(&anonymous, here, &["view", "hello-x", "readme"])
+        .ok(anonymous, here, &["view", "hello-x", "readme"])
         .await;
     assert!(readme.contains("Says hello."), "{readme}");
     let publisher = alice
-        .ok(&anonymous, here, &["view", "hello-x", "_npmUser"])
+        .ok(anonymous, here, &["view", "hello-x", "_npmUser"])
         .await;
     assert!(
         publisher.contains("alice <alice@example.com>"),
         "{publisher}"
     );
     let maintainers = alice
-        .ok(&anonymous, here, &["view", "hello-x", "maintainers"])
+        .ok(anonymous, here, &["view", "hello-x", "maintainers"])
         .await;
     assert!(
         maintainers.contains("alice <alice@example.com>"),
         "{maintainers}"
     );
     let time = alice
-        .ok(&anonymous, here, &["view", "hello-x", "time", "--json"])
+        .ok(anonymous, here, &["view", "hello-x", "time", "--json"])
         .await;
     assert!(time.contains("\"1.0.0\""), "{time}");
 
     // `npm profile get` and `set`; a new password needs the old one and ends other sessions.
     alice
         .ok(
-            &alice_session,
+            alice_session,
             here,
             &["profile", "set", "fullname", "Alice Liddell"],
         )
         .await;
     alice
         .ok(
-            &alice_session,
+            alice_session,
             here,
             &["profile", "set", "homepage", "https://example.com/alice"],
         )
         .await;
     let refused = alice
         .fails(
-            &alice_session,
+            alice_session,
             here,
             &["profile", "set", "homepage", "javascript:alert(1)"],
         )
         .await;
     assert!(refused.contains("invalid homepage"), "{refused}");
-    let profile = alice.ok(&alice_session, here, &["profile", "get"]).await;
+    let profile = alice.ok(alice_session, here, &["profile", "get"]).await;
     assert!(profile.contains("fullname: Alice Liddell"), "{profile}");
     assert!(profile.contains("email: alice@example.com"), "{profile}");
     assert!(profile.contains("two-factor auth: disabled"), "{profile}");
@@ -1188,16 +1220,15 @@ async fn the_rest_of_what_npm_asks() {
         ("Again:", Answer::Text(new_password.to_owned())),
     ];
     let (ok, seen) = alice
-        .interactive(&alice_session, "npm profile set password", &answers, None)
+        .interactive(alice_session, "npm profile set password", &answers, None)
         .await;
     assert!(ok, "{seen}");
-    alice.ok(&alice_session, here, &["whoami"]).await;
+    alice.ok(alice_session, here, &["whoami"]).await;
     let refused = alice.fails(&other_session, here, &["whoami"]).await;
     assert!(
         refused.contains("401"),
         "the other session still works: {refused}"
     );
-    registry.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
