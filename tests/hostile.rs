@@ -417,3 +417,68 @@ async fn nul_bytes_never_reach_the_layer() {
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert_eq!(bench.store.gets(), gets);
 }
+
+/// Options for a new token that must be refused, by name, with nothing stored: ambiguous
+/// allow-list entries, invisible formatting characters, grants that would widen when
+/// stored, expiries past what a store can hold.
+#[tokio::test]
+async fn hostile_token_options_are_refused_and_nothing_stored() {
+    use std::time::{Duration, SystemTime};
+    use tokengate::{Grant, Grants, Permission, ResourcePattern};
+
+    let store = TestStore::new();
+    let tokens = Tokens::builder(store.clone())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    struct Case {
+        label: &'static str,
+        options: NewToken,
+        says: &'static str,
+    }
+    let cases = [
+        Case {
+            label: "an octal-looking address",
+            options: NewToken::read_only().allow_cidrs(["010.0.0.1/32"]),
+            says: "invalid CIDR entry: 010.0.0.1/32",
+        },
+        Case {
+            label: "a prefix length with a leading zero",
+            options: NewToken::read_only().allow_cidrs(["10.0.0.0/08"]),
+            says: "invalid CIDR entry: 10.0.0.0/08",
+        },
+        Case {
+            label: "a right-to-left override in the name",
+            options: NewToken::read_only().name("release \u{202E}gnirts"),
+            says: "invisible formatting characters",
+        },
+        Case {
+            label: "a zero-width space in the description",
+            options: NewToken::read_only().description("ci\u{200B}token"),
+            says: "invisible formatting characters",
+        },
+        Case {
+            label: "an expiry past what stores hold",
+            options: NewToken::read_only()
+                .expires_at(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 1000)),
+            says: "too far in the future",
+        },
+    ];
+    for case in cases {
+        let error = tokens.create("alice", case.options).await.unwrap_err();
+        assert!(
+            error.to_string().contains(case.says),
+            "{}: {error}",
+            case.label
+        );
+    }
+    let widening = Grants::new([Grant::new(
+        ResourcePattern::Exact("pkg*".into()),
+        Permission::ReadWrite,
+    )]);
+    assert!(
+        widening.is_err(),
+        "an exact name with a star would read back as a prefix"
+    );
+    assert!(store.inner.is_empty(), "a refused token left a record");
+}
