@@ -341,6 +341,9 @@ fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked,
     })
 }
 
+/// Largest a package's metadata (its packument, every version's manifest) may grow.
+const MAX_PACKUMENT_BYTES: usize = 8 * 1024 * 1024;
+
 /// Longest README kept in a packument.
 const MAX_README_BYTES: u64 = 256 * 1024;
 
@@ -505,14 +508,6 @@ async fn publish_named(
             checked.version
         )));
     }
-    state
-        .storage()
-        .write(
-            &format!("{}/{}", name.dir(), checked.tarball_name),
-            checked.tarball.clone(),
-        )
-        .await
-        .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let mut manifest = checked.manifest;
     // What `npm view` shows: who published it.
@@ -539,6 +534,27 @@ async fn publish_named(
     if packument["time"].get("created").is_none() {
         packument["time"]["created"] = json!(now);
     }
+    // Every read of the package parses its metadata: it is bounded, and checked before
+    // anything is written.
+    let size = serde_json::to_vec(&packument).map_or(usize::MAX, |bytes| bytes.len());
+    if size > MAX_PACKUMENT_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{name}'s metadata would grow past {} MiB with this version: trim the manifest \
+                 (or unpublish old versions)",
+                MAX_PACKUMENT_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    state
+        .storage()
+        .write(
+            &format!("{}/{}", name.dir(), checked.tarball_name),
+            checked.tarball.clone(),
+        )
+        .await
+        .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
     if is_new {
         // Written before the packument: a private package is never visible, even briefly.
         visibility::save_access(&state, &name, visibility, PackageMfa::None).await?;

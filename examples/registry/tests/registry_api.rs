@@ -1688,3 +1688,21 @@ async fn slow_and_stalled_connections_are_closed() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
+
+#[tokio::test]
+async fn package_metadata_is_bounded_before_anything_is_written() {
+    let (client, data) = start().await;
+    let alice = client.session("alice").await;
+    let mut body: serde_json::Value =
+        serde_json::from_str(&publish_body("bulky", "1.0.0", "public".into())).unwrap();
+    body["versions"]["1.0.0"]["description"] = "x".repeat(9 * 1024 * 1024).into();
+    let reply = client
+        .send("PUT", "/bulky", Some(&alice), &body.to_string())
+        .await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert!(reply.body.contains("8 MiB"), "{}", reply.body);
+    assert!(
+        !data.path().join("packages/bulky").exists(),
+        "nothing was written"
+    );
+}
