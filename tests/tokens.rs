@@ -809,3 +809,82 @@ async fn sessions_work_and_are_never_listed() {
         .unwrap_err();
     assert_eq!(refused.reason(), Reason::Revoked);
 }
+
+/// A memory store whose change feed the test writes to.
+#[derive(Clone)]
+struct FedStore {
+    inner: TestStore,
+    feed: tokio::sync::broadcast::Sender<tokengate::store::StoreChange>,
+}
+
+impl TokenStore for FedStore {
+    async fn get(
+        &self,
+        id: tokengate::TokenId,
+    ) -> Result<Option<TokenRecord>, tokengate::store::StoreError> {
+        self.inner.get(id).await
+    }
+    async fn insert(&self, record: TokenRecord) -> Result<(), tokengate::store::StoreError> {
+        self.inner.insert(record).await
+    }
+    async fn list(
+        &self,
+        owner: &str,
+        page: Page,
+    ) -> Result<tokengate::store::RecordPage, tokengate::store::StoreError> {
+        self.inner.list(owner, page).await
+    }
+    async fn revoke(
+        &self,
+        id: tokengate::TokenId,
+        at: SystemTime,
+    ) -> Result<bool, tokengate::store::StoreError> {
+        self.inner.revoke(id, at).await
+    }
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<tokengate::store::StoreChange>> {
+        Some(self.feed.subscribe())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_resyncs_drops_the_cache_at_most_once_a_second() {
+    use tokengate::store::StoreChange;
+
+    let (feed, _) = tokio::sync::broadcast::channel(16);
+    let store = FedStore {
+        inner: TestStore::new(),
+        feed: feed.clone(),
+    };
+    let tokens = Tokens::builder(store.clone())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let token = created.token.expose_secret();
+    tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap();
+    let before = store.inner.gets();
+    // A flood: far more than the feed holds, so it lags too.
+    for _ in 0..200 {
+        let _ = feed.send(StoreChange::Resync);
+        tokens
+            .authenticate(token, None, Action::Read)
+            .await
+            .unwrap();
+        tokio::task::yield_now().await;
+    }
+    let lookups = store.inner.gets() - before;
+    assert!(
+        lookups <= 3,
+        "{lookups} store lookups: the cache was dropped on every notice"
+    );
+    // A revocation during the flood still lands, one way or the other.
+    tokens.revoke(created.listing.id.as_str()).await.unwrap();
+    let refused = tokens
+        .authenticate(token, None, Action::Read)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.reason(), Reason::Revoked);
+}

@@ -2,7 +2,7 @@
 //! change feed into the cache, and writing last-used times.
 
 use std::sync::Weak;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{broadcast, mpsc};
 
@@ -18,25 +18,51 @@ pub(crate) const USE_REPORT_BACKLOG: usize = 4096;
 /// Where uses are reported.
 pub(crate) type UseReports = mpsc::Sender<(TokenId, SystemTime)>;
 
+/// The whole cache is dropped at most this often. Anyone who can `NOTIFY` on the channel (or
+/// outrun the feed) could otherwise empty every node's cache as fast as they can send.
+const MIN_FULL_DROP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Applies the store's change feed to the cache until the feed or the manager ends.
+/// Revocations are applied one by one at once; calls to drop everything are coalesced, at
+/// most one per [`MIN_FULL_DROP_INTERVAL`], and never skipped.
 pub(crate) async fn follow_changes<S: TokenStore>(
     inner: Weak<Inner<S>>,
     mut feed: broadcast::Receiver<StoreChange>,
 ) {
+    let mut last_full_drop: Option<Instant> = None;
     loop {
         let change = feed.recv().await;
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        match change {
-            Ok(StoreChange::Revoked(id)) => inner.cache.forget(id),
-            Ok(StoreChange::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                inner.cache.forget_all();
+        let full_drop = match change {
+            Ok(StoreChange::Revoked(id)) => {
+                let Some(inner) = inner.upgrade() else { return };
+                inner.cache.forget(id);
+                continue;
             }
+            Ok(StoreChange::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => true,
             Err(broadcast::error::RecvError::Closed) => {
-                inner.cache.forget_all();
+                if let Some(inner) = inner.upgrade() {
+                    inner.cache.forget_all();
+                }
                 return;
             }
+        };
+        if full_drop {
+            if let Some(wait) = last_full_drop
+                .map(|at| MIN_FULL_DROP_INTERVAL.saturating_sub(at.elapsed()))
+                .filter(|wait| !wait.is_zero())
+            {
+                tokio::time::sleep(wait).await;
+            }
+            // Everything queued meanwhile is covered by the one drop below.
+            loop {
+                match feed.try_recv() {
+                    Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+            let Some(inner) = inner.upgrade() else { return };
+            inner.cache.forget_all();
+            last_full_drop = Some(Instant::now());
         }
     }
 }
