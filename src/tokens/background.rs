@@ -54,12 +54,7 @@ pub(crate) async fn follow_changes<S: TokenStore>(
                 tokio::time::sleep(wait).await;
             }
             // Everything queued meanwhile is covered by the one drop below.
-            loop {
-                match feed.try_recv() {
-                    Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
-                    Err(_) => break,
-                }
-            }
+            while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = feed.try_recv() {}
             let Some(inner) = inner.upgrade() else { return };
             inner.cache.forget_all();
             last_full_drop = Some(Instant::now());
