@@ -8,6 +8,7 @@ pub mod future;
 mod layer;
 mod respond;
 mod service;
+mod source;
 
 pub use body::ResponseBody;
 pub use layer::TokenAuthLayer;
@@ -15,3 +16,4 @@ pub use respond::ResponseStyle;
 #[cfg(feature = "axum")]
 pub(crate) use service::GateRan;
 pub use service::{RequestHead, TokenAuth};
+pub use source::same_origin;
