@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::error::ApiError;
 use crate::storage::Storage;
 use crate::tfa::Sealer;
-use crate::{owners, packages, profile, token_api, users, visibility};
+use crate::{owners, packages, profile, token_api, users, visibility, web};
 
 /// Largest publish accepted (the tarball travels base64-encoded inside JSON).
 const MAX_PUBLISH_BYTES: usize = 64 * 1024 * 1024;
@@ -145,6 +145,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(login)
         .merge(gated)
+        // The web pages and npm's browser login, with a gate of their own (web.rs).
+        .merge(web::router(state.clone()))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

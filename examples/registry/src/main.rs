@@ -24,6 +24,7 @@ mod tfa;
 mod token_api;
 mod users;
 mod visibility;
+mod web;
 
 use std::net::SocketAddr;
 

@@ -923,7 +923,8 @@ async fn two_factor_authentication_through_the_real_npm_cli() {
     )
     .await;
 
-    // `npm login` asks for a code at its prompt; a recovery code logs in once, never again.
+    // `npm login` (the password login; its web login is in tests/browser.rs) asks for a code
+    // at its prompt; a recovery code logs in once, never again.
     let login_answers = |code: &str| {
         [
             ("Username:", Answer::Text("alice".to_owned())),
@@ -936,7 +937,7 @@ async fn two_factor_authentication_through_the_real_npm_cli() {
     let (ok, seen) = npm
         .interactive(
             &fresh_config,
-            "npm login",
+            "npm login --auth-type=legacy",
             &login_answers(&recovery[0]),
             None,
         )
@@ -946,7 +947,7 @@ async fn two_factor_authentication_through_the_real_npm_cli() {
     let (ok, seen) = npm
         .interactive(
             &fresh_config,
-            "npm login",
+            "npm login --auth-type=legacy",
             &login_answers(&recovery[0]),
             None,
         )
