@@ -820,7 +820,7 @@ pub struct CreateForm {
 }
 
 /// Errors by field name (`general` for the form as a whole).
-type Errors = HashMap<&'static str, String>;
+type Errors = std::collections::BTreeMap<&'static str, String>;
 
 /// Which field an error message from the token API is about.
 fn field_of(message: &str) -> &'static str {
@@ -945,7 +945,16 @@ fn create_form(owner: &str, form: &CreateForm, errors: &Errors, ask_code: bool) 
     };
     let body = html! {
         @if let Some(general) = errors.get("general") { p.error #general-error role="alert" { (general) } }
-        @if !errors.is_empty() { p.error role="alert" { "The token was not created: see the fields marked below." } }
+        @if !errors.is_empty() {
+            div.error role="alert" {
+                p { "The token was not created:" }
+                ul {
+                    @for (field, message) in errors.iter().filter(|(field, _)| **field != "general") {
+                        li { a href=(format!("#{field}")) { (message) } }
+                    }
+                }
+            }
+        }
         form method="post" action="/-/web/tokens/new" novalidate {
             label for="name" { "Name" }
             p.hint #name-hint { "So you can tell this token from others, such as \"CI deploy\"." }
@@ -957,7 +966,7 @@ fn create_form(owner: &str, form: &CreateForm, errors: &Errors, ask_code: bool) 
             textarea #description name="description" rows="2" aria-describedby=(described("description")) { (form.description) }
             (error("description"))
 
-            fieldset aria-describedby="permission-error" {
+            fieldset #permission aria-describedby="permission-error" {
                 legend { "Permission" }
                 div { input #perm-ro type="radio" name="permission" value="read-only" checked[permission == "read-only"]; " " label for="perm-ro" { "Read-only: install and view every package" } }
                 div { input #perm-rw type="radio" name="permission" value="read-write" checked[permission == "read-write"]; " " label for="perm-rw" { "Read and write: also publish and change every package" } }
@@ -1147,8 +1156,8 @@ async fn created_page(
             strong { "Copy your token now." } " It will not be shown again: the registry keeps only a digest of it."
         }
         p { "Token " strong { (shown.name) } " (ID " code { (shown.id) } "):" }
-        label for="new-token" { "Your new token" }
-        code #new-token tabindex="0" { (shown.token.as_str()) }
+        p #new-token-label { strong { "Your new token" } }
+        code #new-token tabindex="0" aria-labelledby="new-token-label" { (shown.token.as_str()) }
         button #copy type="button" { "Copy to clipboard" }
         span #copied role="status" aria-live="polite" {}
         p { "Use it with npm, for example in " code { ".npmrc" } ": " code { "//registry/:_authToken=<token>" } "." }
