@@ -127,6 +127,7 @@ async fn serve(
     println!("  data: {described}");
     println!("  create a user:    npm adduser --registry={url}");
     println!("  then, e.g.:       npm publish --registry={url}   (from a package's folder)");
+    println!("  tokens on the web: {url}-/web/   (npm login opens it too)");
     println!("  stop it with Ctrl-C");
     axum::serve(
         listener,

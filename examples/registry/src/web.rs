@@ -459,7 +459,7 @@ async fn login(
     if view.username_error.is_some() || view.password_error.is_some() {
         return login_form(&view);
     }
-    match log_in(&state, &web, &mut view, &form).await {
+    match log_in(&state, &web, &mut view, &form, over_https(&headers)).await {
         Ok(Some(response)) => response,
         Ok(None) => login_form(&view),
         Err(error) => api_error_page(None, error),
@@ -472,6 +472,7 @@ async fn log_in(
     web: &WebState,
     view: &mut LoginView<'_>,
     form: &LoginForm,
+    secure: bool,
 ) -> Result<Option<Response>, ApiError> {
     let name = view.username.to_owned();
     let _writing = state.write_lock().await;
@@ -531,7 +532,7 @@ async fn log_in(
         .tokens()
         .create(&name, NewToken::session().name("web session"))
         .await?;
-    let cookie = session_cookie(created.token.expose_secret(), false)?;
+    let cookie = session_cookie(created.token.expose_secret(), secure)?;
     tracing::info!(user = %name, token_id = %created.listing.id, "web session started");
     let mut response = if npm_done {
         page_response(
