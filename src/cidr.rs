@@ -117,11 +117,26 @@ pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// An address, or an address and a prefix length. The address is parsed strictly
+/// (`010.0.0.1` is refused: many tools read a leading zero as octal, so its meaning is a
+/// guess), and so is the length (digits only, no leading zero).
 fn parse_entry(entry: &str) -> Result<IpNet, CidrError> {
     let invalid = || CidrError::InvalidEntry(shorten(entry));
-    let net = match entry.parse::<IpNet>() {
-        Ok(net) => net,
-        Err(_) => IpNet::from(entry.parse::<IpAddr>().map_err(|_| invalid())?),
+    let (address, length) = match entry.split_once('/') {
+        Some((address, length)) => (address, Some(length)),
+        None => (entry, None),
+    };
+    let address: IpAddr = address.parse().map_err(|_| invalid())?;
+    let net = match length {
+        None => IpNet::from(address),
+        Some(length) => {
+            let digits = !length.is_empty() && length.bytes().all(|b| b.is_ascii_digit());
+            if !digits || (length.len() > 1 && length.starts_with('0')) {
+                return Err(invalid());
+            }
+            let length: u8 = length.parse().map_err(|_| invalid())?;
+            IpNet::new(address, length).map_err(|_| invalid())?
+        }
     };
     Ok(canonical_net(net))
 }
@@ -157,6 +172,36 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn ambiguous_entries_are_refused() {
+        for entry in [
+            "010.0.0.1",
+            "010.0.0.1/32",
+            "10.0.0.01/32",
+            "10.0.0.1/08",
+            "10.0.0.1/",
+            "10.0.0.1/+8",
+            "10.0.0.1/33",
+            "2001:db8::/129",
+            "::ffff:010.0.0.1",
+        ] {
+            assert_eq!(
+                CidrList::parse([entry]),
+                Err(CidrError::InvalidEntry(entry.to_owned())),
+                "{entry}"
+            );
+        }
+        for entry in [
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "10.0.0.1",
+            "2001:db8::/32",
+            "::/0",
+        ] {
+            assert!(CidrList::parse([entry]).is_ok(), "{entry}");
+        }
     }
 
     #[test]

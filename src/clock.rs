@@ -68,10 +68,30 @@ impl fmt::Debug for ManualClock {
 }
 
 /// `at` without its sub-millisecond part: what every store keeps, so that a record read
-/// back equals the one written.
-pub(crate) fn whole_millis(at: SystemTime) -> SystemTime {
+/// back equals the one written. `None` past what stores can hold (milliseconds since the
+/// Unix epoch in an `i64`, some 292 million years), rather than a time cut short.
+pub(crate) fn whole_millis(at: SystemTime) -> Option<SystemTime> {
     match at.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(since) => SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64),
-        Err(_) => at,
+        Ok(since) => {
+            let millis = i64::try_from(since.as_millis()).ok()?;
+            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(millis.unsigned_abs()))
+        }
+        Err(_) => Some(at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_cut_to_the_millisecond_or_refused() {
+        let t = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(
+            whole_millis(t),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
+        );
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 1000);
+        assert_eq!(whole_millis(far), None, "not silently wrapped");
     }
 }

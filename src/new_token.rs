@@ -186,7 +186,7 @@ impl fmt::Display for TextProblem {
 pub enum ExpiryProblem {
     /// The token would expire immediately or in the past.
     NotInFuture,
-    /// The expiry is past what the clock can represent.
+    /// The expiry is past what the clock or the stores can represent.
     Unrepresentable,
     /// A token that can write would outlive the manager's maximum lifetime for such
     /// tokens (or a session, the session lifetime).
@@ -319,7 +319,7 @@ fn expiry_instant(expiry: Expiry, now: SystemTime) -> Result<SystemTime, ExpiryP
             .ok_or(ExpiryProblem::Unrepresentable)?,
         Expiry::At(at) => at,
     };
-    let at = whole_millis(at);
+    let at = whole_millis(at).ok_or(ExpiryProblem::Unrepresentable)?;
     if at <= now {
         return Err(ExpiryProblem::NotInFuture);
     }
@@ -385,6 +385,11 @@ mod tests {
             },
             Case {
                 expiry: Expiry::In(Duration::MAX),
+                problem: ExpiryProblem::Unrepresentable,
+            },
+            // Past what a store can hold: refused, not wrapped into the past.
+            Case {
+                expiry: Expiry::At(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 1000)),
                 problem: ExpiryProblem::Unrepresentable,
             },
         ];

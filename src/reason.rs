@@ -49,6 +49,8 @@ pub enum Reason {
     /// A write made with a token from a cookie (a browser's) did not show that it came from
     /// the site's own pages: see [`same_origin`](crate::same_origin).
     CrossSiteRequest,
+    /// The client address made too many failed attempts lately; the store was not asked.
+    TooManyFailures,
 }
 
 /// A message and the same message as a JSON body, from one literal.
@@ -133,6 +135,9 @@ impl Reason {
             Reason::CrossSiteRequest => said!(
                 "refused: this change was sent with a browser session but not from this site's own pages (cross-site request forgery protection); make it from the site itself"
             ),
+            Reason::TooManyFailures => {
+                said!("too many failed attempts from your address; wait before trying again")
+            }
         }
     }
 }
@@ -150,6 +155,7 @@ pub struct Rejection {
     reason: Reason,
     token_id: Option<TokenId>,
     resource: Option<Resource>,
+    retry_after: Option<u32>,
 }
 
 impl Rejection {
@@ -159,6 +165,7 @@ impl Rejection {
             reason,
             token_id,
             resource: None,
+            retry_after: None,
         }
     }
 
@@ -166,6 +173,17 @@ impl Rejection {
     pub fn on(mut self, resource: Resource) -> Self {
         self.resource = Some(resource);
         self
+    }
+
+    /// The same rejection, telling the client to wait this many seconds.
+    pub fn retry_after_secs(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Seconds the client should wait before trying again, when the refusal says.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.retry_after
     }
 
     /// Why.
@@ -218,7 +236,7 @@ impl std::error::Error for Rejection {}
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const EVERY_REASON: [Reason; 20] = [
+    pub(crate) const EVERY_REASON: [Reason; 21] = [
         Reason::MissingToken,
         Reason::MalformedHeader(HeaderProblem::Duplicate),
         Reason::MalformedHeader(HeaderProblem::TooLong),
@@ -239,6 +257,7 @@ pub(crate) mod tests {
         Reason::SecondFactorRejected,
         Reason::SecondFactorUnavailable,
         Reason::CrossSiteRequest,
+        Reason::TooManyFailures,
     ];
 
     #[test]

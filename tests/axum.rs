@@ -358,3 +358,24 @@ async fn accepted_requests_name_their_token_on_the_request_span() {
     );
     assert!(line.contains("owner=\"span-owner\""), "{line}");
 }
+
+#[tokio::test]
+async fn refusals_are_summed_up_by_reason() {
+    let captured = support::captured_logs();
+    let tokens = manager();
+    let layer = TokenAuthLayer::new(tokens.clone()).refusal_summary(std::time::Duration::ZERO);
+    let app = Router::new()
+        .route("/-/whoami", get(whoami))
+        .route_layer(layer)
+        .layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 9], 5000))));
+    for _ in 0..3 {
+        call(app.clone(), Method::GET, "/-/whoami", Some("npm_nonsense")).await;
+    }
+    let logs = captured.text();
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("requests refused lately")
+                && line.contains("malformed_token=1")),
+        "{logs}"
+    );
+}

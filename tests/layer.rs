@@ -980,3 +980,77 @@ async fn writes_ask_the_second_factor_check_and_reads_never_do() {
         assert_eq!(asks, if case.asks { 2 } else { 0 }, "{}", case.label);
     }
 }
+
+#[tokio::test]
+async fn a_flood_of_made_up_tokens_costs_its_sender_not_the_store() {
+    use tokengate::FailureLimit;
+
+    let store = TestStore::new();
+    let tokens = tokens(store.clone());
+    let layer = TokenAuthLayer::new(tokens.clone())
+        .limit_failures(FailureLimit::new(5, Duration::from_secs(60)));
+    let stranger = Tokens::builder(TestStore::new())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let flooder_addr = SocketAddr::from(([127, 0, 0, 2], 4000));
+    let flooder = Some(flooder_addr);
+    let bystander = Some(SocketAddr::from(([127, 0, 0, 3], 4000)));
+    let valid = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let valid = bearer(valid.token.expose_secret());
+    // Cached before the flood starts.
+    let ok = send_bare(&layer, &Method::GET, flooder, &[("authorization", &valid)]).await;
+    assert_eq!(ok.status, StatusCode::OK);
+
+    let before = store.gets();
+    let mut statuses = Vec::new();
+    for _ in 0..50 {
+        // Made-up tokens with a valid checksum: each would cost a store lookup.
+        let made_up = stranger.create("eve", NewToken::read_only()).await.unwrap();
+        let auth = bearer(made_up.token.expose_secret());
+        let reply = send_bare(&layer, &Method::GET, flooder, &[("authorization", &auth)]).await;
+        statuses.push(reply.status);
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(
+                reply.body.contains("too many failed attempts"),
+                "{}",
+                reply.body
+            );
+        }
+    }
+    let lookups = store.gets() - before;
+    assert!(lookups <= 5, "{lookups} store lookups for a flood of 50");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        45
+    );
+    let retry = {
+        let service = ServiceBuilder::new().layer(layer.clone()).service_fn(echo);
+        let made_up = stranger.create("eve", NewToken::read_only()).await.unwrap();
+        let mut request = request(&Method::GET, &[])
+            .header(AUTHORIZATION, bearer(made_up.token.expose_secret()))
+            .body(Body::default())
+            .unwrap();
+        request.extensions_mut().insert(flooder_addr);
+        let response = service.oneshot(request).await.unwrap();
+        response.headers().get("retry-after").cloned()
+    };
+    assert_eq!(retry.unwrap(), "60");
+
+    // The flooder's cached token still works; other addresses are untouched.
+    let ok = send_bare(&layer, &Method::GET, flooder, &[("authorization", &valid)]).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let other = tokens.create("bob", NewToken::read_only()).await.unwrap();
+    let other = bearer(other.token.expose_secret());
+    let ok = send_bare(
+        &layer,
+        &Method::GET,
+        bystander,
+        &[("authorization", &other)],
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+}

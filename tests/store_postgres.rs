@@ -280,6 +280,50 @@ mod with_server {
         );
     }
 
+    /// A node whose listening connection goes silent (no error, no close) stops serving
+    /// its cache within a few heartbeats, instead of accepting for the whole cache TTL a
+    /// token revoked elsewhere.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_listener_is_noticed_by_its_heartbeat() {
+        let schema = fresh_schema();
+        let node_a = manager(store_in(&schema, &url()).await);
+        let proxy = Proxy::start(upstream(&url())).await;
+        let store_b = PostgresStore::builder(&through(&url(), proxy.addr))
+            .schema(&schema)
+            .timeout(Duration::from_secs(1))
+            .heartbeat(Duration::from_millis(200))
+            .connect()
+            .await
+            .unwrap();
+        let node_b = manager(store_b);
+        let created = node_a
+            .create("alice", NewToken::read_write())
+            .await
+            .unwrap();
+        let token = created.token.expose_secret().to_owned();
+        let accepted = node_b
+            .authenticate(&token, None, tokengate::Action::Read)
+            .await;
+        assert!(
+            accepted.is_ok(),
+            "B knows the token and caches it for an hour"
+        );
+
+        proxy.stall();
+        node_a.revoke(&token).await.unwrap();
+        let refused = within(Duration::from_secs(5), || async {
+            node_b
+                .authenticate(&token, None, tokengate::Action::Read)
+                .await
+                .is_err()
+        })
+        .await;
+        assert!(
+            refused.is_some(),
+            "B still accepted a revoked token with its feed silent"
+        );
+    }
+
     /// A table written by the first release (before grants existed) is migrated when a
     /// store connects, and its tokens keep exactly the access they had.
     #[tokio::test]

@@ -3,15 +3,18 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, Method, Response};
 use tower::Layer;
 
+use super::limit::FailureLimit;
 use super::respond::{Respond, ResponseStyle};
 use super::service::{Config, Mode, RequestHead, TokenAuth};
 use super::source::CookieSource;
+use super::summary::RefusalSummary;
 use crate::access::{Action, Resource};
 use crate::client_ip::TrustedProxies;
 use crate::reason::Rejection;
@@ -76,6 +79,8 @@ impl<St> TokenAuthLayer<St> {
                 trusted_proxies: TrustedProxies::none(),
                 respond: Respond::Style(ResponseStyle::default()),
                 cookie: None,
+                failures: None,
+                summary: Arc::new(RefusalSummary::new(Duration::from_secs(60))),
             }),
         }
     }
@@ -167,6 +172,19 @@ impl<St> TokenAuthLayer<St> {
         Fut: std::future::Future<Output = SecondFactorVerdict> + Send + 'static,
     {
         self.edit(|c| c.second_factor = Some(boxed_check(check)))
+    }
+
+    /// Answers `429 Too Many Requests` (with `Retry-After`) to a client address that has
+    /// made too many failed attempts, before its next attempt reaches the store; see
+    /// [`FailureLimit`]. Off unless set.
+    pub fn limit_failures(self, limit: FailureLimit) -> Self {
+        self.edit(|c| c.failures = Some(limit))
+    }
+
+    /// How often refusals are summed up in the log (default every 60 s). Each refusal is
+    /// logged at DEBUG; the summary, counts by reason, at INFO, or WARN past 1,000.
+    pub fn refusal_summary(self, every: Duration) -> Self {
+        self.edit(|c| c.summary = Arc::new(RefusalSummary::new(every)))
     }
 
     /// The header a one-time password is read from (default `npm-otp`, as npm sends it).

@@ -6,12 +6,15 @@
 mod body;
 pub mod future;
 mod layer;
+mod limit;
 mod respond;
 mod service;
 mod source;
+mod summary;
 
 pub use body::ResponseBody;
 pub use layer::TokenAuthLayer;
+pub use limit::FailureLimit;
 pub use respond::ResponseStyle;
 #[cfg(feature = "axum")]
 pub(crate) use service::GateRan;

@@ -69,6 +69,7 @@ impl ResponseStyle {
     /// | address outside the allow-list, or unknown | 403 | — |
     /// | a write with a cookie-borne token that is not same-origin | 403 | — |
     /// | store unavailable, or the second factor cannot be checked | 503 (`Retry-After: 5`) | — |
+    /// | too many failed attempts from the client's address ([`FailureLimit`](crate::FailureLimit)) | 429 (`Retry-After`) | — |
     /// | a write that needs a one-time password: none sent, or a wrong one | 401 | `Bearer realm="…", error="insufficient_user_authentication"` (RFC 9470) |
     ///
     /// Every body is JSON, `{"error": "<what is wrong>"}`, and names nothing secret.
@@ -131,6 +132,7 @@ impl ResponseStyle {
             Reason::StoreUnavailable | Reason::SecondFactorUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, None)
             }
+            Reason::TooManyFailures => (StatusCode::TOO_MANY_REQUESTS, None),
             Reason::SecondFactorRequired | Reason::SecondFactorRejected if self.npm => {
                 (StatusCode::UNAUTHORIZED, Some(&NPM_OTP_CHALLENGE))
             }
@@ -154,6 +156,9 @@ impl ResponseStyle {
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
+        }
+        if let Some(seconds) = rejection.retry_after() {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

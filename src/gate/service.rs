@@ -11,8 +11,10 @@ use tower::Service;
 
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
+use super::limit::FailureLimit;
 use super::respond::Respond;
 use super::source::{CookieSource, same_origin};
+use super::summary::RefusalSummary;
 use crate::access::{Action, Resource};
 use crate::bearer::Credentials;
 use crate::client_ip::{TrustedProxies, peer_addr};
@@ -69,6 +71,8 @@ pub(crate) struct Config<St> {
     pub(crate) respond: Respond,
     /// A cookie the token may come from, when there is no bearer token.
     pub(crate) cookie: Option<CookieSource>,
+    pub(crate) failures: Option<FailureLimit>,
+    pub(crate) summary: Arc<RefusalSummary>,
 }
 
 impl<St> Clone for Config<St> {
@@ -83,6 +87,8 @@ impl<St> Clone for Config<St> {
             trusted_proxies: self.trusted_proxies.clone(),
             respond: self.respond.clone(),
             cookie: self.cookie.clone(),
+            failures: self.failures.clone(),
+            summary: Arc::clone(&self.summary),
         }
     }
 }
@@ -251,6 +257,19 @@ where
         };
 
         let client = authenticated.is_none().then(client).flatten();
+        // About to ask the store: an address that has failed too often is told to wait.
+        if authenticated.is_none() {
+            if let Some(failures) = config.failures.as_ref() {
+                let address = config
+                    .trusted_proxies
+                    .client_ip(peer_addr(request.extensions()), request.headers());
+                if failures.exhausted(address) {
+                    let rejection = Rejection::new(Reason::TooManyFailures, Some(presented.id))
+                        .retry_after_secs(failures.retry_after());
+                    return ResponseFuture::refused(refuse(config, &rejection, request));
+                }
+            }
+        }
         let config = Arc::clone(config);
         let check = Box::pin(async move {
             let authenticated = match authenticated {
@@ -323,6 +342,14 @@ fn refuse<St, B>(
     request: Request<B>,
 ) -> Response<bytes::Bytes> {
     let (parts, _body) = request.into_parts();
+    if let Some(failures) = &config.failures {
+        if counts_as_failure(rejection.reason()) {
+            let client = config
+                .trusted_proxies
+                .client_ip(peer_addr(&parts.extensions), &parts.headers);
+            failures.record(client);
+        }
+    }
     let reason = rejection.reason();
     let client = || {
         config
@@ -333,6 +360,7 @@ fn refuse<St, B>(
     // Some clients put a whole token in a path (npm's logout does): never log it.
     let path = without_tokens(parts.uri.path(), config.tokens.prefix().as_str());
     let path = path.as_ref();
+    config.summary.count(reason);
     if reason == Reason::StoreUnavailable {
         tracing::warn!(token_id, ?reason, client = ?client(), method = %parts.method, path, "request refused");
     } else {
@@ -362,6 +390,17 @@ fn without_tokens<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> 
         })
         .collect();
     std::borrow::Cow::Owned(segments.join("/"))
+}
+
+/// Refusals that look like guessing: they count against the client's [`FailureLimit`].
+fn counts_as_failure(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::MalformedHeader(_)
+            | Reason::Malformed(_)
+            | Reason::UnknownToken
+            | Reason::SecretMismatch
+    )
 }
 
 #[cfg(test)]

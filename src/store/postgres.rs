@@ -62,6 +62,7 @@ pub struct PostgresStoreBuilder {
     schema: String,
     pool_size: usize,
     timeout: Duration,
+    heartbeat: Duration,
 }
 
 impl fmt::Debug for PostgresStoreBuilder {
@@ -71,6 +72,7 @@ impl fmt::Debug for PostgresStoreBuilder {
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
+            .field("heartbeat", &self.heartbeat)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +95,16 @@ impl PostgresStoreBuilder {
     /// with [`StoreError::Unavailable`] (default 5 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How often the listening connection is asked to answer (default 10 s). A connection
+    /// that has not answered by the next beat is taken for lost, even with no error and no
+    /// closed socket (a stalled network path): every [`Tokens`](crate::Tokens) on the store
+    /// drops its cache and the connection is made again. This bounds how long a node can go
+    /// on accepting a token revoked elsewhere while the feed is silent.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(10));
         self
     }
 
@@ -137,6 +149,7 @@ impl PostgresStoreBuilder {
             first,
             changes.clone(),
             Arc::clone(&listener_pid),
+            self.heartbeat,
         ))
         .abort_handle();
         Ok(PostgresStore {
@@ -174,6 +187,7 @@ impl PostgresStore {
             schema: "public".to_owned(),
             pool_size: 16,
             timeout: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(10),
         }
     }
 
@@ -440,7 +454,7 @@ impl TokenStore for PostgresStore {
 struct Listener {
     pid: i32,
     // Dropping the client closes the connection.
-    _client: tokio_postgres::Client,
+    client: tokio_postgres::Client,
     notices: mpsc::UnboundedReceiver<String>,
 }
 
@@ -478,9 +492,45 @@ impl Listener {
             .get(0);
         Ok(Self {
             pid,
-            _client: client,
+            client,
             notices,
         })
+    }
+}
+
+/// Forwards the listener's notices as changes until its connection drops or goes silent:
+/// every `heartbeat` it must answer a query within the next `heartbeat`.
+async fn follow(
+    listener: &mut Listener,
+    changes: &broadcast::Sender<StoreChange>,
+    heartbeat: Duration,
+) {
+    let mut beat = tokio::time::interval(heartbeat);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    beat.tick().await;
+    loop {
+        tokio::select! {
+            notice = listener.notices.recv() => {
+                let Some(payload) = notice else { return };
+                match payload.parse::<TokenId>() {
+                    Ok(id) => {
+                        let _ = changes.send(StoreChange::Revoked(id));
+                    }
+                    Err(_) => tracing::warn!("ignored a malformed revocation notice"),
+                }
+            }
+            _ = beat.tick() => {
+                let answered = tokio::time::timeout(
+                    heartbeat,
+                    listener.client.simple_query("SELECT 1"),
+                )
+                .await;
+                if !matches!(answered, Ok(Ok(_))) {
+                    tracing::warn!("PostgreSQL listening connection did not answer its heartbeat");
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -493,16 +543,10 @@ async fn listen(
     mut listener: Listener,
     changes: broadcast::Sender<StoreChange>,
     pid: Arc<AtomicI32>,
+    heartbeat: Duration,
 ) {
     loop {
-        while let Some(payload) = listener.notices.recv().await {
-            match payload.parse::<TokenId>() {
-                Ok(id) => {
-                    let _ = changes.send(StoreChange::Revoked(id));
-                }
-                Err(_) => tracing::warn!("ignored a malformed revocation notice"),
-            }
-        }
+        follow(&mut listener, &changes, heartbeat).await;
         pid.store(0, Ordering::Release);
         let _ = changes.send(StoreChange::Resync);
         tracing::warn!("PostgreSQL listening connection lost; reconnecting");

@@ -230,9 +230,13 @@ impl<S: TokenStore> TokensBuilder<S> {
     }
 
     /// Builds the manager, and subscribes to the store's change feed if it has one.
+    ///
+    /// Inside a tokio runtime, the tasks that follow the store's change feed and record
+    /// uses start here, so that revocations made elsewhere are applied from the start, not
+    /// from the first accepted token; outside one they start on first use in a runtime.
     pub fn build(self) -> Tokens<S> {
         let changes = self.store.changes();
-        Tokens {
+        let tokens = Tokens {
             inner: Arc::new(Inner {
                 cache: RecordCache::new(self.cache),
                 lifetimes: self.lifetimes,
@@ -243,7 +247,11 @@ impl<S: TokenStore> TokensBuilder<S> {
                 changes: Mutex::new(changes),
                 use_reports: OnceLock::new(),
             }),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokens.background();
         }
+        tokens
     }
 }
 
@@ -290,7 +298,8 @@ impl<S: TokenStore> Tokens<S> {
         owner: &str,
         options: NewToken,
     ) -> Result<CreatedToken, TokensError> {
-        let now = whole_millis(self.inner.clock.now());
+        let clock_now = self.inner.clock.now();
+        let now = whole_millis(clock_now).unwrap_or(clock_now);
         let valid = options.validate(owner, now, &self.inner.lifetimes)?;
         // Ids have 65 random bits; a collision is retried rather than reported.
         let mut attempts_left = 3;

@@ -13,6 +13,8 @@ pub struct Proxy {
     up: Arc<AtomicBool>,
     links: Arc<Mutex<JoinSet<()>>>,
     accept: AbortHandle,
+    /// Told to every link: stop forwarding, but keep both sockets open.
+    stall: tokio::sync::watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -22,6 +24,7 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
         let links = Arc::new(Mutex::new(JoinSet::new()));
+        let (stall, stalled) = tokio::sync::watch::channel(false);
         let accept = tokio::spawn({
             let (up, links) = (up.clone(), links.clone());
             async move {
@@ -29,9 +32,16 @@ impl Proxy {
                     if !up.load(Ordering::SeqCst) {
                         continue; // dropped: the client sees the connection close
                     }
+                    let mut stalled = stalled.clone();
                     links.lock().unwrap().spawn(async move {
                         if let Ok(mut server) = TcpStream::connect(upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = async { let _ = stalled.wait_for(|stalled| *stalled).await.is_ok(); } => {
+                                    // Silence: no byte either way, no close either.
+                                    std::future::pending::<()>().await;
+                                }
+                            }
                         }
                     });
                 }
@@ -43,6 +53,7 @@ impl Proxy {
             up,
             links,
             accept,
+            stall,
         }
     }
 
@@ -50,6 +61,12 @@ impl Proxy {
     pub fn down(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.links.lock().unwrap().abort_all();
+    }
+
+    /// Stops forwarding on every open connection without closing any: the network path
+    /// goes silent.
+    pub fn stall(&self) {
+        let _ = self.stall.send(true);
     }
 
     /// Lets connections through again.

@@ -12,10 +12,10 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::error::ApiError;
 use crate::storage::Storage;
 use crate::tfa::Sealer;
-use crate::{owners, packages, profile, token_api, users, visibility, web};
+use crate::{
+    lifecycle, owners, packages, profile, search, stars, token_api, users, visibility, web,
+};
 
-/// Largest publish accepted (the tarball travels base64-encoded inside JSON).
-const MAX_PUBLISH_BYTES: usize = 64 * 1024 * 1024;
 /// Largest body of any other request.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -88,7 +88,55 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// Refuses a write to a package before its body is read: anonymous ones with 401, and
+/// ones that declare a body over `max_bytes` with 413, so that nobody makes the server
+/// parse megabytes only to be told to log in. (The token gate, in front, has already
+/// refused read-only tokens and tokens without a grant on the package.)
+async fn bounded_package_write(
+    max_bytes: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if tokengate::Action::of_method(request.method()) == tokengate::Action::Read {
+        return next.run(request).await;
+    }
+    if request
+        .extensions()
+        .get::<tokengate::Authenticated>()
+        .is_none()
+    {
+        return ApiError::needs_login().into_response();
+    }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max_bytes as u64) {
+        return too_large(max_bytes).into_response();
+    }
+    next.run(request).await
+}
+
+fn too_large(max_bytes: usize) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the publish is larger than this registry accepts ({} MiB; see --max-publish-mb)",
+            max_bytes / (1024 * 1024)
+        ),
+    )
+}
+
+pub fn router(
+    state: AppState,
+    trusted_proxies: tokengate::TrustedProxies,
+    max_publish_bytes: usize,
+) -> Router {
+    let bounded = axum::middleware::from_fn(move |request, next| {
+        bounded_package_write(max_publish_bytes, request, next)
+    });
     // Logging in is authenticated by the password, so it sits outside the token gate: a
     // stale token in the user's npm config must not stop them logging in again.
     // Logging out proves itself with the whole token in the path; it too sits outside.
@@ -99,6 +147,12 @@ pub fn router(state: AppState) -> Router {
     // Everything else: reads are anonymous, anything with a token is held to its rules.
     let layer = TokenAuthLayer::new(state.tokens().clone())
         .optional()
+        .trusted_proxies(trusted_proxies.clone())
+        // A client guessing tokens gets 429 after 50 misses a minute, not 50 store lookups.
+        .limit_failures(tokengate::FailureLimit::new(
+            50,
+            std::time::Duration::from_secs(60),
+        ))
         .resources(packages::resource_of)
         .second_factor({
             let state = state.clone();
@@ -107,6 +161,12 @@ pub fn router(state: AppState) -> Router {
         .npm_responses("registry");
     let gated = Router::new()
         .route("/-/whoami", get(users::whoami))
+        .route(
+            "/-/ping",
+            get(|| async { axum::Json(serde_json::json!({})) }),
+        )
+        .route("/-/v1/search", get(search::search))
+        .route("/-/_view/starredByUser", get(stars::starred_by))
         .route("/-/npm/v1/user", get(profile::get).post(profile::set))
         .route("/-/user/{couch_id}", get(owners::user_profile))
         .route("/-/user/{user}/package", get(visibility::user_packages))
@@ -120,7 +180,23 @@ pub fn router(state: AppState) -> Router {
             "/-/package/{name}/collaborators",
             get(visibility::collaborators),
         )
-        .route("/{name}/-rev/{rev}", put(owners::change))
+        .route(
+            "/{name}/-rev/{rev}",
+            put(owners::change).delete(lifecycle::unpublish_all),
+        )
+        .route(
+            "/{name}/-/{file}/-rev/{rev}",
+            delete(lifecycle::remove_tarball),
+        )
+        .route(
+            "/{scope}/{name}/-/{file}/-rev/{rev}",
+            delete(lifecycle::remove_tarball_scoped),
+        )
+        .route("/-/package/{name}/dist-tags", get(lifecycle::tags))
+        .route(
+            "/-/package/{name}/dist-tags/{tag}",
+            put(lifecycle::add_tag).delete(lifecycle::remove_tag),
+        )
         .route(
             "/-/npm/v1/tokens",
             get(token_api::list).post(token_api::create),
@@ -129,14 +205,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/{name}",
             get(packages::packument)
-                .put(packages::publish)
-                .layer(DefaultBodyLimit::max(MAX_PUBLISH_BYTES)),
+                .put(packages::put)
+                .layer(DefaultBodyLimit::max(max_publish_bytes))
+                .route_layer(bounded.clone()),
         )
         .route(
             "/{scope}/{name}",
             get(packages::packument_scoped)
-                .put(packages::publish_scoped)
-                .layer(DefaultBodyLimit::max(MAX_PUBLISH_BYTES)),
+                .put(packages::put_scoped)
+                .layer(DefaultBodyLimit::max(max_publish_bytes))
+                .route_layer(bounded),
         )
         .route("/{name}/-/{file}", get(packages::tarball))
         .route("/{scope}/{name}/-/{file}", get(packages::tarball_scoped))
@@ -146,7 +224,7 @@ pub fn router(state: AppState) -> Router {
         .merge(login)
         .merge(gated)
         // The web pages and npm's browser login, with a gate of their own (web.rs).
-        .merge(web::router(state.clone()))
+        .merge(web::router(state.clone(), trusted_proxies))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
-                [--max-write-token-days N]
+                [--max-write-token-days N] [--max-publish-mb N] [--trusted-proxy CIDR]...
 
   --listen ADDR               address to listen on (default 127.0.0.1:4873)
   --data DIR                  where tokens (SQLite) and packages are kept
@@ -15,6 +15,12 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
                               create` gives no --expires (default 7, as npm)
   --max-write-token-days N    longest lifetime of a token that can publish (default 90,
                               as npm; 0 for no limit)
+  --max-publish-mb N          largest publish accepted, in MiB (default 64); a bigger
+                              one is refused with 413 before it is read
+  --trusted-proxy CIDR        a reverse proxy whose X-Forwarded-For is believed (repeat
+                              for several). Name the proxies' own addresses only: every
+                              host in a trusted range can claim to be any client and so
+                              pass any token's IP allow-list
   --help                      this text";
 
 /// A whole number of days, at most ten years.
@@ -34,6 +40,10 @@ pub struct Config {
     pub write_token_days: u32,
     /// Most days a write token may live; `None` for no limit.
     pub max_write_token_days: Option<u32>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: tokengate::TrustedProxies,
+    /// Largest publish body, in bytes (the tarball travels base64-encoded inside JSON).
+    pub max_publish_bytes: usize,
 }
 
 impl Config {
@@ -44,6 +54,8 @@ impl Config {
         let (mut saw_data, mut saw_memory) = (false, false);
         let mut write_token_days = 7;
         let mut max_write_token_days = Some(90);
+        let mut proxies = Vec::new();
+        let mut max_publish_mb: usize = 64;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -72,6 +84,15 @@ impl Config {
                     let max = days("--max-write-token-days", &value("--max-write-token-days")?)?;
                     max_write_token_days = (max > 0).then_some(max);
                 }
+                "--trusted-proxy" => proxies.push(value("--trusted-proxy")?),
+                "--max-publish-mb" => {
+                    let text = value("--max-publish-mb")?;
+                    max_publish_mb = text
+                        .parse()
+                        .ok()
+                        .filter(|mb| (1..=1024).contains(mb))
+                        .ok_or_else(|| format!("--max-publish-mb: {text:?} is not 1 to 1024"))?;
+                }
                 "--help" | "-h" => return Ok(None),
                 other => return Err(format!("unknown flag {other:?}")),
             }
@@ -87,11 +108,15 @@ impl Config {
                 ));
             }
         }
+        let trusted_proxies = tokengate::TrustedProxies::parse(&proxies)
+            .map_err(|e| format!("--trusted-proxy: {e}"))?;
         Ok(Some(Self {
             listen,
             data,
             write_token_days,
             max_write_token_days,
+            trusted_proxies,
+            max_publish_bytes: max_publish_mb * 1024 * 1024,
         }))
     }
 }

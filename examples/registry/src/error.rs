@@ -138,7 +138,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => {
             "invalid request body: expected `Content-Type: application/json`".to_owned()
         }
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "request body too large".to_owned(),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            "request body too large: it is over the registry's limit".to_owned()
+        }
         _ => format!("invalid request body: {}", rejection.body_text()),
     };
     ApiError::new(status, message)

@@ -15,10 +15,13 @@ mod app;
 mod audit;
 mod config;
 mod error;
+mod lifecycle;
 mod owners;
 mod packages;
 mod profile;
 mod scopes;
+mod search;
+mod stars;
 mod storage;
 mod tfa;
 mod token_api;
@@ -118,7 +121,11 @@ async fn serve(
             .map_err(|e| format!("cannot read or create the registry's key: {e}"))?,
         None => tfa::Sealer::ephemeral()?,
     };
-    let app = app::router(app::AppState::new(tokens, storage, sealer));
+    let app = app::router(
+        app::AppState::new(tokens, storage, sealer),
+        config.trusted_proxies.clone(),
+        config.max_publish_bytes,
+    );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

@@ -56,10 +56,16 @@ pub async fn change(
     State(state): State<AppState>,
     who: Option<Authenticated>,
     Path((name, _rev)): Path<(String, String)>,
-    JsonBody(change): JsonBody<OwnersChange>,
-) -> Result<impl IntoResponse, ApiError> {
+    JsonBody(body): JsonBody<Value>,
+) -> Result<axum::response::Response, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
     let name = PackageName::parse(&name)?;
+    // The same address takes `npm unpublish <name>@<version>`'s packument.
+    if body.get("versions").is_some() {
+        return crate::lifecycle::unpublish_versions(&state, &who, &name, &body).await;
+    }
+    let change: OwnersChange = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
     if change.id != name.to_string() {
         return Err(ApiError::bad_request(
             "the package name in the body does not match the one in the URL",
@@ -91,5 +97,5 @@ pub async fn change(
     packages::save_packument(&state, &name, &mut package.packument).await?;
     let names = visibility::maintainer_names(&package.packument).join(", ");
     tracing::info!(package = %name, user = who.owner(), maintainers = names, "owners changed");
-    Ok(Json(json!({ "ok": true, "id": name.to_string() })))
+    Ok(Json(json!({ "ok": true, "id": name.to_string() })).into_response())
 }

@@ -85,12 +85,12 @@ impl PackageName {
         format!("{}/packument.json", self.dir())
     }
 
-    fn tarball_name(&self, version: &str) -> String {
+    pub fn tarball_name(&self, version: &str) -> String {
         format!("{}-{version}.tgz", self.base)
     }
 
     /// A tarball file of this package, such as `name-1.0.0.tgz`; nothing else is served.
-    fn tarball_key(&self, file: &str) -> Result<String, ApiError> {
+    pub fn tarball_key(&self, file: &str) -> Result<String, ApiError> {
         let version = file
             .strip_prefix(&format!("{}-", self.base))
             .and_then(|rest| rest.strip_suffix(".tgz"))
@@ -210,9 +210,22 @@ fn valid_part(part: &str) -> bool {
         })
 }
 
+/// A dist-tag: a short name that is not itself a version (npm would read it as one).
+pub fn valid_tag(tag: &str) -> bool {
+    let looks_like_version = tag
+        .trim_start_matches('v')
+        .starts_with(|c: char| c.is_ascii_digit());
+    !tag.is_empty()
+        && tag.len() <= 64
+        && !looks_like_version
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+}
+
 /// A version as file names can carry it: starts with a digit, then letters, digits,
 /// `.`, `-` and `+`; never `..`.
-fn valid_version(version: &str) -> bool {
+pub fn valid_version(version: &str) -> bool {
     version.len() <= 128
         && version.starts_with(|c: char| c.is_ascii_digit())
         && !version.contains("..")
@@ -246,6 +259,8 @@ struct Checked {
     manifest: Value,
     tarball_name: String,
     tarball: Vec<u8>,
+    /// The tags this publish puts on its version (`npm publish --tag beta`).
+    tags: Vec<String>,
 }
 
 /// Everything about a publish that can be wrong, checked before anything is written.
@@ -279,6 +294,15 @@ fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked,
             "the version's dist must be an object",
         ));
     }
+    for tag in request.dist_tags.keys() {
+        if !valid_tag(tag) {
+            return Err(ApiError::bad_request(format!(
+                "invalid dist-tag {:?}: use letters, digits, '-', '.' and '_', not a version",
+                tag.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    let tags: Vec<String> = request.dist_tags.keys().cloned().collect();
     if let Some((tag, tagged)) = request.dist_tags.iter().find(|(_, v)| **v != version) {
         return Err(ApiError::bad_request(format!(
             "dist-tag {tag:?} points at {tagged:?}, which this publish does not contain"
@@ -313,7 +337,36 @@ fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked,
         manifest,
         tarball_name,
         tarball,
+        tags,
     })
+}
+
+/// Longest README kept in a packument.
+const MAX_README_BYTES: u64 = 256 * 1024;
+
+/// The README at the top of an npm tarball (`package/README…`), if there is one: its file
+/// name and text. A tarball that cannot be read has none; the publish goes on.
+fn readme_of(tarball: &[u8]) -> Option<(String, String)> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tarball));
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = entry.path().ok()?.to_string_lossy().into_owned();
+        let Some(file) = path.strip_prefix("package/") else {
+            continue;
+        };
+        if file.contains('/') || !file.to_ascii_lowercase().starts_with("readme") {
+            continue;
+        }
+        let mut text = String::new();
+        entry
+            .by_ref()
+            .take(MAX_README_BYTES)
+            .read_to_string(&mut text)
+            .ok()?;
+        return Some((file.to_owned(), text));
+    }
+    None
 }
 
 /// Writes the packument with a new `_rev`, which npm sends back when it changes owners.
@@ -350,22 +403,45 @@ pub async fn all_names(state: &AppState) -> Result<Vec<PackageName>, ApiError> {
         .collect())
 }
 
-pub async fn publish(
+/// `PUT /<name>`: a publish (a body with `versions`), or `npm star` / `npm unstar` (a body
+/// with `users` only).
+pub async fn put(
     state: State<AppState>,
     who: Option<Authenticated>,
     Path(name): Path<String>,
-    body: JsonBody<PublishRequest>,
-) -> Result<impl IntoResponse, ApiError> {
-    publish_named(state, who, PackageName::parse(&name)?, body).await
+    body: JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    put_named(state, who, PackageName::parse(&name)?, body).await
 }
 
-pub async fn publish_scoped(
+pub async fn put_scoped(
     state: State<AppState>,
     who: Option<Authenticated>,
     Path((scope, name)): Path<(String, String)>,
-    body: JsonBody<PublishRequest>,
-) -> Result<impl IntoResponse, ApiError> {
-    publish_named(state, who, PackageName::scoped(&scope, &name)?, body).await
+    body: JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    put_named(state, who, PackageName::scoped(&scope, &name)?, body).await
+}
+
+async fn put_named(
+    state: State<AppState>,
+    who: Option<Authenticated>,
+    name: PackageName,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    if body.get("versions").is_some() && body.get("_attachments").is_none() {
+        return crate::lifecycle::deprecate(&state, who, &name, body).await;
+    }
+    if body.get("versions").is_none() && body.get("users").is_some() {
+        let change = serde_json::from_value(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+        return crate::stars::change(&state, who, &name, change).await;
+    }
+    let request = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    Ok(publish_named(state, who, name, JsonBody(request))
+        .await?
+        .into_response())
 }
 
 /// The layer has already refused read-only tokens (PUT is a write); what is left is who
@@ -433,13 +509,31 @@ async fn publish_named(
         .storage()
         .write(
             &format!("{}/{}", name.dir(), checked.tarball_name),
-            checked.tarball,
+            checked.tarball.clone(),
         )
         .await
         .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    packument["versions"][&checked.version] = checked.manifest;
-    packument["dist-tags"]["latest"] = json!(checked.version);
+    let mut manifest = checked.manifest;
+    // What `npm view` shows: who published it.
+    let publisher = crate::owners::maintainer_entry(&state, who.owner()).await?;
+    manifest["_npmUser"] = publisher;
+    if let Some((file, readme)) = readme_of(&checked.tarball) {
+        packument["readme"] = json!(readme);
+        packument["readmeFilename"] = json!(file);
+    }
+    packument["versions"][&checked.version] = manifest;
+    // The tags asked for; `latest` too on a first publish, so that the package installs.
+    if !packument["dist-tags"].is_object() {
+        packument["dist-tags"] = json!({});
+    }
+    let first = packument["dist-tags"].get("latest").is_none();
+    for tag in &checked.tags {
+        packument["dist-tags"][tag] = json!(checked.version);
+    }
+    if first || checked.tags.is_empty() {
+        packument["dist-tags"]["latest"] = json!(checked.version);
+    }
     packument["time"][&checked.version] = json!(now);
     packument["time"]["modified"] = json!(now);
     if packument["time"].get("created").is_none() {

@@ -18,12 +18,56 @@ fn profile(user: &User) -> Value {
         Some(tfa) => json!({ "pending": tfa.pending, "mode": tfa.mode.as_str() }),
         None => Value::Bool(false),
     };
-    json!({
+    let mut profile = json!({
         "name": user.name,
         "email": user.email,
         "email_verified": false,
         "tfa": tfa,
-    })
+    });
+    for (field, value) in &user.profile {
+        profile[field] = json!(value);
+    }
+    profile
+}
+
+/// The fields `npm profile set` may change besides the password.
+const PROFILE_FIELDS: [&str; 6] = [
+    "email", "fullname", "homepage", "freenode", "twitter", "github",
+];
+
+/// What each of [`PROFILE_FIELDS`] allows; any other field is refused by name.
+fn check_field(field: &str, value: &str) -> Result<(), String> {
+    let printable = !value.chars().any(char::is_control);
+    let ok = match field {
+        "email" => {
+            value.len() <= 254 && value.contains('@') && !value.contains(char::is_whitespace)
+        }
+        "fullname" => value.chars().count() <= 256 && printable,
+        "homepage" => {
+            value.len() <= 2048
+                && (value.starts_with("https://") || value.starts_with("http://"))
+                && !value.contains(char::is_whitespace)
+        }
+        "freenode" | "twitter" | "github" => {
+            value.len() <= 64
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        }
+        _ => {
+            return Err(format!(
+                "profile field {field:?} cannot be changed on this registry"
+            ));
+        }
+    };
+    if ok && printable {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {field}: {:?}",
+            value.chars().take(64).collect::<String>()
+        ))
+    }
 }
 
 async fn signed_in(state: &AppState, who: Option<Authenticated>) -> Result<User, ApiError> {
@@ -48,17 +92,15 @@ pub async fn set(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if let Some(field) = body.keys().find(|key| key.as_str() != "tfa") {
-        return Err(ApiError::bad_request(format!(
-            "profile field {:?} cannot be changed on this registry",
-            field.chars().take(32).collect::<String>()
-        )));
+    if body.contains_key("tfa") && body.len() > 1 {
+        return Err(ApiError::bad_request("tfa changes on its own"));
     }
-    let tfa_change = body
-        .get("tfa")
-        .ok_or_else(|| ApiError::bad_request("nothing to change: send tfa"))?;
     let _writing = state.write_lock().await;
+    let current_token = who.as_ref().map(Authenticated::token_id);
     let mut user = signed_in(&state, who).await?;
+    let Some(tfa_change) = body.get("tfa") else {
+        return set_fields(&state, &mut user, &headers, &body, current_token).await;
+    };
     let reply = match tfa_change {
         // The first code from the authenticator: enrolment is done.
         Value::Array(codes) => {
@@ -129,4 +171,84 @@ pub async fn set(
         }
     };
     Ok(Json(reply))
+}
+
+/// `npm profile set <field> <value>` and `npm profile set password`: the password needs the
+/// old one (and, with 2FA, a code) and ends every other session of the user.
+async fn set_fields(
+    state: &AppState,
+    user: &mut User,
+    headers: &HeaderMap,
+    body: &Map<String, Value>,
+    current_token: Option<tokengate::TokenId>,
+) -> Result<Json<Value>, ApiError> {
+    let mut new_password = None;
+    for (field, value) in body {
+        match (field.as_str(), value) {
+            ("password", Value::Object(change)) => {
+                let old = change
+                    .get("old")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let new = change
+                    .get("new")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::bad_request("password: send old and new"))?;
+                if !(8..=1024).contains(&new.len()) {
+                    return Err(ApiError::bad_request("passwords have 8 to 1024 characters"));
+                }
+                if !users::check_password(user, old).await? {
+                    return Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "incorrect password",
+                    ));
+                }
+                new_password = Some(new.to_owned());
+            }
+            ("password", _) => return Err(ApiError::bad_request("password: send old and new")),
+            // npm sends null to clear a field.
+            (field, Value::Null) if PROFILE_FIELDS.contains(&field) => {}
+            (field, Value::String(text)) => {
+                check_field(field, text).map_err(ApiError::bad_request)?
+            }
+            (field, _) if PROFILE_FIELDS.contains(&field) => {
+                return Err(ApiError::bad_request(format!("{field} must be text")));
+            }
+            (field, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "profile field {:?} cannot be changed on this registry",
+                    field.chars().take(32).collect::<String>()
+                )));
+            }
+        }
+    }
+    if new_password.is_some() {
+        tfa::check_code(state, user, headers).await?;
+    }
+    for (field, value) in body {
+        match (field.as_str(), value.as_str()) {
+            ("password", _) => {}
+            ("email", email) => user.email = email.map(str::to_owned),
+            (field, Some(text)) => {
+                user.profile.insert(field.to_owned(), text.to_owned());
+            }
+            (field, None) => {
+                user.profile.remove(field);
+            }
+        }
+    }
+    if let Some(password) = new_password {
+        user.password_hash = users::hash_password(&password).await?;
+        let current = current_token.map(|id| id.to_string());
+        for session in std::mem::take(&mut user.sessions) {
+            if Some(&session) == current.as_ref() {
+                user.sessions.push(session);
+            } else {
+                state.tokens().revoke(&session).await?;
+            }
+        }
+        tracing::info!(user = user.name, "password changed; other sessions ended");
+    }
+    users::save(state, user).await?;
+    Ok(Json(profile(user)))
 }

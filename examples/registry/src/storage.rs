@@ -73,6 +73,20 @@ impl Storage {
         Ok(names)
     }
 
+    /// Removes a value; removing one that is not there is not an error.
+    pub async fn remove(&self, key: &str) -> io::Result<()> {
+        match self {
+            Storage::Disk(root) => match tokio::fs::remove_file(root.join(key)).await {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+                _ => Ok(()),
+            },
+            Storage::Memory(map) => {
+                map.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+                Ok(())
+            }
+        }
+    }
+
     /// Writes the whole value or nothing: on disk, a temporary file renamed into place.
     pub async fn write(&self, key: &str, bytes: Vec<u8>) -> io::Result<()> {
         match self {

@@ -21,7 +21,16 @@ pub struct User {
     /// Two-factor authentication, when set up.
     #[serde(default)]
     pub tfa: Option<crate::tfa::Tfa>,
+    /// `npm profile set` fields other than email: fullname, homepage, github, …
+    #[serde(default)]
+    pub profile: std::collections::BTreeMap<String, String>,
+    /// Ids of the session tokens logins gave out, so that a new password can end them.
+    #[serde(default)]
+    pub sessions: Vec<String>,
 }
+
+/// Sessions remembered per user; older ones have expired long before this many more.
+const MAX_REMEMBERED_SESSIONS: usize = 100;
 
 /// npm user names: lower-case letters, digits, `-`, `.` and `_`, not starting with `.` or
 /// `_`, at most 214 characters.
@@ -78,7 +87,7 @@ pub async fn check_password(user: &User, password: &str) -> Result<bool, ApiErro
     .map_err(|e| ApiError::internal("a stored password hash is damaged", e))
 }
 
-async fn hash_password(password: &str) -> Result<String, ApiError> {
+pub async fn hash_password(password: &str) -> Result<String, ApiError> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut random = [0u8; 16];
@@ -130,13 +139,13 @@ pub async fn login(
             "invalid user name: use lower-case letters, digits, '-', '.' and '_' (at most 214)",
         ));
     }
-    if body.password.len() < 8 || body.password.len() > 1024 {
-        return Err(ApiError::bad_request("passwords have 8 to 1024 characters"));
-    }
+    let acceptable = (8..=1024).contains(&body.password.len());
     let _writing = state.write_lock().await;
     match load(&state, name).await? {
         Some(mut user) => {
-            if !check_password(&user, &body.password).await? {
+            // A wrong password is a 401 whatever its length: the rule for new passwords
+            // says nothing about an existing one.
+            if !acceptable || !check_password(&user, &body.password).await? {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "incorrect user name or password",
@@ -147,6 +156,9 @@ pub async fn login(
             crate::tfa::check_code(&state, &mut user, &headers).await?;
         }
         None => {
+            if !acceptable {
+                return Err(ApiError::bad_request("passwords have 8 to 1024 characters"));
+            }
             if crate::scopes::recorded_owner(&state, name).await?.is_some() {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -160,6 +172,8 @@ pub async fn login(
                 password_hash: hash_password(&body.password).await?,
                 email: body.email,
                 tfa: None,
+                profile: Default::default(),
+                sessions: Vec::new(),
             };
             save(&state, &user).await?;
             tracing::info!(user = name, "user created");
@@ -169,6 +183,12 @@ pub async fn login(
         .tokens()
         .create(name, NewToken::session().name("npm login session"))
         .await?;
+    if let Some(mut user) = load(&state, name).await? {
+        user.sessions.push(created.listing.id.to_string());
+        let excess = user.sessions.len().saturating_sub(MAX_REMEMBERED_SESSIONS);
+        user.sessions.drain(..excess);
+        save(&state, &user).await?;
+    }
     Ok((
         StatusCode::CREATED,
         Json(LoginReply {

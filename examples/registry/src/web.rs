@@ -102,10 +102,13 @@ fn prune<T>(map: &mut HashMap<String, T>, at: impl Fn(&T) -> Instant) -> Result<
 }
 
 /// The pages and npm's browser login, to merge into the registry's router.
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router(state: AppState, trusted_proxies: tokengate::TrustedProxies) -> Router<AppState> {
     let web = Arc::new(WebState::default());
     let gate = TokenAuthLayer::new(state.tokens().clone())
         .cookie_token(COOKIE)
+        .trusted_proxies(trusted_proxies)
+        // As on npm's routes: a client guessing sessions gets refusals, not store lookups.
+        .limit_failures(tokengate::FailureLimit::new(50, Duration::from_secs(60)))
         .respond_with(|rejection, request| {
             refused_page(rejection.reason(), request.uri.path().starts_with(BASE))
         });
@@ -250,6 +253,7 @@ fn refused_page(reason: Reason, under_web: bool) -> axum::http::Response<axum::b
         Reason::ReadOnly | Reason::NotPermitted(_) => {
             (StatusCode::FORBIDDEN, None, reason.message())
         }
+        Reason::TooManyFailures => (StatusCode::TOO_MANY_REQUESTS, None, reason.message()),
         _ if under_web => (StatusCode::SEE_OTHER, Some("/-/web/login"), ""),
         _ => (StatusCode::UNAUTHORIZED, None, reason.message()),
     };

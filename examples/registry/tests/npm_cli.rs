@@ -999,3 +999,334 @@ async fn two_factor_authentication_through_the_real_npm_cli() {
     );
     registry.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_of_what_npm_asks() {
+    if !npm_ready("the ping, search, star and profile npm CLI test") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    let here = work.path();
+    let alice = Npm::new(&here.join("alice"), &registry.url);
+    let bob = Npm::new(&here.join("bob"), &registry.url);
+    alice.adduser("alice").await;
+    bob.adduser("bob").await;
+    let (alice_session, bob_session) = (alice.session_config(), bob.session_config());
+    let anonymous = here.join("anonymous.npmrc");
+    std::fs::write(&anonymous, "").unwrap();
+
+    // `npm ping` and `npm doctor ping`.
+    let pong = alice.ok(&anonymous, here, &["ping"]).await;
+    assert!(pong.contains("PONG"), "{pong}");
+    alice.ok(&anonymous, here, &["doctor", "ping"]).await;
+
+    // Packages to find: the exact name, a prefix, a word inside, a description, a private.
+    let publish = |name: &'static str, description: &'static str, access: &'static str| {
+        let dir = here.join("src").join(name.replace('/', "__"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifest = serde_json::json!({
+            "name": name, "version": "1.0.0", "description": description,
+            "keywords": ["greeting"], "main": "index.js"
+        });
+        std::fs::write(dir.join("package.json"), manifest.to_string()).unwrap();
+        std::fs::write(dir.join("index.js"), "module.exports = 1;\n").unwrap();
+        std::fs::write(dir.join("README.md"), format!("# {name}\n\nSays hello.\n")).unwrap();
+        let alice = &alice;
+        let session = &alice_session;
+        async move {
+            alice
+                .ok(session, &dir, &["publish", &format!("--access={access}")])
+                .await;
+        }
+    };
+    publish("hello", "the original", "public").await;
+    publish("hello-x", "a better one", "public").await;
+    publish("say-hello", "politely", "public").await;
+    publish("greeter", "says hello to you", "public").await;
+    publish("@alice/hello-secret", "hello, privately", "restricted").await;
+
+    let names = |json: &str| -> Vec<String> {
+        serde_json::from_str::<serde_json::Value>(json)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let found = alice
+        .ok(&anonymous, here, &["search", "hello", "--json"])
+        .await;
+    assert_eq!(
+        names(&found),
+        ["hello", "hello-x", "say-hello", "greeter"],
+        "{found}"
+    );
+    let found = alice
+        .ok(&alice_session, here, &["search", "hello", "--json"])
+        .await;
+    assert!(
+        names(&found).contains(&"@alice/hello-secret".to_owned()),
+        "{found}"
+    );
+    let found = alice
+        .ok(&bob_session, here, &["search", "hello", "--json"])
+        .await;
+    assert!(!found.contains("hello-secret"), "{found}");
+    let listed: serde_json::Value = serde_json::from_str(
+        &alice
+            .ok(&anonymous, here, &["search", "hello-x", "--json"])
+            .await,
+    )
+    .unwrap();
+    let first = &listed[0];
+    assert_eq!(first["version"], "1.0.0");
+    assert_eq!(first["description"], "a better one");
+    assert_eq!(first["publisher"]["username"], "alice");
+    assert_eq!(first["maintainers"][0]["email"], "alice@example.com");
+    assert!(first["date"].is_string(), "{first}");
+
+    // Stars: a write like any other, each user's own.
+    let starred = bob.ok(&bob_session, here, &["star", "hello-x"]).await;
+    assert!(starred.contains("hello-x"), "{starred}");
+    let stars = bob.ok(&bob_session, here, &["stars"]).await;
+    assert_eq!(stars.trim(), "hello-x");
+    let stars = bob.ok(&alice_session, here, &["stars", "bob"]).await;
+    assert_eq!(stars.trim(), "hello-x");
+    let password = format!("--password={PASSWORD}");
+    let read_only = created_token(
+        &bob.ok(
+            &bob_session,
+            here,
+            &[
+                "token",
+                "create",
+                &password,
+                "--packages-and-scopes-permission=read-only",
+            ],
+        )
+        .await,
+    );
+    let read_only = bob.config_with("read-only", &read_only);
+    let refused = bob.fails(&read_only, here, &["star", "hello"]).await;
+    assert!(refused.contains("E403"), "{refused}");
+    bob.ok(&bob_session, here, &["unstar", "hello-x"]).await;
+    let stars = bob.ok(&bob_session, here, &["stars"]).await;
+    assert!(!stars.contains("hello-x"), "{stars}");
+
+    // What `npm view` and `npm owner ls` show of a publish.
+    let owners = alice
+        .ok(&anonymous, here, &["owner", "ls", "hello-x"])
+        .await;
+    assert_eq!(owners.trim(), "alice <alice@example.com>");
+    let readme = alice
+        .ok(&anonymous, here, &["view", "hello-x", "readme"])
+        .await;
+    assert!(readme.contains("Says hello."), "{readme}");
+    let publisher = alice
+        .ok(&anonymous, here, &["view", "hello-x", "_npmUser"])
+        .await;
+    assert!(
+        publisher.contains("alice <alice@example.com>"),
+        "{publisher}"
+    );
+    let maintainers = alice
+        .ok(&anonymous, here, &["view", "hello-x", "maintainers"])
+        .await;
+    assert!(
+        maintainers.contains("alice <alice@example.com>"),
+        "{maintainers}"
+    );
+    let time = alice
+        .ok(&anonymous, here, &["view", "hello-x", "time", "--json"])
+        .await;
+    assert!(time.contains("\"1.0.0\""), "{time}");
+
+    // `npm profile get` and `set`; a new password needs the old one and ends other sessions.
+    alice
+        .ok(
+            &alice_session,
+            here,
+            &["profile", "set", "fullname", "Alice Liddell"],
+        )
+        .await;
+    alice
+        .ok(
+            &alice_session,
+            here,
+            &["profile", "set", "homepage", "https://example.com/alice"],
+        )
+        .await;
+    let refused = alice
+        .fails(
+            &alice_session,
+            here,
+            &["profile", "set", "homepage", "javascript:alert(1)"],
+        )
+        .await;
+    assert!(refused.contains("invalid homepage"), "{refused}");
+    let profile = alice.ok(&alice_session, here, &["profile", "get"]).await;
+    assert!(profile.contains("fullname: Alice Liddell"), "{profile}");
+    assert!(profile.contains("email: alice@example.com"), "{profile}");
+    assert!(profile.contains("two-factor auth: disabled"), "{profile}");
+
+    let other_session = here.join("other.npmrc");
+    std::fs::write(&other_session, "").unwrap();
+    let answers = [
+        ("Username:", Answer::Text("alice".to_owned())),
+        ("Password:", Answer::Text(PASSWORD.to_owned())),
+    ];
+    let (ok, seen) = alice
+        .interactive(
+            &other_session,
+            "npm login --auth-type=legacy",
+            &answers,
+            None,
+        )
+        .await;
+    assert!(ok, "{seen}");
+    alice.ok(&other_session, here, &["whoami"]).await;
+    let new_password = "an even better horse";
+    let answers = [
+        ("Current password:", Answer::Text(PASSWORD.to_owned())),
+        ("New password:", Answer::Text(new_password.to_owned())),
+        ("Again:", Answer::Text(new_password.to_owned())),
+    ];
+    let (ok, seen) = alice
+        .interactive(&alice_session, "npm profile set password", &answers, None)
+        .await;
+    assert!(ok, "{seen}");
+    alice.ok(&alice_session, here, &["whoami"]).await;
+    let refused = alice.fails(&other_session, here, &["whoami"]).await;
+    assert!(
+        refused.contains("401"),
+        "the other session still works: {refused}"
+    );
+    registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dist_tags_deprecation_and_unpublish_through_the_real_npm_cli() {
+    if !npm_ready("the dist-tag, deprecate and unpublish npm CLI test") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    let here = work.path();
+    let npm = Npm::new(&here.join("alice"), &registry.url);
+    npm.adduser("alice").await;
+    let session = npm.session_config();
+    let password = format!("--password={PASSWORD}");
+    let reader = created_token(
+        &npm.ok(
+            &session,
+            here,
+            &[
+                "token",
+                "create",
+                &password,
+                "--packages-and-scopes-permission=read-only",
+            ],
+        )
+        .await,
+    );
+    let reader = npm.config_with("reader", &reader);
+    let other = created_token(
+        &npm.ok(
+            &session,
+            here,
+            &[
+                "token",
+                "create",
+                &password,
+                "--packages=something-else",
+                "--packages-and-scopes-permission=read-write",
+            ],
+        )
+        .await,
+    );
+    let other = npm.config_with("other", &other);
+
+    // `--tag beta` tags the prerelease and leaves `latest` where it was.
+    for (version, tag) in [
+        ("1.0.0", None),
+        ("2.0.0-beta.1", Some("beta")),
+        ("1.1.0", None),
+    ] {
+        let dir = package_dir(&here.join(version), "tagged", version);
+        let mut args = vec!["publish".to_owned()];
+        if let Some(tag) = tag {
+            args.push(format!("--tag={tag}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        npm.ok(&session, &dir, &args).await;
+    }
+    let tags = npm.ok(&session, here, &["dist-tag", "ls", "tagged"]).await;
+    assert!(
+        tags.contains("latest: 1.1.0") && tags.contains("beta: 2.0.0-beta.1"),
+        "{tags}"
+    );
+
+    // dist-tag add and rm: writes, refused to read-only and to other packages' tokens.
+    npm.ok(
+        &session,
+        here,
+        &["dist-tag", "add", "tagged@1.0.0", "stable"],
+    )
+    .await;
+    for refused_config in [&reader, &other] {
+        let refused = npm
+            .fails(
+                refused_config,
+                here,
+                &["dist-tag", "add", "tagged@1.0.0", "old"],
+            )
+            .await;
+        assert!(refused.contains("E403"), "{refused}");
+    }
+    npm.ok(&session, here, &["dist-tag", "rm", "tagged", "beta"])
+        .await;
+    let tags = npm.ok(&session, here, &["dist-tag", "ls", "tagged"]).await;
+    assert!(
+        tags.contains("stable: 1.0.0") && !tags.contains("beta"),
+        "{tags}"
+    );
+
+    // deprecate: the message shows in `npm view`; a read-only token cannot.
+    let refused = npm
+        .fails(&reader, here, &["deprecate", "tagged@1.0.0", "use 1.1"])
+        .await;
+    assert!(refused.contains("E403"), "{refused}");
+    npm.ok(&session, here, &["deprecate", "tagged@1.0.0", "use 1.1"])
+        .await;
+    let deprecated = npm
+        .ok(&session, here, &["view", "tagged@1.0.0", "deprecated"])
+        .await;
+    assert_eq!(deprecated.trim(), "use 1.1");
+
+    // unpublish one version, then the whole package.
+    let refused = npm
+        .fails(&reader, here, &["unpublish", "tagged@1.0.0", "--force"])
+        .await;
+    assert!(refused.contains("E403"), "{refused}");
+    npm.ok(&session, here, &["unpublish", "tagged@1.0.0", "--force"])
+        .await;
+    let versions = npm
+        .ok(&session, here, &["view", "tagged", "versions", "--json"])
+        .await;
+    assert!(
+        !versions.contains("\"1.0.0\"") && versions.contains("1.1.0"),
+        "{versions}"
+    );
+    let tags = npm.ok(&session, here, &["dist-tag", "ls", "tagged"]).await;
+    assert!(
+        !tags.contains("stable"),
+        "a tag of a removed version stays: {tags}"
+    );
+    npm.ok(&session, here, &["unpublish", "tagged", "--force"])
+        .await;
+    let gone = npm.fails(&session, here, &["view", "tagged"]).await;
+    assert!(gone.contains("E404"), "{gone}");
+    registry.stop().await;
+}

@@ -1508,3 +1508,114 @@ async fn two_factor_authentication_guards_logins_tokens_and_writes() {
     let plain = with_otp(&alice, None, "PUT", "/tfa-pkg", &publish("1.0.2")).await;
     assert_eq!(plain.status, 201, "{}", plain.body);
 }
+
+#[tokio::test]
+async fn abuse_cases_get_clear_and_uniform_answers() {
+    // A wrong password is a 401 whatever its length.
+    let (client, _data) = start().await;
+    client.session("alice").await;
+    for wrong in ["short", "a wrong password", &"x".repeat(2000)] {
+        let reply = client.login("alice", wrong).await;
+        assert_eq!(
+            reply.status,
+            401,
+            "{} characters: {}",
+            wrong.len(),
+            reply.body
+        );
+    }
+    // New passwords still follow the rule, and say so.
+    let reply = client.login("newcomer", "short").await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+
+    // Allow-list entries whose meaning is a guess are refused with npm's message.
+    let session = client.session("alice").await;
+    for entry in ["010.0.0.1/32", "10.0.0.1/08"] {
+        let reply = client
+            .create(
+                &session,
+                serde_json::json!({ "password": PASSWORD, "cidr_whitelist": [entry] }),
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{entry}: {}", reply.body);
+        assert!(
+            reply.body.contains(&format!(
+                "CIDR whitelist contains invalid CIDR entry: {entry}"
+            )),
+            "{}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_checked() {
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::start_with(
+        "127.0.0.1:0",
+        data.path(),
+        &["--trusted-proxy", "127.0.0.1"],
+    )
+    .await;
+    let client = Client { registry };
+    let session = client.session("alice").await;
+    let token = client
+        .create(
+            &session,
+            serde_json::json!({ "password": PASSWORD, "cidr_whitelist": ["10.0.0.0/8"] }),
+        )
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let auth = format!("Bearer {token}");
+    let whoami = |forwarded: Option<&'static str>| {
+        let mut headers = vec![("authorization", auth.clone())];
+        if let Some(forwarded) = forwarded {
+            headers.push(("x-forwarded-for", forwarded.to_owned()));
+        }
+        let addr = client.registry.addr;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            http(addr, "GET", "/-/whoami", &headers, b"").await.status
+        }
+    };
+    assert_eq!(whoami(Some("10.1.2.3")).await, 200);
+    assert_eq!(whoami(Some("192.0.2.1")).await, 401);
+    assert_eq!(
+        whoami(None).await,
+        401,
+        "the proxy itself is not in the allow-list"
+    );
+
+    let bad = std::process::Command::new(support::registry::binary())
+        .args(["--memory", "--trusted-proxy", "10.0.0.0/33"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--trusted-proxy"));
+}
+
+#[tokio::test]
+async fn writes_are_refused_before_their_bodies_are_read() {
+    let data = tempfile::tempdir().unwrap();
+    let registry =
+        Registry::start_with("127.0.0.1:0", data.path(), &["--max-publish-mb", "1"]).await;
+    let client = Client { registry };
+    let session = client.session("alice").await;
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+
+    let anonymous = client.send("PUT", "/victim", None, &big).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let too_large = client.send("PUT", "/victim", Some(&session), &big).await;
+    assert_eq!(too_large.status, 413, "{}", too_large.body);
+    assert!(too_large.body.contains("1 MiB"), "{}", too_large.body);
+    let scoped = client
+        .send("PUT", "/%40alice%2Fvictim", Some(&session), &big)
+        .await;
+    assert_eq!(scoped.status, 413, "{}", scoped.body);
+    // Reads of the same routes are untouched.
+    assert_eq!(client.send("GET", "/victim", None, "").await.status, 404);
+}

@@ -23,9 +23,15 @@ pub struct Registry {
 impl Registry {
     /// Starts the registry on `listen` (port 0 for any) with its data in `data`.
     pub async fn start(listen: &str, data: &Path) -> Self {
+        Self::start_with(listen, data, &[]).await
+    }
+
+    /// [`Registry::start`] with more flags.
+    pub async fn start_with(listen: &str, data: &Path, flags: &[&str]) -> Self {
         let mut child = Command::new(binary())
             .args(["--listen", listen, "--data"])
             .arg(data)
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

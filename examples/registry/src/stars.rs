@@ -1,0 +1,102 @@
+//! Stars: `npm star` / `npm unstar` (a `PUT /<name>` with the packument's `users`) and
+//! `npm stars [user]` (`/-/_view/starredByUser`). Starring is a write, held to the token
+//! like any other; a user changes only their own star.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokengate::Authenticated;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::packages::{self, PackageName};
+use crate::visibility;
+
+/// What `npm star` and `npm unstar` send.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StarChange {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(rename = "_rev")]
+    _rev: Option<String>,
+    users: Map<String, Value>,
+}
+
+pub async fn change(
+    state: &AppState,
+    who: Option<Authenticated>,
+    name: &PackageName,
+    change: StarChange,
+) -> Result<Response, ApiError> {
+    let who = who.ok_or_else(ApiError::needs_login)?;
+    if change.id != name.to_string() {
+        return Err(ApiError::bad_request(
+            "the package name in the body does not match the one in the URL",
+        ));
+    }
+    packages::check_write(&who, name)?;
+    let _writing = state.write_lock().await;
+    let mut package = visibility::readable(state, Some(&who), name).await?;
+    let mut users = package.packument["users"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let me = who.owner();
+    // Only the caller's own entry may differ from what is stored.
+    let others_changed = change
+        .users
+        .iter()
+        .filter(|(user, _)| user.as_str() != me)
+        .any(|(user, starred)| users.get(user) != Some(starred))
+        || users
+            .keys()
+            .any(|user| user != me && !change.users.contains_key(user));
+    if others_changed {
+        return Err(ApiError::forbidden(
+            "you can star or unstar a package for yourself only",
+        ));
+    }
+    match change.users.get(me) {
+        Some(Value::Bool(true)) => {
+            users.insert(me.to_owned(), Value::Bool(true));
+        }
+        None => {
+            users.remove(me);
+        }
+        Some(_) => return Err(ApiError::bad_request("a star is `true`")),
+    }
+    package.packument["users"] = Value::Object(users);
+    packages::save_packument(state, name, &mut package.packument).await?;
+    Ok(Json(json!({ "ok": true, "id": name.to_string() })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct StarredQuery {
+    /// A JSON string: `"alice"`.
+    key: String,
+}
+
+/// `GET /-/_view/starredByUser?key="<user>"`: the packages `user` starred that the caller
+/// may see.
+pub async fn starred_by(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Query(query): Query<StarredQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user: String = serde_json::from_str(&query.key)
+        .map_err(|_| ApiError::bad_request("key must be a user name in quotes"))?;
+    let mut rows = Vec::new();
+    for name in packages::all_names(&state).await? {
+        let Some(package) = visibility::load(&state, &name).await? else {
+            continue;
+        };
+        let starred = package.packument["users"][&user] == Value::Bool(true);
+        if starred && package.readable_by(who.as_ref(), &name) {
+            rows.push(json!({ "key": user, "value": name.to_string() }));
+        }
+    }
+    Ok(Json(json!({ "rows": rows })))
+}
