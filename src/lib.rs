@@ -114,7 +114,9 @@ pub use digest::{InvalidDigest, TokenDigest};
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::AuthenticatedRejection;
 pub use gate::future;
-pub use gate::{FailureLimit, RequestHead, ResponseBody, ResponseStyle, TokenAuth, TokenAuthLayer};
+pub use gate::{
+    FailureLimit, RequestHead, ResponseBody, ResponseStyle, TokenAuth, TokenAuthLayer, same_origin,
+};
 pub use new_token::{
     ExpiryProblem, InvalidNewToken, MAX_DESCRIPTION_LEN, MAX_NAME_LEN, MAX_OWNER_LEN, NewToken,
     TextProblem,

@@ -46,6 +46,9 @@ pub enum Reason {
     SecondFactorRejected,
     /// The second factor could not be checked; nothing was allowed.
     SecondFactorUnavailable,
+    /// A write made with a token from a cookie (a browser's) did not show that it came from
+    /// the site's own pages: see [`same_origin`](crate::same_origin).
+    CrossSiteRequest,
     /// The client address made too many failed attempts lately; the store was not asked.
     TooManyFailures,
 }
@@ -129,6 +132,9 @@ impl Reason {
             Reason::SecondFactorUnavailable => {
                 said!("the second factor cannot be checked right now; try again shortly")
             }
+            Reason::CrossSiteRequest => said!(
+                "refused: this change was sent with a browser session but not from this site's own pages (cross-site request forgery protection); make it from the site itself"
+            ),
             Reason::TooManyFailures => {
                 said!("too many failed attempts from your address; wait before trying again")
             }
@@ -230,7 +236,7 @@ impl std::error::Error for Rejection {}
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const EVERY_REASON: [Reason; 20] = [
+    pub(crate) const EVERY_REASON: [Reason; 21] = [
         Reason::MissingToken,
         Reason::MalformedHeader(HeaderProblem::Duplicate),
         Reason::MalformedHeader(HeaderProblem::TooLong),
@@ -250,6 +256,7 @@ pub(crate) mod tests {
         Reason::SecondFactorRequired,
         Reason::SecondFactorRejected,
         Reason::SecondFactorUnavailable,
+        Reason::CrossSiteRequest,
         Reason::TooManyFailures,
     ];
 

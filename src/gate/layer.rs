@@ -13,6 +13,7 @@ use tower::Layer;
 use super::limit::FailureLimit;
 use super::respond::{Respond, ResponseStyle};
 use super::service::{Config, Mode, RequestHead, TokenAuth};
+use super::source::CookieSource;
 use super::summary::RefusalSummary;
 use crate::access::{Action, Resource};
 use crate::client_ip::TrustedProxies;
@@ -77,6 +78,7 @@ impl<St> TokenAuthLayer<St> {
                 otp_header: HeaderName::from_static(OTP_HEADER),
                 trusted_proxies: TrustedProxies::none(),
                 respond: Respond::Style(ResponseStyle::default()),
+                cookie: None,
                 failures: None,
                 summary: Arc::new(RefusalSummary::new(Duration::from_secs(60))),
             }),
@@ -239,6 +241,88 @@ impl<St> TokenAuthLayer<St> {
         respond: impl Fn(&Rejection, &Parts) -> Response<Bytes> + Send + Sync + 'static,
     ) -> Self {
         self.edit(|c| c.respond = Respond::With(Arc::new(respond)))
+    }
+
+    /// Also reads the token from the cookie `name`, for browsers, when the request has no
+    /// bearer token (`Authorization: Bearer` wins when both are present).
+    ///
+    /// A token from the cookie is a browser's, and a browser sends cookies with requests
+    /// that other sites make it send. So every write made with a cookie-borne token must
+    /// show that it came from this site's own pages before anything else is checked:
+    /// `Sec-Fetch-Site: same-origin`, or else an `Origin` that is this site's (see
+    /// [`allowed_origin`](Self::allowed_origin) and [`same_origin`](crate::same_origin)).
+    /// A write that shows neither is refused with [`Reason::CrossSiteRequest`](crate::Reason::CrossSiteRequest)
+    /// (403), and the inner service never runs. Reads need no check. The `Cookie` header is
+    /// marked sensitive, so that it does not reach logs.
+    ///
+    /// Set the cookie `HttpOnly` and `SameSite=Strict` (and `Secure` over HTTPS): the check
+    /// here is the second line of defence, not the only one.
+    ///
+    /// ```
+    /// use axum::{Extension, Router, routing::{get, post}};
+    /// use http::{Request, StatusCode};
+    /// use tokengate::{Authenticated, NewToken, TokenAuthLayer, Tokens, store::MemoryStore};
+    /// use tower::ServiceExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tokens = Tokens::builder(MemoryStore::new()).prefix("npm")?.build();
+    /// let session = tokens.create("alice", NewToken::session()).await?.token;
+    ///
+    /// async fn who(Extension(who): Extension<Authenticated>) -> String {
+    ///     who.owner().to_owned()
+    /// }
+    /// let app: Router = Router::new()
+    ///     .route("/account", get(who).post(who))
+    ///     .route_layer(
+    ///         TokenAuthLayer::new(tokens)
+    ///             .cookie_token("tg_session")
+    ///             .allowed_origin("http://127.0.0.1:4873"),
+    ///     );
+    /// let cookie = format!("tg_session={}", session.expose_secret());
+    /// let send = |method: &str, origin: Option<&str>| {
+    ///     let mut request = Request::builder().method(method).uri("/account").header("cookie", &cookie);
+    ///     if let Some(origin) = origin {
+    ///         request = request.header("origin", origin);
+    ///     }
+    ///     app.clone().oneshot(request.body(axum::body::Body::empty()).unwrap())
+    /// };
+    /// // Reads need no check; writes from the site's own pages pass, forged ones do not.
+    /// assert_eq!(send("GET", None).await?.status(), StatusCode::OK);
+    /// assert_eq!(send("POST", Some("http://127.0.0.1:4873")).await?.status(), StatusCode::OK);
+    /// assert_eq!(send("POST", Some("https://evil.example")).await?.status(), StatusCode::FORBIDDEN);
+    /// assert_eq!(send("POST", None).await?.status(), StatusCode::FORBIDDEN);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cookie_token(self, name: &str) -> Self {
+        let name = name.to_owned();
+        self.edit(|c| match &mut c.cookie {
+            Some(cookie) => cookie.name = name,
+            None => {
+                c.cookie = Some(CookieSource {
+                    name,
+                    origins: Vec::new(),
+                });
+            }
+        })
+    }
+
+    /// An origin (`scheme://host[:port]`, as browsers write `Origin`) whose pages may
+    /// write with a cookie-borne token; call it once per origin. Without any, the origin
+    /// must name the request's own `Host` (over `http` or `https`). Has no effect without
+    /// [`cookie_token`](Self::cookie_token). `Sec-Fetch-Site: same-origin` passes either way.
+    pub fn allowed_origin(self, origin: &str) -> Self {
+        let origin = origin.trim_end_matches('/').to_owned();
+        self.edit(|c| {
+            c.cookie
+                .get_or_insert_with(|| CookieSource {
+                    name: String::new(),
+                    origins: Vec::new(),
+                })
+                .origins
+                .push(origin)
+        })
     }
 
     /// The token manager behind this layer.

@@ -9,6 +9,7 @@ mod layer;
 mod limit;
 mod respond;
 mod service;
+mod source;
 mod summary;
 
 pub use body::ResponseBody;
@@ -18,3 +19,4 @@ pub use respond::ResponseStyle;
 #[cfg(feature = "axum")]
 pub(crate) use service::GateRan;
 pub use service::{RequestHead, TokenAuth};
+pub use source::same_origin;

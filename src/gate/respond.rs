@@ -67,6 +67,7 @@ impl ResponseStyle {
     /// | malformed, unknown, revoked, expired token | 401 | `Bearer realm="…", error="invalid_token"` |
     /// | read-only token on a write, or a grant that does not allow the request | 403 | `Bearer realm="…", error="insufficient_scope"` |
     /// | address outside the allow-list, or unknown | 403 | — |
+    /// | a write with a cookie-borne token that is not same-origin | 403 | — |
     /// | store unavailable, or the second factor cannot be checked | 503 (`Retry-After: 5`) | — |
     /// | too many failed attempts from the client's address ([`FailureLimit`](crate::FailureLimit)) | 429 (`Retry-After`) | — |
     /// | a write that needs a one-time password: none sent, or a wrong one | 401 | `Bearer realm="…", error="insufficient_user_authentication"` (RFC 9470) |
@@ -122,7 +123,9 @@ impl ResponseStyle {
             Reason::AddressNotAllowed | Reason::NoClientAddress if self.npm => {
                 (StatusCode::UNAUTHORIZED, Some(&NPM_IP_CHALLENGE))
             }
-            Reason::AddressNotAllowed | Reason::NoClientAddress => (StatusCode::FORBIDDEN, None),
+            Reason::AddressNotAllowed | Reason::NoClientAddress | Reason::CrossSiteRequest => {
+                (StatusCode::FORBIDDEN, None)
+            }
             Reason::ReadOnly | Reason::NotPermitted(_) => {
                 (StatusCode::FORBIDDEN, Some(&self.insufficient_scope))
             }

@@ -13,6 +13,7 @@ use super::body::ResponseBody;
 use super::future::ResponseFuture;
 use super::limit::FailureLimit;
 use super::respond::Respond;
+use super::source::{CookieSource, same_origin};
 use super::summary::RefusalSummary;
 use crate::access::{Action, Resource};
 use crate::bearer::Credentials;
@@ -68,6 +69,8 @@ pub(crate) struct Config<St> {
     pub(crate) otp_header: HeaderName,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) respond: Respond,
+    /// A cookie the token may come from, when there is no bearer token.
+    pub(crate) cookie: Option<CookieSource>,
     pub(crate) failures: Option<FailureLimit>,
     pub(crate) summary: Arc<RefusalSummary>,
 }
@@ -83,6 +86,7 @@ impl<St> Clone for Config<St> {
             otp_header: self.otp_header.clone(),
             trusted_proxies: self.trusted_proxies.clone(),
             respond: self.respond.clone(),
+            cookie: self.cookie.clone(),
             failures: self.failures.clone(),
             summary: Arc::clone(&self.summary),
         }
@@ -95,6 +99,7 @@ impl<St> fmt::Debug for Config<St> {
             .field("tokens", &self.tokens)
             .field("mode", &self.mode)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("cookie", &self.cookie)
             .finish_non_exhaustive()
     }
 }
@@ -175,24 +180,50 @@ where
             value.set_sensitive(true);
         }
 
+        if config.cookie.is_some() {
+            // The cookie header carries a session: keep it out of logs too.
+            for (name, value) in request.headers_mut().iter_mut() {
+                if name == http::header::COOKIE {
+                    value.set_sensitive(true);
+                }
+            }
+        }
+
         // Everything up to the SHA-256 happens here, without allocating: missing and
-        // malformed tokens are answered before any future is boxed.
-        let presented = match Credentials::from_headers(request.headers()) {
-            Ok(Credentials::Bearer(token)) => config.tokens.parse(token),
-            Ok(Credentials::None | Credentials::OtherScheme) if config.mode == Mode::Optional => {
+        // malformed tokens are answered before any future is boxed. The bearer header wins
+        // over the cookie; a token from the cookie is a browser's, and its writes must come
+        // from the site's own pages.
+        let source = match Credentials::from_headers(request.headers()) {
+            Ok(Credentials::Bearer(token)) => Ok(Some((token, false))),
+            Ok(Credentials::None | Credentials::OtherScheme) => Ok(config
+                .cookie
+                .as_ref()
+                .and_then(|cookie| cookie.token(request.headers()))
+                .map(|token| (token, true))),
+            Err(problem) => Err(Rejection::new(Reason::MalformedHeader(problem), None)),
+        };
+        let presented = match source {
+            Ok(Some((_, true)))
+                if (config.action_of)(request.method()) == Action::Write
+                    && !config
+                        .cookie
+                        .as_ref()
+                        .is_some_and(|cookie| same_origin(request.headers(), &cookie.origins)) =>
+            {
+                Err(Rejection::new(Reason::CrossSiteRequest, None))
+            }
+            Ok(Some((token, _))) => config.tokens.parse(token),
+            Ok(None) if config.mode == Mode::Optional => {
                 request.extensions_mut().insert(GateRan);
                 return ResponseFuture::call(inner.call(request));
             }
-            Ok(Credentials::None | Credentials::OtherScheme) => {
-                Err(Rejection::new(Reason::MissingToken, None))
-            }
-            Err(problem) => Err(Rejection::new(Reason::MalformedHeader(problem), None)),
+            Ok(None) => Err(Rejection::new(Reason::MissingToken, None)),
+            Err(rejection) => Err(rejection),
         };
         let presented = match presented {
             Ok(presented) => presented,
             Err(rejection) => return ResponseFuture::refused(refuse(config, &rejection, request)),
         };
-
         let action = (config.action_of)(request.method());
         let resource = config
             .resource_of

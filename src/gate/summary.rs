@@ -77,5 +77,6 @@ fn kind(reason: Reason) -> &'static str {
         Reason::SecondFactorRejected => "second_factor_rejected",
         Reason::SecondFactorUnavailable => "second_factor_unavailable",
         Reason::TooManyFailures => "too_many_failures",
+        Reason::CrossSiteRequest => "cross_site_request",
     }
 }

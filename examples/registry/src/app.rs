@@ -12,7 +12,9 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::error::ApiError;
 use crate::storage::Storage;
 use crate::tfa::Sealer;
-use crate::{lifecycle, owners, packages, profile, search, stars, token_api, users, visibility};
+use crate::{
+    lifecycle, owners, packages, profile, search, stars, token_api, users, visibility, web,
+};
 
 /// Largest body of any other request.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -152,7 +154,7 @@ pub fn router(
     // Everything else: reads are anonymous, anything with a token is held to its rules.
     let layer = TokenAuthLayer::new(state.tokens().clone())
         .optional()
-        .trusted_proxies(trusted_proxies)
+        .trusted_proxies(trusted_proxies.clone())
         // A client guessing tokens gets 429 after 50 misses a minute, not 50 store lookups.
         .limit_failures(tokengate::FailureLimit::new(
             50,
@@ -228,6 +230,8 @@ pub fn router(
     Router::new()
         .merge(login)
         .merge(gated)
+        // The web pages and npm's browser login, with a gate of their own (web.rs).
+        .merge(web::router(state.clone(), trusted_proxies))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

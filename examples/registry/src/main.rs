@@ -29,6 +29,7 @@ mod tfa;
 mod token_api;
 mod users;
 mod visibility;
+mod web;
 
 use config::Config;
 use tokengate::Tokens;
@@ -133,6 +134,7 @@ async fn serve(
     println!("  data: {described}");
     println!("  create a user:    npm adduser --registry={url}");
     println!("  then, e.g.:       npm publish --registry={url}   (from a package's folder)");
+    println!("  tokens on the web: {url}-/web/   (npm login opens it too)");
     println!("  stop it with Ctrl-C");
     server::serve(listener, app, config.limits).await?;
     Ok(())

@@ -105,7 +105,10 @@ struct Urls {
 /// Who may manage tokens: a token with a grant on everything (a session, or a classic
 /// token), of at least `needs`. A token limited to some packages manages nothing, or it
 /// could list and revoke the tokens it was made to be narrower than.
-fn token_manager(who: Option<Authenticated>, needs: Permission) -> Result<Authenticated, ApiError> {
+pub(crate) fn token_manager(
+    who: Option<Authenticated>,
+    needs: Permission,
+) -> Result<Authenticated, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
     match who.grants().on_everything() {
         Some(permission) if permission >= needs => Ok(who),
@@ -163,7 +166,7 @@ pub struct CreateRequest {
 }
 
 /// The options a create request asks for, or what is wrong with it.
-fn options(request: &CreateRequest) -> Result<NewToken, ApiError> {
+pub(crate) fn options(request: &CreateRequest) -> Result<NewToken, ApiError> {
     for (field, value) in [
         ("orgs", &request.orgs),
         ("orgs_permission", &request.orgs_permission),

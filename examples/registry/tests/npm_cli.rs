@@ -957,7 +957,8 @@ async fn two_factor_authentication_through_the_real_npm_cli() {
     )
     .await;
 
-    // `npm login` asks for a code at its prompt; a recovery code logs in once, never again.
+    // `npm login` (the password login; its web login is in tests/browser.rs) asks for a code
+    // at its prompt; a recovery code logs in once, never again.
     let login_answers = |code: &str| {
         [
             ("Username:", Answer::Text("alice".to_owned())),
@@ -970,7 +971,7 @@ async fn two_factor_authentication_through_the_real_npm_cli() {
     let (ok, seen) = npm
         .interactive(
             &fresh_config,
-            "npm login",
+            "npm login --auth-type=legacy",
             &login_answers(&recovery[0]),
             None,
         )
@@ -980,7 +981,7 @@ async fn two_factor_authentication_through_the_real_npm_cli() {
     let (ok, seen) = npm
         .interactive(
             &fresh_config,
-            "npm login",
+            "npm login --auth-type=legacy",
             &login_answers(&recovery[0]),
             None,
         )
@@ -1209,7 +1210,12 @@ async fn the_rest_of_what_npm_asks() {
         ("Password:", Answer::Text(PASSWORD.to_owned())),
     ];
     let (ok, seen) = alice
-        .interactive(&other_session, "npm login", &answers, None)
+        .interactive(
+            &other_session,
+            "npm login --auth-type=legacy",
+            &answers,
+            None,
+        )
         .await;
     assert!(ok, "{seen}");
     alice.ok(&other_session, here, &["whoami"]).await;

@@ -1,0 +1,1317 @@
+//! The registry's web pages: log in and out, the Tokens page, creating and revoking tokens,
+//! and npm's browser login (`POST /-/v1/login`, then polling `doneUrl`).
+//!
+//! Server-rendered HTML (maud), no JavaScript but the copy button's. The session is a
+//! session token in an `HttpOnly`, `SameSite=Strict` cookie that only `/-/web/` pages get;
+//! the gate reads it ([`TokenAuthLayer::cookie_token`]) and refuses every write that does
+//! not come from these pages. What a person types is kept on a form sent back with an
+//! error, except passwords and one-time passwords, which never appear in a page.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Deserialize;
+use tokengate::store::Page;
+use tokengate::{
+    Authenticated, CidrList, NewToken, Permission, Reason, ResourcePattern, SecondFactor,
+    TokenAuthLayer, TokenListing,
+};
+use zeroize::Zeroizing;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::{tfa, token_api, users};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "tg_session";
+/// Where the pages live; the cookie is sent to nothing else.
+const BASE: &str = "/-/web";
+/// Tokens per page of the Tokens page.
+const PER_PAGE: u64 = 20;
+/// How long a new token waits to be shown, and a browser login for npm to be finished.
+const ONE_SHOT_TTL: Duration = Duration::from_secs(600);
+/// Most waiting values of each kind (shown tokens, npm logins) kept at once.
+const MAX_WAITING: usize = 1_000;
+
+/// What the pages keep between requests, in memory.
+#[derive(Default)]
+pub struct WebState {
+    /// New tokens waiting to be shown once, by a random key in the page's address.
+    shown: Mutex<HashMap<String, ShownToken>>,
+    /// npm browser logins, by the id in `loginUrl`.
+    npm: Mutex<HashMap<String, NpmLogin>>,
+}
+
+struct ShownToken {
+    owner: String,
+    token: Zeroizing<String>,
+    id: String,
+    name: String,
+    at: Instant,
+}
+
+struct NpmLogin {
+    /// The id in `doneUrl`, which only npm sees.
+    done: String,
+    /// The session token for npm, once the user has logged in on the page.
+    token: Option<Zeroizing<String>>,
+    at: Instant,
+}
+
+/// A password or one-time password from a form: wiped when dropped, never printed.
+#[derive(Default)]
+pub struct Secret(Zeroizing<String>);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| Secret(Zeroizing::new(text)))
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+fn random_key() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("cannot make a random key", e))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Drops what waited too long, and refuses to keep more than [`MAX_WAITING`].
+fn prune<T>(map: &mut HashMap<String, T>, at: impl Fn(&T) -> Instant) -> Result<(), ApiError> {
+    map.retain(|_, value| at(value).elapsed() < ONE_SHOT_TTL);
+    if map.len() >= MAX_WAITING {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many logins in progress; try again shortly",
+        ));
+    }
+    Ok(())
+}
+
+/// The pages and npm's browser login, to merge into the registry's router.
+pub fn router(state: AppState, trusted_proxies: tokengate::TrustedProxies) -> Router<AppState> {
+    let web = Arc::new(WebState::default());
+    let gate = TokenAuthLayer::new(state.tokens().clone())
+        .cookie_token(COOKIE)
+        .trusted_proxies(trusted_proxies)
+        // As on npm's routes: a client guessing sessions gets refusals, not store lookups.
+        .limit_failures(tokengate::FailureLimit::new(50, Duration::from_secs(60)))
+        .respond_with(|rejection, request| {
+            refused_page(rejection.reason(), request.uri.path().starts_with(BASE))
+        });
+    let signed_in = Router::new()
+        .route("/-/web/tokens", get(tokens_page))
+        .route("/-/web/tokens/new", get(new_page).post(create))
+        .route("/-/web/tokens/created/{key}", get(created_page))
+        .route("/-/web/tokens/{id}/revoke", get(revoke_page).post(revoke))
+        .route("/-/web/logout", post(logout))
+        .route_layer(gate);
+    Router::new()
+        .route("/-/web", get(|| async { redirect("/-/web/tokens") }))
+        .route("/-/web/", get(|| async { redirect("/-/web/tokens") }))
+        .route("/-/web/login", get(login_page).post(login))
+        .route("/-/v1/login", post(npm_login))
+        .route("/-/v1/done", get(npm_done))
+        .merge(signed_in)
+        .layer(Extension(web))
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages and responses
+
+/// Headers every page gets: not cached, not framed, no referrer, scripts only inline.
+fn page_response(status: StatusCode, markup: Markup) -> Response {
+    let mut response = (status, markup.into_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    response
+}
+
+fn redirect(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+const STYLE: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;line-height:1.5;margin:0;color:#1a1a1a;background:#fafafa}
+header{background:#233;color:#fff;padding:.5rem 1rem;display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}
+header a,header button{color:#fff}
+header .brand{font-weight:bold;margin-right:auto}
+main{max-width:42rem;margin:0 auto;padding:1rem}
+label{display:block;font-weight:600;margin-top:1rem}
+input[type=text],input[type=password],input[type=number],textarea,select{box-sizing:border-box;width:100%;font:inherit;padding:.4rem;border:1px solid #888;border-radius:4px;background:#fff}
+input[type=radio],input[type=checkbox]{width:1.1rem;height:1.1rem;vertical-align:middle}
+fieldset{border:1px solid #ccc;border-radius:4px;margin-top:1rem}
+fieldset label{display:inline;font-weight:normal;margin:0}
+.hint{color:#555;font-size:.9rem;margin:.1rem 0}
+.error{color:#b00020;font-weight:600;margin:.2rem 0}
+.notice{background:#e8f4ea;border:1px solid #7a7;padding:.5rem;border-radius:4px}
+.warning{background:#fff4e0;border:1px solid #c90;padding:.5rem;border-radius:4px}
+button,.button{font:inherit;padding:.45rem 1rem;margin-top:1rem;border-radius:4px;border:1px solid #233;background:#234;color:#fff;cursor:pointer;text-decoration:none;display:inline-block}
+button.danger{background:#a01;border-color:#a01}
+header button{margin:0;background:none;border:1px solid #fff;padding:.2rem .6rem}
+:focus-visible{outline:3px solid #f90;outline-offset:2px}
+.token{border:1px solid #ccc;background:#fff;border-radius:4px;padding:.5rem 1rem;margin:1rem 0}
+.token h2{font-size:1.1rem;margin:.2rem 0}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.1rem 1rem;margin:.5rem 0}
+dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
+code{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
+#new-token{display:block;font-size:1.05rem;background:#fff;border:2px solid #233;padding:.6rem;margin:.5rem 0}
+nav.pages{display:flex;justify-content:space-between;margin-top:1rem}
+";
+
+/// One page: the header (with the user's links when signed in) and `body`.
+fn layout(title: &str, user: Option<&str>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · tokengate registry" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    span.brand { "tokengate registry" }
+                    @if let Some(user) = user {
+                        a href="/-/web/tokens" { "Tokens" }
+                        a href="/-/web/tokens/new" { "Generate new token" }
+                        span { "Signed in as " strong { (user) } }
+                        form method="post" action="/-/web/logout" style="display:inline" {
+                            button type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+fn message_page(status: StatusCode, title: &str, user: Option<&str>, text: &str) -> Response {
+    let body = html! {
+        p { (text) }
+        p { a href="/-/web/tokens" { "Back to your tokens" } }
+    };
+    page_response(status, layout(title, user, body))
+}
+
+fn api_error_page(user: Option<&str>, error: ApiError) -> Response {
+    message_page(
+        error.status(),
+        "Something went wrong",
+        user,
+        error.message(),
+    )
+}
+
+/// The gate's refusals, for browsers: a cross-site write is a page that says so; an
+/// unusable session sends the browser to log in again; the rest are pages too.
+fn refused_page(reason: Reason, under_web: bool) -> axum::http::Response<axum::body::Bytes> {
+    let (status, location, text) = match reason {
+        Reason::CrossSiteRequest => (StatusCode::FORBIDDEN, None, reason.message()),
+        Reason::StoreUnavailable | Reason::SecondFactorUnavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, None, reason.message())
+        }
+        Reason::ReadOnly | Reason::NotPermitted(_) => {
+            (StatusCode::FORBIDDEN, None, reason.message())
+        }
+        Reason::TooManyFailures => (StatusCode::TOO_MANY_REQUESTS, None, reason.message()),
+        _ if under_web => (StatusCode::SEE_OTHER, Some("/-/web/login"), ""),
+        _ => (StatusCode::UNAUTHORIZED, None, reason.message()),
+    };
+    let markup = match location {
+        Some(_) => String::new(),
+        None => layout(
+            "Refused",
+            None,
+            html! { p.error role="alert" { (text) } p { a href="/-/web/tokens" { "Back to your tokens" } } },
+        )
+        .into_string(),
+    };
+    let mut response = axum::http::Response::new(axum::body::Bytes::from(markup));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(location) = location {
+        headers.insert(LOCATION, HeaderValue::from_static(location));
+        // A session the gate refused is of no more use: forget it.
+        headers.insert(SET_COOKIE, clear_cookie(false));
+    } else {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+    }
+    response
+}
+
+// ---------------------------------------------------------------------------------------
+// Cookies and origins
+
+/// Whether the browser reached us over HTTPS (through a proxy that says so).
+fn over_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"))
+        || headers
+            .get("origin")
+            .is_some_and(|origin| origin.as_bytes().starts_with(b"https://"))
+}
+
+fn session_cookie(token: &str, secure: bool) -> Result<HeaderValue, ApiError> {
+    let secure = if secure { "; Secure" } else { "" };
+    let mut value = HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; Path={BASE}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .map_err(|e| ApiError::internal("cannot set the session cookie", e))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+fn clear_cookie(secure: bool) -> HeaderValue {
+    if secure {
+        HeaderValue::from_static(
+            "tg_session=; Path=/-/web; HttpOnly; SameSite=Strict; Secure; Max-Age=0",
+        )
+    } else {
+        HeaderValue::from_static("tg_session=; Path=/-/web; HttpOnly; SameSite=Strict; Max-Age=0")
+    }
+}
+
+/// `http://<Host>`, the registry's own address as this request reached it, when the Host
+/// header is a plain authority.
+fn own_origin(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(HOST)?.to_str().ok()?;
+    let authority: axum::http::uri::Authority = host.parse().ok()?;
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let scheme = if over_https(headers) { "https" } else { "http" };
+    Some(format!("{scheme}://{authority}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Logging in and out
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    /// A browser login for npm in progress.
+    npm: Option<String>,
+    logged_out: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: Secret,
+    #[serde(default)]
+    otp: Secret,
+    #[serde(default)]
+    npm: String,
+}
+
+/// What the login form shows: what was typed (never the password), and what is wrong.
+#[derive(Default)]
+struct LoginView<'a> {
+    username: &'a str,
+    npm: &'a str,
+    /// The account has 2FA: ask for a code too.
+    ask_code: bool,
+    general: Option<String>,
+    username_error: Option<String>,
+    password_error: Option<String>,
+    otp_error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+fn field_error(id: &str, error: &Option<String>) -> Markup {
+    html! {
+        @if let Some(error) = error {
+            p.error id=(format!("{id}-error")) role="alert" { (error) }
+        }
+    }
+}
+
+fn login_form(view: &LoginView<'_>) -> Response {
+    let title = if view.npm.is_empty() {
+        "Log in"
+    } else {
+        "Log in to npm"
+    };
+    let body = html! {
+        @if let Some(notice) = view.notice { p.notice role="status" { (notice) } }
+        @if !view.npm.is_empty() {
+            p { "The npm command line is waiting for you to log in. Once you have, it receives a session of its own." }
+        }
+        @if let Some(general) = &view.general { p.error #form-error role="alert" { (general) } }
+        form method="post" action="/-/web/login" {
+            input type="hidden" name="npm" value=(view.npm);
+            label for="username" { "User name" }
+            input #username type="text" name="username" value=(view.username)
+                autocomplete="username" autocapitalize="none" spellcheck="false" required
+                autofocus[!view.ask_code] aria-describedby="username-error";
+            (field_error("username", &view.username_error))
+            label for="password" { "Password" }
+            input #password type="password" name="password" autocomplete="current-password" required
+                aria-describedby="password-error";
+            (field_error("password", &view.password_error))
+            @if view.ask_code {
+                label for="otp" { "One-time password" }
+                p.hint #otp-hint { "This account has two-factor authentication: enter the password again and the code from your authenticator app (or a recovery code)." }
+                input #otp type="text" name="otp" inputmode="numeric" autocomplete="one-time-code"
+                    autofocus aria-describedby="otp-hint otp-error";
+                (field_error("otp", &view.otp_error))
+            }
+            button type="submit" { "Log in" }
+        }
+    };
+    let status = if view.general.is_some()
+        || view.username_error.is_some()
+        || view.password_error.is_some()
+        || view.otp_error.is_some()
+    {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    page_response(status, layout(title, None, body))
+}
+
+/// `GET /-/web/login`.
+async fn login_page(Query(query): Query<LoginQuery>) -> Response {
+    let npm = query.npm.unwrap_or_default();
+    login_form(&LoginView {
+        npm: &npm,
+        notice: query.logged_out.map(|_| "You are logged out."),
+        ..LoginView::default()
+    })
+}
+
+/// `POST /-/web/login`: the password (and a code with 2FA) for a session in a cookie; for
+/// a browser login for npm, a second session for npm.
+async fn login(
+    State(state): State<AppState>,
+    Extension(web): Extension<Arc<WebState>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    // Logging in changes who the browser is: it too must come from these pages.
+    if !tokengate::same_origin(&headers, &[]) {
+        return message_page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            None,
+            Reason::CrossSiteRequest.message(),
+        );
+    }
+    let mut view = LoginView {
+        username: form.username.trim(),
+        npm: &form.npm,
+        ..LoginView::default()
+    };
+    if view.username.is_empty() {
+        view.username_error = Some("user name is required".into());
+    } else if !users::valid_username(view.username) {
+        view.username_error = Some(
+            "invalid user name: use lower-case letters, digits, '-', '.' and '_' (at most 214)"
+                .into(),
+        );
+    }
+    if form.password.is_empty() {
+        view.password_error = Some("password is required".into());
+    }
+    if view.username_error.is_some() || view.password_error.is_some() {
+        return login_form(&view);
+    }
+    match log_in(&state, &web, &mut view, &form, over_https(&headers)).await {
+        Ok(Some(response)) => response,
+        Ok(None) => login_form(&view),
+        Err(error) => api_error_page(None, error),
+    }
+}
+
+/// Checks the login; `Ok(None)` with `view` saying what is wrong, or the response.
+async fn log_in(
+    state: &AppState,
+    web: &WebState,
+    view: &mut LoginView<'_>,
+    form: &LoginForm,
+    secure: bool,
+) -> Result<Option<Response>, ApiError> {
+    let name = view.username.to_owned();
+    let _writing = state.write_lock().await;
+    let user = users::load(state, &name).await?;
+    let Some(mut user) = user else {
+        view.general = Some("incorrect user name or password".into());
+        return Ok(None);
+    };
+    if !state.passwords().check(&user, &form.password, None).await? {
+        view.general = Some("incorrect user name or password".into());
+        return Ok(None);
+    }
+    if user.tfa.as_ref().is_some_and(tfa::Tfa::active) {
+        view.ask_code = true;
+        let code = form.otp.trim();
+        if code.is_empty() {
+            view.otp_error = Some("a one-time password is needed".into());
+            return Ok(None);
+        }
+        match tfa::verify(state, &mut user, Some(code)).await {
+            Ok(_) => {}
+            Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
+                view.otp_error = Some(error.message().to_owned());
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    // A browser login for npm: npm gets a session of its own, through `doneUrl`.
+    let mut npm_done = false;
+    if !form.npm.is_empty() {
+        let waiting = web
+            .npm
+            .lock()
+            .map_err(|_| ApiError::internal("the login table", "poisoned"))?
+            .get(&form.npm)
+            .is_some_and(|login| login.token.is_none() && login.at.elapsed() < ONE_SHOT_TTL);
+        if !waiting {
+            view.general = Some(
+                "this npm login has expired or was already finished: run npm login again".into(),
+            );
+            return Ok(None);
+        }
+        let created = state
+            .tokens()
+            .create(&name, NewToken::session().name("npm web login session"))
+            .await?;
+        if let Ok(mut logins) = web.npm.lock()
+            && let Some(login) = logins.get_mut(&form.npm)
+        {
+            login.token = Some(Zeroizing::new(created.token.expose_secret().to_owned()));
+            npm_done = true;
+        }
+        tracing::info!(user = %name, token_id = %created.listing.id, "npm logged in through the web");
+    }
+    let created = state
+        .tokens()
+        .create(&name, NewToken::session().name("web session"))
+        .await?;
+    let cookie = session_cookie(created.token.expose_secret(), secure)?;
+    tracing::info!(user = %name, token_id = %created.listing.id, "web session started");
+    let mut response = if npm_done {
+        page_response(
+            StatusCode::OK,
+            layout(
+                "npm is logged in",
+                Some(&name),
+                html! {
+                    p.notice role="status" { "npm is now logged in as " strong { (name) } ". You can go back to your terminal and close this page." }
+                    p { a href="/-/web/tokens" { "See your tokens" } }
+                },
+            ),
+        )
+    } else {
+        redirect("/-/web/tokens")
+    };
+    response.headers_mut().insert(SET_COOKIE, cookie);
+    Ok(Some(response))
+}
+
+/// `POST /-/web/logout`: revokes the session and forgets the cookie.
+async fn logout(State(state): State<AppState>, who: Authenticated, headers: HeaderMap) -> Response {
+    if let Err(error) = state
+        .tokens()
+        .revoke_owned(who.owner(), &who.token_id().to_string())
+        .await
+    {
+        return api_error_page(Some(who.owner()), error.into());
+    }
+    tracing::info!(user = who.owner(), token_id = %who.token_id(), "web session ended");
+    let mut response = redirect("/-/web/login?logged_out=1");
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, clear_cookie(over_https(&headers)));
+    response
+}
+
+// ---------------------------------------------------------------------------------------
+// npm's browser login
+
+#[derive(Deserialize, Default)]
+pub struct NpmLoginBody {
+    #[serde(default)]
+    create: bool,
+}
+
+/// `POST /-/v1/login`: where npm's browser login starts; answers `loginUrl` (the page the
+/// user logs in on) and `doneUrl` (what npm polls for its token).
+async fn npm_login(
+    Extension(web): Extension<Arc<WebState>>,
+    headers: HeaderMap,
+    body: Option<Json<NpmLoginBody>>,
+) -> Result<Response, ApiError> {
+    if body.is_some_and(|Json(body)| body.create) {
+        // npm then falls back to the password prompt, which creates accounts.
+        return Err(ApiError::not_found(
+            "accounts are created with `npm adduser` at the password prompt, not on the web",
+        ));
+    }
+    let origin = own_origin(&headers)
+        .ok_or_else(|| ApiError::bad_request("the Host header is not a host name and port"))?;
+    let (login, done) = (random_key()?, random_key()?);
+    {
+        let mut logins = web
+            .npm
+            .lock()
+            .map_err(|_| ApiError::internal("the login table", "poisoned"))?;
+        prune(&mut logins, |login| login.at)?;
+        logins.insert(
+            login.clone(),
+            NpmLogin {
+                done: done.clone(),
+                token: None,
+                at: Instant::now(),
+            },
+        );
+    }
+    Ok(Json(serde_json::json!({
+        "loginUrl": format!("{origin}/-/web/login?npm={login}"),
+        "doneUrl": format!("{origin}/-/v1/done?session={done}"),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    session: String,
+}
+
+/// `GET /-/v1/done?session=…`: 202 with `Retry-After` until the user has logged in, then
+/// 200 with the token, once.
+async fn npm_done(
+    Extension(web): Extension<Arc<WebState>>,
+    Query(query): Query<DoneQuery>,
+) -> Result<Response, ApiError> {
+    let mut logins = web
+        .npm
+        .lock()
+        .map_err(|_| ApiError::internal("the login table", "poisoned"))?;
+    let found = logins
+        .iter()
+        .find(|(_, login)| login.done == query.session && login.at.elapsed() < ONE_SHOT_TTL)
+        .map(|(key, login)| (key.clone(), login.token.is_some()));
+    match found {
+        None => Err(ApiError::not_found(
+            "this login is unknown or has expired: run npm login again",
+        )),
+        Some((_, false)) => {
+            let mut response = (StatusCode::ACCEPTED, Json(serde_json::json!({}))).into_response();
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+        Some((key, true)) => {
+            let login = logins.remove(&key).and_then(|login| login.token);
+            let token = login.ok_or_else(|| ApiError::not_found("this login is unknown"))?;
+            let mut response = Json(serde_json::json!({ "token": token.as_str() })).into_response();
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The Tokens page
+
+fn iso(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// What the token may do, as `npm token list` says it.
+fn access(listing: &TokenListing) -> String {
+    if let Some(permission) = listing.grants.on_everything()
+        && listing.grants.iter().count() == 1
+    {
+        return match permission {
+            Permission::ReadOnly => "read-only".into(),
+            Permission::ReadWrite => "read-write (all packages)".into(),
+            other => other.to_string(),
+        };
+    }
+    listing
+        .grants
+        .iter()
+        .map(|grant| {
+            let on = match &grant.pattern {
+                ResourcePattern::All => "all packages".to_owned(),
+                ResourcePattern::Exact(name) => name.clone(),
+                ResourcePattern::Prefix(prefix) => format!("{}*", prefix),
+                other => other.to_string(),
+            };
+            format!("{on}: {}", grant.permission)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Deserialize)]
+pub struct TokensQuery {
+    page: Option<u64>,
+    revoked: Option<String>,
+}
+
+/// The signed-in user, when the token may manage tokens.
+fn manager(who: Authenticated, needs: Permission) -> Result<Authenticated, ApiError> {
+    token_api::token_manager(Some(who), needs)
+}
+
+/// `GET /-/web/tokens?page=N`: newest first, [`PER_PAGE`] a page.
+async fn tokens_page(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Query(query): Query<TokensQuery>,
+) -> Response {
+    let owner = who.owner().to_owned();
+    match tokens_markup(&state, who, &query).await {
+        Ok(markup) => page_response(StatusCode::OK, layout("Your tokens", Some(&owner), markup)),
+        Err(error) => api_error_page(Some(&owner), error),
+    }
+}
+
+async fn tokens_markup(
+    state: &AppState,
+    who: Authenticated,
+    query: &TokensQuery,
+) -> Result<Markup, ApiError> {
+    let who = manager(who, Permission::ReadOnly)?;
+    let total = state
+        .tokens()
+        .list(who.owner(), Page::first(1))
+        .await?
+        .total;
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    let number = query.page.unwrap_or(0).min(pages - 1);
+    // The store lists oldest first: page N, newest first, is a slice from the end.
+    let end = total.saturating_sub(number * PER_PAGE);
+    let start = end.saturating_sub(PER_PAGE);
+    let mut listed = state
+        .tokens()
+        .list(
+            who.owner(),
+            Page {
+                offset: start,
+                limit: (end - start) as u32,
+            },
+        )
+        .await?
+        .tokens;
+    listed.reverse();
+    Ok(html! {
+        @if let Some(id) = &query.revoked {
+            p.notice role="status" { "Token " code { (id) } " was revoked." }
+        }
+        p {
+            "Tokens you make here and with " code { "npm token create" } " are the same tokens: each list shows both. "
+            a.button href="/-/web/tokens/new" { "Generate new token" }
+        }
+        p { (total) " token" @if total != 1 { "s" } @if pages > 1 { ", page " (number + 1) " of " (pages) } "." }
+        @for listing in &listed {
+            section.token aria-labelledby=(format!("t-{}", listing.id)) {
+                h2 id=(format!("t-{}", listing.id)) { (listing.name.as_deref().unwrap_or("(unnamed)")) }
+                dl {
+                    dt { "Token" } dd { code { (listing.token_prefix) "…" } }
+                    dt { "ID" } dd { code.token-id { (listing.id) } }
+                    @if let Some(description) = &listing.description {
+                        dt { "Description" } dd { (description) }
+                    }
+                    dt { "Created" } dd { (iso(listing.created_at)) }
+                    dt { "Last used" } dd { (listing.last_used_at.map_or("never".to_owned(), iso)) }
+                    dt { "Expires" } dd { (listing.expires_at.map_or("never".to_owned(), iso)) }
+                    dt { "Access" } dd { (access(listing)) }
+                    dt { "CIDR" } dd {
+                        @if listing.cidr.is_empty() { "any address" } @else { (listing.cidr.to_strings().join(", ")) }
+                    }
+                    @if listing.second_factor == SecondFactor::Bypassed {
+                        dt { "2FA" } dd { "bypassed" }
+                    }
+                }
+                a href=(format!("/-/web/tokens/{}/revoke", listing.id)) aria-label=(format!("Revoke token {}", listing.id)) { "Revoke…" }
+            }
+        }
+        @if pages > 1 {
+            nav.pages aria-label="Pages" {
+                @if number > 0 { a href=(format!("/-/web/tokens?page={}", number - 1)) rel="prev" { "← Newer" } } @else { span {} }
+                @if number + 1 < pages { a href=(format!("/-/web/tokens?page={}", number + 1)) rel="next" { "Older →" } }
+            }
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Generating a token
+
+#[derive(Deserialize, Default)]
+pub struct CreateForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// `read-only`, `read-write` or `granular`.
+    #[serde(default)]
+    permission: String,
+    #[serde(default)]
+    packages: String,
+    #[serde(default)]
+    scopes: String,
+    /// For granular tokens: `read-only` or `read-write`.
+    #[serde(default)]
+    granular_permission: String,
+    #[serde(default)]
+    cidr: String,
+    #[serde(default)]
+    expires: String,
+    #[serde(default)]
+    bypass_2fa: Option<String>,
+    #[serde(default)]
+    password: Secret,
+    #[serde(default)]
+    otp: Secret,
+}
+
+/// Errors by field name (`general` for the form as a whole).
+type Errors = std::collections::BTreeMap<&'static str, String>;
+
+/// Which field an error message from the token API is about.
+fn field_of(message: &str) -> &'static str {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("cidr") {
+        "cidr"
+    } else if lower.starts_with("expires") || lower.contains("expiry") {
+        "expires"
+    } else if lower.starts_with("packages_and_scopes") || lower.starts_with("readonly") {
+        "permission"
+    } else if lower.starts_with("packages") || lower.contains("cover no package") {
+        "packages"
+    } else if lower.starts_with("scopes") {
+        "scopes"
+    } else if lower.contains("one-time password") || lower.contains("recovery code") {
+        "otp"
+    } else if lower.contains("password") {
+        "password"
+    } else if lower.starts_with("invalid name") {
+        "name"
+    } else if lower.starts_with("invalid description") {
+        "description"
+    } else {
+        "general"
+    }
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split([',', ' ', '\n', '\r', '\t'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The request `npm token create` would send for this form.
+fn create_request(form: &CreateForm, errors: &mut Errors) -> serde_json::Value {
+    let mut request = serde_json::Map::new();
+    let name = form.name.trim();
+    if !name.is_empty() {
+        request.insert("name".into(), name.into());
+    }
+    let description = form.description.trim();
+    if !description.is_empty() {
+        request.insert("description".into(), description.into());
+    }
+    match form.permission.as_str() {
+        "read-only" => {
+            request.insert("readonly".into(), true.into());
+        }
+        "read-write" | "" => {}
+        "granular" => {
+            request.insert("packages".into(), split_list(&form.packages).into());
+            request.insert("scopes".into(), split_list(&form.scopes).into());
+            let permission = match form.granular_permission.as_str() {
+                "" => "read-only",
+                other => other,
+            };
+            request.insert("packages_and_scopes_permission".into(), permission.into());
+        }
+        _ => {
+            errors.insert(
+                "permission",
+                "choose read-only, read-write or granular".into(),
+            );
+        }
+    }
+    let cidr = split_list(&form.cidr);
+    if !cidr.is_empty() {
+        request.insert("cidr_whitelist".into(), cidr.into());
+    }
+    let expires = form.expires.trim();
+    if !expires.is_empty() {
+        match expires.parse::<i64>() {
+            Ok(days) => {
+                request.insert("expires".into(), days.into());
+            }
+            Err(_) => {
+                errors.insert(
+                    "expires",
+                    "expires is a number of days from 1 to 3650".into(),
+                );
+            }
+        }
+    }
+    if form.bypass_2fa.is_some() {
+        request.insert("bypass_2fa".into(), true.into());
+    }
+    serde_json::Value::Object(request)
+}
+
+/// `GET /-/web/tokens/new`.
+async fn new_page(State(state): State<AppState>, who: Authenticated) -> Response {
+    let owner = who.owner().to_owned();
+    if let Err(error) = manager(who, Permission::ReadWrite) {
+        return api_error_page(Some(&owner), error);
+    }
+    let ask_code = match has_2fa(&state, &owner).await {
+        Ok(ask) => ask,
+        Err(error) => return api_error_page(Some(&owner), error),
+    };
+    create_form(&owner, &CreateForm::default(), &Errors::new(), ask_code)
+}
+
+async fn has_2fa(state: &AppState, owner: &str) -> Result<bool, ApiError> {
+    Ok(users::load(state, owner)
+        .await?
+        .and_then(|user| user.tfa)
+        .is_some_and(|tfa| tfa.active()))
+}
+
+fn create_form(owner: &str, form: &CreateForm, errors: &Errors, ask_code: bool) -> Response {
+    let error = |field: &'static str| field_error(field, &errors.get(field).cloned());
+    let described = |field: &str| format!("{field}-hint {field}-error");
+    let permission = match form.permission.as_str() {
+        "" => "read-write",
+        other => other,
+    };
+    let granular = match form.granular_permission.as_str() {
+        "" => "read-only",
+        other => other,
+    };
+    let body = html! {
+        @if let Some(general) = errors.get("general") { p.error #general-error role="alert" { (general) } }
+        @if !errors.is_empty() {
+            div.error role="alert" {
+                p { "The token was not created:" }
+                ul {
+                    @for (field, message) in errors.iter().filter(|(field, _)| **field != "general") {
+                        li { a href=(format!("#{field}")) { (message) } }
+                    }
+                }
+            }
+        }
+        form method="post" action="/-/web/tokens/new" novalidate {
+            label for="name" { "Name" }
+            p.hint #name-hint { "So you can tell this token from others, such as \"CI deploy\"." }
+            input #name type="text" name="name" value=(form.name) maxlength="200" aria-describedby=(described("name"));
+            (error("name"))
+
+            label for="description" { "Description (optional)" }
+            p.hint #description-hint { "What the token is for." }
+            textarea #description name="description" rows="2" aria-describedby=(described("description")) { (form.description) }
+            (error("description"))
+
+            fieldset #permission aria-describedby="permission-error" {
+                legend { "Permission" }
+                div { input #perm-ro type="radio" name="permission" value="read-only" checked[permission == "read-only"]; " " label for="perm-ro" { "Read-only: install and view every package" } }
+                div { input #perm-rw type="radio" name="permission" value="read-write" checked[permission == "read-write"]; " " label for="perm-rw" { "Read and write: also publish and change every package" } }
+                div { input #perm-granular type="radio" name="permission" value="granular" checked[permission == "granular"]; " " label for="perm-granular" { "Granular: only the packages and scopes below" } }
+                (error("permission"))
+            }
+
+            label for="packages" { "Packages (granular tokens)" }
+            p.hint #packages-hint { "Package names, separated by commas or spaces, such as lodash, @alice/tool." }
+            input #packages type="text" name="packages" value=(form.packages) autocapitalize="none" spellcheck="false" aria-describedby=(described("packages"));
+            (error("packages"))
+
+            label for="scopes" { "Scopes (granular tokens)" }
+            p.hint #scopes-hint { "Scopes, such as @alice: every package in them." }
+            input #scopes type="text" name="scopes" value=(form.scopes) autocapitalize="none" spellcheck="false" aria-describedby=(described("scopes"));
+            (error("scopes"))
+
+            label for="granular_permission" { "Permission on those packages and scopes" }
+            select #granular_permission name="granular_permission" {
+                option value="read-only" selected[granular == "read-only"] { "read-only" }
+                option value="read-write" selected[granular == "read-write"] { "read-write" }
+            }
+
+            label for="cidr" { "Allowed IP ranges (CIDR, optional)" }
+            p.hint #cidr-hint { "The token works only from these addresses, such as 192.0.2.0/24, 2001:db8::/32. Empty: from anywhere." }
+            input #cidr type="text" name="cidr" value=(form.cidr) autocapitalize="none" spellcheck="false" aria-describedby=(described("cidr"));
+            (error("cidr"))
+
+            label for="expires" { "Expires after (days, optional)" }
+            p.hint #expires-hint { "From 1 to 3650. Empty: the registry's default." }
+            input #expires type="number" name="expires" min="1" max="3650" value=(form.expires) aria-describedby=(described("expires"));
+            (error("expires"))
+
+            div style="margin-top:1rem" {
+                input #bypass_2fa type="checkbox" name="bypass_2fa" value="on" checked[form.bypass_2fa.is_some()];
+                " " label for="bypass_2fa" style="display:inline" { "Bypass two-factor authentication (for automation)" }
+            }
+
+            label for="password" { "Your password" }
+            p.hint #password-hint { "Creating a token needs your password, as npm token create does." }
+            input #password type="password" name="password" autocomplete="current-password" aria-describedby=(described("password"));
+            (error("password"))
+
+            @if ask_code {
+                label for="otp" { "One-time password" }
+                p.hint #otp-hint { "The code from your authenticator app." }
+                input #otp type="text" name="otp" inputmode="numeric" autocomplete="one-time-code" aria-describedby=(described("otp"));
+                (error("otp"))
+            }
+            div { button type="submit" { "Generate token" } }
+        }
+    };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    page_response(status, layout("Generate new token", Some(owner), body))
+}
+
+/// `POST /-/web/tokens/new`: the same checks and messages as `npm token create`.
+async fn create(
+    State(state): State<AppState>,
+    Extension(web): Extension<Arc<WebState>>,
+    who: Authenticated,
+    Form(form): Form<CreateForm>,
+) -> Response {
+    let owner = who.owner().to_owned();
+    let who = match manager(who, Permission::ReadWrite) {
+        Ok(who) => who,
+        Err(error) => return api_error_page(Some(&owner), error),
+    };
+    let ask_code = match has_2fa(&state, &owner).await {
+        Ok(ask) => ask,
+        Err(error) => return api_error_page(Some(&owner), error),
+    };
+    let mut errors = Errors::new();
+    let request = create_request(&form, &mut errors);
+    let options = match serde_json::from_value::<token_api::CreateRequest>(request) {
+        Ok(request) => token_api::options(&request).map_err(|e| e.message().to_owned()),
+        Err(error) => Err(format!("invalid request: {error}")),
+    };
+    let options = match options {
+        Ok(options) => Some(options),
+        Err(message) => {
+            errors.entry(field_of(&message)).or_insert(message);
+            None
+        }
+    };
+    // The allow-list is checked before the password and the code are spent.
+    let cidr = split_list(&form.cidr);
+    if let Err(error) = CidrList::parse(&cidr) {
+        errors.entry("cidr").or_insert(error.to_string());
+    }
+    if form.password.is_empty() {
+        errors.insert("password", "password is required to create a token".into());
+    }
+    let Some(options) = options.filter(|_| errors.is_empty()) else {
+        return create_form(&owner, &form, &errors, ask_code);
+    };
+    let created = {
+        let _writing = state.write_lock().await;
+        let result = async {
+            let mut user = users::load(&state, who.owner())
+                .await?
+                .ok_or_else(ApiError::needs_login)?;
+            if !state.passwords().check(&user, &form.password, None).await? {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "incorrect password",
+                ));
+            }
+            let code = Some(form.otp.trim()).filter(|code| !code.is_empty());
+            tfa::verify(&state, &mut user, code).await?;
+            Ok(state.tokens().create(who.owner(), options).await?)
+        }
+        .await;
+        match result {
+            Ok(created) => created,
+            Err(error) if error.status().is_client_error() => {
+                let message = error.message().to_owned();
+                errors.insert(field_of(&message), message);
+                return create_form(&owner, &form, &errors, ask_code);
+            }
+            Err(error) => return api_error_page(Some(&owner), error),
+        }
+    };
+    tracing::info!(user = %owner, token_id = %created.listing.id, "token created on the web");
+    let key = match random_key() {
+        Ok(key) => key,
+        Err(error) => return api_error_page(Some(&owner), error),
+    };
+    let shown = ShownToken {
+        owner: owner.clone(),
+        token: Zeroizing::new(created.token.expose_secret().to_owned()),
+        id: created.listing.id.to_string(),
+        name: created
+            .listing
+            .name
+            .clone()
+            .unwrap_or_else(|| "(unnamed)".into()),
+        at: Instant::now(),
+    };
+    match web.shown.lock() {
+        Ok(mut waiting) => {
+            if let Err(error) = prune(&mut waiting, |shown| shown.at) {
+                return api_error_page(Some(&owner), error);
+            }
+            waiting.insert(key.clone(), shown);
+        }
+        Err(_) => {
+            return api_error_page(
+                Some(&owner),
+                ApiError::internal("the token table", "poisoned"),
+            );
+        }
+    }
+    // After the POST, a page of its own that shows the token once: a reload finds it gone.
+    redirect(&format!("/-/web/tokens/created/{key}"))
+}
+
+/// `GET /-/web/tokens/created/<key>`: the new token, the one time it is shown.
+async fn created_page(
+    Extension(web): Extension<Arc<WebState>>,
+    who: Authenticated,
+    Path(key): Path<String>,
+) -> Response {
+    let owner = who.owner();
+    let shown = web.shown.lock().ok().and_then(|mut waiting| {
+        match waiting.get(&key) {
+            Some(shown) if shown.owner == owner && shown.at.elapsed() < ONE_SHOT_TTL => {}
+            _ => return None,
+        }
+        waiting.remove(&key)
+    });
+    let Some(shown) = shown else {
+        return message_page(
+            StatusCode::GONE,
+            "Token already shown",
+            Some(owner),
+            "A new token is shown once, and this one has been (or the page is too old). If you \
+             did not copy it, revoke it on the Tokens page and generate another.",
+        );
+    };
+    let body = html! {
+        p.warning role="alert" {
+            strong { "Copy your token now." } " It will not be shown again: the registry keeps only a digest of it."
+        }
+        p { "Token " strong { (shown.name) } " (ID " code { (shown.id) } "):" }
+        p #new-token-label { strong { "Your new token" } }
+        code #new-token tabindex="0" aria-labelledby="new-token-label" { (shown.token.as_str()) }
+        button #copy type="button" { "Copy to clipboard" }
+        span #copied role="status" aria-live="polite" {}
+        p { "Use it with npm, for example in " code { ".npmrc" } ": " code { "//registry/:_authToken=<token>" } "." }
+        p { a href="/-/web/tokens" { "Back to your tokens" } }
+        script { (PreEscaped(COPY_SCRIPT)) }
+    };
+    page_response(StatusCode::OK, layout("Your new token", Some(owner), body))
+}
+
+const COPY_SCRIPT: &str = "document.getElementById('copy').addEventListener('click',function(){\
+var t=document.getElementById('new-token').textContent,s=document.getElementById('copied');\
+function done(){s.textContent='Copied.';}\
+if(navigator.clipboard){navigator.clipboard.writeText(t).then(done,function(){s.textContent='Select the token and copy it.';});}\
+else{var r=document.createRange();r.selectNodeContents(document.getElementById('new-token'));var w=getSelection();w.removeAllRanges();w.addRange(r);s.textContent='Selected: press Ctrl+C.';}});";
+
+// ---------------------------------------------------------------------------------------
+// Revoking a token
+
+/// The owner's live token with this id, if any.
+async fn find(state: &AppState, owner: &str, id: &str) -> Result<Option<TokenListing>, ApiError> {
+    let mut offset = 0;
+    loop {
+        let page = state
+            .tokens()
+            .list(
+                owner,
+                Page {
+                    offset,
+                    limit: Page::MAX_LIMIT,
+                },
+            )
+            .await?;
+        if let Some(found) = page.tokens.iter().find(|t| t.id.to_string() == id) {
+            return Ok(Some(found.clone()));
+        }
+        offset += page.tokens.len() as u64;
+        if page.tokens.is_empty() || offset >= page.total {
+            return Ok(None);
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct RevokeForm {
+    #[serde(default)]
+    otp: Secret,
+}
+
+fn revoke_form(
+    owner: &str,
+    listing: &TokenListing,
+    ask_code: bool,
+    otp_error: Option<String>,
+) -> Response {
+    let body = html! {
+        p { "Revoke this token? Anything that uses it, npm included, is refused from the next request on. This cannot be undone." }
+        dl {
+            dt { "Name" } dd { (listing.name.as_deref().unwrap_or("(unnamed)")) }
+            dt { "Token" } dd { code { (listing.token_prefix) "…" } }
+            dt { "ID" } dd { code { (listing.id) } }
+            dt { "Access" } dd { (access(listing)) }
+        }
+        form method="post" action=(format!("/-/web/tokens/{}/revoke", listing.id)) {
+            @if ask_code {
+                label for="otp" { "One-time password" }
+                p.hint #otp-hint { "The code from your authenticator app." }
+                input #otp type="text" name="otp" inputmode="numeric" autocomplete="one-time-code" aria-describedby="otp-hint otp-error";
+                (field_error("otp", &otp_error))
+            }
+            button.danger type="submit" { "Revoke token" }
+            " "
+            a.button href="/-/web/tokens" style="background:#fff;color:#234" { "Cancel" }
+        }
+    };
+    let status = if otp_error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    page_response(status, layout("Revoke token", Some(owner), body))
+}
+
+/// `GET /-/web/tokens/<id>/revoke`: asks to confirm.
+async fn revoke_page(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(id): Path<String>,
+) -> Response {
+    let owner = who.owner().to_owned();
+    let found = async {
+        manager(who, Permission::ReadWrite)?;
+        let listing = find(&state, &owner, &id).await?;
+        Ok::<_, ApiError>((listing, has_2fa(&state, &owner).await?))
+    }
+    .await;
+    match found {
+        Ok((Some(listing), ask_code)) => revoke_form(&owner, &listing, ask_code, None),
+        Ok((None, _)) => message_page(
+            StatusCode::NOT_FOUND,
+            "No such token",
+            Some(&owner),
+            "token not found: it may have been revoked already",
+        ),
+        Err(error) => api_error_page(Some(&owner), error),
+    }
+}
+
+/// `POST /-/web/tokens/<id>/revoke`: revokes, with a code when the account has 2FA (as
+/// `npm token revoke` asks for one).
+async fn revoke(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(id): Path<String>,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    let owner = who.owner().to_owned();
+    let result = async {
+        let who = manager(who, Permission::ReadWrite)?;
+        let Some(listing) = find(&state, &owner, &id).await? else {
+            return Ok(Err(None));
+        };
+        let _writing = state.write_lock().await;
+        let mut user = users::load(&state, who.owner())
+            .await?
+            .ok_or_else(ApiError::needs_login)?;
+        let code = Some(form.otp.trim()).filter(|code| !code.is_empty());
+        match tfa::verify(&state, &mut user, code).await {
+            Ok(_) => {}
+            Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
+                return Ok(Err(Some((listing, error.message().to_owned()))));
+            }
+            Err(error) => return Err(error),
+        }
+        let revoked = state.tokens().revoke_owned(who.owner(), &id).await?;
+        Ok(Ok(revoked))
+    }
+    .await;
+    match result {
+        Ok(Ok(true)) => {
+            tracing::info!(user = %owner, token_id = %id, "token revoked on the web");
+            redirect(&format!("/-/web/tokens?revoked={id}"))
+        }
+        Ok(Ok(false)) | Ok(Err(None)) => message_page(
+            StatusCode::NOT_FOUND,
+            "No such token",
+            Some(&owner),
+            "token not found: it may have been revoked already",
+        ),
+        Ok(Err(Some((listing, message)))) => revoke_form(&owner, &listing, true, Some(message)),
+        Err(error) => api_error_page(Some(&owner), error),
+    }
+}

@@ -1,0 +1,669 @@
+//! The registry's web pages in a real browser: headless Chromium driven through WebDriver
+//! (chromedriver, fantoccini), with the real npm CLI using what the pages make.
+//!
+//! Runs when `TOKENGATE_REQUIRE_BROWSER=1` (as `.ci/run` sets it), and then fails loudly if
+//! Chromium, chromedriver or npm is missing; otherwise says plainly that it skipped. Saves a
+//! screenshot of each page under `target/screenshots/`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use support::registry::{Registry, http};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn program(env: &str, default: &str) -> PathBuf {
+    std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from)
+}
+
+fn chromium() -> PathBuf {
+    program("TOKENGATE_CHROMIUM", "/usr/bin/chromium")
+}
+
+fn chromedriver() -> PathBuf {
+    program("TOKENGATE_CHROMEDRIVER", "/usr/bin/chromedriver")
+}
+
+fn runs(program: &Path, arg: &str) -> bool {
+    std::process::Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Whether to run: only with `TOKENGATE_REQUIRE_BROWSER=1`, and then everything must be here.
+fn browser_ready() -> bool {
+    if std::env::var("TOKENGATE_REQUIRE_BROWSER").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED: the browser tests run with TOKENGATE_REQUIRE_BROWSER=1 (and Debian's \
+             chromium, chromium-driver and npm installed)"
+        );
+        return false;
+    }
+    for (path, what) in [
+        (chromium(), "chromium (apt-get install chromium)"),
+        (
+            chromedriver(),
+            "chromedriver (apt-get install chromium-driver)",
+        ),
+        (PathBuf::from("npm"), "npm"),
+    ] {
+        assert!(
+            runs(&path, "--version"),
+            "TOKENGATE_REQUIRE_BROWSER=1 but {} does not run: install {what}",
+            path.display()
+        );
+    }
+    true
+}
+
+fn screenshots_dir() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is <target>/tmp.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Chromium under chromedriver, on loopback, with a profile of its own.
+struct Browser {
+    client: Client,
+    _driver: Child,
+    _profile: tempfile::TempDir,
+    shots: PathBuf,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = free_port().await;
+        let driver = Command::new(chromedriver())
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": chromium(),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=412,915",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&url)
+            .await
+            .expect("chromedriver starts a Chromium session");
+        Self {
+            client,
+            _driver: driver,
+            _profile: profile,
+            shots: screenshots_dir(),
+        }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    async fn shot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn fill(&self, id: &str, text: &str) {
+        let field = self
+            .client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("no field #{id}: {e}"));
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("nothing matches {css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Submits the page's main form.
+    async fn submit(&self) {
+        self.click("main form button[type=submit]").await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("nothing matches {css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn value(&self, id: &str) -> String {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    async fn source(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    /// Waits until the page's heading says `heading`.
+    async fn wait_heading(&self, heading: &str) {
+        for _ in 0..100 {
+            if let Ok(h1) = self.client.find(Locator::Css("h1")).await
+                && h1.text().await.is_ok_and(|text| text == heading)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the page never said {heading:?}: {}",
+            self.text("body").await
+        );
+    }
+
+    async fn log_in(&self, registry: &str, user: &str) {
+        self.goto(&format!("{registry}-/web/login")).await;
+        self.fill("username", user).await;
+        self.fill("password", PASSWORD).await;
+        self.submit().await;
+        self.wait_heading("Your tokens").await;
+    }
+
+    /// Fills and submits the Generate form; `fields` are (id, text) and `choose` the ids
+    /// of radio buttons and check boxes to click.
+    async fn generate(&self, registry: &str, fields: &[(&str, &str)], choose: &[&str]) {
+        self.goto(&format!("{registry}-/web/tokens/new")).await;
+        for (id, text) in fields {
+            self.fill(id, text).await;
+        }
+        for id in choose {
+            self.click(&format!("#{id}")).await;
+        }
+        self.fill("password", PASSWORD).await;
+        self.submit().await;
+    }
+
+    /// The token on the page that shows a new one.
+    async fn shown_token(&self) -> String {
+        self.wait_heading("Your new token").await;
+        let token = self.text("#new-token").await;
+        assert!(token.starts_with("npm_"), "{token}");
+        token
+    }
+}
+
+/// A sandbox for npm: its own home, cache and config files.
+struct Npm {
+    root: PathBuf,
+    registry: String,
+}
+
+impl Npm {
+    fn config_with(&self, name: &str, token: &str) -> PathBuf {
+        let path = self.root.join(format!("{name}.npmrc"));
+        let host = self.registry.trim_start_matches("http:");
+        std::fs::write(&path, format!("{host}:_authToken={token}\n")).unwrap();
+        path
+    }
+
+    fn command(&self, config: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new("npm");
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.root.join("home"))
+            .env("npm_config_userconfig", config)
+            .env("npm_config_cache", self.root.join("cache"))
+            .env("npm_config_registry", &self.registry)
+            .env("npm_config_update_notifier", "false")
+            .env("npm_config_audit", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_color", "false")
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run(&self, config: &Path, args: &[&str]) -> (bool, String) {
+        let output = tokio::time::timeout(
+            Duration::from_secs(120),
+            self.command(config, args).output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("npm {args:?} took over 120 s"))
+        .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+}
+
+/// A user made with the CouchDB login npm uses; answers its session token.
+async fn add_user(registry: &Registry, user: &str) -> String {
+    let body = serde_json::json!({ "name": user, "password": PASSWORD, "email": format!("{user}@example.com") });
+    let reply = http(
+        registry.addr,
+        "PUT",
+        &format!("/-/user/org.couchdb.user:{user}"),
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()["token"].as_str().unwrap().to_owned()
+}
+
+/// Turns on 2FA (auth-only) for the user whose session this is; answers the secret.
+async fn enable_2fa(
+    registry: &Registry,
+    session: &str,
+    last_step: &mut Option<u64>,
+) -> tokengate::TotpSecret {
+    let auth = format!("Bearer {session}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    let begin = serde_json::json!({ "tfa": { "password": PASSWORD, "mode": "auth-only" } });
+    let begun = http(
+        registry.addr,
+        "POST",
+        "/-/npm/v1/user",
+        &headers,
+        begin.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(begun.status, 200, "{}", begun.body);
+    let secret = support::totp_from_url(begun.json()["tfa"].as_str().unwrap());
+    let confirm = serde_json::json!({ "tfa": [support::fresh_code(&secret, last_step).await] });
+    let confirmed = http(
+        registry.addr,
+        "POST",
+        "/-/npm/v1/user",
+        &headers,
+        confirm.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    secret
+}
+
+/// A page on another origin (another port of the same host: the same *site*, so a
+/// `SameSite=Strict` cookie still goes along) that makes the browser post a form to the
+/// registry as soon as it loads.
+async fn forging_site(target: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let page = format!(
+        "<!DOCTYPE html><html><body><form id=f method=post action=\"{target}-/web/tokens/new\">\
+         <input name=name value=forged><input name=permission value=read-write>\
+         <input name=password value=\"{PASSWORD}\"></form>\
+         <script>document.getElementById('f').submit()</script></body></html>"
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let page = page.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_pages_in_a_real_browser() {
+    if !browser_ready() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", data.path()).await;
+    let url = registry.url.clone();
+    let root = tempfile::tempdir().unwrap();
+    for dir in ["home", "cache"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let npm = Npm {
+        root: root.path().to_owned(),
+        registry: url.clone(),
+    };
+    let alice_session = add_user(&registry, "alice").await;
+    let alice_cli = npm.config_with("alice-session", &alice_session);
+    let browser = Browser::start().await;
+
+    // Logging in, without 2FA.
+    browser.goto(&format!("{url}-/web/login")).await;
+    browser.shot("01-login").await;
+    browser.fill("username", "alice").await;
+    browser.fill("password", "not the password").await;
+    browser.submit().await;
+    browser.wait_heading("Log in").await;
+    assert!(
+        browser
+            .text("#form-error")
+            .await
+            .contains("incorrect user name or password")
+    );
+    assert_eq!(
+        browser.value("username").await,
+        "alice",
+        "what was typed is kept"
+    );
+    assert_eq!(
+        browser.value("password").await,
+        "",
+        "a password is never sent back"
+    );
+    browser.log_in(&url, "alice").await;
+    browser.shot("02-tokens-empty").await;
+    let cookie = browser.client.get_named_cookie("tg_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+
+    // A read-only token made on the page, used with npm, listed by npm.
+    browser.goto(&format!("{url}-/web/tokens/new")).await;
+    browser.shot("03-new-token-form").await;
+    browser
+        .generate(&url, &[("name", "web read-only")], &["perm-ro"])
+        .await;
+    let read_only = browser.shown_token().await;
+    browser.shot("04-token-shown-once").await;
+    assert!(
+        browser
+            .text(".warning")
+            .await
+            .contains("It will not be shown again")
+    );
+    browser.client.refresh().await.unwrap();
+    browser.wait_heading("Token already shown").await;
+    assert!(!browser.source().await.contains(&read_only));
+    browser.shot("05-token-not-shown-again").await;
+    let read_only_cli = npm.config_with("read-only", &read_only);
+    let (ok, said) = npm.run(&read_only_cli, &["whoami"]).await;
+    assert!(ok && said.contains("alice"), "{said}");
+    let (ok, listed) = npm.run(&alice_cli, &["token", "list"]).await;
+    assert!(ok && listed.contains("web read-only"), "{listed}");
+
+    // An invalid CIDR entry: the CLI's message next to the field, what was typed kept.
+    browser
+        .generate(
+            &url,
+            &[("name", "bad cidr"), ("cidr", "10.0.0.0/8, 10.1.2.3/99")],
+            &[],
+        )
+        .await;
+    browser.wait_heading("Generate new token").await;
+    let error = browser.text("#cidr-error").await;
+    assert_eq!(
+        error,
+        "CIDR whitelist contains invalid CIDR entry: 10.1.2.3/99"
+    );
+    assert_eq!(browser.value("cidr").await, "10.0.0.0/8, 10.1.2.3/99");
+    assert_eq!(browser.value("name").await, "bad cidr");
+    assert!(
+        browser
+            .text("main .error")
+            .await
+            .contains("invalid CIDR entry")
+    );
+    browser.shot("06-invalid-cidr-summary").await;
+    // The summary links to the field, for keyboards and small screens.
+    browser.click("main .error a[href='#cidr']").await;
+    browser.shot("06-invalid-cidr-field").await;
+
+    // A CIDR token: npm is refused from outside its range (this is 127.0.0.1).
+    browser
+        .generate(
+            &url,
+            &[("name", "web cidr"), ("cidr", "10.0.0.0/8")],
+            &["perm-rw"],
+        )
+        .await;
+    let cidr_token = browser.shown_token().await;
+    let cidr_cli = npm.config_with("cidr", &cidr_token);
+    let (ok, said) = npm.run(&cidr_cli, &["whoami"]).await;
+    assert!(!ok && said.contains("IP address"), "{said}");
+
+    // The list: newest first, as npm token list shows tokens.
+    browser.goto(&format!("{url}-/web/tokens")).await;
+    let page = browser.text("main").await;
+    let (newest, older) = (
+        page.find("web cidr").unwrap(),
+        page.find("web read-only").unwrap(),
+    );
+    assert!(newest < older, "newest first: {page}");
+    assert!(
+        page.contains("10.0.0.0/8") && page.contains("read-only"),
+        "{page}"
+    );
+    assert!(!page.contains(&read_only) && !page.contains(&cidr_token));
+    browser.shot("07-tokens").await;
+
+    // Revoked on the page, after a confirmation: npm is refused.
+    let read_only_id = token_id(&npm, &alice_cli, "web read-only").await;
+    browser
+        .click(&format!("a[href='/-/web/tokens/{read_only_id}/revoke']"))
+        .await;
+    browser.wait_heading("Revoke token").await;
+    browser.shot("08-revoke-confirm").await;
+    browser.submit().await;
+    browser.wait_heading("Your tokens").await;
+    assert!(browser.text(".notice").await.contains("was revoked"));
+    assert!(!browser.text("main").await.contains("web read-only"));
+    browser.shot("09-revoked").await;
+    let (ok, said) = npm.run(&read_only_cli, &["whoami"]).await;
+    assert!(!ok, "a token revoked on the page still works: {said}");
+
+    // Revoked with the CLI: gone from the page on reload.
+    let cidr_id = token_id(&npm, &alice_cli, "web cidr").await;
+    let (ok, said) = npm.run(&alice_cli, &["token", "revoke", &cidr_id]).await;
+    assert!(ok, "{said}");
+    browser.client.refresh().await.unwrap();
+    browser.wait_heading("Your tokens").await;
+    assert!(!browser.text("main").await.contains(&cidr_id));
+
+    // A forged cross-site POST (another port: same site, so the cookie goes along) is
+    // refused by the gate, and makes nothing.
+    let forger = forging_site(url.clone()).await;
+    browser.goto(&forger).await;
+    browser.wait_heading("Refused").await;
+    assert!(browser.text("main").await.contains("cross-site"));
+    browser.shot("10-cross-site-refused").await;
+    let (ok, listed) = npm.run(&alice_cli, &["token", "list"]).await;
+    assert!(ok && !listed.contains("forged"), "{listed}");
+    // And without a browser: the session cookie, no Origin, no Sec-Fetch-Site.
+    let cookie_header = format!("tg_session={}", cookie.value());
+    let forged = http(
+        registry.addr,
+        "POST",
+        "/-/web/tokens/new",
+        &[
+            ("cookie", cookie_header.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        format!("name=forged&password={PASSWORD}").as_bytes(),
+    )
+    .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    // Logging out revokes the session: the cookie's token is refused from then on.
+    browser.goto(&format!("{url}-/web/tokens")).await;
+    browser.click("header button[type=submit]").await;
+    browser.wait_heading("Log in").await;
+    let after = http(
+        registry.addr,
+        "GET",
+        "/-/web/tokens",
+        &[("cookie", cookie_header.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(after.status, 303);
+    assert_eq!(after.header("location"), Some("/-/web/login"));
+
+    // npm login (npm 11's web login): npm prints the URL, the user logs in on the page,
+    // npm receives a session token.
+    let login_config = root.path().join("web-login.npmrc");
+    std::fs::write(&login_config, "").unwrap();
+    let mut login = npm
+        .command(&login_config, &["login"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
+    let login_url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(at) = line.find("http") {
+                let found = line[at..].trim().to_owned();
+                if found.contains("/-/web/login?npm=") {
+                    return found;
+                }
+            }
+        }
+        panic!("npm login printed no login URL")
+    })
+    .await
+    .expect("npm login prints its URL within 60 s");
+    browser.goto(&login_url).await;
+    browser.wait_heading("Log in to npm").await;
+    browser.shot("11-npm-login").await;
+    browser.fill("username", "alice").await;
+    browser.fill("password", PASSWORD).await;
+    browser.submit().await;
+    browser.wait_heading("npm is logged in").await;
+    browser.shot("12-npm-logged-in").await;
+    let status = tokio::time::timeout(Duration::from_secs(60), login.wait())
+        .await
+        .expect("npm login finishes within 60 s after the page")
+        .unwrap();
+    let mut rest = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        rest.push_str(&line);
+    }
+    assert!(status.success(), "npm login failed: {rest}");
+    let saved = std::fs::read_to_string(&login_config).unwrap();
+    assert!(saved.contains(":_authToken=npm_"), "{saved}");
+    let (ok, said) = npm.run(&login_config, &["whoami"]).await;
+    assert!(ok && said.contains("alice"), "{said}");
+
+    // Logging in with 2FA: the password, then a one-time password.
+    let bob_session = add_user(&registry, "bob").await;
+    let mut last_step = None;
+    let secret = enable_2fa(&registry, &bob_session, &mut last_step).await;
+    browser.goto(&format!("{url}-/web/login")).await;
+    browser.fill("username", "bob").await;
+    browser.fill("password", PASSWORD).await;
+    browser.submit().await;
+    browser.wait_heading("Log in").await;
+    browser.client.find(Locator::Id("otp")).await.unwrap();
+    assert_eq!(
+        browser.text("#otp-error").await,
+        "a one-time password is needed"
+    );
+    browser.shot("13-login-2fa").await;
+    browser.fill("password", PASSWORD).await;
+    browser.fill("otp", "000000").await;
+    browser.submit().await;
+    browser.wait_heading("Log in").await;
+    assert!(
+        browser
+            .text("#otp-error")
+            .await
+            .contains("one-time password"),
+        "a wrong code is refused next to its field"
+    );
+    browser.fill("password", PASSWORD).await;
+    let code = support::fresh_code(&secret, &mut last_step).await;
+    browser.fill("otp", &code).await;
+    browser.submit().await;
+    browser.wait_heading("Your tokens").await;
+    assert!(browser.text("header").await.contains("bob"));
+
+    browser.client.close().await.unwrap();
+    registry.stop().await;
+}
+
+/// The id `npm token list` shows for the token named `name`.
+async fn token_id(npm: &Npm, config: &Path, name: &str) -> String {
+    let (ok, listed) = npm.run(config, &["token", "list", "--json"]).await;
+    assert!(ok, "{listed}");
+    let start = listed.find('[').unwrap_or(0);
+    let tokens: serde_json::Value = serde_json::from_str(&listed[start..])
+        .unwrap_or_else(|e| panic!("npm token list --json: {e}: {listed}"));
+    tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|token| token["name"] == name)
+        .unwrap_or_else(|| panic!("no token named {name} in {listed}"))["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}

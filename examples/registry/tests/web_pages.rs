@@ -1,0 +1,620 @@
+//! The registry's web pages over plain HTTP (no browser): cookies, same-origin writes,
+//! the create form's checks and messages, showing a token once, paging, revoking, logging
+//! out, and npm's browser login protocol. `tests/browser.rs` drives the same pages in
+//! Chromium.
+
+mod support;
+
+use support::registry::{Registry, Reply, http};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Site {
+    registry: Registry,
+    origin: String,
+    _data: tempfile::TempDir,
+}
+
+impl Site {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let registry = Registry::start("127.0.0.1:0", data.path()).await;
+        let origin = registry.url.trim_end_matches('/').to_owned();
+        Self {
+            registry,
+            origin,
+            _data: data,
+        }
+    }
+
+    /// Creates `user` with npm's CouchDB login; answers the session token.
+    async fn add_user(&self, user: &str) -> String {
+        let body = serde_json::json!({ "name": user, "password": PASSWORD });
+        let reply = http(
+            self.registry.addr,
+            "PUT",
+            &format!("/-/user/org.couchdb.user:{user}"),
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A form POST from the site's own page (`Origin` is the site's) unless `origin` says
+    /// otherwise.
+    async fn post(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+        form: &str,
+    ) -> Reply {
+        let cookie = cookie.map(|c| format!("tg_session={c}"));
+        let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+        if let Some(cookie) = &cookie {
+            headers.push(("cookie", cookie));
+        }
+        if let Some(origin) = origin {
+            headers.push(("origin", origin));
+        }
+        http(self.registry.addr, "POST", path, &headers, form.as_bytes()).await
+    }
+
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        let cookie = cookie.map(|c| format!("tg_session={c}"));
+        let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", c.as_str())).collect();
+        http(self.registry.addr, "GET", path, &headers, b"").await
+    }
+
+    /// Logs in on the page; answers the session in the cookie.
+    async fn log_in(&self, user: &str) -> String {
+        let reply = self
+            .post(
+                "/-/web/login",
+                None,
+                Some(&self.origin),
+                &format!("username={user}&password={}", PASSWORD.replace(' ', "+")),
+            )
+            .await;
+        assert_eq!(reply.status, 303, "{}", reply.body);
+        assert_eq!(reply.header("location"), Some("/-/web/tokens"));
+        let cookie = reply.header("set-cookie").unwrap();
+        assert!(
+            cookie.ends_with("; Path=/-/web; HttpOnly; SameSite=Strict"),
+            "{cookie}"
+        );
+        cookie
+            .strip_prefix("tg_session=")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates a token on the page; answers the created page's address.
+    async fn create(&self, cookie: &str, form: &str) -> Reply {
+        let form = format!("{form}&password={}", PASSWORD.replace(' ', "+"));
+        self.post("/-/web/tokens/new", Some(cookie), Some(&self.origin), &form)
+            .await
+    }
+
+    /// The owner's tokens through npm's API.
+    async fn api_tokens(&self, session: &str) -> Vec<serde_json::Value> {
+        let auth = format!("Bearer {session}");
+        let reply = http(
+            self.registry.addr,
+            "GET",
+            "/-/npm/v1/tokens?perPage=1000",
+            &[("authorization", &auth)],
+            b"",
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["objects"].as_array().unwrap().clone()
+    }
+}
+
+/// The text of the element with this id (its first text node), as the page has it.
+fn field_error(body: &str, field: &str) -> Option<String> {
+    let marker = format!("id=\"{field}-error\" role=\"alert\">");
+    let start = body.find(&marker)? + marker.len();
+    Some(body[start..].split('<').next()?.to_owned())
+}
+
+#[tokio::test]
+async fn logging_in_and_out() {
+    let site = Site::start().await;
+    let session = site.add_user("alice").await;
+
+    // Pages need a session: without one, the login page.
+    let reply = site.get("/-/web/tokens", None).await;
+    assert_eq!(reply.status, 303);
+    assert_eq!(reply.header("location"), Some("/-/web/login"));
+    // npm's own session is a bearer token, and the pages' gate reads cookies only here.
+    let reply = site.get("/-/web/tokens", Some("npm_garbage")).await;
+    assert_eq!(reply.status, 303, "a bad cookie goes to the login page");
+
+    let login = site.get("/-/web/login", None).await;
+    assert_eq!(login.status, 200);
+    for header in [
+        "content-security-policy",
+        "x-frame-options",
+        "referrer-policy",
+    ] {
+        assert!(login.header(header).is_some(), "{header}");
+    }
+    assert_eq!(login.header("cache-control"), Some("no-store"));
+    assert!(login.body.contains("<label for=\"username\">"));
+
+    // Wrong password: said, the name kept, the password never sent back.
+    let reply = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            "username=alice&password=hunter22-secret",
+        )
+        .await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.body.contains("incorrect user name or password"));
+    assert!(reply.body.contains("value=\"alice\""));
+    assert!(!reply.body.contains("hunter22-secret"));
+    // A bad user name is named.
+    let reply = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            "username=Bad%20Name&password=x",
+        )
+        .await;
+    assert!(
+        field_error(&reply.body, "username")
+            .unwrap()
+            .starts_with("invalid user name")
+    );
+    // A login posted from another site is refused.
+    let reply = site
+        .post(
+            "/-/web/login",
+            None,
+            Some("https://evil.example"),
+            "username=alice&password=correct+horse+battery",
+        )
+        .await;
+    assert_eq!(reply.status, 403);
+    assert!(reply.header("set-cookie").is_none());
+
+    // Over HTTPS (behind a proxy that says so), the cookie is Secure.
+    let reply = http(
+        site.registry.addr,
+        "POST",
+        "/-/web/login",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &site.origin.replace("http:", "https:")),
+            ("x-forwarded-proto", "https"),
+        ],
+        b"username=alice&password=correct+horse+battery",
+    )
+    .await;
+    assert!(reply.header("set-cookie").unwrap().contains("; Secure"));
+
+    let cookie = site.log_in("alice").await;
+    let page = site.get("/-/web/tokens", Some(&cookie)).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Signed in as <strong>alice</strong>"));
+    // Web sessions are sessions: never listed.
+    assert!(site.api_tokens(&session).await.is_empty());
+
+    // Logging out: only from the site's pages; it revokes the session.
+    let forged = site.post("/-/web/logout", Some(&cookie), None, "").await;
+    assert_eq!(forged.status, 403);
+    let out = site
+        .post("/-/web/logout", Some(&cookie), Some(&site.origin), "")
+        .await;
+    assert_eq!(out.status, 303);
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let after = site.get("/-/web/tokens", Some(&cookie)).await;
+    assert_eq!(after.status, 303, "a logged-out session is refused");
+}
+
+#[tokio::test]
+async fn creating_tokens_with_the_clis_checks() {
+    let site = Site::start().await;
+    let session = site.add_user("alice").await;
+    let cookie = site.log_in("alice").await;
+
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "permission=read-write&expires=soon",
+            "expires",
+            "expires is a number of days from 1 to 3650",
+        ),
+        (
+            "permission=read-write&expires=9999",
+            "expires",
+            "expires is a number of days from 1 to 3650",
+        ),
+        (
+            "permission=granular&scopes=%40Bad!",
+            "scopes",
+            "scopes: \"@Bad!\" is not a scope such as @alice",
+        ),
+        (
+            "permission=granular",
+            "packages",
+            "the token would cover no package",
+        ),
+        (
+            "permission=read-write&cidr=10.0.0.0/8,300.1.1.1/8",
+            "cidr",
+            "CIDR whitelist contains invalid CIDR entry: 300.1.1.1/8",
+        ),
+        (
+            "permission=sideways",
+            "permission",
+            "choose read-only, read-write or granular",
+        ),
+    ];
+    for (form, field, message) in cases {
+        let reply = site
+            .create(&cookie, &format!("name=%3Cb%3Ekept%3C%2Fb%3E&{form}"))
+            .await;
+        assert_eq!(reply.status, 400, "{form}");
+        let error =
+            field_error(&reply.body, field).unwrap_or_else(|| panic!("{form}: no {field} error"));
+        assert!(
+            error.starts_with(&message.replace('"', "&quot;")),
+            "{form}: {error}"
+        );
+        // What was typed is kept, escaped; the password is not.
+        assert!(
+            reply.body.contains("value=\"&lt;b&gt;kept&lt;/b&gt;\""),
+            "{form}"
+        );
+        assert!(!reply.body.contains(PASSWORD), "{form}");
+    }
+    let reply = site
+        .post(
+            "/-/web/tokens/new",
+            Some(&cookie),
+            Some(&site.origin),
+            "name=x",
+        )
+        .await;
+    assert_eq!(
+        field_error(&reply.body, "password").as_deref(),
+        Some("password is required to create a token")
+    );
+    let reply = site
+        .post(
+            "/-/web/tokens/new",
+            Some(&cookie),
+            Some(&site.origin),
+            "name=x&password=wrong-password",
+        )
+        .await;
+    assert_eq!(
+        field_error(&reply.body, "password").as_deref(),
+        Some("incorrect password")
+    );
+    assert!(
+        site.api_tokens(&session).await.is_empty(),
+        "nothing was made"
+    );
+
+    // A granular token: shown once after a redirect, listed by npm's API as the CLI's are.
+    let reply = site
+        .create(
+            &cookie,
+            "name=deploy&permission=granular&packages=left-pad&scopes=%40alice&granular_permission=read-write&cidr=127.0.0.1%2F32&expires=30&bypass_2fa=on",
+        )
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let shown_at = reply.header("location").unwrap().to_owned();
+    assert!(shown_at.starts_with("/-/web/tokens/created/"));
+    let shown = site.get(&shown_at, Some(&cookie)).await;
+    assert_eq!(shown.status, 200);
+    let token = shown
+        .body
+        .split("id=\"new-token\"")
+        .nth(1)
+        .and_then(|rest| rest.split('>').nth(1))
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert!(token.starts_with("npm_"), "{token}");
+    let again = site.get(&shown_at, Some(&cookie)).await;
+    assert_eq!(again.status, 410);
+    assert!(!again.body.contains(&token));
+    let listed = site.api_tokens(&session).await;
+    assert_eq!(listed.len(), 1);
+    let listed = &listed[0];
+    assert_eq!(listed["name"], "deploy");
+    assert_eq!(listed["packages"], serde_json::json!(["left-pad"]));
+    assert_eq!(listed["scopes"], serde_json::json!(["@alice"]));
+    assert_eq!(listed["packages_and_scopes_permission"], "read-write");
+    assert_eq!(
+        listed["cidr_whitelist"],
+        serde_json::json!(["127.0.0.1/32"])
+    );
+    assert_eq!(listed["bypass_2fa"], true);
+    assert!(listed["expires"].is_string());
+    assert!(token.starts_with(listed["token"].as_str().unwrap()));
+
+    // Another user cannot see it, even with its address.
+    site.add_user("bob").await;
+    let bob = site.log_in("bob").await;
+    let page = site.get("/-/web/tokens", Some(&bob)).await;
+    assert!(!page.body.contains("deploy"));
+
+    // Revoking: a confirmation page, then only a same-origin POST revokes.
+    let id = listed["key"].as_str().unwrap();
+    let confirm = site
+        .get(&format!("/-/web/tokens/{id}/revoke"), Some(&cookie))
+        .await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("Revoke this token?"));
+    let bobs_try = site
+        .post(
+            &format!("/-/web/tokens/{id}/revoke"),
+            Some(&bob),
+            Some(&site.origin),
+            "",
+        )
+        .await;
+    assert_eq!(bobs_try.status, 404);
+    let forged = site
+        .post(
+            &format!("/-/web/tokens/{id}/revoke"),
+            Some(&cookie),
+            Some("http://evil.example"),
+            "",
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(site.api_tokens(&session).await.len(), 1);
+    let revoked = site
+        .post(
+            &format!("/-/web/tokens/{id}/revoke"),
+            Some(&cookie),
+            Some(&site.origin),
+            "",
+        )
+        .await;
+    assert_eq!(revoked.status, 303);
+    assert!(site.api_tokens(&session).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_tokens_page_is_newest_first_and_paged() {
+    let site = Site::start().await;
+    let session = site.add_user("alice").await;
+    let cookie = site.log_in("alice").await;
+    let auth = format!("Bearer {session}");
+    for n in 0..23 {
+        let body = serde_json::json!({ "password": PASSWORD, "name": format!("token-{n:02}") });
+        let reply = http(
+            site.registry.addr,
+            "POST",
+            "/-/npm/v1/tokens",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let names = |body: &str| -> Vec<String> {
+        body.match_indices(">token-")
+            .map(|(at, _)| body[at + 1..at + 9].to_owned())
+            .collect()
+    };
+    let first = site.get("/-/web/tokens", Some(&cookie)).await;
+    assert!(
+        first.body.contains("23 tokens, page 1 of 2."),
+        "{}",
+        first.body
+    );
+    let first_names = names(&first.body);
+    assert_eq!(first_names.len(), 20);
+    assert_eq!(first_names[0], "token-22");
+    assert_eq!(first_names[19], "token-03");
+    assert!(first.body.contains("href=\"/-/web/tokens?page=1\""));
+    let second = site.get("/-/web/tokens?page=1", Some(&cookie)).await;
+    assert_eq!(names(&second.body), ["token-02", "token-01", "token-00"]);
+}
+
+#[tokio::test]
+async fn npm_browser_login_protocol() {
+    let site = Site::start().await;
+    site.add_user("alice").await;
+    let start = http(
+        site.registry.addr,
+        "POST",
+        "/-/v1/login",
+        &[("content-type", "application/json")],
+        b"{}",
+    )
+    .await;
+    assert_eq!(start.status, 200, "{}", start.body);
+    let urls = start.json();
+    let login_url = urls["loginUrl"].as_str().unwrap();
+    let done_url = urls["doneUrl"].as_str().unwrap();
+    assert!(login_url.starts_with(&format!("{}/-/web/login?npm=", site.origin)));
+    assert!(done_url.starts_with(&format!("{}/-/v1/done?session=", site.origin)));
+    let login_id = login_url.rsplit('=').next().unwrap();
+    let done_path = done_url.trim_start_matches(&site.origin).to_owned();
+    assert_ne!(
+        login_id,
+        done_path.rsplit('=').next().unwrap(),
+        "the page never learns npm's id"
+    );
+
+    let waiting = site.get(&done_path, None).await;
+    assert_eq!(waiting.status, 202);
+    assert_eq!(waiting.header("retry-after"), Some("1"));
+    assert_eq!(waiting.json(), serde_json::json!({}));
+
+    let page = site
+        .get(&format!("/-/web/login?npm={login_id}"), None)
+        .await;
+    assert!(page.body.contains("Log in to npm"));
+    let done = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            &format!("username=alice&password=correct+horse+battery&npm={login_id}"),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains("npm is now logged in"));
+    let token = site.get(&done_path, None).await;
+    assert_eq!(token.status, 200);
+    let token = token.json()["token"].as_str().unwrap().to_owned();
+    let whoami = http(
+        site.registry.addr,
+        "GET",
+        "/-/whoami",
+        &[("authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+    .await;
+    assert_eq!(whoami.json()["username"], "alice");
+    // The token is handed over once; the login cannot be finished twice.
+    assert_eq!(site.get(&done_path, None).await.status, 404);
+    let again = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            &format!("username=alice&password=correct+horse+battery&npm={login_id}"),
+        )
+        .await;
+    assert!(again.body.contains("run npm login again"));
+
+    // npm adduser asks for web sign-up; the registry sends it to the password prompt.
+    let create = http(
+        site.registry.addr,
+        "POST",
+        "/-/v1/login",
+        &[("content-type", "application/json")],
+        br#"{"create":true}"#,
+    )
+    .await;
+    assert_eq!(create.status, 404);
+}
+
+#[tokio::test]
+async fn two_factor_accounts_give_a_code_on_the_page() {
+    let site = Site::start().await;
+    let session = site.add_user("alice").await;
+    let auth = format!("Bearer {session}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    let begin = serde_json::json!({ "tfa": { "password": PASSWORD, "mode": "auth-only" } });
+    let begun = http(
+        site.registry.addr,
+        "POST",
+        "/-/npm/v1/user",
+        &headers,
+        begin.to_string().as_bytes(),
+    )
+    .await;
+    let secret = support::totp_from_url(begun.json()["tfa"].as_str().unwrap());
+    let mut last_step = None;
+    let confirm =
+        serde_json::json!({ "tfa": [support::fresh_code(&secret, &mut last_step).await] });
+    let confirmed = http(
+        site.registry.addr,
+        "POST",
+        "/-/npm/v1/user",
+        &headers,
+        confirm.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+
+    // Logging in: the password alone asks for a code; a recovery-code-sized guess is refused.
+    let form = "username=alice&password=correct+horse+battery";
+    let reply = site
+        .post("/-/web/login", None, Some(&site.origin), form)
+        .await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.body.contains("id=\"otp\""));
+    assert_eq!(
+        field_error(&reply.body, "otp").as_deref(),
+        Some("a one-time password is needed")
+    );
+    assert!(reply.header("set-cookie").is_none());
+    let reply = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            &format!("{form}&otp=123"),
+        )
+        .await;
+    assert!(
+        field_error(&reply.body, "otp")
+            .unwrap()
+            .starts_with("this operation requires a one-time password")
+    );
+
+    // A recovery code logs in (as at npm's prompt); then the create form asks for a code.
+    let recovery = confirmed.json()["tfa"][0].as_str().unwrap().to_owned();
+    let reply = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            &format!("{form}&otp={recovery}"),
+        )
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let cookie = reply.header("set-cookie").unwrap()["tg_session=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = site.get("/-/web/tokens/new", Some(&cookie)).await;
+    assert!(page.body.contains("<label for=\"otp\">"));
+    let reply = site.create(&cookie, "name=ci&permission=read-only").await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        field_error(&reply.body, "otp")
+            .unwrap()
+            .contains("one-time password")
+    );
+    let code = support::fresh_code(&secret, &mut last_step).await;
+    let reply = site
+        .create(&cookie, &format!("name=ci&permission=read-only&otp={code}"))
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+
+    // Revoking asks for a code too, as npm token revoke does.
+    let id = site.api_tokens(&session).await[0]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = site
+        .post(
+            &format!("/-/web/tokens/{id}/revoke"),
+            Some(&cookie),
+            Some(&site.origin),
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, 401);
+    assert!(field_error(&reply.body, "otp").is_some());
+    assert_eq!(site.api_tokens(&session).await.len(), 1);
+}
