@@ -125,8 +125,14 @@ def why_missed(m, steps, hot_ratio, random_ratio, malformed_ratio):
     else:
         out.append(f"""- **Malformed token (≤ 1.2× a bare service answering a refusal's shape): missed**,
   {malformed_ratio:.2f}×. The parse that refuses it costs `d` {fmt_ns(steps["d_malformed_token_parse_only"])}
-  and building the refusal `e` {fmt_ns(steps["e_refusal_response_alone"])}; the rest is the
-  layer's own service (cloning the inner service, reading the header, the boxed future).""")
+  and building the refusal `e` {fmt_ns(steps["e_refusal_response_alone"])}, against the bare
+  refusal's {fmt_ns(m["1b_bare_refusal_shape"])} in all; the remaining
+  {fmt_ns(max(0.0, m["7a_malformed_token"] - m["1b_bare_refusal_shape"] - steps["d_malformed_token_parse_only"]))}
+  is spent in the layer's own refusal path (`src/gate/`: reading the header, the refused
+  event, the response future), which this table does not split further.""")
+    noise = parse / floor
+    out.append(f"""- **Noise check.** Step `a` is a part of the floor's work, so it should cost less than
+  the floor; this run measured it at {noise:.2f}× the floor.{" Above 1, the machine's load changed between those measurements: ratios that combine steps with variants are unreliable in this run." if noise > 1 else ""}""")
     return "### What held and what did not, and why\n\n" + "\n".join(out) + "\n"
 
 
