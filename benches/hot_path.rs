@@ -14,12 +14,12 @@ use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use tokengate::Credentials;
 use tokengate::ParsedToken;
-use tokengate::store::MemoryStore;
-use tokengate::{NewToken, TokenAuthLayer, TokenDigest, TokenId, Tokens};
+use tokengate::store::{MemoryStore, TokenStore};
+use tokengate::{NewToken, TokenAuthLayer, TokenDigest, TokenId, TokenRecord, Tokens};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
-use common::{bare, bearer, request};
+use common::{bare, bare_refusal, bearer, request};
 
 const POPULATION: usize = 100_000;
 
@@ -53,7 +53,9 @@ fn benches(c: &mut Criterion) {
         .cache_ttl(Duration::from_secs(3600))
         .build();
     let mut population = Vec::with_capacity(POPULATION);
-    let mut floor_map: HashMap<TokenId, TokenDigest> = HashMap::with_capacity(POPULATION);
+    // The floors' map holds the records themselves, as the store returns them: entries of
+    // the real size, so that a random key costs the floor the memory traffic it costs us.
+    let mut floor_map: HashMap<TokenId, TokenRecord> = HashMap::with_capacity(POPULATION);
     rt.block_on(async {
         for _ in 0..POPULATION {
             let created = tokens
@@ -65,7 +67,8 @@ fn benches(c: &mut Criterion) {
                 .authenticate(token, None, tokengate::Action::Read)
                 .await
                 .unwrap();
-            floor_map.insert(created.token.id(), created.token.digest());
+            let record = store.get(created.token.id()).await.unwrap().unwrap();
+            floor_map.insert(created.token.id(), record);
             population.push(bearer(token));
         }
     });
@@ -92,10 +95,18 @@ fn benches(c: &mut Criterion) {
             .iter(|| gated.clone().oneshot(request(Some(&hot))));
     });
 
+    // 1b. A bare service whose every answer has the shape of the layer's refusal.
+    group.bench_function("1b_bare_refusal_shape", |b| {
+        let service = bare_refusal();
+        b.to_async(&rt)
+            .iter(|| service.clone().oneshot(request(Some(&hot))));
+    });
+
     // 3. The layer, cache hit, a token drawn from 100,000.
+    let draw = Picker(AtomicUsize::new(0));
     group.bench_function("3_layer_random_of_100k", |b| {
         b.to_async(&rt).iter(|| {
-            let value = &population[picker.next(POPULATION)];
+            let value = &population[draw.next(POPULATION)];
             gated.clone().oneshot(request(Some(value)))
         });
     });
@@ -112,7 +123,25 @@ fn benches(c: &mut Criterion) {
             };
             let presented = ParsedToken::parse(&prefix, token).unwrap().presented();
             let stored = floor_map.get(&presented.id).unwrap();
-            black_box(stored.verify(&presented.digest))
+            black_box(stored.digest.verify(&presented.digest))
+        });
+    });
+
+    // 4b. The same floor with the keys variant 3 draws, in the same order: the header is
+    // picked from the population, as variant 3 picks it.
+    let draw = Picker(AtomicUsize::new(0));
+    group.bench_function("4b_floor_random_of_100k", |b| {
+        b.iter(|| {
+            let value = &population[draw.next(POPULATION)];
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, value.clone());
+            let Ok(Credentials::Bearer(token)) = Credentials::from_headers(black_box(&headers))
+            else {
+                unreachable!()
+            };
+            let presented = ParsedToken::parse(&prefix, token).unwrap().presented();
+            let stored = floor_map.get(&presented.id).unwrap();
+            black_box(stored.digest.verify(&presented.digest))
         });
     });
 
@@ -343,18 +372,19 @@ fn steps(c: &mut Criterion) {
         ("sync_unbounded", moka::sync::Cache::builder().build()),
     ];
     for (name, cache) in &sync_configs {
-        for id in &ids {
-            cache.insert(*id, value.clone());
-        }
-        cache.run_pending_tasks();
-        let picker = Picker(AtomicUsize::new(0));
-        group.bench_function(format!("moka_{name}_hot"), |b| {
-            b.iter(|| black_box(cache.get(&ids[0])))
-        });
-        group.bench_function(format!("moka_{name}_random"), |b| {
-            b.iter(|| black_box(cache.get(&ids[picker.next(POPULATION)])))
-        });
+        moka_hot_and_random(&mut group, name, cache, &ids, &value);
     }
+    // A keyed hasher (seeded at random per process) that is cheaper than SipHash.
+    let foldhash = moka::sync::Cache::builder()
+        .max_capacity(2 * POPULATION as u64)
+        .build_with_hasher(foldhash::fast::RandomState::default());
+    moka_hot_and_random(
+        &mut group,
+        "sync_tinylfu_bounded_foldhash",
+        &foldhash,
+        &ids,
+        &value,
+    );
     let future: moka::future::Cache<TokenId, Arc<u64>> = moka::future::Cache::builder()
         .max_capacity(2 * POPULATION as u64)
         .build();
@@ -376,7 +406,47 @@ fn steps(c: &mut Criterion) {
     group.bench_function("std_hashmap_random", |b| {
         b.iter(|| black_box(map.get(&ids[picker.next(POPULATION)]).cloned()))
     });
+    // The floor's own lookup: records of the real size, the digest read.
+    let now = std::time::SystemTime::now();
+    let records: HashMap<TokenId, TokenRecord> = ids
+        .iter()
+        .map(|id| {
+            (
+                *id,
+                TokenRecord::new(*id, "bench", TokenDigest::of("x"), now),
+            )
+        })
+        .collect();
+    group.bench_function("std_hashmap_records_random", |b| {
+        b.iter(|| {
+            let record = &records[&ids[picker.next(POPULATION)]];
+            black_box(record.digest.as_bytes()[0])
+        })
+    });
     group.finish();
+}
+
+/// Fills `cache` with `ids` and measures a hit on one hot key and on keys drawn at random.
+fn moka_hot_and_random<H>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    cache: &moka::sync::Cache<TokenId, Arc<u64>, H>,
+    ids: &[TokenId],
+    value: &Arc<u64>,
+) where
+    H: std::hash::BuildHasher + Clone + Send + Sync + 'static,
+{
+    for id in ids {
+        cache.insert(*id, value.clone());
+    }
+    cache.run_pending_tasks();
+    let picker = Picker(AtomicUsize::new(0));
+    group.bench_function(format!("moka_{name}_hot"), |b| {
+        b.iter(|| black_box(cache.get(&ids[0])))
+    });
+    group.bench_function(format!("moka_{name}_random"), |b| {
+        b.iter(|| black_box(cache.get(&ids[picker.next(POPULATION)])))
+    });
 }
 
 criterion_group!(hot_path, benches, steps);

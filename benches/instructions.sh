@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "error: valgrind is required" >&2; exit 1; }
 cargo bench --bench instructions --no-run >/dev/null 2>&1
-binary=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -n 1)
+binary=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/instructions-* | grep -v '\.d$' | head -n 1)
 n=${TOKENGATE_INSTRUCTION_REQUESTS:-20000}
 count() {
     TOKENGATE_VARIANT=$1 TOKENGATE_ITERATIONS=$2 valgrind --tool=callgrind \

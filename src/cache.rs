@@ -4,9 +4,12 @@
 //!
 //! Each id maps to a slot that the first lookup fills. A hit is a synchronous map probe
 //! plus a check that the slot is filled, so the layer answers cached tokens without
-//! awaiting anything. Forgetting an id removes its slot; a lookup still filling the old
+//! awaiting anything. The record sits inside the slot's own allocation, and a hit hands
+//! out that slot ([`CachedRef`]): from moka's entry to the digest, status and grants is
+//! one pointer. Forgetting an id removes its slot; a lookup still filling the old
 //! slot cannot put anything back, because the old slot is no longer in the map.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -68,8 +71,40 @@ fn unix_seconds(at: SystemTime) -> u64 {
 }
 
 /// A cache slot: filled once by the first lookup of its id, awaited by any lookup that
-/// arrives while it is being filled.
-type Slot = Arc<OnceCell<Arc<Cached>>>;
+/// arrives while it is being filled. The record is stored inline, not behind another `Arc`.
+type Slot = Arc<OnceCell<Cached>>;
+
+/// A filled slot: a cached record as a hit hands it out, and what [`Authenticated`]
+/// holds. Cloning it counts one reference, on the slot itself.
+///
+/// [`Authenticated`]: crate::Authenticated
+#[derive(Clone)]
+pub(crate) struct CachedRef(Slot);
+
+impl CachedRef {
+    /// A record that no cache holds (for `Authenticated::for_record`).
+    #[cfg_attr(not(feature = "test-util"), allow(dead_code))]
+    pub(crate) fn new(cached: Cached) -> Self {
+        Self(Arc::new(OnceCell::new_with(Some(cached))))
+    }
+
+    /// The slot, if it is filled.
+    fn filled(slot: Slot) -> Option<Self> {
+        slot.initialized().then_some(Self(slot))
+    }
+}
+
+impl Deref for CachedRef {
+    type Target = Cached;
+
+    fn deref(&self) -> &Cached {
+        match self.0.get() {
+            Some(cached) => cached,
+            // Made only from filled slots, and a filled slot stays filled.
+            None => unreachable!("a CachedRef holds a filled slot"),
+        }
+    }
+}
 
 pub(crate) struct RecordCache {
     /// Bounded by capacity only: freshness is checked on each hit against `ttl`, with the
@@ -104,12 +139,8 @@ impl RecordCache {
     /// The answer the cache holds for `id` at `now`, without waiting: the record, a known
     /// unknown id, or `None` when the store must be asked. A record older than the TTL is
     /// dropped here and never served.
-    pub(crate) fn cached(
-        &self,
-        id: TokenId,
-        now: SystemTime,
-    ) -> Option<Result<Arc<Cached>, Reason>> {
-        if let Some(cached) = self.records.get(&id).and_then(|slot| slot.get().cloned()) {
+    pub(crate) fn cached(&self, id: TokenId, now: SystemTime) -> Option<Result<CachedRef, Reason>> {
+        if let Some(cached) = self.records.get(&id).and_then(CachedRef::filled) {
             if fresh(cached.loaded_at, now, self.ttl) {
                 return Some(Ok(cached));
             }
@@ -129,10 +160,14 @@ impl RecordCache {
         store: &S,
         id: TokenId,
         now: SystemTime,
-    ) -> Result<Arc<Cached>, Reason> {
+    ) -> Result<CachedRef, Reason> {
         let slot = self.records.get_with(id, Slot::default);
-        match slot.get_or_try_init(|| load(store, id, now)).await {
-            Ok(cached) => Ok(Arc::clone(cached)),
+        let filled = slot
+            .get_or_try_init(|| load(store, id, now))
+            .await
+            .map(|_| ());
+        match filled {
+            Ok(()) => Ok(CachedRef(slot)),
             Err(LoadError::Unknown) => {
                 // No empty slot left behind: made-up ids must not crowd out real tokens.
                 self.records.invalidate(&id);
@@ -177,9 +212,9 @@ async fn load<S: TokenStore>(
     store: &S,
     id: TokenId,
     started: SystemTime,
-) -> Result<Arc<Cached>, LoadError> {
+) -> Result<Cached, LoadError> {
     match store.get(id).await {
-        Ok(Some(record)) if record.id == id => Ok(Arc::new(Cached::new(record, started))),
+        Ok(Some(record)) if record.id == id => Ok(Cached::new(record, started)),
         Ok(Some(_)) => Err(LoadError::Store(StoreError::Corrupt(format!(
             "asked for token {id}, got another record"
         )))),

@@ -6,9 +6,10 @@ use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, Response};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
+use tokengate::{Reason, TokenFormatError};
 use tower::{Service, service_fn};
 
 pub type Body = Full<Bytes>;
@@ -33,6 +34,30 @@ pub fn bare()
 + 'static {
     service_fn(|_request: Request<Body>| async {
         Ok::<_, Infallible>(Response::new(Body::default()))
+    })
+}
+
+/// A bare service that answers every request the way the layer refuses a malformed token:
+/// 401, the same headers (`WWW-Authenticate` among them) and a small JSON body.
+pub fn bare_refusal()
+-> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    service_fn(|_request: Request<Body>| async {
+        // The very body the layer sends for a bad checksum.
+        let body = Reason::Malformed(TokenFormatError::BadChecksum).json_body();
+        let mut response = Response::new(Body::new(Bytes::from_static(body.as_bytes())));
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        let headers = response.headers_mut();
+        headers.reserve(4);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer realm="tokengate", error="invalid_token""#),
+        );
+        Ok::<_, Infallible>(response)
     })
 }
 

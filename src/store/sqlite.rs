@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::columns::{self, COLUMNS, Row};
 use super::{Page, RecordPage, StoreError, TokenStore};
@@ -44,8 +45,11 @@ const SCHEMA_V2: &str = "
 /// A [`TokenStore`] in one SQLite file: the embedded, persistent default. Needs no server.
 ///
 /// Opening creates the file and its schema (or migrates an older one) and switches it to
-/// WAL mode, so that readers in other processes do not block on a write. Every call runs
-/// on tokio's blocking pool. Cheap to clone; clones share one connection.
+/// WAL mode, so that readers do not block on a write. Every call runs on tokio's blocking
+/// pool. Writes go through one connection; reads (the cache-miss lookups, listings) through
+/// a small pool of read-only connections, so that a flood of lookups is not held to one
+/// core and first uses of real tokens do not queue behind it. Cheap to clone; clones share
+/// the connections.
 ///
 /// ```
 /// use tokengate::store::SqliteStore;
@@ -67,7 +71,35 @@ const SCHEMA_V2: &str = "
 #[derive(Clone)]
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
     path: Arc<PathBuf>,
+}
+
+/// The read connections: one permit per idle connection, so that a read waits (without
+/// holding a thread) until one is free.
+struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A read connection on loan. Dropping it (after the read, or while unwinding from a panic)
+/// puts the connection back before the permit is released, so a permit always finds one.
+struct Lease {
+    readers: Arc<Readers>,
+    connection: Option<Connection>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.readers
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(connection);
+        }
+    }
 }
 
 /// Options for [`SqliteStore`]; see [`SqliteStore::builder`].
@@ -75,6 +107,7 @@ pub struct SqliteStore {
 pub struct SqliteStoreBuilder {
     path: PathBuf,
     busy_timeout: Duration,
+    readers: usize,
 }
 
 impl SqliteStoreBuilder {
@@ -85,14 +118,33 @@ impl SqliteStoreBuilder {
         self
     }
 
+    /// How many connections serve reads at once (default 4, at least 1). Writes always go
+    /// through one more connection of their own.
+    pub fn read_connections(mut self, count: usize) -> Self {
+        self.readers = count.max(1);
+        self
+    }
+
     /// Opens (or creates) the file, sets it up and migrates its schema.
     pub async fn open(self) -> Result<SqliteStore, StoreError> {
         let path = self.path.clone();
-        let connection = run_blocking(move || open_connection(&self.path, self.busy_timeout))
-            .await
-            .map_err(|error| named(&path, error))?;
+        let (connection, readers) = run_blocking(move || {
+            // The writer first: it creates the file, switches it to WAL and migrates, so
+            // the readers open a finished schema.
+            let writer = open_connection(&self.path, self.busy_timeout)?;
+            let readers = (0..self.readers)
+                .map(|_| open_reader(&self.path, self.busy_timeout))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((writer, readers))
+        })
+        .await
+        .map_err(|error| named(&path, error))?;
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
+            readers: Arc::new(Readers {
+                permits: Arc::new(Semaphore::new(readers.len())),
+                idle: Mutex::new(readers),
+            }),
             path: Arc::new(path),
         })
     }
@@ -109,6 +161,7 @@ impl SqliteStore {
         SqliteStoreBuilder {
             path: path.as_ref().to_owned(),
             busy_timeout: Duration::from_secs(5),
+            readers: 4,
         }
     }
 
@@ -117,7 +170,37 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `work` on the connection, on tokio's blocking pool.
+    /// Runs read-only `work` on an idle read connection, on tokio's blocking pool; waits
+    /// for one when all are busy.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = Arc::clone(&self.readers.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::unavailable("SQLite read pool closed"))?;
+        let readers = Arc::clone(&self.readers);
+        run_blocking(move || {
+            let connection = readers.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            // The lease moves into this closure, so a caller that stops waiting cannot hand
+            // the connection to another read while this one still uses it.
+            let mut lease = Lease {
+                readers,
+                connection,
+                _permit: permit,
+            };
+            let connection = lease
+                .connection
+                .as_mut()
+                .ok_or_else(|| StoreError::unavailable("SQLite read pool is empty"))?;
+            work(connection)
+        })
+        .await
+    }
+
+    /// Runs `work` on the write connection, on tokio's blocking pool.
     async fn with<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -166,6 +249,19 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, St
         .pragma_update(None, "synchronous", "NORMAL")
         .map_err(sqlite_error)?;
     migrate(&connection)?;
+    Ok(connection)
+}
+
+/// A connection for reads only (`query_only`, so a mistake cannot write through it), opened
+/// after the writer has set the file up.
+fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(sqlite_error)?;
+    connection
+        .busy_timeout(busy_timeout)
+        .map_err(sqlite_error)?;
+    connection
+        .pragma_update(None, "query_only", true)
+        .map_err(sqlite_error)?;
     Ok(connection)
 }
 
@@ -240,7 +336,7 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 
 impl TokenStore for SqliteStore {
     async fn get(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        self.with(move |connection| {
+        self.read(move |connection| {
             let sql = format!("SELECT {COLUMNS} FROM tokengate_tokens WHERE id = ?1");
             let row = connection
                 .prepare_cached(&sql)
@@ -293,7 +389,7 @@ impl TokenStore for SqliteStore {
 
     async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
         let owner = owner.to_owned();
-        self.with(move |connection| {
+        self.read(move |connection| {
             let transaction = connection.transaction().map_err(sqlite_error)?;
             let total: i64 = transaction
                 .prepare_cached(
@@ -367,5 +463,61 @@ impl TokenStore for SqliteStore {
             transaction.commit().map_err(sqlite_error)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More concurrent reads than read connections: each waits for a free connection, none
+    /// fails, and every connection is back in the pool afterwards, including after a read
+    /// whose caller stopped waiting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_share_a_small_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::builder(dir.path().join("tokens.db"))
+            .read_connections(2)
+            .open()
+            .await
+            .unwrap();
+        let record = crate::record::tests::sample_record(SystemTime::UNIX_EPOCH);
+        store.insert(record.clone()).await.unwrap();
+        let reads: Vec<_> = (0..64)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.get(record.id).await })
+            })
+            .collect();
+        for read in reads {
+            assert_eq!(read.await.unwrap().unwrap().unwrap().id, record.id);
+        }
+        // A read abandoned mid-flight still returns its connection.
+        drop(tokio::time::timeout(Duration::ZERO, store.get(record.id)).await);
+        for _ in 0..100 {
+            if store.readers.idle.lock().unwrap().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(store.readers.idle.lock().unwrap().len(), 2);
+        assert_eq!(store.readers.permits.available_permits(), 2);
+    }
+
+    /// A read connection refuses to write.
+    #[tokio::test]
+    async fn read_connections_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("tokens.db"))
+            .await
+            .unwrap();
+        let refused = store
+            .read(|connection| {
+                connection
+                    .execute("DELETE FROM tokengate_tokens", [])
+                    .map_err(sqlite_error)
+            })
+            .await;
+        assert!(refused.is_err());
     }
 }

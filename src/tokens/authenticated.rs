@@ -1,11 +1,10 @@
 //! [`Authenticated`]: who made a request, as the inner service learns it.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::access::{Action, Grants, Resource};
-use crate::cache::Cached;
+use crate::cache::CachedRef;
 use crate::cidr::CidrList;
 use crate::reason::Rejection;
 use crate::record::{SecondFactor, TokenKind};
@@ -16,7 +15,7 @@ use crate::token::TokenId;
 /// Shows no digest and no secret (its `Debug` included). Cheap to clone.
 #[derive(Clone)]
 pub struct Authenticated {
-    pub(crate) cached: Arc<Cached>,
+    pub(crate) cached: CachedRef,
 }
 
 impl Authenticated {
@@ -42,7 +41,7 @@ impl Authenticated {
     pub fn for_record(record: crate::record::TokenRecord) -> Self {
         let loaded_at = record.created_at;
         Self {
-            cached: Arc::new(Cached::new(record, loaded_at)),
+            cached: CachedRef::new(crate::cache::Cached::new(record, loaded_at)),
         }
     }
 

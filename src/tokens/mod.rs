@@ -21,7 +21,7 @@ use events::EventHook;
 pub use events::TokenEvent;
 
 use crate::access::{Action, Resource};
-use crate::cache::{CacheSettings, Cached, RecordCache};
+use crate::cache::{CacheSettings, CachedRef, RecordCache};
 use crate::clock::{Clock, SystemClock, whole_millis};
 use crate::new_token::{LifetimePolicy, NewToken};
 use crate::reason::{Reason, Rejection};
@@ -507,7 +507,7 @@ impl<S: TokenStore> Tokens<S> {
     /// The checks after the lookup, and the use report for an accepted token.
     fn admit(
         &self,
-        cached: Arc<Cached>,
+        cached: CachedRef,
         presented: PresentedToken,
         now: SystemTime,
         client: impl FnOnce() -> Option<IpAddr>,
