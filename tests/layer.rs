@@ -1054,3 +1054,70 @@ async fn a_flood_of_made_up_tokens_costs_its_sender_not_the_store() {
     .await;
     assert_eq!(ok.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_application_supplied_token_source_is_held_to_the_same_checks() {
+    let tokens = tokens(TestStore::new());
+    let layer = TokenAuthLayer::new(tokens.clone()).token_from(|request| {
+        let value = request.headers.get("x-api-token")?.to_str().ok()?;
+        Some(value.trim().to_owned())
+    });
+    let alice = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    let bob = tokens.create("bob", NewToken::read_write()).await.unwrap();
+    let (alice, bob) = (alice.token.expose_secret(), bob.token.expose_secret());
+    let bob_bearer = bearer(bob);
+    struct Case<'a> {
+        label: &'a str,
+        method: Method,
+        headers: Vec<(&'a str, &'a str)>,
+        status: StatusCode,
+        who: &'a str,
+    }
+    let cases = [
+        Case {
+            label: "read with the header",
+            method: Method::GET,
+            headers: vec![("x-api-token", alice)],
+            status: StatusCode::OK,
+            who: "alice",
+        },
+        Case {
+            label: "a read-only token's write, from the header",
+            method: Method::PUT,
+            headers: vec![("x-api-token", alice)],
+            status: StatusCode::FORBIDDEN,
+            who: "",
+        },
+        Case {
+            label: "the bearer header wins",
+            method: Method::GET,
+            headers: vec![("x-api-token", alice), ("authorization", &bob_bearer)],
+            status: StatusCode::OK,
+            who: "bob",
+        },
+        Case {
+            label: "junk in the header",
+            method: Method::GET,
+            headers: vec![("x-api-token", "npm_junk")],
+            status: StatusCode::UNAUTHORIZED,
+            who: "",
+        },
+        Case {
+            label: "nothing at all",
+            method: Method::GET,
+            headers: vec![],
+            status: StatusCode::UNAUTHORIZED,
+            who: "",
+        },
+    ];
+    for case in cases {
+        let reply = send(&layer, case.method.clone(), None, &case.headers).await;
+        assert_eq!(reply.status, case.status, "{}: {}", case.label, reply.body);
+        assert!(
+            reply.body.starts_with(case.who),
+            "{}: {}",
+            case.label,
+            reply.body
+        );
+    }
+}

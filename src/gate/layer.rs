@@ -79,6 +79,7 @@ impl<St> TokenAuthLayer<St> {
                 trusted_proxies: TrustedProxies::none(),
                 respond: Respond::Style(ResponseStyle::default()),
                 cookie: None,
+                token_from: None,
                 failures: None,
                 summary: Arc::new(RefusalSummary::new(Duration::from_secs(60))),
             }),
@@ -191,6 +192,29 @@ impl<St> TokenAuthLayer<St> {
     /// Its value is marked sensitive, so that it does not reach logs.
     pub fn otp_header(self, header: HeaderName) -> Self {
         self.edit(|c| c.otp_header = header)
+    }
+
+    /// Where else a token may be, for clients that cannot send `Authorization: Bearer`
+    /// (a custom header, say): asked only when the request has no bearer token, before the
+    /// cookie. A token found here is held to everything a bearer token is; it is not a
+    /// browser's, so its writes need no same-origin check. Make sure what you read is not
+    /// something a browser attaches by itself (as it does cookies), or a cross-site page
+    /// could write with it.
+    ///
+    /// ```
+    /// use tokengate::{TokenAuthLayer, Tokens, store::MemoryStore};
+    ///
+    /// let layer = TokenAuthLayer::new(Tokens::new(MemoryStore::new())).token_from(|request| {
+    ///     let value = request.headers.get("x-api-token")?.to_str().ok()?;
+    ///     Some(value.trim().to_owned())
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn token_from(
+        self,
+        token_from: impl Fn(&RequestHead<'_>) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|c| c.token_from = Some(Arc::new(token_from)))
     }
 
     /// Proxies whose `X-Forwarded-For` is believed; see [`TrustedProxies::client_ip`].

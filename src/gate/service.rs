@@ -36,6 +36,7 @@ pub(crate) enum Mode {
 
 pub(crate) type ActionOf = dyn Fn(&Method) -> Action + Send + Sync;
 pub(crate) type ResourceOf = dyn Fn(&RequestHead<'_>) -> Option<Resource> + Send + Sync;
+pub(crate) type TokenFrom = dyn Fn(&RequestHead<'_>) -> Option<String> + Send + Sync;
 
 /// What a resource resolver sees of a request: its head, before any body is read.
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +72,8 @@ pub(crate) struct Config<St> {
     pub(crate) respond: Respond,
     /// A cookie the token may come from, when there is no bearer token.
     pub(crate) cookie: Option<CookieSource>,
+    /// The application's own place for a token, asked when there is no bearer token.
+    pub(crate) token_from: Option<Arc<TokenFrom>>,
     pub(crate) failures: Option<FailureLimit>,
     pub(crate) summary: Arc<RefusalSummary>,
 }
@@ -87,6 +90,7 @@ impl<St> Clone for Config<St> {
             trusted_proxies: self.trusted_proxies.clone(),
             respond: self.respond.clone(),
             cookie: self.cookie.clone(),
+            token_from: self.token_from.clone(),
             failures: self.failures.clone(),
             summary: Arc::clone(&self.summary),
         }
@@ -193,13 +197,25 @@ where
         // malformed tokens are answered before any future is boxed. The bearer header wins
         // over the cookie; a token from the cookie is a browser's, and its writes must come
         // from the site's own pages.
-        let source = match Credentials::from_headers(request.headers()) {
+        let credentials = Credentials::from_headers(request.headers());
+        // The application's own source, asked only when there is no bearer token.
+        let supplied = match (&credentials, &config.token_from) {
+            (Ok(Credentials::None | Credentials::OtherScheme), Some(token_from)) => {
+                token_from(&RequestHead::of(&request))
+            }
+            _ => None,
+        };
+        let source = match credentials {
             Ok(Credentials::Bearer(token)) => Ok(Some((token, false))),
-            Ok(Credentials::None | Credentials::OtherScheme) => Ok(config
-                .cookie
-                .as_ref()
-                .and_then(|cookie| cookie.token(request.headers()))
-                .map(|token| (token, true))),
+            Ok(Credentials::None | Credentials::OtherScheme) => {
+                Ok(supplied.as_deref().map(|token| (token, false)).or_else(|| {
+                    config
+                        .cookie
+                        .as_ref()
+                        .and_then(|cookie| cookie.token(request.headers()))
+                        .map(|token| (token, true))
+                }))
+            }
             Err(problem) => Err(Rejection::new(Reason::MalformedHeader(problem), None)),
         };
         let presented = match source {
