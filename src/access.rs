@@ -338,6 +338,38 @@ impl Grants {
     }
 }
 
+/// One `<permission> <pattern>` line per grant, such as `read-write @acme/*`: the form
+/// stores keep grants in ([`Grants::from_str`](std::str::FromStr) reads it back).
+impl fmt::Display for Grants {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, grant) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{} {}", grant.permission, grant.pattern)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Grants {
+    type Err = InvalidGrant;
+
+    /// What [`Grants`]' `Display` writes, checked as [`Grants::new`] checks.
+    fn from_str(text: &str) -> Result<Self, InvalidGrant> {
+        let grants = text.lines().map(|line| {
+            let (permission, pattern) = line
+                .split_once(' ')
+                .ok_or_else(|| InvalidGrant::Pattern(shorten(line)))?;
+            Ok(Grant::new(
+                ResourcePattern::parse(pattern)?,
+                permission.parse()?,
+            ))
+        });
+        Grants::new(grants.collect::<Result<Vec<_>, InvalidGrant>>()?)
+    }
+}
+
 impl Default for Grants {
     /// Read and write on everything.
     fn default() -> Self {
@@ -619,6 +651,34 @@ mod tests {
             );
         }
         assert!(grant(ResourcePattern::Exact("@a/b".into())).is_ok());
+    }
+
+    #[test]
+    fn grants_print_and_parse_back() {
+        let grants = Grants::new([
+            Grant::new(
+                ResourcePattern::parse("@acme/*").unwrap(),
+                Permission::ReadWrite,
+            ),
+            Grant::new(
+                ResourcePattern::parse("left-pad").unwrap(),
+                Permission::NoAccess,
+            ),
+            Grant::new(ResourcePattern::All, Permission::ReadOnly),
+        ])
+        .unwrap();
+        let text = grants.to_string();
+        assert_eq!(text, "read-write @acme/*\nno-access left-pad\nread-only *");
+        assert_eq!(text.parse::<Grants>(), Ok(grants));
+        for bad in [
+            "",
+            "read-write",
+            "admin *",
+            "read-write a*b",
+            "read-only *\nread-only *",
+        ] {
+            assert!(bad.parse::<Grants>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

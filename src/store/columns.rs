@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::StoreError;
-use crate::access::{Grant, Grants, Permission, ResourcePattern};
+use crate::access::{Grants, Permission};
 use crate::cidr::CidrList;
 use crate::digest::TokenDigest;
 use crate::record::{SecondFactor, TokenKind, TokenRecord};
@@ -57,7 +57,7 @@ impl Row {
             name: record.name.clone(),
             description: record.description.clone(),
             last_used_at: record.last_used_at.map(millis),
-            grants: Some(grants_text(&record.grants)),
+            grants: Some(record.grants.to_string()),
             kind: record.kind.as_str().to_owned(),
             second_factor: record.second_factor.as_str().to_owned(),
         }
@@ -70,7 +70,7 @@ impl Row {
         let id = self.id.parse::<TokenId>().map_err(|_| corrupt("id"))?;
         let digest = TokenDigest::from_slice(&self.digest).map_err(|_| corrupt("digest"))?;
         let grants = match &self.grants {
-            Some(text) => parse_grants(text).ok_or_else(|| corrupt("grants"))?,
+            Some(text) => text.parse().map_err(|_| corrupt("grants"))?,
             None => Grants::everything(
                 self.access
                     .parse::<Permission>()
@@ -101,26 +101,6 @@ impl Row {
     }
 }
 
-/// One `<permission> <pattern>` line per grant. Patterns hold no white space.
-fn grants_text(grants: &Grants) -> String {
-    let lines: Vec<String> = grants
-        .iter()
-        .map(|grant| format!("{} {}", grant.permission, grant.pattern))
-        .collect();
-    lines.join("\n")
-}
-
-fn parse_grants(text: &str) -> Option<Grants> {
-    let grants = text.lines().map(|line| {
-        let (permission, pattern) = line.split_once(' ')?;
-        Some(Grant::new(
-            ResourcePattern::parse(pattern).ok()?,
-            permission.parse().ok()?,
-        ))
-    });
-    Grants::new(grants.collect::<Option<Vec<_>>>()?).ok()
-}
-
 /// Milliseconds since the Unix epoch, negative before it, saturating far out.
 pub(crate) fn millis(at: SystemTime) -> i64 {
     match at.duration_since(SystemTime::UNIX_EPOCH) {
@@ -147,6 +127,7 @@ pub(crate) fn sql_offset(offset: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::{Grant, ResourcePattern};
     use crate::record::tests::sample_record;
 
     #[test]

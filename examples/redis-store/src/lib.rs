@@ -73,10 +73,7 @@ use redis::{
     ScriptInvocation, Value,
 };
 use tokengate::store::{Page, RecordPage, StoreError, TokenStore};
-use tokengate::{
-    CidrList, Grant, Grants, ResourcePattern, SecondFactor, TokenDigest, TokenId, TokenKind,
-    TokenRecord,
-};
+use tokengate::{CidrList, Grants, SecondFactor, TokenDigest, TokenId, TokenKind, TokenRecord};
 
 /// A [`TokenStore`] on a Redis server. See the [crate docs](crate) for what it writes.
 ///
@@ -391,21 +388,16 @@ fn encode(record: &TokenRecord) -> Result<Vec<(&'static str, String)>, StoreErro
         SecondFactor::Bypassed => BYPASSED,
         _ => return Err(cannot_keep("a second-factor setting")),
     };
-    let mut grants = Vec::new();
-    for grant in record.grants.iter() {
-        // A pattern made directly (`Exact("a*")`, or one with white space) would read back
-        // as another, wider one, or not at all.
-        let text = grant.pattern.to_string();
-        if ResourcePattern::parse(&text).as_ref() != Ok(&grant.pattern) {
-            return Err(cannot_keep("a grant pattern"));
-        }
-        grants.push(format!("{} {text}", grant.permission));
+    // Grants that would read back as others (tokengate refuses to make them) stay out.
+    let grants = record.grants.to_string();
+    if grants.parse::<Grants>().as_ref() != Ok(&record.grants) {
+        return Err(cannot_keep("a grant pattern"));
     }
     let mut fields = vec![
         (F_ID, record.id.to_string()),
         (F_OWNER, record.owner.clone()),
         (F_DIGEST, record.digest.to_hex()),
-        (F_GRANTS, grants.join("\n")),
+        (F_GRANTS, grants),
         (F_KIND, kind.to_owned()),
         (F_SECOND_FACTOR, second_factor.to_owned()),
         (F_CIDR, record.cidr.to_strings().join(",")),
@@ -471,8 +463,10 @@ impl Fields {
         }
         let digest = TokenDigest::from_hex(self.required(F_DIGEST)?)
             .map_err(|_| self.corrupt("bad", F_DIGEST))?;
-        let grants =
-            parse_grants(self.required(F_GRANTS)?).ok_or_else(|| self.corrupt("bad", F_GRANTS))?;
+        let grants: Grants = self
+            .required(F_GRANTS)?
+            .parse()
+            .map_err(|_| self.corrupt("bad", F_GRANTS))?;
         let kind = match self.required(F_KIND)? {
             STANDARD => TokenKind::Standard,
             SESSION => TokenKind::Session,
@@ -502,18 +496,6 @@ impl Fields {
         record.last_used_at = self.time(F_LAST_USED_AT)?;
         Ok(record)
     }
-}
-
-/// Grants from their `<permission> <pattern>` lines; `None` for anything else.
-fn parse_grants(text: &str) -> Option<Grants> {
-    let grants = text.lines().map(|line| {
-        let (permission, pattern) = line.split_once(' ')?;
-        Some(Grant::new(
-            ResourcePattern::parse(pattern).ok()?,
-            permission.parse().ok()?,
-        ))
-    });
-    Grants::new(grants.collect::<Option<Vec<_>>>()?).ok()
 }
 
 /// Milliseconds since the Unix epoch, negative before it, saturating far out.
@@ -658,8 +640,8 @@ impl TokenStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokengate::Permission;
     use tokengate::store::contract;
+    use tokengate::{Grant, Permission, ResourcePattern};
 
     fn fields_of(record: &TokenRecord) -> Fields {
         let map = encode(record)
