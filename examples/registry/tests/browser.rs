@@ -12,12 +12,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use support::registry::{Registry, http};
+use support::npm::Npm;
+use support::registry::{PASSWORD, Registry, add_user, http};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
-
-const PASSWORD: &str = "correct horse battery";
 
 fn program(env: &str, default: &str) -> PathBuf {
     std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from)
@@ -244,72 +243,6 @@ impl Browser {
     }
 }
 
-/// A sandbox for npm: its own home, cache and config files.
-struct Npm {
-    root: PathBuf,
-    registry: String,
-}
-
-impl Npm {
-    fn config_with(&self, name: &str, token: &str) -> PathBuf {
-        let path = self.root.join(format!("{name}.npmrc"));
-        let host = self.registry.trim_start_matches("http:");
-        std::fs::write(&path, format!("{host}:_authToken={token}\n")).unwrap();
-        path
-    }
-
-    fn command(&self, config: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new("npm");
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.root.join("home"))
-            .env("npm_config_userconfig", config)
-            .env("npm_config_cache", self.root.join("cache"))
-            .env("npm_config_registry", &self.registry)
-            .env("npm_config_update_notifier", "false")
-            .env("npm_config_audit", "false")
-            .env("npm_config_fund", "false")
-            .env("npm_config_color", "false")
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        command
-    }
-
-    async fn run(&self, config: &Path, args: &[&str]) -> (bool, String) {
-        let output = tokio::time::timeout(
-            Duration::from_secs(120),
-            self.command(config, args).output(),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("npm {args:?} took over 120 s"))
-        .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
-    }
-}
-
-/// A user made with the CouchDB login npm uses; answers its session token.
-async fn add_user(registry: &Registry, user: &str) -> String {
-    let body = serde_json::json!({ "name": user, "password": PASSWORD, "email": format!("{user}@example.com") });
-    let reply = http(
-        registry.addr,
-        "PUT",
-        &format!("/-/user/org.couchdb.user:{user}"),
-        &[("content-type", "application/json")],
-        body.to_string().as_bytes(),
-    )
-    .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.json()["token"].as_str().unwrap().to_owned()
-}
-
 /// Turns on 2FA (auth-only) for the user whose session this is; answers the secret.
 async fn enable_2fa(
     registry: &Registry,
@@ -386,14 +319,8 @@ async fn the_web_pages_in_a_real_browser() {
     let registry = Registry::start("127.0.0.1:0", data.path()).await;
     let url = registry.url.clone();
     let root = tempfile::tempdir().unwrap();
-    for dir in ["home", "cache"] {
-        std::fs::create_dir_all(root.path().join(dir)).unwrap();
-    }
-    let npm = Npm {
-        root: root.path().to_owned(),
-        registry: url.clone(),
-    };
-    let alice_session = add_user(&registry, "alice").await;
+    let npm = Npm::new(root.path(), &url);
+    let alice_session = add_user(registry.addr, "alice").await;
     let alice_cli = npm.config_with("alice-session", &alice_session);
     let browser = Browser::start().await;
 
@@ -445,9 +372,9 @@ async fn the_web_pages_in_a_real_browser() {
     assert!(!browser.source().await.contains(&read_only));
     browser.shot("05-token-not-shown-again").await;
     let read_only_cli = npm.config_with("read-only", &read_only);
-    let (ok, said) = npm.run(&read_only_cli, &["whoami"]).await;
+    let (ok, said) = npm.run(&read_only_cli, &npm.root, &["whoami"]).await;
     assert!(ok && said.contains("alice"), "{said}");
-    let (ok, listed) = npm.run(&alice_cli, &["token", "list"]).await;
+    let (ok, listed) = npm.run(&alice_cli, &npm.root, &["token", "list"]).await;
     assert!(ok && listed.contains("web read-only"), "{listed}");
 
     // An invalid CIDR entry: the CLI's message next to the field, what was typed kept.
@@ -487,7 +414,7 @@ async fn the_web_pages_in_a_real_browser() {
         .await;
     let cidr_token = browser.shown_token().await;
     let cidr_cli = npm.config_with("cidr", &cidr_token);
-    let (ok, said) = npm.run(&cidr_cli, &["whoami"]).await;
+    let (ok, said) = npm.run(&cidr_cli, &npm.root, &["whoami"]).await;
     assert!(!ok && said.contains("IP address"), "{said}");
 
     // The list: newest first, as npm token list shows tokens.
@@ -517,12 +444,14 @@ async fn the_web_pages_in_a_real_browser() {
     assert!(browser.text(".notice").await.contains("was revoked"));
     assert!(!browser.text("main").await.contains("web read-only"));
     browser.shot("09-revoked").await;
-    let (ok, said) = npm.run(&read_only_cli, &["whoami"]).await;
+    let (ok, said) = npm.run(&read_only_cli, &npm.root, &["whoami"]).await;
     assert!(!ok, "a token revoked on the page still works: {said}");
 
     // Revoked with the CLI: gone from the page on reload.
     let cidr_id = token_id(&npm, &alice_cli, "web cidr").await;
-    let (ok, said) = npm.run(&alice_cli, &["token", "revoke", &cidr_id]).await;
+    let (ok, said) = npm
+        .run(&alice_cli, &npm.root, &["token", "revoke", &cidr_id])
+        .await;
     assert!(ok, "{said}");
     browser.client.refresh().await.unwrap();
     browser.wait_heading("Your tokens").await;
@@ -535,7 +464,7 @@ async fn the_web_pages_in_a_real_browser() {
     browser.wait_heading("Refused").await;
     assert!(browser.text("main").await.contains("cross-site"));
     browser.shot("10-cross-site-refused").await;
-    let (ok, listed) = npm.run(&alice_cli, &["token", "list"]).await;
+    let (ok, listed) = npm.run(&alice_cli, &npm.root, &["token", "list"]).await;
     assert!(ok && !listed.contains("forged"), "{listed}");
     // And without a browser: the session cookie, no Origin, no Sec-Fetch-Site.
     let cookie_header = format!("tg_session={}", cookie.value());
@@ -572,7 +501,8 @@ async fn the_web_pages_in_a_real_browser() {
     let login_config = root.path().join("web-login.npmrc");
     std::fs::write(&login_config, "").unwrap();
     let mut login = npm
-        .command(&login_config, &["login"])
+        .command("npm", &login_config, &npm.root)
+        .arg("login")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -610,11 +540,11 @@ async fn the_web_pages_in_a_real_browser() {
     assert!(status.success(), "npm login failed: {rest}");
     let saved = std::fs::read_to_string(&login_config).unwrap();
     assert!(saved.contains(":_authToken=npm_"), "{saved}");
-    let (ok, said) = npm.run(&login_config, &["whoami"]).await;
+    let (ok, said) = npm.run(&login_config, &npm.root, &["whoami"]).await;
     assert!(ok && said.contains("alice"), "{said}");
 
     // Logging in with 2FA: the password, then a one-time password.
-    let bob_session = add_user(&registry, "bob").await;
+    let bob_session = add_user(registry.addr, "bob").await;
     let mut last_step = None;
     let secret = enable_2fa(&registry, &bob_session, &mut last_step).await;
     browser.goto(&format!("{url}-/web/login")).await;
@@ -652,7 +582,9 @@ async fn the_web_pages_in_a_real_browser() {
 
 /// The id `npm token list` shows for the token named `name`.
 async fn token_id(npm: &Npm, config: &Path, name: &str) -> String {
-    let (ok, listed) = npm.run(config, &["token", "list", "--json"]).await;
+    let (ok, listed) = npm
+        .run(config, &npm.root, &["token", "list", "--json"])
+        .await;
     assert!(ok, "{listed}");
     let start = listed.find('[').unwrap_or(0);
     let tokens: serde_json::Value = serde_json::from_str(&listed[start..])

@@ -7,14 +7,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use support::registry::Registry;
+use support::npm::Npm;
+use support::registry::{PASSWORD, Registry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
-
-const PASSWORD: &str = "correct horse battery";
 
 fn npm_is_available() -> bool {
     std::process::Command::new("npm")
@@ -31,94 +29,7 @@ fn script_is_available() -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("util-linux"))
 }
 
-/// A sandbox for npm: its own home, cache and config files, nothing from the machine.
-struct Npm {
-    root: PathBuf,
-    registry: String,
-}
-
 impl Npm {
-    fn new(root: &Path, registry: &str) -> Self {
-        for dir in ["home", "cache"] {
-            std::fs::create_dir_all(root.join(dir)).unwrap();
-        }
-        Self {
-            root: root.to_owned(),
-            registry: registry.to_owned(),
-        }
-    }
-
-    /// A user config that holds `token` for this registry.
-    fn config_with(&self, name: &str, token: &str) -> PathBuf {
-        let path = self.root.join(format!("{name}.npmrc"));
-        let host = self.registry.trim_start_matches("http:");
-        std::fs::write(&path, format!("{host}:_authToken={token}\n")).unwrap();
-        path
-    }
-
-    /// The config `npm adduser` writes to.
-    fn session_config(&self) -> PathBuf {
-        self.root.join("home").join(".npmrc")
-    }
-
-    fn command(&self, program: &str, config: &Path, cwd: &Path) -> Command {
-        let mut command = Command::new(program);
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.root.join("home"))
-            .env("npm_config_userconfig", config)
-            .env("npm_config_cache", self.root.join("cache"))
-            .env("npm_config_registry", &self.registry)
-            .env("npm_config_update_notifier", "false")
-            .env("npm_config_audit", "false")
-            .env("npm_config_fund", "false")
-            .env("npm_config_color", "false")
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        command
-    }
-
-    /// Runs `npm args…` with `config`, in `cwd`; returns stdout and stderr together.
-    async fn run(&self, config: &Path, cwd: &Path, args: &[&str]) -> (bool, String) {
-        self.run_with(config, cwd, args, &[]).await
-    }
-
-    /// [`Npm::run`] with these environment variables too.
-    async fn run_with(
-        &self,
-        config: &Path,
-        cwd: &Path,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> (bool, String) {
-        let mut command = self.command("npm", config, cwd);
-        command.args(args).envs(env.iter().copied());
-        let output: Output = tokio::time::timeout(Duration::from_secs(120), command.output())
-            .await
-            .unwrap_or_else(|_| panic!("npm {args:?} took over 120 s"))
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
-    }
-
-    async fn ok(&self, config: &Path, cwd: &Path, args: &[&str]) -> String {
-        let (ok, text) = self.run(config, cwd, args).await;
-        assert!(ok, "npm {args:?} failed:\n{text}");
-        text
-    }
-
-    async fn fails(&self, config: &Path, cwd: &Path, args: &[&str]) -> String {
-        let (ok, text) = self.run(config, cwd, args).await;
-        assert!(!ok, "npm {args:?} should have failed:\n{text}");
-        text
-    }
-
     /// `npm adduser` (npm falls back from web login to the CouchDB login the registry
     /// speaks), answering its prompts on a pseudo-terminal (npm reads passwords from a
     /// terminal only).

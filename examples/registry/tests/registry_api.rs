@@ -3,9 +3,7 @@
 
 mod support;
 
-use support::registry::{Registry, Reply, http};
-
-const PASSWORD: &str = "correct horse battery";
+use support::registry::{PASSWORD, Registry, Reply, http};
 
 struct Client {
     registry: Registry,
@@ -34,6 +32,13 @@ impl Client {
 
     async fn session(&self, user: &str) -> String {
         let reply = self.login(user, PASSWORD).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A new token of `session`'s user, made with `body` (which must succeed).
+    async fn token(&self, session: &str, body: serde_json::Value) -> String {
+        let reply = self.create(session, body).await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         reply.json()["token"].as_str().unwrap().to_owned()
     }
@@ -577,25 +582,12 @@ async fn private_packages_answer_only_to_maintainers_who_may_read_them() {
         );
     }
     let reader = client
-        .create(
+        .token(
             &alice,
             serde_json::json!({ "password": PASSWORD, "readonly": true }),
         )
-        .await
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let other_package = client
-        .create(
-            &alice,
-            serde_json::json!({ "password": PASSWORD, "packages": ["@alice/open"], "packages_and_scopes_permission": "read-only" }),
-        )
-        .await
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
+    let other_package = client.token(&alice, serde_json::json!({ "password": PASSWORD, "packages": ["@alice/open"], "packages_and_scopes_permission": "read-only" })).await;
 
     // Every route that names the package, for each kind of caller.
     let routes = |name: &str| {
@@ -718,15 +710,11 @@ async fn access_and_owner_changes_are_writes_by_maintainers() {
         201
     );
     let reader = client
-        .create(
+        .token(
             &alice,
             serde_json::json!({ "password": PASSWORD, "readonly": true }),
         )
-        .await
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     let make_public = r#"{"access":"public"}"#;
     let access = "/-/package/%40alice%2Fsecret/access";
     struct Case<'a> {
@@ -1202,18 +1190,14 @@ async fn what_the_review_found_stays_fixed() {
 
     // A token limited to one package manages no tokens.
     let limited = client
-        .create(
+        .token(
             &alice,
             serde_json::json!({
                 "password": PASSWORD, "packages": ["@alice/a"],
                 "packages_and_scopes_permission": "read-write"
             }),
         )
-        .await
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     let full = client
         .create(
             &alice,
@@ -1236,15 +1220,11 @@ async fn what_the_review_found_stays_fixed() {
 
     // Logging out works for a token that may not write, and never logs the token.
     let read_only = client
-        .create(
+        .token(
             &alice,
             serde_json::json!({ "password": PASSWORD, "readonly": true }),
         )
-        .await
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     let publish = publish_body("audited-logout", "1.0.0", "public".into());
     let refused = client
         .send("PUT", "/audited-logout", Some(&read_only), &publish)
@@ -1560,15 +1540,11 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_checked() {
     let client = Client { registry };
     let session = client.session("alice").await;
     let token = client
-        .create(
+        .token(
             &session,
             serde_json::json!({ "password": PASSWORD, "cidr_whitelist": ["10.0.0.0/8"] }),
         )
-        .await
-        .json()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     let auth = format!("Bearer {token}");
     let whoami = |forwarded: Option<&'static str>| {
         let mut headers = vec![("authorization", auth.clone())];

@@ -5,9 +5,7 @@
 
 mod support;
 
-use support::registry::{Registry, Reply, http};
-
-const PASSWORD: &str = "correct horse battery";
+use support::registry::{PASSWORD, Registry, Reply, add_user, http};
 
 struct Site {
     registry: Registry,
@@ -29,17 +27,7 @@ impl Site {
 
     /// Creates `user` with npm's CouchDB login; answers the session token.
     async fn add_user(&self, user: &str) -> String {
-        let body = serde_json::json!({ "name": user, "password": PASSWORD });
-        let reply = http(
-            self.registry.addr,
-            "PUT",
-            &format!("/-/user/org.couchdb.user:{user}"),
-            &[("content-type", "application/json")],
-            body.to_string().as_bytes(),
-        )
-        .await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        reply.json()["token"].as_str().unwrap().to_owned()
+        add_user(self.registry.addr, user).await
     }
 
     /// A form POST from the site's own page (`Origin` is the site's) unless `origin` says

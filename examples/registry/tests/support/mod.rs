@@ -1,6 +1,7 @@
 //! Shared by the registry's tests.
 #![allow(dead_code)]
 
+pub mod npm;
 pub mod registry;
 
 /// The TOTP secret in an `otpauth://` URL, as an authenticator app would read it.

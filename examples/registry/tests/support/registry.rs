@@ -133,3 +133,24 @@ pub async fn http(
         body: body.to_owned(),
     }
 }
+
+/// Makes `user` (password [`PASSWORD`], an email of their own) with the CouchDB login npm
+/// uses, and answers its session token.
+pub async fn add_user(addr: std::net::SocketAddr, user: &str) -> String {
+    let body = serde_json::json!({
+        "name": user, "password": PASSWORD, "email": format!("{user}@example.com")
+    });
+    let reply = http(
+        addr,
+        "PUT",
+        &format!("/-/user/org.couchdb.user:{user}"),
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.json()["token"].as_str().unwrap().to_owned()
+}
+
+/// The password every test user has.
+pub const PASSWORD: &str = "correct horse battery";
