@@ -1,12 +1,15 @@
 //! The router and what the handlers share.
 
+use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
 use axum::routing::{delete, get, post, put};
 use serde::de::DeserializeOwned;
-use tokengate::{TokenAuthLayer, Tokens};
+use tokengate::{TokenAuthLayer, Tokens, TrustedProxies};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::ApiError;
@@ -32,6 +35,8 @@ struct Shared {
     passwords: crate::passwords::PasswordGuard,
     /// One writer at a time: user creation and publishes read, check, then write.
     writes: Mutex<()>,
+    /// Whose `X-Forwarded-For` names the client.
+    trusted_proxies: TrustedProxies,
 }
 
 impl Clone for AppState {
@@ -43,7 +48,12 @@ impl Clone for AppState {
 }
 
 impl AppState {
-    pub fn new(tokens: Tokens, storage: Storage, sealer: Sealer) -> Self {
+    pub fn new(
+        tokens: Tokens,
+        storage: Storage,
+        sealer: Sealer,
+        trusted_proxies: TrustedProxies,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 tokens,
@@ -51,6 +61,7 @@ impl AppState {
                 sealer,
                 passwords: Default::default(),
                 writes: Mutex::new(()),
+                trusted_proxies,
             }),
         }
     }
@@ -75,6 +86,10 @@ impl AppState {
         self.shared.writes.lock().await
     }
 
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.shared.trusted_proxies
+    }
+
     /// A stored JSON document (`what` names it in errors), or `None` if there is none.
     pub async fn load_json<T: DeserializeOwned>(
         &self,
@@ -92,6 +107,22 @@ impl AppState {
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| ApiError::internal(&format!("a stored {what} is damaged"), e))
+    }
+}
+
+/// The client's address as far as the registry can tell: the connection's peer, or the
+/// address a trusted proxy forwarded (`--trusted-proxy`). What failed-password limits
+/// count against; `None` only for a request that came through no connection.
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        let peer = tokengate::peer_addr(&parts.extensions);
+        Ok(Self(
+            state.trusted_proxies().client_ip(peer, &parts.headers),
+        ))
     }
 }
 
@@ -136,11 +167,7 @@ fn too_large(max_bytes: usize) -> ApiError {
     )
 }
 
-pub fn router(
-    state: AppState,
-    trusted_proxies: tokengate::TrustedProxies,
-    max_publish_bytes: usize,
-) -> Router {
+pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
     let bounded = axum::middleware::from_fn(move |request, next| {
         bounded_package_write(max_publish_bytes, request, next)
     });
@@ -154,7 +181,7 @@ pub fn router(
     // Everything else: reads are anonymous, anything with a token is held to its rules.
     let layer = TokenAuthLayer::new(state.tokens().clone())
         .optional()
-        .trusted_proxies(trusted_proxies.clone())
+        .trusted_proxies(state.trusted_proxies().clone())
         // A client guessing tokens gets 429 after 50 misses a minute, not 50 store lookups.
         .limit_failures(tokengate::FailureLimit::new(
             50,
@@ -231,7 +258,7 @@ pub fn router(
         .merge(login)
         .merge(gated)
         // The web pages and npm's browser login, with a gate of their own (web.rs).
-        .merge(web::router(state.clone(), trusted_proxies))
+        .merge(web::router(&state))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -122,8 +122,7 @@ async fn serve(
         None => tfa::Sealer::ephemeral()?,
     };
     let app = app::router(
-        app::AppState::new(tokens, storage, sealer),
-        config.trusted_proxies.clone(),
+        app::AppState::new(tokens, storage, sealer, config.trusted_proxies.clone()),
         config.max_publish_bytes,
     );
     let listener = tokio::net::TcpListener::bind(config.listen)

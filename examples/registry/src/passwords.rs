@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::{HeaderValue, StatusCode};
 use moka::sync::Cache;
 use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
 
 use crate::error::ApiError;
 use crate::users::User;
@@ -77,7 +78,11 @@ impl PasswordGuard {
                 .acquire()
                 .await
                 .map_err(|e| ApiError::internal("password check failed", e))?;
-            verify(user.password_hash.clone(), password.to_owned()).await?
+            verify(
+                user.password_hash.clone(),
+                Zeroizing::new(password.to_owned()),
+            )
+            .await?
         };
         if !right {
             self.by_account
@@ -91,11 +96,33 @@ impl PasswordGuard {
         }
         Ok(right)
     }
+
+    /// The Argon2 hash of a new password, computed in turn with the checks.
+    pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
+        let _turn = self
+            .running
+            .acquire()
+            .await
+            .map_err(|e| ApiError::internal("password hashing failed", e))?;
+        let password = Zeroizing::new(password.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let mut random = [0u8; 16];
+            getrandom::fill(&mut random).map_err(|e| e.to_string())?;
+            let salt = SaltString::encode_b64(&random).map_err(|e| e.to_string())?;
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| ApiError::internal("password hashing failed", e))?
+        .map_err(|e| ApiError::internal("password hashing failed", e))
+    }
 }
 
 /// Argon2 compares in constant time; hashing is deliberately slow, so it runs off the
 /// async workers.
-async fn verify(hash: String, password: String) -> Result<bool, ApiError> {
+async fn verify(hash: String, password: Zeroizing<String>) -> Result<bool, ApiError> {
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&hash).map_err(|e| e.to_string())?;
         Ok::<_, String>(
@@ -107,4 +134,170 @@ async fn verify(hash: String, password: String) -> Result<bool, ApiError> {
     .await
     .map_err(|e| ApiError::internal("password check failed", e))?
     .map_err(|e| ApiError::internal("a stored password hash is damaged", e))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Password checks never wait for, or hold, the registry's write lock: every request
+    //! that carries a wrong password is answered while the test holds that lock.
+
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tokengate::store::{DynStore, MemoryStore};
+    use tokengate::{NewToken, Tokens, TrustedProxies};
+    use tower::ServiceExt;
+
+    use crate::app::{self, AppState};
+
+    /// A request that carries the account's password, and how a wrong one is answered.
+    struct PasswordRequest {
+        what: &'static str,
+        method: &'static str,
+        path: &'static str,
+        credential: Credential,
+        content_type: &'static str,
+        body: &'static str,
+        status: StatusCode,
+        says: &'static str,
+    }
+
+    /// How the request is signed in.
+    enum Credential {
+        None,
+        Bearer,
+        SessionCookie,
+    }
+
+    const JSON: &str = "application/json";
+    const FORM: &str = "application/x-www-form-urlencoded";
+
+    async fn send(app: &Router, request: &PasswordRequest, token: &str) -> (StatusCode, String) {
+        let builder = Request::builder()
+            .method(request.method)
+            .uri(request.path)
+            .header("host", "registry.test")
+            .header("origin", "http://registry.test")
+            .header("content-type", request.content_type);
+        let builder = match request.credential {
+            Credential::None => builder,
+            Credential::Bearer => builder.header("authorization", format!("Bearer {token}")),
+            Credential::SessionCookie => builder.header("cookie", format!("tg_session={token}")),
+        };
+        let request = builder.body(Body::from(request.body)).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_are_answered_while_another_request_writes() {
+        let tokens = Tokens::builder(DynStore::new(MemoryStore::new()))
+            .prefix("npm")
+            .unwrap()
+            .build();
+        let state = AppState::new(
+            tokens,
+            crate::storage::Storage::memory(),
+            crate::tfa::Sealer::ephemeral().unwrap(),
+            TrustedProxies::none(),
+        );
+        let app = app::router(state.clone(), 1024 * 1024);
+        let signup = PasswordRequest {
+            what: "npm adduser",
+            method: "PUT",
+            path: "/-/user/org.couchdb.user:alice",
+            credential: Credential::None,
+            content_type: JSON,
+            body: r#"{"name":"alice","password":"correct horse battery"}"#,
+            status: StatusCode::CREATED,
+            says: "token",
+        };
+        let (status, body) = send(&app, &signup, "").await;
+        assert_eq!(status, signup.status, "{body}");
+        let created = state.tokens().create("alice", NewToken::session()).await;
+        let token = created.unwrap().token;
+
+        let requests = [
+            PasswordRequest {
+                what: "npm login",
+                body: r#"{"name":"alice","password":"a wrong password"}"#,
+                status: StatusCode::UNAUTHORIZED,
+                says: "incorrect user name or password",
+                ..signup
+            },
+            PasswordRequest {
+                what: "npm token create",
+                method: "POST",
+                path: "/-/npm/v1/tokens",
+                credential: Credential::Bearer,
+                content_type: JSON,
+                body: r#"{"password":"a wrong password","readonly":false,"cidr_whitelist":[]}"#,
+                status: StatusCode::UNAUTHORIZED,
+                says: "incorrect password",
+            },
+            PasswordRequest {
+                what: "npm profile enable-2fa",
+                method: "POST",
+                path: "/-/npm/v1/user",
+                credential: Credential::Bearer,
+                content_type: JSON,
+                body: r#"{"tfa":{"password":"a wrong password","mode":"auth-only"}}"#,
+                status: StatusCode::UNAUTHORIZED,
+                says: "incorrect password",
+            },
+            PasswordRequest {
+                what: "npm profile set password",
+                method: "POST",
+                path: "/-/npm/v1/user",
+                credential: Credential::Bearer,
+                content_type: JSON,
+                body: r#"{"password":{"old":"a wrong password","new":"another long password"}}"#,
+                status: StatusCode::UNAUTHORIZED,
+                says: "incorrect password",
+            },
+            PasswordRequest {
+                what: "web login",
+                method: "POST",
+                path: "/-/web/login",
+                credential: Credential::None,
+                content_type: FORM,
+                body: "username=alice&password=a+wrong+password",
+                status: StatusCode::UNAUTHORIZED,
+                says: "incorrect user name or password",
+            },
+            PasswordRequest {
+                what: "web token creation",
+                method: "POST",
+                path: "/-/web/tokens/new",
+                credential: Credential::SessionCookie,
+                content_type: FORM,
+                body: "name=ci&permission=read-write&expires=7&password=a+wrong+password",
+                status: StatusCode::BAD_REQUEST,
+                says: "incorrect password",
+            },
+        ];
+        let _writing = state.write_lock().await;
+        for request in &requests {
+            // Long enough for any Argon2 check; a request waiting for the lock never ends.
+            let answered = tokio::time::timeout(
+                Duration::from_secs(30),
+                send(&app, request, token.expose_secret()),
+            )
+            .await;
+            let (status, body) = answered.unwrap_or_else(|_| {
+                panic!(
+                    "{}: a wrong password waited for the write lock",
+                    request.what
+                )
+            });
+            assert_eq!(status, request.status, "{}: {body}", request.what);
+            assert!(body.contains(request.says), "{}: {body}", request.what);
+        }
+    }
 }

@@ -8,10 +8,10 @@ use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 use tokengate::Authenticated;
 
-use crate::app::AppState;
+use crate::app::{AppState, ClientAddress};
 use crate::error::{ApiError, JsonBody};
 use crate::tfa::{self, TfaMode};
-use crate::users::{self, User};
+use crate::users::{self, User, Verified};
 
 fn profile(user: &User) -> Value {
     let tfa = match &user.tfa {
@@ -88,6 +88,7 @@ pub async fn get(
 /// `POST /-/npm/v1/user`. Only `tfa` can change here; any other field is refused by name.
 pub async fn set(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     who: Option<Authenticated>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -95,11 +96,37 @@ pub async fn set(
     if body.contains_key("tfa") && body.len() > 1 {
         return Err(ApiError::bad_request("tfa changes on its own"));
     }
-    let _writing = state.write_lock().await;
-    let current_token = who.as_ref().map(Authenticated::token_id);
-    let mut user = signed_in(&state, who).await?;
+    let who = who.ok_or_else(ApiError::needs_login)?;
+    let current_token = who.token_id();
+    let change = Change::of(&body)?;
+    // The password is checked, and a new one hashed, before the write lock is taken.
+    let (verified, new_hash) = match change.password {
+        Some(password) => {
+            let incorrect = || ApiError::new(StatusCode::UNAUTHORIZED, "incorrect password");
+            let checked = users::check_password(&state, who.owner(), password, client)
+                .await?
+                .ok_or_else(incorrect)?;
+            let new_hash = match change.new_password {
+                Some(new) => Some(state.passwords().hash(new).await?),
+                None => None,
+            };
+            let verified = checked.lock(&state).await?.ok_or_else(incorrect)?;
+            (verified, new_hash)
+        }
+        None => {
+            let writing = state.write_lock().await;
+            let user = users::load(&state, who.owner())
+                .await?
+                .ok_or_else(ApiError::needs_login)?;
+            (Verified { user, writing }, None)
+        }
+    };
+    let Verified {
+        mut user,
+        writing: _writing,
+    } = verified;
     let Some(tfa_change) = body.get("tfa") else {
-        return set_fields(&state, &mut user, &headers, &body, current_token).await;
+        return set_fields(&state, &mut user, &headers, &body, new_hash, current_token).await;
     };
     let reply = match tfa_change {
         // The first code from the authenticator: enrolment is done.
@@ -115,16 +142,7 @@ pub async fn set(
             json!({ "tfa": shown })
         }
         Value::Object(change) => {
-            let password = change
-                .get("password")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::bad_request("tfa: the password is required"))?;
-            if !state.passwords().check(&user, password, None).await? {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "incorrect password",
-                ));
-            }
+            // The password was checked above (`Change::of` requires it).
             let active = user.tfa.as_ref().is_some_and(tfa::Tfa::active);
             match change.get("mode").and_then(Value::as_str) {
                 Some("disable") => {
@@ -173,19 +191,27 @@ pub async fn set(
     Ok(Json(reply))
 }
 
-/// `npm profile set <field> <value>` and `npm profile set password`: the password needs the
-/// old one (and, with 2FA, a code) and ends every other session of the user.
-async fn set_fields(
-    state: &AppState,
-    user: &mut User,
-    headers: &HeaderMap,
-    body: &Map<String, Value>,
-    current_token: Option<tokengate::TokenId>,
-) -> Result<Json<Value>, ApiError> {
-    let mut new_password = None;
-    for (field, value) in body {
-        match (field.as_str(), value) {
-            ("password", Value::Object(change)) => {
+/// What a profile change must prove before the write lock: the account's password, for
+/// two-factor changes and a new password (then also checked for length before any hashing).
+struct Change<'a> {
+    password: Option<&'a str>,
+    new_password: Option<&'a str>,
+}
+
+impl<'a> Change<'a> {
+    fn of(body: &'a Map<String, Value>) -> Result<Self, ApiError> {
+        match (body.get("tfa"), body.get("password")) {
+            (Some(Value::Object(change)), _) => {
+                let password = change
+                    .get("password")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| ApiError::bad_request("tfa: the password is required"))?;
+                Ok(Self {
+                    password: Some(password),
+                    new_password: None,
+                })
+            }
+            (_, Some(Value::Object(change))) => {
                 let old = change
                     .get("old")
                     .and_then(Value::as_str)
@@ -194,18 +220,36 @@ async fn set_fields(
                     .get("new")
                     .and_then(Value::as_str)
                     .ok_or_else(|| ApiError::bad_request("password: send old and new"))?;
-                if !(8..=1024).contains(&new.len()) {
-                    return Err(ApiError::bad_request("passwords have 8 to 1024 characters"));
-                }
-                if !state.passwords().check(user, old, None).await? {
-                    return Err(ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        "incorrect password",
-                    ));
-                }
-                new_password = Some(new.to_owned());
+                users::check_new_password(new)?;
+                Ok(Self {
+                    password: Some(old),
+                    new_password: Some(new),
+                })
             }
-            ("password", _) => return Err(ApiError::bad_request("password: send old and new")),
+            (_, Some(_)) => Err(ApiError::bad_request("password: send old and new")),
+            _ => Ok(Self {
+                password: None,
+                new_password: None,
+            }),
+        }
+    }
+}
+
+/// `npm profile set <field> <value>` and `npm profile set password`: the password needs the
+/// old one, checked by the caller, which hashed the new one into `new_hash`; with 2FA it
+/// also needs a code, and it ends every other session of the user.
+async fn set_fields(
+    state: &AppState,
+    user: &mut User,
+    headers: &HeaderMap,
+    body: &Map<String, Value>,
+    new_hash: Option<String>,
+    current_token: tokengate::TokenId,
+) -> Result<Json<Value>, ApiError> {
+    for (field, value) in body {
+        match (field.as_str(), value) {
+            // Checked by `Change::of`.
+            ("password", _) => {}
             // npm sends null to clear a field.
             (field, Value::Null) if PROFILE_FIELDS.contains(&field) => {}
             (field, Value::String(text)) => {
@@ -222,7 +266,7 @@ async fn set_fields(
             }
         }
     }
-    if new_password.is_some() {
+    if new_hash.is_some() {
         tfa::check_code(state, user, headers).await?;
     }
     for (field, value) in body {
@@ -237,11 +281,11 @@ async fn set_fields(
             }
         }
     }
-    if let Some(password) = new_password {
-        user.password_hash = users::hash_password(&password).await?;
-        let current = current_token.map(|id| id.to_string());
+    if let Some(new_hash) = new_hash {
+        user.password_hash = new_hash;
+        let current = current_token.to_string();
         for session in std::mem::take(&mut user.sessions) {
-            if Some(&session) == current.as_ref() {
+            if session == current {
                 user.sessions.push(session);
             } else {
                 state.tokens().revoke(&session).await?;

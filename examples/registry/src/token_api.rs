@@ -12,7 +12,7 @@ use tokengate::{
     Authenticated, Grant, Grants, NewToken, Permission, ResourcePattern, SecondFactor, TokenListing,
 };
 
-use crate::app::AppState;
+use crate::app::{AppState, ClientAddress};
 use crate::error::{ApiError, JsonBody};
 use crate::packages::PackageName;
 use crate::{tfa, users};
@@ -271,7 +271,7 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
 /// `POST /-/npm/v1/tokens`: needs the account password, returns the full token once.
 pub async fn create(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    ClientAddress(client): ClientAddress,
     who: Option<Authenticated>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<CreateRequest>,
@@ -282,25 +282,12 @@ pub async fn create(
         .password
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("password is required to create a token"))?;
-    let user = users::load(&state, who.owner())
+    let incorrect = || ApiError::new(StatusCode::UNAUTHORIZED, "incorrect password");
+    let checked = users::check_password(&state, who.owner(), password, client)
         .await?
-        .ok_or_else(ApiError::needs_login)?;
-    // Outside the write lock: Argon2 is slow on purpose.
-    if !state
-        .passwords()
-        .check(&user, password, Some(peer.ip()))
-        .await?
-    {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "incorrect password",
-        ));
-    }
-    let _writing = state.write_lock().await;
-    let mut user = users::load(&state, who.owner())
-        .await?
-        .ok_or_else(ApiError::needs_login)?;
-    tfa::check_code(&state, &mut user, &headers).await?;
+        .ok_or_else(incorrect)?;
+    let mut verified = checked.lock(&state).await?.ok_or_else(incorrect)?;
+    tfa::check_code(&state, &mut verified.user, &headers).await?;
     let created = state.tokens().create(who.owner(), options).await?;
     let listing = ListedToken::from(&created.listing);
     tracing::info!(user = who.owner(), token_id = %created.listing.id, "token created");

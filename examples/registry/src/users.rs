@@ -1,15 +1,15 @@
 //! Accounts: `npm adduser` / `npm login` (CouchDB-style), `npm whoami`, `npm logout`.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, SaltString};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use tokengate::{Authenticated, NewToken};
+use tokio::sync::MutexGuard;
 
-use crate::app::AppState;
+use crate::app::{AppState, ClientAddress};
 use crate::error::{ApiError, JsonBody};
 
 /// What is kept about a user: never the password, only its Argon2 hash.
@@ -31,6 +31,71 @@ pub struct User {
 
 /// Sessions remembered per user; older ones have expired long before this many more.
 const MAX_REMEMBERED_SESSIONS: usize = 100;
+
+/// Lengths of the passwords accounts may have, in bytes.
+const PASSWORD_LENGTHS: std::ops::RangeInclusive<usize> = 8..=1024;
+
+/// Refuses a new password outside [`PASSWORD_LENGTHS`].
+pub fn check_new_password(password: &str) -> Result<(), ApiError> {
+    if PASSWORD_LENGTHS.contains(&password.len()) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request("passwords have 8 to 1024 characters"))
+    }
+}
+
+/// A password found right, before any lock is taken: Argon2 is slow on purpose, and a
+/// crowd of guessers must not hold up everyone else's writes.
+pub struct PasswordChecked {
+    name: String,
+    hash: String,
+}
+
+/// A user whose password was checked, reloaded under the registry's write lock, which is
+/// held for as long as `writing` lives.
+pub struct Verified<'a> {
+    pub user: User,
+    pub writing: MutexGuard<'a, ()>,
+}
+
+/// Checks `name`'s password without taking any lock; [`PasswordChecked::lock`] then takes
+/// the write lock for the change the password allows.
+///
+/// # Errors
+///
+/// `Ok(None)` for no such user or a wrong password (a password no account can have is
+/// wrong without hashing); 429 when the account or `client` has failed too often.
+pub async fn check_password(
+    state: &AppState,
+    name: &str,
+    password: &str,
+    client: Option<IpAddr>,
+) -> Result<Option<PasswordChecked>, ApiError> {
+    let Some(user) = load(state, name).await? else {
+        return Ok(None);
+    };
+    if !PASSWORD_LENGTHS.contains(&password.len())
+        || !state.passwords().check(&user, password, client).await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(PasswordChecked {
+        name: user.name,
+        hash: user.password_hash,
+    }))
+}
+
+impl PasswordChecked {
+    /// Takes the write lock and reloads the user, who must still have the password that
+    /// was checked: one changed in between is not this check's, and `Ok(None)` says so.
+    pub async fn lock(self, state: &AppState) -> Result<Option<Verified<'_>>, ApiError> {
+        let writing = state.write_lock().await;
+        Ok(load(state, &self.name)
+            .await?
+            .filter(|user| user.password_hash == self.hash)
+            .map(|user| Verified { user, writing }))
+    }
+}
 
 /// npm user names: lower-case letters, digits, `-`, `.` and `_`, not starting with `.` or
 /// `_`, at most 214 characters.
@@ -69,22 +134,6 @@ pub async fn load(state: &AppState, name: &str) -> Result<Option<User>, ApiError
     state.load_json(&user_key(name), "user").await
 }
 
-pub async fn hash_password(password: &str) -> Result<String, ApiError> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut random = [0u8; 16];
-        getrandom::fill(&mut random).map_err(|e| e.to_string())?;
-        let salt = SaltString::encode_b64(&random).map_err(|e| e.to_string())?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::internal("password hashing failed", e))?
-    .map_err(|e| ApiError::internal("password hashing failed", e))
-}
-
 #[derive(Deserialize)]
 pub struct CouchLogin {
     name: String,
@@ -104,7 +153,7 @@ struct LoginReply {
 /// either way answers with a new session token: read-write, two hours, never listed.
 pub async fn login(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    ClientAddress(client): ClientAddress,
     headers: axum::http::HeaderMap,
     Path(couch_id): Path<String>,
     JsonBody(body): JsonBody<CouchLogin>,
@@ -122,63 +171,45 @@ pub async fn login(
             "invalid user name: use lower-case letters, digits, '-', '.' and '_' (at most 214)",
         ));
     }
-    let acceptable = (8..=1024).contains(&body.password.len());
-    // The password is checked before the write lock is taken: Argon2 is slow on purpose,
-    // and a crowd of guessers must not hold up everyone else's writes.
     let wrong = || ApiError::new(StatusCode::UNAUTHORIZED, "incorrect user name or password");
-    // The hash the password was checked against, for an existing user.
-    let checked_hash = match load(&state, name).await? {
-        Some(user) => {
-            // A wrong password is a 401 whatever its length: the rule for new passwords
-            // says nothing about an existing one.
-            let right = acceptable
-                && state
-                    .passwords()
-                    .check(&user, &body.password, Some(peer.ip()))
-                    .await?;
-            if !right {
-                return Err(wrong());
-            }
-            Some(user.password_hash)
+    let _writing = if load(&state, name).await?.is_some() {
+        let checked = check_password(&state, name, &body.password, client).await?;
+        let Some(mut verified) = checked.ok_or_else(wrong)?.lock(&state).await? else {
+            return Err(wrong());
+        };
+        // With two-factor authentication, the password alone is not enough: npm asks
+        // for a code on this 401 and sends the login again with it.
+        crate::tfa::check_code(&state, &mut verified.user, &headers).await?;
+        verified.writing
+    } else {
+        check_new_password(&body.password)?;
+        // Hashed before the lock, for the same reason a password is checked before it.
+        let password_hash = state.passwords().hash(&body.password).await?;
+        let writing = state.write_lock().await;
+        // Made in between by someone else: this login's password was never checked.
+        if load(&state, name).await?.is_some() {
+            return Err(wrong());
         }
-        None => None,
+        if crate::scopes::recorded_owner(&state, name).await?.is_some() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "the user name {name:?} is taken: the scope @{name} belongs to another user"
+                ),
+            ));
+        }
+        let user = User {
+            name: name.to_owned(),
+            password_hash,
+            email: body.email,
+            tfa: None,
+            profile: Default::default(),
+            sessions: Vec::new(),
+        };
+        save(&state, &user).await?;
+        tracing::info!(user = name, "user created");
+        writing
     };
-    let _writing = state.write_lock().await;
-    match load(&state, name).await? {
-        Some(mut user) => {
-            // Checked above, against this very hash: a user made, or a password changed,
-            // in between is not this login's.
-            if checked_hash.as_ref() != Some(&user.password_hash) {
-                return Err(wrong());
-            }
-            // With two-factor authentication, the password alone is not enough: npm asks
-            // for a code on this 401 and sends the login again with it.
-            crate::tfa::check_code(&state, &mut user, &headers).await?;
-        }
-        None => {
-            if !acceptable {
-                return Err(ApiError::bad_request("passwords have 8 to 1024 characters"));
-            }
-            if crate::scopes::recorded_owner(&state, name).await?.is_some() {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!(
-                        "the user name {name:?} is taken: the scope @{name} belongs to another user"
-                    ),
-                ));
-            }
-            let user = User {
-                name: name.to_owned(),
-                password_hash: hash_password(&body.password).await?,
-                email: body.email,
-                tfa: None,
-                profile: Default::default(),
-                sessions: Vec::new(),
-            };
-            save(&state, &user).await?;
-            tracing::info!(user = name, "user created");
-        }
-    }
     let created = state
         .tokens()
         .create(name, NewToken::session().name("npm login session"))

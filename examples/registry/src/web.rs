@@ -8,6 +8,7 @@
 //! error, except passwords and one-time passwords, which never appear in a page.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,8 +27,9 @@ use tokengate::{
 };
 use zeroize::Zeroizing;
 
-use crate::app::AppState;
+use crate::app::{AppState, ClientAddress};
 use crate::error::ApiError;
+use crate::users::Verified;
 use crate::{tfa, token_api, users};
 
 /// The session cookie's name.
@@ -102,11 +104,11 @@ fn prune<T>(map: &mut HashMap<String, T>, at: impl Fn(&T) -> Instant) -> Result<
 }
 
 /// The pages and npm's browser login, to merge into the registry's router.
-pub fn router(state: AppState, trusted_proxies: tokengate::TrustedProxies) -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     let web = Arc::new(WebState::default());
     let gate = TokenAuthLayer::new(state.tokens().clone())
         .cookie_token(COOKIE)
-        .trusted_proxies(trusted_proxies)
+        .trusted_proxies(state.trusted_proxies().clone())
         // As on npm's routes: a client guessing sessions gets refusals, not store lookups.
         .limit_failures(tokengate::FailureLimit::new(50, Duration::from_secs(60)))
         .respond_with(|rejection, request| {
@@ -432,6 +434,7 @@ async fn login_page(Query(query): Query<LoginQuery>) -> Response {
 async fn login(
     State(state): State<AppState>,
     Extension(web): Extension<Arc<WebState>>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -463,7 +466,8 @@ async fn login(
     if view.username_error.is_some() || view.password_error.is_some() {
         return login_form(&view);
     }
-    match log_in(&state, &web, &mut view, &form, over_https(&headers)).await {
+    let secure = over_https(&headers);
+    match log_in(&state, &web, &mut view, &form, client, secure).await {
         Ok(Some(response)) => response,
         Ok(None) => login_form(&view),
         Err(error) => api_error_page(None, error),
@@ -476,19 +480,22 @@ async fn log_in(
     web: &WebState,
     view: &mut LoginView<'_>,
     form: &LoginForm,
+    client: Option<IpAddr>,
     secure: bool,
 ) -> Result<Option<Response>, ApiError> {
     let name = view.username.to_owned();
-    let _writing = state.write_lock().await;
-    let user = users::load(state, &name).await?;
-    let Some(mut user) = user else {
+    let verified = match users::check_password(state, &name, &form.password, client).await? {
+        Some(checked) => checked.lock(state).await?,
+        None => None,
+    };
+    let Some(Verified {
+        mut user,
+        writing: _writing,
+    }) = verified
+    else {
         view.general = Some("incorrect user name or password".into());
         return Ok(None);
     };
-    if !state.passwords().check(&user, &form.password, None).await? {
-        view.general = Some("incorrect user name or password".into());
-        return Ok(None);
-    }
     if user.tfa.as_ref().is_some_and(tfa::Tfa::active) {
         view.ask_code = true;
         let code = form.otp.trim();
@@ -1036,6 +1043,7 @@ fn create_form(owner: &str, form: &CreateForm, errors: &Errors, ask_code: bool) 
 async fn create(
     State(state): State<AppState>,
     Extension(web): Extension<Arc<WebState>>,
+    ClientAddress(client): ClientAddress,
     who: Authenticated,
     Form(form): Form<CreateForm>,
 ) -> Response {
@@ -1073,20 +1081,15 @@ async fn create(
         return create_form(&owner, &form, &errors, ask_code);
     };
     let created = {
-        let _writing = state.write_lock().await;
         let result = async {
-            let mut user = users::load(&state, who.owner())
+            let incorrect = || ApiError::new(StatusCode::UNAUTHORIZED, "incorrect password");
+            let checked = users::check_password(&state, who.owner(), &form.password, client)
                 .await?
-                .ok_or_else(ApiError::needs_login)?;
-            if !state.passwords().check(&user, &form.password, None).await? {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "incorrect password",
-                ));
-            }
+                .ok_or_else(incorrect)?;
+            let mut verified = checked.lock(&state).await?.ok_or_else(incorrect)?;
             let code = Some(form.otp.trim()).filter(|code| !code.is_empty());
-            tfa::verify(&state, &mut user, code).await?;
-            Ok(state.tokens().create(who.owner(), options).await?)
+            tfa::verify(&state, &mut verified.user, code).await?;
+            Ok::<_, ApiError>(state.tokens().create(who.owner(), options).await?)
         }
         .await;
         match result {

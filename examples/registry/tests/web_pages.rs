@@ -606,3 +606,32 @@ async fn two_factor_accounts_give_a_code_on_the_page() {
     assert!(field_error(&reply.body, "otp").is_some());
     assert_eq!(site.api_tokens(&session).await.len(), 1);
 }
+
+#[tokio::test]
+async fn an_address_guessing_passwords_is_stopped_across_accounts() {
+    let site = Site::start().await;
+    let accounts = ["alice", "bob", "carol", "dave"];
+    for user in accounts {
+        site.add_user(user).await;
+    }
+    // 30 wrong passwords from one address, under each account's own limit of 10.
+    for attempt in 0..30 {
+        let user = accounts[attempt % accounts.len()];
+        let form = format!("username={user}&password=a+wrong+password");
+        let reply = site
+            .post("/-/web/login", None, Some(&site.origin), &form)
+            .await;
+        assert_eq!(reply.status, 401, "attempt {attempt}: {}", reply.body);
+    }
+    // The address is told to wait, even with the right password of an account.
+    let form = format!("username=dave&password={}", PASSWORD.replace(' ', "+"));
+    let reply = site
+        .post("/-/web/login", None, Some(&site.origin), &form)
+        .await;
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    assert!(
+        reply.body.contains("too many wrong passwords"),
+        "{}",
+        reply.body
+    );
+}
