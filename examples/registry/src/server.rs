@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -38,6 +38,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) -> std::i
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let builder = Arc::new(builder.http1_only());
+    let mut refused = RefusedConnections::default();
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
     loop {
@@ -45,14 +46,17 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) -> std::i
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
+                    // Out of file descriptors, say: wait a moment instead of spinning.
                     tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
             _ = &mut shutdown => return Ok(()),
         };
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-            tracing::warn!(%peer, "connection refused: too many open connections");
+            tracing::debug!(%peer, "connection refused: too many open connections");
+            refused.count(peer);
             continue; // dropped: closed at once
         };
         let service = app
@@ -76,5 +80,30 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits) -> std::i
                 tracing::debug!(%peer, %error, "connection ended");
             }
         });
+    }
+}
+
+/// Connections refused at the limit: each at DEBUG, and a WARN at most once a minute with
+/// the count, so that a flood of connections does not become a flood of log lines.
+#[derive(Default)]
+struct RefusedConnections {
+    since_warning: u64,
+    warned_at: Option<Instant>,
+}
+
+impl RefusedConnections {
+    const EVERY: Duration = Duration::from_secs(60);
+
+    fn count(&mut self, peer: SocketAddr) {
+        self.since_warning += 1;
+        if self.warned_at.is_none_or(|at| at.elapsed() >= Self::EVERY) {
+            tracing::warn!(
+                refused = self.since_warning,
+                last_peer = %peer,
+                "connections refused: too many open connections (see --max-connections)"
+            );
+            self.since_warning = 0;
+            self.warned_at = Some(Instant::now());
+        }
     }
 }

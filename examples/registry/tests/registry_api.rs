@@ -1666,6 +1666,82 @@ async fn slow_and_stalled_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn connections_past_the_limit_are_closed_unanswered() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+
+    const PING: &[u8] = b"GET /-/ping HTTP/1.1\r\nHost: x\r\n\r\n";
+    /// Sends a ping on a kept-alive connection; answers the status line, or `None` when the
+    /// server closed the connection without answering.
+    async fn ping(stream: &mut BufReader<TcpStream>) -> Option<String> {
+        stream.get_mut().write_all(PING).await.ok()?;
+        let mut status = String::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            stream.read_line(&mut status),
+        )
+        .await
+        .expect("the server neither answered nor closed the connection");
+        match read {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                // Drain the rest of the small response so the next ping starts clean.
+                let mut line = String::new();
+                let mut length = 0;
+                while stream.read_line(&mut line).await.unwrap() > 2 {
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap();
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; length];
+                stream.read_exact(&mut body).await.unwrap();
+                Some(status.trim_end().to_owned())
+            }
+        }
+    }
+    let connect = |addr| async move { BufReader::new(TcpStream::connect(addr).await.unwrap()) };
+
+    let data = tempfile::tempdir().unwrap();
+    let flags = ["--max-connections", "2"];
+    let registry = Registry::start_with("127.0.0.1:0", data.path(), &flags).await;
+    let addr = registry.addr;
+    // Two kept-alive connections take both places.
+    let mut first = connect(addr).await;
+    let mut second = connect(addr).await;
+    assert_eq!(ping(&mut first).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    assert_eq!(ping(&mut second).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    // A third is closed without an answer, and the two keep being served.
+    let mut third = connect(addr).await;
+    assert_eq!(
+        ping(&mut third).await,
+        None,
+        "a third connection was served"
+    );
+    assert_eq!(ping(&mut first).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    // A flood of them is one warning, not a line each.
+    for _ in 0..20 {
+        assert_eq!(ping(&mut connect(addr).await).await, None);
+    }
+    assert_eq!(registry.logged("connections refused"), 1);
+    // Once one of them closes, its place is free again.
+    drop(second);
+    let mut served = None;
+    for _ in 0..100 {
+        served = ping(&mut connect(addr).await).await;
+        if served.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        served.as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "no place came free"
+    );
+}
+
+#[tokio::test]
 async fn package_metadata_is_bounded_before_anything_is_written() {
     let (client, data) = start().await;
     let alice = client.session("alice").await;

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -15,6 +16,8 @@ pub fn binary() -> PathBuf {
 
 pub struct Registry {
     child: Child,
+    /// What the registry logged (stderr), line by line; also copied to the test's stderr.
+    log: Arc<Mutex<Vec<String>>>,
     /// `http://127.0.0.1:PORT/`
     pub url: String,
     pub addr: std::net::SocketAddr,
@@ -34,7 +37,7 @@ impl Registry {
             .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("the example registry starts");
@@ -53,12 +56,32 @@ impl Registry {
             .to_owned();
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let kept = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                eprintln!("{line}");
+                kept.lock().unwrap().push(line);
+            }
+        });
         let addr = url
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .parse()
             .unwrap();
-        Self { child, url, addr }
+        Self {
+            child,
+            log,
+            url,
+            addr,
+        }
+    }
+
+    /// How many lines the registry has logged so far that contain `text`.
+    pub fn logged(&self, text: &str) -> usize {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|line| line.contains(text)).count()
     }
 
     pub async fn stop(mut self) {
