@@ -3,7 +3,8 @@
 //! run under valgrind (`benches/instructions.sh` does that and prints the table); alone,
 //! `cargo bench --bench instructions` just runs every variant once as a smoke test.
 //!
-//! `TOKENGATE_VARIANT` picks one of `bare`, `layer_hot`, `floor`, `malformed`, `missing`;
+//! `TOKENGATE_VARIANT` picks one of `bare`, `bare_refusal` (a bare service answering with
+//! the shape of the layer's refusal), `layer_hot`, `floor`, `malformed`, `missing`;
 //! `TOKENGATE_ITERATIONS` says how many requests (0 measures the set-up alone).
 
 mod common;
@@ -18,7 +19,7 @@ use tokengate::store::MemoryStore;
 use tokengate::{NewToken, TokenAuthLayer, Tokens};
 use tower::{ServiceBuilder, ServiceExt};
 
-use common::{bare, request};
+use common::{bare, bare_refusal, request};
 
 fn main() {
     let variant = std::env::var("TOKENGATE_VARIANT").ok();
@@ -52,7 +53,14 @@ fn main() {
     let floor_map = std::collections::HashMap::from([(created.token.id(), created.token.digest())]);
     let prefix = tokens.prefix().clone();
 
-    let variants = ["bare", "layer_hot", "floor", "malformed", "missing"];
+    let variants = [
+        "bare",
+        "bare_refusal",
+        "layer_hot",
+        "floor",
+        "malformed",
+        "missing",
+    ];
     let chosen: Vec<&str> = match variant.as_deref() {
         Some(v) => vec![v],
         None => variants.to_vec(),
@@ -62,6 +70,10 @@ fn main() {
             match name {
                 "bare" => {
                     rt.block_on(bare().oneshot(request(Some(&hot)))).unwrap();
+                }
+                "bare_refusal" => {
+                    rt.block_on(bare_refusal().oneshot(request(Some(&typo))))
+                        .unwrap();
                 }
                 "layer_hot" => {
                     let response = rt.block_on(gated.clone().oneshot(request(Some(&hot))));

@@ -13,7 +13,7 @@ count() {
         --callgrind-out-file=/dev/null "$binary" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 echo "instructions: $n requests per variant, callgrind"
-for variant in bare layer_hot floor malformed missing; do
+for variant in bare bare_refusal layer_hot floor malformed missing; do
     base=$(count "$variant" 0)
     full=$(count "$variant" "$n")
     echo "instructions $variant $(( (full - base) / n ))"

@@ -373,36 +373,48 @@ fn refuse<St, B>(
             .client_ip(peer_addr(&parts.extensions), &parts.headers)
     };
     let token_id = rejection.token_id().map(tracing::field::display);
-    // Some clients put a whole token in a path (npm's logout does): never log it.
-    let path = without_tokens(parts.uri.path(), config.tokens.prefix().as_str());
-    let path = path.as_ref();
+    // Some clients put a whole token in a path (npm's logout does): never log it. Built
+    // only for a log line or an event hook that will read it (the macros evaluate their
+    // fields only when enabled): a flood of refusals is cheap to refuse.
+    let logged_path = std::cell::OnceCell::new();
+    let path = || {
+        logged_path
+            .get_or_init(|| without_tokens(parts.uri.path(), config.tokens.prefix().as_str()))
+            .as_ref()
+    };
     config.summary.count(reason);
     if reason == Reason::StoreUnavailable {
-        tracing::warn!(token_id, ?reason, client = ?client(), method = %parts.method, path, "request refused");
+        tracing::warn!(token_id, ?reason, client = ?client(), method = %parts.method, path = %path(), "request refused");
     } else {
-        tracing::debug!(token_id, ?reason, client = ?client(), method = %parts.method, path, "request refused");
+        tracing::debug!(token_id, ?reason, client = ?client(), method = %parts.method, path = %path(), "request refused");
     }
     config.tokens.emit(|| TokenEvent::Refused {
         rejection,
         client: client(),
         method: Some(&parts.method),
-        path: Some(path),
+        path: Some(path()),
     });
     config.respond.to(rejection, &parts)
 }
 
-/// `path` with every segment that starts like one of this manager's tokens cut to
-/// `<prefix>_…`.
+/// `path` with every segment that holds `<prefix>_` (the start of one of this manager's
+/// tokens) cut to `…token…`.
 fn without_tokens<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> {
-    let marker = format!("{prefix}_");
-    if !path.contains(&marker) {
+    let holds_token = |text: &str| {
+        text.match_indices(prefix)
+            .any(|(at, _)| text[at + prefix.len()..].starts_with('_'))
+    };
+    if !holds_token(path) {
         return std::borrow::Cow::Borrowed(path);
     }
     let segments: Vec<&str> = path
         .split('/')
-        .map(|segment| match segment.find(&marker) {
-            Some(_) => "…token…",
-            None => segment,
+        .map(|segment| {
+            if holds_token(segment) {
+                "…token…"
+            } else {
+                segment
+            }
         })
         .collect();
     std::borrow::Cow::Owned(segments.join("/"))

@@ -1,9 +1,11 @@
 //! A periodic summary of refusals: each refusal is logged at DEBUG, so that a flood does
 //! not flood the log, and their counts by reason reach INFO (WARN past a threshold) at most
 //! once per interval.
+//!
+//! Counting takes no lock: a flood of refusals from many connections must not queue on
+//! the summary. Whichever refusal finds the interval over writes the summary.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::reason::Reason;
@@ -11,38 +13,74 @@ use crate::reason::Reason;
 /// Refusals in one interval above which the summary is a warning.
 const WARN_ABOVE: u64 = 1_000;
 
+/// The reasons' names without their details, in the order [`kind`] numbers them.
+const KINDS: [&str; 17] = [
+    "missing_token",
+    "malformed_header",
+    "malformed_token",
+    "unknown_token",
+    "wrong_secret",
+    "revoked",
+    "expired",
+    "address_not_allowed",
+    "no_client_address",
+    "read_only",
+    "not_permitted",
+    "store_unavailable",
+    "second_factor_required",
+    "second_factor_rejected",
+    "second_factor_unavailable",
+    "too_many_failures",
+    "cross_site_request",
+];
+
 pub(crate) struct RefusalSummary {
     every: Duration,
-    state: Mutex<Counts>,
-}
-
-struct Counts {
-    since: Instant,
-    by_reason: BTreeMap<&'static str, u64>,
+    started: Instant,
+    /// When the last summary was written (or counting began), in nanoseconds after
+    /// `started`.
+    last: AtomicU64,
+    counts: [AtomicU64; KINDS.len()],
 }
 
 impl RefusalSummary {
     pub(crate) fn new(every: Duration) -> Self {
         Self {
             every,
-            state: Mutex::new(Counts {
-                since: Instant::now(),
-                by_reason: BTreeMap::new(),
-            }),
+            started: Instant::now(),
+            last: AtomicU64::new(0),
+            counts: Default::default(),
         }
     }
 
     /// Counts a refusal, and logs the summary when the interval is over.
     pub(crate) fn count(&self, reason: Reason) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        *state.by_reason.entry(kind(reason)).or_default() += 1;
-        let elapsed = state.since.elapsed();
+        self.counts[kind(reason)].fetch_add(1, Ordering::Relaxed);
+        let now = nanos(self.started.elapsed());
+        let last = self.last.load(Ordering::Relaxed);
+        let elapsed = Duration::from_nanos(now.saturating_sub(last));
         if elapsed < self.every {
             return;
         }
-        let total: u64 = state.by_reason.values().sum();
-        let counts = state
-            .by_reason
+        // One refusal writes this summary; the others that found it due count on.
+        if self
+            .last
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let counts: Vec<(&str, u64)> = KINDS
+            .iter()
+            .zip(&self.counts)
+            .map(|(name, count)| (*name, count.swap(0, Ordering::Relaxed)))
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        let total: u64 = counts.iter().map(|(_, count)| count).sum();
+        if total == 0 {
+            return;
+        }
+        let counts = counts
             .iter()
             .map(|(reason, count)| format!("{reason}={count}"))
             .collect::<Vec<_>>()
@@ -53,30 +91,46 @@ impl RefusalSummary {
         } else {
             tracing::info!(total, seconds, counts, "requests refused lately");
         }
-        state.by_reason.clear();
-        state.since = Instant::now();
     }
 }
 
-/// The reason's name without its details.
-fn kind(reason: Reason) -> &'static str {
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The index in [`KINDS`] of the reason's name.
+fn kind(reason: Reason) -> usize {
     match reason {
-        Reason::MissingToken => "missing_token",
-        Reason::MalformedHeader(_) => "malformed_header",
-        Reason::Malformed(_) => "malformed_token",
-        Reason::UnknownToken => "unknown_token",
-        Reason::SecretMismatch => "wrong_secret",
-        Reason::Revoked => "revoked",
-        Reason::Expired => "expired",
-        Reason::AddressNotAllowed => "address_not_allowed",
-        Reason::NoClientAddress => "no_client_address",
-        Reason::ReadOnly => "read_only",
-        Reason::NotPermitted(_) => "not_permitted",
-        Reason::StoreUnavailable => "store_unavailable",
-        Reason::SecondFactorRequired => "second_factor_required",
-        Reason::SecondFactorRejected => "second_factor_rejected",
-        Reason::SecondFactorUnavailable => "second_factor_unavailable",
-        Reason::TooManyFailures => "too_many_failures",
-        Reason::CrossSiteRequest => "cross_site_request",
+        Reason::MissingToken => 0,
+        Reason::MalformedHeader(_) => 1,
+        Reason::Malformed(_) => 2,
+        Reason::UnknownToken => 3,
+        Reason::SecretMismatch => 4,
+        Reason::Revoked => 5,
+        Reason::Expired => 6,
+        Reason::AddressNotAllowed => 7,
+        Reason::NoClientAddress => 8,
+        Reason::ReadOnly => 9,
+        Reason::NotPermitted(_) => 10,
+        Reason::StoreUnavailable => 11,
+        Reason::SecondFactorRequired => 12,
+        Reason::SecondFactorRejected => 13,
+        Reason::SecondFactorUnavailable => 14,
+        Reason::TooManyFailures => 15,
+        Reason::CrossSiteRequest => 16,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reason::tests::EVERY_REASON;
+
+    #[test]
+    fn every_kind_of_reason_has_a_name_of_its_own() {
+        let every = EVERY_REASON.iter().chain(&[Reason::NoClientAddress]);
+        let named: std::collections::BTreeSet<usize> = every.map(|reason| kind(*reason)).collect();
+        // Seventeen kinds of reason in seventeen places: none shares another's name.
+        assert_eq!(named, (0..KINDS.len()).collect());
     }
 }
