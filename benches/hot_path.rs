@@ -7,21 +7,80 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use tokengate::Credentials;
 use tokengate::ParsedToken;
-use tokengate::store::{MemoryStore, TokenStore};
-use tokengate::{NewToken, TokenAuthLayer, TokenDigest, TokenId, TokenRecord, Tokens};
+use tokengate::store::{MemoryStore, Page, RecordPage, StoreError, TokenStore};
+use tokengate::{
+    FailureLimit, NewToken, TokenAuthLayer, TokenDigest, TokenId, TokenRecord, Tokens,
+};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use common::{bare, bare_refusal, bearer, request};
 
 const POPULATION: usize = 100_000;
+/// Made-up tokens in the flood of variant 10.
+const FLOOD: usize = 10_000;
+
+/// The registry's limit: 50 failures a minute per address.
+fn flood_limit() -> FailureLimit {
+    FailureLimit::new(50, Duration::from_secs(60))
+}
+
+/// Well-formed tokens (right prefix, length and checksum) that no store here holds: made
+/// by another manager, as a guesser who knows the format would make them.
+async fn made_up_tokens(count: usize) -> Vec<http::HeaderValue> {
+    let elsewhere = Tokens::builder(MemoryStore::new())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let mut made_up = Vec::with_capacity(count);
+    for _ in 0..count {
+        let created = elsewhere
+            .create("elsewhere", NewToken::read_write())
+            .await
+            .unwrap();
+        made_up.push(bearer(created.token.expose_secret()));
+    }
+    made_up
+}
+
+/// A memory store that counts the records asked for.
+#[derive(Clone, Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    gets: Arc<AtomicUsize>,
+}
+
+impl CountingStore {
+    fn lookups(&self) -> usize {
+        self.gets.load(Ordering::Relaxed)
+    }
+}
+
+impl TokenStore for CountingStore {
+    async fn get(&self, id: TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        self.gets.fetch_add(1, Ordering::Relaxed);
+        self.inner.get(id).await
+    }
+
+    async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+        self.inner.insert(record).await
+    }
+
+    async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
+        self.inner.list(owner, page).await
+    }
+
+    async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
+        self.inner.revoke(id, at).await
+    }
+}
 
 /// A cheap, deterministic walk over the population.
 struct Picker(AtomicUsize);
@@ -206,6 +265,71 @@ fn benches(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| gated.clone().oneshot(request(None)));
     });
+
+    // 10. The failure limiter: the hot path with it configured (cached hits never consult
+    // it), and a flood of well-formed tokens this manager never issued, from one address,
+    // with and without it. Past its budget the flooder gets 429 without a store lookup.
+    let limited = ServiceBuilder::new()
+        .layer(TokenAuthLayer::new(tokens.clone()).limit_failures(flood_limit()))
+        .service(bare());
+    group.bench_function("10a_layer_hot_token_failure_limit", |b| {
+        b.to_async(&rt)
+            .iter(|| limited.clone().oneshot(request(Some(&hot))));
+    });
+    let made_up = rt.block_on(made_up_tokens(FLOOD));
+    let flood_tokens = Tokens::builder(MemoryStore::new())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let unlimited_flood = ServiceBuilder::new()
+        .layer(TokenAuthLayer::new(flood_tokens.clone()))
+        .service(bare());
+    let limited_flood = ServiceBuilder::new()
+        .layer(TokenAuthLayer::new(flood_tokens).limit_failures(flood_limit()))
+        .service(bare());
+    let draw = Picker(AtomicUsize::new(0));
+    group.bench_function("10b_made_up_tokens_no_limit", |b| {
+        b.to_async(&rt).iter(|| {
+            let value = &made_up[draw.next(FLOOD)];
+            unlimited_flood.clone().oneshot(request(Some(value)))
+        });
+    });
+    group.bench_function("10c_made_up_tokens_failure_limit", |b| {
+        b.to_async(&rt).iter(|| {
+            let value = &made_up[draw.next(FLOOD)];
+            limited_flood.clone().oneshot(request(Some(value)))
+        });
+    });
+    // What the store saw: the same flood on a fresh manager, counted rather than timed.
+    for (name, limit) in [("no_limit", None), ("failure_limit", Some(flood_limit()))] {
+        let store = CountingStore::default();
+        let manager = Tokens::builder(store.clone())
+            .prefix("npm")
+            .unwrap()
+            .build();
+        let mut layer = TokenAuthLayer::new(manager);
+        if let Some(limit) = limit {
+            layer = layer.limit_failures(limit);
+        }
+        let service = ServiceBuilder::new().layer(layer).service(bare());
+        let statuses = rt.block_on(async {
+            let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+            for value in made_up.iter() {
+                let response = service.clone().oneshot(request(Some(value))).await.unwrap();
+                *statuses.entry(response.status().as_u16()).or_default() += 1;
+            }
+            statuses
+        });
+        let statuses: Vec<String> = statuses
+            .iter()
+            .map(|(status, n)| format!("{status}:{n}"))
+            .collect();
+        println!(
+            "flood {name} requests={FLOOD} store_lookups={} statuses={}",
+            store.lookups(),
+            statuses.join(",")
+        );
+    }
 
     // 8. The digest compare alone.
     let digest = TokenDigest::of(&hot_text);
