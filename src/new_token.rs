@@ -189,8 +189,10 @@ pub enum ExpiryProblem {
     /// The expiry is past what the clock or the stores can represent.
     Unrepresentable,
     /// A token that can write would outlive the manager's maximum lifetime for such
-    /// tokens (or a session, the session lifetime).
+    /// tokens, or a session the session lifetime.
     PastMaximum {
+        /// What kind of token was asked for: the maximum differs for sessions.
+        kind: TokenKind,
         /// The maximum lifetime.
         max: Duration,
     },
@@ -205,20 +207,18 @@ impl fmt::Display for ExpiryProblem {
             ExpiryProblem::Unrepresentable => {
                 f.write_str("the token would expire too far in the future")
             }
-            ExpiryProblem::PastMaximum { max } => {
+            ExpiryProblem::PastMaximum { kind, max } => {
+                let what = match kind {
+                    TokenKind::Session => "sessions",
+                    _ => "tokens that can write",
+                };
                 let seconds = max.as_secs();
-                if seconds % 86_400 == 0 {
-                    write!(
-                        f,
-                        "tokens that can write may live at most {} days",
-                        seconds / 86_400
-                    )
-                } else {
-                    write!(
-                        f,
-                        "tokens that can write may live at most {seconds} seconds"
-                    )
-                }
+                let (count, unit) = match seconds {
+                    s if s > 0 && s % 86_400 == 0 => (s / 86_400, "days"),
+                    s if s > 0 && s % 3_600 == 0 => (s / 3_600, "hours"),
+                    s => (s, "seconds"),
+                };
+                write!(f, "{what} may live at most {count} {unit}")
             }
         }
     }
@@ -296,7 +296,10 @@ impl NewToken {
                 (Some(_), None) => false,
             };
             if beyond {
-                return Err(InvalidNewToken::Expiry(ExpiryProblem::PastMaximum { max }));
+                return Err(InvalidNewToken::Expiry(ExpiryProblem::PastMaximum {
+                    kind: self.kind,
+                    max,
+                }));
             }
         }
         Ok(ValidNewToken {

@@ -10,7 +10,7 @@ use support::TestStore;
 use tokengate::store::{Page, TokenStore};
 use tokengate::{
     Action, CidrError, CidrList, ExpiryProblem, Grants, InvalidNewToken, ManualClock, NewToken,
-    Permission, Reason, TextProblem, TokenFormatError, TokenRecord, Tokens, TokensError,
+    Permission, Reason, TextProblem, TokenFormatError, TokenKind, TokenRecord, Tokens, TokensError,
 };
 
 const INSIDE: &str = "10.1.2.3";
@@ -717,9 +717,16 @@ async fn the_lifetime_policy_binds_tokens_that_can_write() {
     struct Case {
         label: &'static str,
         options: NewToken,
-        expires: Result<Option<Duration>, ExpiryProblem>,
+        /// The lifetime given, or the problem and its message.
+        expires: Result<Option<Duration>, (ExpiryProblem, &'static str)>,
     }
-    let past_max = Err(ExpiryProblem::PastMaximum { max: 90 * day });
+    let past_max = Err((
+        ExpiryProblem::PastMaximum {
+            kind: TokenKind::Standard,
+            max: 90 * day,
+        },
+        "invalid expiry: tokens that can write may live at most 90 days",
+    ));
     let cases = [
         Case {
             label: "write, no expiry: the default",
@@ -751,6 +758,17 @@ async fn the_lifetime_policy_binds_tokens_that_can_write() {
             options: NewToken::session(),
             expires: Ok(Some(Duration::from_secs(2 * 3600))),
         },
+        Case {
+            label: "session, past its two hours",
+            options: NewToken::session().expires_in(Duration::from_secs(3 * 3600)),
+            expires: Err((
+                ExpiryProblem::PastMaximum {
+                    kind: TokenKind::Session,
+                    max: Duration::from_secs(2 * 3600),
+                },
+                "invalid expiry: sessions may live at most 2 hours",
+            )),
+        },
     ];
     for case in cases {
         let outcome = tokens.create("alice", case.options).await;
@@ -762,10 +780,12 @@ async fn the_lifetime_policy_binds_tokens_that_can_write() {
                 case.label
             ),
             (Err(TokensError::InvalidNewToken(InvalidNewToken::Expiry(got))), Err(want)) => {
-                assert_eq!(got, want, "{}", case.label);
+                assert_eq!(got, want.0, "{}", case.label);
                 assert_eq!(
                     TokensError::from(InvalidNewToken::Expiry(got)).to_string(),
-                    "invalid expiry: tokens that can write may live at most 90 days"
+                    want.1,
+                    "{}",
+                    case.label
                 );
             }
             (outcome, want) => panic!("{}: {outcome:?}, wanted {want:?}", case.label),
