@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 verdaccio_version=6.8.0
-# Verdaccio 6.8 does not start under Node 20 with a newer node-fetch.
+# verdaccio-audit asks for node-fetch's `cjs` dist-tag; issue #15 found that Verdaccio 6.8
+# needs 2.7.0 there to start under Node 20.
 node_fetch_version=2.7.0
 rounds=${TOKENGATE_PEER_ROUNDS:-3}
 seconds=${TOKENGATE_PEER_SECONDS:-5}
@@ -41,6 +42,8 @@ for n in "$rounds" "$seconds" "$legacy_seconds"; do
 done
 
 target=${CARGO_TARGET_DIR:-target}
+# Absolute, so that paths built on it hold wherever they are used.
+target=$(mkdir -p "$target" && cd "$target" && pwd)
 install=$target/peers/verdaccio
 work=$(mktemp -d)
 pids=()
@@ -61,7 +64,8 @@ trap 'exit 130' INT TERM
 
 # --- Verdaccio, pinned, into the target folder -------------------------------------------
 installed() {
-    node -p "require('./$install/node_modules/verdaccio/package.json').version" 2>/dev/null || true
+    node -p 'require(process.argv[1]).version' "$install/node_modules/verdaccio/package.json" \
+        2>/dev/null || true
 }
 if [[ $(installed) != "$verdaccio_version" ]]; then
     say "installing Verdaccio $verdaccio_version into $install"
@@ -80,10 +84,12 @@ EOF
         die "npm install of verdaccio@$verdaccio_version failed"
     [[ $(installed) == "$verdaccio_version" ]] || die "Verdaccio $verdaccio_version did not install"
 fi
-verdaccio=$(cd "$install" && pwd)/node_modules/verdaccio/bin/verdaccio
-fetch_version=$(cd "$install" && node -p "require('node-fetch/package.json').version")
-[[ $fetch_version == "$node_fetch_version" ]] ||
-    die "node-fetch is $fetch_version in $install, not $node_fetch_version: delete $install"
+verdaccio=$install/node_modules/verdaccio/bin/verdaccio
+# Every copy of node-fetch in the tree, hoisted or not, must be the pinned one.
+fetch_versions=$(cd "$install" && npm ls --all --parseable --long node-fetch |
+    sed -n 's/.*:node-fetch@\([^:]*\).*/\1/p' | sort -u) || die "npm ls failed in $install"
+[[ $fetch_versions == "$node_fetch_version" ]] ||
+    die "node-fetch in $install is '$fetch_versions', not $node_fetch_version: delete $install"
 
 say "building the example registry (release)"
 cargo build --release -p tokengate-registry >&2
@@ -248,7 +254,7 @@ for name in "${targets[@]}"; do
 done
 
 echo "peers version verdaccio $(installed)"
-echo "peers version node-fetch $fetch_version"
+echo "peers version node-fetch $fetch_versions"
 echo "peers version node $(node -v)"
 echo "peers version npm $(npm -v)"
 echo "peers version wrk $(wrk -v 2>&1 | sed -n '1s/^wrk \([^ ]*\).*/\1/p')"
