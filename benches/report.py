@@ -274,10 +274,12 @@ with no uplinks and both logging errors only. On each server a user is made with
 CouchDB `PUT /-/user/org.couchdb.user:<name>` that `npm adduser` sends, then a token with
 `npm token create` (npm {versions['npm']}) logged in as that user. Load: wrk {versions['wrk']} (Debian's
 package), `-t{settings['threads']} -c{settings['connections']} --timeout {settings['timeout_s']}s`, {settings['seconds']} s per run ({settings['legacy_seconds']} s against legacy mode), the
-targets alternating round by round, {settings['rounds']} rounds; medians over the rounds. Before measuring,
-each token got 200 with the user's name and the same token with one character changed did
-not (status: {wrong}; Verdaccio answers some refused tokens with an anonymous 200 `{{}}`). A
-run fails on any socket error, any response that is not 2xx, or any response whose size is
+targets alternating round by round, {settings['rounds']} rounds; medians over the rounds.
+
+Before measuring, each token got 200 with the user's name, and the same token with one
+character changed did not; the statuses of those refusals:
+{wrong}. Verdaccio answers some refused tokens with an anonymous 200 `{{}}`, so a run fails
+not only on any socket error or response that is not 2xx but also when a response's size is
 not that of the authenticated answer.
 
 This compares whole servers, tokengate's example registry (axum on tokio's multi-threaded
