@@ -3,8 +3,8 @@
 
 Usage: benches/run-all (which runs the benches and then this script). Reads criterion's
 estimates under $CARGO_TARGET_DIR/criterion/ (default target/) and the saved output of the
-constant_time, http_load, instructions and stores targets, so that no number in
-BENCHMARKS.md is typed by hand.
+constant_time, http_load, instructions and stores targets and of benches/peers.sh, so
+that no number in BENCHMARKS.md is typed by hand.
 """
 import datetime
 import json
@@ -12,6 +12,7 @@ import os
 import pathlib
 import platform
 import re
+import statistics
 import subprocess
 import sys
 
@@ -196,7 +197,134 @@ record, its slot and moka's entry; resident memory is coarse, so read it as an e
 """
 
 
-def main(constant_time_out, http_load_out, instructions_out=None, stores_out=None):
+PEER_TARGETS = {
+    "registry": ("tokengate example registry", "`npm token create`"),
+    "verdaccio-jwt": ("Verdaccio, JWT mode", "`npm token create`"),
+    "verdaccio-jwt-login": ("Verdaccio, JWT mode", "login (`npm adduser`)"),
+    "verdaccio-legacy": ("Verdaccio, legacy mode", "`npm token create`"),
+}
+
+
+def fmt_us(us):
+    """A latency from wrk (µs); legacy mode's run into seconds."""
+    return f"{us / 1e6:.2f} s" if us >= 1e6 else fmt_ns(us * 1e3)
+
+
+def peers_section(path):
+    """The example registry against Verdaccio, from the lines benches/peers.sh printed."""
+    versions, settings, seen, checks, runs = {}, {}, {}, {}, {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 2 or parts[0] != "peers":
+            continue
+        kind, rest = parts[1], parts[2:]
+        if kind == "version":
+            versions[rest[0]] = rest[1]
+        elif kind == "setting":
+            settings[rest[0]] = int(rest[1])
+        elif kind == "seen":
+            seen[(rest[0], rest[1])] = rest[2]
+        elif kind == "check":
+            checks[rest[0]] = rest[1:]
+        elif kind == "run":
+            _, target, requests, duration_us, p50, p99 = rest
+            runs.setdefault(target, []).append(
+                (int(requests) / (int(duration_us) / 1e6), int(p50), int(p99), int(requests)))
+    stats = {
+        target: {
+            "rate": statistics.median(r[0] for r in rounds),
+            "p50": statistics.median(r[1] for r in rounds),
+            "p99": statistics.median(r[2] for r in rounds),
+            "requests": statistics.median(r[3] for r in rounds),
+        }
+        for target, rounds in runs.items()
+    }
+    ours = stats["registry"]
+    rows = []
+    for target, (server, token) in PEER_TARGETS.items():
+        if target not in stats:
+            continue
+        s = stats[target]
+        ratio = "—" if target == "registry" else f"{ours['rate'] / s['rate']:,.0f}×"
+        latency = "—" if target == "registry" else f"{s['p50'] / ours['p50']:,.0f}×"
+        rows.append(f"| {server} | {token} | {s['rate']:,.1f} | {fmt_us(s['p50'])} | "
+                    f"{fmt_us(s['p99'])} | {ratio} | {latency} |")
+    per_round = [f"{target:<20} " + "  ".join(f"{r[0]:>10,.1f}" for r in rounds)
+                 for target, rounds in runs.items()]
+    wrong = ", ".join(f"{target} {checks[target][2]}" for target in PEER_TARGETS if target in checks)
+    legacy = stats.get("verdaccio-legacy")
+    legacy_note = ""
+    if legacy:
+        done, lost = legacy["requests"], settings["connections"]
+        legacy_note = f"""
+Legacy mode completes few requests per run (median {done:,.0f}); the requests in flight when
+a run stops, at most {lost}, are not counted, so its true rate may be up to {lost / done:.0%} higher
+than shown, and its ratio up to {lost / (done + lost):.0%} lower.
+"""
+    hash_prefix = seen.get(("verdaccio-legacy", "hash_prefix"), "?")
+    cost = hash_prefix.strip("$").split("$")[-1] if hash_prefix.startswith("$2") else "?"
+    secret = seen.get(("verdaccio-legacy", "secret_length"), "?")
+    return f"""
+## Against Verdaccio (`benches/peers.sh`)
+
+Authenticated `GET /-/whoami` on the example registry (`examples/registry`, release build,
+`--memory`) and on Verdaccio {versions['verdaccio']} (installed from the npm registry, node-fetch
+pinned to {versions['node-fetch']} through `overrides`; Node {versions['node']}), both on 127.0.0.1, Verdaccio
+with no uplinks and both logging errors only. On each server a user is made with the
+CouchDB `PUT /-/user/org.couchdb.user:<name>` that `npm adduser` sends, then a token with
+`npm token create` (npm {versions['npm']}) logged in as that user. Load: wrk {versions['wrk']} (Debian's
+package), `-t{settings['threads']} -c{settings['connections']} --timeout {settings['timeout_s']}s`, {settings['seconds']} s per run ({settings['legacy_seconds']} s against legacy mode), the
+targets alternating round by round, {settings['rounds']} rounds; medians over the rounds.
+
+Before measuring, each token got 200 with the user's name, and the same token with one
+character changed did not; the statuses of those refusals:
+{wrong}. Verdaccio answers some refused tokens with an anonymous 200 `{{}}`, so a run fails
+not only on any socket error or response that is not 2xx but also when a response's size is
+not that of the authenticated answer.
+
+This compares whole servers, tokengate's example registry (axum on tokio's multi-threaded
+runtime) against Verdaccio (Express on one Node.js event loop), not the layer alone. wrk runs
+on the same machine and takes its share of the cores; where its one thread is the limit, it
+lowers the registry's figure, and so the ratios.
+
+| server | token | requests/s | p50 | p99 | tokengate ÷ it (requests/s) | its p50 ÷ tokengate's |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+{legacy_note}
+What each checks per request, as read in the installed sources:
+
+- **tokengate**: the layer parses the bearer token offline (prefix, length, base62
+  alphabet, CRC32 checksum), hashes it with SHA-256, looks its id up in the moka cache (the
+  memory store behind it on a miss), compares the digests in constant time, then checks
+  revocation and expiry, the address allow-list (none here) and the grants
+  (`src/token.rs`, `src/tokens/mod.rs`, `src/tokens/check.rs`).
+- **Verdaccio, JWT mode** (`security.api.jwt.sign` set): `Auth.apiJWTmiddleware`
+  (`@verdaccio/auth`, `src/auth.ts`, `src/utils.ts`) verifies the JWT with `jsonwebtoken`
+  (HMAC-SHA-256 with the storage's secret, and its expiry). A token from `npm token create`
+  carries a token key, so `enforceGeneratedTokenMetadata` (`@verdaccio/middleware`,
+  `src/middlewares/token-auth.ts`) also finds that key among the user's tokens in the token
+  database (`@verdaccio/local-storage-legacy`, `src/token.ts`: lowdb, held in memory), which
+  makes revocation take effect, and checks its CIDR list and read-only flag. A login's JWT
+  has no key: the signature and expiry are all that is checked.
+- **Verdaccio, legacy mode** (`security.api.legacy: true`, no JWT for the API): the token is
+  the user's name and password (and the token key), AES-encrypted with the storage's secret
+  ({secret} characters here, so aes-256-ctr: `@verdaccio/signature`, `src/signature.ts`). Each
+  request decrypts it, then `Auth.authenticate` asks verdaccio-htpasswd (`src/htpasswd.ts`,
+  `src/utils.ts`): `reload()` stats the htpasswd file and, as it compares the modification
+  times as `Date` objects by identity (`this.lastTime === stats.mtime`, never equal), reads
+  and parses the file again; then `verifyPassword` runs bcryptjs (bcrypt in JavaScript)
+  against the stored hash (`{hash_prefix}`: bcrypt, cost {cost}), slow by design; then the same
+  token-key lookup as JWT mode.
+
+Requests/s per round:
+
+```
+{chr(10).join(per_round)}
+```
+"""
+
+
+def main(constant_time_out, http_load_out, instructions_out=None, stores_out=None, peers_out=None):
     m = medians("hot_path")
     bare, floor = m["1_bare_service"], m["4_floor"]
     rows = [f"| `{b}` | {fmt_ns(t)} | {t / bare:.2f} | {t / floor:.2f} |" for b, t in m.items()]
@@ -250,8 +378,9 @@ measured minutes apart in the same run, not the absolute times.
 
 **Commands:** `benches/run-all` runs, in order,
 `cargo bench --bench hot_path`, `cargo bench --bench constant_time`,
-`cargo bench --bench http_load`, `benches/instructions.sh` (valgrind) and
-`cargo bench --bench stores --features sqlite,postgres`, then `benches/report.py`.
+`cargo bench --bench http_load`, `benches/instructions.sh` (valgrind),
+`cargo bench --bench stores --features sqlite,postgres` and `benches/peers.sh` (wrk against
+Verdaccio), then `benches/report.py`.
 
 ## Hot path (criterion, `benches/hot_path.rs`)
 
@@ -317,10 +446,10 @@ for the client), alternating runs. Loopback only; stops by itself.
 {chr(10).join(load)}
 ```
 
-{stores_section(stores_out) if stores_out else ""}"""
+{stores_section(stores_out) if stores_out else ""}{peers_section(peers_out) if peers_out else ""}"""
     (ROOT / "BENCHMARKS.md").write_text(out)
     print(out)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])
