@@ -59,12 +59,24 @@ impl PasswordGuard {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<bool, ApiError> {
-        let over = |count: Option<Arc<AtomicU32>>, max| {
-            count.is_some_and(|count| count.load(Ordering::Relaxed) >= max)
+        // Every check counts as a failure until it is found right: guesses sent at once
+        // would otherwise all pass the limit before any of them had failed.
+        let mut reserved = Reserved {
+            counts: Vec::with_capacity(2),
+            failed: false,
         };
-        if over(self.by_account.get(&user.name), PER_ACCOUNT)
-            || over(client.and_then(|ip| self.by_address.get(&ip)), PER_ADDRESS)
-        {
+        let mut over = false;
+        let account = self
+            .by_account
+            .get_with(user.name.clone(), Default::default);
+        over |= account.fetch_add(1, Ordering::Relaxed) >= PER_ACCOUNT;
+        reserved.counts.push(account);
+        if let Some(ip) = client {
+            let address = self.by_address.get_with(ip, Default::default);
+            over |= address.fetch_add(1, Ordering::Relaxed) >= PER_ADDRESS;
+            reserved.counts.push(address);
+        }
+        if over {
             let mut error = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many wrong passwords; wait a few minutes before trying again",
@@ -84,16 +96,7 @@ impl PasswordGuard {
             )
             .await?
         };
-        if !right {
-            self.by_account
-                .get_with(user.name.clone(), Default::default)
-                .fetch_add(1, Ordering::Relaxed);
-            if let Some(ip) = client {
-                self.by_address
-                    .get_with(ip, Default::default)
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        reserved.failed = !right;
         Ok(right)
     }
 
@@ -117,6 +120,23 @@ impl PasswordGuard {
         .await
         .map_err(|e| ApiError::internal("password hashing failed", e))?
         .map_err(|e| ApiError::internal("password hashing failed", e))
+    }
+}
+
+/// Failures counted for a check in progress: given back when it ends any way but with a
+/// wrong password (a right one, a refusal, an error, or a request dropped half-way).
+struct Reserved {
+    counts: Vec<Arc<AtomicU32>>,
+    failed: bool,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if !self.failed {
+            for count in &self.counts {
+                count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -298,6 +318,110 @@ mod tests {
             });
             assert_eq!(status, request.status, "{}: {body}", request.what);
             assert!(body.contains(request.says), "{}: {body}", request.what);
+        }
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    //! The failure limits hold for guesses sent at once, not only one after another.
+
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use argon2::{Algorithm, Argon2, Params, Version};
+    use axum::http::StatusCode;
+
+    use super::{PER_ACCOUNT, PER_ADDRESS, PasswordGuard};
+    use crate::users::User;
+
+    /// Guesses sent together, and how many of them may be checked at most.
+    struct Burst {
+        what: &'static str,
+        guesses: usize,
+        /// A different address for each guess, or one for all.
+        one_address: bool,
+        checked_at_most: usize,
+    }
+
+    /// A user whose hash is cheap to check: the parameters travel in the hash.
+    fn user() -> User {
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::encode_b64(b"sixteen byte sal").unwrap();
+        User {
+            name: "alice".into(),
+            password_hash: cheap
+                .hash_password(b"correct horse battery", &salt)
+                .unwrap()
+                .to_string(),
+            email: None,
+            tfa: None,
+            profile: Default::default(),
+            sessions: Vec::new(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn guesses_sent_at_once_are_held_to_the_limits() {
+        let bursts = [
+            Burst {
+                what: "one account from many addresses",
+                guesses: 40,
+                one_address: false,
+                checked_at_most: PER_ACCOUNT as usize,
+            },
+            Burst {
+                what: "one address across accounts",
+                guesses: 60,
+                one_address: true,
+                checked_at_most: PER_ADDRESS as usize,
+            },
+        ];
+        for burst in bursts {
+            let guard = Arc::new(PasswordGuard::default());
+            let mut running = Vec::new();
+            for guess in 0..burst.guesses {
+                let guard = Arc::clone(&guard);
+                let mut user = user();
+                let client: IpAddr = if burst.one_address {
+                    // Each guess at an account of its own: only the address limit applies.
+                    user.name = format!("user{guess}");
+                    "203.0.113.7".parse().unwrap()
+                } else {
+                    format!("198.51.100.{guess}").parse().unwrap()
+                };
+                running.push(tokio::spawn(async move {
+                    guard.check(&user, "a wrong password", Some(client)).await
+                }));
+            }
+            let mut checked = 0;
+            for task in running {
+                match task.await.unwrap() {
+                    Ok(right) => {
+                        assert!(!right, "{}", burst.what);
+                        checked += 1;
+                    }
+                    Err(error) => {
+                        assert_eq!(
+                            error.status(),
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "{}",
+                            burst.what
+                        )
+                    }
+                }
+            }
+            assert!(
+                checked <= burst.checked_at_most,
+                "{}: {checked} guesses checked, at most {} allowed",
+                burst.what,
+                burst.checked_at_most
+            );
         }
     }
 }
