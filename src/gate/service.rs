@@ -400,9 +400,13 @@ fn refuse<St, B>(
 /// `path` with every segment that holds `<prefix>_` (the start of one of this manager's
 /// tokens) cut to `…token…`.
 fn without_tokens<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> {
+    // Every place the prefix starts, overlapping ones too: with a prefix such as `aa`,
+    // `aaa_…` holds a token from its second byte, which non-overlapping matches skip.
     let holds_token = |text: &str| {
-        text.match_indices(prefix)
-            .any(|(at, _)| text[at + prefix.len()..].starts_with('_'))
+        let prefix = prefix.as_bytes();
+        text.as_bytes()
+            .windows(prefix.len() + 1)
+            .any(|window| window.ends_with(b"_") && window.starts_with(prefix))
     };
     if !holds_token(path) {
         return std::borrow::Cow::Borrowed(path);
@@ -438,30 +442,46 @@ mod tests {
     #[test]
     fn tokens_in_paths_never_reach_the_log() {
         struct Case {
+            prefix: &'static str,
             path: &'static str,
             logged: &'static str,
         }
         let cases = [
             Case {
+                prefix: "npm",
                 path: "/-/whoami",
                 logged: "/-/whoami",
             },
             Case {
+                prefix: "npm",
                 path: "/-/user/token/npm_AbC123secret",
                 logged: "/-/user/token/…token…",
             },
             Case {
+                prefix: "npm",
                 path: "/x/%20npm_AbC/y",
                 logged: "/x/…token…/y",
             },
             Case {
+                prefix: "npm",
                 path: "/npm-tools",
                 logged: "/npm-tools",
+            },
+            // A prefix that overlaps itself: the token starts after the first match.
+            Case {
+                prefix: "aa",
+                path: "/-/user/token/aaa_AbC123secret",
+                logged: "/-/user/token/…token…",
+            },
+            Case {
+                prefix: "abab",
+                path: "/x/ababab_AbC123secret",
+                logged: "/x/…token…",
             },
         ];
         for case in cases {
             assert_eq!(
-                without_tokens(case.path, "npm"),
+                without_tokens(case.path, case.prefix),
                 case.logged,
                 "{}",
                 case.path
