@@ -100,8 +100,10 @@ impl TrustedProxies {
         }
         let mut client = peer;
         for value in headers.get_all(X_FORWARDED_FOR).iter().rev() {
-            let value = value.to_str().ok()?;
-            for hop in value.rsplit(',') {
+            // Read hop by hop: what the client wrote left of its own address may hold
+            // any bytes, and is never read.
+            for hop in value.as_bytes().rsplit(|&b| b == b',') {
+                let hop = std::str::from_utf8(hop).ok()?;
                 client = canonical_ip(parse_hop(hop)?);
                 if !self.contains(client) {
                     return Some(client);
@@ -201,6 +203,48 @@ mod tests {
             HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap(),
         );
         assert_eq!(trusted.client_ip(Some(ip("10.0.0.1")), &map), None);
+    }
+
+    #[test]
+    fn bytes_beyond_the_client_are_never_read() {
+        // A proxy appends the address it saw to the client's own header, whatever bytes
+        // that held (`HeaderValue` allows 0x80-0xFF): they must not hide the client.
+        struct Case {
+            what: &'static str,
+            value: &'static [u8],
+            client: Option<&'static str>,
+        }
+        let cases = [
+            Case {
+                what: "a forged hop with a high byte, then the client",
+                value: b"6.6.6.6\xff, 198.51.100.4",
+                client: Some("198.51.100.4"),
+            },
+            Case {
+                what: "a high byte alone, the client, then a trusted proxy",
+                value: b"\x80, 198.51.100.4, 10.0.0.9",
+                client: Some("198.51.100.4"),
+            },
+            Case {
+                what: "the high byte in the hop the walk reaches",
+                value: b"198.51.100.4, 10.0.0.9\xff",
+                client: None,
+            },
+        ];
+        let trusted = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+        for case in cases {
+            let mut map = HeaderMap::new();
+            map.insert(
+                X_FORWARDED_FOR,
+                HeaderValue::from_bytes(case.value).unwrap(),
+            );
+            assert_eq!(
+                trusted.client_ip(Some(ip("10.0.0.1")), &map),
+                case.client.map(ip),
+                "{}",
+                case.what
+            );
+        }
     }
 
     #[test]
