@@ -1,7 +1,7 @@
 //! Password checks that cost the guesser, not the registry: Argon2 runs outside every lock,
 //! a few at a time, and an account or an address that keeps failing is told to wait.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -20,7 +20,7 @@ use crate::users::User;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Wrong passwords one account may take in a window.
 const PER_ACCOUNT: u32 = 10;
-/// Wrong passwords one address may send in a window, across accounts.
+/// Wrong passwords one address (an IPv6 /64) may send in a window, across accounts.
 const PER_ADDRESS: u32 = 30;
 /// Argon2 checks running at once; more wait their turn without holding anything else.
 const AT_ONCE: usize = 4;
@@ -72,7 +72,7 @@ impl PasswordGuard {
         over |= account.fetch_add(1, Ordering::Relaxed) >= PER_ACCOUNT;
         reserved.counts.push(account);
         if let Some(ip) = client {
-            let address = self.by_address.get_with(ip, Default::default);
+            let address = self.by_address.get_with(network(ip), Default::default);
             over |= address.fetch_add(1, Ordering::Relaxed) >= PER_ADDRESS;
             reserved.counts.push(address);
         }
@@ -120,6 +120,18 @@ impl PasswordGuard {
         .await
         .map_err(|e| ApiError::internal("password hashing failed", e))?
         .map_err(|e| ApiError::internal("password hashing failed", e))
+    }
+}
+
+/// What the address limit counts by: an IPv4 address, or an IPv6 client's /64, since one
+/// host usually holds a whole /64 (as the token gate's `FailureLimit` counts).
+fn network(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+        v4 => v4,
     }
 }
 
@@ -340,9 +352,18 @@ mod limit_tests {
     struct Burst {
         what: &'static str,
         guesses: usize,
-        /// A different address for each guess, or one for all.
-        one_address: bool,
+        /// Where the guesses come from.
+        from: From,
         checked_at_most: usize,
+    }
+
+    enum From {
+        /// A different IPv4 address for each guess, at one account.
+        ManyAddresses,
+        /// One IPv4 address, each guess at an account of its own.
+        OneAddress,
+        /// Each guess from another address of one IPv6 /64, at an account of its own.
+        OneIpv6Network,
     }
 
     /// A user whose hash is cheap to check: the parameters travel in the hash.
@@ -372,13 +393,19 @@ mod limit_tests {
             Burst {
                 what: "one account from many addresses",
                 guesses: 40,
-                one_address: false,
+                from: From::ManyAddresses,
                 checked_at_most: PER_ACCOUNT as usize,
             },
             Burst {
                 what: "one address across accounts",
                 guesses: 60,
-                one_address: true,
+                from: From::OneAddress,
+                checked_at_most: PER_ADDRESS as usize,
+            },
+            Burst {
+                what: "one IPv6 /64 across accounts",
+                guesses: 60,
+                from: From::OneIpv6Network,
                 checked_at_most: PER_ADDRESS as usize,
             },
         ];
@@ -388,13 +415,15 @@ mod limit_tests {
             for guess in 0..burst.guesses {
                 let guard = Arc::clone(&guard);
                 let mut user = user();
-                let client: IpAddr = if burst.one_address {
+                let client: IpAddr = match burst.from {
+                    From::ManyAddresses => format!("198.51.100.{guess}").parse().unwrap(),
+                    From::OneAddress => "203.0.113.7".parse().unwrap(),
+                    From::OneIpv6Network => format!("2001:db8:7:1::{guess:x}").parse().unwrap(),
+                };
+                if !matches!(burst.from, From::ManyAddresses) {
                     // Each guess at an account of its own: only the address limit applies.
                     user.name = format!("user{guess}");
-                    "203.0.113.7".parse().unwrap()
-                } else {
-                    format!("198.51.100.{guess}").parse().unwrap()
-                };
+                }
                 running.push(tokio::spawn(async move {
                     guard.check(&user, "a wrong password", Some(client)).await
                 }));
