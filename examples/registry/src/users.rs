@@ -97,6 +97,14 @@ impl PasswordChecked {
     }
 }
 
+/// Remembers a session a login gave out, so that a new password can end it; the caller
+/// holds the write lock and saves `user`.
+pub fn remember_session(user: &mut User, id: &tokengate::TokenId) {
+    user.sessions.push(id.to_string());
+    let excess = user.sessions.len().saturating_sub(MAX_REMEMBERED_SESSIONS);
+    user.sessions.drain(..excess);
+}
+
 /// npm user names: lower-case letters, digits, `-`, `.` and `_`, not starting with `.` or
 /// `_`, at most 214 characters.
 pub fn valid_username(name: &str) -> bool {
@@ -215,9 +223,7 @@ pub async fn login(
         .create(name, NewToken::session().name("npm login session"))
         .await?;
     if let Some(mut user) = load(&state, name).await? {
-        user.sessions.push(created.listing.id.to_string());
-        let excess = user.sessions.len().saturating_sub(MAX_REMEMBERED_SESSIONS);
-        user.sessions.drain(..excess);
+        remember_session(&mut user, &created.listing.id);
         save(&state, &user).await?;
     }
     Ok((

@@ -531,6 +531,7 @@ async fn log_in(
             .tokens()
             .create(&name, NewToken::session().name("npm web login session"))
             .await?;
+        users::remember_session(&mut user, &created.listing.id);
         if let Ok(mut logins) = web.npm.lock()
             && let Some(login) = logins.get_mut(&form.npm)
         {
@@ -543,6 +544,9 @@ async fn log_in(
         .tokens()
         .create(&name, NewToken::session().name("web session"))
         .await?;
+    // Remembered like npm's sessions, so that a new password ends them too.
+    users::remember_session(&mut user, &created.listing.id);
+    users::save(state, &user).await?;
     let cookie = session_cookie(created.token.expose_secret(), secure)?;
     tracing::info!(user = %name, token_id = %created.listing.id, "web session started");
     let mut response = if npm_done {

@@ -635,3 +635,35 @@ async fn an_address_guessing_passwords_is_stopped_across_accounts() {
         reply.body
     );
 }
+
+#[tokio::test]
+async fn a_new_password_ends_the_web_sessions_too() {
+    let site = Site::start().await;
+    let npm_session = site.add_user("alice").await;
+    let web_session = site.log_in("alice").await;
+    let reply = site.get("/-/web/tokens", Some(&web_session)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // `npm profile set password`, from npm's own session.
+    let auth = format!("Bearer {npm_session}");
+    let change = serde_json::json!({
+        "password": { "old": support::registry::PASSWORD, "new": "a brand new password" }
+    });
+    let reply = http(
+        site.registry.addr,
+        "POST",
+        "/-/npm/v1/user",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        change.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // Whoever logged in on the page with the old password is logged out.
+    let reply = site.get("/-/web/tokens", Some(&web_session)).await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert_eq!(reply.header("location"), Some("/-/web/login"));
+}
