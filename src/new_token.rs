@@ -214,11 +214,12 @@ impl fmt::Display for ExpiryProblem {
                 };
                 let seconds = max.as_secs();
                 let (count, unit) = match seconds {
-                    s if s > 0 && s % 86_400 == 0 => (s / 86_400, "days"),
-                    s if s > 0 && s % 3_600 == 0 => (s / 3_600, "hours"),
-                    s => (s, "seconds"),
+                    s if s > 0 && s % 86_400 == 0 => (s / 86_400, "day"),
+                    s if s > 0 && s % 3_600 == 0 => (s / 3_600, "hour"),
+                    s => (s, "second"),
                 };
-                write!(f, "{what} may live at most {count} {unit}")
+                let plural = if count == 1 { "" } else { "s" };
+                write!(f, "{what} may live at most {count} {unit}{plural}")
             }
         }
     }
@@ -523,6 +524,44 @@ mod tests {
                 "{:?}",
                 case.value
             );
+        }
+    }
+
+    #[test]
+    fn a_lifetime_past_the_maximum_is_said_in_the_largest_whole_unit() {
+        struct Case {
+            kind: TokenKind,
+            max: Duration,
+            says: &'static str,
+        }
+        let cases = [
+            Case {
+                kind: TokenKind::Standard,
+                max: Duration::from_secs(90 * 86_400),
+                says: "tokens that can write may live at most 90 days",
+            },
+            Case {
+                kind: TokenKind::Standard,
+                max: Duration::from_secs(86_400),
+                says: "tokens that can write may live at most 1 day",
+            },
+            Case {
+                kind: TokenKind::Session,
+                max: Duration::from_secs(3_600),
+                says: "sessions may live at most 1 hour",
+            },
+            Case {
+                kind: TokenKind::Session,
+                max: Duration::from_secs(90),
+                says: "sessions may live at most 90 seconds",
+            },
+        ];
+        for case in cases {
+            let problem = ExpiryProblem::PastMaximum {
+                kind: case.kind,
+                max: case.max,
+            };
+            assert_eq!(problem.to_string(), case.says);
         }
     }
 }
