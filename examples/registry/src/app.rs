@@ -33,6 +33,8 @@ struct Shared {
     sealer: Sealer,
     /// Runs password checks a few at a time, and stops guessers.
     passwords: crate::passwords::PasswordGuard,
+    /// Stops guessers of one-time passwords.
+    wrong_codes: crate::tfa::WrongCodes,
     /// One writer at a time: user creation and publishes read, check, then write.
     writes: Mutex<()>,
     /// Whose `X-Forwarded-For` names the client.
@@ -60,6 +62,7 @@ impl AppState {
                 storage,
                 sealer,
                 passwords: Default::default(),
+                wrong_codes: Default::default(),
                 writes: Mutex::new(()),
                 trusted_proxies,
             }),
@@ -72,6 +75,10 @@ impl AppState {
 
     pub fn passwords(&self) -> &crate::passwords::PasswordGuard {
         &self.shared.passwords
+    }
+
+    pub fn wrong_codes(&self) -> &crate::tfa::WrongCodes {
+        &self.shared.wrong_codes
     }
 
     pub fn sealer(&self) -> &Sealer {

@@ -3,7 +3,7 @@
 //! one check that login, token management and package writes share.
 
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use base64::Engine;
@@ -21,6 +21,41 @@ use crate::error::ApiError;
 use crate::packages::PackageName;
 use crate::users::{self, User};
 use crate::visibility::{self, PackageMfa};
+
+/// Wrong one-time passwords an account may be sent in a window. Past it every code is
+/// refused until the window ends, the right one too: six digits are few enough to guess
+/// by brute force otherwise, by anyone who holds the password or a token.
+const WRONG_CODES: u32 = 10;
+/// How long wrong codes are remembered.
+const WRONG_CODES_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Wrong one-time passwords (and recovery codes) per account, forgotten after
+/// [`WRONG_CODES_WINDOW`], for at most 100,000 accounts.
+pub struct WrongCodes(moka::sync::Cache<String, u32>);
+
+impl Default for WrongCodes {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(WRONG_CODES_WINDOW)
+                .build(),
+        )
+    }
+}
+
+impl WrongCodes {
+    fn exhausted(&self, user: &str) -> bool {
+        self.0.get(user).is_some_and(|wrong| wrong >= WRONG_CODES)
+    }
+
+    /// Counts a wrong code. Codes are checked under the registry's write lock, so counts
+    /// never race.
+    fn count(&self, user: &str) {
+        let wrong = self.0.get(user).unwrap_or(0);
+        self.0.insert(user.to_owned(), wrong.saturating_add(1));
+    }
+}
 
 /// When a user's second factor is asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,9 +256,21 @@ pub async fn verify(
         return Ok(Checked::NotEnrolled);
     };
     let code = code.ok_or_else(|| otp_refusal("a one-time password is needed"))?;
+    let wrong_codes = state.wrong_codes();
+    if wrong_codes.exhausted(&user.name) {
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many wrong one-time passwords; wait a few minutes before trying again",
+        );
+        error.retry_after(HeaderValue::from(WRONG_CODES_WINDOW.as_secs()));
+        return Err(error);
+    }
     let secret = state.sealer().open(&tfa.sealed_secret)?;
-    match secret.verify(code, SystemTime::now(), tfa.last_step) {
-        Ok(step) => tfa.last_step = Some(step),
+    let wrong = match secret.verify(code, SystemTime::now(), tfa.last_step) {
+        Ok(step) => {
+            tfa.last_step = Some(step);
+            None
+        }
         Err(OtpError::Malformed) if code.len() == 64 => {
             let digests = tfa
                 .recovery
@@ -231,12 +278,18 @@ pub async fn verify(
                 .filter_map(|hex| TokenDigest::from_hex(hex).ok())
                 .collect();
             let mut codes = RecoveryCodes::from_digests(digests);
-            if !codes.redeem(code) {
-                return Err(otp_refusal("the recovery code is wrong or already used"));
+            if codes.redeem(code) {
+                tfa.recovery = codes.digests().iter().map(TokenDigest::to_hex).collect();
+                None
+            } else {
+                Some("the recovery code is wrong or already used".to_owned())
             }
-            tfa.recovery = codes.digests().iter().map(TokenDigest::to_hex).collect();
         }
-        Err(error) => return Err(otp_refusal(&error.to_string())),
+        Err(error) => Some(error.to_string()),
+    };
+    if let Some(why) = wrong {
+        wrong_codes.count(&user.name);
+        return Err(otp_refusal(&why));
     }
     users::save(state, user).await?;
     Ok(Checked::Accepted)
@@ -297,7 +350,11 @@ pub async fn package_writes(state: AppState, request: SecondFactorRequest) -> Se
         // The package asks for a code its writer has no way to give.
         Ok(Checked::NotEnrolled) => SecondFactorVerdict::CodeRequired,
         Err(_) if code.is_none() => SecondFactorVerdict::CodeRequired,
-        Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
+        // Too many wrong codes lately: refused like a wrong one, whatever it was.
+        Err(error)
+            if error.status() == StatusCode::UNAUTHORIZED
+                || error.status() == StatusCode::TOO_MANY_REQUESTS =>
+        {
             SecondFactorVerdict::CodeRejected
         }
         Err(_) => SecondFactorVerdict::Unavailable,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use support::npm::Npm;
-use support::registry::{PASSWORD, Registry, add_user, http};
+use support::registry::{PASSWORD, Registry, add_user, enable_2fa, http};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
@@ -241,41 +241,6 @@ impl Browser {
         assert!(token.starts_with("npm_"), "{token}");
         token
     }
-}
-
-/// Turns on 2FA (auth-only) for the user whose session this is; answers the secret.
-async fn enable_2fa(
-    registry: &Registry,
-    session: &str,
-    last_step: &mut Option<u64>,
-) -> tokengate::TotpSecret {
-    let auth = format!("Bearer {session}");
-    let headers = [
-        ("content-type", "application/json"),
-        ("authorization", auth.as_str()),
-    ];
-    let begin = serde_json::json!({ "tfa": { "password": PASSWORD, "mode": "auth-only" } });
-    let begun = http(
-        registry.addr,
-        "POST",
-        "/-/npm/v1/user",
-        &headers,
-        begin.to_string().as_bytes(),
-    )
-    .await;
-    assert_eq!(begun.status, 200, "{}", begun.body);
-    let secret = support::totp_from_url(begun.json()["tfa"].as_str().unwrap());
-    let confirm = serde_json::json!({ "tfa": [support::fresh_code(&secret, last_step).await] });
-    let confirmed = http(
-        registry.addr,
-        "POST",
-        "/-/npm/v1/user",
-        &headers,
-        confirm.to_string().as_bytes(),
-    )
-    .await;
-    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
-    secret
 }
 
 /// A page on another origin (another port of the same host: the same *site*, so a
@@ -546,7 +511,9 @@ async fn the_web_pages_in_a_real_browser() {
     // Logging in with 2FA: the password, then a one-time password.
     let bob_session = add_user(registry.addr, "bob").await;
     let mut last_step = None;
-    let secret = enable_2fa(&registry, &bob_session, &mut last_step).await;
+    let secret = enable_2fa(registry.addr, &bob_session, &mut last_step)
+        .await
+        .secret;
     browser.goto(&format!("{url}-/web/login")).await;
     browser.fill("username", "bob").await;
     browser.fill("password", PASSWORD).await;

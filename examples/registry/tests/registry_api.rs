@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::registry::{PASSWORD, Registry, Reply, http};
+use support::registry::{PASSWORD, Registry, Reply, enable_2fa, http};
 
 struct Client {
     registry: Registry,
@@ -1615,6 +1615,48 @@ async fn guessing_a_password_is_cut_short() {
     // Another account still logs in from the same address, whose own budget is larger.
     let bob = client.login("bob", PASSWORD).await;
     assert_eq!(bob.status, 201, "{}", bob.body);
+}
+
+#[tokio::test]
+async fn guessing_one_time_passwords_is_cut_short() {
+    let (client, _data) = start().await;
+    let session = client.session("alice").await;
+    let mut last_step = None;
+    let secret = enable_2fa(client.registry.addr, &session, &mut last_step)
+        .await
+        .secret;
+    // Well-formed codes that are not among those valid around now.
+    let now = std::time::SystemTime::now();
+    let around = std::time::Duration::from_secs(90);
+    let valid = [now - around, now, now + around].map(|at| secret.code_at(at).to_string());
+    let wrong = ["000000", "111111", "222222", "333333"]
+        .into_iter()
+        .find(|code| !valid.iter().any(|valid| valid == code))
+        .unwrap();
+    let login = |code: String| {
+        let client = &client;
+        async move {
+            let body = serde_json::json!({ "name": "alice", "password": PASSWORD }).to_string();
+            let headers = [("content-type", "application/json"), ("npm-otp", &code)];
+            let path = "/-/user/org.couchdb.user:alice";
+            http(client.registry.addr, "PUT", path, &headers, body.as_bytes()).await
+        }
+    };
+    for attempt in 0..10 {
+        let refused = login(wrong.to_owned()).await;
+        assert_eq!(refused.status, 401, "attempt {attempt}: {}", refused.body);
+        assert_eq!(refused.header("www-authenticate"), Some("OTP"));
+    }
+    // Now even the right code waits.
+    let code = support::fresh_code(&secret, &mut last_step).await;
+    let locked = login(code).await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(locked.header("retry-after").is_some());
+    assert!(
+        locked.body.contains("too many wrong one-time passwords"),
+        "{}",
+        locked.body
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::registry::{PASSWORD, Registry, Reply, add_user, http};
+use support::registry::{PASSWORD, Registry, Reply, add_user, enable_2fa, http};
 
 struct Site {
     registry: Registry,
@@ -504,33 +504,9 @@ async fn npm_browser_login_protocol() {
 async fn two_factor_accounts_give_a_code_on_the_page() {
     let site = Site::start().await;
     let session = site.add_user("alice").await;
-    let auth = format!("Bearer {session}");
-    let headers = [
-        ("content-type", "application/json"),
-        ("authorization", auth.as_str()),
-    ];
-    let begin = serde_json::json!({ "tfa": { "password": PASSWORD, "mode": "auth-only" } });
-    let begun = http(
-        site.registry.addr,
-        "POST",
-        "/-/npm/v1/user",
-        &headers,
-        begin.to_string().as_bytes(),
-    )
-    .await;
-    let secret = support::totp_from_url(begun.json()["tfa"].as_str().unwrap());
     let mut last_step = None;
-    let confirm =
-        serde_json::json!({ "tfa": [support::fresh_code(&secret, &mut last_step).await] });
-    let confirmed = http(
-        site.registry.addr,
-        "POST",
-        "/-/npm/v1/user",
-        &headers,
-        confirm.to_string().as_bytes(),
-    )
-    .await;
-    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let enrolled = enable_2fa(site.registry.addr, &session, &mut last_step).await;
+    let secret = enrolled.secret;
 
     // Logging in: the password alone asks for a code; a recovery-code-sized guess is refused.
     let form = "username=alice&password=correct+horse+battery";
@@ -559,7 +535,7 @@ async fn two_factor_accounts_give_a_code_on_the_page() {
     );
 
     // A recovery code logs in (as at npm's prompt); then the create form asks for a code.
-    let recovery = confirmed.json()["tfa"][0].as_str().unwrap().to_owned();
+    let recovery = enrolled.recovery[0].clone();
     let reply = site
         .post(
             "/-/web/login",

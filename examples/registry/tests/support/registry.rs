@@ -177,3 +177,38 @@ pub async fn add_user(addr: std::net::SocketAddr, user: &str) -> String {
 
 /// The password every test user has.
 pub const PASSWORD: &str = "correct horse battery";
+
+/// Two-factor authentication just turned on: what the user's authenticator app holds,
+/// and the recovery codes shown once.
+pub struct Enrolled {
+    pub secret: tokengate::TotpSecret,
+    pub recovery: Vec<String>,
+}
+
+/// Turns on 2FA (auth-only) for the user whose session this is, as `npm profile
+/// enable-2fa` does. `last_step` records the code it used.
+pub async fn enable_2fa(
+    addr: std::net::SocketAddr,
+    session: &str,
+    last_step: &mut Option<u64>,
+) -> Enrolled {
+    let auth = format!("Bearer {session}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    let begin = serde_json::json!({ "tfa": { "password": PASSWORD, "mode": "auth-only" } });
+    let path = "/-/npm/v1/user";
+    let begun = http(addr, "POST", path, &headers, begin.to_string().as_bytes()).await;
+    assert_eq!(begun.status, 200, "{}", begun.body);
+    let secret = super::totp_from_url(begun.json()["tfa"].as_str().unwrap());
+    let confirm = serde_json::json!({ "tfa": [super::fresh_code(&secret, last_step).await] });
+    let confirmed = http(addr, "POST", path, &headers, confirm.to_string().as_bytes()).await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let shown = confirmed.json();
+    let recovery = shown["tfa"].as_array().unwrap().iter();
+    let recovery = recovery
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect();
+    Enrolled { secret, recovery }
+}
