@@ -866,6 +866,105 @@ impl TokenStore for FedStore {
     }
 }
 
+/// A [`FedStore`] whose first read is held by the test after it has read the record: a
+/// read that began before a revocation made on another node, and answers late.
+#[derive(Clone)]
+struct HeldFirstRead {
+    inner: FedStore,
+    first: Arc<std::sync::atomic::AtomicBool>,
+    read: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl TokenStore for HeldFirstRead {
+    async fn get(
+        &self,
+        id: tokengate::TokenId,
+    ) -> Result<Option<TokenRecord>, tokengate::store::StoreError> {
+        let record = self.inner.get(id).await;
+        if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.read.notify_one();
+            self.release.notified().await;
+        }
+        record
+    }
+    async fn insert(&self, record: TokenRecord) -> Result<(), tokengate::store::StoreError> {
+        self.inner.insert(record).await
+    }
+    async fn list(
+        &self,
+        owner: &str,
+        page: Page,
+    ) -> Result<tokengate::store::RecordPage, tokengate::store::StoreError> {
+        self.inner.list(owner, page).await
+    }
+    async fn revoke(
+        &self,
+        id: tokengate::TokenId,
+        at: SystemTime,
+    ) -> Result<bool, tokengate::store::StoreError> {
+        self.inner.revoke(id, at).await
+    }
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<tokengate::store::StoreChange>> {
+        self.inner.changes()
+    }
+}
+
+#[tokio::test]
+async fn a_node_follows_revocations_from_before_its_first_accepted_token() {
+    use tokengate::store::StoreChange;
+
+    let (feed, _) = tokio::sync::broadcast::channel(16);
+    let store = HeldFirstRead {
+        inner: FedStore {
+            inner: TestStore::new(),
+            feed: feed.clone(),
+        },
+        first: Arc::new(true.into()),
+        read: Arc::default(),
+        release: Arc::default(),
+    };
+    // Node B: built inside the runtime, it has accepted no token yet.
+    let node_b = Tokens::builder(store.clone())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let created = node_b.create("alice", NewToken::read_only()).await.unwrap();
+    // Node A, while B's first read of the token is held: revokes it and says so on the
+    // feed, lets B's feed task run (this runtime has one thread: it runs when A yields),
+    // then lets B's read answer.
+    let node_a = {
+        let store = store.clone();
+        let id = created.token.id();
+        tokio::spawn(async move {
+            store.read.notified().await;
+            store
+                .inner
+                .inner
+                .revoke(id, SystemTime::now())
+                .await
+                .unwrap();
+            feed.send(StoreChange::Revoked(id)).unwrap();
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            store.release.notify_one();
+        })
+    };
+    let token = created.token.expose_secret();
+    // The request that overlapped the revocation may go either way; what it read must not
+    // be kept for the next one, which comes at once.
+    let _ = node_b.authenticate(token, None, Action::Read).await;
+    let next = node_b.authenticate(token, None, Action::Read).await;
+    node_a.await.unwrap();
+    assert_eq!(
+        next.map(|who| who.token_id())
+            .map_err(|refused| refused.reason()),
+        Err(Reason::Revoked),
+        "the late read's answer outlived the revocation"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_resyncs_drops_the_cache_at_most_once_a_second() {
     use tokengate::store::StoreChange;
