@@ -276,10 +276,7 @@ where
         // About to ask the store: an address that has failed too often is told to wait.
         if authenticated.is_none() {
             if let Some(failures) = config.failures.as_ref() {
-                let address = config
-                    .trusted_proxies
-                    .client_ip(peer_addr(request.extensions()), request.headers());
-                if failures.exhausted(address) {
+                if failures.exhausted(client) {
                     let rejection = Rejection::new(Reason::TooManyFailures, Some(presented.id))
                         .retry_after_secs(failures.retry_after());
                     return ResponseFuture::refused(refuse(config, &rejection, request));
@@ -358,20 +355,21 @@ fn refuse<St, B>(
     request: Request<B>,
 ) -> Response<bytes::Bytes> {
     let (parts, _body) = request.into_parts();
-    if let Some(failures) = &config.failures {
-        if counts_as_failure(rejection.reason()) {
-            let client = config
+    // Worked out once, and only for the limiter, a log line or an event hook that reads it.
+    let client_ip = std::cell::OnceCell::new();
+    let client = || {
+        *client_ip.get_or_init(|| {
+            config
                 .trusted_proxies
-                .client_ip(peer_addr(&parts.extensions), &parts.headers);
-            failures.record(client);
+                .client_ip(peer_addr(&parts.extensions), &parts.headers)
+        })
+    };
+    let reason = rejection.reason();
+    if let Some(failures) = &config.failures {
+        if counts_as_failure(reason) {
+            failures.record(client());
         }
     }
-    let reason = rejection.reason();
-    let client = || {
-        config
-            .trusted_proxies
-            .client_ip(peer_addr(&parts.extensions), &parts.headers)
-    };
     let token_id = rejection.token_id().map(tracing::field::display);
     // Some clients put a whole token in a path (npm's logout does): never log it. Built
     // only for a log line or an event hook that will read it (the macros evaluate their
