@@ -835,6 +835,29 @@ async fn sessions_work_and_are_never_listed() {
 struct FedStore {
     inner: TestStore,
     feed: tokio::sync::broadcast::Sender<tokengate::store::StoreChange>,
+    /// When set, the first read is held by the test after it has read the record: a read
+    /// that began before a revocation made on another node, and answers late.
+    held_first_read: Option<Arc<HeldRead>>,
+}
+
+#[derive(Default)]
+struct HeldRead {
+    done: std::sync::atomic::AtomicBool,
+    read: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+impl FedStore {
+    fn new(
+        feed: &tokio::sync::broadcast::Sender<tokengate::store::StoreChange>,
+        held_first_read: Option<Arc<HeldRead>>,
+    ) -> Self {
+        Self {
+            inner: TestStore::new(),
+            feed: feed.clone(),
+            held_first_read,
+        }
+    }
 }
 
 impl TokenStore for FedStore {
@@ -842,7 +865,14 @@ impl TokenStore for FedStore {
         &self,
         id: tokengate::TokenId,
     ) -> Result<Option<TokenRecord>, tokengate::store::StoreError> {
-        self.inner.get(id).await
+        let record = self.inner.get(id).await;
+        if let Some(held) = &self.held_first_read {
+            if !held.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                held.read.notify_one();
+                held.release.notified().await;
+            }
+        }
+        record
     }
     async fn insert(&self, record: TokenRecord) -> Result<(), tokengate::store::StoreError> {
         self.inner.insert(record).await
@@ -866,64 +896,13 @@ impl TokenStore for FedStore {
     }
 }
 
-/// A [`FedStore`] whose first read is held by the test after it has read the record: a
-/// read that began before a revocation made on another node, and answers late.
-#[derive(Clone)]
-struct HeldFirstRead {
-    inner: FedStore,
-    first: Arc<std::sync::atomic::AtomicBool>,
-    read: Arc<tokio::sync::Notify>,
-    release: Arc<tokio::sync::Notify>,
-}
-
-impl TokenStore for HeldFirstRead {
-    async fn get(
-        &self,
-        id: tokengate::TokenId,
-    ) -> Result<Option<TokenRecord>, tokengate::store::StoreError> {
-        let record = self.inner.get(id).await;
-        if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.read.notify_one();
-            self.release.notified().await;
-        }
-        record
-    }
-    async fn insert(&self, record: TokenRecord) -> Result<(), tokengate::store::StoreError> {
-        self.inner.insert(record).await
-    }
-    async fn list(
-        &self,
-        owner: &str,
-        page: Page,
-    ) -> Result<tokengate::store::RecordPage, tokengate::store::StoreError> {
-        self.inner.list(owner, page).await
-    }
-    async fn revoke(
-        &self,
-        id: tokengate::TokenId,
-        at: SystemTime,
-    ) -> Result<bool, tokengate::store::StoreError> {
-        self.inner.revoke(id, at).await
-    }
-    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<tokengate::store::StoreChange>> {
-        self.inner.changes()
-    }
-}
-
 #[tokio::test]
 async fn a_node_follows_revocations_from_before_its_first_accepted_token() {
     use tokengate::store::StoreChange;
 
     let (feed, _) = tokio::sync::broadcast::channel(16);
-    let store = HeldFirstRead {
-        inner: FedStore {
-            inner: TestStore::new(),
-            feed: feed.clone(),
-        },
-        first: Arc::new(true.into()),
-        read: Arc::default(),
-        release: Arc::default(),
-    };
+    let held = Arc::new(HeldRead::default());
+    let store = FedStore::new(&feed, Some(Arc::clone(&held)));
     // Node B: built inside the runtime, it has accepted no token yet.
     let node_b = Tokens::builder(store.clone())
         .prefix("npm")
@@ -937,18 +916,13 @@ async fn a_node_follows_revocations_from_before_its_first_accepted_token() {
         let store = store.clone();
         let id = created.token.id();
         tokio::spawn(async move {
-            store.read.notified().await;
-            store
-                .inner
-                .inner
-                .revoke(id, SystemTime::now())
-                .await
-                .unwrap();
+            held.read.notified().await;
+            store.inner.revoke(id, SystemTime::now()).await.unwrap();
             feed.send(StoreChange::Revoked(id)).unwrap();
             for _ in 0..10 {
                 tokio::task::yield_now().await;
             }
-            store.release.notify_one();
+            held.release.notify_one();
         })
     };
     let token = created.token.expose_secret();
@@ -970,10 +944,7 @@ async fn a_flood_of_resyncs_drops_the_cache_at_most_once_a_second() {
     use tokengate::store::StoreChange;
 
     let (feed, _) = tokio::sync::broadcast::channel(16);
-    let store = FedStore {
-        inner: TestStore::new(),
-        feed: feed.clone(),
-    };
+    let store = FedStore::new(&feed, None);
     let tokens = Tokens::builder(store.clone())
         .prefix("npm")
         .unwrap()
