@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::users::User;
 
 /// How long failures are remembered, and so how long a locked-out caller waits at most.
-const WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Wrong passwords one account may take in a window.
 const PER_ACCOUNT: u32 = 10;
 /// Wrong passwords one address (an IPv6 /64) may send in a window, across accounts.
@@ -77,12 +77,7 @@ impl PasswordGuard {
             reserved.counts.push(address);
         }
         if over {
-            let mut error = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many wrong passwords; wait a few minutes before trying again",
-            );
-            error.retry_after(HeaderValue::from(WINDOW.as_secs()));
-            return Err(error);
+            return Err(too_many_wrong("passwords"));
         }
         let right = {
             let _turn = self
@@ -133,6 +128,17 @@ fn network(client: IpAddr) -> IpAddr {
         },
         v4 => v4,
     }
+}
+
+/// 429 for a caller who got `what` (passwords, one-time passwords) wrong too often: it may
+/// try again once the [`WINDOW`] is over.
+pub fn too_many_wrong(what: &str) -> ApiError {
+    let mut error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many wrong {what}; wait a few minutes before trying again"),
+    );
+    error.retry_after(HeaderValue::from(WINDOW.as_secs()));
+    error
 }
 
 /// Failures counted for a check in progress: given back when it ends any way but with a

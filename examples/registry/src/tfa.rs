@@ -26,8 +26,8 @@ use crate::visibility::{self, PackageMfa};
 /// refused until the window ends, the right one too: six digits are few enough to guess
 /// by brute force otherwise, by anyone who holds the password or a token.
 const WRONG_CODES: u32 = 10;
-/// How long wrong codes are remembered.
-const WRONG_CODES_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How long wrong codes are remembered: as long as wrong passwords.
+const WRONG_CODES_WINDOW: Duration = crate::passwords::WINDOW;
 
 /// Wrong one-time passwords (and recovery codes) per account, forgotten after
 /// [`WRONG_CODES_WINDOW`], for at most 100,000 accounts.
@@ -258,12 +258,7 @@ pub async fn verify(
     let code = code.ok_or_else(|| otp_refusal("a one-time password is needed"))?;
     let wrong_codes = state.wrong_codes();
     if wrong_codes.exhausted(&user.name) {
-        let mut error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many wrong one-time passwords; wait a few minutes before trying again",
-        );
-        error.retry_after(HeaderValue::from(WRONG_CODES_WINDOW.as_secs()));
-        return Err(error);
+        return Err(crate::passwords::too_many_wrong("one-time passwords"));
     }
     let secret = state.sealer().open(&tfa.sealed_secret)?;
     let wrong = match secret.verify(code, SystemTime::now(), tfa.last_step) {
