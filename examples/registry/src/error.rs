@@ -68,6 +68,11 @@ impl ApiError {
         )
     }
 
+    /// A wrong password for a signed-in user's change.
+    pub fn incorrect_password() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "incorrect password")
+    }
+
     /// No token, or one that was not accepted: npm then tells the user to log in.
     pub fn needs_login() -> Self {
         Self::new(

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 use tokengate::Authenticated;
@@ -102,15 +102,17 @@ pub async fn set(
     // The password is checked, and a new one hashed, before the write lock is taken.
     let (verified, new_hash) = match change.password {
         Some(password) => {
-            let incorrect = || ApiError::new(StatusCode::UNAUTHORIZED, "incorrect password");
             let checked = users::check_password(&state, who.owner(), password, client)
                 .await?
-                .ok_or_else(incorrect)?;
+                .ok_or_else(ApiError::incorrect_password)?;
             let new_hash = match change.new_password {
                 Some(new) => Some(state.passwords().hash(new).await?),
                 None => None,
             };
-            let verified = checked.lock(&state).await?.ok_or_else(incorrect)?;
+            let verified = checked
+                .lock(&state)
+                .await?
+                .ok_or_else(ApiError::incorrect_password)?;
             (verified, new_hash)
         }
         None => {

@@ -282,11 +282,9 @@ pub async fn create(
         .password
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("password is required to create a token"))?;
-    let incorrect = || ApiError::new(StatusCode::UNAUTHORIZED, "incorrect password");
-    let checked = users::check_password(&state, who.owner(), password, client)
+    let mut verified = users::check_password_and_lock(&state, who.owner(), password, client)
         .await?
-        .ok_or_else(incorrect)?;
-    let mut verified = checked.lock(&state).await?.ok_or_else(incorrect)?;
+        .ok_or_else(ApiError::incorrect_password)?;
     tfa::check_code(&state, &mut verified.user, &headers).await?;
     let created = state.tokens().create(who.owner(), options).await?;
     let listing = ListedToken::from(&created.listing);

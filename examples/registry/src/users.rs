@@ -85,6 +85,20 @@ pub async fn check_password(
     }))
 }
 
+/// [`check_password`], then [`PasswordChecked::lock`] at once: `Ok(None)` for no such
+/// user, a wrong password, or one changed in between.
+pub async fn check_password_and_lock<'a>(
+    state: &'a AppState,
+    name: &str,
+    password: &str,
+    client: Option<IpAddr>,
+) -> Result<Option<Verified<'a>>, ApiError> {
+    match check_password(state, name, password, client).await? {
+        Some(checked) => checked.lock(state).await,
+        None => Ok(None),
+    }
+}
+
 impl PasswordChecked {
     /// Takes the write lock and reloads the user, who must still have the password that
     /// was checked: one changed in between is not this check's, and `Ok(None)` says so.
@@ -181,10 +195,8 @@ pub async fn login(
     }
     let wrong = || ApiError::new(StatusCode::UNAUTHORIZED, "incorrect user name or password");
     let _writing = if load(&state, name).await?.is_some() {
-        let checked = check_password(&state, name, &body.password, client).await?;
-        let Some(mut verified) = checked.ok_or_else(wrong)?.lock(&state).await? else {
-            return Err(wrong());
-        };
+        let verified = check_password_and_lock(&state, name, &body.password, client).await?;
+        let mut verified = verified.ok_or_else(wrong)?;
         // With two-factor authentication, the password alone is not enough: npm asks
         // for a code on this 401 and sends the login again with it.
         crate::tfa::check_code(&state, &mut verified.user, &headers).await?;

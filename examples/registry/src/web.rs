@@ -484,10 +484,7 @@ async fn log_in(
     secure: bool,
 ) -> Result<Option<Response>, ApiError> {
     let name = view.username.to_owned();
-    let verified = match users::check_password(state, &name, &form.password, client).await? {
-        Some(checked) => checked.lock(state).await?,
-        None => None,
-    };
+    let verified = users::check_password_and_lock(state, &name, &form.password, client).await?;
     let Some(Verified {
         mut user,
         writing: _writing,
@@ -1086,11 +1083,11 @@ async fn create(
     };
     let created = {
         let result = async {
-            let incorrect = || ApiError::new(StatusCode::UNAUTHORIZED, "incorrect password");
-            let checked = users::check_password(&state, who.owner(), &form.password, client)
-                .await?
-                .ok_or_else(incorrect)?;
-            let mut verified = checked.lock(&state).await?.ok_or_else(incorrect)?;
+            let password = &form.password;
+            let mut verified =
+                users::check_password_and_lock(&state, who.owner(), password, client)
+                    .await?
+                    .ok_or_else(ApiError::incorrect_password)?;
             let code = Some(form.otp.trim()).filter(|code| !code.is_empty());
             tfa::verify(&state, &mut verified.user, code).await?;
             Ok::<_, ApiError>(state.tokens().create(who.owner(), options).await?)
