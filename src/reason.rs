@@ -51,6 +51,9 @@ pub enum Reason {
     CrossSiteRequest,
     /// The client address made too many failed attempts lately; the store was not asked.
     TooManyFailures,
+    /// The application's second-factor check could not tell what the write changes, so it
+    /// refused it ([`SecondFactorVerdict::Unresolved`](crate::SecondFactorVerdict::Unresolved)).
+    UnresolvedWrite,
 }
 
 /// A message and the same message as a JSON body, from one literal.
@@ -138,6 +141,9 @@ impl Reason {
             Reason::TooManyFailures => {
                 said!("too many failed attempts from your address; wait before trying again")
             }
+            Reason::UnresolvedWrite => said!(
+                "refused: this change does not name anything this server recognises, so it cannot tell whether a one-time password is needed; check the URL"
+            ),
         }
     }
 }
@@ -236,7 +242,7 @@ impl std::error::Error for Rejection {}
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const EVERY_REASON: [Reason; 21] = [
+    pub(crate) const EVERY_REASON: [Reason; 22] = [
         Reason::MissingToken,
         Reason::MalformedHeader(HeaderProblem::Duplicate),
         Reason::MalformedHeader(HeaderProblem::TooLong),
@@ -258,6 +264,7 @@ pub(crate) mod tests {
         Reason::SecondFactorUnavailable,
         Reason::CrossSiteRequest,
         Reason::TooManyFailures,
+        Reason::UnresolvedWrite,
     ];
 
     #[test]

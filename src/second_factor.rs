@@ -72,6 +72,10 @@ pub enum SecondFactorVerdict {
     CodeRejected,
     /// The check could not be made (its store is down): 503, nothing allowed.
     Unavailable,
+    /// The write names nothing the check can judge (no resource, or one the application
+    /// does not recognise), so whether it needs a code cannot be known: 400, nothing
+    /// allowed. A check that fails closed answers this rather than [`Pass`](Self::Pass).
+    Unresolved,
 }
 
 type CheckFuture = Pin<Box<dyn Future<Output = SecondFactorVerdict> + Send>>;

@@ -892,6 +892,8 @@ async fn writes_ask_the_second_factor_check_and_reads_never_do() {
                     _ if request.token_bypasses() => SecondFactorVerdict::Pass,
                     None => SecondFactorVerdict::CodeRequired,
                     Some(code) if code.expose() == "654321" => SecondFactorVerdict::Pass,
+                    // Stands for a write the application cannot place: it fails closed.
+                    Some(code) if code.expose() == "000000" => SecondFactorVerdict::Unresolved,
                     Some(_) => SecondFactorVerdict::CodeRejected,
                 }
             }
@@ -952,6 +954,15 @@ async fn writes_ask_the_second_factor_check_and_reads_never_do() {
             asks: true,
         },
         Case {
+            label: "a write the check cannot place",
+            method: Method::PUT,
+            auth: bearer_of(&person),
+            otp: Some("000000"),
+            status: StatusCode::BAD_REQUEST,
+            challenge: None,
+            asks: true,
+        },
+        Case {
             label: "a bypass token's write",
             method: Method::PUT,
             auth: bearer_of(&robot),
@@ -978,6 +989,47 @@ async fn writes_ask_the_second_factor_check_and_reads_never_do() {
         }
         let asks = asked.load(Ordering::SeqCst) - before;
         assert_eq!(asks, if case.asks { 2 } else { 0 }, "{}", case.label);
+    }
+}
+
+/// With `Router::layer`, the gate runs after routing: a resolver reads the route that
+/// matched, and so the resource from exactly the segments the router matched.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn a_resolver_reads_the_route_the_router_matched() {
+    use axum::extract::MatchedPath;
+    use tokengate::{Grant, Grants, Permission, Resource, ResourcePattern};
+
+    let tokens = tokens(TestStore::new());
+    let layer = TokenAuthLayer::new(tokens.clone()).resources(|request| {
+        let route = request.extensions.get::<MatchedPath>()?;
+        // `/{name}`: the one segment, whatever it starts with.
+        (route.as_str() == "/{name}")
+            .then(|| Resource::new(request.uri.path().trim_start_matches('/')))
+    });
+    let grants = Grants::new([Grant::new(
+        ResourcePattern::parse("-mine").unwrap(),
+        Permission::ReadWrite,
+    )])
+    .unwrap();
+    let created = tokens
+        .create("alice", NewToken::with_grants(grants))
+        .await
+        .unwrap();
+    let auth = bearer(created.token.expose_secret());
+    let app = axum::Router::new()
+        .route("/{name}", axum::routing::put(|| async { "written" }))
+        .layer(layer);
+    for (path, status) in [
+        ("/-mine", StatusCode::OK),
+        ("/-theirs", StatusCode::FORBIDDEN),
+    ] {
+        let request = request(&Method::PUT, &[("authorization", auth.as_str())])
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
     }
 }
 

@@ -133,6 +133,7 @@ impl ResponseStyle {
                 (StatusCode::SERVICE_UNAVAILABLE, None)
             }
             Reason::TooManyFailures => (StatusCode::TOO_MANY_REQUESTS, None),
+            Reason::UnresolvedWrite => (StatusCode::BAD_REQUEST, None),
             Reason::SecondFactorRequired | Reason::SecondFactorRejected if self.npm => {
                 (StatusCode::UNAUTHORIZED, Some(&NPM_OTP_CHALLENGE))
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, HeaderName, Method, Request, Response, Uri};
+use http::{Extensions, HeaderMap, HeaderName, Method, Request, Response, Uri};
 use tower::Service;
 
 use super::body::ResponseBody;
@@ -48,6 +48,10 @@ pub struct RequestHead<'a> {
     pub uri: &'a Uri,
     /// The headers.
     pub headers: &'a HeaderMap,
+    /// The extensions: what layers and the router put there before the gate ran (with
+    /// axum's `Router::layer`, the matched route, so that a resolver reads the resource
+    /// from exactly the path segments the router matched).
+    pub extensions: &'a Extensions,
 }
 
 impl<'a> RequestHead<'a> {
@@ -56,6 +60,7 @@ impl<'a> RequestHead<'a> {
             method: request.method(),
             uri: request.uri(),
             headers: request.headers(),
+            extensions: request.extensions(),
         }
     }
 }
@@ -311,6 +316,7 @@ where
                     SecondFactorVerdict::Pass => None,
                     SecondFactorVerdict::CodeRequired => Some(Reason::SecondFactorRequired),
                     SecondFactorVerdict::CodeRejected => Some(Reason::SecondFactorRejected),
+                    SecondFactorVerdict::Unresolved => Some(Reason::UnresolvedWrite),
                     _ => Some(Reason::SecondFactorUnavailable),
                 };
                 if let Some(reason) = refused {

@@ -14,7 +14,7 @@ use crate::reason::Reason;
 const WARN_ABOVE: u64 = 1_000;
 
 /// The reasons' names without their details, in the order [`kind`] numbers them.
-const KINDS: [&str; 17] = [
+const KINDS: [&str; 18] = [
     "missing_token",
     "malformed_header",
     "malformed_token",
@@ -32,6 +32,7 @@ const KINDS: [&str; 17] = [
     "second_factor_unavailable",
     "too_many_failures",
     "cross_site_request",
+    "unresolved_write",
 ];
 
 pub(crate) struct RefusalSummary {
@@ -118,6 +119,7 @@ fn kind(reason: Reason) -> usize {
         Reason::SecondFactorUnavailable => 14,
         Reason::TooManyFailures => 15,
         Reason::CrossSiteRequest => 16,
+        Reason::UnresolvedWrite => 17,
     }
 }
 
@@ -130,7 +132,7 @@ mod tests {
     fn every_kind_of_reason_has_a_name_of_its_own() {
         let every = EVERY_REASON.iter().chain(&[Reason::NoClientAddress]);
         let named: std::collections::BTreeSet<usize> = every.map(|reason| kind(*reason)).collect();
-        // Seventeen kinds of reason in seventeen places: none shares another's name.
+        // Eighteen kinds of reason in eighteen places: none shares another's name.
         assert_eq!(named, (0..KINDS.len()).collect());
     }
 }

@@ -186,32 +186,24 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
         .route("/-/user/token/{token}", delete(users::logout));
 
     // Everything else: reads are anonymous, anything with a token is held to its rules.
-    let layer = TokenAuthLayer::new(state.tokens().clone())
-        .optional()
-        .trusted_proxies(state.trusted_proxies().clone())
-        // A client guessing tokens gets 429 after 50 misses a minute, not 50 store lookups.
-        .limit_failures(tokengate::FailureLimit::new(
-            50,
-            std::time::Duration::from_secs(60),
-        ))
-        .resources(packages::resource_of)
-        .second_factor({
-            let state = state.clone();
-            move |request| crate::tfa::package_writes(state.clone(), request)
-        })
-        .npm_responses("registry");
-    let gated = Router::new()
-        .route("/-/whoami", get(users::whoami))
-        .route(
-            "/-/ping",
-            get(|| async { axum::Json(serde_json::json!({})) }),
-        )
-        .route("/-/v1/search", get(search::search))
-        .route("/-/_view/starredByUser", get(stars::starred_by))
-        .route("/-/npm/v1/user", get(profile::get).post(profile::set))
-        .route("/-/user/{couch_id}", get(owners::user_profile))
-        .route("/-/user/{user}/package", get(visibility::user_packages))
-        .route("/-/org/{org}/package", get(visibility::org_packages))
+    // Two gates with one failure count: package writes get the second-factor check in
+    // the gate, where it fails closed; the rest check codes in their handlers (account
+    // changes, and `PUT /<name>`, whose body says whether it is a publish or a star).
+    let failures = tokengate::FailureLimit::new(50, std::time::Duration::from_secs(60));
+    let gate = || {
+        TokenAuthLayer::new(state.tokens().clone())
+            .optional()
+            .trusted_proxies(state.trusted_proxies().clone())
+            // A client guessing tokens gets 429 after 50 misses a minute, not 50 lookups.
+            .limit_failures(failures.clone())
+            .resources(packages::resource_of)
+            .npm_responses("registry")
+    };
+    let package_gate = gate().second_factor({
+        let state = state.clone();
+        move |request| crate::tfa::package_writes(state.clone(), request)
+    });
+    let package_routes = Router::new()
         .route(
             "/-/package/{name}/visibility",
             get(visibility::get_visibility),
@@ -238,6 +230,21 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
             "/-/package/{name}/dist-tags/{tag}",
             put(lifecycle::add_tag).delete(lifecycle::remove_tag),
         )
+        .route("/{name}/-/{file}", get(packages::tarball))
+        .route("/{scope}/{name}/-/{file}", get(packages::tarball_scoped))
+        .layer(package_gate);
+    let other_routes = Router::new()
+        .route("/-/whoami", get(users::whoami))
+        .route(
+            "/-/ping",
+            get(|| async { axum::Json(serde_json::json!({})) }),
+        )
+        .route("/-/v1/search", get(search::search))
+        .route("/-/_view/starredByUser", get(stars::starred_by))
+        .route("/-/npm/v1/user", get(profile::get).post(profile::set))
+        .route("/-/user/{couch_id}", get(owners::user_profile))
+        .route("/-/user/{user}/package", get(visibility::user_packages))
+        .route("/-/org/{org}/package", get(visibility::org_packages))
         .route(
             "/-/npm/v1/tokens",
             get(token_api::list).post(token_api::create),
@@ -257,9 +264,8 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
                 .layer(DefaultBodyLimit::max(max_publish_bytes))
                 .route_layer(bounded),
         )
-        .route("/{name}/-/{file}", get(packages::tarball))
-        .route("/{scope}/{name}/-/{file}", get(packages::tarball_scoped))
-        .layer(layer);
+        .layer(gate());
+    let gated = package_routes.merge(other_routes);
 
     Router::new()
         .merge(login)

@@ -85,11 +85,10 @@ pub async fn remove_tag(
 /// `deprecated` message of existing versions may change; anything else is refused.
 pub async fn deprecate(
     state: &AppState,
-    who: Option<Authenticated>,
+    who: Authenticated,
     name: &PackageName,
     body: Value,
 ) -> Result<Response, ApiError> {
-    let who = who.ok_or_else(ApiError::needs_login)?;
     let asked = body["versions"]
         .as_object()
         .ok_or_else(|| ApiError::bad_request("versions must be an object"))?;

@@ -15,6 +15,7 @@ mod app;
 mod audit;
 mod config;
 mod error;
+mod json_body;
 mod lifecycle;
 mod owners;
 mod packages;

@@ -1,6 +1,7 @@
 //! Packages: publish (`PUT /<name>`), the packument (`GET /<name>`) and tarballs
 //! (`GET /<name>/-/<file>.tgz`), scoped names included.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::Json;
@@ -14,8 +15,10 @@ use serde_json::{Map, Value, json};
 use tokengate::{Action, Authenticated, RequestHead, Resource};
 
 use crate::app::AppState;
-use crate::error::{ApiError, JsonBody};
+use crate::error::ApiError;
+use crate::json_body::JsonBytes;
 use crate::scopes;
+use crate::tfa::{self, WriteRules};
 use crate::visibility::{self, PackageMfa, Visibility};
 
 /// A validated package name: `name` or `@scope/name`, each part lower-case letters,
@@ -144,29 +147,42 @@ fn visibility_of_publish(
     }
 }
 
-/// The package a write touches, for the token gate: from `/<name>`, `/@scope%2f<name>`,
-/// `/@scope/<name>`, their `/-/…` and `/-rev/…` sub-paths and `/-/package/<name>/…`,
-/// percent-decoded as the router decodes them. Reads resolve to nothing here: public
-/// packages are anyone's to read (a token limited to some packages must still install the
-/// others), and private ones are checked by `visibility::readable`. Handlers check again against the name
-/// they parsed (see [`check_write`]), so a path this misreads is refused there.
+/// The package a write touches, for the token gate: read from exactly the path segments
+/// the router matched (axum's `MatchedPath`, which `Router::layer` puts in place before
+/// the gate runs): the `{name}` segment, or `{scope}` and `{name}`, percent-decoded as the
+/// router decodes them. `None` for a route that names no package, and for a name that is
+/// not one (the handler refuses it too). Reads resolve to nothing here: public packages
+/// are anyone's to read (a token limited to some packages must still install the others),
+/// and private ones are checked by `visibility::readable`.
 pub fn resource_of(request: &RequestHead<'_>) -> Option<Resource> {
     if Action::of_method(request.method) == Action::Read {
         return None;
     }
-    let path = request.uri.path().strip_prefix('/')?;
-    // `/-/package/<name>/…`: npm's access endpoints; `<name>/-/…` and `<name>/-rev/…`.
-    let package = match path.strip_prefix("-/package/") {
-        Some(rest) => rest.split('/').next()?,
-        None => path.split("/-").next()?,
-    };
-    if package.is_empty() || package.starts_with('-') {
+    let route = request.extensions.get::<axum::extract::MatchedPath>()?;
+    package_in_route(route.as_str(), request.uri.path()).map(|name| Resource::new(name.full))
+}
+
+/// The package that `path` names where the route `template` has `{name}` (and maybe
+/// `{scope}`); `None` when it has neither, the two do not line up, or the name is invalid.
+fn package_in_route(template: &str, path: &str) -> Option<PackageName> {
+    let mut scope = None;
+    let mut name = None;
+    let mut segments = path.split('/');
+    for part in template.split('/') {
+        let segment = segments.next()?;
+        match part {
+            "{scope}" => scope = Some(percent_decode(segment)?),
+            "{name}" => name = Some(percent_decode(segment)?),
+            _ => {}
+        }
+    }
+    if segments.next().is_some() {
         return None;
     }
-    let decoded = percent_decode(package)?;
-    PackageName::parse(&decoded)
-        .ok()
-        .map(|name| Resource::new(name.full))
+    match (scope, name?) {
+        (Some(scope), name) => PackageName::scoped(&scope, &name).ok(),
+        (None, name) => PackageName::parse(&name).ok(),
+    }
 }
 
 /// `%XX` escapes decoded; `None` for a broken escape or text that is not UTF-8.
@@ -234,23 +250,45 @@ pub fn valid_version(version: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
 }
 
+/// A publish document as npm sends it (`libnpmpublish`): one version, one tarball. Fields
+/// npm does not send are refused by name, never ignored. The tarball's base64 is borrowed
+/// from the request body, not copied.
 #[derive(Deserialize)]
-pub struct PublishRequest {
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest<'a> {
+    #[serde(rename = "_id")]
+    _id: Option<Cow<'a, str>>,
     name: String,
+    #[serde(rename = "description", default)]
+    _description: Option<Value>,
     /// `public` or `restricted`; npm sends `null` when `--access` is not given.
     #[serde(default)]
     access: Option<String>,
     versions: Map<String, Value>,
     #[serde(rename = "dist-tags", default)]
     dist_tags: BTreeMap<String, String>,
-    #[serde(rename = "_attachments", default)]
-    attachments: BTreeMap<String, Attachment>,
+    #[serde(rename = "_attachments", borrow)]
+    attachments: BTreeMap<String, Attachment<'a>>,
 }
 
 #[derive(Deserialize)]
-struct Attachment {
-    data: String,
+#[serde(deny_unknown_fields)]
+struct Attachment<'a> {
+    #[serde(rename = "content_type", default)]
+    _content_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Cow<'a, str>,
     length: Option<u64>,
+}
+
+/// What a `PUT /<name>` body is, told by its top-level fields before it is parsed whole:
+/// only what is named here is looked at, the rest is skipped without being kept.
+#[derive(Deserialize)]
+struct PutShape {
+    versions: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "_attachments")]
+    attachments: Option<serde::de::IgnoredAny>,
+    users: Option<serde::de::IgnoredAny>,
 }
 
 /// A publish that passed every check, ready to be written.
@@ -264,7 +302,7 @@ struct Checked {
 }
 
 /// Everything about a publish that can be wrong, checked before anything is written.
-fn check_publish(name: &PackageName, request: PublishRequest) -> Result<Checked, ApiError> {
+fn check_publish(name: &PackageName, request: PublishRequest<'_>) -> Result<Checked, ApiError> {
     if request.name != name.full {
         return Err(ApiError::bad_request(
             "the package name in the body does not match the one in the URL",
@@ -347,11 +385,17 @@ const MAX_PACKUMENT_BYTES: usize = 8 * 1024 * 1024;
 /// Longest README kept in a packument.
 const MAX_README_BYTES: u64 = 256 * 1024;
 
+/// Most bytes inflated from a tarball in looking for its README: npm's tarballs are small,
+/// and a gzip bomb (8 MB that inflate to 8 GiB) stops here.
+pub const MAX_INFLATED_BYTES: u64 = 32 * 1024 * 1024;
+
 /// The README at the top of an npm tarball (`package/README…`), if there is one: its file
-/// name and text. A tarball that cannot be read has none; the publish goes on.
+/// name and text. A tarball that cannot be read has none, and neither has one whose
+/// README lies past [`MAX_INFLATED_BYTES`] of inflated data; the publish goes on.
 fn readme_of(tarball: &[u8]) -> Option<(String, String)> {
     use std::io::Read;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tarball));
+    let inflated = flate2::read::GzDecoder::new(tarball).take(MAX_INFLATED_BYTES);
+    let mut archive = tar::Archive::new(inflated);
     for entry in archive.entries().ok()? {
         let mut entry = entry.ok()?;
         let path = entry.path().ok()?.to_string_lossy().into_owned();
@@ -406,64 +450,102 @@ pub async fn all_names(state: &AppState) -> Result<Vec<PackageName>, ApiError> {
         .collect())
 }
 
-/// `PUT /<name>`: a publish (a body with `versions`), or `npm star` / `npm unstar` (a body
-/// with `users` only).
+/// `PUT /<name>`: a publish (a body with `versions` and `_attachments`), a deprecation
+/// (`versions` only), or `npm star` / `npm unstar` (`users` only).
 pub async fn put(
     state: State<AppState>,
     who: Option<Authenticated>,
+    headers: HeaderMap,
     Path(name): Path<String>,
-    body: JsonBody<Value>,
+    body: JsonBytes,
 ) -> Result<Response, ApiError> {
-    put_named(state, who, PackageName::parse(&name)?, body).await
+    put_named(state, who, &headers, PackageName::parse(&name)?, body).await
 }
 
 pub async fn put_scoped(
     state: State<AppState>,
     who: Option<Authenticated>,
+    headers: HeaderMap,
     Path((scope, name)): Path<(String, String)>,
-    body: JsonBody<Value>,
+    body: JsonBytes,
 ) -> Result<Response, ApiError> {
-    put_named(state, who, PackageName::scoped(&scope, &name)?, body).await
+    put_named(
+        state,
+        who,
+        &headers,
+        PackageName::scoped(&scope, &name)?,
+        body,
+    )
+    .await
 }
 
+/// This route's gate has no second-factor check (only the body tells a star from a
+/// publish), so every branch but the star checks the package's rules here.
 async fn put_named(
-    state: State<AppState>,
+    State(state): State<AppState>,
     who: Option<Authenticated>,
+    headers: &HeaderMap,
     name: PackageName,
-    JsonBody(body): JsonBody<Value>,
+    body: JsonBytes,
 ) -> Result<Response, ApiError> {
-    if body.get("versions").is_some() && body.get("_attachments").is_none() {
-        return crate::lifecycle::deprecate(&state, who, &name, body).await;
+    let who = who.ok_or_else(ApiError::needs_login)?;
+    let shape: PutShape = body.parse()?;
+    match (shape.versions, shape.attachments, shape.users) {
+        (None, None, Some(_)) => {
+            tfa::check_package_write(&state, &who, &name, headers, WriteRules::AccountOnly).await?;
+            crate::stars::change(&state, who, &name, body.parse()?).await
+        }
+        (Some(_), None, None) => {
+            tfa::check_package_write(&state, &who, &name, headers, WriteRules::PackageAndAccount)
+                .await?;
+            crate::lifecycle::deprecate(&state, who, &name, body.parse()?).await
+        }
+        (Some(_), Some(_), None) => {
+            check_write(&who, &name)?;
+            // Everything that can be wrong with the document, and the tarball work, before
+            // the second factor is asked for and before the registry's lock is taken.
+            let request: PublishRequest<'_> = body.parse()?;
+            let access = request.access.clone();
+            let checked = check_publish(&name, request)?;
+            drop(body);
+            let readme = tokio::task::spawn_blocking({
+                let tarball = checked.tarball.clone();
+                move || readme_of(&tarball)
+            })
+            .await
+            .map_err(|e| ApiError::internal("cannot read the tarball", e))?;
+            tfa::check_package_write(&state, &who, &name, headers, WriteRules::PackageAndAccount)
+                .await?;
+            Ok(
+                publish(&state, &who, &name, access.as_deref(), checked, readme)
+                    .await?
+                    .into_response(),
+            )
+        }
+        _ => Err(ApiError::bad_request(
+            "invalid request body: a publish has `versions` and `_attachments`, a \
+             deprecation `versions` only, and a star `users` only",
+        )),
     }
-    if body.get("versions").is_none() && body.get("users").is_some() {
-        let change = serde_json::from_value(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
-        return crate::stars::change(&state, who, &name, change).await;
-    }
-    let request = serde_json::from_value(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
-    Ok(publish_named(state, who, name, JsonBody(request))
-        .await?
-        .into_response())
 }
 
 /// The layer has already refused read-only tokens (PUT is a write); what is left is who
 /// may publish this package and whether the version is new.
-async fn publish_named(
-    State(state): State<AppState>,
-    who: Option<Authenticated>,
-    name: PackageName,
-    JsonBody(request): JsonBody<PublishRequest>,
-) -> Result<impl IntoResponse, ApiError> {
-    let who = who.ok_or_else(ApiError::needs_login)?;
-    check_write(&who, &name)?;
+async fn publish(
+    state: &AppState,
+    who: &Authenticated,
+    name: &PackageName,
+    access: Option<&str>,
+    checked: Checked,
+    readme: Option<(String, String)>,
+) -> Result<impl IntoResponse + use<>, ApiError> {
     let _writing = state.write_lock().await;
-    let existing = visibility::load(&state, &name).await?;
+    let existing = visibility::load(state, name).await?;
     // A package the publisher cannot see goes through exactly the checks a package that
     // does not exist would, so that the answers do not tell the two apart.
     let hidden = existing
         .as_ref()
-        .is_some_and(|package| !package.readable_by(Some(&who), &name));
+        .is_some_and(|package| !package.readable_by(Some(who), name));
     if let Some(package) = existing.as_ref().filter(|_| !hidden) {
         if !package.is_maintainer(who.owner()) {
             return Err(ApiError::forbidden(format!(
@@ -473,15 +555,14 @@ async fn publish_named(
         }
     }
     let visibility = visibility_of_publish(
-        &name,
-        request.access.as_deref(),
+        name,
+        access,
         existing.as_ref().filter(|_| !hidden).map(|p| p.visibility),
     )?;
-    let checked = check_publish(&name, request)?;
     // The scope's owner decides who starts packages in it; an existing package's
     // maintainers publish it wherever it lives.
     let scope = match (&name.scope, existing.is_none() || hidden) {
-        (Some(scope), true) => Some((scope, scopes::check(&state, scope, who.owner()).await?)),
+        (Some(scope), true) => Some((scope, scopes::check(state, scope, who.owner()).await?)),
         _ => None,
     };
     if hidden {
@@ -499,7 +580,7 @@ async fn publish_named(
             "versions": {},
             "dist-tags": {},
             "time": {},
-            "maintainers": [crate::owners::maintainer_entry(&state, who.owner()).await?],
+            "maintainers": [crate::owners::maintainer_entry(state, who.owner()).await?],
         }),
     };
     if packument["versions"].get(&checked.version).is_some() {
@@ -511,9 +592,9 @@ async fn publish_named(
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let mut manifest = checked.manifest;
     // What `npm view` shows: who published it.
-    let publisher = crate::owners::maintainer_entry(&state, who.owner()).await?;
+    let publisher = crate::owners::maintainer_entry(state, who.owner()).await?;
     manifest["_npmUser"] = publisher;
-    if let Some((file, readme)) = readme_of(&checked.tarball) {
+    if let Some((file, readme)) = readme {
         packument["readme"] = json!(readme);
         packument["readmeFilename"] = json!(file);
     }
@@ -557,11 +638,11 @@ async fn publish_named(
         .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
     if is_new {
         // Written before the packument: a private package is never visible, even briefly.
-        visibility::save_access(&state, &name, visibility, PackageMfa::None).await?;
+        visibility::save_access(state, name, visibility, PackageMfa::None).await?;
     }
-    save_packument(&state, &name, &mut packument).await?;
+    save_packument(state, name, &mut packument).await?;
     if let Some((scope, scopes::Ownership::Unclaimed)) = scope {
-        scopes::record(&state, scope, who.owner()).await?;
+        scopes::record(state, scope, who.owner()).await?;
     }
     tracing::info!(
         package = name.full,

@@ -1,5 +1,20 @@
-//! Password checks that cost the guesser, not the registry: Argon2 runs outside every lock,
-//! a few at a time, and an account or an address that keeps failing is told to wait.
+//! Password checks that cost the guesser, not the registry or the account's owner: Argon2
+//! runs outside every lock, a few at a time, and failures are counted per account and
+//! address, per address, and per account.
+//!
+//! - An address that keeps failing for one account, or across accounts, is told to wait
+//!   (429): that stops a guesser without touching anyone else.
+//! - An account that keeps failing from many addresses is slowed down, not locked: past
+//!   [`ACCOUNT_SLOWDOWN_AFTER`] failures every check from an address that has not logged
+//!   in to it lately waits first, and only past [`ACCOUNT_CEILING`] (NIST SP 800-63B's
+//!   100) are such checks refused. An address that logged in to the account lately, and a
+//!   request that carries one of the account's own valid tokens, are never held to the
+//!   account-wide count, so strangers cannot lock the owner out.
+//! - Checks in flight count against the limits (guesses sent at once cannot all pass a
+//!   limit before any has failed), but a right password is never counted: a check that
+//!   would pass a limit only because of others in flight waits for them to end.
+//! - An unknown user's check hashes against a dummy, so that it takes as long as a known
+//!   user's and answers the same.
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
@@ -10,7 +25,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::{HeaderValue, StatusCode};
 use moka::sync::Cache;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
@@ -18,66 +33,162 @@ use crate::users::User;
 
 /// How long failures are remembered, and so how long a locked-out caller waits at most.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Wrong passwords one account may take in a window.
-const PER_ACCOUNT: u32 = 10;
-/// Wrong passwords one address (an IPv6 /64) may send in a window, across accounts.
+/// Wrong passwords one address (an IPv6 /64) may send for one account in a window.
+const PER_ACCOUNT_AND_ADDRESS: u32 = 10;
+/// Wrong passwords one address may send in a window, across accounts.
 const PER_ADDRESS: u32 = 30;
+/// Wrong passwords for one account, from anywhere, before its checks are slowed down.
+pub const ACCOUNT_SLOWDOWN_AFTER: u32 = 10;
+/// How long a slowed-down check waits per [`ACCOUNT_SLOWDOWN_AFTER`] failures, and in
+/// how many steps at most (eight seconds).
+const SLOWDOWN_STEP: Duration = Duration::from_secs(1);
+const SLOWDOWN_MAX_STEPS: u32 = 8;
+/// Wrong passwords for one account, from anywhere, past which only the addresses and
+/// tokens it knows may still try.
+pub const ACCOUNT_CEILING: u32 = 100;
+/// How long an address that logged in to an account is remembered as the account's.
+const KNOWN_ADDRESS_FOR: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Argon2 checks running at once; more wait their turn without holding anything else.
 const AT_ONCE: usize = 4;
+/// Longest a check waits for others in flight to end before it is refused.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(30);
+
+/// What a request proves about the account besides the password.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Nothing: a login, or a change made without a token of the account.
+    Stranger,
+    /// It carries one of the account's own valid tokens (a change to the account's tokens
+    /// or profile): past the account-wide count, whoever else is guessing.
+    HoldsToken,
+}
 
 pub struct PasswordGuard {
     running: Semaphore,
-    by_account: Cache<String, Arc<AtomicU32>>,
-    by_address: Cache<IpAddr, Arc<AtomicU32>>,
+    by_account_and_address: Cache<(String, IpAddr), Arc<Count>>,
+    by_address: Cache<IpAddr, Arc<Count>>,
+    by_account: Cache<String, Arc<Count>>,
+    /// Addresses that logged in to an account lately.
+    known: Cache<(String, IpAddr), ()>,
+    slowdown_step: Duration,
 }
 
 impl Default for PasswordGuard {
     fn default() -> Self {
         Self {
             running: Semaphore::new(AT_ONCE),
-            by_account: failures(),
+            by_account_and_address: failures(),
             by_address: failures(),
+            by_account: failures(),
+            known: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(KNOWN_ADDRESS_FOR)
+                .build(),
+            slowdown_step: SLOWDOWN_STEP,
         }
     }
 }
 
 /// Failure counts that forget after [`WINDOW`], for at most 100,000 keys.
-fn failures<K: std::hash::Hash + Eq + Send + Sync + 'static>() -> Cache<K, Arc<AtomicU32>> {
+fn failures<K: std::hash::Hash + Eq + Send + Sync + 'static>() -> Cache<K, Arc<Count>> {
     Cache::builder()
         .max_capacity(100_000)
         .time_to_live(WINDOW)
         .build()
 }
 
+/// Wrong passwords counted against one key, and checks in flight against it.
+#[derive(Default)]
+struct Count {
+    failed: AtomicU32,
+    in_flight: AtomicU32,
+    /// Told when a check in flight ends.
+    settled: Notify,
+}
+
+impl Count {
+    /// Holds a place for one check under `limit`: `Err` when the failures alone reach it;
+    /// waits while failures and checks in flight together do.
+    async fn reserve(self: &Arc<Self>, limit: u32, what: &str) -> Result<Place, ApiError> {
+        let waited = tokio::time::timeout(IN_FLIGHT_WAIT, async {
+            loop {
+                let settled = self.settled.notified();
+                if self.failed.load(Ordering::Relaxed) >= limit {
+                    return Err(too_many_wrong(what));
+                }
+                let before = self.in_flight.fetch_add(1, Ordering::Relaxed);
+                if self.failed.load(Ordering::Relaxed) + before < limit {
+                    return Ok(Place {
+                        count: Arc::clone(self),
+                        wrong: false,
+                    });
+                }
+                self.in_flight.fetch_sub(1, Ordering::Relaxed);
+                settled.await;
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| Err(too_many_wrong(what)))
+    }
+}
+
+/// One check's place in a [`Count`]: given back when the check ends, as a failure only if
+/// the password was wrong (not for a right one, a refusal, an error, or a request
+/// dropped half-way).
+struct Place {
+    count: Arc<Count>,
+    wrong: bool,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if self.wrong {
+            self.count.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.count.settled.notify_waiters();
+    }
+}
+
 impl PasswordGuard {
-    /// Whether `password` is `user`'s. Refused with 429 before any hashing when the account
-    /// or the address has failed too often; a wrong password counts against both.
-    /// Never call it holding the registry's write lock.
+    /// Whether `password` is `user`'s (`None`: no such user, checked against a dummy so
+    /// that it takes as long). Refused with 429 before any hashing when this address has
+    /// failed too often, for the account or in all; slowed down, and past the ceiling
+    /// refused, when the account has failed too often from everywhere, unless `client`
+    /// logged in to it lately or `standing` shows a token of the account. Never call it
+    /// holding the registry's write lock.
     pub async fn check(
         &self,
-        user: &User,
+        name: &str,
+        user: Option<&User>,
         password: &str,
         client: Option<IpAddr>,
+        standing: Standing,
     ) -> Result<bool, ApiError> {
-        // Every check counts as a failure until it is found right: guesses sent at once
-        // would otherwise all pass the limit before any of them had failed.
-        let mut reserved = Reserved {
-            counts: Vec::with_capacity(2),
-            failed: false,
-        };
-        let mut over = false;
-        let account = self
-            .by_account
-            .get_with(user.name.clone(), Default::default);
-        over |= account.fetch_add(1, Ordering::Relaxed) >= PER_ACCOUNT;
-        reserved.counts.push(account);
-        if let Some(ip) = client {
-            let address = self.by_address.get_with(network(ip), Default::default);
-            over |= address.fetch_add(1, Ordering::Relaxed) >= PER_ADDRESS;
-            reserved.counts.push(address);
+        let bucket = client.map(network);
+        let mut places = Vec::with_capacity(3);
+        if let Some(bucket) = bucket {
+            let pair = self
+                .by_account_and_address
+                .get_with((name.to_owned(), bucket), Default::default);
+            places.push(pair.reserve(PER_ACCOUNT_AND_ADDRESS, "passwords").await?);
+            let address = self.by_address.get_with(bucket, Default::default);
+            places.push(address.reserve(PER_ADDRESS, "passwords").await?);
         }
-        if over {
-            return Err(too_many_wrong("passwords"));
+        let account = self.by_account.get_with(name.to_owned(), Default::default);
+        let known =
+            bucket.is_some_and(|bucket| self.known.contains_key(&(name.to_owned(), bucket)));
+        let held_to_account = standing == Standing::Stranger && !known;
+        if held_to_account {
+            let place = account
+                .reserve(ACCOUNT_CEILING, "passwords for this account")
+                .await?;
+            let pressure = account.failed.load(Ordering::Relaxed)
+                + account.in_flight.load(Ordering::Relaxed).saturating_sub(1);
+            places.push(place);
+            if pressure >= ACCOUNT_SLOWDOWN_AFTER {
+                tokio::time::sleep(slowdown(pressure, self.slowdown_step)).await;
+            }
         }
         let right = {
             let _turn = self
@@ -85,13 +196,24 @@ impl PasswordGuard {
                 .acquire()
                 .await
                 .map_err(|e| ApiError::internal("password check failed", e))?;
-            verify(
-                user.password_hash.clone(),
-                Zeroizing::new(password.to_owned()),
-            )
-            .await?
+            let hash = match user {
+                Some(user) => user.password_hash.clone(),
+                None => dummy_hash().await?,
+            };
+            verify(hash, Zeroizing::new(password.to_owned())).await? && user.is_some()
         };
-        reserved.failed = !right;
+        if right {
+            if let Some(bucket) = bucket {
+                self.known.insert((name.to_owned(), bucket), ());
+            }
+        } else {
+            if !held_to_account {
+                account.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            for place in &mut places {
+                place.wrong = true;
+            }
+        }
         Ok(right)
     }
 
@@ -102,20 +224,47 @@ impl PasswordGuard {
             .acquire()
             .await
             .map_err(|e| ApiError::internal("password hashing failed", e))?;
-        let password = Zeroizing::new(password.to_owned());
-        tokio::task::spawn_blocking(move || {
-            let mut random = [0u8; 16];
-            getrandom::fill(&mut random).map_err(|e| e.to_string())?;
-            let salt = SaltString::encode_b64(&random).map_err(|e| e.to_string())?;
-            Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
-                .map(|hash| hash.to_string())
-                .map_err(|e| e.to_string())
+        hash_new(Zeroizing::new(password.to_owned())).await
+    }
+}
+
+/// How long a stranger's check waits once the account has `failed` wrong passwords (and
+/// checks in flight) from everywhere: a `step` per ten, at most eight steps.
+fn slowdown(failed: u32, step: Duration) -> Duration {
+    let steps = (failed / ACCOUNT_SLOWDOWN_AFTER).clamp(1, SLOWDOWN_MAX_STEPS);
+    step * steps
+}
+
+async fn hash_new(password: Zeroizing<String>) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random).map_err(|e| e.to_string())?;
+        let salt = SaltString::encode_b64(&random).map_err(|e| e.to_string())?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::internal("password hashing failed", e))?
+    .map_err(|e| ApiError::internal("password hashing failed", e))
+}
+
+/// A hash of a random password nobody knows, made with the same parameters as users'
+/// hashes, for checks of users who do not exist.
+async fn dummy_hash() -> Result<String, ApiError> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| async {
+            let mut random = [0u8; 32];
+            getrandom::fill(&mut random)
+                .map_err(|e| ApiError::internal("password check failed", e))?;
+            let unknowable =
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, random);
+            hash_new(Zeroizing::new(unknowable)).await
         })
         .await
-        .map_err(|e| ApiError::internal("password hashing failed", e))?
-        .map_err(|e| ApiError::internal("password hashing failed", e))
-    }
+        .cloned()
 }
 
 /// What the address limit counts by: an IPv4 address, or an IPv6 client's /64, since one
@@ -139,23 +288,6 @@ pub fn too_many_wrong(what: &str) -> ApiError {
     );
     error.retry_after(HeaderValue::from(WINDOW.as_secs()));
     error
-}
-
-/// Failures counted for a check in progress: given back when it ends any way but with a
-/// wrong password (a right one, a refusal, an error, or a request dropped half-way).
-struct Reserved {
-    counts: Vec<Arc<AtomicU32>>,
-    failed: bool,
-}
-
-impl Drop for Reserved {
-    fn drop(&mut self) {
-        if !self.failed {
-            for count in &self.counts {
-                count.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
 }
 
 /// Argon2 compares in constant time; hashing is deliberately slow, so it runs off the
@@ -351,7 +483,7 @@ mod limit_tests {
     use argon2::{Algorithm, Argon2, Params, Version};
     use axum::http::StatusCode;
 
-    use super::{PER_ACCOUNT, PER_ADDRESS, PasswordGuard};
+    use super::{ACCOUNT_CEILING, PER_ADDRESS, PasswordGuard, Standing};
     use crate::users::User;
 
     /// Guesses sent together, and how many of them may be checked at most.
@@ -398,9 +530,9 @@ mod limit_tests {
         let bursts = [
             Burst {
                 what: "one account from many addresses",
-                guesses: 40,
+                guesses: 150,
                 from: From::ManyAddresses,
-                checked_at_most: PER_ACCOUNT as usize,
+                checked_at_most: ACCOUNT_CEILING as usize,
             },
             Burst {
                 what: "one address across accounts",
@@ -416,13 +548,20 @@ mod limit_tests {
             },
         ];
         for burst in bursts {
-            let guard = Arc::new(PasswordGuard::default());
+            // Slowed-down checks wait a millisecond a step here, not a second.
+            let guard = Arc::new(PasswordGuard {
+                slowdown_step: std::time::Duration::from_millis(1),
+                ..PasswordGuard::default()
+            });
             let mut running = Vec::new();
             for guess in 0..burst.guesses {
                 let guard = Arc::clone(&guard);
                 let mut user = user();
                 let client: IpAddr = match burst.from {
-                    From::ManyAddresses => format!("198.51.100.{guess}").parse().unwrap(),
+                    From::ManyAddresses => {
+                        let [high, low] = (guess as u16).to_be_bytes();
+                        format!("198.51.{high}.{low}").parse().unwrap()
+                    }
                     From::OneAddress => "203.0.113.7".parse().unwrap(),
                     From::OneIpv6Network => format!("2001:db8:7:1::{guess:x}").parse().unwrap(),
                 };
@@ -431,7 +570,16 @@ mod limit_tests {
                     user.name = format!("user{guess}");
                 }
                 running.push(tokio::spawn(async move {
-                    guard.check(&user, "a wrong password", Some(client)).await
+                    let name = user.name.clone();
+                    guard
+                        .check(
+                            &name,
+                            Some(&user),
+                            "a wrong password",
+                            Some(client),
+                            Standing::Stranger,
+                        )
+                        .await
                 }));
             }
             let mut checked = 0;

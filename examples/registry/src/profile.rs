@@ -10,6 +10,7 @@ use tokengate::Authenticated;
 
 use crate::app::{AppState, ClientAddress};
 use crate::error::{ApiError, JsonBody};
+use crate::passwords::Standing;
 use crate::tfa::{self, TfaMode};
 use crate::users::{self, User, Verified};
 
@@ -102,9 +103,10 @@ pub async fn set(
     // The password is checked, and a new one hashed, before the write lock is taken.
     let (verified, new_hash) = match change.password {
         Some(password) => {
-            let checked = users::check_password(&state, who.owner(), password, client)
-                .await?
-                .ok_or_else(ApiError::incorrect_password)?;
+            let checked =
+                users::check_password(&state, who.owner(), password, client, Standing::HoldsToken)
+                    .await?
+                    .ok_or_else(ApiError::incorrect_password)?;
             let new_hash = match change.new_password {
                 Some(new) => Some(state.passwords().hash(new).await?),
                 None => None,

@@ -27,11 +27,10 @@ pub struct StarChange {
 
 pub async fn change(
     state: &AppState,
-    who: Option<Authenticated>,
+    who: Authenticated,
     name: &PackageName,
     change: StarChange,
 ) -> Result<Response, ApiError> {
-    let who = who.ok_or_else(ApiError::needs_login)?;
     if change.id != name.to_string() {
         return Err(ApiError::bad_request(
             "the package name in the body does not match the one in the URL",

@@ -300,32 +300,106 @@ pub fn otp_refusal(why: &str) -> ApiError {
     error
 }
 
-/// The gate's second-factor check for writes to packages: the writer's own mode
-/// (`auth-and-writes` asks unless the token bypasses it) and the package's rule
-/// (`mfa=publish` asks even a bypass token, `mfa=automation` all but bypass tokens).
-/// Writes that touch no package (token management, login) check codes in their handlers.
+/// Which rules decide whether a write asks for a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteRules {
+    /// A write to the package: the writer's own mode and the package's rule.
+    PackageAndAccount,
+    /// A write that is the user's own record, such as a star: their own mode only. No
+    /// package 2FA rule applies to it.
+    AccountOnly,
+}
+
+/// The gate's second-factor check for writes to packages. It fails closed: a write whose
+/// package the resolver could not name is refused ([`SecondFactorVerdict::Unresolved`]),
+/// never passed. Writes that touch no package (token management, profile) and `PUT
+/// /<name>` (a publish or a star, which only its body tells) sit behind a gate without
+/// this check and check codes in their handlers ([`check_package_write`]).
 pub async fn package_writes(state: AppState, request: SecondFactorRequest) -> SecondFactorVerdict {
-    let Some(resource) = &request.resource else {
-        return SecondFactorVerdict::Pass;
+    let Some(name) = request
+        .resource
+        .as_ref()
+        .and_then(|resource| PackageName::parse(resource.as_str()).ok())
+    else {
+        return SecondFactorVerdict::Unresolved;
     };
-    let Ok(name) = PackageName::parse(resource.as_str()) else {
-        return SecondFactorVerdict::Pass;
-    };
+    let code = request.code.as_ref().map(|code| code.expose());
+    write_verdict(
+        &state,
+        &request.who,
+        &name,
+        code,
+        WriteRules::PackageAndAccount,
+    )
+    .await
+}
+
+/// [`package_writes`] in a handler, answered as the gate answers it.
+///
+/// # Errors
+///
+/// npm's one-time-password 401 when a code is needed and missing or wrong; 503 when the
+/// check cannot be made.
+pub async fn check_package_write(
+    state: &AppState,
+    who: &tokengate::Authenticated,
+    name: &PackageName,
+    headers: &HeaderMap,
+    rules: WriteRules,
+) -> Result<(), ApiError> {
+    let code = headers
+        .get(OTP_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|code| !code.is_empty());
+    match write_verdict(state, who, name, code, rules).await {
+        SecondFactorVerdict::Pass => Ok(()),
+        SecondFactorVerdict::CodeRequired => Err(otp_refusal(
+            "send the code from your authenticator app (npm: --otp=<code>)",
+        )),
+        SecondFactorVerdict::CodeRejected => Err(otp_refusal(
+            "the code sent is wrong, expired or already used",
+        )),
+        SecondFactorVerdict::Unresolved => Err(ApiError::bad_request(format!(
+            "cannot tell what this write to {name} changes"
+        ))),
+        _ => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the second factor cannot be checked right now; try again shortly",
+        )),
+    }
+}
+
+/// Whether `who`'s write to `name` may go on: the writer's own mode (`auth-and-writes`
+/// asks unless the token bypasses it) and, under [`WriteRules::PackageAndAccount`], the
+/// package's rule (`mfa=publish` asks even a bypass token, `mfa=automation` all but
+/// bypass tokens).
+async fn write_verdict(
+    state: &AppState,
+    who: &tokengate::Authenticated,
+    name: &PackageName,
+    code: Option<&str>,
+    rules: WriteRules,
+) -> SecondFactorVerdict {
     // One code, one write: checking and using it up happen under the write lock.
     let _writing = state.write_lock().await;
-    let mut user = match users::load(&state, request.who.owner()).await {
+    let mut user = match users::load(state, who.owner()).await {
         Ok(Some(user)) => user,
         // The handler refuses a writer with no account.
         Ok(None) => return SecondFactorVerdict::Pass,
         Err(_) => return SecondFactorVerdict::Unavailable,
     };
-    let rule = match visibility::load(&state, &name).await {
-        // A package the writer cannot see says nothing, not even that it asks for a code.
-        Ok(Some(package)) if package.readable_by(Some(&request.who), &name) => package.mfa,
-        Ok(_) => PackageMfa::None,
-        Err(_) => return SecondFactorVerdict::Unavailable,
+    let rule = match rules {
+        WriteRules::AccountOnly => PackageMfa::None,
+        WriteRules::PackageAndAccount => match visibility::load(state, name).await {
+            // A package the writer cannot see says nothing, not even that it asks for a
+            // code.
+            Ok(Some(package)) if package.readable_by(Some(who), name) => package.mfa,
+            Ok(_) => PackageMfa::None,
+            Err(_) => return SecondFactorVerdict::Unavailable,
+        },
     };
-    let bypass = request.token_bypasses();
+    let bypass = who.second_factor() == tokengate::SecondFactor::Bypassed;
     let own_mode = user
         .tfa
         .as_ref()
@@ -339,8 +413,7 @@ pub async fn package_writes(state: AppState, request: SecondFactorRequest) -> Se
     if !needed {
         return SecondFactorVerdict::Pass;
     }
-    let code = request.code.as_ref().map(|code| code.expose());
-    match verify(&state, &mut user, code).await {
+    match verify(state, &mut user, code).await {
         Ok(Checked::Accepted) => SecondFactorVerdict::Pass,
         // The package asks for a code its writer has no way to give.
         Ok(Checked::NotEnrolled) => SecondFactorVerdict::CodeRequired,

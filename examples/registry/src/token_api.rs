@@ -15,6 +15,7 @@ use tokengate::{
 use crate::app::{AppState, ClientAddress};
 use crate::error::{ApiError, JsonBody};
 use crate::packages::PackageName;
+use crate::passwords::Standing;
 use crate::{tfa, users};
 
 /// npm's default page size; a bigger one is cut to this.
@@ -282,9 +283,10 @@ pub async fn create(
         .password
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("password is required to create a token"))?;
-    let mut verified = users::check_password_and_lock(&state, who.owner(), password, client)
-        .await?
-        .ok_or_else(ApiError::incorrect_password)?;
+    let mut verified =
+        users::check_password_and_lock(&state, who.owner(), password, client, Standing::HoldsToken)
+            .await?
+            .ok_or_else(ApiError::incorrect_password)?;
     tfa::check_code(&state, &mut verified.user, &headers).await?;
     let created = state.tokens().create(who.owner(), options).await?;
     let listing = ListedToken::from(&created.listing);

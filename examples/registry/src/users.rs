@@ -11,6 +11,7 @@ use tokio::sync::MutexGuard;
 
 use crate::app::{AppState, ClientAddress};
 use crate::error::{ApiError, JsonBody};
+use crate::passwords::Standing;
 
 /// What is kept about a user: never the password, only its Argon2 hash.
 #[derive(Serialize, Deserialize)]
@@ -70,15 +71,21 @@ pub async fn check_password(
     name: &str,
     password: &str,
     client: Option<IpAddr>,
+    standing: Standing,
 ) -> Result<Option<PasswordChecked>, ApiError> {
-    let Some(user) = load(state, name).await? else {
-        return Ok(None);
-    };
+    // An unknown user is checked too (against a dummy), so that the answer takes as long.
+    let user = load(state, name).await?;
     if !PASSWORD_LENGTHS.contains(&password.len())
-        || !state.passwords().check(&user, password, client).await?
+        || !state
+            .passwords()
+            .check(name, user.as_ref(), password, client, standing)
+            .await?
     {
         return Ok(None);
     }
+    let Some(user) = user else {
+        return Ok(None);
+    };
     Ok(Some(PasswordChecked {
         name: user.name,
         hash: user.password_hash,
@@ -92,8 +99,9 @@ pub async fn check_password_and_lock<'a>(
     name: &str,
     password: &str,
     client: Option<IpAddr>,
+    standing: Standing,
 ) -> Result<Option<Verified<'a>>, ApiError> {
-    match check_password(state, name, password, client).await? {
+    match check_password(state, name, password, client, standing).await? {
         Some(checked) => checked.lock(state).await,
         None => Ok(None),
     }
@@ -195,7 +203,9 @@ pub async fn login(
     }
     let wrong = || ApiError::new(StatusCode::UNAUTHORIZED, "incorrect user name or password");
     let _writing = if load(&state, name).await?.is_some() {
-        let verified = check_password_and_lock(&state, name, &body.password, client).await?;
+        let verified =
+            check_password_and_lock(&state, name, &body.password, client, Standing::Stranger)
+                .await?;
         let mut verified = verified.ok_or_else(wrong)?;
         // With two-factor authentication, the password alone is not enough: npm asks
         // for a code on this 401 and sends the login again with it.

@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 
 use crate::app::{AppState, ClientAddress};
 use crate::error::ApiError;
+use crate::passwords::Standing;
 use crate::users::Verified;
 use crate::{tfa, token_api, users};
 
@@ -484,7 +485,9 @@ async fn log_in(
     secure: bool,
 ) -> Result<Option<Response>, ApiError> {
     let name = view.username.to_owned();
-    let verified = users::check_password_and_lock(state, &name, &form.password, client).await?;
+    let verified =
+        users::check_password_and_lock(state, &name, &form.password, client, Standing::Stranger)
+            .await?;
     let Some(Verified {
         mut user,
         writing: _writing,
@@ -1084,10 +1087,15 @@ async fn create(
     let created = {
         let result = async {
             let password = &form.password;
-            let mut verified =
-                users::check_password_and_lock(&state, who.owner(), password, client)
-                    .await?
-                    .ok_or_else(ApiError::incorrect_password)?;
+            let mut verified = users::check_password_and_lock(
+                &state,
+                who.owner(),
+                password,
+                client,
+                Standing::HoldsToken,
+            )
+            .await?
+            .ok_or_else(ApiError::incorrect_password)?;
             let code = Some(form.otp.trim()).filter(|code| !code.is_empty());
             tfa::verify(&state, &mut verified.user, code).await?;
             Ok::<_, ApiError>(state.tokens().create(who.owner(), options).await?)

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use support::npm::Npm;
-use support::registry::{PASSWORD, Registry, add_user, enable_2fa, http};
+use support::registry::{PASSWORD, Registry, TfaMode, add_user, enable_2fa, http};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
@@ -511,9 +511,14 @@ async fn the_web_pages_in_a_real_browser() {
     // Logging in with 2FA: the password, then a one-time password.
     let bob_session = add_user(registry.addr, "bob").await;
     let mut last_step = None;
-    let secret = enable_2fa(registry.addr, &bob_session, &mut last_step)
-        .await
-        .secret;
+    let secret = enable_2fa(
+        registry.addr,
+        &bob_session,
+        TfaMode::AuthOnly,
+        &mut last_step,
+    )
+    .await
+    .secret;
     browser.goto(&format!("{url}-/web/login")).await;
     browser.fill("username", "bob").await;
     browser.fill("password", PASSWORD).await;

@@ -3,57 +3,8 @@
 
 mod support;
 
-use support::registry::{PASSWORD, Registry, Reply, enable_2fa, http};
-
-struct Client {
-    registry: Registry,
-}
-
-impl Client {
-    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Reply {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(auth) = &auth {
-            headers.push(("authorization", auth));
-        }
-        http(self.registry.addr, method, path, &headers, body.as_bytes()).await
-    }
-
-    async fn login(&self, user: &str, password: &str) -> Reply {
-        let body = serde_json::json!({ "name": user, "password": password }).to_string();
-        self.send(
-            "PUT",
-            &format!("/-/user/org.couchdb.user:{user}"),
-            None,
-            &body,
-        )
-        .await
-    }
-
-    async fn session(&self, user: &str) -> String {
-        let reply = self.login(user, PASSWORD).await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        reply.json()["token"].as_str().unwrap().to_owned()
-    }
-
-    /// A new token of `session`'s user, made with `body` (which must succeed).
-    async fn token(&self, session: &str, body: serde_json::Value) -> String {
-        let reply = self.create(session, body).await;
-        assert_eq!(reply.status, 201, "{}", reply.body);
-        reply.json()["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn create(&self, session: &str, body: serde_json::Value) -> Reply {
-        self.send("POST", "/-/npm/v1/tokens", Some(session), &body.to_string())
-            .await
-    }
-}
-
-async fn start() -> (Client, tempfile::TempDir) {
-    let data = tempfile::tempdir().unwrap();
-    let registry = Registry::start("127.0.0.1:0", data.path()).await;
-    (Client { registry }, data)
-}
+use support::client::{Client, publish_body, start};
+use support::registry::{PASSWORD, Registry, Reply, TfaMode, enable_2fa, http};
 
 #[tokio::test]
 async fn users_log_in_with_their_password_only() {
@@ -471,22 +422,6 @@ async fn package_and_user_names() {
         assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
         assert!(reply.body.contains("invalid user name"), "{bad}");
     }
-}
-
-/// A one-version publish body for `name`, with `access` as npm sends it.
-fn publish_body(name: &str, version: &str, access: serde_json::Value) -> String {
-    let base = name.rsplit('/').next().unwrap();
-    serde_json::json!({
-        "_id": name,
-        "name": name,
-        "access": access,
-        "versions": { version: { "name": name, "version": version } },
-        "dist-tags": { "latest": version },
-        "_attachments": {
-            format!("{base}-{version}.tgz"): { "data": "aGVsbG8=", "length": 5 }
-        }
-    })
-    .to_string()
 }
 
 #[tokio::test]
@@ -1622,9 +1557,14 @@ async fn guessing_one_time_passwords_is_cut_short() {
     let (client, _data) = start().await;
     let session = client.session("alice").await;
     let mut last_step = None;
-    let secret = enable_2fa(client.registry.addr, &session, &mut last_step)
-        .await
-        .secret;
+    let secret = enable_2fa(
+        client.registry.addr,
+        &session,
+        TfaMode::AuthOnly,
+        &mut last_step,
+    )
+    .await
+    .secret;
     // Well-formed codes that are not among those valid around now.
     let now = std::time::SystemTime::now();
     let around = std::time::Duration::from_secs(90);

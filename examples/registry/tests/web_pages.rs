@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::registry::{PASSWORD, Registry, Reply, add_user, enable_2fa, http};
+use support::registry::{PASSWORD, Registry, Reply, TfaMode, add_user, enable_2fa, http};
 
 struct Site {
     registry: Registry,
@@ -505,7 +505,13 @@ async fn two_factor_accounts_give_a_code_on_the_page() {
     let site = Site::start().await;
     let session = site.add_user("alice").await;
     let mut last_step = None;
-    let enrolled = enable_2fa(site.registry.addr, &session, &mut last_step).await;
+    let enrolled = enable_2fa(
+        site.registry.addr,
+        &session,
+        TfaMode::AuthOnly,
+        &mut last_step,
+    )
+    .await;
     let secret = enrolled.secret;
 
     // Logging in: the password alone asks for a code; a recovery-code-sized guess is refused.

@@ -1,6 +1,7 @@
 //! Shared by the registry's tests.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod npm;
 pub mod registry;
 

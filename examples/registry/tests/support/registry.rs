@@ -118,7 +118,34 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let stream = TcpStream::connect(addr).await.unwrap();
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+/// [`http`] from the client address `from` (such as 127.0.0.2: every address in
+/// 127.0.0.0/8 is this machine's, and the registry sees each as a client of its own).
+pub async fn http_from(
+    from: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+async fn exchange(
+    mut stream: TcpStream,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -185,19 +212,31 @@ pub struct Enrolled {
     pub recovery: Vec<String>,
 }
 
-/// Turns on 2FA (auth-only) for the user whose session this is, as `npm profile
+/// When a user's second factor is asked for (`npm profile enable-2fa <mode>`).
+#[derive(Clone, Copy, Debug)]
+pub enum TfaMode {
+    AuthOnly,
+    AuthAndWrites,
+}
+
+/// Turns on 2FA in `mode` for the user whose session this is, as `npm profile
 /// enable-2fa` does. `last_step` records the code it used.
 pub async fn enable_2fa(
     addr: std::net::SocketAddr,
     session: &str,
+    mode: TfaMode,
     last_step: &mut Option<u64>,
 ) -> Enrolled {
+    let mode = match mode {
+        TfaMode::AuthOnly => "auth-only",
+        TfaMode::AuthAndWrites => "auth-and-writes",
+    };
     let auth = format!("Bearer {session}");
     let headers = [
         ("content-type", "application/json"),
         ("authorization", auth.as_str()),
     ];
-    let begin = serde_json::json!({ "tfa": { "password": PASSWORD, "mode": "auth-only" } });
+    let begin = serde_json::json!({ "tfa": { "password": PASSWORD, "mode": mode } });
     let path = "/-/npm/v1/user";
     let begun = http(addr, "POST", path, &headers, begin.to_string().as_bytes()).await;
     assert_eq!(begun.status, 200, "{}", begun.body);

@@ -1,0 +1,182 @@
+//! Large JSON bodies (publishes, up to `--max-publish-mb`) read without letting their
+//! shape decide the server's memory: the bytes are scanned once for how many values they
+//! hold and how deep they nest before anything is parsed, then parsed into typed structs
+//! that borrow their long strings (a tarball's base64) from the body itself.
+//!
+//! Why: a 64 MiB body of `[0,0,0,…]` is 32 million values, which `serde_json::Value`
+//! spends about 32 bytes each on: a gigabyte from one request.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+
+/// Most values (objects, arrays, strings, numbers, literals) one body may hold. A publish
+/// of one version of a large package holds a few thousand; a deprecation of every version
+/// of a package with a thousand versions, a few hundred thousand.
+pub const MAX_VALUES: usize = 250_000;
+
+/// Deepest a body may nest objects and arrays.
+pub const MAX_DEPTH: usize = 64;
+
+/// A JSON request body within [`MAX_VALUES`] and [`MAX_DEPTH`], not parsed yet; the size
+/// limit is the route's `DefaultBodyLimit`.
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || mime.to_ascii_lowercase().ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::bad_request(
+                "invalid request body: expected `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request body too large: it is over the registry's limit",
+                    )
+                } else {
+                    ApiError::bad_request(format!("cannot read the request body: {rejection}"))
+                }
+            })?;
+        check_shape(&bytes, MAX_VALUES, MAX_DEPTH)?;
+        Ok(Self(bytes))
+    }
+}
+
+impl JsonBytes {
+    /// The body as `T`, which may borrow from it.
+    ///
+    /// # Errors
+    ///
+    /// 400 naming what is wrong: not JSON, or a field of the wrong type, missing or unknown.
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.0).map_err(|error| {
+            if error.is_data() {
+                ApiError::bad_request(format!("invalid request body: {error}"))
+            } else {
+                ApiError::bad_request("invalid request body: not valid JSON")
+            }
+        })
+    }
+}
+
+/// Counts the values in `bytes` (an upper bound: every `,` `:` `[` `{` outside strings
+/// starts one, and so does the first) and their nesting, without parsing or allocating.
+/// It does not check that the bytes are JSON; the parser does that afterwards.
+fn check_shape(bytes: &[u8], max_values: usize, max_depth: usize) -> Result<(), ApiError> {
+    let mut values = 1usize;
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in bytes {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                values += 1;
+                if depth > max_depth {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid request body: it nests deeper than {max_depth} levels"
+                    )));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' | b':' => values += 1,
+            _ => {}
+        }
+        if values > max_values {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "invalid request body: it holds more than {max_values} JSON values, more \
+                     than any publish needs"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Case {
+        name: &'static str,
+        body: String,
+        refused: bool,
+    }
+
+    #[test]
+    fn bodies_are_refused_past_the_value_and_depth_limits() {
+        // Limits of 10 values and 3 levels, so that the cases stay readable.
+        let cases = [
+            Case {
+                name: "an object of a few fields",
+                body: r#"{"a":1,"b":[1,2]}"#.into(),
+                refused: false,
+            },
+            Case {
+                name: "commas and brackets inside strings do not count",
+                body: r#"{"a":"[[[[,,,,,,,,,,,,::::{{{{","b":"\"[,"}"#.into(),
+                refused: false,
+            },
+            Case {
+                name: "exactly ten values",
+                body: "[1,2,3,4,5,6,7,8,9]".into(),
+                refused: false,
+            },
+            Case {
+                name: "one value past the limit",
+                body: "[1,2,3,4,5,6,7,8,9,10]".into(),
+                refused: true,
+            },
+            Case {
+                name: "three levels deep",
+                body: "[[[1]]]".into(),
+                refused: false,
+            },
+            Case {
+                name: "four levels deep",
+                body: "[[[[1]]]]".into(),
+                refused: true,
+            },
+            Case {
+                name: "an escaped backslash ends before the quote",
+                body: r#"["\\",[[[1]]]]"#.into(),
+                refused: true,
+            },
+        ];
+        for case in cases {
+            let refused = check_shape(case.body.as_bytes(), 10, 3).is_err();
+            assert_eq!(refused, case.refused, "{}", case.name);
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! What the third security review found, each as a specification that failed before its
+//! fix: second-factor bypasses, lockouts by strangers, and cheap ways to exhaust memory,
+//! disk or the registry's lock.
+
+mod support;
+
+use serde_json::json;
+use support::client::{Client, publish_body, start};
+use support::registry::{PASSWORD, Reply, TfaMode, enable_2fa, http_from};
+
+/// A user with `auth-and-writes` two-factor authentication: their session, and the
+/// recovery codes they got, which stand in for codes from the authenticator (each is
+/// good once, and using them spares the tests the 30 seconds between fresh codes).
+struct Guarded {
+    session: String,
+    recovery: Vec<String>,
+}
+
+impl Guarded {
+    async fn new(client: &Client, user: &str) -> Self {
+        let session = client.session(user).await;
+        let mut last_step = None;
+        let enrolled = enable_2fa(
+            client.registry.addr,
+            &session,
+            TfaMode::AuthAndWrites,
+            &mut last_step,
+        )
+        .await;
+        Self {
+            session,
+            recovery: enrolled.recovery,
+        }
+    }
+
+    async fn code(&mut self) -> String {
+        self.recovery.pop().expect("a recovery code left")
+    }
+}
+
+/// A write on a path the router matches, and what its body is.
+struct Write {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: String,
+}
+
+#[tokio::test]
+async fn writes_to_packages_named_with_a_leading_dash_ask_for_the_second_factor() {
+    let (client, _data) = start().await;
+    let mut alice = Guarded::new(&client, "alice").await;
+    let writes = [
+        Write {
+            name: "a scoped package whose name starts with a dash, with a literal slash",
+            method: "PUT",
+            path: "/@alice/-x",
+            body: publish_body("@alice/-x", "1.0.0", json!("public")),
+        },
+        Write {
+            name: "a scoped package whose name starts with a dash, with an escaped slash",
+            method: "PUT",
+            path: "/@alice%2f-y",
+            body: publish_body("@alice/-y", "1.0.0", json!("public")),
+        },
+        Write {
+            name: "an unscoped package whose name starts with a dash",
+            method: "PUT",
+            path: "/-foo",
+            body: publish_body("-foo", "1.0.0", json!(null)),
+        },
+    ];
+    for write in &writes {
+        let refused = client
+            .send(write.method, write.path, Some(&alice.session), &write.body)
+            .await;
+        assert_eq!(refused.status, 401, "{}: {}", write.name, refused.body);
+        assert_eq!(
+            refused.header("www-authenticate"),
+            Some("OTP"),
+            "{}",
+            write.name
+        );
+        let code = alice.code().await;
+        let published = client
+            .send_otp(
+                write.method,
+                write.path,
+                Some(&alice.session),
+                Some(&code),
+                &write.body,
+            )
+            .await;
+        assert_eq!(published.status, 201, "{}: {}", write.name, published.body);
+    }
+
+    // The package's own rule cannot be switched off without a code either.
+    let code = alice.code().await;
+    let rule = json!({ "publish_requires_tfa": true }).to_string();
+    let set = client
+        .send_otp(
+            "POST",
+            "/-/package/-foo/access",
+            Some(&alice.session),
+            Some(&code),
+            &rule,
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let off = json!({ "publish_requires_tfa": false }).to_string();
+    let refused = client
+        .send("POST", "/-/package/-foo/access", Some(&alice.session), &off)
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+
+    // Under `mfa=publish`, even a token that bypasses the second factor needs a code.
+    let code = alice.code().await;
+    let bypass = client
+        .send_otp(
+            "POST",
+            "/-/npm/v1/tokens",
+            Some(&alice.session),
+            Some(&code),
+            &json!({ "password": PASSWORD, "bypass_2fa": true }).to_string(),
+        )
+        .await;
+    assert_eq!(bypass.status, 201, "{}", bypass.body);
+    let bypass = bypass.json()["token"].as_str().unwrap().to_owned();
+    let refused = client
+        .send(
+            "PUT",
+            "/-foo",
+            Some(&bypass),
+            &publish_body("-foo", "1.0.1", json!(null)),
+        )
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+}
+
+#[tokio::test]
+async fn a_star_is_the_users_own_record_and_no_package_rule_asks_a_code_for_it() {
+    let (client, _data) = start().await;
+    let mut alice = Guarded::new(&client, "alice").await;
+    let code = alice.code().await;
+    let published = client
+        .send_otp(
+            "PUT",
+            "/starry",
+            Some(&alice.session),
+            Some(&code),
+            &publish_body("starry", "1.0.0", json!(null)),
+        )
+        .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let code = alice.code().await;
+    let rule = json!({ "publish_requires_tfa": true }).to_string();
+    let set = client
+        .send_otp(
+            "POST",
+            "/-/package/starry/access",
+            Some(&alice.session),
+            Some(&code),
+            &rule,
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+
+    // Bob has no second factor: his star and unstar go through.
+    let bob = client.session("bob").await;
+    let star = |starred: bool| {
+        let users = if starred {
+            json!({ "bob": true })
+        } else {
+            json!({})
+        };
+        json!({ "_id": "starry", "users": users }).to_string()
+    };
+    let starred = client.send("PUT", "/starry", Some(&bob), &star(true)).await;
+    assert_eq!(starred.status, 200, "{}", starred.body);
+    let unstarred = client
+        .send("PUT", "/starry", Some(&bob), &star(false))
+        .await;
+    assert_eq!(unstarred.status, 200, "{}", unstarred.body);
+
+    // A publish is still a publish, whatever else its body says.
+    let mixed = json!({
+        "_id": "starry", "users": { "bob": true },
+        "versions": { "1.0.1": { "name": "starry", "version": "1.0.1" } },
+        "_attachments": { "starry-1.0.1.tgz": { "data": "aGVsbG8=", "length": 5 } }
+    });
+    let refused = client
+        .send("PUT", "/starry", Some(&alice.session), &mixed.to_string())
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+}
+
+/// The client address 127.0.0.`n`: a client of its own to the registry.
+fn address(n: u8) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, n))
+}
+
+#[tokio::test]
+async fn strangers_guessing_a_password_stop_themselves_not_the_account() {
+    let (client, _data) = start().await;
+    // Alice signs up, and so logs in, from 127.0.0.1.
+    let alice = client.session("alice").await;
+
+    // A stranger at 127.0.0.2 gets ten wrong guesses, then waits.
+    for guess in 1..=10 {
+        let wrong = client
+            .login_from(address(2), "alice", &format!("guess {guess:04}"))
+            .await;
+        assert_eq!(wrong.status, 401, "guess {guess}: {}", wrong.body);
+    }
+    let stopped = client.login_from(address(2), "alice", "guess 0011").await;
+    assert_eq!(stopped.status, 429, "{}", stopped.body);
+    let right = client.login_from(address(2), "alice", PASSWORD).await;
+    assert_eq!(
+        right.status, 429,
+        "the guesser's address waits, whatever it sends"
+    );
+
+    // More strangers push the account past its slowdown, each stopped at ten.
+    for stranger in 3..=4 {
+        for guess in 1..=10 {
+            let wrong = client
+                .login_from(address(stranger), "alice", &format!("guess {guess:04}"))
+                .await;
+            assert_eq!(wrong.status, 401, "{}", wrong.body);
+        }
+    }
+
+    // Alice is not locked out: from the address she logged in from, from a new one
+    // (slowed down, not refused), and with her own token.
+    let home = client.login_from(address(1), "alice", PASSWORD).await;
+    assert_eq!(home.status, 201, "{}", home.body);
+    let elsewhere = client.login_from(address(9), "alice", PASSWORD).await;
+    assert_eq!(elsewhere.status, 201, "{}", elsewhere.body);
+    let created = client
+        .send_from(
+            address(10),
+            "POST",
+            "/-/npm/v1/tokens",
+            Some(&alice),
+            None,
+            &json!({ "password": PASSWORD }).to_string(),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+}
+
+#[tokio::test]
+async fn right_passwords_sent_at_once_are_never_counted_as_wrong() {
+    let (client, _data) = start().await;
+    let alice = client.session("alice").await;
+    let client = std::sync::Arc::new(client);
+    let creations = (0..16).map(|_| {
+        let (client, alice) = (std::sync::Arc::clone(&client), alice.clone());
+        tokio::spawn(async move {
+            client
+                .create(&alice, json!({ "password": PASSWORD }))
+                .await
+                .status
+        })
+    });
+    for creation in creations {
+        assert_eq!(creation.await.unwrap(), 201);
+    }
+}
+
+/// A web login from `from`: the form the login page posts.
+async fn web_login(client: &Client, from: std::net::IpAddr, user: &str, password: &str) -> Reply {
+    let addr = client.registry.addr;
+    let origin = format!("http://{addr}");
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", origin.as_str()),
+    ];
+    let password = password.replace(' ', "+");
+    let form = format!("username={user}&password={password}");
+    http_from(
+        from,
+        addr,
+        "POST",
+        "/-/web/login",
+        &headers,
+        form.as_bytes(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_answered_as_a_known_one_with_a_wrong_password() {
+    let (client, _data) = start().await;
+    client.session("alice").await;
+    let known = web_login(&client, address(2), "alice", "a wrong password").await;
+    let unknown = web_login(&client, address(3), "nobody", "a wrong password").await;
+    assert_eq!(known.status, 401, "{}", known.body);
+    // The same page, but for the name typed in.
+    let unknown_body = unknown.body.replace("nobody", "alice");
+    assert_eq!((known.status, &known.body), (unknown.status, &unknown_body));
+    // Both are checked and counted: ten unknown-user guesses stop the address.
+    for guess in 2..=10 {
+        let wrong = web_login(&client, address(3), "nobody", &format!("guess {guess:04}")).await;
+        assert_eq!(wrong.status, 401, "{}", wrong.body);
+    }
+    let stopped = web_login(&client, address(3), "nobody", "guess 0011").await;
+    assert_eq!(stopped.status, 429, "{}", stopped.body);
+}
