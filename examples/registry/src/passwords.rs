@@ -269,7 +269,7 @@ async fn dummy_hash() -> Result<String, ApiError> {
 
 /// What the address limit counts by: an IPv4 address, or an IPv6 client's /64, since one
 /// host usually holds a whole /64 (as the token gate's `FailureLimit` counts).
-fn network(client: IpAddr) -> IpAddr {
+pub fn network(client: IpAddr) -> IpAddr {
     match client {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

@@ -6,12 +6,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
-use tokengate::Authenticated;
+use tokengate::{Authenticated, Permission};
 
 use crate::app::{AppState, ClientAddress};
 use crate::error::{ApiError, JsonBody};
 use crate::passwords::Standing;
 use crate::tfa::{self, TfaMode};
+use crate::token_api::{self, Governs};
 use crate::users::{self, User, Verified};
 
 fn profile(user: &User) -> Value {
@@ -97,8 +98,9 @@ pub async fn set(
     if body.contains_key("tfa") && body.len() > 1 {
         return Err(ApiError::bad_request("tfa changes on its own"));
     }
-    let who = who.ok_or_else(ApiError::needs_login)?;
+    let who = token_api::account_manager(who, Permission::ReadWrite, Governs::Profile)?;
     let current_token = who.token_id();
+    let sender = tfa::Sender::new(Some(current_token), client);
     let change = Change::of(&body)?;
     // The password is checked, and a new one hashed, before the write lock is taken.
     let (verified, new_hash) = match change.password {
@@ -130,7 +132,16 @@ pub async fn set(
         writing: _writing,
     } = verified;
     let Some(tfa_change) = body.get("tfa") else {
-        return set_fields(&state, &mut user, &headers, &body, new_hash, current_token).await;
+        return set_fields(
+            &state,
+            &mut user,
+            &headers,
+            &body,
+            new_hash,
+            sender,
+            current_token,
+        )
+        .await;
     };
     let reply = match tfa_change {
         // The first code from the authenticator: enrolment is done.
@@ -152,7 +163,7 @@ pub async fn set(
                 Some("disable") => {
                     // Turning it off takes a code, unless enrolment never finished.
                     if active {
-                        tfa::check_code(&state, &mut user, &headers).await?;
+                        tfa::check_code(&state, &mut user, &headers, sender).await?;
                     }
                     user.tfa = None;
                     users::save(&state, &user).await?;
@@ -171,7 +182,7 @@ pub async fn set(
                         }
                     };
                     if active {
-                        tfa::check_code(&state, &mut user, &headers).await?;
+                        tfa::check_code(&state, &mut user, &headers, sender).await?;
                         if let Some(tfa) = user.tfa.as_mut() {
                             tfa.mode = mode;
                         }
@@ -248,6 +259,7 @@ async fn set_fields(
     headers: &HeaderMap,
     body: &Map<String, Value>,
     new_hash: Option<String>,
+    sender: tfa::Sender,
     current_token: tokengate::TokenId,
 ) -> Result<Json<Value>, ApiError> {
     for (field, value) in body {
@@ -270,9 +282,8 @@ async fn set_fields(
             }
         }
     }
-    if new_hash.is_some() {
-        tfa::check_code(state, user, headers).await?;
-    }
+    // Every change to the account, not only a new password, takes a code with 2FA on.
+    tfa::check_code(state, user, headers, sender).await?;
     for (field, value) in body {
         match (field.as_str(), value.as_str()) {
             ("password", _) => {}

@@ -2,6 +2,7 @@
 //! registry's key, the step of the last code accepted, recovery codes as digests), and the
 //! one check that login, token management and package writes share.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +13,7 @@ use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde::{Deserialize, Serialize};
 use tokengate::{
     OTP_HEADER, OtpError, RecoveryCodes, SecondFactorRequest, SecondFactorVerdict, TokenDigest,
-    TotpSecret,
+    TokenId, TotpSecret,
 };
 use zeroize::Zeroizing;
 
@@ -22,38 +23,94 @@ use crate::packages::PackageName;
 use crate::users::{self, User};
 use crate::visibility::{self, PackageMfa};
 
-/// Wrong one-time passwords an account may be sent in a window. Past it every code is
-/// refused until the window ends, the right one too: six digits are few enough to guess
-/// by brute force otherwise, by anyone who holds the password or a token.
-const WRONG_CODES: u32 = 10;
+/// Wrong one-time passwords one sender (a token, or an address) may send for an account
+/// in a window; past it that sender's codes are refused until the window ends, the right
+/// one too: six digits are few enough to guess by brute force otherwise.
+const WRONG_CODES_PER_SENDER: u32 = 10;
+/// Wrong one-time passwords an account may be sent in a window from everywhere. Past it,
+/// a sender that has sent a wrong code itself is refused, while one that has not (the
+/// owner, elsewhere) still gets its code checked: guessers cannot lock the owner out.
+const WRONG_CODES_PER_ACCOUNT: u32 = 10;
 /// How long wrong codes are remembered: as long as wrong passwords.
 const WRONG_CODES_WINDOW: Duration = crate::passwords::WINDOW;
 
-/// Wrong one-time passwords (and recovery codes) per account, forgotten after
-/// [`WRONG_CODES_WINDOW`], for at most 100,000 accounts.
-pub struct WrongCodes(moka::sync::Cache<String, u32>);
+/// Who sent a one-time password: the token it came with, and the client's address. Each
+/// is counted on its own.
+#[derive(Clone, Copy, Debug)]
+pub struct Sender {
+    token: Option<TokenId>,
+    address: Option<IpAddr>,
+}
+
+impl Sender {
+    /// A code sent with `token` (none for a login) from `address`.
+    pub fn new(token: Option<TokenId>, address: Option<IpAddr>) -> Self {
+        Self {
+            token,
+            address: address.map(crate::passwords::network),
+        }
+    }
+
+    fn keys(&self, user: &str) -> impl Iterator<Item = SenderKey> + use<> {
+        let user = user.to_owned();
+        let token = self.token.map(|id| SenderKey::Token(user.clone(), id));
+        let address = self.address.map(|ip| SenderKey::Address(user, ip));
+        token.into_iter().chain(address)
+    }
+}
+
+#[derive(Clone, Hash, PartialEq, Eq)]
+enum SenderKey {
+    Token(String, TokenId),
+    Address(String, IpAddr),
+}
+
+/// Wrong one-time passwords (and recovery codes) per account and per sender, forgotten
+/// after [`WRONG_CODES_WINDOW`], for at most 100,000 keys each.
+pub struct WrongCodes {
+    by_account: moka::sync::Cache<String, u32>,
+    by_sender: moka::sync::Cache<SenderKey, u32>,
+}
 
 impl Default for WrongCodes {
     fn default() -> Self {
-        Self(
+        let cache = || {
             moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(WRONG_CODES_WINDOW)
+                .build()
+        };
+        Self {
+            by_account: cache(),
+            by_sender: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(WRONG_CODES_WINDOW)
                 .build(),
-        )
+        }
     }
 }
 
 impl WrongCodes {
-    fn exhausted(&self, user: &str) -> bool {
-        self.0.get(user).is_some_and(|wrong| wrong >= WRONG_CODES)
+    fn exhausted(&self, user: &str, sender: &Sender) -> bool {
+        let own = sender
+            .keys(user)
+            .map(|key| self.by_sender.get(&key).unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let account = self.by_account.get(user).unwrap_or(0);
+        own >= WRONG_CODES_PER_SENDER || (account >= WRONG_CODES_PER_ACCOUNT && own > 0)
     }
 
     /// Counts a wrong code. Codes are checked under the registry's write lock, so counts
     /// never race.
-    fn count(&self, user: &str) {
-        let wrong = self.0.get(user).unwrap_or(0);
-        self.0.insert(user.to_owned(), wrong.saturating_add(1));
+    fn count(&self, user: &str, sender: &Sender) {
+        let wrong = self.by_account.get(user).unwrap_or(0);
+        self.by_account
+            .insert(user.to_owned(), wrong.saturating_add(1));
+        for key in sender.keys(user) {
+            let wrong = self.by_sender.get(&key).unwrap_or(0);
+            self.by_sender.insert(key, wrong.saturating_add(1));
+        }
     }
 }
 
@@ -237,13 +294,14 @@ pub async fn check_code(
     state: &AppState,
     user: &mut User,
     headers: &HeaderMap,
+    sender: Sender,
 ) -> Result<Checked, ApiError> {
     let code = headers
         .get(OTP_HEADER)
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
         .filter(|code| !code.is_empty());
-    verify(state, user, code).await
+    verify(state, user, code, sender).await
 }
 
 /// [`check_code`] with the code already read.
@@ -251,13 +309,14 @@ pub async fn verify(
     state: &AppState,
     user: &mut User,
     code: Option<&str>,
+    sender: Sender,
 ) -> Result<Checked, ApiError> {
     let Some(tfa) = user.tfa.as_mut().filter(|tfa| tfa.active()) else {
         return Ok(Checked::NotEnrolled);
     };
     let code = code.ok_or_else(|| otp_refusal("a one-time password is needed"))?;
     let wrong_codes = state.wrong_codes();
-    if wrong_codes.exhausted(&user.name) {
+    if wrong_codes.exhausted(&user.name, &sender) {
         return Err(crate::passwords::too_many_wrong("one-time passwords"));
     }
     let secret = state.sealer().open(&tfa.sealed_secret)?;
@@ -283,7 +342,7 @@ pub async fn verify(
         Err(error) => Some(error.to_string()),
     };
     if let Some(why) = wrong {
-        wrong_codes.count(&user.name);
+        wrong_codes.count(&user.name, &sender);
         return Err(otp_refusal(&why));
     }
     users::save(state, user).await?;
@@ -413,7 +472,14 @@ async fn write_verdict(
     if !needed {
         return SecondFactorVerdict::Pass;
     }
-    match verify(state, &mut user, code).await {
+    match verify(
+        state,
+        &mut user,
+        code,
+        Sender::new(Some(who.token_id()), None),
+    )
+    .await
+    {
         Ok(Checked::Accepted) => SecondFactorVerdict::Pass,
         // The package asks for a code its writer has no way to give.
         Ok(Checked::NotEnrolled) => SecondFactorVerdict::CodeRequired,

@@ -110,13 +110,34 @@ pub(crate) fn token_manager(
     who: Option<Authenticated>,
     needs: Permission,
 ) -> Result<Authenticated, ApiError> {
+    account_manager(who, needs, Governs::Tokens)
+}
+
+/// What of the account a request changes or reads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Governs {
+    Tokens,
+    Profile,
+}
+
+/// `who`, if their token may govern their account: a session, or a token for every
+/// package with at least `needs` (a token limited to some packages governs nothing).
+pub(crate) fn account_manager(
+    who: Option<Authenticated>,
+    needs: Permission,
+    governs: Governs,
+) -> Result<Authenticated, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
+    let what = match governs {
+        Governs::Tokens => "manage tokens",
+        Governs::Profile => "change the profile",
+    };
     match who.grants().on_everything() {
         Some(permission) if permission >= needs => Ok(who),
-        _ => Err(ApiError::forbidden(
-            "this token is limited to some packages and cannot manage tokens: use a session \
-             (npm login) or a token for all packages",
-        )),
+        _ => Err(ApiError::forbidden(format!(
+            "this token is limited to some packages and cannot {what}: use a session \
+             (npm login) or a token for all packages"
+        ))),
     }
 }
 
@@ -223,10 +244,10 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
                     "readonly and packages_and_scopes_permission disagree",
                 ));
             }
-            permission
+            Some(permission)
         }
-        (None, Some(true)) => Permission::ReadOnly,
-        (None, _) => Permission::ReadWrite,
+        (None, Some(true)) => Some(Permission::ReadOnly),
+        (None, _) => None,
     };
     let mut patterns = Vec::new();
     if request.packages_all == Some(true) {
@@ -259,6 +280,20 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
         }
         patterns.push(ResourcePattern::All);
     }
+    let permission = match permission {
+        Some(permission) => permission,
+        // A granular token names its permission: npm 11 drops a value it does not know
+        // (such as npm 12's read-write-stage-only) with only a warning, and a default
+        // would make the token more than the person asked for.
+        None if asked_for_some => {
+            return Err(ApiError::bad_request(
+                "packages_and_scopes_permission is missing: a token for some packages or \
+                 scopes names its permission (read-only, read-write or no-access)",
+            ));
+        }
+        // A classic token, for everything.
+        None => Permission::ReadWrite,
+    };
     patterns.sort_by_key(ToString::to_string);
     patterns.dedup();
     Grants::new(
@@ -287,7 +322,8 @@ pub async fn create(
         users::check_password_and_lock(&state, who.owner(), password, client, Standing::HoldsToken)
             .await?
             .ok_or_else(ApiError::incorrect_password)?;
-    tfa::check_code(&state, &mut verified.user, &headers).await?;
+    let sender = tfa::Sender::new(Some(who.token_id()), client);
+    tfa::check_code(&state, &mut verified.user, &headers, sender).await?;
     let created = state.tokens().create(who.owner(), options).await?;
     let listing = ListedToken::from(&created.listing);
     tracing::info!(user = who.owner(), token_id = %created.listing.id, "token created");
@@ -309,6 +345,7 @@ fn created_reply(listing: ListedToken, token: &str) -> serde_json::Value {
 /// unknown as a token that never was.
 pub async fn revoke(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     who: Option<Authenticated>,
     headers: HeaderMap,
     Path(key): Path<String>,
@@ -318,7 +355,8 @@ pub async fn revoke(
     let mut user = users::load(&state, who.owner())
         .await?
         .ok_or_else(ApiError::needs_login)?;
-    tfa::check_code(&state, &mut user, &headers).await?;
+    let sender = tfa::Sender::new(Some(who.token_id()), client);
+    tfa::check_code(&state, &mut user, &headers, sender).await?;
     match state.tokens().revoke_owned(who.owner(), &key).await {
         Ok(true) => {
             tracing::info!(user = who.owner(), "token revoked");

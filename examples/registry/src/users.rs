@@ -209,7 +209,8 @@ pub async fn login(
         let mut verified = verified.ok_or_else(wrong)?;
         // With two-factor authentication, the password alone is not enough: npm asks
         // for a code on this 401 and sends the login again with it.
-        crate::tfa::check_code(&state, &mut verified.user, &headers).await?;
+        let sender = crate::tfa::Sender::new(None, client);
+        crate::tfa::check_code(&state, &mut verified.user, &headers, sender).await?;
         verified.writing
     } else {
         check_new_password(&body.password)?;

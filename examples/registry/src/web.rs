@@ -503,7 +503,7 @@ async fn log_in(
             view.otp_error = Some("a one-time password is needed".into());
             return Ok(None);
         }
-        match tfa::verify(state, &mut user, Some(code)).await {
+        match tfa::verify(state, &mut user, Some(code), tfa::Sender::new(None, client)).await {
             Ok(_) => {}
             Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
                 view.otp_error = Some(error.message().to_owned());
@@ -1097,7 +1097,8 @@ async fn create(
             .await?
             .ok_or_else(ApiError::incorrect_password)?;
             let code = Some(form.otp.trim()).filter(|code| !code.is_empty());
-            tfa::verify(&state, &mut verified.user, code).await?;
+            let sender = tfa::Sender::new(Some(who.token_id()), client);
+            tfa::verify(&state, &mut verified.user, code, sender).await?;
             Ok::<_, ApiError>(state.tokens().create(who.owner(), options).await?)
         }
         .await;
@@ -1301,7 +1302,14 @@ async fn revoke(
             .await?
             .ok_or_else(ApiError::needs_login)?;
         let code = Some(form.otp.trim()).filter(|code| !code.is_empty());
-        match tfa::verify(&state, &mut user, code).await {
+        match tfa::verify(
+            &state,
+            &mut user,
+            code,
+            tfa::Sender::new(Some(who.token_id()), None),
+        )
+        .await
+        {
             Ok(_) => {}
             Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
                 return Ok(Err(Some((listing, error.message().to_owned()))));

@@ -307,3 +307,162 @@ async fn an_unknown_user_is_answered_as_a_known_one_with_a_wrong_password() {
     let stopped = web_login(&client, address(3), "nobody", "guess 0011").await;
     assert_eq!(stopped.status, 429, "{}", stopped.body);
 }
+
+#[tokio::test]
+async fn a_granular_token_asked_for_without_a_permission_is_refused_not_made_read_write() {
+    let (client, _data) = start().await;
+    let alice = client.session("alice").await;
+    struct Asked {
+        name: &'static str,
+        body: serde_json::Value,
+    }
+    let asked = [
+        Asked {
+            name: "packages and no permission (npm 11 dropping read-write-stage-only)",
+            body: json!({ "password": PASSWORD, "packages": ["@alice/a"] }),
+        },
+        Asked {
+            name: "scopes and no permission",
+            body: json!({ "password": PASSWORD, "scopes": ["@alice"] }),
+        },
+        Asked {
+            name: "every package and no permission",
+            body: json!({ "password": PASSWORD, "packages_all": true }),
+        },
+    ];
+    for asked in asked {
+        let refused = client.create(&alice, asked.body).await;
+        assert_eq!(refused.status, 400, "{}: {}", asked.name, refused.body);
+        assert!(
+            refused
+                .body
+                .contains("packages_and_scopes_permission is missing")
+                && refused.body.contains("read-only, read-write or no-access"),
+            "{}: {}",
+            asked.name,
+            refused.body
+        );
+    }
+    // A classic token names no packages, and is what it always was.
+    let classic = client.create(&alice, json!({ "password": PASSWORD })).await;
+    assert_eq!(classic.status, 201, "{}", classic.body);
+}
+
+#[tokio::test]
+async fn the_profile_changes_only_through_a_token_for_everything_and_with_a_code() {
+    let (client, _data) = start().await;
+    let mut alice = Guarded::new(&client, "alice").await;
+    let code = alice.code().await;
+    let one_package = client
+        .send_otp(
+            "POST",
+            "/-/npm/v1/tokens",
+            Some(&alice.session),
+            Some(&code),
+            &json!({
+                "password": PASSWORD, "packages": ["@alice/a"],
+                "packages_and_scopes_permission": "read-write"
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(one_package.status, 201, "{}", one_package.body);
+    let one_package = one_package.json()["token"].as_str().unwrap().to_owned();
+    let email = json!({ "email": "mallory@example.com" }).to_string();
+
+    let refused = client
+        .send("POST", "/-/npm/v1/user", Some(&one_package), &email)
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("cannot change the profile"),
+        "{}",
+        refused.body
+    );
+    let refused = client
+        .send("POST", "/-/npm/v1/user", Some(&alice.session), &email)
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.header("www-authenticate"), Some("OTP"));
+    let profile = client
+        .send("GET", "/-/npm/v1/user", Some(&alice.session), "")
+        .await;
+    assert_ne!(profile.json()["email"], "mallory@example.com");
+
+    let code = alice.code().await;
+    let changed = client
+        .send_otp(
+            "POST",
+            "/-/npm/v1/user",
+            Some(&alice.session),
+            Some(&code),
+            &email,
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+}
+
+#[tokio::test]
+async fn wrong_codes_from_one_sender_do_not_refuse_the_owners_right_code() {
+    let (client, _data) = start().await;
+    let mut alice = Guarded::new(&client, "alice").await;
+    let code = alice.code().await;
+    let one_package = client
+        .send_otp(
+            "POST",
+            "/-/npm/v1/tokens",
+            Some(&alice.session),
+            Some(&code),
+            &json!({
+                "password": PASSWORD, "packages": ["@alice/a"],
+                "packages_and_scopes_permission": "read-write"
+            })
+            .to_string(),
+        )
+        .await;
+    let one_package = one_package.json()["token"].as_str().unwrap().to_owned();
+    let publish = publish_body("@alice/a", "1.0.0", json!("public"));
+
+    // Whoever holds the one-package token guesses codes from 127.0.0.2, and is stopped.
+    for guess in 0..10 {
+        let wrong = client
+            .send_from(
+                address(2),
+                "PUT",
+                "/@alice%2fa",
+                Some(&one_package),
+                Some(&format!("{guess:06}")),
+                &publish,
+            )
+            .await;
+        assert_eq!(wrong.status, 401, "guess {guess}: {}", wrong.body);
+    }
+    let code = alice.code().await;
+    let stopped = client
+        .send_from(
+            address(2),
+            "PUT",
+            "/@alice%2fa",
+            Some(&one_package),
+            Some(&code),
+            &publish,
+        )
+        .await;
+    assert_eq!(
+        stopped.status, 401,
+        "the guessing token's codes wait: {}",
+        stopped.body
+    );
+
+    // Alice, with her own session, is not the guesser: her right code goes through.
+    let published = client
+        .send_otp(
+            "PUT",
+            "/@alice%2fa",
+            Some(&alice.session),
+            Some(&code),
+            &publish,
+        )
+        .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+}
