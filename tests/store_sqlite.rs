@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use tokengate::store::{Page, RecordPage};
 use tokengate::store::{SqliteStore, StoreError, TokenStore};
-use tokengate::{NewToken, Reason, TokenId, TokenRecord, Tokens};
+use tokengate::{NewToken, Reason, TokenId, TokenKind, TokenRecord, Tokens};
 
 /// A fresh database in a temporary directory that goes when the last clone does.
 #[derive(Clone)]
@@ -30,6 +30,14 @@ impl TokenStore for Fresh {
     }
     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
         self.store.revoke(id, at).await
+    }
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        self.store.revoke_all(owner, kind, at).await
     }
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
         self.store.record_use(uses).await

@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::columns::{self, COLUMNS, Row};
 use super::{Page, RecordPage, StoreError, TokenStore};
-use crate::record::TokenRecord;
+use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
 /// The schema version this code writes; older files are migrated when opened.
@@ -440,6 +440,36 @@ impl TokenStore for SqliteStore {
                 .and_then(|mut s| s.execute(params![id.as_str(), columns::millis(at)]))
                 .map_err(sqlite_error)?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let owner = owner.to_owned();
+        self.with(move |connection| {
+            // One transaction: should an id not read back, nothing is revoked.
+            let transaction = connection.transaction().map_err(sqlite_error)?;
+            let ids = transaction
+                .prepare_cached(
+                    "UPDATE tokengate_tokens SET revoked_at = ?3 \
+                     WHERE owner = ?1 AND kind = ?2 AND revoked_at IS NULL RETURNING id",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![owner, kind.as_str(), columns::millis(at)], |row| {
+                            row.get::<_, String>(0)
+                        })?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                })
+                .map_err(sqlite_error)?;
+            let ids = columns::token_ids(ids)?;
+            transaction.commit().map_err(sqlite_error)?;
+            Ok(ids)
         })
         .await
     }
