@@ -1,7 +1,7 @@
 //! Password checks that cost the guesser, not the registry: Argon2 runs outside every lock,
 //! a few at a time, and an account or an address that keeps failing is told to wait.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -10,6 +10,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::{HeaderValue, StatusCode};
 use moka::sync::Cache;
+use tokengate::ClientBucket;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
@@ -20,7 +21,8 @@ use crate::users::User;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Wrong passwords one account may take in a window.
 const PER_ACCOUNT: u32 = 10;
-/// Wrong passwords one address (an IPv6 /64) may send in a window, across accounts.
+/// Wrong passwords one client (a `ClientBucket`: an IPv4 address, an IPv6 /64) may send in a
+/// window, across accounts.
 const PER_ADDRESS: u32 = 30;
 /// Argon2 checks running at once; more wait their turn without holding anything else.
 const AT_ONCE: usize = 4;
@@ -28,7 +30,7 @@ const AT_ONCE: usize = 4;
 pub struct PasswordGuard {
     running: Semaphore,
     by_account: Cache<String, Arc<AtomicU32>>,
-    by_address: Cache<IpAddr, Arc<AtomicU32>>,
+    by_address: Cache<ClientBucket, Arc<AtomicU32>>,
 }
 
 impl Default for PasswordGuard {
@@ -72,7 +74,9 @@ impl PasswordGuard {
         over |= account.fetch_add(1, Ordering::Relaxed) >= PER_ACCOUNT;
         reserved.counts.push(account);
         if let Some(ip) = client {
-            let address = self.by_address.get_with(network(ip), Default::default);
+            let address = self
+                .by_address
+                .get_with(ClientBucket::from(ip), Default::default);
             over |= address.fetch_add(1, Ordering::Relaxed) >= PER_ADDRESS;
             reserved.counts.push(address);
         }
@@ -115,18 +119,6 @@ impl PasswordGuard {
         .await
         .map_err(|e| ApiError::internal("password hashing failed", e))?
         .map_err(|e| ApiError::internal("password hashing failed", e))
-    }
-}
-
-/// What the address limit counts by: an IPv4 address, or an IPv6 client's /64, since one
-/// host usually holds a whole /64 (as the token gate's `FailureLimit` counts).
-fn network(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        },
-        v4 => v4,
     }
 }
 
