@@ -365,11 +365,22 @@ fn refuse<St, B>(
                 .client_ip(peer_addr(&parts.extensions), &parts.headers)
         })
     };
-    if let Some(failures) = &config.failures {
-        if counts_as_failure(rejection.reason()) {
-            failures.record(client());
+    // A failure from a client that has used up its failures is told to wait, whatever it
+    // failed on: a malformed token or a cached answer as much as one the store gave.
+    let limited;
+    let rejection = match &config.failures {
+        Some(failures) if counts_as_failure(rejection.reason()) => {
+            if failures.exhausted(client()) {
+                limited = Rejection::new(Reason::TooManyFailures, rejection.token_id())
+                    .retry_after_secs(failures.retry_after());
+                &limited
+            } else {
+                failures.record(client());
+                rejection
+            }
         }
-    }
+        _ => rejection,
+    };
     let reason = rejection.reason();
     let token_id = rejection.token_id().map(tracing::field::display);
     // Some clients put a whole token in a path (npm's logout does): never log it. Built
