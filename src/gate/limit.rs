@@ -12,10 +12,12 @@ use moka::sync::Cache;
 use crate::client_bucket::ClientBucket;
 
 /// How many failed authentications one client address may make in a window before the
-/// gate answers it with `429 Too Many Requests` instead of asking the store.
+/// gate answers it with `429 Too Many Requests` instead of asking the store, and instead of
+/// each further failure's own refusal.
 ///
-/// Failures are malformed or unknown tokens and wrong secrets; a revoked or expired token
-/// is not a guess and does not count. The limit is consulted only on paths that are already
+/// Failures are malformed tokens (and `Authorization` headers), unknown tokens and wrong
+/// secrets, whether the store or the cache answered; a revoked or expired token is not a
+/// guess and does not count. The limit is consulted only on paths that are already
 /// failing or about to ask the store: a cached, accepted token never touches it, so valid
 /// clients are not slowed, even from a flooding address. Addresses are counted per node
 /// (several nodes each allow the full budget), each [`ClientBucket`] (an IPv4 address, an
