@@ -83,6 +83,7 @@ mod access;
 mod bearer;
 mod cache;
 mod cidr;
+mod client_bucket;
 mod client_ip;
 mod clock;
 mod digest;
@@ -107,6 +108,7 @@ pub use access::{
 };
 pub use bearer::{Credentials, HeaderProblem, MAX_AUTHORIZATION_LEN};
 pub use cidr::{CidrError, CidrList, MAX_CIDR_ENTRIES};
+pub use client_bucket::ClientBucket;
 pub use client_ip::{TrustedProxies, peer_addr};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{InvalidDigest, TokenDigest};

@@ -1173,3 +1173,115 @@ async fn an_application_supplied_token_source_is_held_to_the_same_checks() {
         );
     }
 }
+
+/// Junk of every kind counts against its sender's failure limit and, once the limit is
+/// used up, is answered 429 like any other failure: at the limit still 401, one past it
+/// 429 with `Retry-After`. The sender's cached token and other senders are untouched.
+#[tokio::test]
+async fn junk_past_the_failure_limit_is_told_to_wait() {
+    use tokengate::FailureLimit;
+
+    const LIMIT: u32 = 5;
+    struct Case {
+        what: &'static str,
+        authorization: String,
+    }
+    let stranger = Tokens::builder(TestStore::new())
+        .prefix("npm")
+        .unwrap()
+        .build();
+    let made_up = stranger.create("eve", NewToken::read_only()).await.unwrap();
+    let cases = [
+        Case {
+            what: "a malformed token",
+            authorization: bearer("npm_junk"),
+        },
+        Case {
+            what: "a token of another prefix",
+            authorization: bearer("tg_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789ab"),
+        },
+        Case {
+            what: "a bearer header with no token",
+            authorization: "Bearer ".to_owned(),
+        },
+        Case {
+            // Unknown the first time, then answered from the cache of unknown ids.
+            what: "one made-up token again and again",
+            authorization: bearer(made_up.token.expose_secret()),
+        },
+    ];
+    let sender_addr = SocketAddr::from(([127, 0, 0, 2], 4000));
+    let sender = Some(sender_addr);
+    let bystander = Some(SocketAddr::from(([127, 0, 0, 3], 4000)));
+    for case in cases {
+        let tokens = tokens(TestStore::new());
+        let layer = TokenAuthLayer::new(tokens.clone())
+            .limit_failures(FailureLimit::new(LIMIT, Duration::from_secs(60)));
+        let valid = tokens.create("alice", NewToken::read_only()).await.unwrap();
+        let valid = bearer(valid.token.expose_secret());
+        let ok = send_bare(&layer, &Method::GET, sender, &[("authorization", &valid)]).await;
+        assert_eq!(ok.status, StatusCode::OK, "{}", case.what);
+
+        let junk = [("authorization", case.authorization.as_str())];
+        for attempt in 1..=LIMIT {
+            let reply = send_bare(&layer, &Method::GET, sender, &junk).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{}: attempt {attempt} of {LIMIT}",
+                case.what
+            );
+        }
+        let past = {
+            let service = ServiceBuilder::new().layer(layer.clone()).service_fn(echo);
+            let mut request = request(&Method::GET, &junk).body(Body::default()).unwrap();
+            request.extensions_mut().insert(sender_addr);
+            service.oneshot(request).await.unwrap()
+        };
+        let retry_after = past.headers().get("retry-after").cloned();
+        let past = reply(past).await;
+        assert_eq!(
+            past.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}: one past the limit: {}",
+            case.what,
+            past.body
+        );
+        assert!(
+            past.body.contains("too many failed attempts"),
+            "{}",
+            past.body
+        );
+        assert_eq!(retry_after.unwrap(), "60", "{}", case.what);
+
+        let ok = send_bare(&layer, &Method::GET, sender, &[("authorization", &valid)]).await;
+        assert_eq!(ok.status, StatusCode::OK, "{}: the cached token", case.what);
+        let other = send_bare(&layer, &Method::GET, bystander, &junk).await;
+        assert_eq!(other.status, StatusCode::UNAUTHORIZED, "{}", case.what);
+    }
+}
+
+/// 2,000 junk tokens from one address: past the limit, every one is answered 429.
+#[tokio::test]
+async fn a_flood_of_junk_tokens_is_mostly_told_to_wait() {
+    use tokengate::FailureLimit;
+
+    const LIMIT: usize = 20;
+    const FLOOD: usize = 2_000;
+    let layer = TokenAuthLayer::new(tokens(TestStore::new()))
+        .limit_failures(FailureLimit::new(LIMIT as u32, Duration::from_secs(60)));
+    let flooder = Some(SocketAddr::from(([127, 0, 0, 2], 4000)));
+    let mut unauthorized = 0;
+    let mut too_many = 0;
+    for i in 0..FLOOD {
+        let junk = bearer(&format!("npm_junk{i}"));
+        let reply = send_bare(&layer, &Method::GET, flooder, &[("authorization", &junk)]).await;
+        match reply.status {
+            StatusCode::UNAUTHORIZED => unauthorized += 1,
+            StatusCode::TOO_MANY_REQUESTS => too_many += 1,
+            other => panic!("junk answered {other}"),
+        }
+    }
+    assert_eq!(unauthorized, LIMIT, "401 until the limit");
+    assert_eq!(too_many, FLOOD - LIMIT, "429 past it");
+}

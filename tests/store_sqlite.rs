@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use tokengate::store::{Page, RecordPage};
 use tokengate::store::{SqliteStore, StoreError, TokenStore};
-use tokengate::{NewToken, Reason, TokenId, TokenRecord, Tokens};
+use tokengate::{NewToken, Reason, TokenId, TokenKind, TokenRecord, Tokens};
 
 /// A fresh database in a temporary directory that goes when the last clone does.
 #[derive(Clone)]
@@ -30,6 +30,14 @@ impl TokenStore for Fresh {
     }
     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
         self.store.revoke(id, at).await
+    }
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        self.store.revoke_all(owner, kind, at).await
     }
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
         self.store.record_use(uses).await
@@ -310,4 +318,58 @@ async fn a_first_release_database_migrates_in_place() {
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
     assert_eq!(version, 2);
+}
+
+/// Set in the child process of [`a_new_database_and_its_side_files_are_private`]: the
+/// directory it opens a store in.
+#[cfg(unix)]
+const PRIVATE_FILES_DIR: &str = "TOKENGATE_TEST_PRIVATE_FILES_DIR";
+
+/// A new database, its `-wal` and its `-shm` are readable and writable by their owner only,
+/// although the process runs with the common umask 022 (which would leave them readable by
+/// everyone). The umask is set by a shell that runs this test again as a child process.
+#[cfg(unix)]
+#[test]
+fn a_new_database_and_its_side_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let Some(dir) = std::env::var_os(PRIVATE_FILES_DIR) else {
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"umask 022 && exec "$0" --exact "$1" --nocapture"#)
+            .arg(std::env::current_exe().unwrap())
+            .arg("a_new_database_and_its_side_files_are_private")
+            .env(PRIVATE_FILES_DIR, dir.path())
+            .output()
+            .unwrap();
+        let output = String::from_utf8_lossy(&child.stdout);
+        let errors = String::from_utf8_lossy(&child.stderr);
+        assert!(child.status.success(), "{output}{errors}");
+        assert!(
+            output.contains("1 passed"),
+            "the child ran no test: {output}"
+        );
+        return;
+    };
+    let umask = std::process::Command::new("sh")
+        .args(["-c", "umask"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&umask.stdout).trim(), "0022");
+    let path = Path::new(&dir).join("tokens.db");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            // Written to, and still open: all three files exist.
+            let tokens = manager(SqliteStore::open(&path).await.unwrap());
+            tokens.create("alice", NewToken::session()).await.unwrap();
+            for suffix in ["", "-wal", "-shm"] {
+                let file = format!("{}{suffix}", path.display());
+                let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{file} has mode {mode:o}");
+            }
+        });
 }

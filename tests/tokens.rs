@@ -978,3 +978,99 @@ async fn a_flood_of_resyncs_drops_the_cache_at_most_once_a_second() {
         .unwrap_err();
     assert_eq!(refused.reason(), Reason::Revoked);
 }
+
+/// A store written before `revoke_all` existed keeps the trait's default: it fails, saying
+/// so, and revokes nothing, rather than answering that there was nothing to revoke.
+#[tokio::test]
+async fn a_store_without_revoke_all_says_so_rather_than_pretends() {
+    use tokengate::store::{RecordPage, StoreError};
+
+    #[derive(Clone, Default)]
+    struct OlderStore(tokengate::store::MemoryStore);
+    impl TokenStore for OlderStore {
+        async fn get(&self, id: tokengate::TokenId) -> Result<Option<TokenRecord>, StoreError> {
+            self.0.get(id).await
+        }
+        async fn insert(&self, record: TokenRecord) -> Result<(), StoreError> {
+            self.0.insert(record).await
+        }
+        async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
+            self.0.list(owner, page).await
+        }
+        async fn revoke(&self, id: tokengate::TokenId, at: SystemTime) -> Result<bool, StoreError> {
+            self.0.revoke(id, at).await
+        }
+    }
+
+    let tokens = Tokens::new(OlderStore::default());
+    let session = tokens.create("alice", NewToken::session()).await.unwrap();
+    let failed = tokens.revoke_all("alice", TokenKind::Session).await;
+    assert!(
+        matches!(
+            failed,
+            Err(TokensError::Store(StoreError::Unsupported("revoke_all")))
+        ),
+        "{failed:?}"
+    );
+    let stored = tokens.store().get(session.listing.id).await.unwrap();
+    assert_eq!(stored.unwrap().revoked_at, None, "nothing was revoked");
+}
+
+/// A store that fails during `revoke_all` may have revoked some tokens without saying
+/// which: nothing is served from the cache afterwards, every token is looked up again.
+#[tokio::test]
+async fn a_failed_revoke_all_serves_nothing_from_the_cache() {
+    let store = TestStore::new();
+    let tokens = manager(store.clone(), ManualClock::new(start()));
+    let session = tokens.create("alice", NewToken::session()).await.unwrap();
+    let session = session.token.expose_secret();
+    tokens
+        .authenticate(session, None, Action::Read)
+        .await
+        .unwrap();
+    let lookups = store.gets();
+
+    store.set_failing(true);
+    let failed = tokens.revoke_all("alice", TokenKind::Session).await;
+    assert!(matches!(failed, Err(TokensError::Store(_))), "{failed:?}");
+    store.set_failing(false);
+    tokens
+        .authenticate(session, None, Action::Read)
+        .await
+        .unwrap();
+    assert_eq!(store.gets(), lookups + 1, "the cached session was served");
+}
+
+/// Each token `revoke_all` revokes is told to the event hook, with its owner.
+#[tokio::test]
+async fn revoke_all_tells_the_event_hook_of_each_token() {
+    use std::sync::Mutex;
+    use tokengate::TokenEvent;
+
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let hook = Arc::clone(&heard);
+    let tokens = Tokens::builder(TestStore::new())
+        .on_event(move |event| {
+            if let TokenEvent::Revoked { id, owner } = event {
+                hook.lock().unwrap().push((*id, owner.map(str::to_owned)));
+            }
+        })
+        .build();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let created = tokens.create("alice", NewToken::session()).await.unwrap();
+        ids.push((created.listing.id, Some("alice".to_owned())));
+    }
+    tokens.create("bob", NewToken::session()).await.unwrap();
+    assert_eq!(
+        tokens
+            .revoke_all("alice", TokenKind::Session)
+            .await
+            .unwrap(),
+        3
+    );
+    let mut heard = heard.lock().unwrap().clone();
+    heard.sort();
+    ids.sort();
+    assert_eq!(heard, ids);
+}

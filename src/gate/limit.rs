@@ -2,22 +2,27 @@
 //! made-up or mistyped tokens costs its sender, not the store or other clients.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
 
+use crate::client_bucket::ClientBucket;
+
 /// How many failed authentications one client address may make in a window before the
-/// gate answers it with `429 Too Many Requests` instead of asking the store.
+/// gate answers it with `429 Too Many Requests` instead of asking the store, and instead of
+/// each further failure's own refusal.
 ///
-/// Failures are malformed or unknown tokens and wrong secrets; a revoked or expired token
-/// is not a guess and does not count. The limit is consulted only on paths that are already
+/// Failures are malformed tokens (and `Authorization` headers), unknown tokens and wrong
+/// secrets, whether the store or the cache answered; a revoked or expired token is not a
+/// guess and does not count. The limit is consulted only on paths that are already
 /// failing or about to ask the store: a cached, accepted token never touches it, so valid
 /// clients are not slowed, even from a flooding address. Addresses are counted per node
-/// (several nodes each allow the full budget), IPv6 clients per /64, and at most
-/// `capacity` addresses are remembered at once (the oldest go first).
+/// (several nodes each allow the full budget), each [`ClientBucket`] (an IPv4 address, an
+/// IPv6 client's /64) as one client, and at most `capacity` of them are remembered at
+/// once (the oldest go first).
 ///
 /// ```
 /// use std::time::Duration;
@@ -31,7 +36,7 @@ use moka::sync::Cache;
 pub struct FailureLimit {
     max_failures: u32,
     window: Duration,
-    counts: Cache<IpAddr, Arc<AtomicU32>>,
+    counts: Cache<ClientBucket, Arc<AtomicU32>>,
 }
 
 impl FailureLimit {
@@ -57,7 +62,7 @@ impl FailureLimit {
     pub(crate) fn exhausted(&self, client: Option<IpAddr>) -> bool {
         let Some(client) = client else { return false };
         self.counts
-            .get(&key(client))
+            .get(&ClientBucket::from(client))
             .is_some_and(|count| count.load(Ordering::Relaxed) >= self.max_failures)
     }
 
@@ -65,7 +70,7 @@ impl FailureLimit {
     pub(crate) fn record(&self, client: Option<IpAddr>) {
         if let Some(client) = client {
             self.counts
-                .get_with(key(client), || Arc::new(AtomicU32::new(0)))
+                .get_with(ClientBucket::from(client), || Arc::new(AtomicU32::new(0)))
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -73,17 +78,6 @@ impl FailureLimit {
     /// Seconds a refused client should wait: at most one window.
     pub(crate) fn retry_after(&self) -> u32 {
         u32::try_from(self.window.as_secs()).unwrap_or(u32::MAX)
-    }
-}
-
-/// IPv6 clients are counted per /64: one host usually holds a whole /64.
-fn key(client: IpAddr) -> IpAddr {
-    match crate::cidr::canonical_ip(client) {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`TokenAuth`]: the tower `Service` that checks each request's token, and the
 //! configuration it runs with.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -370,20 +371,31 @@ fn refuse<St, B>(
                 .client_ip(peer_addr(&parts.extensions), &parts.headers)
         })
     };
-    let reason = rejection.reason();
-    if let Some(failures) = &config.failures {
-        if counts_as_failure(reason) {
-            failures.record(client());
+    // A failure from a client that has used up its failures is told to wait, whatever it
+    // failed on: a malformed token or a cached answer as much as one the store gave.
+    let limited;
+    let rejection = match &config.failures {
+        Some(failures) if counts_as_failure(rejection.reason()) => {
+            if failures.exhausted(client()) {
+                limited = Rejection::new(Reason::TooManyFailures, rejection.token_id())
+                    .retry_after_secs(failures.retry_after());
+                &limited
+            } else {
+                failures.record(client());
+                rejection
+            }
         }
-    }
+        _ => rejection,
+    };
+    let reason = rejection.reason();
     let token_id = rejection.token_id().map(tracing::field::display);
     // Some clients put a whole token in a path (npm's logout does): never log it. Built
     // only for a log line or an event hook that will read it (the macros evaluate their
     // fields only when enabled): a flood of refusals is cheap to refuse.
-    let logged_path = std::cell::OnceCell::new();
+    let shown_path = std::cell::OnceCell::new();
     let path = || {
-        logged_path
-            .get_or_init(|| without_tokens(parts.uri.path(), config.tokens.prefix().as_str()))
+        shown_path
+            .get_or_init(|| logged_path(parts.uri.path(), config.tokens.prefix().as_str()))
             .as_ref()
     };
     config.summary.count(reason);
@@ -401,31 +413,110 @@ fn refuse<St, B>(
     config.respond.to(rejection, &parts)
 }
 
+/// Most bytes of a request's path that reach a log line or an event hook; the rest is cut,
+/// and the cut says how many bytes it took.
+const MAX_LOGGED_PATH: usize = 256;
+
+/// How many times a segment is percent-decoded when looking for a token in it: a path
+/// encoded twice over (`npm%255F…`) still holds one.
+const DECODE_ROUNDS: usize = 3;
+
+/// `path` as it may be logged: every segment that holds a token cut out
+/// ([`without_tokens`]), then at most [`MAX_LOGGED_PATH`] bytes of it.
+fn logged_path<'a>(path: &'a str, prefix: &str) -> Cow<'a, str> {
+    match without_tokens(path, prefix) {
+        Cow::Borrowed(path) => bounded(path).map_or(Cow::Borrowed(path), Cow::Owned),
+        Cow::Owned(path) => Cow::Owned(bounded(&path).unwrap_or(path)),
+    }
+}
+
+/// `path` cut to at most [`MAX_LOGGED_PATH`] bytes at a character boundary, with a marker
+/// saying how many bytes were cut; `None` when it is short enough as it is.
+fn bounded(path: &str) -> Option<String> {
+    if path.len() <= MAX_LOGGED_PATH {
+        return None;
+    }
+    let end = (0..=MAX_LOGGED_PATH)
+        .rev()
+        .find(|&end| path.is_char_boundary(end))
+        .unwrap_or(0);
+    let cut = path.len() - end;
+    Some(format!("{}…[{cut} more bytes]", &path[..end]))
+}
+
 /// `path` with every segment that holds `<prefix>_` (the start of one of this manager's
-/// tokens) cut to `…token…`.
-fn without_tokens<'a>(path: &'a str, prefix: &str) -> std::borrow::Cow<'a, str> {
-    // Every place the prefix starts, overlapping ones too: with a prefix such as `aa`,
-    // `aaa_…` holds a token from its second byte, which non-overlapping matches skip.
-    let holds_token = |text: &str| {
-        let prefix = prefix.as_bytes();
-        text.as_bytes()
-            .windows(prefix.len() + 1)
-            .any(|window| window.ends_with(b"_") && window.starts_with(prefix))
-    };
-    if !holds_token(path) {
-        return std::borrow::Cow::Borrowed(path);
+/// tokens), as it is or once percent-decoded (`npm%5F…`, `%6Epm_…`), cut to `…token…`.
+fn without_tokens<'a>(path: &'a str, prefix: &str) -> Cow<'a, str> {
+    if !path.contains('%') && !holds_token(path.as_bytes(), prefix) {
+        return Cow::Borrowed(path);
     }
     let segments: Vec<&str> = path
         .split('/')
         .map(|segment| {
-            if holds_token(segment) {
+            if holds_encoded_token(segment, prefix) {
                 "…token…"
             } else {
                 segment
             }
         })
         .collect();
-    std::borrow::Cow::Owned(segments.join("/"))
+    let cleaned = segments.join("/");
+    if cleaned == path {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(cleaned)
+    }
+}
+
+/// Whether `text` holds `<prefix>_` anywhere, overlapping places too: with a prefix such as
+/// `aa`, `aaa_…` holds a token from its second byte, which non-overlapping matches skip.
+fn holds_token(text: &[u8], prefix: &str) -> bool {
+    let prefix = prefix.as_bytes();
+    text.windows(prefix.len() + 1)
+        .any(|window| window.ends_with(b"_") && window.starts_with(prefix))
+}
+
+/// Whether `segment` holds a token as it is, or after up to [`DECODE_ROUNDS`] rounds of
+/// percent-decoding.
+fn holds_encoded_token(segment: &str, prefix: &str) -> bool {
+    let mut text = segment.as_bytes().to_vec();
+    for _ in 0..=DECODE_ROUNDS {
+        if holds_token(&text, prefix) {
+            return true;
+        }
+        match percent_decoded(&text) {
+            Some(decoded) => text = decoded,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// `text` with each `%` and two hex digits (either case) turned into its byte; other bytes,
+/// and a `%` that starts no escape, kept. `None` when there is no escape to decode.
+fn percent_decoded(text: &[u8]) -> Option<Vec<u8>> {
+    let hex = |byte: u8| char::from(byte).to_digit(16).map(|digit| digit as u8);
+    let mut decoded = Vec::with_capacity(text.len());
+    let mut changed = false;
+    let mut rest = text;
+    while let Some((&byte, tail)) = rest.split_first() {
+        let escape = match tail {
+            [high, low, ..] if byte == b'%' => hex(*high).zip(hex(*low)),
+            _ => None,
+        };
+        match escape {
+            Some((high, low)) => {
+                decoded.push(high << 4 | low);
+                changed = true;
+                rest = &tail[2..];
+            }
+            None => {
+                decoded.push(byte);
+                rest = tail;
+            }
+        }
+    }
+    changed.then_some(decoded)
 }
 
 /// Refusals that look like guessing: they count against the client's [`FailureLimit`].
@@ -446,49 +537,120 @@ mod tests {
     #[test]
     fn tokens_in_paths_never_reach_the_log() {
         struct Case {
+            what: &'static str,
             prefix: &'static str,
-            path: &'static str,
-            logged: &'static str,
+            path: String,
+            logged: String,
         }
+        let case = |what, prefix, path: &str, logged: &str| Case {
+            what,
+            prefix,
+            path: path.to_owned(),
+            logged: logged.to_owned(),
+        };
+        let long = "a".repeat(300);
         let cases = [
-            Case {
-                prefix: "npm",
-                path: "/-/whoami",
-                logged: "/-/whoami",
-            },
-            Case {
-                prefix: "npm",
-                path: "/-/user/token/npm_AbC123secret",
-                logged: "/-/user/token/…token…",
-            },
-            Case {
-                prefix: "npm",
-                path: "/x/%20npm_AbC/y",
-                logged: "/x/…token…/y",
-            },
-            Case {
-                prefix: "npm",
-                path: "/npm-tools",
-                logged: "/npm-tools",
-            },
-            // A prefix that overlaps itself: the token starts after the first match.
-            Case {
-                prefix: "aa",
-                path: "/-/user/token/aaa_AbC123secret",
-                logged: "/-/user/token/…token…",
-            },
-            Case {
-                prefix: "abab",
-                path: "/x/ababab_AbC123secret",
-                logged: "/x/…token…",
-            },
+            case("a path without a token", "npm", "/-/whoami", "/-/whoami"),
+            case(
+                "a token as it is",
+                "npm",
+                "/-/user/token/npm_AbC123secret",
+                "/-/user/token/…token…",
+            ),
+            case(
+                "a token after an escape",
+                "npm",
+                "/x/%20npm_AbC/y",
+                "/x/…token…/y",
+            ),
+            case("the prefix as a word", "npm", "/npm-tools", "/npm-tools"),
+            case(
+                "a prefix that overlaps itself",
+                "aa",
+                "/-/user/token/aaa_AbC123secret",
+                "/-/user/token/…token…",
+            ),
+            case(
+                "a prefix that overlaps itself twice",
+                "abab",
+                "/x/ababab_AbC123secret",
+                "/x/…token…",
+            ),
+            case(
+                "an escaped underscore",
+                "npm",
+                "/-/user/token/npm%5FAbC123secret",
+                "/-/user/token/…token…",
+            ),
+            case(
+                "an escaped underscore in lower case",
+                "npm",
+                "/-/user/token/npm%5fAbC123secret",
+                "/-/user/token/…token…",
+            ),
+            case(
+                "an escaped prefix",
+                "npm",
+                "/x/%6Epm_AbC123secret/y",
+                "/x/…token…/y",
+            ),
+            case(
+                "everything escaped",
+                "npm",
+                "/x/%6e%70%6D%5f%41bC123secret",
+                "/x/…token…",
+            ),
+            case(
+                "escaped twice",
+                "npm",
+                "/x/npm%255FAbC123secret",
+                "/x/…token…",
+            ),
+            case(
+                "an escape that decodes to no token",
+                "npm",
+                "/npm%2Dtools/%5F",
+                "/npm%2Dtools/%5F",
+            ),
+            case("a broken escape", "npm", "/x/npm%5/npm%", "/x/npm%5/npm%"),
+            case(
+                "a path of the longest length kept",
+                "npm",
+                &format!("/{}", &long[..255]),
+                &format!("/{}", &long[..255]),
+            ),
+            case(
+                "a path one byte too long",
+                "npm",
+                &format!("/{}", &long[..256]),
+                &format!("/{}…[1 more bytes]", &long[..255]),
+            ),
+            case(
+                "a long path",
+                "npm",
+                &format!("/{long}"),
+                &format!("/{}…[45 more bytes]", &long[..255]),
+            ),
+            case(
+                "a long path is cut after its tokens",
+                "npm",
+                &format!("/npm_AbC123secret/{long}"),
+                &format!("/…token…/{}…[57 more bytes]", &long[..243]),
+            ),
+            case(
+                "a cut that would split a character",
+                "npm",
+                &format!("/{}/npm_AbC123secret", &long[..252]),
+                &format!("/{}/…[11 more bytes]", &long[..252]),
+            ),
         ];
         for case in cases {
-            assert_eq!(
-                without_tokens(case.path, case.prefix),
-                case.logged,
+            let logged = logged_path(&case.path, case.prefix);
+            assert_eq!(logged, case.logged, "{}", case.what);
+            assert!(
+                logged.len() <= MAX_LOGGED_PATH + "…[999 more bytes]".len(),
                 "{}",
-                case.path
+                case.what
             );
         }
     }

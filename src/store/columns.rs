@@ -19,6 +19,17 @@ pub(crate) const COLUMNS: &str = "id, owner, digest, access, cidr, created_at, e
 /// (as corrupt) rather than take it for a read-write one.
 const GRANULAR: &str = "granular";
 
+/// Ids as read back from the `id` column, or [`StoreError::Corrupt`] naming (the start of)
+/// one that is not an id.
+pub(crate) fn token_ids(ids: Vec<String>) -> Result<Vec<TokenId>, StoreError> {
+    ids.into_iter()
+        .map(|id| {
+            id.parse::<TokenId>()
+                .map_err(|_| StoreError::Corrupt(format!("token {id:.11}: bad id")))
+        })
+        .collect()
+}
+
 /// A record as plain column values. Times are milliseconds since the Unix epoch.
 #[derive(Debug)]
 pub(crate) struct Row {

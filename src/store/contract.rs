@@ -24,11 +24,14 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use crate::access::{Grant, Grants, MAX_GRANTS, Permission, ResourcePattern};
+use crate::access::{Action, Grant, Grants, MAX_GRANTS, Permission, ResourcePattern};
 use crate::cidr::{CidrList, MAX_CIDR_ENTRIES};
+use crate::new_token::NewToken;
+use crate::reason::Reason;
 use crate::record::{SecondFactor, TokenKind, TokenRecord};
 use crate::store::{Page, StoreError, TokenStore};
-use crate::token::{SecretToken, TokenPrefix};
+use crate::token::{SecretToken, TokenId, TokenPrefix};
+use crate::tokens::Tokens;
 
 /// A point in time with whole milliseconds, as stores keep them.
 pub fn at(seconds: u64) -> SystemTime {
@@ -203,6 +206,116 @@ pub async fn sessions_are_never_listed<S: TokenStore>(store: S) {
     assert!(store.revoke(session.id, at(2)).await.unwrap());
 }
 
+/// `revoke_all` revokes every live record of one owner and kind, more than a page of them,
+/// and says which; records already revoked keep their time, and other owners and kinds
+/// are untouched.
+pub async fn revoke_all_takes_every_live_token_of_one_owner_and_kind<S: TokenStore>(store: S) {
+    let insert = async |record: TokenRecord| {
+        store.insert(record.clone()).await.unwrap();
+        record
+    };
+    let session = |owner: &str, created| TokenRecord {
+        kind: TokenKind::Session,
+        ..record(owner, created)
+    };
+    let mut sessions = Vec::new();
+    for i in 0..150 {
+        sessions.push(insert(session("alice", at(i % 5))).await);
+    }
+    let earlier = insert(session("alice", at(0))).await;
+    assert!(store.revoke(earlier.id, at(3)).await.unwrap());
+    let mut untouched = Vec::new();
+    for _ in 0..3 {
+        untouched.push(insert(record("alice", at(1))).await);
+        untouched.push(insert(session("bob", at(1))).await);
+    }
+    untouched.push(insert(session("ALICE", at(1))).await);
+
+    let revoked = store
+        .revoke_all("alice", TokenKind::Session, at(50))
+        .await
+        .unwrap();
+    let revoked_ids: HashSet<TokenId> = revoked.iter().copied().collect();
+    assert_eq!(revoked.len(), revoked_ids.len(), "an id was returned twice");
+    let expected: HashSet<TokenId> = sessions.iter().map(|r| r.id).collect();
+    assert_eq!(
+        revoked_ids, expected,
+        "every live session of alice's and nothing else"
+    );
+    let revoked_at = async |id| store.get(id).await.unwrap().unwrap().revoked_at;
+    for record in &sessions {
+        assert_eq!(revoked_at(record.id).await, Some(at(50)));
+    }
+    assert_eq!(
+        revoked_at(earlier.id).await,
+        Some(at(3)),
+        "the first revocation time is kept"
+    );
+    for record in &untouched {
+        assert_eq!(
+            revoked_at(record.id).await,
+            None,
+            "{}'s {:?} token was revoked",
+            record.owner,
+            record.kind
+        );
+    }
+    assert_eq!(store.list("alice", Page::default()).await.unwrap().total, 3);
+
+    let again = store.revoke_all("alice", TokenKind::Session, at(60));
+    assert_eq!(again.await.unwrap(), [], "nothing left to revoke");
+    let nobody = store.revoke_all("nobody", TokenKind::Session, at(60));
+    assert_eq!(nobody.await.unwrap(), []);
+    let standard = store
+        .revoke_all("alice", TokenKind::Standard, at(70))
+        .await
+        .unwrap();
+    assert_eq!(standard.len(), 3, "any kind, not only sessions");
+    assert_eq!(store.list("alice", Page::default()).await.unwrap().total, 0);
+}
+
+/// Through [`Tokens::revoke_all`], every token revoked is refused at once, those already
+/// cached included, and the others are still accepted.
+pub async fn revoke_all_refuses_cached_tokens_at_once<S: TokenStore>(store: S) {
+    let tokens = Tokens::builder(store)
+        .cache_ttl(Duration::from_secs(3600))
+        .build();
+    let create = async |owner: &str, options: NewToken| {
+        let created = tokens.create(owner, options).await.unwrap();
+        created.token.expose_secret().to_owned()
+    };
+    let mut sessions = Vec::new();
+    for _ in 0..120 {
+        sessions.push(create("alice", NewToken::session()).await);
+    }
+    let kept = [
+        create("alice", NewToken::read_write()).await,
+        create("bob", NewToken::session()).await,
+    ];
+    let accepted = async |token: &str| tokens.authenticate(token, None, Action::Read).await;
+    // Every one is cached now, for an hour.
+    for token in sessions.iter().chain(&kept) {
+        accepted(token).await.unwrap();
+    }
+
+    let count = tokens.revoke_all("alice", TokenKind::Session).await;
+    assert_eq!(count.unwrap(), 120);
+    for token in &sessions {
+        let refused = accepted(token).await.err().map(|r| r.reason());
+        assert_eq!(
+            refused,
+            Some(Reason::Revoked),
+            "a cached session was served"
+        );
+    }
+    for token in &kept {
+        assert!(
+            accepted(token).await.is_ok(),
+            "a token of another kind or owner"
+        );
+    }
+}
+
 /// Last-used times only move forward, and unknown ids are ignored. A store that keeps the
 /// trait's default `record_use` records nothing, and passes.
 pub async fn uses_only_move_forward<S: TokenStore>(store: S) {
@@ -302,6 +415,8 @@ where
     revoke_is_idempotent_and_final(fresh().await).await;
     expired_records_are_kept_and_listed(fresh().await).await;
     sessions_are_never_listed(fresh().await).await;
+    revoke_all_takes_every_live_token_of_one_owner_and_kind(fresh().await).await;
+    revoke_all_refuses_cached_tokens_at_once(fresh().await).await;
     uses_only_move_forward(fresh().await).await;
     concurrent_inserts_and_revokes(fresh().await).await;
 }
@@ -325,6 +440,8 @@ macro_rules! store_contract_tests {
             revoke_is_idempotent_and_final,
             expired_records_are_kept_and_listed,
             sessions_are_never_listed,
+            revoke_all_takes_every_live_token_of_one_owner_and_kind,
+            revoke_all_refuses_cached_tokens_at_once,
             uses_only_move_forward,
             concurrent_inserts_and_revokes,
         );

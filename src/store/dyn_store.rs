@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use tokio::sync::broadcast;
 
 use super::{Page, RecordPage, StoreChange, StoreError, TokenStore};
-use crate::record::TokenRecord;
+use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -21,6 +21,12 @@ trait ErasedStore: Send + Sync + 'static {
     /// The owner is owned: the boxed future then borrows only the store.
     fn list(&self, owner: String, page: Page) -> BoxFuture<'_, Result<RecordPage, StoreError>>;
     fn revoke(&self, id: TokenId, at: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>>;
+    fn revoke_all(
+        &self,
+        owner: String,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> BoxFuture<'_, Result<Vec<TokenId>, StoreError>>;
     fn record_use(&self, uses: Vec<(TokenId, SystemTime)>)
     -> BoxFuture<'_, Result<(), StoreError>>;
     fn changes(&self) -> Option<broadcast::Receiver<StoreChange>>;
@@ -41,6 +47,15 @@ impl<S: TokenStore> ErasedStore for S {
 
     fn revoke(&self, id: TokenId, at: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(TokenStore::revoke(self, id, at))
+    }
+
+    fn revoke_all(
+        &self,
+        owner: String,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> BoxFuture<'_, Result<Vec<TokenId>, StoreError>> {
+        Box::pin(async move { TokenStore::revoke_all(self, &owner, kind, at).await })
     }
 
     fn record_use(
@@ -116,6 +131,15 @@ impl TokenStore for DynStore {
         at: SystemTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         self.0.revoke(id, at)
+    }
+
+    fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> impl Future<Output = Result<Vec<TokenId>, StoreError>> + Send {
+        self.0.revoke_all(owner.to_owned(), kind, at)
     }
 
     fn record_use(

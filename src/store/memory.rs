@@ -20,8 +20,27 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct State {
     records: HashMap<TokenId, TokenRecord>,
-    /// Live (unrevoked) ids per owner, in listing order.
-    by_owner: HashMap<String, BTreeSet<(SystemTime, TokenId)>>,
+    /// Live (unrevoked) ids per owner and kind, in listing order: listings read the
+    /// standard ones, [`TokenStore::revoke_all`] any kind.
+    by_owner: HashMap<String, HashMap<TokenKind, BTreeSet<(SystemTime, TokenId)>>>,
+}
+
+impl State {
+    /// Takes one record out of its owner's live index.
+    fn unindex(&mut self, owner: &str, kind: TokenKind, key: (SystemTime, TokenId)) {
+        let Some(kinds) = self.by_owner.get_mut(owner) else {
+            return;
+        };
+        if let Some(ids) = kinds.get_mut(&kind) {
+            ids.remove(&key);
+            if ids.is_empty() {
+                kinds.remove(&kind);
+            }
+        }
+        if kinds.is_empty() {
+            self.by_owner.remove(owner);
+        }
+    }
 }
 
 impl MemoryStore {
@@ -73,11 +92,12 @@ impl TokenStore for MemoryStore {
         if state.records.contains_key(&record.id) {
             return Err(StoreError::Duplicate(record.id));
         }
-        // The owner's index holds what listings show: live tokens that are not sessions.
-        if record.revoked_at.is_none() && record.kind == TokenKind::Standard {
+        if record.revoked_at.is_none() {
             state
                 .by_owner
                 .entry(record.owner.clone())
+                .or_default()
+                .entry(record.kind)
                 .or_default()
                 .insert((record.created_at, record.id));
         }
@@ -87,7 +107,11 @@ impl TokenStore for MemoryStore {
 
     async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
         let state = self.read();
-        let Some(ids) = state.by_owner.get(owner) else {
+        let Some(ids) = state
+            .by_owner
+            .get(owner)
+            .and_then(|kinds| kinds.get(&TokenKind::Standard))
+        else {
             return Ok(RecordPage::default());
         };
         let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
@@ -105,21 +129,44 @@ impl TokenStore for MemoryStore {
 
     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
         let mut state = self.write();
-        let State { records, by_owner } = &mut *state;
-        let Some(record) = records.get_mut(&id) else {
+        let Some(record) = state.records.get_mut(&id) else {
             return Ok(false);
         };
         if record.revoked_at.is_some() {
             return Ok(false);
         }
         record.revoked_at = Some(at);
-        if let Some(ids) = by_owner.get_mut(&record.owner) {
-            ids.remove(&(record.created_at, id));
-            if ids.is_empty() {
-                by_owner.remove(&record.owner);
+        let (owner, kind, key) = (record.owner.clone(), record.kind, (record.created_at, id));
+        state.unindex(&owner, kind, key);
+        Ok(true)
+    }
+
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let mut state = self.write();
+        let State { records, by_owner } = &mut *state;
+        let Some(kinds) = by_owner.get_mut(owner) else {
+            return Ok(Vec::new());
+        };
+        let Some(live) = kinds.remove(&kind) else {
+            return Ok(Vec::new());
+        };
+        if kinds.is_empty() {
+            by_owner.remove(owner);
+        }
+        let mut revoked = Vec::with_capacity(live.len());
+        for (_, id) in live {
+            // The index holds live records only; the check keeps a first revocation time.
+            if let Some(record) = records.get_mut(&id).filter(|r| r.revoked_at.is_none()) {
+                record.revoked_at = Some(at);
+                revoked.push(id);
             }
         }
-        Ok(true)
+        Ok(revoked)
     }
 
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
-use crate::record::TokenRecord;
+use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -64,6 +64,10 @@ pub enum StoreError {
     /// [`TokenStore::insert`] was given an id that already exists (live or revoked).
     #[error("a token with id {0} already exists")]
     Duplicate(TokenId),
+    /// The store does not implement this operation (it keeps the trait's default), so
+    /// nothing was changed.
+    #[error("token store does not support {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -210,6 +214,22 @@ impl RecordPage {
 ///             _ => Ok(false),
 ///         }
 ///     }
+///
+///     async fn revoke_all(
+///         &self,
+///         owner: &str,
+///         kind: TokenKind,
+///         at: SystemTime,
+///     ) -> Result<Vec<TokenId>, StoreError> {
+///         let mut revoked = Vec::new();
+///         for record in self.map().values_mut() {
+///             if record.owner == owner && record.kind == kind && record.revoked_at.is_none() {
+///                 record.revoked_at = Some(at);
+///                 revoked.push(record.id);
+///             }
+///         }
+///         Ok(revoked)
+///     }
 ///     // `record_use` and `changes` keep their defaults: no last-used times, no feed.
 /// }
 ///
@@ -234,9 +254,8 @@ pub trait TokenStore: Send + Sync + 'static {
     fn insert(&self, record: TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The owner's records that are not revoked and are not sessions
-    /// ([`TokenKind::Session`](crate::TokenKind::Session); expired ones included, so that the
-    /// owner sees and can remove them), ordered by creation time and then by id, so that
-    /// pages are stable. An owner with no records gets an empty page with `total` 0, not an error.
+    /// ([`TokenKind::Session`]; expired ones included, so that the owner sees and can remove
+    /// them), ordered by creation time and then by id, so that pages are stable. An owner with no records gets an empty page with `total` 0, not an error.
     fn list(
         &self,
         owner: &str,
@@ -251,6 +270,29 @@ pub trait TokenStore: Send + Sync + 'static {
         id: TokenId,
         at: SystemTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Marks every record of `owner` of this `kind` that is not yet revoked as revoked at
+    /// `at`, whatever their number, and returns the ids this call revoked, in no particular
+    /// order. Records already revoked keep their first revocation time and are not
+    /// returned; other owners (compared exactly) and other kinds are untouched. Best made
+    /// one atomic step (the SQL stores use one transaction); after an error the caller
+    /// cannot tell which were revoked, and [`Tokens`](crate::Tokens) drops its whole cache.
+    /// A store that broadcasts
+    /// ([`changes`](TokenStore::changes)) tells every other handle of each id, as
+    /// [`StoreChange::Revoked`].
+    ///
+    /// The default changes nothing and fails with [`StoreError::Unsupported`], so that a
+    /// store written before this method existed refuses rather than pretends: implement it
+    /// (the [`contract`] checks it).
+    fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> impl Future<Output = Result<Vec<TokenId>, StoreError>> + Send {
+        let _ = (owner, kind, at);
+        std::future::ready(Err(StoreError::Unsupported("revoke_all")))
+    }
 
     /// Records when tokens were last accepted: sets each record's `last_used_at` to the
     /// given time unless it already holds a later one. Unknown ids are ignored. Called off
@@ -300,6 +342,15 @@ impl<S: TokenStore> TokenStore for Arc<S> {
         at: SystemTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).revoke(id, at)
+    }
+
+    fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> impl Future<Output = Result<Vec<TokenId>, StoreError>> + Send {
+        (**self).revoke_all(owner, kind, at)
     }
 
     fn record_use(

@@ -15,7 +15,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::columns::{self, COLUMNS, Row};
 use super::{Page, RecordPage, StoreChange, StoreError, TokenStore};
-use crate::record::TokenRecord;
+use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
 /// Longest schema name accepted (the notification channel adds a prefix, and PostgreSQL
@@ -27,7 +27,8 @@ const LAST_RETRY: Duration = Duration::from_secs(5);
 /// A [`TokenStore`] in PostgreSQL, for several nodes sharing one database.
 ///
 /// Connections come from a pool. The schema is created (or migrated) on connect. Each
-/// revocation is broadcast with `NOTIFY`: every store listens on a connection of its own
+/// revocation (each id that [`TokenStore::revoke_all`] revokes, too) is broadcast with
+/// `NOTIFY`: every store listens on a connection of its own
 /// and feeds [`TokenStore::changes`], so every [`Tokens`](crate::Tokens) on every node drops
 /// the revoked token from its cache at once, whatever its cache TTL. When the listening
 /// connection drops, the stores tell their `Tokens` to drop everything cached (notices may
@@ -227,6 +228,7 @@ struct Queries {
     count: String,
     list: String,
     revoke: String,
+    revoke_all: String,
     record_use: String,
 }
 
@@ -254,6 +256,13 @@ impl Queries {
                 "WITH revoked AS (UPDATE {table} SET revoked_at = $2 \
                  WHERE id = $1 AND revoked_at IS NULL RETURNING id) \
                  SELECT pg_notify($3, id) FROM revoked"
+            ),
+            // One notice per id, as a single revocation sends, so that every node (of this
+            // release or an earlier one) forgets each; all sent on commit, none otherwise.
+            revoke_all: format!(
+                "WITH revoked AS (UPDATE {table} SET revoked_at = $3 \
+                 WHERE owner = $1 AND kind = $2 AND revoked_at IS NULL RETURNING id) \
+                 SELECT id, pg_notify($4, id) FROM revoked"
             ),
             record_use: format!(
                 "UPDATE {table} SET last_used_at = GREATEST(COALESCE(last_used_at, $2), $2) \
@@ -427,6 +436,37 @@ impl TokenStore for PostgresStore {
             .await
             .map_err(pg_error)?;
         Ok(rows.len() == 1)
+    }
+
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let mut client = self.client().await?;
+        // A transaction, so that ids that do not read back revoke nothing and notify no one.
+        let transaction = client.transaction().await.map_err(pg_error)?;
+        let rows = transaction
+            .query(
+                &self.shared.queries.revoke_all,
+                &[
+                    &owner,
+                    &kind.as_str(),
+                    &columns::millis(at),
+                    &self.shared.queries.channel,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        let ids = rows
+            .iter()
+            .map(|row| row.try_get::<_, String>(0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| StoreError::Corrupt(format!("PostgreSQL row: {error}")))?;
+        let ids = columns::token_ids(ids)?;
+        transaction.commit().await.map_err(pg_error)?;
+        Ok(ids)
     }
 
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {

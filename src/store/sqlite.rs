@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::columns::{self, COLUMNS, Row};
 use super::{Page, RecordPage, StoreError, TokenStore};
-use crate::record::TokenRecord;
+use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
 /// The schema version this code writes; older files are migrated when opened.
@@ -45,7 +45,9 @@ const SCHEMA_V2: &str = "
 /// A [`TokenStore`] in one SQLite file: the embedded, persistent default. Needs no server.
 ///
 /// Opening creates the file and its schema (or migrates an older one) and switches it to
-/// WAL mode, so that readers do not block on a write. Every call runs on tokio's blocking
+/// WAL mode, so that readers do not block on a write. On Unix a new file is made readable
+/// and writable by its owner only (`0600`), whatever the umask, and SQLite gives its `-wal`
+/// and `-shm` side files the same mode; an existing file keeps the mode it has. Every call runs on tokio's blocking
 /// pool. Writes go through one connection; reads (the cache-miss lookups, listings) through
 /// a small pool of read-only connections, so that a flood of lookups is not held to one
 /// core and first uses of real tokens do not queue behind it. Cheap to clone; clones share
@@ -236,6 +238,7 @@ where
 }
 
 fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    create_private(path)?;
     let connection = Connection::open(path).map_err(sqlite_error)?;
     connection
         .busy_timeout(busy_timeout)
@@ -250,6 +253,38 @@ fn open_connection(path: &Path, busy_timeout: Duration) -> Result<Connection, St
         .map_err(sqlite_error)?;
     migrate(&connection)?;
     Ok(connection)
+}
+
+/// Creates the database file, empty and readable by its owner only, unless it exists: SQLite
+/// makes its side files (`-wal`, `-shm`) with the main file's mode, and would otherwise
+/// make all three with the umask's (often readable by everyone). Paths that SQLite does not
+/// take for a file name (`:memory:`, `file:` URIs, the empty path) are left to SQLite.
+#[cfg(unix)]
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let name = path.as_os_str().as_encoded_bytes();
+    if name.is_empty() || name == b":memory:" || name.starts_with(b"file:") {
+        return Ok(());
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::unavailable(format!(
+            "cannot create the database file: {error}"
+        ))),
+    }
+}
+
+/// Elsewhere the file is SQLite's to create, with the platform's defaults.
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
 }
 
 /// A connection for reads only (`query_only`, so a mistake cannot write through it), opened
@@ -440,6 +475,36 @@ impl TokenStore for SqliteStore {
                 .and_then(|mut s| s.execute(params![id.as_str(), columns::millis(at)]))
                 .map_err(sqlite_error)?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let owner = owner.to_owned();
+        self.with(move |connection| {
+            // One transaction: should an id not read back, nothing is revoked.
+            let transaction = connection.transaction().map_err(sqlite_error)?;
+            let ids = transaction
+                .prepare_cached(
+                    "UPDATE tokengate_tokens SET revoked_at = ?3 \
+                     WHERE owner = ?1 AND kind = ?2 AND revoked_at IS NULL RETURNING id",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params![owner, kind.as_str(), columns::millis(at)], |row| {
+                            row.get::<_, String>(0)
+                        })?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                })
+                .map_err(sqlite_error)?;
+            let ids = columns::token_ids(ids)?;
+            transaction.commit().map_err(sqlite_error)?;
+            Ok(ids)
         })
         .await
     }

@@ -25,7 +25,7 @@ use crate::cache::{CacheSettings, CachedRef, RecordCache};
 use crate::clock::{Clock, SystemClock, whole_millis};
 use crate::new_token::{LifetimePolicy, NewToken};
 use crate::reason::{Reason, Rejection};
-use crate::record::{TokenListing, TokenRecord};
+use crate::record::{TokenKind, TokenListing, TokenRecord};
 use crate::store::{DynStore, Page, StoreChange, StoreError, TokenStore};
 use crate::token::{self, InvalidPrefix, PresentedToken, SecretToken, TokenId, TokenPrefix};
 
@@ -370,6 +370,70 @@ impl<S: TokenStore> Tokens<S> {
             Some(record) if record.owner == owner => self.revoke_id(id, Some(owner)).await,
             _ => Ok(false),
         }
+    }
+
+    /// Revokes every token of `kind` that `owner` holds, whatever their number (all of a
+    /// user's sessions when their password changes, say), and returns how many this call
+    /// revoked. Other owners' tokens and `owner`'s tokens of other kinds are untouched.
+    ///
+    /// Each revoked token is refused from the very next lookup through this `Tokens`,
+    /// cached or not, and each is reported to the event hook as [`TokenEvent::Revoked`].
+    /// With a store that broadcasts its [`changes`](TokenStore::changes) (PostgreSQL's),
+    /// every other node forgets them as the notices arrive.
+    ///
+    /// ```
+    /// use tokengate::{Action, NewToken, Reason, TokenKind, Tokens, store::MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tokens = Tokens::new(MemoryStore::new());
+    /// let laptop = tokens.create("alice", NewToken::session()).await?;
+    /// let phone = tokens.create("alice", NewToken::session()).await?;
+    /// let ci = tokens.create("alice", NewToken::read_only()).await?;
+    ///
+    /// assert_eq!(tokens.revoke_all("alice", TokenKind::Session).await?, 2);
+    /// for session in [&laptop, &phone] {
+    ///     let refused = tokens
+    ///         .authenticate(session.token.expose_secret(), None, Action::Read)
+    ///         .await
+    ///         .unwrap_err();
+    ///     assert_eq!(refused.reason(), Reason::Revoked);
+    /// }
+    /// assert!(tokens.authenticate(ci.token.expose_secret(), None, Action::Read).await.is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TokensError::Store`] when the store does not implement
+    /// [`TokenStore::revoke_all`] ([`StoreError::Unsupported`]: nothing was revoked), or
+    /// fails. A store that failed may still have revoked them without saying which (a
+    /// connection lost before its answer), so this `Tokens` then drops its whole cache, and
+    /// none of them is served from it.
+    pub async fn revoke_all(&self, owner: &str, kind: TokenKind) -> Result<u64, TokensError> {
+        let revoked = match self
+            .inner
+            .store
+            .revoke_all(owner, kind, self.inner.clock.now())
+            .await
+        {
+            Ok(revoked) => revoked,
+            Err(error) => {
+                if !matches!(error, StoreError::Unsupported(_)) {
+                    self.inner.cache.forget_all();
+                }
+                return Err(error.into());
+            }
+        };
+        for &id in &revoked {
+            self.inner.cache.forget(id);
+            self.emit(|| TokenEvent::Revoked {
+                id,
+                owner: Some(owner),
+            });
+        }
+        Ok(revoked.len() as u64)
     }
 
     /// Checks a presented token for a request from `client` (when known) that performs

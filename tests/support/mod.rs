@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use tokengate::store::{MemoryStore, StoreError, TokenStore};
 use tokengate::store::{Page, RecordPage};
-use tokengate::{TokenId, TokenRecord};
+use tokengate::{TokenId, TokenKind, TokenRecord};
 use tokio::sync::{Notify, Semaphore};
 
 /// A memory store that counts calls, can be switched to fail, and can hold `get` calls
@@ -104,6 +104,16 @@ impl TokenStore for TestStore {
     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.revoke(id, at).await
+    }
+
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        self.check()?;
+        self.inner.revoke_all(owner, kind, at).await
     }
 
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {

@@ -26,6 +26,7 @@
 //! |----------------------|------------|----------------------------------------------------|
 //! | `<ns>:token:<id>`    | hash       | one record, revoked or not                         |
 //! | `<ns>:owner:<owner>` | sorted set | the ids of the owner's listed records              |
+//! | `<ns>:sessions:<owner>` | set     | the ids of the owner's sessions not revoked        |
 //!
 //! The hash's fields are `id`, `owner`, `digest` (the SHA-256 in lower-case hex), `grants`
 //! (one `<permission> <pattern>` line per grant, such as `read-only *`, as tokengate's SQL
@@ -40,8 +41,11 @@
 //! which is [`TokenId`]'s order: a listing comes out ordered by creation time, then id, as
 //! the contract asks.
 //!
-//! Writes that must check before they change (insert, revoke, last use) and listings run
-//! as Lua scripts, each one atomic step on the server.
+//! The sessions' set is what `revoke_all` of sessions reads (the sorted set serves it for
+//! standard tokens), so that revoking all of an owner's sessions touches theirs only.
+//!
+//! Writes that must check before they change (insert, revoke, revoke all, last use) and
+//! listings run as Lua scripts, each one atomic step on the server.
 //!
 //! # Limits
 //!
@@ -51,6 +55,8 @@
 //! - The scripts reach keys named inside them (the owner set named in a hash, the hashes
 //!   named in an owner set). On Redis Cluster every key of a store must therefore hash to
 //!   one slot: use a hash-tagged namespace such as `{tokens}`.
+//! - Sessions stored by a version of this store without the sessions' set are not in it,
+//!   and `revoke_all` does not find them: they expire as sessions do.
 //! - Redis keeps what its persistence settings keep. A revocation lost in a crash brings
 //!   the token back, so run it with the append-only file on.
 //! - Values of tokengate's non-exhaustive types that this store does not know (a token
@@ -209,6 +215,14 @@ impl RedisStore {
         format!("{}:owner:", self.shared.namespace)
     }
 
+    fn sessions_key(&self, owner: &str) -> String {
+        format!("{}{owner}", self.sessions_prefix())
+    }
+
+    fn sessions_prefix(&self) -> String {
+        format!("{}:sessions:", self.shared.namespace)
+    }
+
     /// Runs a script; `what` names the keys it works on, for errors.
     async fn run(&self, script: &ScriptInvocation<'_>, what: &str) -> Result<Value, StoreError> {
         let mut connection = self.connection.clone();
@@ -281,27 +295,33 @@ fn answer<T: FromRedisValue>(value: Value, what: impl fmt::Display) -> Result<T,
 struct Scripts {
     insert: Script,
     revoke: Script,
+    revoke_all: Script,
     list: Script,
     record_use: Script,
 }
 
 // Field names in these scripts must match the `F_*` constants below.
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    // KEYS: the token's hash, its owner's set. ARGV: id, created_at ms or '' for a record
-    // that is not to be listed, then field, value, field, value...
+    // KEYS: the token's hash, its owner's listed set, its owner's sessions. ARGV: id,
+    // created_at ms or '' for a record that is not to be listed, '1' for a live session
+    // or '', then field, value, field, value...
     insert: Script::new(
         r"
         if redis.call('EXISTS', KEYS[1]) == 1 then
             return 0
         end
-        redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+        redis.call('HSET', KEYS[1], unpack(ARGV, 4))
         if ARGV[2] ~= '' then
             redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+        end
+        if ARGV[3] ~= '' then
+            redis.call('SADD', KEYS[3], ARGV[1])
         end
         return 1
         ",
     ),
-    // KEYS: the token's hash. ARGV: the owner-set key prefix, id, revoked_at ms.
+    // KEYS: the token's hash. ARGV: the owner-set key prefix, id, revoked_at ms, the
+    // sessions-set key prefix.
     revoke: Script::new(
         r"
         if redis.call('EXISTS', KEYS[1]) == 0
@@ -313,8 +333,39 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
         local owner = redis.call('HGET', KEYS[1], 'owner')
         if owner then
             redis.call('ZREM', ARGV[1] .. owner, ARGV[2])
+            redis.call('SREM', ARGV[4] .. owner, ARGV[2])
         end
         return 1
+        ",
+    ),
+    // KEYS: the owner's set of live ids of the kind (sorted for standard tokens).
+    // ARGV: the token key prefix, owner, kind, revoked_at ms, 'sorted' or 'set'.
+    // Revokes each that is still the owner's, of the kind and live; returns their ids.
+    revoke_all: Script::new(
+        r"
+        local ids
+        if ARGV[5] == 'sorted' then
+            ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+        else
+            ids = redis.call('SMEMBERS', KEYS[1])
+        end
+        local revoked = {}
+        for _, id in ipairs(ids) do
+            local key = ARGV[1] .. id
+            local fields = redis.call('HMGET', key, 'owner', 'kind', 'revoked_at')
+            if fields[1] == ARGV[2] and fields[2] == ARGV[3] and not fields[3] then
+                redis.call('HSET', key, 'revoked_at', ARGV[4])
+                revoked[#revoked + 1] = id
+            end
+            if fields[1] == ARGV[2] and fields[2] == ARGV[3] then
+                if ARGV[5] == 'sorted' then
+                    redis.call('ZREM', KEYS[1], id)
+                else
+                    redis.call('SREM', KEYS[1], id)
+                end
+            end
+        end
+        return revoked
         ",
     ),
     // KEYS: the owner's live set. ARGV: the token key prefix, first and last rank.
@@ -544,12 +595,15 @@ impl TokenStore for RedisStore {
         script
             .key(&key)
             .key(self.owner_key(&record.owner))
+            .key(self.sessions_key(&record.owner))
             .arg(record.id.as_str());
         if listed(&record) {
             script.arg(millis(record.created_at));
         } else {
             script.arg("");
         }
+        let live_session = record.revoked_at.is_none() && record.kind == TokenKind::Session;
+        script.arg(if live_session { "1" } else { "" });
         for (field, value) in fields {
             script.arg(field).arg(value);
         }
@@ -619,9 +673,41 @@ impl TokenStore for RedisStore {
             .key(&key)
             .arg(self.owner_prefix())
             .arg(id.as_str())
-            .arg(millis(at));
+            .arg(millis(at))
+            .arg(self.sessions_prefix());
         let revoked: i64 = answer(self.run(&script, &key).await?, &key)?;
         Ok(revoked == 1)
+    }
+
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        let (key, set, kind) = match kind {
+            TokenKind::Standard => (self.owner_key(owner), "sorted", STANDARD),
+            TokenKind::Session => (self.sessions_key(owner), "set", SESSION),
+            // `insert` refuses kinds it does not know: none is stored.
+            _ => return Ok(Vec::new()),
+        };
+        let mut script = SCRIPTS.revoke_all.prepare_invoke();
+        script
+            .key(&key)
+            .arg(self.token_prefix())
+            .arg(owner)
+            .arg(kind)
+            .arg(millis(at))
+            .arg(set);
+        let ids: Vec<Vec<u8>> = answer(self.run(&script, &key).await?, &key)?;
+        ids.into_iter()
+            .map(|id| {
+                std::str::from_utf8(&id)
+                    .ok()
+                    .and_then(|id| id.parse::<TokenId>().ok())
+                    .ok_or_else(|| StoreError::Corrupt(format!("{key} holds a bad token id")))
+            })
+            .collect()
     }
 
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {

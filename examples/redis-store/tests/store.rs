@@ -280,6 +280,10 @@ async fn redis_holds_digests_never_tokens() {
                 .arg(-1)
                 .query(&mut connection)
                 .unwrap(),
+            "set" => redis::cmd("SMEMBERS")
+                .arg(&key)
+                .query(&mut connection)
+                .unwrap(),
             other => panic!("unexpected key type {other}"),
         };
         at_rest.extend(key);

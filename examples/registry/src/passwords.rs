@@ -16,7 +16,7 @@
 //! - An unknown user's check hashes against a dummy, so that it takes as long as a known
 //!   user's and answers the same.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -25,6 +25,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::{HeaderValue, StatusCode};
 use moka::sync::Cache;
+use tokengate::ClientBucket;
 use tokio::sync::{Notify, Semaphore};
 use zeroize::Zeroizing;
 
@@ -65,11 +66,11 @@ pub enum Standing {
 
 pub struct PasswordGuard {
     running: Semaphore,
-    by_account_and_address: Cache<(String, IpAddr), Arc<Count>>,
-    by_address: Cache<IpAddr, Arc<Count>>,
+    by_account_and_address: Cache<(String, ClientBucket), Arc<Count>>,
+    by_address: Cache<ClientBucket, Arc<Count>>,
     by_account: Cache<String, Arc<Count>>,
     /// Addresses that logged in to an account lately.
-    known: Cache<(String, IpAddr), ()>,
+    known: Cache<(String, ClientBucket), ()>,
     slowdown_step: Duration,
 }
 
@@ -165,7 +166,8 @@ impl PasswordGuard {
         client: Option<IpAddr>,
         standing: Standing,
     ) -> Result<bool, ApiError> {
-        let bucket = client.map(network);
+        // An IPv4 address, or an IPv6 client's /64: one host usually holds a whole /64.
+        let bucket = client.map(ClientBucket::from);
         let mut places = Vec::with_capacity(3);
         if let Some(bucket) = bucket {
             let pair = self
@@ -265,18 +267,6 @@ async fn dummy_hash() -> Result<String, ApiError> {
         })
         .await
         .cloned()
-}
-
-/// What the address limit counts by: an IPv4 address, or an IPv6 client's /64, since one
-/// host usually holds a whole /64 (as the token gate's `FailureLimit` counts).
-pub fn network(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        },
-        v4 => v4,
-    }
 }
 
 /// 429 for a caller who got `what` (passwords, one-time passwords) wrong too often: it may

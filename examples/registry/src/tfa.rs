@@ -12,7 +12,7 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde::{Deserialize, Serialize};
 use tokengate::{
-    OTP_HEADER, OtpError, RecoveryCodes, SecondFactorRequest, SecondFactorVerdict, TokenDigest,
+    ClientBucket,    OTP_HEADER, OtpError, RecoveryCodes, SecondFactorRequest, SecondFactorVerdict, TokenDigest,
     TokenId, TotpSecret,
 };
 use zeroize::Zeroizing;
@@ -39,7 +39,7 @@ const WRONG_CODES_WINDOW: Duration = crate::passwords::WINDOW;
 #[derive(Clone, Copy, Debug)]
 pub struct Sender {
     token: Option<TokenId>,
-    address: Option<IpAddr>,
+    address: Option<ClientBucket>,
 }
 
 impl Sender {
@@ -47,7 +47,7 @@ impl Sender {
     pub fn new(token: Option<TokenId>, address: Option<IpAddr>) -> Self {
         Self {
             token,
-            address: address.map(crate::passwords::network),
+            address: address.map(ClientBucket::from),
         }
     }
 
@@ -62,7 +62,7 @@ impl Sender {
 #[derive(Clone, Hash, PartialEq, Eq)]
 enum SenderKey {
     Token(String, TokenId),
-    Address(String, IpAddr),
+    Address(String, ClientBucket),
 }
 
 /// Wrong one-time passwords (and recovery codes) per account and per sender, forgotten

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use tokengate::store::{Page, RecordPage, StoreError, TokenStore};
-use tokengate::{TokenId, TokenRecord};
+use tokengate::{TokenId, TokenKind, TokenRecord};
 use tokengate_redis_store::RedisStore;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -108,6 +108,14 @@ impl TokenStore for Fresh {
     }
     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
         self.store.revoke(id, at).await
+    }
+    async fn revoke_all(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        at: SystemTime,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        self.store.revoke_all(owner, kind, at).await
     }
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
         self.store.record_use(uses).await
