@@ -207,8 +207,8 @@ pub async fn sessions_are_never_listed<S: TokenStore>(store: S) {
 }
 
 /// `revoke_all` revokes every live record of one owner and kind, more than a page of them,
-/// and says which; records already revoked keep their time, and other owners and kinds
-/// are untouched.
+/// but the one it is told to keep, and says which; records already revoked keep their
+/// time, and other owners and kinds are untouched.
 pub async fn revoke_all_takes_every_live_token_of_one_owner_and_kind<S: TokenStore>(store: S) {
     let insert = async |record: TokenRecord| {
         store.insert(record.clone()).await.unwrap();
@@ -230,9 +230,10 @@ pub async fn revoke_all_takes_every_live_token_of_one_owner_and_kind<S: TokenSto
         untouched.push(insert(session("bob", at(1))).await);
     }
     untouched.push(insert(session("ALICE", at(1))).await);
+    let kept = insert(session("alice", at(2))).await;
 
     let revoked = store
-        .revoke_all("alice", TokenKind::Session, at(50))
+        .revoke_all("alice", TokenKind::Session, Some(kept.id), at(50))
         .await
         .unwrap();
     let revoked_ids: HashSet<TokenId> = revoked.iter().copied().collect();
@@ -261,13 +262,24 @@ pub async fn revoke_all_takes_every_live_token_of_one_owner_and_kind<S: TokenSto
         );
     }
     assert_eq!(store.list("alice", Page::default()).await.unwrap().total, 3);
+    assert_eq!(
+        revoked_at(kept.id).await,
+        None,
+        "the one to keep was revoked"
+    );
 
-    let again = store.revoke_all("alice", TokenKind::Session, at(60));
+    let again = store.revoke_all("alice", TokenKind::Session, None, at(60));
+    assert_eq!(
+        again.await.unwrap(),
+        [kept.id],
+        "the one kept, when not kept again"
+    );
+    let again = store.revoke_all("alice", TokenKind::Session, None, at(60));
     assert_eq!(again.await.unwrap(), [], "nothing left to revoke");
-    let nobody = store.revoke_all("nobody", TokenKind::Session, at(60));
+    let nobody = store.revoke_all("nobody", TokenKind::Session, None, at(60));
     assert_eq!(nobody.await.unwrap(), []);
     let standard = store
-        .revoke_all("alice", TokenKind::Standard, at(70))
+        .revoke_all("alice", TokenKind::Standard, None, at(70))
         .await
         .unwrap();
     assert_eq!(standard.len(), 3, "any kind, not only sessions");

@@ -25,6 +25,7 @@ trait ErasedStore: Send + Sync + 'static {
         &self,
         owner: String,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> BoxFuture<'_, Result<Vec<TokenId>, StoreError>>;
     fn record_use(&self, uses: Vec<(TokenId, SystemTime)>)
@@ -53,9 +54,10 @@ impl<S: TokenStore> ErasedStore for S {
         &self,
         owner: String,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> BoxFuture<'_, Result<Vec<TokenId>, StoreError>> {
-        Box::pin(async move { TokenStore::revoke_all(self, &owner, kind, at).await })
+        Box::pin(async move { TokenStore::revoke_all(self, &owner, kind, except, at).await })
     }
 
     fn record_use(
@@ -137,9 +139,10 @@ impl TokenStore for DynStore {
         &self,
         owner: &str,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> impl Future<Output = Result<Vec<TokenId>, StoreError>> + Send {
-        self.0.revoke_all(owner.to_owned(), kind, at)
+        self.0.revoke_all(owner.to_owned(), kind, except, at)
     }
 
     fn record_use(

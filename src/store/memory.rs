@@ -145,6 +145,7 @@ impl TokenStore for MemoryStore {
         &self,
         owner: &str,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> Result<Vec<TokenId>, StoreError> {
         let mut state = self.write();
@@ -152,9 +153,18 @@ impl TokenStore for MemoryStore {
         let Some(kinds) = by_owner.get_mut(owner) else {
             return Ok(Vec::new());
         };
-        let Some(live) = kinds.remove(&kind) else {
+        let Some(mut live) = kinds.remove(&kind) else {
             return Ok(Vec::new());
         };
+        // The one kept stays live, and so stays indexed.
+        let kept = except.and_then(|keep| {
+            let entry = live.iter().find(|(_, id)| *id == keep).cloned()?;
+            live.remove(&entry);
+            Some(entry)
+        });
+        if let Some(entry) = kept {
+            kinds.entry(kind).or_default().insert(entry);
+        }
         if kinds.is_empty() {
             by_owner.remove(owner);
         }

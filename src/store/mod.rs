@@ -219,11 +219,16 @@ impl RecordPage {
 ///         &self,
 ///         owner: &str,
 ///         kind: TokenKind,
+///         except: Option<TokenId>,
 ///         at: SystemTime,
 ///     ) -> Result<Vec<TokenId>, StoreError> {
 ///         let mut revoked = Vec::new();
 ///         for record in self.map().values_mut() {
-///             if record.owner == owner && record.kind == kind && record.revoked_at.is_none() {
+///             if record.owner == owner
+///                 && record.kind == kind
+///                 && record.revoked_at.is_none()
+///                 && Some(record.id) != except
+///             {
 ///                 record.revoked_at = Some(at);
 ///                 revoked.push(record.id);
 ///             }
@@ -288,9 +293,10 @@ pub trait TokenStore: Send + Sync + 'static {
         &self,
         owner: &str,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> impl Future<Output = Result<Vec<TokenId>, StoreError>> + Send {
-        let _ = (owner, kind, at);
+        let _ = (owner, kind, except, at);
         std::future::ready(Err(StoreError::Unsupported("revoke_all")))
     }
 
@@ -348,9 +354,10 @@ impl<S: TokenStore> TokenStore for Arc<S> {
         &self,
         owner: &str,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> impl Future<Output = Result<Vec<TokenId>, StoreError>> + Send {
-        (**self).revoke_all(owner, kind, at)
+        (**self).revoke_all(owner, kind, except, at)
     }
 
     fn record_use(

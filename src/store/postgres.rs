@@ -261,7 +261,8 @@ impl Queries {
             // release or an earlier one) forgets each; all sent on commit, none otherwise.
             revoke_all: format!(
                 "WITH revoked AS (UPDATE {table} SET revoked_at = $3 \
-                 WHERE owner = $1 AND kind = $2 AND revoked_at IS NULL RETURNING id) \
+                 WHERE owner = $1 AND kind = $2 AND revoked_at IS NULL \
+                 AND ($5::text IS NULL OR id <> $5) RETURNING id) \
                  SELECT id, pg_notify($4, id) FROM revoked"
             ),
             record_use: format!(
@@ -442,8 +443,10 @@ impl TokenStore for PostgresStore {
         &self,
         owner: &str,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> Result<Vec<TokenId>, StoreError> {
+        let except = except.map(|id| id.to_string());
         let mut client = self.client().await?;
         // A transaction, so that ids that do not read back revoke nothing and notify no one.
         let transaction = client.transaction().await.map_err(pg_error)?;
@@ -455,6 +458,7 @@ impl TokenStore for PostgresStore {
                     &kind.as_str(),
                     &columns::millis(at),
                     &self.shared.queries.channel,
+                    &except,
                 ],
             )
             .await

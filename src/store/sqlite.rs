@@ -483,22 +483,26 @@ impl TokenStore for SqliteStore {
         &self,
         owner: &str,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> Result<Vec<TokenId>, StoreError> {
         let owner = owner.to_owned();
+        let except = except.map(|id| id.to_string());
         self.with(move |connection| {
             // One transaction: should an id not read back, nothing is revoked.
             let transaction = connection.transaction().map_err(sqlite_error)?;
             let ids = transaction
                 .prepare_cached(
                     "UPDATE tokengate_tokens SET revoked_at = ?3 \
-                     WHERE owner = ?1 AND kind = ?2 AND revoked_at IS NULL RETURNING id",
+                     WHERE owner = ?1 AND kind = ?2 AND revoked_at IS NULL \
+                     AND (?4 IS NULL OR id <> ?4) RETURNING id",
                 )
                 .and_then(|mut statement| {
                     statement
-                        .query_map(params![owner, kind.as_str(), columns::millis(at)], |row| {
-                            row.get::<_, String>(0)
-                        })?
+                        .query_map(
+                            params![owner, kind.as_str(), columns::millis(at), except],
+                            |row| row.get::<_, String>(0),
+                        )?
                         .collect::<rusqlite::Result<Vec<String>>>()
                 })
                 .map_err(sqlite_error)?;

@@ -412,10 +412,34 @@ impl<S: TokenStore> Tokens<S> {
     /// connection lost before its answer), so this `Tokens` then drops its whole cache, and
     /// none of them is served from it.
     pub async fn revoke_all(&self, owner: &str, kind: TokenKind) -> Result<u64, TokensError> {
+        self.revoke_every(owner, kind, None).await
+    }
+
+    /// [`Tokens::revoke_all`], but for `keep`: a new password ends every session of its
+    /// owner except the one that changed it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tokens::revoke_all`].
+    pub async fn revoke_all_except(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        keep: TokenId,
+    ) -> Result<u64, TokensError> {
+        self.revoke_every(owner, kind, Some(keep)).await
+    }
+
+    async fn revoke_every(
+        &self,
+        owner: &str,
+        kind: TokenKind,
+        except: Option<TokenId>,
+    ) -> Result<u64, TokensError> {
         let revoked = match self
             .inner
             .store
-            .revoke_all(owner, kind, self.inner.clock.now())
+            .revoke_all(owner, kind, except, self.inner.clock.now())
             .await
         {
             Ok(revoked) => revoked,

@@ -110,10 +110,11 @@ impl TokenStore for TestStore {
         &self,
         owner: &str,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> Result<Vec<TokenId>, StoreError> {
         self.check()?;
-        self.inner.revoke_all(owner, kind, at).await
+        self.inner.revoke_all(owner, kind, except, at).await
     }
 
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {

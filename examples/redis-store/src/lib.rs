@@ -339,7 +339,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
         ",
     ),
     // KEYS: the owner's set of live ids of the kind (sorted for standard tokens).
-    // ARGV: the token key prefix, owner, kind, revoked_at ms, 'sorted' or 'set'.
+    // ARGV: the token key prefix, owner, kind, revoked_at ms, 'sorted' or 'set', the id
+    // to keep or ''.
     // Revokes each that is still the owner's, of the kind and live; returns their ids.
     revoke_all: Script::new(
         r"
@@ -351,6 +352,9 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
         end
         local revoked = {}
         for _, id in ipairs(ids) do
+            if id == ARGV[6] then
+                goto continue
+            end
             local key = ARGV[1] .. id
             local fields = redis.call('HMGET', key, 'owner', 'kind', 'revoked_at')
             if fields[1] == ARGV[2] and fields[2] == ARGV[3] and not fields[3] then
@@ -364,6 +368,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
                     redis.call('SREM', KEYS[1], id)
                 end
             end
+            ::continue::
         end
         return revoked
         ",
@@ -683,6 +688,7 @@ impl TokenStore for RedisStore {
         &self,
         owner: &str,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> Result<Vec<TokenId>, StoreError> {
         let (key, set, kind) = match kind {
@@ -698,7 +704,8 @@ impl TokenStore for RedisStore {
             .arg(owner)
             .arg(kind)
             .arg(millis(at))
-            .arg(set);
+            .arg(set)
+            .arg(except.map(|id| id.to_string()).unwrap_or_default());
         let ids: Vec<Vec<u8>> = answer(self.run(&script, &key).await?, &key)?;
         ids.into_iter()
             .map(|id| {

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
-use tokengate::{Authenticated, Permission};
+use tokengate::{Authenticated, Permission, TokenKind};
 
 use crate::app::{AppState, ClientAddress};
 use crate::error::{ApiError, JsonBody};
@@ -298,15 +298,17 @@ async fn set_fields(
     }
     if let Some(new_hash) = new_hash {
         user.password_hash = new_hash;
-        let current = current_token.to_string();
-        for session in std::mem::take(&mut user.sessions) {
-            if session == current {
-                user.sessions.push(session);
-            } else {
-                state.tokens().revoke(&session).await?;
-            }
-        }
-        tracing::info!(user = user.name, "password changed; other sessions ended");
+        // Every session of the account through the store, whatever their number (a stolen
+        // one among them), but the one that made the change.
+        let ended = state
+            .tokens()
+            .revoke_all_except(&user.name, TokenKind::Session, current_token)
+            .await?;
+        tracing::info!(
+            user = user.name,
+            ended,
+            "password changed; other sessions ended"
+        );
     }
     users::save(state, user).await?;
     Ok(Json(profile(user)))

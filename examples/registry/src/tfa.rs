@@ -12,8 +12,8 @@ use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde::{Deserialize, Serialize};
 use tokengate::{
-    ClientBucket,    OTP_HEADER, OtpError, RecoveryCodes, SecondFactorRequest, SecondFactorVerdict, TokenDigest,
-    TokenId, TotpSecret,
+    ClientBucket, OTP_HEADER, OtpError, RecoveryCodes, SecondFactorRequest, SecondFactorVerdict,
+    TokenDigest, TokenId, TotpSecret,
 };
 use zeroize::Zeroizing;
 

@@ -113,9 +113,10 @@ impl TokenStore for Fresh {
         &self,
         owner: &str,
         kind: TokenKind,
+        except: Option<TokenId>,
         at: SystemTime,
     ) -> Result<Vec<TokenId>, StoreError> {
-        self.store.revoke_all(owner, kind, at).await
+        self.store.revoke_all(owner, kind, except, at).await
     }
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
         self.store.record_use(uses).await
