@@ -119,8 +119,9 @@ impl PasswordGuard {
 }
 
 /// What the address limit counts by: an IPv4 address, or an IPv6 client's /64, since one
-/// host usually holds a whole /64 (as the token gate's `FailureLimit` counts).
-fn network(client: IpAddr) -> IpAddr {
+/// host usually holds a whole /64 (as the token gate's `FailureLimit` counts). Also what
+/// npm's waiting browser logins and open connections are counted by.
+pub fn network(client: IpAddr) -> IpAddr {
     match client {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
