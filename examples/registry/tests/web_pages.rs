@@ -673,6 +673,92 @@ async fn an_npm_login_started_elsewhere_needs_a_separate_confirmation() {
 }
 
 #[tokio::test]
+async fn npm_logins_waiting_are_limited_per_address() {
+    let site = Site::start().await;
+    site.add_user("alice").await;
+    let busy = client(2);
+    // At the limit: five logins waiting from one address.
+    let mut waiting = Vec::new();
+    for n in 0..5 {
+        let reply = site.start_npm_login(busy).await;
+        assert_eq!(reply.status, 200, "login {n}: {}", reply.body);
+        waiting.push(reply);
+    }
+    // One past it: refused, saying why and for how long (npm then offers its password
+    // prompt instead).
+    let refused = site.start_npm_login(busy).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(
+        refused.json()["error"],
+        "too many npm logins are waiting from your address (at most 5, each for 5 minutes): \
+         finish one in the browser or wait for it to expire"
+    );
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=300).contains(&retry), "Retry-After: {retry}");
+    // Another address still gets through, and so does this one.
+    assert_eq!(site.start_npm_login(client(3)).await.status, 200);
+    assert_eq!(site.start_npm_login(HERE.into()).await.status, 200);
+    // A login finished and collected by npm frees its place.
+    let first = site.npm_login(client(4)).await;
+    for _ in 0..4 {
+        site.npm_login(client(4)).await;
+    }
+    assert_eq!(site.start_npm_login(client(4)).await.status, 429);
+    let form = Site::login_form("alice", &first.id);
+    let done = site
+        .post_from(client(4), "/-/web/login", None, Some(&site.origin), &form)
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(site.get(&first.done, None).await.status, 200);
+    assert_eq!(site.start_npm_login(client(4)).await.status, 200);
+}
+
+#[tokio::test]
+async fn one_address_cannot_fill_the_npm_login_table() {
+    let site = Site::start().await;
+    // The flood: a thousand logins started from one address, at once.
+    let mut accepted = 0;
+    for n in 0..1000 {
+        match site.start_npm_login(client(2)).await.status {
+            200 => accepted += 1,
+            429 => {}
+            other => panic!("start {n}: {other}"),
+        }
+    }
+    assert_eq!(
+        accepted, 5,
+        "one address kept more than five logins waiting"
+    );
+    // The table of a thousand is still open to everyone else: 199 more addresses fill it
+    // to the limit, five each...
+    let addr = site.registry.addr;
+    let mut others = tokio::task::JoinSet::new();
+    for n in 3..=201 {
+        others.spawn(async move {
+            for attempt in 0..5 {
+                let reply = start_npm_login(addr, client(n)).await;
+                assert_eq!(
+                    reply.status, 200,
+                    "127.0.0.{n}, login {attempt}: {}",
+                    reply.body
+                );
+            }
+        });
+    }
+    while let Some(finished) = others.join_next().await {
+        finished.unwrap();
+    }
+    // ...and one past it is refused, whoever asks, until a place frees.
+    let full = site.start_npm_login(client(202)).await;
+    assert_eq!(full.status, 503, "{}", full.body);
+    assert_eq!(
+        full.json()["error"],
+        "too many npm logins are in progress; try again shortly"
+    );
+    assert!(full.header("retry-after").is_some());
+}
+
+#[tokio::test]
 async fn two_factor_accounts_give_a_code_on_the_page() {
     let site = Site::start().await;
     let session = site.add_user("alice").await;

@@ -22,6 +22,10 @@
 //! them only the password prompt (`npm login --auth-type=legacy`). The box costs them one
 //! click, and it stops the phishing that works by a victim logging in without reading: the
 //! victim must now act on a warning that names the stranger's address.
+//!
+//! Anonymous callers cannot fill the table for everyone: each address (an IPv6 /64) may
+//! have [`PER_ADDRESS`] logins waiting at once (429 past that, which npm answers with its
+//! password prompt), so the table's [`MAX_WAITING`] is reached only by many addresses.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -46,6 +50,8 @@ use crate::passwords::network;
 pub const TTL: Duration = Duration::from_secs(5 * 60);
 /// How long a finished login's session waits for npm to collect it (npm polls each second).
 const PICK_UP: Duration = Duration::from_secs(60);
+/// Logins waiting at once from one address (an IPv6 /64).
+pub const PER_ADDRESS: usize = 5;
 /// Logins waiting at once in all.
 pub const MAX_WAITING: usize = 1_000;
 
@@ -102,8 +108,9 @@ impl NpmLogins {
             .map_err(|_| ApiError::internal("the login table", "poisoned"))
     }
 
-    /// A new login from `from`: its `loginUrl` id and `doneUrl` id. Refused with 503 when
-    /// [`MAX_WAITING`] are waiting, with `Retry-After` until a place frees.
+    /// A new login from `from`: its `loginUrl` id and `doneUrl` id. Refused with 429 when
+    /// `from` already has [`PER_ADDRESS`] waiting, 503 when [`MAX_WAITING`] are, each with
+    /// `Retry-After` until a place frees.
     pub fn start(
         &self,
         from: Option<IpAddr>,
@@ -112,6 +119,25 @@ impl NpmLogins {
     ) -> Result<(String, String), ApiError> {
         let mut logins = self.table()?;
         logins.retain(|_, login| login.until > now);
+        // When each of this address's logins ends.
+        let bucket = from.map(network);
+        let theirs: Vec<Instant> = logins
+            .values()
+            .filter(|login| login.from.map(network) == bucket)
+            .map(|login| login.until)
+            .collect();
+        if theirs.len() >= PER_ADDRESS {
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many npm logins are waiting from your address (at most {PER_ADDRESS}, \
+                     each for {} minutes): finish one in the browser or wait for it to expire",
+                    TTL.as_secs() / 60
+                ),
+            );
+            error.retry_after(seconds_until(theirs.iter().min().copied(), now));
+            return Err(error);
+        }
         if logins.len() >= MAX_WAITING {
             let first_free = logins.values().map(|login| login.until).min();
             let mut error = ApiError::new(
@@ -407,6 +433,42 @@ mod tests {
             logins.collect(&done, now).unwrap(),
             Collected::Unknown
         ));
+    }
+
+    #[test]
+    fn an_address_has_five_logins_waiting_and_another_its_own() {
+        let logins = NpmLogins::default();
+        let now = Instant::now();
+        for _ in 0..PER_ADDRESS {
+            logins
+                .start(ip("2001:db8::1"), now, SystemTime::now())
+                .unwrap();
+        }
+        // The same /64 is the same client.
+        let refused = logins
+            .start(
+                ip("2001:db8::2"),
+                now + Duration::from_secs(60),
+                SystemTime::now(),
+            )
+            .unwrap_err();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            refused.message().contains("at most 5"),
+            "{}",
+            refused.message()
+        );
+        assert!(
+            logins
+                .start(ip("2001:db8:0:1::1"), now, SystemTime::now())
+                .is_ok()
+        );
+        // Once the first expire, the address may start again.
+        assert!(
+            logins
+                .start(ip("2001:db8::1"), now + TTL, SystemTime::now())
+                .is_ok()
+        );
     }
 
     #[test]
