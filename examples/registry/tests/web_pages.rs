@@ -533,7 +533,9 @@ async fn npm_browser_login_protocol() {
         Some("127.0.0.1")
     );
     let started = text_of(&page.body, "npm-started").unwrap();
-    assert!(started.starts_with("Someone ran "), "{started}");
+    assert_eq!(started, "This login was started by ");
+    let started_at = page.body.split("</strong> on ").nth(1).unwrap();
+    assert!(started_at.contains(" UTC, "), "{started_at}");
     let expires = text_of(&page.body, "npm-expires").unwrap();
     assert!(
         expires.starts_with("npm logins wait 5 minutes at most: this one expires in "),

@@ -230,6 +230,13 @@ fn span(time: Duration) -> String {
     }
 }
 
+/// "2025-06-01 at 12:00:03 UTC".
+fn when(at: SystemTime) -> String {
+    let iso = iso(at);
+    let (day, time) = iso.split_once('T').unwrap_or((&iso, ""));
+    format!("{day} at {} UTC", time.trim_end_matches('Z'))
+}
+
 fn address(ip: Option<IpAddr>) -> String {
     ip.map_or_else(|| "an unknown address".into(), |ip| ip.to_string())
 }
@@ -249,8 +256,8 @@ pub fn panel(
     let from = address(waiting.from);
     html! {
         p #npm-started {
-            "Someone ran " code { "npm login" } " at " strong #npm-from { (from) }
-            " at " (iso(waiting.started)) " (" (span(ago)) " ago). "
+            "This login was started by " code { "npm login" } " from " strong #npm-from { (from) }
+            " on " (when(waiting.started)) ", " (span(ago)) " ago. "
             "This browser connects from " strong #npm-browser { (address(browser)) } "."
         }
         p #npm-expires {
