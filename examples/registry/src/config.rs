@@ -6,7 +6,8 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
                 [--max-write-token-days N] [--max-publish-mb N] [--header-timeout S]
-                [--request-timeout S] [--max-connections N] [--trusted-proxy CIDR]...
+                [--request-timeout S] [--max-connections N]
+                [--max-connections-per-address N] [--trusted-proxy CIDR]...
 
   --listen ADDR               address to listen on (default 127.0.0.1:4873)
   --data DIR                  where tokens (SQLite) and packages are kept
@@ -22,11 +23,20 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
   --request-timeout SECONDS   a request, body included, is answered 408 past this
                               (default 120)
   --max-connections N         connections served at once; more are closed (default 1024)
+  --max-connections-per-address N
+                              connections served at once from one client address (an
+                              IPv6 client's /64); more from it are closed (default 64, or
+                              --max-connections if smaller). A --trusted-proxy's own
+                              connections count against the total only
   --trusted-proxy CIDR        a reverse proxy whose X-Forwarded-For is believed (repeat
                               for several). Name the proxies' own addresses only: every
                               host in a trusted range can claim to be any client and so
                               pass any token's IP allow-list
   --help                      this text";
+
+/// Connections from one address when `--max-connections-per-address` is not given (at most
+/// `--max-connections`).
+const DEFAULT_PER_ADDRESS: usize = 64;
 
 /// A whole number of seconds from 1 to 3600.
 fn seconds(flag: &str, text: &str) -> Result<std::time::Duration, String> {
@@ -76,7 +86,9 @@ impl Config {
             header_timeout: std::time::Duration::from_secs(10),
             request_timeout: std::time::Duration::from_secs(120),
             max_connections: 1024,
+            max_connections_per_address: 0,
         };
+        let mut per_address = None;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -124,6 +136,17 @@ impl Config {
                             format!("--max-connections: {text:?} is not 1 to 1000000")
                         })?;
                 }
+                "--max-connections-per-address" => {
+                    let text = value("--max-connections-per-address")?;
+                    per_address = Some(text.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(
+                        || {
+                            format!(
+                                "--max-connections-per-address: {text:?} is not a number \
+                                 from 1 to --max-connections"
+                            )
+                        },
+                    )?);
+                }
                 "--max-publish-mb" => {
                     let text = value("--max-publish-mb")?;
                     max_publish_mb = text
@@ -147,6 +170,18 @@ impl Config {
                 ));
             }
         }
+        limits.max_connections_per_address = match per_address {
+            // Enough for a browser and npm's parallel fetches, a small office behind one
+            // address too, but never the whole of a small total.
+            None => DEFAULT_PER_ADDRESS.min(limits.max_connections),
+            Some(n) if n > limits.max_connections => {
+                return Err(format!(
+                    "--max-connections-per-address ({n}) is more than --max-connections ({})",
+                    limits.max_connections
+                ));
+            }
+            Some(n) => n,
+        };
         let trusted_proxies = tokengate::TrustedProxies::parse(&proxies)
             .map_err(|e| format!("--trusted-proxy: {e}"))?;
         Ok(Some(Self {

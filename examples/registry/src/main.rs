@@ -136,6 +136,6 @@ async fn serve(
     println!("  then, e.g.:       npm publish --registry={url}   (from a package's folder)");
     println!("  tokens on the web: {url}-/web/   (npm login opens it too)");
     println!("  stop it with Ctrl-C");
-    server::serve(listener, app, config.limits).await?;
+    server::serve(listener, app, config.limits, config.trusted_proxies).await?;
     Ok(())
 }

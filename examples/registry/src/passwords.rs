@@ -511,7 +511,6 @@ mod limit_tests {
             email: None,
             tfa: None,
             profile: Default::default(),
-            sessions: Vec::new(),
         }
     }
 

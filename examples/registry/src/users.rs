@@ -25,13 +25,7 @@ pub struct User {
     /// `npm profile set` fields other than email: fullname, homepage, github, …
     #[serde(default)]
     pub profile: std::collections::BTreeMap<String, String>,
-    /// Ids of the session tokens logins gave out, so that a new password can end them.
-    #[serde(default)]
-    pub sessions: Vec<String>,
 }
-
-/// Sessions remembered per user; older ones have expired long before this many more.
-const MAX_REMEMBERED_SESSIONS: usize = 100;
 
 /// Lengths of the passwords accounts may have, in bytes.
 const PASSWORD_LENGTHS: std::ops::RangeInclusive<usize> = 8..=1024;
@@ -117,14 +111,6 @@ impl PasswordChecked {
             .filter(|user| user.password_hash == self.hash)
             .map(|user| Verified { user, writing }))
     }
-}
-
-/// Remembers a session a login gave out, so that a new password can end it; the caller
-/// holds the write lock and saves `user`.
-pub fn remember_session(user: &mut User, id: &tokengate::TokenId) {
-    user.sessions.push(id.to_string());
-    let excess = user.sessions.len().saturating_sub(MAX_REMEMBERED_SESSIONS);
-    user.sessions.drain(..excess);
 }
 
 /// npm user names: lower-case letters, digits, `-`, `.` and `_`, not starting with `.` or
@@ -235,7 +221,6 @@ pub async fn login(
             email: body.email,
             tfa: None,
             profile: Default::default(),
-            sessions: Vec::new(),
         };
         save(&state, &user).await?;
         tracing::info!(user = name, "user created");
@@ -245,10 +230,6 @@ pub async fn login(
         .tokens()
         .create(name, NewToken::session().name("npm login session"))
         .await?;
-    if let Some(mut user) = load(&state, name).await? {
-        remember_session(&mut user, &created.listing.id);
-        save(&state, &user).await?;
-    }
     Ok((
         StatusCode::CREATED,
         Json(LoginReply {

@@ -17,7 +17,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION, SET_COOKIE
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use tokengate::store::Page;
@@ -33,15 +33,17 @@ use crate::passwords::Standing;
 use crate::users::Verified;
 use crate::{tfa, token_api, users};
 
+mod npm_login;
+
 /// The session cookie's name.
 pub const COOKIE: &str = "tg_session";
 /// Where the pages live; the cookie is sent to nothing else.
 const BASE: &str = "/-/web";
 /// Tokens per page of the Tokens page.
 const PER_PAGE: u64 = 20;
-/// How long a new token waits to be shown, and a browser login for npm to be finished.
+/// How long a new token waits to be shown (npm's browser logins: [`npm_login::TTL`]).
 const ONE_SHOT_TTL: Duration = Duration::from_secs(600);
-/// Most waiting values of each kind (shown tokens, npm logins) kept at once.
+/// Most new tokens waiting to be shown at once.
 const MAX_WAITING: usize = 1_000;
 
 /// What the pages keep between requests, in memory.
@@ -50,7 +52,7 @@ pub struct WebState {
     /// New tokens waiting to be shown once, by a random key in the page's address.
     shown: Mutex<HashMap<String, ShownToken>>,
     /// npm browser logins, by the id in `loginUrl`.
-    npm: Mutex<HashMap<String, NpmLogin>>,
+    npm: npm_login::NpmLogins,
 }
 
 struct ShownToken {
@@ -58,14 +60,6 @@ struct ShownToken {
     token: Zeroizing<String>,
     id: String,
     name: String,
-    at: Instant,
-}
-
-struct NpmLogin {
-    /// The id in `doneUrl`, which only npm sees.
-    done: String,
-    /// The session token for npm, once the user has logged in on the page.
-    token: Option<Zeroizing<String>>,
     at: Instant,
 }
 
@@ -92,13 +86,14 @@ fn random_key() -> Result<String, ApiError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Drops what waited too long, and refuses to keep more than [`MAX_WAITING`].
+/// Drops tokens that waited too long to be shown, and refuses to keep more than
+/// [`MAX_WAITING`].
 fn prune<T>(map: &mut HashMap<String, T>, at: impl Fn(&T) -> Instant) -> Result<(), ApiError> {
     map.retain(|_, value| at(value).elapsed() < ONE_SHOT_TTL);
     if map.len() >= MAX_WAITING {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "too many logins in progress; try again shortly",
+            "too many new tokens waiting to be shown; try again shortly",
         ));
     }
     Ok(())
@@ -126,8 +121,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/-/web", get(|| async { redirect("/-/web/tokens") }))
         .route("/-/web/", get(|| async { redirect("/-/web/tokens") }))
         .route("/-/web/login", get(login_page).post(login))
-        .route("/-/v1/login", post(npm_login))
-        .route("/-/v1/done", get(npm_done))
+        .route("/-/v1/login", post(npm_login::start))
+        .route("/-/v1/done", get(npm_login::done))
         .merge(signed_in)
         .layer(Extension(web))
 }
@@ -351,6 +346,9 @@ pub struct LoginForm {
     otp: Secret,
     #[serde(default)]
     npm: String,
+    /// The box ticked that says "I ran npm login myself" (see `npm_login`).
+    #[serde(default)]
+    confirm_npm: Option<String>,
 }
 
 /// What the login form shows: what was typed (never the password), and what is wrong.
@@ -365,6 +363,12 @@ struct LoginView<'a> {
     password_error: Option<String>,
     otp_error: Option<String>,
     notice: Option<&'static str>,
+    /// The npm login `npm` names, and this browser's address, for what the page says of it.
+    npm_waiting: Option<npm_login::Waiting>,
+    browser: Option<IpAddr>,
+    /// The box that confirms an npm login started elsewhere is ticked.
+    confirmed: bool,
+    confirm_error: Option<String>,
 }
 
 fn field_error(id: &str, error: &Option<String>) -> Markup {
@@ -389,6 +393,9 @@ fn login_form(view: &LoginView<'_>) -> Response {
         @if let Some(general) = &view.general { p.error #form-error role="alert" { (general) } }
         form method="post" action="/-/web/login" {
             input type="hidden" name="npm" value=(view.npm);
+            @if let Some(waiting) = &view.npm_waiting {
+                (npm_login::panel(waiting, view.browser, view.confirmed, view.confirm_error.as_deref()))
+            }
             label for="username" { "User name" }
             input #username type="text" name="username" value=(view.username)
                 autocomplete="username" autocapitalize="none" spellcheck="false" required
@@ -412,6 +419,7 @@ fn login_form(view: &LoginView<'_>) -> Response {
         || view.username_error.is_some()
         || view.password_error.is_some()
         || view.otp_error.is_some()
+        || view.confirm_error.is_some()
     {
         StatusCode::UNAUTHORIZED
     } else {
@@ -420,12 +428,35 @@ fn login_form(view: &LoginView<'_>) -> Response {
     page_response(status, layout(title, None, body))
 }
 
-/// `GET /-/web/login`.
-async fn login_page(Query(query): Query<LoginQuery>) -> Response {
+/// `GET /-/web/login`; with `npm=<id>`, for an npm login that waits, which the page
+/// describes (when and where it started).
+async fn login_page(
+    Extension(web): Extension<Arc<WebState>>,
+    ClientAddress(client): ClientAddress,
+    Query(query): Query<LoginQuery>,
+) -> Response {
     let npm = query.npm.unwrap_or_default();
+    let npm_waiting = if npm.is_empty() {
+        None
+    } else {
+        match web.npm.waiting(&npm, Instant::now()) {
+            Ok(Some(waiting)) => Some(waiting),
+            Ok(None) => {
+                return message_page(
+                    StatusCode::NOT_FOUND,
+                    "npm login expired",
+                    None,
+                    npm_login::GONE,
+                );
+            }
+            Err(error) => return api_error_page(None, error),
+        }
+    };
     login_form(&LoginView {
         npm: &npm,
         notice: query.logged_out.map(|_| "You are logged out."),
+        npm_waiting,
+        browser: client,
         ..LoginView::default()
     })
 }
@@ -451,8 +482,31 @@ async fn login(
     let mut view = LoginView {
         username: form.username.trim(),
         npm: &form.npm,
+        browser: client,
+        confirmed: form.confirm_npm.as_deref() == Some("yes"),
         ..LoginView::default()
     };
+    // An npm login: checked before the password, which is not spent on one that cannot
+    // finish. Started elsewhere, it needs the box ticked as well (see `npm_login`).
+    if !form.npm.is_empty() {
+        match web.npm.waiting(&form.npm, Instant::now()) {
+            Ok(Some(waiting)) => view.npm_waiting = Some(waiting),
+            Ok(None) => {
+                view.general = Some(npm_login::GONE.into());
+                return login_form(&view);
+            }
+            Err(error) => return api_error_page(None, error),
+        }
+        if view
+            .npm_waiting
+            .as_ref()
+            .is_some_and(|waiting| waiting.elsewhere(client))
+            && !view.confirmed
+        {
+            view.confirm_error = Some(npm_login::NOT_CONFIRMED.into());
+            return login_form(&view);
+        }
+    }
     if view.username.is_empty() {
         view.username_error = Some("user name is required".into());
     } else if !users::valid_username(view.username) {
@@ -513,50 +567,41 @@ async fn log_in(
         }
     }
     // A browser login for npm: npm gets a session of its own, through `doneUrl`.
-    let mut npm_done = false;
-    if !form.npm.is_empty() {
-        let waiting = web
-            .npm
-            .lock()
-            .map_err(|_| ApiError::internal("the login table", "poisoned"))?
-            .get(&form.npm)
-            .is_some_and(|login| login.token.is_none() && login.at.elapsed() < ONE_SHOT_TTL);
-        if !waiting {
-            view.general = Some(
-                "this npm login has expired or was already finished: run npm login again".into(),
-            );
-            return Ok(None);
-        }
+    let mut npm_done = None;
+    if let Some(from) = view.npm_waiting.as_ref().map(|waiting| waiting.from) {
         let created = state
             .tokens()
             .create(&name, NewToken::session().name("npm web login session"))
             .await?;
-        users::remember_session(&mut user, &created.listing.id);
-        if let Ok(mut logins) = web.npm.lock()
-            && let Some(login) = logins.get_mut(&form.npm)
-        {
-            login.token = Some(Zeroizing::new(created.token.expose_secret().to_owned()));
-            npm_done = true;
+        let token = Zeroizing::new(created.token.expose_secret().to_owned());
+        if !web.npm.finish(&form.npm, token, Instant::now())? {
+            // It expired (or another tab finished it) while the password was checked.
+            state
+                .tokens()
+                .revoke_owned(&name, &created.listing.id.to_string())
+                .await?;
+            view.general = Some(npm_login::GONE.into());
+            return Ok(None);
         }
+        npm_done = Some(from);
         tracing::info!(user = %name, token_id = %created.listing.id, "npm logged in through the web");
     }
     let created = state
         .tokens()
         .create(&name, NewToken::session().name("web session"))
         .await?;
-    // Remembered like npm's sessions, so that a new password ends them too.
-    users::remember_session(&mut user, &created.listing.id);
     users::save(state, &user).await?;
     let cookie = session_cookie(created.token.expose_secret(), secure)?;
     tracing::info!(user = %name, token_id = %created.listing.id, "web session started");
-    let mut response = if npm_done {
+    let mut response = if let Some(from) = npm_done {
+        let from = from.map_or_else(|| "an unknown address".into(), |ip| ip.to_string());
         page_response(
             StatusCode::OK,
             layout(
                 "npm is logged in",
                 Some(&name),
                 html! {
-                    p.notice role="status" { "npm is now logged in as " strong { (name) } ". You can go back to your terminal and close this page." }
+                    p.notice role="status" { "npm is now logged in as " strong { (name) } " (the " code { "npm login" } " at " (from) "). You can go back to your terminal and close this page." }
                     p { a href="/-/web/tokens" { "See your tokens" } }
                 },
             ),
@@ -583,98 +628,6 @@ async fn logout(State(state): State<AppState>, who: Authenticated, headers: Head
         .headers_mut()
         .insert(SET_COOKIE, clear_cookie(over_https(&headers)));
     response
-}
-
-// ---------------------------------------------------------------------------------------
-// npm's browser login
-
-#[derive(Deserialize, Default)]
-pub struct NpmLoginBody {
-    #[serde(default)]
-    create: bool,
-}
-
-/// `POST /-/v1/login`: where npm's browser login starts; answers `loginUrl` (the page the
-/// user logs in on) and `doneUrl` (what npm polls for its token).
-async fn npm_login(
-    Extension(web): Extension<Arc<WebState>>,
-    headers: HeaderMap,
-    body: Option<Json<NpmLoginBody>>,
-) -> Result<Response, ApiError> {
-    if body.is_some_and(|Json(body)| body.create) {
-        // npm then falls back to the password prompt, which creates accounts.
-        return Err(ApiError::not_found(
-            "accounts are created with `npm adduser` at the password prompt, not on the web",
-        ));
-    }
-    let origin = own_origin(&headers)
-        .ok_or_else(|| ApiError::bad_request("the Host header is not a host name and port"))?;
-    let (login, done) = (random_key()?, random_key()?);
-    {
-        let mut logins = web
-            .npm
-            .lock()
-            .map_err(|_| ApiError::internal("the login table", "poisoned"))?;
-        prune(&mut logins, |login| login.at)?;
-        logins.insert(
-            login.clone(),
-            NpmLogin {
-                done: done.clone(),
-                token: None,
-                at: Instant::now(),
-            },
-        );
-    }
-    Ok(Json(serde_json::json!({
-        "loginUrl": format!("{origin}/-/web/login?npm={login}"),
-        "doneUrl": format!("{origin}/-/v1/done?session={done}"),
-    }))
-    .into_response())
-}
-
-#[derive(Deserialize)]
-pub struct DoneQuery {
-    session: String,
-}
-
-/// `GET /-/v1/done?session=…`: 202 with `Retry-After` until the user has logged in, then
-/// 200 with the token, once.
-async fn npm_done(
-    Extension(web): Extension<Arc<WebState>>,
-    Query(query): Query<DoneQuery>,
-) -> Result<Response, ApiError> {
-    let mut logins = web
-        .npm
-        .lock()
-        .map_err(|_| ApiError::internal("the login table", "poisoned"))?;
-    let found = logins
-        .iter()
-        .find(|(_, login)| login.done == query.session && login.at.elapsed() < ONE_SHOT_TTL)
-        .map(|(key, login)| (key.clone(), login.token.is_some()));
-    match found {
-        None => Err(ApiError::not_found(
-            "this login is unknown or has expired: run npm login again",
-        )),
-        Some((_, false)) => {
-            let mut response = (StatusCode::ACCEPTED, Json(serde_json::json!({}))).into_response();
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-            response
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Ok(response)
-        }
-        Some((key, true)) => {
-            let login = logins.remove(&key).and_then(|login| login.token);
-            let token = login.ok_or_else(|| ApiError::not_found("this login is unknown"))?;
-            let mut response = Json(serde_json::json!({ "token": token.as_str() })).into_response();
-            response
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            Ok(response)
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use support::npm::Npm;
 use support::registry::{PASSWORD, Registry, TfaMode, add_user, enable_2fa, http};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
@@ -465,44 +465,21 @@ async fn the_web_pages_in_a_real_browser() {
     // npm receives a session token.
     let login_config = root.path().join("web-login.npmrc");
     std::fs::write(&login_config, "").unwrap();
-    let mut login = npm
-        .command("npm", &login_config, &npm.root)
-        .arg("login")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
-    let login_url = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(at) = line.find("http") {
-                let found = line[at..].trim().to_owned();
-                if found.contains("/-/web/login?npm=") {
-                    return found;
-                }
-            }
-        }
-        panic!("npm login printed no login URL")
-    })
-    .await
-    .expect("npm login prints its URL within 60 s");
-    browser.goto(&login_url).await;
+    let login = npm.web_login(&login_config).await;
+    browser.goto(&login.url).await;
     browser.wait_heading("Log in to npm").await;
+    // The page says where npm login ran, this browser's address, and how long it waits.
+    assert_eq!(browser.text("#npm-from").await, "127.0.0.1");
+    assert_eq!(browser.text("#npm-browser").await, "127.0.0.1");
+    assert!(browser.text("#npm-expires").await.contains("5 minutes"));
     browser.shot("11-npm-login").await;
     browser.fill("username", "alice").await;
     browser.fill("password", PASSWORD).await;
     browser.submit().await;
     browser.wait_heading("npm is logged in").await;
     browser.shot("12-npm-logged-in").await;
-    let status = tokio::time::timeout(Duration::from_secs(60), login.wait())
-        .await
-        .expect("npm login finishes within 60 s after the page")
-        .unwrap();
-    let mut rest = String::new();
-    while let Ok(Some(line)) = lines.next_line().await {
-        rest.push_str(&line);
-    }
-    assert!(status.success(), "npm login failed: {rest}");
+    let (ok, rest) = login.finish().await;
+    assert!(ok, "npm login failed: {rest}");
     let saved = std::fs::read_to_string(&login_config).unwrap();
     assert!(saved.contains(":_authToken=npm_"), "{saved}");
     let (ok, said) = npm.run(&login_config, &npm.root, &["whoami"]).await;

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::npm::Npm;
-use support::registry::{PASSWORD, Registry};
+use support::registry::{PASSWORD, Registry, add_user, http, http_from};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn npm_is_available() -> bool {
@@ -1271,4 +1271,121 @@ async fn dist_tags_deprecation_and_unpublish_through_the_real_npm_cli() {
     let gone = npm.fails(&session, here, &["view", "tagged"]).await;
     assert!(gone.contains("E404"), "{gone}");
     registry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_web_login_opened_elsewhere_needs_the_persons_confirmation() {
+    if !npm_ready("the npm web login test") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    add_user(registry.addr, "alice").await;
+    let npm = Npm::new(&work.path().join("npm"), &registry.url);
+    let config = work.path().join("web-login.npmrc");
+    std::fs::write(&config, "").unwrap();
+    let origin = registry.url.trim_end_matches('/').to_owned();
+
+    // npm login runs at 127.0.0.1 (an attacker's terminal, or the person's own over SSH)
+    // and its link is opened by a browser at 127.0.0.2.
+    let mut login = npm.web_login(&config).await;
+    let page = login.url.trim_start_matches(&origin).to_owned();
+    let id = page.rsplit('=').next().unwrap().to_owned();
+    let browser: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let shown = http_from(browser, registry.addr, "GET", &page, &[], b"").await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(
+        shown.body.contains("id=\"npm-from\">127.0.0.1<"),
+        "{}",
+        shown.body
+    );
+    assert!(
+        shown
+            .body
+            .contains("This login was started from another address than this browser's."),
+        "{}",
+        shown.body
+    );
+
+    // The password alone does not log npm in: npm keeps waiting.
+    let form = format!(
+        "username=alice&password={}&npm={id}",
+        PASSWORD.replace(' ', "+")
+    );
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("origin", origin.as_str()),
+    ];
+    let path = "/-/web/login";
+    let plain = http_from(
+        browser,
+        registry.addr,
+        "POST",
+        path,
+        &headers,
+        form.as_bytes(),
+    )
+    .await;
+    assert_eq!(plain.status, 401, "{}", plain.body);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        login.child.try_wait().unwrap().is_none(),
+        "npm login finished without the confirmation"
+    );
+
+    // Ticking the box that says "I ran npm login myself, there" does.
+    let confirmed = format!("{form}&confirm_npm=yes");
+    let reply = http_from(
+        browser,
+        registry.addr,
+        "POST",
+        path,
+        &headers,
+        confirmed.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (ok, said) = login.finish().await;
+    assert!(ok, "npm login failed: {said}");
+    let saved = std::fs::read_to_string(&config).unwrap();
+    assert!(saved.contains(":_authToken=npm_"), "{saved}");
+    let (ok, said) = npm.run(&config, &npm.root, &["whoami"]).await;
+    assert!(ok && said.contains("alice"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npm_login_from_an_address_with_too_many_waiting_asks_for_the_password() {
+    if !npm_ready("the npm web login limit test") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    add_user(registry.addr, "alice").await;
+    let npm = Npm::new(&work.path().join("npm"), &registry.url);
+    let config = work.path().join("login.npmrc");
+    std::fs::write(&config, "").unwrap();
+
+    // Five browser logins left waiting from this machine's address, its limit.
+    for n in 0..5 {
+        let started = http(
+            registry.addr,
+            "POST",
+            "/-/v1/login",
+            &[("content-type", "application/json")],
+            b"{}",
+        )
+        .await;
+        assert_eq!(started.status, 200, "login {n}: {}", started.body);
+    }
+    // npm's web login is refused with 429, and npm asks for the password instead of
+    // failing: the person still logs in.
+    let answers = [
+        ("Username:", Answer::Text("alice".to_owned())),
+        ("Password:", Answer::Text(PASSWORD.to_owned())),
+    ];
+    let (ok, seen) = npm.interactive(&config, "npm login", &answers, None).await;
+    assert!(ok && seen.contains("Logged in"), "{seen}");
+    assert!(!seen.contains("/-/web/login?npm="), "{seen}");
+    let (ok, said) = npm.run(&config, &npm.root, &["whoami"]).await;
+    assert!(ok && said.contains("alice"), "{said}");
 }

@@ -1649,39 +1649,10 @@ async fn slow_and_stalled_connections_are_closed() {
 
 #[tokio::test]
 async fn connections_past_the_limit_are_closed_unanswered() {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use support::registry::ping;
+    use tokio::io::BufReader;
     use tokio::net::TcpStream;
 
-    const PING: &[u8] = b"GET /-/ping HTTP/1.1\r\nHost: x\r\n\r\n";
-    /// Sends a ping on a kept-alive connection; answers the status line, or `None` when the
-    /// server closed the connection without answering.
-    async fn ping(stream: &mut BufReader<TcpStream>) -> Option<String> {
-        stream.get_mut().write_all(PING).await.ok()?;
-        let mut status = String::new();
-        let read = tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            stream.read_line(&mut status),
-        )
-        .await
-        .expect("the server neither answered nor closed the connection");
-        match read {
-            Ok(0) | Err(_) => None,
-            Ok(_) => {
-                // Drain the rest of the small response so the next ping starts clean.
-                let mut line = String::new();
-                let mut length = 0;
-                while stream.read_line(&mut line).await.unwrap() > 2 {
-                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = value.trim().parse().unwrap();
-                    }
-                    line.clear();
-                }
-                let mut body = vec![0; length];
-                stream.read_exact(&mut body).await.unwrap();
-                Some(status.trim_end().to_owned())
-            }
-        }
-    }
     let connect = |addr| async move { BufReader::new(TcpStream::connect(addr).await.unwrap()) };
 
     let data = tempfile::tempdir().unwrap();
@@ -1721,6 +1692,156 @@ async fn connections_past_the_limit_are_closed_unanswered() {
         Some("HTTP/1.1 200 OK"),
         "no place came free"
     );
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection() {
+    use support::registry::{connect_from, ping};
+    use tokio::io::BufReader;
+
+    let crowded: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let other: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let flags = [
+        "--max-connections",
+        "8",
+        "--max-connections-per-address",
+        "2",
+    ];
+    let registry = Registry::start_with("127.0.0.1:0", data.path(), &flags).await;
+    let addr = registry.addr;
+    let connect = |source| async move { BufReader::new(connect_from(source, addr).await) };
+
+    // At the limit: two kept-alive connections from one address are both served.
+    let mut first = connect(crowded).await;
+    let mut second = connect(crowded).await;
+    assert_eq!(ping(&mut first).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    assert_eq!(ping(&mut second).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    // One past it: a third from that address is closed without an answer, though the
+    // total has room...
+    assert_eq!(
+        ping(&mut connect(crowded).await).await,
+        None,
+        "a third connection from one address was served"
+    );
+    // ...which another address still gets, and the first two keep being served.
+    let mut elsewhere = connect(other).await;
+    assert_eq!(
+        ping(&mut elsewhere).await.as_deref(),
+        Some("HTTP/1.1 200 OK")
+    );
+    assert_eq!(ping(&mut first).await.as_deref(), Some("HTTP/1.1 200 OK"));
+    // A flood from the crowded address is one warning that names the flag, not a line
+    // each; and it is not the total's warning.
+    for _ in 0..20 {
+        assert_eq!(ping(&mut connect(crowded).await).await, None);
+    }
+    assert_eq!(registry.logged("see --max-connections-per-address"), 1);
+    assert_eq!(registry.logged("see --max-connections)"), 0);
+    // Once one of its connections closes, the address has a place again.
+    drop(second);
+    let mut served = None;
+    for _ in 0..100 {
+        served = ping(&mut connect(crowded).await).await;
+        if served.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        served.as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "no place came free"
+    );
+}
+
+#[tokio::test]
+async fn a_trusted_proxys_connections_count_against_the_total_only() {
+    use support::registry::{connect_from, ping};
+    use tokio::io::BufReader;
+
+    let proxy: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let flags = [
+        "--max-connections",
+        "4",
+        "--max-connections-per-address",
+        "2",
+        "--trusted-proxy",
+        "127.0.0.2",
+    ];
+    let registry = Registry::start_with("127.0.0.1:0", data.path(), &flags).await;
+    // A reverse proxy carries many clients: it may open more than one address may...
+    let mut open = Vec::new();
+    for n in 0..4 {
+        let mut connection = BufReader::new(connect_from(proxy, registry.addr).await);
+        let served = ping(&mut connection).await;
+        assert_eq!(served.as_deref(), Some("HTTP/1.1 200 OK"), "connection {n}");
+        open.push(connection);
+    }
+    // ...but not more than the total.
+    let mut fifth = BufReader::new(connect_from(proxy, registry.addr).await);
+    assert_eq!(
+        ping(&mut fifth).await,
+        None,
+        "a fifth connection was served"
+    );
+}
+
+#[test]
+fn the_per_address_connection_limit_is_checked_and_documented() {
+    struct Refused {
+        flags: &'static [&'static str],
+        says: &'static str,
+    }
+    let cases = [
+        Refused {
+            flags: &["--max-connections-per-address", "0"],
+            says: "--max-connections-per-address: \"0\" is not a number from 1 to --max-connections",
+        },
+        Refused {
+            flags: &["--max-connections-per-address", "many"],
+            says: "--max-connections-per-address: \"many\" is not a number from 1 to --max-connections",
+        },
+        Refused {
+            flags: &[
+                "--max-connections",
+                "10",
+                "--max-connections-per-address",
+                "11",
+            ],
+            says: "--max-connections-per-address (11) is more than --max-connections (10)",
+        },
+        Refused {
+            flags: &[
+                "--max-connections-per-address",
+                "11",
+                "--max-connections",
+                "10",
+            ],
+            says: "--max-connections-per-address (11) is more than --max-connections (10)",
+        },
+        Refused {
+            flags: &["--max-connections-per-address", "1025"],
+            says: "--max-connections-per-address (1025) is more than --max-connections (1024)",
+        },
+    ];
+    for case in cases {
+        let refused = std::process::Command::new(support::registry::binary())
+            .arg("--memory")
+            .args(case.flags)
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{:?}", case.flags);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(said.contains(case.says), "{:?}: {said}", case.flags);
+    }
+    let help = std::process::Command::new(support::registry::binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--max-connections-per-address N"), "{help}");
 }
 
 #[tokio::test]

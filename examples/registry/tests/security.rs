@@ -466,3 +466,35 @@ async fn wrong_codes_from_one_sender_do_not_refuse_the_owners_right_code() {
         .await;
     assert_eq!(published.status, 201, "{}", published.body);
 }
+
+#[tokio::test]
+async fn a_new_password_ends_every_other_session_however_many_there_are() {
+    let (client, _data) = start().await;
+    let stolen = client.session("alice").await;
+    // More sessions than the registry used to remember (100), the stolen one the oldest.
+    let mut sessions = Vec::new();
+    for _ in 0..110 {
+        sessions.push(client.session("alice").await);
+    }
+    let current = sessions.pop().unwrap();
+    let change = json!({ "password": { "old": PASSWORD, "new": "a much newer password" } });
+    let changed = client
+        .send(
+            "POST",
+            "/-/npm/v1/user",
+            Some(&current),
+            &change.to_string(),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    for session in [&stolen, &sessions[0], &sessions[108]] {
+        let refused = client.send("GET", "/-/whoami", Some(session), "").await;
+        assert_eq!(refused.status, 401, "{}", refused.body);
+    }
+    let kept = client.send("GET", "/-/whoami", Some(&current), "").await;
+    assert_eq!(
+        kept.status, 200,
+        "the session that changed it goes on: {}",
+        kept.body
+    );
+}

@@ -5,7 +5,28 @@
 
 mod support;
 
-use support::registry::{PASSWORD, Registry, Reply, TfaMode, add_user, enable_2fa, http};
+use std::net::IpAddr;
+
+use support::registry::{
+    PASSWORD, Registry, Reply, TfaMode, add_user, enable_2fa, http, http_from,
+};
+
+/// 127.0.0.`n`: this machine, but another client as far as the registry can tell.
+fn client(n: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, n])
+}
+
+/// The address the tests' browser and npm come from unless they say otherwise.
+const HERE: [u8; 4] = [127, 0, 0, 1];
+
+/// An npm browser login that `POST /-/v1/login` started.
+struct NpmLogin {
+    /// The page's address (`loginUrl` without the origin) and the id in it.
+    page: String,
+    id: String,
+    /// What npm polls (`doneUrl` without the origin).
+    done: String,
+}
 
 struct Site {
     registry: Registry,
@@ -39,6 +60,19 @@ impl Site {
         origin: Option<&str>,
         form: &str,
     ) -> Reply {
+        self.post_from(HERE.into(), path, cookie, origin, form)
+            .await
+    }
+
+    /// [`Site::post`] from the browser at `source`.
+    async fn post_from(
+        &self,
+        source: IpAddr,
+        path: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+        form: &str,
+    ) -> Reply {
         let cookie = cookie.map(|c| format!("tg_session={c}"));
         let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
         if let Some(cookie) = &cookie {
@@ -47,13 +81,49 @@ impl Site {
         if let Some(origin) = origin {
             headers.push(("origin", origin));
         }
-        http(self.registry.addr, "POST", path, &headers, form.as_bytes()).await
+        let addr = self.registry.addr;
+        http_from(source, addr, "POST", path, &headers, form.as_bytes()).await
     }
 
     async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        self.get_from(HERE.into(), path, cookie).await
+    }
+
+    /// [`Site::get`] from the browser at `source`.
+    async fn get_from(&self, source: IpAddr, path: &str, cookie: Option<&str>) -> Reply {
         let cookie = cookie.map(|c| format!("tg_session={c}"));
         let headers: Vec<(&str, &str)> = cookie.iter().map(|c| ("cookie", c.as_str())).collect();
-        http(self.registry.addr, "GET", path, &headers, b"").await
+        http_from(source, self.registry.addr, "GET", path, &headers, b"").await
+    }
+
+    /// `POST /-/v1/login` as npm sends it, from a terminal at `source`.
+    async fn start_npm_login(&self, source: IpAddr) -> Reply {
+        start_npm_login(self.registry.addr, source).await
+    }
+
+    /// [`Site::start_npm_login`], which must be accepted.
+    async fn npm_login(&self, source: IpAddr) -> NpmLogin {
+        let reply = self.start_npm_login(source).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let urls = reply.json();
+        let page = urls["loginUrl"].as_str().unwrap();
+        let done = urls["doneUrl"].as_str().unwrap();
+        assert!(page.starts_with(&format!("{}/-/web/login?npm=", self.origin)));
+        assert!(done.starts_with(&format!("{}/-/v1/done?session=", self.origin)));
+        let page = page.trim_start_matches(&self.origin).to_owned();
+        NpmLogin {
+            id: page.rsplit('=').next().unwrap().to_owned(),
+            page,
+            done: done.trim_start_matches(&self.origin).to_owned(),
+        }
+    }
+
+    /// The form the login page posts for `user`, for the npm login `id`.
+    fn login_form(user: &str, id: &str) -> String {
+        format!(
+            "username={user}&password={}&npm={id}",
+            PASSWORD.replace(' ', "+")
+        )
     }
 
     /// Logs in on the page; answers the session in the cookie.
@@ -103,6 +173,20 @@ impl Site {
         assert_eq!(reply.status, 200, "{}", reply.body);
         reply.json()["objects"].as_array().unwrap().clone()
     }
+}
+
+/// `POST /-/v1/login` as npm sends it, from a terminal at `source`.
+async fn start_npm_login(addr: std::net::SocketAddr, source: IpAddr) -> Reply {
+    let headers = [("content-type", "application/json")];
+    http_from(source, addr, "POST", "/-/v1/login", &headers, b"{}").await
+}
+
+/// The text inside the element with this id, up to its first tag.
+fn text_of(body: &str, id: &str) -> Option<String> {
+    let marker = format!("id=\"{id}\"");
+    let start = body.find(&marker)? + marker.len();
+    let rest = &body[start..];
+    Some(rest[rest.find('>')? + 1..].split('<').next()?.to_owned())
 }
 
 /// The text of the element with this id (its first text node), as the page has it.
@@ -423,22 +507,8 @@ async fn the_tokens_page_is_newest_first_and_paged() {
 async fn npm_browser_login_protocol() {
     let site = Site::start().await;
     site.add_user("alice").await;
-    let start = http(
-        site.registry.addr,
-        "POST",
-        "/-/v1/login",
-        &[("content-type", "application/json")],
-        b"{}",
-    )
-    .await;
-    assert_eq!(start.status, 200, "{}", start.body);
-    let urls = start.json();
-    let login_url = urls["loginUrl"].as_str().unwrap();
-    let done_url = urls["doneUrl"].as_str().unwrap();
-    assert!(login_url.starts_with(&format!("{}/-/web/login?npm=", site.origin)));
-    assert!(done_url.starts_with(&format!("{}/-/v1/done?session=", site.origin)));
-    let login_id = login_url.rsplit('=').next().unwrap();
-    let done_path = done_url.trim_start_matches(&site.origin).to_owned();
+    let login = site.npm_login(HERE.into()).await;
+    let (login_id, done_path) = (login.id.clone(), login.done.clone());
     assert_ne!(
         login_id,
         done_path.rsplit('=').next().unwrap(),
@@ -450,10 +520,31 @@ async fn npm_browser_login_protocol() {
     assert_eq!(waiting.header("retry-after"), Some("1"));
     assert_eq!(waiting.json(), serde_json::json!({}));
 
-    let page = site
-        .get(&format!("/-/web/login?npm={login_id}"), None)
-        .await;
+    // The page says when and where npm login ran, and how long it waits; from the same
+    // address as the terminal, it asks the person to go on only if that was them, and
+    // the password alone finishes it.
+    let page = site.get(&login.page, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Log in to npm"));
+    assert_eq!(
+        text_of(&page.body, "npm-from").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        text_of(&page.body, "npm-browser").as_deref(),
+        Some("127.0.0.1")
+    );
+    let started = text_of(&page.body, "npm-started").unwrap();
+    assert_eq!(started, "This login was started by ");
+    let started_at = page.body.split("</strong> on ").nth(1).unwrap();
+    assert!(started_at.contains(" UTC, "), "{started_at}");
+    let expires = text_of(&page.body, "npm-expires").unwrap();
+    assert!(
+        expires.starts_with("npm logins wait 5 minutes at most: this one expires in "),
+        "{expires}"
+    );
+    assert!(page.body.contains("Go on only if you ran"));
+    assert!(!page.body.contains("id=\"confirm_npm\""));
     let done = site
         .post(
             "/-/web/login",
@@ -464,6 +555,7 @@ async fn npm_browser_login_protocol() {
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("npm is now logged in"));
+    assert!(done.body.contains("at 127.0.0.1"), "{}", done.body);
     let token = site.get(&done_path, None).await;
     assert_eq!(token.status, 200);
     let token = token.json()["token"].as_str().unwrap().to_owned();
@@ -487,6 +579,10 @@ async fn npm_browser_login_protocol() {
         )
         .await;
     assert!(again.body.contains("run npm login again"));
+    // A finished (or expired, or unknown) login has no page.
+    let gone = site.get(&login.page, None).await;
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    assert!(gone.body.contains("run npm login again"), "{}", gone.body);
 
     // npm adduser asks for web sign-up; the registry sends it to the password prompt.
     let create = http(
@@ -498,6 +594,172 @@ async fn npm_browser_login_protocol() {
     )
     .await;
     assert_eq!(create.status, 404);
+}
+
+#[tokio::test]
+async fn an_npm_login_started_elsewhere_needs_a_separate_confirmation() {
+    // RFC 8628, section 5.4: someone at 127.0.0.2 starts npm login and sends the genuine
+    // loginUrl to alice, whose browser is at 127.0.0.1.
+    let site = Site::start().await;
+    site.add_user("alice").await;
+    let login = site.npm_login(client(2)).await;
+
+    // The page says plainly that the login came from elsewhere, and from where.
+    let page = site.get(&login.page, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        text_of(&page.body, "npm-from").as_deref(),
+        Some("127.0.0.2")
+    );
+    assert_eq!(
+        text_of(&page.body, "npm-browser").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert!(
+        page.body
+            .contains("This login was started from another address than this browser's."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"confirm_npm\""), "{}", page.body);
+
+    // The user name and password alone do not finish it, nor start a web session: the
+    // page asks for the box, and npm keeps waiting.
+    let form = Site::login_form("alice", &login.id);
+    let plain = site
+        .post("/-/web/login", None, Some(&site.origin), &form)
+        .await;
+    assert_eq!(plain.status, 401, "{}", plain.body);
+    assert_eq!(
+        field_error(&plain.body, "confirm_npm").as_deref(),
+        Some(
+            "this npm login was started from another address: tick the box to confirm that \
+             you started it yourself, or close this page"
+        )
+    );
+    assert!(plain.header("set-cookie").is_none());
+    assert_eq!(site.get(&login.done, None).await.status, 202);
+    // A box with another value is not the box.
+    let forged = format!("{form}&confirm_npm=on");
+    let forged = site
+        .post("/-/web/login", None, Some(&site.origin), &forged)
+        .await;
+    assert_eq!(forged.status, 401, "{}", forged.body);
+    assert_eq!(site.get(&login.done, None).await.status, 202);
+
+    // Ticking the box, a separate and stated confirmation, finishes it (the person who
+    // ran npm login over SSH on another machine, say).
+    let confirmed = format!("{form}&confirm_npm=yes");
+    let confirmed = site
+        .post("/-/web/login", None, Some(&site.origin), &confirmed)
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    assert!(confirmed.body.contains("npm is now logged in"));
+    assert!(
+        confirmed.body.contains("at 127.0.0.2"),
+        "{}",
+        confirmed.body
+    );
+    let token = site.get(&login.done, None).await;
+    assert_eq!(token.status, 200, "{}", token.body);
+    assert!(token.json()["token"].as_str().unwrap().starts_with("npm_"));
+
+    // From the terminal's own address, the same page needs no box.
+    let login = site.npm_login(client(2)).await;
+    let page = site.get_from(client(2), &login.page, None).await;
+    assert!(!page.body.contains("id=\"confirm_npm\""), "{}", page.body);
+    let form = Site::login_form("alice", &login.id);
+    let done = site
+        .post_from(client(2), "/-/web/login", None, Some(&site.origin), &form)
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(site.get(&login.done, None).await.status, 200);
+}
+
+#[tokio::test]
+async fn npm_logins_waiting_are_limited_per_address() {
+    let site = Site::start().await;
+    site.add_user("alice").await;
+    let busy = client(2);
+    // At the limit: five logins waiting from one address.
+    let mut waiting = Vec::new();
+    for n in 0..5 {
+        let reply = site.start_npm_login(busy).await;
+        assert_eq!(reply.status, 200, "login {n}: {}", reply.body);
+        waiting.push(reply);
+    }
+    // One past it: refused, saying why and for how long (npm then offers its password
+    // prompt instead).
+    let refused = site.start_npm_login(busy).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(
+        refused.json()["error"],
+        "too many npm logins are waiting from your address (at most 5, each for 5 minutes): \
+         finish one in the browser or wait for it to expire"
+    );
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=300).contains(&retry), "Retry-After: {retry}");
+    // Another address still gets through, and so does this one.
+    assert_eq!(site.start_npm_login(client(3)).await.status, 200);
+    assert_eq!(site.start_npm_login(HERE.into()).await.status, 200);
+    // A login finished and collected by npm frees its place.
+    let first = site.npm_login(client(4)).await;
+    for _ in 0..4 {
+        site.npm_login(client(4)).await;
+    }
+    assert_eq!(site.start_npm_login(client(4)).await.status, 429);
+    let form = Site::login_form("alice", &first.id);
+    let done = site
+        .post_from(client(4), "/-/web/login", None, Some(&site.origin), &form)
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(site.get(&first.done, None).await.status, 200);
+    assert_eq!(site.start_npm_login(client(4)).await.status, 200);
+}
+
+#[tokio::test]
+async fn one_address_cannot_fill_the_npm_login_table() {
+    let site = Site::start().await;
+    // The flood: a thousand logins started from one address, at once.
+    let mut accepted = 0;
+    for n in 0..1000 {
+        match site.start_npm_login(client(2)).await.status {
+            200 => accepted += 1,
+            429 => {}
+            other => panic!("start {n}: {other}"),
+        }
+    }
+    assert_eq!(
+        accepted, 5,
+        "one address kept more than five logins waiting"
+    );
+    // The table of a thousand is still open to everyone else: 199 more addresses fill it
+    // to the limit, five each...
+    let addr = site.registry.addr;
+    let mut others = tokio::task::JoinSet::new();
+    for n in 3..=201 {
+        others.spawn(async move {
+            for attempt in 0..5 {
+                let reply = start_npm_login(addr, client(n)).await;
+                assert_eq!(
+                    reply.status, 200,
+                    "127.0.0.{n}, login {attempt}: {}",
+                    reply.body
+                );
+            }
+        });
+    }
+    while let Some(finished) = others.join_next().await {
+        finished.unwrap();
+    }
+    // ...and one past it is refused, whoever asks, until a place frees.
+    let full = site.start_npm_login(client(202)).await;
+    assert_eq!(full.status, 503, "{}", full.body);
+    assert_eq!(
+        full.json()["error"],
+        "too many npm logins are in progress; try again shortly"
+    );
+    assert!(full.header("retry-after").is_some());
 }
 
 #[tokio::test]
@@ -587,6 +849,34 @@ async fn two_factor_accounts_give_a_code_on_the_page() {
     assert_eq!(reply.status, 401);
     assert!(field_error(&reply.body, "otp").is_some());
     assert_eq!(site.api_tokens(&session).await.len(), 1);
+
+    // An npm login started elsewhere: the box ticked with the password stays ticked while
+    // the page asks for the code, and the code then finishes it.
+    let login = site.npm_login(client(2)).await;
+    let form = format!("{}&confirm_npm=yes", Site::login_form("alice", &login.id));
+    let reply = site
+        .post("/-/web/login", None, Some(&site.origin), &form)
+        .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(field_error(&reply.body, "otp").is_some(), "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("name=\"confirm_npm\" value=\"yes\" checked"),
+        "{}",
+        reply.body
+    );
+    let recovery = &enrolled.recovery[1];
+    let reply = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            &format!("{form}&otp={recovery}"),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(site.get(&login.done, None).await.status, 200);
 }
 
 #[tokio::test]

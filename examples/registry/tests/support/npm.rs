@@ -4,7 +4,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// `npm login` waiting for the person to log in on the page.
+pub struct WebLogin {
+    pub child: Child,
+    /// The page npm printed (`loginUrl`).
+    pub url: String,
+    /// The rest of what npm prints.
+    pub output: Lines<BufReader<ChildStdout>>,
+}
+
+impl WebLogin {
+    /// Waits (60 s at most) for npm to end; answers whether it succeeded and what it
+    /// printed after the URL.
+    pub async fn finish(mut self) -> (bool, String) {
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("npm login finishes within 60 s after the page")
+            .unwrap();
+        let mut rest = String::new();
+        while let Ok(Some(line)) = self.output.next_line().await {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        (status.success(), rest)
+    }
+}
 
 /// A sandbox for npm against one registry.
 pub struct Npm {
@@ -86,6 +113,33 @@ impl Npm {
         let (ok, text) = self.run(config, cwd, args).await;
         assert!(ok, "npm {args:?} failed:\n{text}");
         text
+    }
+
+    /// Starts `npm login` (npm 11's web login) with `config`, and waits for the login page's
+    /// address it prints.
+    pub async fn web_login(&self, config: &Path) -> WebLogin {
+        let mut child = self
+            .command("npm", config, &self.root)
+            .arg("login")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = output.next_line().await.unwrap() {
+                if let Some(at) = line.find("http") {
+                    let found = line[at..].trim().to_owned();
+                    if found.contains("/-/web/login?npm=") {
+                        return found;
+                    }
+                }
+            }
+            panic!("npm login printed no login URL")
+        })
+        .await
+        .expect("npm login prints its URL within 60 s");
+        WebLogin { child, url, output }
     }
 
     pub async fn fails(&self, config: &Path, cwd: &Path, args: &[&str]) -> String {

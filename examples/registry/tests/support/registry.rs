@@ -110,6 +110,48 @@ impl Reply {
     }
 }
 
+/// A connection to `addr` from the loopback address `source` (such as 127.0.0.2, another
+/// client as far as the registry can tell: all of 127.0.0.0/8 is this machine).
+pub async fn connect_from(source: std::net::IpAddr, addr: std::net::SocketAddr) -> TcpStream {
+    let socket = match source {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(source, 0))
+        .unwrap_or_else(|e| panic!("cannot bind a client socket to {source}: {e}"));
+    socket.connect(addr).await.unwrap()
+}
+
+/// Sends a ping on a kept-alive connection; answers the status line, or `None` when the
+/// server closed the connection without answering.
+pub async fn ping(stream: &mut BufReader<TcpStream>) -> Option<String> {
+    const PING: &[u8] = b"GET /-/ping HTTP/1.1\r\nHost: x\r\n\r\n";
+    stream.get_mut().write_all(PING).await.ok()?;
+    let mut status = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_line(&mut status))
+        .await
+        .expect("the server neither answered nor closed the connection");
+    match read {
+        Ok(0) | Err(_) => None,
+        Ok(_) => {
+            // Drain the rest of the small response so the next ping starts clean.
+            let mut line = String::new();
+            let mut length = 0;
+            while stream.read_line(&mut line).await.unwrap() > 2 {
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body).await.unwrap();
+            Some(status.trim_end().to_owned())
+        }
+    }
+}
+
 /// One HTTP/1.1 request on a fresh connection, `Connection: close`.
 pub async fn http(
     addr: std::net::SocketAddr,
@@ -119,26 +161,23 @@ pub async fn http(
     body: &[u8],
 ) -> Reply {
     let stream = TcpStream::connect(addr).await.unwrap();
-    exchange(stream, addr, method, path, headers, body).await
+    http_on(stream, addr, method, path, headers, body).await
 }
 
-/// [`http`] from the client address `from` (such as 127.0.0.2: every address in
-/// 127.0.0.0/8 is this machine's, and the registry sees each as a client of its own).
+/// [`http`] from the loopback address `source` (see [`connect_from`]).
 pub async fn http_from(
-    from: std::net::IpAddr,
+    source: std::net::IpAddr,
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    exchange(stream, addr, method, path, headers, body).await
+    let stream = connect_from(source, addr).await;
+    http_on(stream, addr, method, path, headers, body).await
 }
 
-async fn exchange(
+async fn http_on(
     mut stream: TcpStream,
     addr: std::net::SocketAddr,
     method: &str,
