@@ -16,6 +16,7 @@
 mod algorithm;
 mod fetch;
 mod issuer;
+mod keys;
 
 pub use algorithm::SigningAlgorithm;
 pub use fetch::{FetchError, HttpFetch, HyperFetch};
