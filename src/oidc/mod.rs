@@ -17,6 +17,7 @@ mod algorithm;
 mod fetch;
 mod issuer;
 mod keys;
+mod replay;
 
 pub use algorithm::SigningAlgorithm;
 pub use fetch::{FetchError, HttpFetch, HyperFetch};
@@ -24,3 +25,4 @@ pub use issuer::{
     CIRCLECI_ISSUER_BASE, GITHUB_ACTIONS_ISSUER, GITLAB_COM_ISSUER, InvalidIssuer, IssuerUrl,
     MAX_CIRCLECI_ORGS, MAX_ISSUER_LEN, Provider, TrustedIssuer,
 };
+pub use replay::{MemoryReplayGuard, ReplayGuard, ReplayKey};
