@@ -14,15 +14,26 @@
 //! token it mints; see [`IdTokenVerifier`] for the whole flow.
 
 mod algorithm;
+mod claims;
+mod error;
 mod fetch;
 mod issuer;
 mod keys;
 mod replay;
+mod verifier;
 
 pub use algorithm::SigningAlgorithm;
+pub use claims::{
+    CircleCiClaims, GitHubClaims, GitLabClaims, Provenance, ProviderClaims, VerifiedIdToken,
+};
+pub use error::{Refusal, VerifyError};
 pub use fetch::{FetchError, HttpFetch, HyperFetch};
 pub use issuer::{
     CIRCLECI_ISSUER_BASE, GITHUB_ACTIONS_ISSUER, GITLAB_COM_ISSUER, InvalidIssuer, IssuerUrl,
     MAX_CIRCLECI_ORGS, MAX_ISSUER_LEN, Provider, TrustedIssuer,
 };
 pub use replay::{MemoryReplayGuard, ReplayGuard, ReplayKey};
+pub use verifier::{
+    Audience, DEFAULT_MAX_DOCUMENT_LEN, IdTokenVerifier, IdTokenVerifierBuilder, InvalidAudience,
+    MAX_ID_TOKEN_LEN,
+};
