@@ -14,7 +14,7 @@ const MAX_CLAIM_LEN: usize = 1_024;
 /// An ID token whose signature, issuer, audience, times and single use were checked.
 ///
 /// It names no policy yet: match it against the package's
-/// trust policies.
+/// [`TrustPolicy`](super::TrustPolicy)s.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedIdToken {
     pub(crate) issuer: IssuerUrl,

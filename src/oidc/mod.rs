@@ -19,6 +19,7 @@ mod error;
 mod fetch;
 mod issuer;
 mod keys;
+mod policy;
 mod replay;
 mod verifier;
 
@@ -31,6 +32,10 @@ pub use fetch::{FetchError, HttpFetch, HyperFetch};
 pub use issuer::{
     CIRCLECI_ISSUER_BASE, GITHUB_ACTIONS_ISSUER, GITLAB_COM_ISSUER, InvalidIssuer, IssuerUrl,
     MAX_CIRCLECI_ORGS, MAX_ISSUER_LEN, Provider, TrustedIssuer,
+};
+pub use policy::{
+    CircleCiPolicy, GitHubPolicy, GitLabPolicy, InvalidPolicy, Pin, PolicyMatch, PolicyMismatch,
+    TrustPolicy, TrustedAction, TrustedActions, match_policies,
 };
 pub use replay::{MemoryReplayGuard, ReplayGuard, ReplayKey};
 pub use verifier::{

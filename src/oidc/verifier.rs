@@ -74,7 +74,8 @@ impl Audience {
 ///
 /// ```no_run
 /// use tokengate::oidc::{
-///     Audience, HyperFetch, IdTokenVerifier, MemoryReplayGuard, TrustedIssuer,
+///     Audience, HyperFetch, IdTokenVerifier, MemoryReplayGuard, TrustPolicy, TrustedIssuer,
+///     GitHubPolicy, TrustedActions, match_policies,
 /// };
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -96,6 +97,15 @@ impl Audience {
 ///     Err(e) => return Err(e.into()),                // 401, with e's message
 /// };
 ///
+/// // The package's trusted publishers, as the registry keeps them.
+/// let policies = [TrustPolicy::GitHub(
+///     GitHubPolicy::new("acme/tool", "release.yml")?.allow(TrustedActions::PUBLISH),
+/// )];
+/// let (index, matched) = match_policies(&policies, &verified)?;
+/// if let Some(pin) = matched.pin() {
+///     // First exchange: store these ids with policies[index].
+///     # let _ = (index, pin);
+/// }
 /// println!("exchange by {:?}", verified.provenance());
 /// # Ok(())
 /// # }
