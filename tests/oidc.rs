@@ -847,10 +847,12 @@ async fn a_replay_guard_that_errs_fails_closed() {
 async fn gitlab_and_circleci_tokens_carry_their_claims() {
     let issuer = TestIssuer::start(vec![rsa1().jwk_declared("k1")]).await;
     let base = issuer.url();
+    // The guard shared with the application (the verifier takes any Arc of a guard).
+    let guard = Arc::new(MemoryReplayGuard::new());
     let verifier = IdTokenVerifier::builder(
         Audience::new(AUDIENCE).unwrap(),
         HyperFetch::new().unwrap(),
-        MemoryReplayGuard::new(),
+        guard.clone(),
     )
     .issuer(TrustedIssuer::exact(
         Provider::GitLab,
@@ -896,6 +898,8 @@ async fn gitlab_and_circleci_tokens_carry_their_claims() {
     };
     assert_eq!(claims.org_id, ORG);
     assert_eq!(claims.context_ids.len(), 1);
+
+    assert_eq!(guard.len(), 2, "both uses recorded");
 
     // An organisation id claim that contradicts the issuer is refused.
     let mut lying = circle.clone();

@@ -248,8 +248,8 @@ impl Payload<'_> {
         }
     }
 
-    /// An optional string claim, empty read as absent (GitHub sends `"environment": ""`
-    /// never, but `head_ref: ""` and the like: empty means none).
+    /// An optional string claim; an empty string is read as absent (GitHub sends empty
+    /// strings for claims that do not apply, such as `head_ref` outside pull requests).
     pub(crate) fn optional(&self, name: &'static str) -> Result<Option<String>, Refusal> {
         Ok(self.string(name)?.filter(|s| !s.is_empty()))
     }

@@ -196,6 +196,11 @@ impl TrustedIssuer {
     }
 
     /// CircleCI's cloud: every organisation's issuer under [`CIRCLECI_ISSUER_BASE`].
+    ///
+    /// Any organisation's tokens are then verified (the policies say which organisation
+    /// may publish what); a token naming an organisation not seen before makes the
+    /// verifier fetch that organisation's keys, so put the exchange endpoint behind a
+    /// failure limit, as for any unauthenticated endpoint.
     pub fn circleci() -> Self {
         Self::circleci_at(IssuerUrl(CIRCLECI_ISSUER_BASE.to_owned()))
     }

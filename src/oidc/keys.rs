@@ -313,6 +313,66 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+
+    /// Answers each URL with a fixed body.
+    struct Canned(Vec<(&'static str, String)>);
+
+    impl HttpFetch for Canned {
+        async fn get(&self, url: &str, _limit: usize) -> Result<bytes::Bytes, FetchError> {
+            self.0
+                .iter()
+                .find(|(u, _)| *u == url)
+                .map(|(_, body)| bytes::Bytes::from(body.clone()))
+                .ok_or(FetchError::Status(404))
+        }
+    }
+
+    async fn fetch_with(discovery: serde_json::Value) -> Result<usize, FetchError> {
+        let jwks = serde_json::json!({ "keys": [
+            { "kty": "RSA", "kid": "k", "n": b64(&[0xc5; 256]), "e": "AQAB" }
+        ]});
+        let fetcher = Canned(vec![
+            (
+                "https://issuer.example/.well-known/openid-configuration",
+                discovery.to_string(),
+            ),
+            ("https://issuer.example/jwks", jwks.to_string()),
+            ("http://issuer.example/jwks", jwks.to_string()),
+        ]);
+        let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
+        let rules = FetchRules {
+            fetcher: &fetcher,
+            clock: &clock,
+            timeout: Duration::from_secs(1),
+            max_document_len: 1 << 16,
+            refetch_interval: Duration::from_secs(60),
+            max_key_age: Duration::from_secs(3600),
+        };
+        let issuer = IssuerUrl::parse("https://issuer.example").unwrap();
+        fetch_keys(&issuer, &rules).await.map(|keys| keys.len())
+    }
+
+    #[tokio::test]
+    async fn discovery_must_name_the_issuer_and_an_https_key_set() {
+        let ok = serde_json::json!({ "issuer": "https://issuer.example", "jwks_uri": "https://issuer.example/jwks" });
+        assert_eq!(fetch_with(ok).await, Ok(1));
+        let other_issuer = serde_json::json!({ "issuer": "https://evil.example", "jwks_uri": "https://issuer.example/jwks" });
+        assert!(matches!(
+            fetch_with(other_issuer).await,
+            Err(FetchError::Document(_))
+        ));
+        let plain_http = serde_json::json!({ "issuer": "https://issuer.example", "jwks_uri": "http://issuer.example/jwks" });
+        assert!(matches!(
+            fetch_with(plain_http).await,
+            Err(FetchError::Url(_))
+        ));
+        let no_jwks = serde_json::json!({ "issuer": "https://issuer.example" });
+        assert!(matches!(
+            fetch_with(no_jwks).await,
+            Err(FetchError::Document(_))
+        ));
+    }
 
     fn b64(bytes: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(bytes)

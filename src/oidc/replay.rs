@@ -61,6 +61,17 @@ pub trait ReplayGuard: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+impl<T: ReplayGuard> ReplayGuard for std::sync::Arc<T> {
+    fn first_use(
+        &self,
+        key: &ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).first_use(key, until, now)
+    }
+}
+
 /// A [`ReplayGuard`] in this process's memory, holding at most a given number of unexpired
 /// uses; past that it refuses (an error, so verification fails closed) rather than forget
 /// a use that could then be replayed.
