@@ -35,7 +35,7 @@ pub use issuer::{
 };
 pub use policy::{
     CircleCiPolicy, GitHubPolicy, GitLabPolicy, InvalidPolicy, Pin, PolicyMatch, PolicyMismatch,
-    TrustPolicy, TrustedAction, TrustedActions, match_policies,
+    TrustPolicy, TrustedAction, TrustedActions, UnknownTrustedAction, match_policies,
 };
 pub use replay::{MemoryReplayGuard, ReplayGuard, ReplayKey};
 pub use verifier::{

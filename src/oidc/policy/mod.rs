@@ -85,11 +85,15 @@ impl TrustedActions {
             .filter(move |a| self.contains(*a))
     }
 
-    /// The set from npm's `permissions` names; an unknown name is returned as the error.
-    pub fn from_npm_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+    /// The set from npm's `permissions` names.
+    pub fn from_npm_names<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, UnknownTrustedAction> {
         names
             .into_iter()
-            .map(|n| TrustedAction::from_npm_name(n).ok_or_else(|| n.to_owned()))
+            .map(|n| {
+                TrustedAction::from_npm_name(n).ok_or_else(|| UnknownTrustedAction(n.to_owned()))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Self::new)
     }
@@ -99,6 +103,11 @@ impl TrustedActions {
         self.iter().map(TrustedAction::npm_name).collect()
     }
 }
+
+/// A permission name npm's `npm trust` does not send.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown permission {0:?} (expected createPackage or createStagedPackage)")]
+pub struct UnknownTrustedAction(pub String);
 
 impl BitOr for TrustedActions {
     type Output = Self;
@@ -448,7 +457,7 @@ mod tests {
         );
         assert_eq!(
             TrustedActions::from_npm_names(["delete"]),
-            Err("delete".to_owned())
+            Err(UnknownTrustedAction("delete".to_owned()))
         );
         assert!(TrustedActions::new([]).is_empty());
     }
