@@ -23,8 +23,10 @@ pub struct GitLabPolicy {
 }
 
 impl GitLabPolicy {
-    /// The pipeline defined by `config_file` (a path in the repository, such as
-    /// `.gitlab-ci.yml`) of `project_path` (`group[/subgroup…]/project`), allowed to publish.
+    /// The pipeline defined by `config_file` (its path in the repository, such as
+    /// `.gitlab-ci.yml`, compared exactly; npm's CLI sends a file name only, which
+    /// matches a configuration at the repository's root) of `project_path`
+    /// (`group[/subgroup…]/project`), allowed to publish.
     pub fn new(
         project_path: impl Into<String>,
         config_file: impl Into<String>,

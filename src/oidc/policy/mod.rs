@@ -10,6 +10,7 @@ use super::issuer::Provider;
 mod circleci;
 mod github;
 mod gitlab;
+mod npm;
 
 pub use circleci::CircleCiPolicy;
 pub use github::GitHubPolicy;
@@ -417,6 +418,9 @@ pub enum InvalidPolicy {
     /// Not `provider/owner/repo`.
     #[error("a VCS origin is provider/owner/repo, without a scheme")]
     VcsOrigin,
+    /// Not npm's shape ([`TrustPolicy::from_npm`]).
+    #[error("not a trusted publisher as npm sends one: {0}")]
+    Npm(&'static str),
 }
 
 fn check_environment(env: &str) -> Result<(), InvalidPolicy> {
