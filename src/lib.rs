@@ -65,6 +65,7 @@
 //! | `postgres` | `PostgresStore`: pooled, revocations broadcast to every node |
 //! | `test-util` | `store::contract`, the conformance suite for your own store; `Authenticated::for_record` |
 //! | `totp` | `TotpSecret` (RFC 6238 codes, single use) and `RecoveryCodes`, for a second-factor check |
+//! | `oidc` | `oidc`: CI providers' ID tokens verified (discovery, cached keys, single-use `jti`) and trust policies for GitHub, GitLab and CircleCI |
 //!
 //! # Tracing
 //!
@@ -92,6 +93,9 @@ mod extract;
 mod gate;
 mod json;
 mod new_token;
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+pub mod oidc;
 mod reason;
 mod record;
 mod second_factor;
