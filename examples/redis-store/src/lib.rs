@@ -352,9 +352,8 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
         end
         local revoked = {}
         for _, id in ipairs(ids) do
-            if id == ARGV[6] then
-                goto continue
-            end
+          -- Redis runs Lua 5.1: no goto, so the one to keep is skipped by this test.
+          if id ~= ARGV[6] then
             local key = ARGV[1] .. id
             local fields = redis.call('HMGET', key, 'owner', 'kind', 'revoked_at')
             if fields[1] == ARGV[2] and fields[2] == ARGV[3] and not fields[3] then
@@ -368,7 +367,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
                     redis.call('SREM', KEYS[1], id)
                 end
             end
-            ::continue::
+          end
         end
         return revoked
         ",
