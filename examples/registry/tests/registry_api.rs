@@ -1679,14 +1679,7 @@ async fn connections_past_the_limit_are_closed_unanswered() {
     assert_eq!(registry.logged("connections refused"), 1);
     // Once one of them closes, its place is free again.
     drop(second);
-    let mut served = None;
-    for _ in 0..100 {
-        served = ping(&mut connect(addr).await).await;
-        if served.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let served = support::registry::ping_until_served(support::client::LOCAL, addr).await;
     assert_eq!(
         served.as_deref(),
         Some("HTTP/1.1 200 OK"),
@@ -1699,8 +1692,8 @@ async fn one_address_cannot_hold_every_connection() {
     use support::registry::{connect_from, ping};
     use tokio::io::BufReader;
 
-    let crowded: std::net::IpAddr = "127.0.0.2".parse().unwrap();
-    let other: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    let crowded = support::registry::loopback(2);
+    let other = support::registry::loopback(3);
     let data = tempfile::tempdir().unwrap();
     let flags = [
         "--max-connections",
@@ -1740,14 +1733,7 @@ async fn one_address_cannot_hold_every_connection() {
     assert_eq!(registry.logged("see --max-connections)"), 0);
     // Once one of its connections closes, the address has a place again.
     drop(second);
-    let mut served = None;
-    for _ in 0..100 {
-        served = ping(&mut connect(crowded).await).await;
-        if served.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let served = support::registry::ping_until_served(crowded, addr).await;
     assert_eq!(
         served.as_deref(),
         Some("HTTP/1.1 200 OK"),
@@ -1760,7 +1746,7 @@ async fn a_trusted_proxys_connections_count_against_the_total_only() {
     use support::registry::{connect_from, ping};
     use tokio::io::BufReader;
 
-    let proxy: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let proxy = support::registry::loopback(2);
     let data = tempfile::tempdir().unwrap();
     let flags = [
         "--max-connections",

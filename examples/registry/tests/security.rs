@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::json;
 use support::client::{Client, publish_body, start};
-use support::registry::{PASSWORD, Reply, TfaMode, enable_2fa, http_from};
+use support::registry::{PASSWORD, Reply, TfaMode, enable_2fa, http_from, loopback};
 
 /// A user with `auth-and-writes` two-factor authentication: their session, and the
 /// recovery codes they got, which stand in for codes from the authenticator (each is
@@ -35,6 +35,23 @@ impl Guarded {
 
     async fn code(&mut self) -> String {
         self.recovery.pop().expect("a recovery code left")
+    }
+
+    /// A request with their session and a code they have not used yet.
+    async fn with_code(&mut self, client: &Client, method: &str, path: &str, body: &str) -> Reply {
+        let code = self.code().await;
+        client
+            .send_otp(method, path, Some(&self.session), Some(&code), body)
+            .await
+    }
+
+    /// A new token of theirs, made as `body` asks, with a code.
+    async fn token(&mut self, client: &Client, body: serde_json::Value) -> String {
+        let created = self
+            .with_code(client, "POST", "/-/npm/v1/tokens", &body.to_string())
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        created.json()["token"].as_str().unwrap().to_owned()
     }
 }
 
@@ -81,30 +98,16 @@ async fn writes_to_packages_named_with_a_leading_dash_ask_for_the_second_factor(
             "{}",
             write.name
         );
-        let code = alice.code().await;
-        let published = client
-            .send_otp(
-                write.method,
-                write.path,
-                Some(&alice.session),
-                Some(&code),
-                &write.body,
-            )
+        let published = alice
+            .with_code(&client, write.method, write.path, &write.body)
             .await;
         assert_eq!(published.status, 201, "{}: {}", write.name, published.body);
     }
 
     // The package's own rule cannot be switched off without a code either.
-    let code = alice.code().await;
     let rule = json!({ "publish_requires_tfa": true }).to_string();
-    let set = client
-        .send_otp(
-            "POST",
-            "/-/package/-foo/access",
-            Some(&alice.session),
-            Some(&code),
-            &rule,
-        )
+    let set = alice
+        .with_code(&client, "POST", "/-/package/-foo/access", &rule)
         .await;
     assert_eq!(set.status, 200, "{}", set.body);
     let off = json!({ "publish_requires_tfa": false }).to_string();
@@ -114,18 +117,9 @@ async fn writes_to_packages_named_with_a_leading_dash_ask_for_the_second_factor(
     assert_eq!(refused.status, 401, "{}", refused.body);
 
     // Under `mfa=publish`, even a token that bypasses the second factor needs a code.
-    let code = alice.code().await;
-    let bypass = client
-        .send_otp(
-            "POST",
-            "/-/npm/v1/tokens",
-            Some(&alice.session),
-            Some(&code),
-            &json!({ "password": PASSWORD, "bypass_2fa": true }).to_string(),
-        )
+    let bypass = alice
+        .token(&client, json!({ "password": PASSWORD, "bypass_2fa": true }))
         .await;
-    assert_eq!(bypass.status, 201, "{}", bypass.body);
-    let bypass = bypass.json()["token"].as_str().unwrap().to_owned();
     let refused = client
         .send(
             "PUT",
@@ -141,27 +135,18 @@ async fn writes_to_packages_named_with_a_leading_dash_ask_for_the_second_factor(
 async fn a_star_is_the_users_own_record_and_no_package_rule_asks_a_code_for_it() {
     let (client, _data) = start().await;
     let mut alice = Guarded::new(&client, "alice").await;
-    let code = alice.code().await;
-    let published = client
-        .send_otp(
+    let published = alice
+        .with_code(
+            &client,
             "PUT",
             "/starry",
-            Some(&alice.session),
-            Some(&code),
             &publish_body("starry", "1.0.0", json!(null)),
         )
         .await;
     assert_eq!(published.status, 201, "{}", published.body);
-    let code = alice.code().await;
     let rule = json!({ "publish_requires_tfa": true }).to_string();
-    let set = client
-        .send_otp(
-            "POST",
-            "/-/package/starry/access",
-            Some(&alice.session),
-            Some(&code),
-            &rule,
-        )
+    let set = alice
+        .with_code(&client, "POST", "/-/package/starry/access", &rule)
         .await;
     assert_eq!(set.status, 200, "{}", set.body);
 
@@ -194,11 +179,6 @@ async fn a_star_is_the_users_own_record_and_no_package_rule_asks_a_code_for_it()
     assert_eq!(refused.status, 400, "{}", refused.body);
 }
 
-/// The client address 127.0.0.`n`: a client of its own to the registry.
-fn address(n: u8) -> std::net::IpAddr {
-    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, n))
-}
-
 #[tokio::test]
 async fn strangers_guessing_a_password_stop_themselves_not_the_account() {
     let (client, _data) = start().await;
@@ -208,13 +188,13 @@ async fn strangers_guessing_a_password_stop_themselves_not_the_account() {
     // A stranger at 127.0.0.2 gets ten wrong guesses, then waits.
     for guess in 1..=10 {
         let wrong = client
-            .login_from(address(2), "alice", &format!("guess {guess:04}"))
+            .login_from(loopback(2), "alice", &format!("guess {guess:04}"))
             .await;
         assert_eq!(wrong.status, 401, "guess {guess}: {}", wrong.body);
     }
-    let stopped = client.login_from(address(2), "alice", "guess 0011").await;
+    let stopped = client.login_from(loopback(2), "alice", "guess 0011").await;
     assert_eq!(stopped.status, 429, "{}", stopped.body);
-    let right = client.login_from(address(2), "alice", PASSWORD).await;
+    let right = client.login_from(loopback(2), "alice", PASSWORD).await;
     assert_eq!(
         right.status, 429,
         "the guesser's address waits, whatever it sends"
@@ -224,7 +204,7 @@ async fn strangers_guessing_a_password_stop_themselves_not_the_account() {
     for stranger in 3..=4 {
         for guess in 1..=10 {
             let wrong = client
-                .login_from(address(stranger), "alice", &format!("guess {guess:04}"))
+                .login_from(loopback(stranger), "alice", &format!("guess {guess:04}"))
                 .await;
             assert_eq!(wrong.status, 401, "{}", wrong.body);
         }
@@ -232,13 +212,13 @@ async fn strangers_guessing_a_password_stop_themselves_not_the_account() {
 
     // Alice is not locked out: from the address she logged in from, from a new one
     // (slowed down, not refused), and with her own token.
-    let home = client.login_from(address(1), "alice", PASSWORD).await;
+    let home = client.login_from(loopback(1), "alice", PASSWORD).await;
     assert_eq!(home.status, 201, "{}", home.body);
-    let elsewhere = client.login_from(address(9), "alice", PASSWORD).await;
+    let elsewhere = client.login_from(loopback(9), "alice", PASSWORD).await;
     assert_eq!(elsewhere.status, 201, "{}", elsewhere.body);
     let created = client
         .send_from(
-            address(10),
+            loopback(10),
             "POST",
             "/-/npm/v1/tokens",
             Some(&alice),
@@ -293,18 +273,18 @@ async fn web_login(client: &Client, from: std::net::IpAddr, user: &str, password
 async fn an_unknown_user_is_answered_as_a_known_one_with_a_wrong_password() {
     let (client, _data) = start().await;
     client.session("alice").await;
-    let known = web_login(&client, address(2), "alice", "a wrong password").await;
-    let unknown = web_login(&client, address(3), "nobody", "a wrong password").await;
+    let known = web_login(&client, loopback(2), "alice", "a wrong password").await;
+    let unknown = web_login(&client, loopback(3), "nobody", "a wrong password").await;
     assert_eq!(known.status, 401, "{}", known.body);
     // The same page, but for the name typed in.
     let unknown_body = unknown.body.replace("nobody", "alice");
     assert_eq!((known.status, &known.body), (unknown.status, &unknown_body));
     // Both are checked and counted: ten unknown-user guesses stop the address.
     for guess in 2..=10 {
-        let wrong = web_login(&client, address(3), "nobody", &format!("guess {guess:04}")).await;
+        let wrong = web_login(&client, loopback(3), "nobody", &format!("guess {guess:04}")).await;
         assert_eq!(wrong.status, 401, "{}", wrong.body);
     }
-    let stopped = web_login(&client, address(3), "nobody", "guess 0011").await;
+    let stopped = web_login(&client, loopback(3), "nobody", "guess 0011").await;
     assert_eq!(stopped.status, 429, "{}", stopped.body);
 }
 
@@ -348,26 +328,20 @@ async fn a_granular_token_asked_for_without_a_permission_is_refused_not_made_rea
     assert_eq!(classic.status, 201, "{}", classic.body);
 }
 
+/// What `npm token create --packages @alice/a --packages-and-scopes-permission read-write`
+/// sends.
+fn one_package_token() -> serde_json::Value {
+    json!({
+        "password": PASSWORD, "packages": ["@alice/a"],
+        "packages_and_scopes_permission": "read-write"
+    })
+}
+
 #[tokio::test]
 async fn the_profile_changes_only_through_a_token_for_everything_and_with_a_code() {
     let (client, _data) = start().await;
     let mut alice = Guarded::new(&client, "alice").await;
-    let code = alice.code().await;
-    let one_package = client
-        .send_otp(
-            "POST",
-            "/-/npm/v1/tokens",
-            Some(&alice.session),
-            Some(&code),
-            &json!({
-                "password": PASSWORD, "packages": ["@alice/a"],
-                "packages_and_scopes_permission": "read-write"
-            })
-            .to_string(),
-        )
-        .await;
-    assert_eq!(one_package.status, 201, "{}", one_package.body);
-    let one_package = one_package.json()["token"].as_str().unwrap().to_owned();
+    let one_package = alice.token(&client, one_package_token()).await;
     let email = json!({ "email": "mallory@example.com" }).to_string();
 
     let refused = client
@@ -389,15 +363,8 @@ async fn the_profile_changes_only_through_a_token_for_everything_and_with_a_code
         .await;
     assert_ne!(profile.json()["email"], "mallory@example.com");
 
-    let code = alice.code().await;
-    let changed = client
-        .send_otp(
-            "POST",
-            "/-/npm/v1/user",
-            Some(&alice.session),
-            Some(&code),
-            &email,
-        )
+    let changed = alice
+        .with_code(&client, "POST", "/-/npm/v1/user", &email)
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
 }
@@ -406,28 +373,14 @@ async fn the_profile_changes_only_through_a_token_for_everything_and_with_a_code
 async fn wrong_codes_from_one_sender_do_not_refuse_the_owners_right_code() {
     let (client, _data) = start().await;
     let mut alice = Guarded::new(&client, "alice").await;
-    let code = alice.code().await;
-    let one_package = client
-        .send_otp(
-            "POST",
-            "/-/npm/v1/tokens",
-            Some(&alice.session),
-            Some(&code),
-            &json!({
-                "password": PASSWORD, "packages": ["@alice/a"],
-                "packages_and_scopes_permission": "read-write"
-            })
-            .to_string(),
-        )
-        .await;
-    let one_package = one_package.json()["token"].as_str().unwrap().to_owned();
+    let one_package = alice.token(&client, one_package_token()).await;
     let publish = publish_body("@alice/a", "1.0.0", json!("public"));
 
     // Whoever holds the one-package token guesses codes from 127.0.0.2, and is stopped.
     for guess in 0..10 {
         let wrong = client
             .send_from(
-                address(2),
+                loopback(2),
                 "PUT",
                 "/@alice%2fa",
                 Some(&one_package),
@@ -440,7 +393,7 @@ async fn wrong_codes_from_one_sender_do_not_refuse_the_owners_right_code() {
     let code = alice.code().await;
     let stopped = client
         .send_from(
-            address(2),
+            loopback(2),
             "PUT",
             "/@alice%2fa",
             Some(&one_package),

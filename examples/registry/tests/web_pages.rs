@@ -8,13 +8,8 @@ mod support;
 use std::net::IpAddr;
 
 use support::registry::{
-    PASSWORD, Registry, Reply, TfaMode, add_user, enable_2fa, http, http_from,
+    PASSWORD, Registry, Reply, TfaMode, add_user, enable_2fa, http, http_from, loopback,
 };
-
-/// 127.0.0.`n`: this machine, but another client as far as the registry can tell.
-fn client(n: u8) -> IpAddr {
-    IpAddr::from([127, 0, 0, n])
-}
 
 /// The address the tests' browser and npm come from unless they say otherwise.
 const HERE: [u8; 4] = [127, 0, 0, 1];
@@ -602,7 +597,7 @@ async fn an_npm_login_started_elsewhere_needs_a_separate_confirmation() {
     // loginUrl to alice, whose browser is at 127.0.0.1.
     let site = Site::start().await;
     site.add_user("alice").await;
-    let login = site.npm_login(client(2)).await;
+    let login = site.npm_login(loopback(2)).await;
 
     // The page says plainly that the login came from elsewhere, and from where.
     let page = site.get(&login.page, None).await;
@@ -665,12 +660,12 @@ async fn an_npm_login_started_elsewhere_needs_a_separate_confirmation() {
     assert!(token.json()["token"].as_str().unwrap().starts_with("npm_"));
 
     // From the terminal's own address, the same page needs no box.
-    let login = site.npm_login(client(2)).await;
-    let page = site.get_from(client(2), &login.page, None).await;
+    let login = site.npm_login(loopback(2)).await;
+    let page = site.get_from(loopback(2), &login.page, None).await;
     assert!(!page.body.contains("id=\"confirm_npm\""), "{}", page.body);
     let form = Site::login_form("alice", &login.id);
     let done = site
-        .post_from(client(2), "/-/web/login", None, Some(&site.origin), &form)
+        .post_from(loopback(2), "/-/web/login", None, Some(&site.origin), &form)
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(site.get(&login.done, None).await.status, 200);
@@ -680,7 +675,7 @@ async fn an_npm_login_started_elsewhere_needs_a_separate_confirmation() {
 async fn npm_logins_waiting_are_limited_per_address() {
     let site = Site::start().await;
     site.add_user("alice").await;
-    let busy = client(2);
+    let busy = loopback(2);
     // At the limit: five logins waiting from one address.
     let mut waiting = Vec::new();
     for n in 0..5 {
@@ -700,21 +695,21 @@ async fn npm_logins_waiting_are_limited_per_address() {
     let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=300).contains(&retry), "Retry-After: {retry}");
     // Another address still gets through, and so does this one.
-    assert_eq!(site.start_npm_login(client(3)).await.status, 200);
+    assert_eq!(site.start_npm_login(loopback(3)).await.status, 200);
     assert_eq!(site.start_npm_login(HERE.into()).await.status, 200);
     // A login finished and collected by npm frees its place.
-    let first = site.npm_login(client(4)).await;
+    let first = site.npm_login(loopback(4)).await;
     for _ in 0..4 {
-        site.npm_login(client(4)).await;
+        site.npm_login(loopback(4)).await;
     }
-    assert_eq!(site.start_npm_login(client(4)).await.status, 429);
+    assert_eq!(site.start_npm_login(loopback(4)).await.status, 429);
     let form = Site::login_form("alice", &first.id);
     let done = site
-        .post_from(client(4), "/-/web/login", None, Some(&site.origin), &form)
+        .post_from(loopback(4), "/-/web/login", None, Some(&site.origin), &form)
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(site.get(&first.done, None).await.status, 200);
-    assert_eq!(site.start_npm_login(client(4)).await.status, 200);
+    assert_eq!(site.start_npm_login(loopback(4)).await.status, 200);
 }
 
 #[tokio::test]
@@ -723,7 +718,7 @@ async fn one_address_cannot_fill_the_npm_login_table() {
     // The flood: a thousand logins started from one address, at once.
     let mut accepted = 0;
     for n in 0..1000 {
-        match site.start_npm_login(client(2)).await.status {
+        match site.start_npm_login(loopback(2)).await.status {
             200 => accepted += 1,
             429 => {}
             other => panic!("start {n}: {other}"),
@@ -740,7 +735,7 @@ async fn one_address_cannot_fill_the_npm_login_table() {
     for n in 3..=201 {
         others.spawn(async move {
             for attempt in 0..5 {
-                let reply = start_npm_login(addr, client(n)).await;
+                let reply = start_npm_login(addr, loopback(n)).await;
                 assert_eq!(
                     reply.status, 200,
                     "127.0.0.{n}, login {attempt}: {}",
@@ -753,7 +748,7 @@ async fn one_address_cannot_fill_the_npm_login_table() {
         finished.unwrap();
     }
     // ...and one past it is refused, whoever asks, until a place frees.
-    let full = site.start_npm_login(client(202)).await;
+    let full = site.start_npm_login(loopback(202)).await;
     assert_eq!(full.status, 503, "{}", full.body);
     assert_eq!(
         full.json()["error"],
@@ -852,7 +847,7 @@ async fn two_factor_accounts_give_a_code_on_the_page() {
 
     // An npm login started elsewhere: the box ticked with the password stays ticked while
     // the page asks for the code, and the code then finishes it.
-    let login = site.npm_login(client(2)).await;
+    let login = site.npm_login(loopback(2)).await;
     let form = format!("{}&confirm_npm=yes", Site::login_form("alice", &login.id));
     let reply = site
         .post("/-/web/login", None, Some(&site.origin), &form)

@@ -124,6 +124,29 @@ pub async fn connect_from(source: std::net::IpAddr, addr: std::net::SocketAddr) 
     socket.connect(addr).await.unwrap()
 }
 
+/// The client address 127.0.0.`n`: this machine, but a client of its own as far as the
+/// registry can tell (every address in 127.0.0.0/8 is loopback).
+pub fn loopback(n: u8) -> std::net::IpAddr {
+    std::net::IpAddr::from([127, 0, 0, n])
+}
+
+/// Pings on fresh connections from `source` until one is served, for five seconds at
+/// most (a place frees up once the server sees a connection close); answers the last
+/// status line, or `None` when none was served.
+pub async fn ping_until_served(
+    source: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+) -> Option<String> {
+    for _ in 0..100 {
+        let mut stream = BufReader::new(connect_from(source, addr).await);
+        if let Some(served) = ping(&mut stream).await {
+            return Some(served);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
 /// Sends a ping on a kept-alive connection; answers the status line, or `None` when the
 /// server closed the connection without answering.
 pub async fn ping(stream: &mut BufReader<TcpStream>) -> Option<String> {
