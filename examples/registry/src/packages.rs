@@ -508,9 +508,10 @@ async fn put_named(
             let access = request.access.clone();
             let checked = check_publish(&name, request)?;
             drop(body);
-            let readme = tokio::task::spawn_blocking({
-                let tarball = checked.tarball.clone();
-                move || readme_of(&tarball)
+            // The tarball moves to the blocking thread and back, never copied.
+            let (checked, readme) = tokio::task::spawn_blocking(move || {
+                let readme = readme_of(&checked.tarball);
+                (checked, readme)
             })
             .await
             .map_err(|e| ApiError::internal("cannot read the tarball", e))?;

@@ -81,10 +81,7 @@ impl Default for PasswordGuard {
             by_account_and_address: failures(),
             by_address: failures(),
             by_account: failures(),
-            known: Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(KNOWN_ADDRESS_FOR)
-                .build(),
+            known: windowed(KNOWN_ADDRESS_FOR),
             slowdown_step: SLOWDOWN_STEP,
         }
     }
@@ -92,9 +89,19 @@ impl Default for PasswordGuard {
 
 /// Failure counts that forget after [`WINDOW`], for at most 100,000 keys.
 fn failures<K: std::hash::Hash + Eq + Send + Sync + 'static>() -> Cache<K, Arc<Count>> {
+    windowed(WINDOW)
+}
+
+/// A map of at most 100,000 entries, each forgotten `window` after it was written: what
+/// every count of failures here and in `tfa`, and the known addresses, are kept in.
+pub fn windowed<K, V>(window: Duration) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     Cache::builder()
         .max_capacity(100_000)
-        .time_to_live(WINDOW)
+        .time_to_live(window)
         .build()
 }
 

@@ -74,18 +74,9 @@ pub struct WrongCodes {
 
 impl Default for WrongCodes {
     fn default() -> Self {
-        let cache = || {
-            moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(WRONG_CODES_WINDOW)
-                .build()
-        };
         Self {
-            by_account: cache(),
-            by_sender: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(WRONG_CODES_WINDOW)
-                .build(),
+            by_account: crate::passwords::windowed(WRONG_CODES_WINDOW),
+            by_sender: crate::passwords::windowed(WRONG_CODES_WINDOW),
         }
     }
 }
@@ -296,12 +287,16 @@ pub async fn check_code(
     headers: &HeaderMap,
     sender: Sender,
 ) -> Result<Checked, ApiError> {
-    let code = headers
+    verify(state, user, code_in(headers), sender).await
+}
+
+/// The one-time password in npm's `npm-otp` header, if it holds one.
+fn code_in(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(OTP_HEADER)
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
-        .filter(|code| !code.is_empty());
-    verify(state, user, code, sender).await
+        .filter(|code| !code.is_empty())
 }
 
 /// [`check_code`] with the code already read.
@@ -406,12 +401,7 @@ pub async fn check_package_write(
     headers: &HeaderMap,
     rules: WriteRules,
 ) -> Result<(), ApiError> {
-    let code = headers
-        .get(OTP_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::trim)
-        .filter(|code| !code.is_empty());
-    match write_verdict(state, who, name, code, rules).await {
+    match write_verdict(state, who, name, code_in(headers), rules).await {
         SecondFactorVerdict::Pass => Ok(()),
         SecondFactorVerdict::CodeRequired => Err(otp_refusal(
             "send the code from your authenticator app (npm: --otp=<code>)",
