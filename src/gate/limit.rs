@@ -58,16 +58,19 @@ impl FailureLimit {
         }
     }
 
-    /// Whether `client` has used up its failures for now.
-    pub(crate) fn exhausted(&self, client: Option<IpAddr>) -> bool {
+    /// Whether `client` has used up its failures for now. The gate asks this itself; a
+    /// route outside the gate that checks a credential of its own (a token in its path,
+    /// say) asks it too, and [`record`](Self::record)s its failures, so that one budget
+    /// covers both.
+    pub fn exhausted(&self, client: Option<IpAddr>) -> bool {
         let Some(client) = client else { return false };
         self.counts
             .get(&ClientBucket::from(client))
             .is_some_and(|count| count.load(Ordering::Relaxed) >= self.max_failures)
     }
 
-    /// Counts one failure of `client`.
-    pub(crate) fn record(&self, client: Option<IpAddr>) {
+    /// Counts one failure of `client` (nothing for an unknown client).
+    pub fn record(&self, client: Option<IpAddr>) {
         if let Some(client) = client {
             self.counts
                 .get_with(ClientBucket::from(client), || Arc::new(AtomicU32::new(0)))
@@ -75,8 +78,8 @@ impl FailureLimit {
         }
     }
 
-    /// Seconds a refused client should wait: at most one window.
-    pub(crate) fn retry_after(&self) -> u32 {
+    /// Seconds a refused client should wait: at most one window (for `Retry-After`).
+    pub fn retry_after(&self) -> u32 {
         u32::try_from(self.window.as_secs()).unwrap_or(u32::MAX)
     }
 }

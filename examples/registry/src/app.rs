@@ -39,6 +39,8 @@ struct Shared {
     writes: Mutex<()>,
     /// Whose `X-Forwarded-For` names the client.
     trusted_proxies: TrustedProxies,
+    /// Failed authentications per client address: the gates' and logout's.
+    token_failures: tokengate::FailureLimit,
 }
 
 impl Clone for AppState {
@@ -62,6 +64,12 @@ impl AppState {
                 storage,
                 sealer,
                 passwords: Default::default(),
+                // A client guessing tokens gets 429 after 50 misses a minute, not 50 store
+                // lookups.
+                token_failures: tokengate::FailureLimit::new(
+                    50,
+                    std::time::Duration::from_secs(60),
+                ),
                 wrong_codes: Default::default(),
                 writes: Mutex::new(()),
                 trusted_proxies,
@@ -95,6 +103,10 @@ impl AppState {
 
     pub fn trusted_proxies(&self) -> &TrustedProxies {
         &self.shared.trusted_proxies
+    }
+
+    pub fn token_failures(&self) -> &tokengate::FailureLimit {
+        &self.shared.token_failures
     }
 
     /// A stored JSON document (`what` names it in errors), or `None` if there is none.
@@ -189,13 +201,11 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
     // Two gates with one failure count: package writes get the second-factor check in
     // the gate, where it fails closed; the rest check codes in their handlers (account
     // changes, and `PUT /<name>`, whose body says whether it is a publish or a star).
-    let failures = tokengate::FailureLimit::new(50, std::time::Duration::from_secs(60));
     let gate = || {
         TokenAuthLayer::new(state.tokens().clone())
             .optional()
             .trusted_proxies(state.trusted_proxies().clone())
-            // A client guessing tokens gets 429 after 50 misses a minute, not 50 lookups.
-            .limit_failures(failures.clone())
+            .limit_failures(state.token_failures().clone())
             .resources(packages::resource_of)
             .npm_responses("registry")
     };

@@ -1,10 +1,15 @@
-//! The audit log: one JSON line per token created, revoked or refused, and per write made
-//! with a token, from tokengate's event hook. In `<data>/audit.log` (owner-only), or in
-//! the server log with `--memory`.
+//! The audit log: one JSON line per token created or revoked, and per write made with a
+//! token, from tokengate's event hook; refusals one line each for the first few from an
+//! address in a minute, then one summary line per address and minute, so that anonymous
+//! floods cannot fill the disk. In `<data>/audit.log` (owner-only), or in the server log
+//! with `--memory`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::Path;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 use tokengate::{Action, TokenEvent};
@@ -43,13 +48,122 @@ pub fn hook(
             });
         }
     }
-    Ok(move |event: &TokenEvent<'_>| {
-        if let Some(line) = line(event) {
-            if sender.try_send(line).is_err() {
-                tracing::warn!("audit log backlog full: an entry was dropped");
+    let refusals = Arc::new(Mutex::new(Refusals::new(Instant::now())));
+    // Summaries of a quiet minute are written when it ends, not at the next refusal.
+    tokio::spawn({
+        let (refusals, sender) = (Arc::clone(&refusals), sender.clone());
+        async move {
+            let mut every = tokio::time::interval(SUMMARY_WINDOW);
+            loop {
+                every.tick().await;
+                let due = lock(&refusals).roll(Instant::now());
+                for line in due {
+                    send(&sender, line);
+                }
             }
         }
+    });
+    Ok(move |event: &TokenEvent<'_>| {
+        if let TokenEvent::Refused {
+            rejection, client, ..
+        } = event
+        {
+            let reason = format!("{:?}", rejection.reason());
+            let (due, alone) = lock(&refusals).count(Instant::now(), *client, &reason);
+            for line in due {
+                send(&sender, line);
+            }
+            if !alone {
+                return;
+            }
+        }
+        if let Some(line) = line(event) {
+            send(&sender, line);
+        }
     })
+}
+
+fn send(sender: &mpsc::Sender<String>, line: String) {
+    if sender.try_send(line).is_err() {
+        tracing::warn!("audit log backlog full: an entry was dropped");
+    }
+}
+
+fn lock(refusals: &Mutex<Refusals>) -> std::sync::MutexGuard<'_, Refusals> {
+    // Counts stay counts even if a writer panicked holding them.
+    refusals.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// Refusals logged one line each per client address in a [`SUMMARY_WINDOW`]; the rest are
+/// counted and summarised.
+const REFUSALS_ALONE: u32 = 10;
+/// How long a summary covers.
+const SUMMARY_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses counted apart in one window; refusals from any more are summed together.
+const ADDRESSES_APART: usize = 10_000;
+
+/// Refusals per client address in the current window.
+struct Refusals {
+    started: Instant,
+    started_at: SystemTime,
+    /// `None`: no address known, or past [`ADDRESSES_APART`].
+    by_client: HashMap<Option<IpAddr>, Counted>,
+}
+
+#[derive(Default)]
+struct Counted {
+    total: u32,
+    /// The refusals past the first [`REFUSALS_ALONE`], by reason.
+    summarised: BTreeMap<String, u32>,
+}
+
+impl Refusals {
+    fn new(now: Instant) -> Self {
+        Self {
+            started: now,
+            started_at: SystemTime::now(),
+            by_client: HashMap::new(),
+        }
+    }
+
+    /// Counts a refusal from `client`: the summaries of a window that has ended, and
+    /// whether this refusal gets a line of its own.
+    fn count(&mut self, now: Instant, client: Option<IpAddr>, reason: &str) -> (Vec<String>, bool) {
+        let due = self.roll(now);
+        let apart = self.by_client.len() < ADDRESSES_APART || self.by_client.contains_key(&client);
+        let counted = self.by_client.entry(client.filter(|_| apart)).or_default();
+        counted.total = counted.total.saturating_add(1);
+        let alone = counted.total <= REFUSALS_ALONE;
+        if !alone {
+            let reason = counted.summarised.entry(reason.to_owned()).or_default();
+            *reason = reason.saturating_add(1);
+        }
+        (due, alone)
+    }
+
+    /// The summary lines of the window, if it has ended (and a new one begun).
+    fn roll(&mut self, now: Instant) -> Vec<String> {
+        if now.duration_since(self.started) < SUMMARY_WINDOW {
+            return Vec::new();
+        }
+        let from = humantime::format_rfc3339_millis(self.started_at).to_string();
+        let to = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let ended = std::mem::replace(self, Self::new(now));
+        ended
+            .by_client
+            .into_iter()
+            .filter(|(_, counted)| !counted.summarised.is_empty())
+            .map(|(client, counted)| {
+                json!({
+                    "at": to, "event": "refusals summarised", "from": from,
+                    "client": client.map(|ip| ip.to_string()),
+                    "count": counted.total - REFUSALS_ALONE.min(counted.total),
+                    "reasons": counted.summarised,
+                })
+                .to_string()
+            })
+            .collect()
+    }
 }
 
 /// An event as one JSON line; reads are not audited, only what changes something.
@@ -98,4 +212,49 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_ten_a_minute_an_address_is_summarised_not_written_line_by_line() {
+        let start = Instant::now();
+        let mut refusals = Refusals::new(start);
+        let flood: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        let alone = (0..2_000)
+            .filter(|_| refusals.count(start, Some(flood), "UnknownToken").1)
+            .count();
+        assert_eq!(alone, 10, "the first ten have lines of their own");
+        assert!(
+            refusals.count(start, Some(other), "ReadOnly").1,
+            "others are apart"
+        );
+        assert!(refusals.roll(start + Duration::from_secs(59)).is_empty());
+        let summary = refusals.roll(start + SUMMARY_WINDOW);
+        assert_eq!(summary.len(), 1, "only the address past ten is summarised");
+        let summary: serde_json::Value = serde_json::from_str(&summary[0]).unwrap();
+        assert_eq!(summary["client"], "192.0.2.7");
+        assert_eq!(summary["count"], 1_990);
+        assert_eq!(summary["reasons"]["UnknownToken"], 1_990);
+        // A new window: lines of their own again.
+        let later = start + SUMMARY_WINDOW;
+        assert!(refusals.count(later, Some(flood), "UnknownToken").1);
+    }
+
+    #[test]
+    fn addresses_past_the_cap_are_summed_together() {
+        let start = Instant::now();
+        let mut refusals = Refusals::new(start);
+        for n in 0..ADDRESSES_APART as u32 + 5 {
+            let client = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+            for _ in 0..=REFUSALS_ALONE {
+                refusals.count(start, Some(client), "UnknownToken");
+            }
+        }
+        assert!(refusals.by_client.len() <= ADDRESSES_APART + 1);
+        assert_eq!(refusals.by_client[&None].total, 5 * (REFUSALS_ALONE + 1));
+    }
 }

@@ -253,10 +253,25 @@ pub async fn whoami(who: Option<Authenticated>) -> Result<impl IntoResponse, Api
 /// id alone is not enough.
 pub async fn logout(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     Path(token): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // The gates' budget of failures: logging out made-up tokens is guessing them too.
+    let failures = state.token_failures();
+    if failures.exhausted(client) {
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts from your address; wait before trying again",
+        );
+        error.retry_after(axum::http::HeaderValue::from(failures.retry_after()));
+        return Err(error);
+    }
+    let not_found = || {
+        failures.record(client);
+        ApiError::not_found("token not found")
+    };
     if state.tokens().parse(&token).is_err() {
-        return Err(ApiError::not_found("token not found"));
+        return Err(not_found());
     }
     match state
         .tokens()
@@ -271,7 +286,7 @@ pub async fn logout(
                     | tokengate::Reason::Revoked
             ) =>
         {
-            return Err(ApiError::not_found("token not found"));
+            return Err(not_found());
         }
         Err(rejection) if rejection.reason() == tokengate::Reason::StoreUnavailable => {
             return Err(ApiError::new(

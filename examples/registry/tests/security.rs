@@ -451,3 +451,57 @@ async fn a_new_password_ends_every_other_session_however_many_there_are() {
         kept.body
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_junk_tokens_with_long_paths_cannot_fill_the_audit_log() {
+    let (client, data) = start().await;
+    let path = format!("/{}", "p".repeat(30_000));
+    let junk = "npm_".to_owned() + &"x".repeat(37);
+    for _ in 0..500 {
+        let refused = client.send("GET", &path, Some(&junk), "").await;
+        assert!(matches!(refused.status, 401 | 429), "{}", refused.body);
+    }
+    // The writer is a background task: give it a moment to catch up.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let log = std::fs::read_to_string(data.path().join("audit.log")).unwrap_or_default();
+    // Ten lines of their own, each with the path cut to 256 bytes; the rest summarised.
+    assert_eq!(log.lines().count(), 10, "{log}");
+    assert!(log.len() < 8 * 1024, "{} bytes", log.len());
+}
+
+#[tokio::test]
+async fn logging_out_made_up_tokens_counts_as_guessing_them() {
+    let (client, _data) = start().await;
+    let session = client.session("alice").await;
+    // Fifty made-up, well-formed tokens: the same budget as the gates'.
+    for n in 0..50u32 {
+        let made_up = format!("/-/user/token/npm_{n:0>37}");
+        let wrong = client
+            .send_from(loopback(2), "DELETE", &made_up, None, None, "")
+            .await;
+        assert_eq!(wrong.status, 404, "{}", wrong.body);
+    }
+    let path = format!("/-/user/token/{session}");
+    let stopped = client
+        .send_from(loopback(2), "DELETE", &path, None, None, "")
+        .await;
+    assert_eq!(stopped.status, 429, "{}", stopped.body);
+    assert!(stopped.header("retry-after").is_some());
+    // And the gates answer that address the same way.
+    let gated = client
+        .send_from(
+            loopback(2),
+            "GET",
+            "/-/whoami",
+            Some("npm_made_up"),
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(gated.status, 429, "{}", gated.body);
+    // Elsewhere, the holder logs out.
+    let logged_out = client
+        .send_from(loopback(3), "DELETE", &path, None, None, "")
+        .await;
+    assert_eq!(logged_out.status, 200, "{}", logged_out.body);
+}
