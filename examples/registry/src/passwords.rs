@@ -516,6 +516,8 @@ mod limit_tests {
                 .unwrap()
                 .to_string(),
             email: None,
+            created: None,
+            updated: None,
             tfa: None,
             profile: Default::default(),
         }

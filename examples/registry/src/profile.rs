@@ -25,6 +25,8 @@ fn profile(user: &User) -> Value {
         "email": user.email,
         "email_verified": false,
         "tfa": tfa,
+        "created": user.created,
+        "updated": user.updated,
     });
     for (field, value) in &user.profile {
         profile[field] = json!(value);
@@ -151,6 +153,7 @@ pub async fn set(
                 _ => return Err(ApiError::bad_request("tfa: send one code to confirm")),
             };
             let recovery = tfa::confirm(&state, &mut user, code)?;
+            user.updated = Some(users::now());
             users::save(&state, &user).await?;
             tracing::info!(user = user.name, "two-factor authentication enabled");
             let shown: Vec<&str> = recovery.iter().map(|code| code.as_str()).collect();
@@ -166,6 +169,7 @@ pub async fn set(
                         tfa::check_code(&state, &mut user, &headers, sender).await?;
                     }
                     user.tfa = None;
+                    user.updated = Some(users::now());
                     users::save(&state, &user).await?;
                     tracing::info!(user = user.name, "two-factor authentication disabled");
                     profile(&user)
@@ -186,10 +190,12 @@ pub async fn set(
                         if let Some(tfa) = user.tfa.as_mut() {
                             tfa.mode = mode;
                         }
+                        user.updated = Some(users::now());
                         users::save(&state, &user).await?;
                         json!({ "tfa": { "mode": mode.as_str(), "pending": false } })
                     } else {
                         let url = tfa::begin(&state, &mut user, mode)?;
+                        user.updated = Some(users::now());
                         users::save(&state, &user).await?;
                         json!({ "tfa": url.as_str() })
                     }
@@ -310,6 +316,7 @@ async fn set_fields(
             "password changed; other sessions ended"
         );
     }
+    user.updated = Some(users::now());
     users::save(state, user).await?;
     Ok(Json(profile(user)))
 }

@@ -22,6 +22,12 @@ pub struct User {
     /// Two-factor authentication, when set up.
     #[serde(default)]
     pub tfa: Option<crate::tfa::Tfa>,
+    /// When the account was made and its profile last changed (RFC 3339), for `npm
+    /// profile get`; accounts made before these were kept have neither until changed.
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub updated: Option<String>,
     /// `npm profile set` fields other than email: fullname, homepage, github, …
     #[serde(default)]
     pub profile: std::collections::BTreeMap<String, String>,
@@ -130,6 +136,11 @@ fn user_key(name: &str) -> String {
     format!("users/{name}.json")
 }
 
+/// Now, as the profile shows times.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
 /// Writes the user's record (owner-only file). Call it under the registry's write lock.
 pub async fn save(state: &AppState, user: &User) -> Result<(), ApiError> {
     let bytes = serde_json::to_vec_pretty(user)
@@ -219,6 +230,8 @@ pub async fn login(
             name: name.to_owned(),
             password_hash,
             email: body.email,
+            created: Some(now()),
+            updated: Some(now()),
             tfa: None,
             profile: Default::default(),
         };

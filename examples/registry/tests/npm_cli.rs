@@ -1113,6 +1113,13 @@ async fn the_rest_of_what_npm_asks() {
     assert!(profile.contains("fullname: Alice Liddell"), "{profile}");
     assert!(profile.contains("email: alice@example.com"), "{profile}");
     assert!(profile.contains("two-factor auth: disabled"), "{profile}");
+    for field in ["created: ", "updated: "] {
+        let line = profile.lines().find(|line| line.starts_with(field));
+        assert!(
+            line.is_some_and(|line| line.len() > field.len() + 10),
+            "{profile}"
+        );
+    }
 
     let other_session = here.join("other.npmrc");
     std::fs::write(&other_session, "").unwrap();

@@ -505,3 +505,26 @@ async fn logging_out_made_up_tokens_counts_as_guessing_them() {
         .await;
     assert_eq!(logged_out.status, 200, "{}", logged_out.body);
 }
+
+#[tokio::test]
+async fn the_profile_says_when_the_account_was_made_and_last_changed() {
+    let (client, _data) = start().await;
+    let alice = client.session("alice").await;
+    let before = client
+        .send("GET", "/-/npm/v1/user", Some(&alice), "")
+        .await
+        .json();
+    let created = before["created"].as_str().expect("created");
+    assert!(humantime::parse_rfc3339(created).is_ok(), "{created}");
+    let change = json!({ "fullname": "Alice Liddell" }).to_string();
+    let changed = client
+        .send("POST", "/-/npm/v1/user", Some(&alice), &change)
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    let after = client
+        .send("GET", "/-/npm/v1/user", Some(&alice), "")
+        .await
+        .json();
+    assert_eq!(after["created"], created);
+    assert!(after["updated"].as_str().unwrap() >= created, "{after}");
+}
