@@ -41,7 +41,7 @@ pub struct OwnersChange {
     #[serde(rename = "_id")]
     id: String,
     #[serde(rename = "_rev")]
-    _rev: String,
+    rev: String,
     maintainers: Vec<Maintainer>,
 }
 
@@ -55,7 +55,7 @@ struct Maintainer {
 pub async fn change(
     State(state): State<AppState>,
     who: Option<Authenticated>,
-    Path((name, _rev)): Path<(String, String)>,
+    Path((name, path_rev)): Path<(String, String)>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<axum::response::Response, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
@@ -92,6 +92,19 @@ pub async fn change(
         {
             entries.push(maintainer_entry(&state, &maintainer.name).await?);
         }
+    }
+    // npm sends the list it read with the revision it read: a list read before someone
+    // else's change must not be written over it (it would bring back a removed owner).
+    let current = package.packument["_rev"].as_str().unwrap_or_default();
+    if change.rev != current || path_rev != current {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            format!(
+                "{name} changed since its owners were read (revision {:?}, now {current:?}): \
+                 run the command again",
+                change.rev.chars().take(64).collect::<String>()
+            ),
+        ));
     }
     package.packument["maintainers"] = Value::Array(entries);
     packages::save_packument(&state, &name, &mut package.packument).await?;

@@ -706,18 +706,8 @@ async fn access_and_owner_changes_are_writes_by_maintainers() {
     assert_eq!(reply.status, 400, "{}", reply.body);
 
     // Alice adds bob: he reads and publishes; she removes him: both stop at once.
-    let owners = |names: &[&str]| {
-        let maintainers: Vec<_> = names
-            .iter()
-            .map(|n| serde_json::json!({ "name": n }))
-            .collect();
-        serde_json::json!({ "_id": "@alice/secret", "_rev": "2-x", "maintainers": maintainers })
-            .to_string()
-    };
-    let path = "/%40alice%2Fsecret/-rev/2-x";
-    let reply = client
-        .send("PUT", path, Some(&alice), &owners(&["alice", "bob"]))
-        .await;
+    let owners = |names: &'static [&'static str]| client.set_owners(&alice, "@alice/secret", names);
+    let reply = owners(&["alice", "bob"]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
         client
@@ -734,9 +724,7 @@ async fn access_and_owner_changes_are_writes_by_maintainers() {
             .status,
         201
     );
-    let reply = client
-        .send("PUT", path, Some(&alice), &owners(&["alice"]))
-        .await;
+    let reply = owners(&["alice"]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
         client
@@ -753,11 +741,9 @@ async fn access_and_owner_changes_are_writes_by_maintainers() {
             .status,
         403
     );
-    let nobody = client.send("PUT", path, Some(&alice), &owners(&[])).await;
+    let nobody = owners(&[]).await;
     assert_eq!(nobody.status, 400);
-    let stranger = client
-        .send("PUT", path, Some(&alice), &owners(&["alice", "mallory"]))
-        .await;
+    let stranger = owners(&["alice", "mallory"]).await;
     assert_eq!(stranger.status, 400);
 
     // Alice makes it public: everyone reads it.

@@ -528,3 +528,37 @@ async fn the_profile_says_when_the_account_was_made_and_last_changed() {
     assert_eq!(after["created"], created);
     assert!(after["updated"].as_str().unwrap() >= created, "{after}");
 }
+
+#[tokio::test]
+async fn an_owners_list_read_before_a_change_cannot_be_written_over_it() {
+    let (client, _data) = start().await;
+    let alice = client.session("alice").await;
+    client.session("bob").await;
+    client.session("carol").await;
+    let publish = publish_body("shared", "1.0.0", json!(null));
+    assert_eq!(
+        client
+            .send("PUT", "/shared", Some(&alice), &publish)
+            .await
+            .status,
+        201
+    );
+    let added = client.set_owners(&alice, "shared", &["alice", "bob"]).await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    // Two people read the list; one removes bob, then the other adds carol to what they read.
+    let read = client.send("GET", "/shared", Some(&alice), "").await.json();
+    let stale = read["_rev"].as_str().unwrap().to_owned();
+    let removed = client.set_owners(&alice, "shared", &["alice"]).await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    let refused = client
+        .put_owners(&alice, "shared", &stale, &["alice", "bob", "carol"])
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(
+        refused.body.contains("run the command again"),
+        "{}",
+        refused.body
+    );
+    let now = client.send("GET", "/shared", Some(&alice), "").await.json();
+    assert_eq!(now["maintainers"].as_array().unwrap().len(), 1, "{now}");
+}

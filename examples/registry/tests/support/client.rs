@@ -81,6 +81,31 @@ impl Client {
         reply.json()["token"].as_str().unwrap().to_owned()
     }
 
+    /// `npm owner add|rm` as npm sends it: the package's current revision, read with
+    /// `token`, then the whole new list.
+    pub async fn set_owners(&self, token: &str, package: &str, names: &[&str]) -> Reply {
+        let escaped = package.replace('@', "%40").replace('/', "%2F");
+        let read = self
+            .send("GET", &format!("/{escaped}"), Some(token), "")
+            .await;
+        assert_eq!(read.status, 200, "{}", read.body);
+        let rev = read.json()["_rev"].as_str().unwrap().to_owned();
+        self.put_owners(token, package, &rev, names).await
+    }
+
+    /// The owners' list `names` written as of revision `rev`.
+    pub async fn put_owners(&self, token: &str, package: &str, rev: &str, names: &[&str]) -> Reply {
+        let escaped = package.replace('@', "%40").replace('/', "%2F");
+        let maintainers: Vec<_> = names
+            .iter()
+            .map(|n| serde_json::json!({ "name": n }))
+            .collect();
+        let body = serde_json::json!({ "_id": package, "_rev": rev, "maintainers": maintainers });
+        let path = format!("/{escaped}/-rev/{rev}");
+        self.send("PUT", &path, Some(token), &body.to_string())
+            .await
+    }
+
     pub async fn create(&self, session: &str, body: serde_json::Value) -> Reply {
         self.send("POST", "/-/npm/v1/tokens", Some(session), &body.to_string())
             .await
