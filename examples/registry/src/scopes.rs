@@ -41,9 +41,11 @@ pub async fn check(state: &AppState, scope: &str, user: &str) -> Result<Ownershi
     match owner {
         None => Ok(Ownership::Unclaimed),
         Some(owner) if owner == user => Ok(Ownership::Owned),
+        // Said the same way whatever the scope holds (private packages, public ones, or
+        // none but its owner's name), and without naming whose it is.
         Some(_) => Err(ApiError::forbidden(format!(
-            "you do not have permission to publish into the scope @{scope}: it belongs to \
-             another user"
+            "you cannot publish into the scope @{scope}: it is taken; publish under your own \
+             scope (@{user}) or one nobody uses yet"
         ))),
     }
 }

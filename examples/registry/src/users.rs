@@ -218,13 +218,11 @@ pub async fn login(
         if load(&state, name).await?.is_some() {
             return Err(wrong());
         }
+        // A scope someone publishes into is a name taken like a user's: answered as a
+        // taken user name with a wrong password is, so that nothing tells the two apart
+        // (or says whose the scope is, or what it holds).
         if crate::scopes::recorded_owner(&state, name).await?.is_some() {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "the user name {name:?} is taken: the scope @{name} belongs to another user"
-                ),
-            ));
+            return Err(wrong());
         }
         let user = User {
             name: name.to_owned(),

@@ -450,10 +450,12 @@ async fn scopes_belong_to_their_user_or_first_publisher() {
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert_eq!(publish(&bob, "@tools/fmt", "1.0.0").await.status, 201);
 
-    // Nobody can then sign up as `tools` and take the scope over.
+    // Nobody can then sign up as `tools` and take the scope over: the name is taken, and
+    // answered as a taken user name with a wrong password is.
     let taken = client.login("tools", PASSWORD).await;
-    assert_eq!(taken.status, 409, "{}", taken.body);
-    assert!(taken.body.contains("@tools"), "{}", taken.body);
+    let wrong = client.login("alice", "not alice's password").await;
+    assert_eq!((taken.status, &taken.body), (wrong.status, &wrong.body));
+    assert_eq!(taken.status, 401, "{}", taken.body);
 }
 
 #[tokio::test]

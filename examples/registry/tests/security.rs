@@ -562,3 +562,53 @@ async fn an_owners_list_read_before_a_change_cannot_be_written_over_it() {
     let now = client.send("GET", "/shared", Some(&alice), "").await.json();
     assert_eq!(now["maintainers"].as_array().unwrap().len(), 1, "{now}");
 }
+
+#[tokio::test]
+async fn a_scope_that_holds_only_private_packages_is_answered_as_any_taken_scope() {
+    let (client, _data) = start().await;
+    let bob = client.session("bob").await;
+    let carol = client.session("carol").await;
+    let eve = client.session("eve").await;
+    // @acme holds one private package (bob's); @open one public package (carol's).
+    let private = publish_body("@acme/secret", "1.0.0", json!("restricted"));
+    let public = publish_body("@open/tool", "1.0.0", json!("public"));
+    assert_eq!(
+        client
+            .send("PUT", "/@acme%2fsecret", Some(&bob), &private)
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        client
+            .send("PUT", "/@open%2ftool", Some(&carol), &public)
+            .await
+            .status,
+        201
+    );
+
+    let publish_into = |scope: &str| {
+        let name = format!("@{scope}/mine");
+        let path = format!("/@{scope}%2fmine");
+        let body = publish_body(&name, "1.0.0", json!("public"));
+        let (client, eve) = (&client, eve.clone());
+        async move { client.send("PUT", &path, Some(&eve), &body).await }
+    };
+    let into_acme = publish_into("acme").await;
+    let into_open = publish_into("open").await;
+    assert_eq!(into_acme.status, 403, "{}", into_acme.body);
+    assert_eq!(
+        (into_acme.status, into_acme.body.replace("acme", "SCOPE")),
+        (into_open.status, into_open.body.replace("open", "SCOPE")),
+    );
+    for said in ["bob", "private", "belongs"] {
+        assert!(!into_acme.body.contains(said), "{}", into_acme.body);
+    }
+    let as_acme = client.login("acme", PASSWORD).await;
+    let as_open = client.login("open", PASSWORD).await;
+    assert_eq!(
+        (as_acme.status, &as_acme.body),
+        (as_open.status, &as_open.body)
+    );
+    assert!(!as_acme.body.contains("scope"), "{}", as_acme.body);
+}
