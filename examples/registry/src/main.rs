@@ -67,14 +67,20 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             storage::private_dirs(&dir)
                 .await
                 .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-            let store = SqliteStore::open(dir.join("tokens.db")).await?;
-            // The token database holds digests only, but it is nobody else's business.
-            #[cfg(unix)]
+            // A folder that already existed keeps the mode it was made with: tighten it,
+            // or refuse to start on a folder others can read.
+            if storage::make_private(&dir, storage::PRIVATE_DIR)
+                .map_err(|e| format!("cannot make {} private (0700): {e}", dir.display()))?
             {
-                use std::os::unix::fs::PermissionsExt;
-                let private = std::fs::Permissions::from_mode(0o600);
-                std::fs::set_permissions(dir.join("tokens.db"), private)
-                    .map_err(|e| format!("cannot make tokens.db private: {e}"))?;
+                tracing::warn!(dir = %dir.display(), "the data folder was readable by others: now 0700");
+            }
+            let store = SqliteStore::open(dir.join("tokens.db")).await?;
+            // The token database holds digests only, but it is nobody else's business; a
+            // database from an earlier release may have been made with the umask's mode,
+            // and SQLite gives its side files the database's.
+            for file in ["tokens.db", "tokens.db-wal", "tokens.db-shm"] {
+                storage::make_private(&dir.join(file), storage::PRIVATE_FILE)
+                    .map_err(|e| format!("cannot make {file} private (0600): {e}"))?;
             }
             let storage = storage::Storage::disk(dir.clone());
             let dir = dir.display().to_string();

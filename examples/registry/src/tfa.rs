@@ -160,7 +160,7 @@ impl Sealer {
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
                 #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, crate::storage::PRIVATE_FILE);
                 std::io::Write::write_all(&mut options.open(path)?, &key[..])?;
                 key
             }

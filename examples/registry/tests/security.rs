@@ -612,3 +612,37 @@ async fn a_scope_that_holds_only_private_packages_is_answered_as_any_taken_scope
     );
     assert!(!as_acme.body.contains("scope"), "{}", as_acme.body);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_data_folder_others_could_read_is_made_private_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let first = support::registry::Registry::start("127.0.0.1:0", &dir).await;
+    support::registry::add_user(first.addr, "alice").await;
+    first.stop().await;
+    // As an earlier release, or a hand-made folder, may have left them.
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let set = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set(&dir, 0o755);
+    set(&dir.join("tokens.db"), 0o644);
+
+    let again = support::registry::Registry::start("127.0.0.1:0", &dir).await;
+    support::registry::add_user(again.addr, "bob").await;
+    assert_eq!(mode(&dir), 0o700);
+    for file in ["tokens.db", "tokens.db-wal", "tokens.db-shm"] {
+        let path = dir.join(file);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{file}");
+        }
+    }
+    assert!(
+        dir.join("tokens.db-wal").exists(),
+        "the database runs in WAL mode"
+    );
+    again.stop().await;
+}
