@@ -41,6 +41,8 @@ struct Shared {
     trusted_proxies: TrustedProxies,
     /// Failed authentications per client address: the gates' and logout's.
     token_failures: tokengate::FailureLimit,
+    /// Searches take turns.
+    search_turns: crate::search::SearchTurns,
 }
 
 impl Clone for AppState {
@@ -66,6 +68,7 @@ impl AppState {
                 passwords: Default::default(),
                 // A client guessing tokens gets 429 after 50 misses a minute, not 50 store
                 // lookups.
+                search_turns: Default::default(),
                 token_failures: tokengate::FailureLimit::new(
                     50,
                     std::time::Duration::from_secs(60),
@@ -103,6 +106,10 @@ impl AppState {
 
     pub fn trusted_proxies(&self) -> &TrustedProxies {
         &self.shared.trusted_proxies
+    }
+
+    pub fn search_turns(&self) -> &crate::search::SearchTurns {
+        &self.shared.search_turns
     }
 
     pub fn token_failures(&self) -> &tokengate::FailureLimit {
