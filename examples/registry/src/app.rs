@@ -180,6 +180,10 @@ async fn bounded_package_write(
     if declared.is_some_and(|length| length > max_bytes as u64) {
         return too_large(max_bytes).into_response();
     }
+    let mut request = request;
+    request
+        .extensions_mut()
+        .insert(crate::json_body::BodyLimit(max_bytes));
     next.run(request).await
 }
 

@@ -633,7 +633,7 @@ async fn publish(
         .storage()
         .write(
             &format!("{}/{}", name.dir(), checked.tarball_name),
-            checked.tarball.clone(),
+            checked.tarball,
         )
         .await
         .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
