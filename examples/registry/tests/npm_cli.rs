@@ -1396,3 +1396,114 @@ async fn npm_login_from_an_address_with_too_many_waiting_asks_for_the_password()
     let (ok, said) = npm.run(&config, &npm.root, &["whoami"]).await;
     assert!(ok && said.contains("alice"), "{said}");
 }
+
+/// What the third security review found, as npm itself sends it: a star answers to no
+/// package rule, a one-package token changes nothing of the account, and a permission npm
+/// does not know (npm 12's `read-write-stage-only`, which npm 11 drops) is refused, not
+/// made read-write. (npm will not publish a name that starts with a dash, so that bypass
+/// is tested through the API in `tests/security.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_third_review_found_through_the_real_npm_cli() {
+    if !npm_ready("the npm CLI test of the third review") {
+        return;
+    }
+    use support::registry::{TfaMode, enable_2fa};
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    let here = work.path();
+    let alice_session = add_user(registry.addr, "alice").await;
+    let bob_session = add_user(registry.addr, "bob").await;
+    let mut last_step = None;
+    let mut recovery = enable_2fa(
+        registry.addr,
+        &alice_session,
+        TfaMode::AuthAndWrites,
+        &mut last_step,
+    )
+    .await
+    .recovery;
+    let alice = Npm::new(&here.join("alice"), &registry.url);
+    let alice_config = alice.config_with("alice", &alice_session);
+    let bob = Npm::new(&here.join("bob"), &registry.url);
+    let bob_config = bob.config_with("bob", &bob_session);
+
+    let starry = package_dir(here, "starry", "1.0.0");
+    let refused = alice.fails(&alice_config, &starry, &["publish"]).await;
+    assert!(
+        refused.contains("EOTP") || refused.contains("one-time"),
+        "{refused}"
+    );
+    let code = recovery.pop().unwrap();
+    alice
+        .ok(
+            &alice_config,
+            &starry,
+            &["publish", &format!("--otp={code}")],
+        )
+        .await;
+    let code = recovery.pop().unwrap();
+    alice
+        .ok(
+            &alice_config,
+            here,
+            &[
+                "access",
+                "set",
+                "mfa=publish",
+                "starry",
+                &format!("--otp={code}"),
+            ],
+        )
+        .await;
+
+    // Bob has no second factor: `npm star` of a package with mfa=publish goes through.
+    bob.ok(&bob_config, here, &["star", "starry"]).await;
+    bob.ok(&bob_config, here, &["unstar", "starry"]).await;
+
+    // npm 11 drops a permission it does not know and sends the packages alone.
+    let code = recovery.pop().unwrap();
+    let said = alice
+        .fails(
+            &alice_config,
+            here,
+            &[
+                "token",
+                "create",
+                "--packages=starry",
+                "--packages-and-scopes-permission=read-write-stage-only",
+                &format!("--password={PASSWORD}"),
+                &format!("--otp={code}"),
+            ],
+        )
+        .await;
+    assert!(
+        said.contains("packages_and_scopes_permission is missing"),
+        "{said}"
+    );
+
+    // A one-package token cannot change the account's email.
+    let code = recovery.pop().unwrap();
+    let one_package = alice
+        .ok(
+            &alice_config,
+            here,
+            &[
+                "token",
+                "create",
+                "--packages=starry",
+                "--packages-and-scopes-permission=read-write",
+                &format!("--password={PASSWORD}"),
+                &format!("--otp={code}"),
+            ],
+        )
+        .await;
+    let one_package = alice.config_with("one-package", &created_token(&one_package));
+    let refused = alice
+        .fails(
+            &one_package,
+            here,
+            &["profile", "set", "email", "mallory@example.com"],
+        )
+        .await;
+    assert!(refused.contains("cannot change the profile"), "{refused}");
+}
