@@ -386,7 +386,7 @@ Requests/s per round:
 
 
 def main(constant_time_out, http_load_out, instructions_out=None, stores_out=None, peers_out=None,
-         hot_path_out=None):
+         hot_path_out=None, abuse_out=None):
     m = medians("hot_path")
     bare, floor = m["1_bare_service"], m["4_floor"]
     rows = [f"| `{b}` | {fmt_ns(t)} | {t / bare:.2f} | {t / floor:.2f} |" for b, t in m.items()]
@@ -513,10 +513,11 @@ for the client), alternating runs. Loopback only; stops by itself.
 ```
 
 {limiter_section(m, hot_path_out) if hot_path_out else ""}
-{stores_section(stores_out) if stores_out else ""}{peers_section(peers_out) if peers_out else ""}"""
+{stores_section(stores_out) if stores_out else ""}{peers_section(peers_out) if peers_out else ""}
+{pathlib.Path(abuse_out).read_text() if abuse_out else ""}"""
     (ROOT / "BENCHMARKS.md").write_text(out)
     print(out)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:7])
+    main(*sys.argv[1:8])
