@@ -691,6 +691,13 @@ impl<S> Tokens<S> {
         &self.inner.prefix
     }
 
+    /// How long a token that can write lives when its creator gives no expiry
+    /// ([`TokensBuilder::write_token_lifetime`]; `None`: until revoked), so that a form can
+    /// say what an empty expiry means.
+    pub fn write_token_lifetime(&self) -> Option<Duration> {
+        self.inner.lifetimes.write_default
+    }
+
     /// Tells the event hook, if there is one; `event` is only built when there is.
     pub(crate) fn emit<'a>(&self, event: impl FnOnce() -> TokenEvent<'a>) {
         if let Some(hook) = &self.inner.events {

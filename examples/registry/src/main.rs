@@ -105,6 +105,23 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// Why the registry cannot listen, and what to do about it.
+fn cannot_listen(address: std::net::SocketAddr, error: &std::io::Error) -> String {
+    if error.kind() != std::io::ErrorKind::AddrInUse {
+        return format!("cannot listen on {address}: {error}");
+    }
+    // 4873 is Verdaccio's default port too: the likeliest owner of it.
+    let verdaccio = if address.port() == 4873 {
+        " (4873 is also Verdaccio's default port: is one running?)"
+    } else {
+        ""
+    };
+    format!(
+        "cannot listen on {address}: something else is listening there{verdaccio}; \
+         choose another address with --listen, e.g. --listen 127.0.0.1:4874"
+    )
+}
+
 async fn serve(
     config: Config,
     store: DynStore,
@@ -134,7 +151,7 @@ async fn serve(
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        .map_err(|e| cannot_listen(config.listen, &e))?;
     let url = format!("http://{}/", listener.local_addr()?);
     println!("tokengate example registry listening on {url}");
     println!("  data: {described}");

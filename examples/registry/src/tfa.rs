@@ -309,7 +309,7 @@ pub async fn verify(
     let Some(tfa) = user.tfa.as_mut().filter(|tfa| tfa.active()) else {
         return Ok(Checked::NotEnrolled);
     };
-    let code = code.ok_or_else(|| otp_refusal("a one-time password is needed"))?;
+    let code = code.ok_or_else(|| otp_refusal("none was sent"))?;
     let wrong_codes = state.wrong_codes();
     if wrong_codes.exhausted(&user.name, &sender) {
         return Err(crate::passwords::too_many_wrong("one-time passwords"));

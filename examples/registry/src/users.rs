@@ -47,9 +47,17 @@ pub fn check_new_password(password: &str) -> Result<(), ApiError> {
 
 /// A password found right, before any lock is taken: Argon2 is slow on purpose, and a
 /// crowd of guessers must not hold up everyone else's writes.
+#[derive(Clone)]
 pub struct PasswordChecked {
     name: String,
     hash: String,
+}
+
+impl PasswordChecked {
+    /// Whose password was checked.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// A user whose password was checked, reloaded under the registry's write lock, which is

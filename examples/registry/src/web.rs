@@ -53,6 +53,53 @@ pub struct WebState {
     shown: Mutex<HashMap<String, ShownToken>>,
     /// npm browser logins, by the id in `loginUrl`.
     npm: npm_login::NpmLogins,
+    /// Logins whose password was right and that wait for their one-time password, by a
+    /// random key in the form: the second step does not ask for the password again.
+    passed: Mutex<HashMap<String, PasswordPassed>>,
+}
+
+/// A login's first step, done.
+struct PasswordPassed {
+    /// Whose password was right, and the hash it was right for: a password changed in
+    /// between is not this step's.
+    checked: users::PasswordChecked,
+    at: Instant,
+}
+
+/// How long a login's second step may wait for its code.
+const SECOND_STEP_TTL: Duration = Duration::from_secs(5 * 60);
+
+impl WebState {
+    /// Remembers that `checked`'s password was right; the key for the form.
+    fn passed(&self, checked: users::PasswordChecked) -> Result<String, ApiError> {
+        let key = random_key()?;
+        let mut passed = self
+            .passed
+            .lock()
+            .map_err(|_| ApiError::internal("cannot log in", "a lock was poisoned"))?;
+        passed.retain(|_, step| step.at.elapsed() < SECOND_STEP_TTL);
+        if passed.len() >= MAX_WAITING {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many logins waiting for their code; try again shortly",
+            ));
+        }
+        passed.insert(
+            key.clone(),
+            PasswordPassed {
+                checked,
+                at: Instant::now(),
+            },
+        );
+        Ok(key)
+    }
+
+    /// The first step of `user`'s login under `key`, used up; `None` when there is none,
+    /// it is someone else's, or it is too old.
+    fn take_passed(&self, key: &str, user: &str) -> Option<users::PasswordChecked> {
+        let step = self.passed.lock().ok()?.remove(key)?;
+        (step.at.elapsed() < SECOND_STEP_TTL && step.checked.name() == user).then_some(step.checked)
+    }
 }
 
 struct ShownToken {
@@ -171,12 +218,15 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;line-height:1.5;m
 header{background:#233;color:#fff;padding:.5rem 1rem;display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}
 header a,header button{color:#fff}
 header .brand{font-weight:bold;margin-right:auto}
-main{max-width:42rem;margin:0 auto;padding:1rem}
+main{max-width:60rem;margin:0 auto;padding:1rem}
+form,main>p{max-width:42rem}
 label{display:block;font-weight:600;margin-top:1rem}
 input[type=text],input[type=password],input[type=number],textarea,select{box-sizing:border-box;width:100%;font:inherit;padding:.4rem;border:1px solid #888;border-radius:4px;background:#fff}
 input[type=radio],input[type=checkbox]{width:1.1rem;height:1.1rem;vertical-align:middle}
 fieldset{border:1px solid #ccc;border-radius:4px;margin-top:1rem}
 fieldset label{display:inline;font-weight:normal;margin:0}
+.granular{display:none}fieldset:has(#perm-granular:checked) .granular{display:block}
+.granular label{display:block;font-weight:600;margin-top:1rem}
 .hint{color:#555;font-size:.9rem;margin:.1rem 0}
 .error{color:#b00020;font-weight:600;margin:.2rem 0}
 .notice{background:#e8f4ea;border:1px solid #7a7;padding:.5rem;border-radius:4px}
@@ -192,6 +242,14 @@ dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
 code{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 #new-token{display:block;font-size:1.05rem;background:#fff;border:2px solid #233;padding:.6rem;margin:.5rem 0}
 nav.pages{display:flex;justify-content:space-between;margin-top:1rem}
+.table-wrap{overflow-x:auto}
+table.tokens{border-collapse:collapse;width:100%;background:#fff;font-size:.95rem}
+table.tokens th,table.tokens td{border-bottom:1px solid #ddd;padding:.4rem .5rem;text-align:left;vertical-align:top}
+table.tokens thead th{border-bottom:2px solid #233}
+table.tokens tbody th{font-weight:600}
+.token-id{font-size:.8rem;font-weight:normal;white-space:nowrap}
+.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+@media (max-width:32rem){header{gap:.25rem .6rem;font-size:.9rem}header .brand{flex-basis:100%}main{padding:.5rem}}
 ";
 
 /// One page: the header (with the user's links when signed in) and `body`.
@@ -218,6 +276,7 @@ fn layout(title: &str, user: Option<&str>, body: Markup) -> Markup {
                     }
                 }
                 main { h1 { (title) } (body) }
+                script { (PreEscaped(PAGE_SCRIPT)) }
             }
         }
     }
@@ -349,6 +408,9 @@ pub struct LoginForm {
     /// The box ticked that says "I ran npm login myself" (see `npm_login`).
     #[serde(default)]
     confirm_npm: Option<String>,
+    /// The key of a first step whose password was right (2FA accounts).
+    #[serde(default)]
+    passed: String,
 }
 
 /// What the login form shows: what was typed (never the password), and what is wrong.
@@ -358,6 +420,8 @@ struct LoginView<'a> {
     npm: &'a str,
     /// The account has 2FA: ask for a code too.
     ask_code: bool,
+    /// The password was right: the key of that first step, and no password field.
+    passed: Option<String>,
     general: Option<String>,
     username_error: Option<String>,
     password_error: Option<String>,
@@ -401,13 +465,18 @@ fn login_form(view: &LoginView<'_>) -> Response {
                 autocomplete="username" autocapitalize="none" spellcheck="false" required
                 autofocus[!view.ask_code] aria-describedby="username-error";
             (field_error("username", &view.username_error))
-            label for="password" { "Password" }
-            input #password type="password" name="password" autocomplete="current-password" required
-                aria-describedby="password-error";
-            (field_error("password", &view.password_error))
+            @if let Some(passed) = &view.passed {
+                input type="hidden" name="passed" value=(passed);
+                p.notice #password-passed role="status" { "Password checked." }
+            } @else {
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required
+                    aria-describedby="password-error";
+                (field_error("password", &view.password_error))
+            }
             @if view.ask_code {
                 label for="otp" { "One-time password" }
-                p.hint #otp-hint { "This account has two-factor authentication: enter the password again and the code from your authenticator app (or a recovery code)." }
+                p.hint #otp-hint { "This account has two-factor authentication: enter the code from your authenticator app (or a recovery code). The password step stays good for 5 minutes." }
                 input #otp type="text" name="otp" inputmode="numeric" autocomplete="one-time-code"
                     autofocus aria-describedby="otp-hint otp-error";
                 (field_error("otp", &view.otp_error))
@@ -515,7 +584,7 @@ async fn login(
                 .into(),
         );
     }
-    if form.password.is_empty() {
+    if form.password.is_empty() && form.passed.is_empty() {
         view.password_error = Some("password is required".into());
     }
     if view.username_error.is_some() || view.password_error.is_some() {
@@ -539,13 +608,26 @@ async fn log_in(
     secure: bool,
 ) -> Result<Option<Response>, ApiError> {
     let name = view.username.to_owned();
-    let verified =
-        users::check_password_and_lock(state, &name, &form.password, client, Standing::Stranger)
-            .await?;
+    // The first step: the password, or the key of a first step already passed.
+    let checked = if form.passed.is_empty() {
+        users::check_password(state, &name, &form.password, client, Standing::Stranger).await?
+    } else {
+        let checked = web.take_passed(&form.passed, &name);
+        if checked.is_none() {
+            view.general = Some("the password step is over (after 5 minutes): log in again".into());
+            return Ok(None);
+        }
+        checked
+    };
+    let Some(checked) = checked else {
+        view.general = Some("incorrect user name or password".into());
+        return Ok(None);
+    };
+    let again = users::PasswordChecked::clone(&checked);
     let Some(Verified {
         mut user,
         writing: _writing,
-    }) = verified
+    }) = checked.lock(state).await?
     else {
         view.general = Some("incorrect user name or password".into());
         return Ok(None);
@@ -553,17 +635,22 @@ async fn log_in(
     if user.tfa.as_ref().is_some_and(tfa::Tfa::active) {
         view.ask_code = true;
         let code = form.otp.trim();
-        if code.is_empty() {
-            view.otp_error = Some("a one-time password is needed".into());
-            return Ok(None);
-        }
-        match tfa::verify(state, &mut user, Some(code), tfa::Sender::new(None, client)).await {
-            Ok(_) => {}
-            Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
-                view.otp_error = Some(error.message().to_owned());
-                return Ok(None);
+        let refused = if code.is_empty() {
+            Some("a one-time password is needed".to_owned())
+        } else {
+            match tfa::verify(state, &mut user, Some(code), tfa::Sender::new(None, client)).await {
+                Ok(_) => None,
+                Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
+                    Some(error.message().to_owned())
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) => return Err(error),
+        };
+        if let Some(refused) = refused {
+            // The password was right: the next try asks for the code alone.
+            view.passed = Some(web.passed(again)?);
+            view.otp_error = Some(refused);
+            return Ok(None);
         }
     }
     // A browser login for npm: npm gets a session of its own, through `doneUrl`.
@@ -637,6 +724,19 @@ fn iso(at: SystemTime) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
+/// A time as people read it ("2026-12-01 21:44 UTC", which the page's script turns into
+/// the reader's own time zone and format), the exact time on hover; `none` when there is
+/// no time.
+fn when(at: Option<SystemTime>, none: &str) -> Markup {
+    let Some(at) = at else {
+        return html! { (none) };
+    };
+    let exact = iso(at);
+    let (day, time) = exact.split_once('T').unwrap_or((&exact, ""));
+    let minutes = time.get(..5).unwrap_or(time);
+    html! { time datetime=(exact) title=(exact) { (day) " " (minutes) " UTC" } }
+}
+
 /// What the token may do, as `npm token list` says it.
 fn access(listing: &TokenListing) -> String {
     if let Some(permission) = listing.grants.on_everything()
@@ -668,6 +768,30 @@ fn access(listing: &TokenListing) -> String {
 pub struct TokensQuery {
     page: Option<u64>,
     revoked: Option<String>,
+}
+
+/// The name of `owner`'s token `id`, just revoked, and its id: what the notice names. An id
+/// that is not `owner`'s says nothing of whose it is.
+async fn revoked_name(
+    state: &AppState,
+    owner: &str,
+    id: &str,
+) -> Result<(String, String), ApiError> {
+    use tokengate::store::TokenStore;
+    let Ok(parsed) = id.parse::<tokengate::TokenId>() else {
+        return Ok(("(unknown)".into(), id.chars().take(32).collect()));
+    };
+    let record = state
+        .tokens()
+        .store()
+        .get(parsed)
+        .await
+        .map_err(tokengate::TokensError::from)?;
+    let name = record
+        .filter(|record| record.owner == owner)
+        .map(|record| record.name.unwrap_or_else(|| "(unnamed)".into()))
+        .unwrap_or_else(|| "(unknown)".into());
+    Ok((name, parsed.to_string()))
 }
 
 /// The signed-in user, when the token may manage tokens.
@@ -716,36 +840,44 @@ async fn tokens_markup(
         .await?
         .tokens;
     listed.reverse();
+    let revoked = match &query.revoked {
+        Some(id) => Some(revoked_name(state, who.owner(), id).await?),
+        None => None,
+    };
     Ok(html! {
-        @if let Some(id) = &query.revoked {
-            p.notice role="status" { "Token " code { (id) } " was revoked." }
+        @if let Some((name, id)) = &revoked {
+            p.notice role="status" { "Token " strong { (name) } " (ID " code { (id) } ") was revoked." }
         }
         p {
             "Tokens you make here and with " code { "npm token create" } " are the same tokens: each list shows both. "
             a.button href="/-/web/tokens/new" { "Generate new token" }
         }
         p { (total) " token" @if total != 1 { "s" } @if pages > 1 { ", page " (number + 1) " of " (pages) } "." }
-        @for listing in &listed {
-            section.token aria-labelledby=(format!("t-{}", listing.id)) {
-                h2 id=(format!("t-{}", listing.id)) { (listing.name.as_deref().unwrap_or("(unnamed)")) }
-                dl {
-                    dt { "Token" } dd { code { (listing.token_prefix) "…" } }
-                    dt { "ID" } dd { code.token-id { (listing.id) } }
-                    @if let Some(description) = &listing.description {
-                        dt { "Description" } dd { (description) }
-                    }
-                    dt { "Created" } dd { (iso(listing.created_at)) }
-                    dt { "Last used" } dd { (listing.last_used_at.map_or("never".to_owned(), iso)) }
-                    dt { "Expires" } dd { (listing.expires_at.map_or("never".to_owned(), iso)) }
-                    dt { "Access" } dd { (access(listing)) }
-                    dt { "CIDR" } dd {
-                        @if listing.cidr.is_empty() { "any address" } @else { (listing.cidr.to_strings().join(", ")) }
-                    }
-                    @if listing.second_factor == SecondFactor::Bypassed {
-                        dt { "2FA" } dd { "bypassed" }
+        @if !listed.is_empty() {
+            div.table-wrap {
+                table.tokens {
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Access" } th scope="col" { "Created" } th scope="col" { "Last used" } th scope="col" { "Expires" } th scope="col" { span.visually-hidden { "Revoke" } } } }
+                    tbody {
+                        @for listing in &listed {
+                            tr {
+                                th scope="row" {
+                                    (listing.name.as_deref().unwrap_or("(unnamed)"))
+                                    br; code.token-id title=(format!("The token's ID; the token starts {}…", listing.token_prefix)) { (listing.id) }
+                                    @if let Some(description) = &listing.description { br; span.hint { (description) } }
+                                }
+                                td {
+                                    (access(listing))
+                                    @if !listing.cidr.is_empty() { br; "from " (listing.cidr.to_strings().join(", ")) }
+                                    @if listing.second_factor == SecondFactor::Bypassed { br; "bypasses 2FA" }
+                                }
+                                td { (when(Some(listing.created_at), "")) }
+                                td { (when(listing.last_used_at, "never")) }
+                                td { (when(listing.expires_at, "never")) }
+                                td { a href=(format!("/-/web/tokens/{}/revoke", listing.id)) aria-label=(format!("Revoke token {}", listing.name.as_deref().unwrap_or(&listing.id.to_string()))) { "Revoke…" } }
+                            }
+                        }
                     }
                 }
-                a href=(format!("/-/web/tokens/{}/revoke", listing.id)) aria-label=(format!("Revoke token {}", listing.id)) { "Revoke…" }
             }
         }
         @if pages > 1 {
@@ -840,7 +972,16 @@ fn create_request(form: &CreateForm, errors: &mut Errors) -> serde_json::Value {
         "read-only" => {
             request.insert("readonly".into(), true.into());
         }
-        "read-write" | "" => {}
+        "read-write" => {}
+        "granular"
+            if split_list(&form.packages).is_empty() && split_list(&form.scopes).is_empty() =>
+        {
+            errors.insert(
+                "packages",
+                "name at least one package or scope, or choose a permission on every package"
+                    .into(),
+            );
+        }
         "granular" => {
             request.insert("packages".into(), split_list(&form.packages).into());
             request.insert("scopes".into(), split_list(&form.scopes).into());
@@ -853,7 +994,7 @@ fn create_request(form: &CreateForm, errors: &mut Errors) -> serde_json::Value {
         _ => {
             errors.insert(
                 "permission",
-                "choose read-only, read-write or granular".into(),
+                "choose read-only, read and write, or granular".into(),
             );
         }
     }
@@ -891,7 +1032,41 @@ async fn new_page(State(state): State<AppState>, who: Authenticated) -> Response
         Ok(ask) => ask,
         Err(error) => return api_error_page(Some(&owner), error),
     };
-    create_form(&owner, &CreateForm::default(), &Errors::new(), ask_code)
+    let page = NewTokenPage::of(&state, ask_code);
+    create_form(&owner, &CreateForm::default(), &Errors::new(), &page)
+}
+
+/// What the new-token form says besides the form's own values.
+struct NewTokenPage {
+    /// The account has 2FA: the form asks for a code.
+    ask_code: bool,
+    /// What an empty expiry means for a token that can write.
+    write_lifetime: Option<std::time::Duration>,
+}
+
+impl NewTokenPage {
+    fn of(state: &AppState, ask_code: bool) -> Self {
+        Self {
+            ask_code,
+            write_lifetime: state.tokens().write_token_lifetime(),
+        }
+    }
+
+    /// The expiry field's hint: what leaving it empty gives.
+    fn expiry_hint(&self) -> String {
+        let writers = match self
+            .write_lifetime
+            .map(|lifetime| lifetime.as_secs() / 86_400)
+        {
+            Some(1) => "1 day".to_owned(),
+            Some(days) => format!("{days} days"),
+            None => "no expiry".to_owned(),
+        };
+        format!(
+            "From 1 to 3650. Empty: {writers} for a token that can publish (this registry's \
+             default), no expiry for a read-only one."
+        )
+    }
 }
 
 async fn has_2fa(state: &AppState, owner: &str) -> Result<bool, ApiError> {
@@ -901,11 +1076,12 @@ async fn has_2fa(state: &AppState, owner: &str) -> Result<bool, ApiError> {
         .is_some_and(|tfa| tfa.active()))
 }
 
-fn create_form(owner: &str, form: &CreateForm, errors: &Errors, ask_code: bool) -> Response {
+fn create_form(owner: &str, form: &CreateForm, errors: &Errors, page: &NewTokenPage) -> Response {
     let error = |field: &'static str| field_error(field, &errors.get(field).cloned());
     let described = |field: &str| format!("{field}-hint {field}-error");
+    // The least access is the default: more is a choice the person makes.
     let permission = match form.permission.as_str() {
-        "" => "read-write",
+        "" => "read-only",
         other => other,
     };
     let granular = match form.granular_permission.as_str() {
@@ -939,16 +1115,16 @@ fn create_form(owner: &str, form: &CreateForm, errors: &Errors, ask_code: bool) 
                 legend { "Permission" }
                 div { input #perm-ro type="radio" name="permission" value="read-only" checked[permission == "read-only"]; " " label for="perm-ro" { "Read-only: install and view every package" } }
                 div { input #perm-rw type="radio" name="permission" value="read-write" checked[permission == "read-write"]; " " label for="perm-rw" { "Read and write: also publish and change every package" } }
-                div { input #perm-granular type="radio" name="permission" value="granular" checked[permission == "granular"]; " " label for="perm-granular" { "Granular: only the packages and scopes below" } }
+                div { input #perm-granular type="radio" name="permission" value="granular" checked[permission == "granular"]; " " label for="perm-granular" { "Granular: only the packages and scopes you name" } }
                 (error("permission"))
-            }
-
-            label for="packages" { "Packages (granular tokens)" }
+            // Shown only once Granular is chosen (CSS, no script: `.granular` below).
+            div.granular {
+            label for="packages" { "Packages" }
             p.hint #packages-hint { "Package names, separated by commas or spaces, such as lodash, @alice/tool." }
             input #packages type="text" name="packages" value=(form.packages) autocapitalize="none" spellcheck="false" aria-describedby=(described("packages"));
             (error("packages"))
 
-            label for="scopes" { "Scopes (granular tokens)" }
+            label for="scopes" { "Scopes" }
             p.hint #scopes-hint { "Scopes, such as @alice: every package in them." }
             input #scopes type="text" name="scopes" value=(form.scopes) autocapitalize="none" spellcheck="false" aria-describedby=(described("scopes"));
             (error("scopes"))
@@ -958,6 +1134,8 @@ fn create_form(owner: &str, form: &CreateForm, errors: &Errors, ask_code: bool) 
                 option value="read-only" selected[granular == "read-only"] { "read-only" }
                 option value="read-write" selected[granular == "read-write"] { "read-write" }
             }
+            }
+            }
 
             label for="cidr" { "Allowed IP ranges (CIDR, optional)" }
             p.hint #cidr-hint { "The token works only from these addresses, such as 192.0.2.0/24, 2001:db8::/32. Empty: from anywhere." }
@@ -965,7 +1143,7 @@ fn create_form(owner: &str, form: &CreateForm, errors: &Errors, ask_code: bool) 
             (error("cidr"))
 
             label for="expires" { "Expires after (days, optional)" }
-            p.hint #expires-hint { "From 1 to 3650. Empty: the registry's default." }
+            p.hint #expires-hint { (page.expiry_hint()) }
             input #expires type="number" name="expires" min="1" max="3650" value=(form.expires) aria-describedby=(described("expires"));
             (error("expires"))
 
@@ -979,7 +1157,7 @@ fn create_form(owner: &str, form: &CreateForm, errors: &Errors, ask_code: bool) 
             input #password type="password" name="password" autocomplete="current-password" aria-describedby=(described("password"));
             (error("password"))
 
-            @if ask_code {
+            @if page.ask_code {
                 label for="otp" { "One-time password" }
                 p.hint #otp-hint { "The code from your authenticator app." }
                 input #otp type="text" name="otp" inputmode="numeric" autocomplete="one-time-code" aria-describedby=(described("otp"));
@@ -1013,6 +1191,7 @@ async fn create(
         Ok(ask) => ask,
         Err(error) => return api_error_page(Some(&owner), error),
     };
+    let page = NewTokenPage::of(&state, ask_code);
     let mut errors = Errors::new();
     let request = create_request(&form, &mut errors);
     let options = match serde_json::from_value::<token_api::CreateRequest>(request) {
@@ -1035,7 +1214,7 @@ async fn create(
         errors.insert("password", "password is required to create a token".into());
     }
     let Some(options) = options.filter(|_| errors.is_empty()) else {
-        return create_form(&owner, &form, &errors, ask_code);
+        return create_form(&owner, &form, &errors, &page);
     };
     let created = {
         let result = async {
@@ -1060,7 +1239,7 @@ async fn create(
             Err(error) if error.status().is_client_error() => {
                 let message = error.message().to_owned();
                 errors.insert(field_of(&message), message);
-                return create_form(&owner, &form, &errors, ask_code);
+                return create_form(&owner, &form, &errors, &page);
             }
             Err(error) => return api_error_page(Some(&owner), error),
         }
@@ -1103,6 +1282,7 @@ async fn create(
 async fn created_page(
     Extension(web): Extension<Arc<WebState>>,
     who: Authenticated,
+    headers: HeaderMap,
     Path(key): Path<String>,
 ) -> Response {
     let owner = who.owner();
@@ -1131,12 +1311,36 @@ async fn created_page(
         code #new-token tabindex="0" aria-labelledby="new-token-label" { (shown.token.as_str()) }
         button #copy type="button" { "Copy to clipboard" }
         span #copied role="status" aria-live="polite" {}
-        p { "Use it with npm, for example in " code { ".npmrc" } ": " code { "//registry/:_authToken=<token>" } "." }
+        p { "Use it with npm: in a project's " code { ".npmrc" } ", with the token in the " code { "NPM_TOKEN" } " environment variable," }
+        pre { code #npmrc { (npmrc_line(&headers)) } }
         p { a href="/-/web/tokens" { "Back to your tokens" } }
         script { (PreEscaped(COPY_SCRIPT)) }
     };
     page_response(StatusCode::OK, layout("Your new token", Some(owner), body))
 }
+
+/// The `.npmrc` line that hands npm a token from `NPM_TOKEN` for this registry, at the
+/// address the browser reached it by.
+fn npmrc_line(headers: &HeaderMap) -> String {
+    let registry = own_origin(headers).map_or_else(
+        || "//<this registry's host>".to_owned(),
+        |origin| {
+            origin
+                .split_once(':')
+                .map_or(origin.clone(), |(_, rest)| rest.to_owned())
+        },
+    );
+    format!("{registry}/:_authToken=${{NPM_TOKEN}}")
+}
+
+/// Run on every page: times in the reader's own zone and format (the exact UTC time stays
+/// on hover), and password fields emptied when the browser brings a page back from its
+/// cache (Back), which `autocomplete` does not stop in Chromium.
+const PAGE_SCRIPT: &str = "document.querySelectorAll('time[datetime]').forEach(function(t){\
+var d=new Date(t.getAttribute('datetime'));if(!isNaN(d)){t.textContent=d.toLocaleString(undefined,\
+{dateStyle:'medium',timeStyle:'short'});}});\
+addEventListener('pageshow',function(){document.querySelectorAll('input[type=password]')\
+.forEach(function(i){i.value='';});});";
 
 const COPY_SCRIPT: &str = "document.getElementById('copy').addEventListener('click',function(){\
 var t=document.getElementById('new-token').textContent,s=document.getElementById('copied');\

@@ -1835,3 +1835,26 @@ async fn package_metadata_is_bounded_before_anything_is_written() {
         "nothing was written"
     );
 }
+
+#[tokio::test]
+async fn a_port_in_use_is_refused_with_what_to_do_about_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(support::registry::binary())
+        .args(["--listen", &address, "--memory"])
+        .current_dir(data.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains(&format!("cannot listen on {address}")),
+        "{said}"
+    );
+    assert!(
+        said.contains("choose another address with --listen"),
+        "{said}"
+    );
+}

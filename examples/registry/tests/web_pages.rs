@@ -314,7 +314,7 @@ async fn creating_tokens_with_the_clis_checks() {
         (
             "permission=granular",
             "packages",
-            "the token would cover no package",
+            "name at least one package or scope, or choose a permission on every package",
         ),
         (
             "permission=read-write&cidr=10.0.0.0/8,300.1.1.1/8",
@@ -324,7 +324,7 @@ async fn creating_tokens_with_the_clis_checks() {
         (
             "permission=sideways",
             "permission",
-            "choose read-only, read-write or granular",
+            "choose read-only, read and write, or granular",
         ),
     ];
     for (form, field, message) in cases {
@@ -362,7 +362,7 @@ async fn creating_tokens_with_the_clis_checks() {
             "/-/web/tokens/new",
             Some(&cookie),
             Some(&site.origin),
-            "name=x&password=wrong-password",
+            "name=x&permission=read-only&password=wrong-password",
         )
         .await;
     assert_eq!(
@@ -933,4 +933,94 @@ async fn a_new_password_ends_the_web_sessions_too() {
     let reply = site.get("/-/web/tokens", Some(&web_session)).await;
     assert_eq!(reply.status, 303, "{}", reply.body);
     assert_eq!(reply.header("location"), Some("/-/web/login"));
+}
+
+/// The `passed` key a login's first step left in its form, if it did.
+fn passed_key(body: &str) -> Option<String> {
+    let after = body.split("name=\"passed\" value=\"").nth(1)?;
+    Some(after.split('"').next()?.to_owned())
+}
+
+#[tokio::test]
+async fn a_two_factor_login_asks_for_the_password_once() {
+    let site = Site::start().await;
+    let session = site.add_user("alice").await;
+    site.add_user("bob").await;
+    let mut last_step = None;
+    let enrolled = enable_2fa(
+        site.registry.addr,
+        &session,
+        TfaMode::AuthOnly,
+        &mut last_step,
+    )
+    .await;
+    let first = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            "username=alice&password=correct+horse+battery",
+        )
+        .await;
+    assert_eq!(first.status, 401);
+    // The second step asks for the code alone: no password field the browser would
+    // refuse to submit empty.
+    assert!(!first.body.contains("id=\"password\""), "{}", first.body);
+    assert!(first.body.contains("Password checked."), "{}", first.body);
+    let key = passed_key(&first.body).expect("the first step's key");
+
+    // The key is alice's, not bob's; a wrong code keeps the step, with a new key.
+    let as_bob = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            &format!("username=bob&passed={key}&otp=123456"),
+        )
+        .await;
+    assert_eq!(as_bob.status, 401);
+    assert!(
+        as_bob.body.contains("the password step is over"),
+        "{}",
+        as_bob.body
+    );
+    let first = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            "username=alice&password=correct+horse+battery",
+        )
+        .await;
+    let key = passed_key(&first.body).unwrap();
+    let wrong = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            &format!("username=alice&passed={key}&otp=000000"),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let retry = passed_key(&wrong.body).expect("a new key after a wrong code");
+    assert_ne!(retry, key, "a key is good once");
+    let recovery = &enrolled.recovery[0];
+    let done = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            &format!("username=alice&passed={retry}&otp={recovery}"),
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let reused = site
+        .post(
+            "/-/web/login",
+            None,
+            Some(&site.origin),
+            &format!("username=alice&passed={retry}&otp={}", enrolled.recovery[1]),
+        )
+        .await;
+    assert_eq!(reused.status, 401, "a key is good once: {}", reused.body);
 }
