@@ -150,18 +150,37 @@ pub async fn list(
     let who = token_manager(who, Permission::ReadOnly)?;
     let number = query.page.unwrap_or(0);
     let per_page = query.per_page.unwrap_or(100).clamp(1, MAX_PER_PAGE);
-    let page = state
-        .tokens()
-        .list(who.owner(), Page::number(number, per_page))
-        .await?;
+    let (tokens, total) =
+        newest_first(&state, who.owner(), u64::from(number), u64::from(per_page)).await?;
     let shown = (u64::from(number) + 1) * u64::from(per_page);
-    let next = (shown < page.total)
-        .then(|| format!("/-/npm/v1/tokens?page={}&perPage={per_page}", number + 1));
+    let next =
+        (shown < total).then(|| format!("/-/npm/v1/tokens?page={}&perPage={per_page}", number + 1));
     Ok(Json(TokenPage {
-        objects: page.tokens.iter().map(ListedToken::from).collect(),
-        total: page.total,
+        objects: tokens.iter().map(ListedToken::from).collect(),
+        total,
         urls: Urls { next },
     }))
+}
+
+/// Page `number` (from 0) of `owner`'s tokens, `per_page` a page, newest first, as npm's
+/// and the web's lists show them; and how many there are in all.
+pub(crate) async fn newest_first(
+    state: &AppState,
+    owner: &str,
+    number: u64,
+    per_page: u64,
+) -> Result<(Vec<tokengate::TokenListing>, u64), ApiError> {
+    let total = state.tokens().list(owner, Page::first(1)).await?.total;
+    // The store lists oldest first: page N, newest first, is a slice from the end.
+    let end = total.saturating_sub(number.saturating_mul(per_page));
+    let start = end.saturating_sub(per_page);
+    let page = Page {
+        offset: start,
+        limit: u32::try_from(end - start).unwrap_or(u32::MAX),
+    };
+    let mut tokens = state.tokens().list(owner, page).await?.tokens;
+    tokens.reverse();
+    Ok((tokens, total))
 }
 
 /// What `npm token create` sends (npm 11), and what older clients send. A field this

@@ -818,28 +818,19 @@ async fn tokens_markup(
     query: &TokensQuery,
 ) -> Result<Markup, ApiError> {
     let who = manager(who, Permission::ReadOnly)?;
-    let total = state
-        .tokens()
-        .list(who.owner(), Page::first(1))
-        .await?
-        .total;
+    let number = query.page.unwrap_or(0);
+    let (mut listed, total) = token_api::newest_first(state, who.owner(), number, PER_PAGE).await?;
     let pages = total.div_ceil(PER_PAGE).max(1);
-    let number = query.page.unwrap_or(0).min(pages - 1);
-    // The store lists oldest first: page N, newest first, is a slice from the end.
-    let end = total.saturating_sub(number * PER_PAGE);
-    let start = end.saturating_sub(PER_PAGE);
-    let mut listed = state
-        .tokens()
-        .list(
-            who.owner(),
-            Page {
-                offset: start,
-                limit: (end - start) as u32,
-            },
-        )
-        .await?
-        .tokens;
-    listed.reverse();
+    // Past the last page: the last page.
+    let number = if number >= pages {
+        let last = pages - 1;
+        listed = token_api::newest_first(state, who.owner(), last, PER_PAGE)
+            .await?
+            .0;
+        last
+    } else {
+        number
+    };
     let revoked = match &query.revoked {
         Some(id) => Some(revoked_name(state, who.owner(), id).await?),
         None => None,

@@ -1858,3 +1858,40 @@ async fn a_port_in_use_is_refused_with_what_to_do_about_it() {
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn npm_token_list_is_newest_first_as_the_web_shows_it() {
+    let (client, _data) = start().await;
+    let session = client.session("alice").await;
+    for name in ["first", "second", "third"] {
+        let body = serde_json::json!({ "password": PASSWORD, "name": name });
+        client.token(&session, body).await;
+    }
+    let names = |reply: Reply| -> Vec<String> {
+        reply.json()["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = client
+        .send(
+            "GET",
+            "/-/npm/v1/tokens?page=0&perPage=2",
+            Some(&session),
+            "",
+        )
+        .await;
+    assert_eq!(first.json()["total"], 3);
+    assert_eq!(names(first), ["third", "second"]);
+    let second = client
+        .send(
+            "GET",
+            "/-/npm/v1/tokens?page=1&perPage=2",
+            Some(&session),
+            "",
+        )
+        .await;
+    assert_eq!(names(second), ["first"]);
+}
