@@ -939,3 +939,36 @@ impl tokengate::oidc::HttpFetch for BrokenGuardFetch {
         Err(FetchError::Connect("no network in this test".into()))
     }
 }
+
+/// The token store is the verifier's replay guard, through `DynStore` as an application
+/// holds it: a replay is refused, and a second verifier on the same store (another node)
+/// refuses it too.
+#[tokio::test]
+async fn the_token_store_is_the_replay_guard_of_every_verifier_on_it() {
+    use tokengate::store::{DynStore, MemoryStore};
+    let issuer = TestIssuer::start(vec![rsa1().jwk_declared("k1")]).await;
+    let store = DynStore::new(MemoryStore::new());
+    let verifier = |store: DynStore| {
+        IdTokenVerifier::builder(
+            Audience::new(AUDIENCE).unwrap(),
+            HyperFetch::new().unwrap(),
+            store,
+        )
+        .issuer(issuer.issuer())
+        .build()
+    };
+    let (one, other) = (verifier(store.clone()), verifier(store.clone()));
+    let token = jws(
+        &header("RS256", "k1"),
+        &github_claims(&issuer.url(), SystemTime::now()),
+        rsa1(),
+    );
+    one.verify(&token).await.unwrap();
+    for verifier in [&one, &other] {
+        let refused = verifier.verify(&token).await.unwrap_err();
+        assert!(
+            matches!(refused, VerifyError::Refused(Refusal::Replayed)),
+            "{refused:?}"
+        );
+    }
+}

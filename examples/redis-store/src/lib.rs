@@ -27,6 +27,7 @@
 //! | `<ns>:token:<id>`    | hash       | one record, revoked or not                         |
 //! | `<ns>:owner:<owner>` | sorted set | the ids of the owner's listed records              |
 //! | `<ns>:sessions:<owner>` | set     | the ids of the owner's sessions not revoked        |
+//! | `<ns>:id-token:<n>:<issuer>:<jti>` | string | an OIDC ID token used (`n` is the issuer's length in bytes), expiring when it may be forgotten |
 //!
 //! The hash's fields are `id`, `owner`, `digest` (the SHA-256 in lower-case hex), `grants`
 //! (one `<permission> <pattern>` line per grant, such as `read-only *`, as tokengate's SQL
@@ -43,6 +44,11 @@
 //!
 //! The sessions' set is what `revoke_all` of sessions reads (the sorted set serves it for
 //! standard tokens), so that revoking all of an owner's sessions touches theirs only.
+//!
+//! An ID token's use (trusted publishing's single-use `jti`, [`TokenStore::id_token_first_use`]
+//! and [`ReplayGuard`]) is one `SET … NX PX`: the server's check-and-set is atomic, and the
+//! key expires by itself once the use may be forgotten (measured on the server's clock, from
+//! the time left that the caller gives).
 //!
 //! Writes that must check before they change (insert, revoke, revoke all, last use) and
 //! listings run as Lua scripts, each one atomic step on the server.
@@ -78,6 +84,7 @@ use redis::{
     Client, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, RedisError, Script,
     ScriptInvocation, Value,
 };
+use tokengate::oidc::{ReplayGuard, ReplayKey};
 use tokengate::store::{Page, RecordPage, StoreError, TokenStore};
 use tokengate::{CidrList, Grants, SecondFactor, TokenDigest, TokenId, TokenKind, TokenRecord};
 
@@ -221,6 +228,17 @@ impl RedisStore {
 
     fn sessions_prefix(&self) -> String {
         format!("{}:sessions:", self.shared.namespace)
+    }
+
+    fn id_token_key(&self, key: &ReplayKey) -> String {
+        // The length keeps issuer and jti apart whatever they hold.
+        let issuer = key.issuer();
+        format!(
+            "{}:id-token:{}:{issuer}:{}",
+            self.shared.namespace,
+            issuer.len(),
+            key.jti()
+        )
     }
 
     /// Runs a script; `what` names the keys it works on, for errors.
@@ -716,6 +734,38 @@ impl TokenStore for RedisStore {
             .collect()
     }
 
+    async fn id_token_first_use(
+        &self,
+        key: &ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let redis_key = self.id_token_key(key);
+        // At least a millisecond: PX takes no zero, and a use is always recorded.
+        let remembered = until.duration_since(now).unwrap_or_default();
+        let millis = u64::try_from(remembered.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut connection = self.connection.clone();
+        // `OK` when set, nil when the key was there.
+        let answer: Value = redis::cmd("SET")
+            .arg(&redis_key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut connection)
+            .await
+            .map_err(|error| failure(error, "an ID token's use"))?;
+        match answer {
+            Value::Nil => Ok(false),
+            Value::Okay => Ok(true),
+            _ => Err(StoreError::Corrupt(
+                "unexpected answer from Redis for an ID token's use".to_owned(),
+            )),
+        }
+    }
+
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
         for batch in uses.chunks(USES_PER_CALL) {
             let mut script = SCRIPTS.record_use.prepare_invoke();
@@ -726,6 +776,18 @@ impl TokenStore for RedisStore {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The store is the verifier's replay guard: every node on the server sees every use.
+impl ReplayGuard for RedisStore {
+    fn first_use(
+        &self,
+        key: &ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        TokenStore::id_token_first_use(self, key, until, now)
     }
 }
 
