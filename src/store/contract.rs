@@ -206,6 +206,38 @@ pub async fn sessions_are_never_listed<S: TokenStore>(store: S) {
     assert!(store.revoke(session.id, at(2)).await.unwrap());
 }
 
+/// Exchanged tokens (trusted publishing's) are stored, read back and revoked like any
+/// token, one at a time or all of an owner's, but never listed.
+pub async fn exchanged_tokens_are_never_listed<S: TokenStore>(store: S) {
+    let listed = record("alice", at(0));
+    let exchanged = |created| TokenRecord {
+        kind: TokenKind::Exchanged,
+        grants: Grants::new([Grant::new(
+            ResourcePattern::Exact("@acme/tool".into()),
+            Permission::ReadWrite,
+        )])
+        .unwrap(),
+        second_factor: SecondFactor::Bypassed,
+        expires_at: Some(at(900)),
+        ..record("alice", created)
+    };
+    let (one, two) = (exchanged(at(1)), exchanged(at(2)));
+    for record in [&listed, &one, &two] {
+        store.insert(record.clone()).await.unwrap();
+    }
+    assert_eq!(store.get(one.id).await.unwrap(), Some(one.clone()));
+    let page = store.list("alice", Page::default()).await.unwrap();
+    assert_eq!(page.records, [listed], "an exchanged token was listed");
+    assert_eq!(page.total, 1, "an exchanged token was counted");
+    assert!(store.revoke(one.id, at(3)).await.unwrap());
+    let revoked = store
+        .revoke_all("alice", TokenKind::Exchanged, None, at(4))
+        .await
+        .unwrap();
+    assert_eq!(revoked, [two.id], "revoke_all of exchanged tokens");
+    assert_eq!(store.list("alice", Page::default()).await.unwrap().total, 1);
+}
+
 /// `revoke_all` revokes every live record of one owner and kind, more than a page of them,
 /// but the one it is told to keep, and says which; records already revoked keep their
 /// time, and other owners and kinds are untouched.
@@ -544,6 +576,7 @@ where
     revoke_is_idempotent_and_final(fresh().await).await;
     expired_records_are_kept_and_listed(fresh().await).await;
     sessions_are_never_listed(fresh().await).await;
+    exchanged_tokens_are_never_listed(fresh().await).await;
     revoke_all_takes_every_live_token_of_one_owner_and_kind(fresh().await).await;
     revoke_all_refuses_cached_tokens_at_once(fresh().await).await;
     uses_only_move_forward(fresh().await).await;
@@ -572,6 +605,7 @@ macro_rules! store_contract_tests {
             revoke_is_idempotent_and_final,
             expired_records_are_kept_and_listed,
             sessions_are_never_listed,
+            exchanged_tokens_are_never_listed,
             revoke_all_takes_every_live_token_of_one_owner_and_kind,
             revoke_all_refuses_cached_tokens_at_once,
             uses_only_move_forward,

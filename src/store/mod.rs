@@ -261,7 +261,7 @@ pub trait TokenStore: Send + Sync + 'static {
     fn insert(&self, record: TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The owner's records that are not revoked and are of [`TokenKind::Standard`] (never
-    /// sessions; expired ones included, so that the owner sees and can
+    /// sessions nor exchanged tokens; expired ones included, so that the owner sees and can
     /// remove them), ordered by creation time and then by id, so that pages are stable. An
     /// owner with no records gets an empty page with `total` 0, not an error.
     fn list(
