@@ -236,3 +236,37 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(all(test, feature = "oidc"))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Past the first sweep's size, expired uses are dropped and unexpired ones kept.
+    #[test]
+    fn sweeps_drop_expired_uses_only() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut uses = IdTokenUses::default();
+        let key = |n: usize| ReplayKey::new("https://issuer", format!("jti-{n}"));
+        let count = IdTokenUses::FIRST_SWEEP;
+        for n in 0..count {
+            // Every other use expires at t0 + 10 s, the rest at t0 + 100 s.
+            let until = t0 + Duration::from_secs(if n % 2 == 0 { 10 } else { 100 });
+            assert!(uses.first_use(&key(n), until, t0));
+        }
+        let later = t0 + Duration::from_secs(50);
+        assert!(uses.first_use(&key(count), later + Duration::from_secs(60), later));
+        assert_eq!(
+            uses.until.len(),
+            count / 2 + 1,
+            "the expired half was swept"
+        );
+        for n in (1..count).step_by(2) {
+            assert!(
+                !uses.first_use(&key(n), later, later),
+                "jti-{n} was forgotten"
+            );
+        }
+        assert_eq!(uses.sweep_at, count);
+    }
+}
