@@ -140,6 +140,9 @@ pub use token::{
 pub use tokens::{
     Authenticated, CreatedToken, TokenEvent, TokenList, Tokens, TokensBuilder, TokensError,
 };
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+pub use tokens::{DEFAULT_EXCHANGED_TOKEN_LIFETIME, ExchangeRefusal, MAX_EXCHANGED_TOKEN_LIFETIME};
 #[cfg(feature = "totp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "totp")))]
 pub use totp::{

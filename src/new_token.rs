@@ -235,6 +235,9 @@ pub(crate) struct LifetimePolicy {
     pub(crate) write_max: Option<Duration>,
     /// For sessions given no expiry.
     pub(crate) session: Duration,
+    /// For tokens minted by an exchange (trusted publishing).
+    #[cfg(feature = "oidc")]
+    pub(crate) exchanged: Duration,
 }
 
 impl Default for LifetimePolicy {
@@ -244,6 +247,8 @@ impl Default for LifetimePolicy {
             write_default: None,
             write_max: None,
             session: Duration::from_secs(2 * 3600),
+            #[cfg(feature = "oidc")]
+            exchanged: crate::tokens::DEFAULT_EXCHANGED_TOKEN_LIFETIME,
         }
     }
 }
@@ -331,7 +336,7 @@ fn expiry_instant(expiry: Expiry, now: SystemTime) -> Result<SystemTime, ExpiryP
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum TextRule {
+pub(crate) enum TextRule {
     Required,
     SingleLine,
     MultiLine,
@@ -339,7 +344,7 @@ enum TextRule {
 
 /// Owner, name and description: bounded, and free of control and formatting characters
 /// that would garble a listing or a log line.
-fn check_text(value: &str, max: usize, rule: TextRule) -> Result<(), TextProblem> {
+pub(crate) fn check_text(value: &str, max: usize, rule: TextRule) -> Result<(), TextProblem> {
     if rule == TextRule::Required && value.trim().is_empty() {
         return Err(TextProblem::Empty);
     }

@@ -32,7 +32,7 @@ pub struct TokenRecord {
     pub digest: TokenDigest,
     /// What the token may do, resource by resource.
     pub grants: Grants,
-    /// An ordinary token or a login session.
+    /// An ordinary token, a login session, or one minted by an exchange.
     pub kind: TokenKind,
     /// Whether writes with it skip the second factor.
     pub second_factor: SecondFactor,
@@ -61,14 +61,21 @@ pub enum TokenKind {
     Standard,
     /// Made by logging in: short-lived, never listed, revoked by logging out.
     Session,
+    /// Minted by [`Tokens::exchange`](crate::Tokens::exchange) for a CI job that proved
+    /// who it is with an OIDC ID token (trusted publishing): one grant on one package,
+    /// minutes long, never listed. It may write that package and nothing else; an
+    /// application refuses it for managing tokens, the profile, owners, access and trust,
+    /// whatever its grant says (check [`Authenticated::kind`](crate::Authenticated::kind)).
+    Exchanged,
 }
 
 impl TokenKind {
-    /// `standard` or `session`: how stores write it.
+    /// `standard`, `session` or `exchanged`: how stores write it.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenKind::Standard => "standard",
             TokenKind::Session => "session",
+            TokenKind::Exchanged => "exchanged",
         }
     }
 }
@@ -81,6 +88,7 @@ impl std::str::FromStr for TokenKind {
         match text {
             "standard" => Ok(TokenKind::Standard),
             "session" => Ok(TokenKind::Session),
+            "exchanged" => Ok(TokenKind::Exchanged),
             _ => Err(UnknownName),
         }
     }
@@ -195,7 +203,7 @@ pub struct TokenListing {
     pub owner: String,
     /// What the token may do, resource by resource.
     pub grants: Grants,
-    /// An ordinary token or a login session.
+    /// An ordinary token, a login session, or one minted by an exchange.
     pub kind: TokenKind,
     /// Whether writes with it skip the second factor.
     pub second_factor: SecondFactor,

@@ -939,3 +939,246 @@ impl tokengate::oidc::HttpFetch for BrokenGuardFetch {
         Err(FetchError::Connect("no network in this test".into()))
     }
 }
+
+/// The token store is the verifier's replay guard, through `DynStore` as an application
+/// holds it: a replay is refused, and a second verifier on the same store (another node)
+/// refuses it too.
+#[tokio::test]
+async fn the_token_store_is_the_replay_guard_of_every_verifier_on_it() {
+    use tokengate::store::{DynStore, MemoryStore};
+    let issuer = TestIssuer::start(vec![rsa1().jwk_declared("k1")]).await;
+    let store = DynStore::new(MemoryStore::new());
+    let verifier = |store: DynStore| {
+        IdTokenVerifier::builder(
+            Audience::new(AUDIENCE).unwrap(),
+            HyperFetch::new().unwrap(),
+            store,
+        )
+        .issuer(issuer.issuer())
+        .build()
+    };
+    let (one, other) = (verifier(store.clone()), verifier(store.clone()));
+    let token = jws(
+        &header("RS256", "k1"),
+        &github_claims(&issuer.url(), SystemTime::now()),
+        rsa1(),
+    );
+    one.verify(&token).await.unwrap();
+    for verifier in [&one, &other] {
+        let refused = verifier.verify(&token).await.unwrap_err();
+        assert!(
+            matches!(refused, VerifyError::Refused(Refusal::Replayed)),
+            "{refused:?}"
+        );
+    }
+}
+
+// ---- the exchange --------------------------------------------------------------------
+
+mod exchange {
+    use super::*;
+    use tokengate::oidc::{
+        GitHubPolicy, PolicyMatch, Provenance, TrustPolicy, TrustedActions, VerifiedIdToken,
+        match_policies,
+    };
+    use tokengate::store::{MemoryStore, Page};
+    use tokengate::{
+        Action, ExchangeRefusal, MAX_EXCHANGED_TOKEN_LIFETIME, Permission, Reason, Resource,
+        SecondFactor, TokenEvent, TokenKind, Tokens, TokensBuilder, TokensError,
+    };
+
+    const OWNER: &str = "trusted-publisher";
+
+    fn package() -> Resource {
+        Resource::new("@acme/tool")
+    }
+
+    /// A token verified by the loopback issuer, and its match against a policy of
+    /// `acme/tool`'s `release.yml` allowing `allows`.
+    async fn verified(setup: &Setup, allows: TrustedActions) -> (VerifiedIdToken, PolicyMatch) {
+        let verified = setup
+            .verifier
+            .verify(&setup.token("RS256", "k1", rsa1()))
+            .await
+            .unwrap();
+        let policy = TrustPolicy::GitHub(
+            GitHubPolicy::new("acme/tool", "release.yml")
+                .unwrap()
+                .allow(allows),
+        );
+        let (_, matched) = match_policies([&policy], &verified).unwrap();
+        (verified, matched)
+    }
+
+    fn builder(setup: &Setup) -> TokensBuilder<MemoryStore> {
+        Tokens::builder(MemoryStore::new())
+            .prefix("npm")
+            .unwrap()
+            .clock(setup.clock.clone())
+    }
+
+    #[tokio::test]
+    async fn a_minted_token_writes_that_package_only_is_never_listed_and_expires() {
+        let setup = Setup::new(vec![rsa1().jwk_declared("k1")]).await;
+        let events: Arc<Mutex<Vec<(String, Provenance)>>> = Arc::default();
+        let heard = events.clone();
+        let tokens = builder(&setup)
+            .on_event(move |event| {
+                if let TokenEvent::Exchanged {
+                    listing,
+                    provenance,
+                } = event
+                {
+                    let seen = (listing.id.to_string(), (*provenance).clone());
+                    heard.lock().unwrap().push(seen);
+                }
+            })
+            .build();
+        let (verified, matched) = verified(&setup, TrustedActions::PUBLISH).await;
+        let created = tokens
+            .exchange(OWNER, &package(), &verified, &matched)
+            .await
+            .unwrap();
+        let secret = created.token.expose_secret();
+
+        let who = tokens
+            .authenticate_on(secret, None, Action::Write, &package())
+            .await
+            .unwrap();
+        assert_eq!(who.kind(), TokenKind::Exchanged);
+        assert_eq!(who.owner(), OWNER);
+        assert_eq!(who.second_factor(), SecondFactor::Bypassed);
+        assert_eq!(who.grants().iter().count(), 1, "one grant");
+        assert_eq!(
+            who.grants().permission_on("@acme/tool"),
+            Permission::ReadWrite
+        );
+        for other in ["@acme/tool2", "@acme/other", "left-pad", "@acme"] {
+            for action in [Action::Write, Action::Read] {
+                let refused = tokens
+                    .authenticate_on(secret, None, action, &Resource::new(other))
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(refused.reason(), Reason::NotPermitted(_)),
+                    "{other} {action:?}: {:?}",
+                    refused.reason()
+                );
+            }
+        }
+        let listed = tokens.list(OWNER, Page::default()).await.unwrap();
+        assert_eq!(listed.total, 0, "an exchanged token was listed");
+
+        // The event: provenance from the ID token's claims, never the ID token.
+        let events = events.lock().unwrap().clone();
+        assert_eq!(events.len(), 1);
+        let (id, provenance) = &events[0];
+        assert_eq!(id, &created.listing.id.to_string());
+        assert_eq!(provenance.issuer, setup.issuer.url());
+        assert_eq!(provenance.source, "acme/tool");
+        assert_eq!(
+            provenance.workflow.as_deref(),
+            Some("acme/tool/.github/workflows/release.yml@refs/heads/main")
+        );
+        assert_eq!(provenance.run_id.as_deref(), Some("42"));
+        assert_eq!(provenance.commit_sha.as_deref(), Some("0123abcd"));
+        assert_eq!(provenance.jti, verified.jti());
+
+        // Fifteen minutes by default, then refused.
+        let expires = created.listing.expires_at.unwrap();
+        assert_eq!(
+            expires.duration_since(created.listing.created_at).unwrap(),
+            Duration::from_secs(15 * 60)
+        );
+        setup.clock.advance(Duration::from_secs(15 * 60 - 1));
+        assert!(
+            tokens
+                .authenticate_on(secret, None, Action::Write, &package())
+                .await
+                .is_ok()
+        );
+        setup.clock.advance(Duration::from_secs(2));
+        let refused = tokens
+            .authenticate_on(secret, None, Action::Write, &package())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.reason(), Reason::Expired);
+    }
+
+    #[tokio::test]
+    async fn a_stage_only_match_is_refused_and_nothing_is_stored() {
+        let setup = Setup::new(vec![rsa1().jwk_declared("k1")]).await;
+        let tokens = builder(&setup).build();
+        let (verified, matched) = verified(&setup, TrustedActions::STAGE).await;
+        let refused = tokens
+            .exchange(OWNER, &package(), &verified, &matched)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                TokensError::Exchange(ExchangeRefusal::StagingNotSupported)
+            ),
+            "{refused:?}"
+        );
+        assert!(
+            refused.to_string().contains("not supported yet"),
+            "{refused}"
+        );
+        assert!(tokens.store().is_empty());
+        // Stage and publish together: a publish token.
+        let (verified, matched) =
+            super::exchange::verified(&setup, TrustedActions::PUBLISH | TrustedActions::STAGE)
+                .await;
+        assert!(
+            tokens
+                .exchange(OWNER, &package(), &verified, &matched)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_lifetime_is_at_most_thirty_minutes() {
+        let setup = Setup::new(vec![rsa1().jwk_declared("k1")]).await;
+        for (asked, lives) in [
+            (Duration::from_secs(5 * 60), Duration::from_secs(5 * 60)),
+            (Duration::from_secs(24 * 3600), MAX_EXCHANGED_TOKEN_LIFETIME),
+            (Duration::ZERO, Duration::from_secs(1)),
+        ] {
+            let tokens = builder(&setup).exchanged_token_lifetime(asked).build();
+            let (verified, matched) = verified(&setup, TrustedActions::PUBLISH).await;
+            let created = tokens
+                .exchange(OWNER, &package(), &verified, &matched)
+                .await
+                .unwrap();
+            let expires = created.listing.expires_at.unwrap();
+            assert_eq!(
+                expires.duration_since(created.listing.created_at).unwrap(),
+                lives,
+                "asked {asked:?}"
+            );
+        }
+        assert_eq!(MAX_EXCHANGED_TOKEN_LIFETIME, Duration::from_secs(30 * 60));
+    }
+
+    #[tokio::test]
+    async fn a_bad_owner_or_package_name_stores_nothing() {
+        let setup = Setup::new(vec![rsa1().jwk_declared("k1")]).await;
+        let tokens = builder(&setup).build();
+        let (verified, matched) = verified(&setup, TrustedActions::PUBLISH).await;
+        let bad_owner = tokens.exchange("", &package(), &verified, &matched).await;
+        assert!(matches!(bad_owner, Err(TokensError::InvalidNewToken(_))));
+        let wide = tokens
+            .exchange(OWNER, &Resource::new("@acme/*"), &verified, &matched)
+            .await;
+        assert!(
+            matches!(
+                wide,
+                Err(TokensError::Exchange(ExchangeRefusal::Package(_)))
+            ),
+            "{wide:?}"
+        );
+        assert!(tokens.store().is_empty());
+    }
+}

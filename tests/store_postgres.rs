@@ -103,6 +103,44 @@ mod with_server {
         None
     }
 
+    /// Two nodes on one schema: an ID token used through one is a replay through the
+    /// other, and uses past their time are deleted.
+    #[cfg(feature = "oidc")]
+    #[tokio::test]
+    async fn id_token_uses_are_seen_by_every_node_and_expired_ones_are_deleted() {
+        use tokengate::oidc::{ReplayGuard, ReplayKey};
+        let schema = fresh_schema();
+        let (one, two) = (
+            store_in(&schema, &url()).await,
+            store_in(&schema, &url()).await,
+        );
+        let now = std::time::SystemTime::now();
+        let key = ReplayKey::new("https://gitlab.com", "jti-9");
+        let until = now + Duration::from_secs(300);
+        assert!(one.first_use(&key, until, now).await.unwrap());
+        assert!(
+            !two.first_use(&key, until, now).await.unwrap(),
+            "a replay on another node"
+        );
+        let later = until + Duration::from_secs(1);
+        let other = ReplayKey::new("https://gitlab.com", "jti-10");
+        assert!(
+            two.first_use(&other, later + Duration::from_secs(300), later)
+                .await
+                .unwrap()
+        );
+        let left: i64 = sql()
+            .await
+            .query_one(
+                &format!("SELECT COUNT(*) FROM \"{schema}\".tokengate_id_token_uses"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 1, "the expired use was deleted");
+    }
+
     #[tokio::test]
     async fn rows_hold_digests_never_tokens() {
         let schema = fresh_schema();

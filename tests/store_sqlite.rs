@@ -43,6 +43,15 @@ impl TokenStore for Fresh {
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
         self.store.record_use(uses).await
     }
+    #[cfg(feature = "oidc")]
+    async fn id_token_first_use(
+        &self,
+        key: &tokengate::oidc::ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.store.id_token_first_use(key, until, now).await
+    }
 }
 
 async fn fresh() -> Fresh {
@@ -318,7 +327,42 @@ async fn a_first_release_database_migrates_in_place() {
     let version: i32 = migrated
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    let uses: i64 = migrated
+        .query_row("SELECT COUNT(*) FROM tokengate_id_token_uses", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(uses, 0, "the table of ID-token uses is made");
+}
+
+/// An ID token's use is on disk: a replay after a restart, or through another process on
+/// the same file, is still refused.
+#[cfg(feature = "oidc")]
+#[tokio::test]
+async fn id_token_uses_survive_a_restart_and_are_shared() {
+    use tokengate::oidc::{ReplayGuard, ReplayKey};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    let now = SystemTime::now();
+    let until = now + Duration::from_secs(300);
+    let key = ReplayKey::new("https://token.actions.githubusercontent.com", "jti-7");
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(store.first_use(&key, until, now).await.unwrap());
+    }
+    let (one, other) = (
+        SqliteStore::open(&path).await.unwrap(),
+        SqliteStore::open(&path).await.unwrap(),
+    );
+    assert!(
+        !one.first_use(&key, until, now).await.unwrap(),
+        "after a restart"
+    );
+    assert!(
+        !other.first_use(&key, until, now).await.unwrap(),
+        "through another handle"
+    );
 }
 
 /// Set in the child process of [`a_new_database_and_its_side_files_are_private`]: the

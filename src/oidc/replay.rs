@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
-use crate::store::StoreError;
+use crate::store::{StoreError, TokenStore};
 
 /// Which ID token: its issuer and its `jti` (a `jti` is unique per issuer only).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -41,11 +41,31 @@ impl ReplayKey {
 /// application answers 503): a token is never accepted without its use being recorded.
 ///
 /// [`MemoryReplayGuard`] serves one process. With several nodes, every node must see
-/// every use: the token stores (SQLite, PostgreSQL, and any store of your own) are meant
-/// to implement this trait, recording the key with an insert that fails on a duplicate
-/// (a primary key on issuer and `jti`) and deleting rows past `until` in their cleanup.
-/// That is not done yet; until it is, several nodes need a shared implementation of
-/// their own.
+/// every use: give the verifier the token store itself. [`MemoryStore`], `SqliteStore`,
+/// `PostgresStore` and [`DynStore`] implement this trait with
+/// [`TokenStore::id_token_first_use`] (a table keyed by issuer and `jti` in the SQL
+/// stores), so the guard is as shared as the tokens are. A store of your own implements
+/// that method, and this trait in one line that calls it.
+///
+/// ```
+/// use tokengate::oidc::{ReplayGuard, ReplayKey};
+/// use tokengate::store::{DynStore, MemoryStore};
+/// use std::time::{Duration, SystemTime};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = DynStore::new(MemoryStore::new());
+/// let (now, key) = (SystemTime::now(), ReplayKey::new("https://issuer.example", "jti-1"));
+/// let until = now + Duration::from_secs(300);
+/// assert!(store.first_use(&key, until, now).await?);
+/// assert!(!store.first_use(&key, until, now).await?, "a replay");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// [`MemoryStore`]: crate::store::MemoryStore
+/// [`DynStore`]: crate::store::DynStore
+/// [`TokenStore::id_token_first_use`]: crate::store::TokenStore::id_token_first_use
 pub trait ReplayGuard: Send + Sync + 'static {
     /// Records `key` as used until `until` (the token's `exp` plus the verifier's leeway).
     /// `Ok(true)` when this is its first use, `Ok(false)` when it was seen and is still
@@ -70,6 +90,34 @@ impl<T: ReplayGuard> ReplayGuard for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).first_use(key, until, now)
     }
+}
+
+/// The token stores are guards: their [`TokenStore::id_token_first_use`] records the use.
+macro_rules! store_guard {
+    ($($(#[$cfg:meta])* $store:ty,)*) => {
+        $(
+            $(#[$cfg])*
+            impl ReplayGuard for $store {
+                fn first_use(
+                    &self,
+                    key: &ReplayKey,
+                    until: SystemTime,
+                    now: SystemTime,
+                ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+                    TokenStore::id_token_first_use(self, key, until, now)
+                }
+            }
+        )*
+    };
+}
+
+store_guard! {
+    crate::store::MemoryStore,
+    crate::store::DynStore,
+    #[cfg(feature = "sqlite")]
+    crate::store::SqliteStore,
+    #[cfg(feature = "postgres")]
+    crate::store::PostgresStore,
 }
 
 /// A [`ReplayGuard`] in this process's memory, holding at most a given number of unexpired

@@ -206,6 +206,38 @@ pub async fn sessions_are_never_listed<S: TokenStore>(store: S) {
     assert!(store.revoke(session.id, at(2)).await.unwrap());
 }
 
+/// Exchanged tokens (trusted publishing's) are stored, read back and revoked like any
+/// token, one at a time or all of an owner's, but never listed.
+pub async fn exchanged_tokens_are_never_listed<S: TokenStore>(store: S) {
+    let listed = record("alice", at(0));
+    let exchanged = |created| TokenRecord {
+        kind: TokenKind::Exchanged,
+        grants: Grants::new([Grant::new(
+            ResourcePattern::Exact("@acme/tool".into()),
+            Permission::ReadWrite,
+        )])
+        .unwrap(),
+        second_factor: SecondFactor::Bypassed,
+        expires_at: Some(at(900)),
+        ..record("alice", created)
+    };
+    let (one, two) = (exchanged(at(1)), exchanged(at(2)));
+    for record in [&listed, &one, &two] {
+        store.insert(record.clone()).await.unwrap();
+    }
+    assert_eq!(store.get(one.id).await.unwrap(), Some(one.clone()));
+    let page = store.list("alice", Page::default()).await.unwrap();
+    assert_eq!(page.records, [listed], "an exchanged token was listed");
+    assert_eq!(page.total, 1, "an exchanged token was counted");
+    assert!(store.revoke(one.id, at(3)).await.unwrap());
+    let revoked = store
+        .revoke_all("alice", TokenKind::Exchanged, None, at(4))
+        .await
+        .unwrap();
+    assert_eq!(revoked, [two.id], "revoke_all of exchanged tokens");
+    assert_eq!(store.list("alice", Page::default()).await.unwrap().total, 1);
+}
+
 /// `revoke_all` revokes every live record of one owner and kind, more than a page of them,
 /// but the one it is told to keep, and says which; records already revoked keep their
 /// time, and other owners and kinds are untouched.
@@ -394,6 +426,123 @@ pub async fn concurrent_inserts_and_revokes<S: TokenStore + Clone>(store: S) {
     assert_eq!(live, expected);
 }
 
+/// An ID token's use is recorded once (feature `oidc`, [`TokenStore::id_token_first_use`]):
+/// the first use is `true`, a replay `false` for as long as it is remembered, and keys are
+/// the issuer and the `jti` together, compared exactly. Without the feature there is
+/// nothing to check, and it passes.
+pub async fn id_token_uses_are_single<S: TokenStore>(store: S) {
+    #[cfg(feature = "oidc")]
+    {
+        use crate::oidc::ReplayKey;
+        let first = async |issuer: &str, jti: &str, now| {
+            let key = ReplayKey::new(issuer, jti);
+            store.id_token_first_use(&key, at(300), now).await.unwrap()
+        };
+        let issuer = "https://token.actions.githubusercontent.com";
+        assert!(first(issuer, "jti-1", at(0)).await, "a first use");
+        assert!(
+            !first(issuer, "jti-1", at(0)).await,
+            "a replay was accepted"
+        );
+        assert!(
+            !first(issuer, "jti-1", at(299)).await,
+            "a replay before `until` was accepted"
+        );
+        assert!(
+            first("https://gitlab.com", "jti-1", at(1)).await,
+            "the same jti from another issuer is another token"
+        );
+        assert!(
+            first(&format!("{issuer}/"), "jti-1", at(1)).await,
+            "issuers are compared exactly"
+        );
+        assert!(
+            first(issuer, "JTI-1", at(1)).await,
+            "jtis are compared exactly"
+        );
+        assert!(first(issuer, "jti-2", at(1)).await, "another jti");
+        assert!(
+            !first(issuer, "jti-2", at(2)).await,
+            "a replay was accepted"
+        );
+    }
+    #[cfg(not(feature = "oidc"))]
+    drop(store);
+}
+
+/// Once `now` reaches a use's `until` the store may forget it, and may not: a later call
+/// answers either way, but without an error. Uses still remembered stay remembered
+/// whatever the store drops of the expired ones. Without the feature `oidc`, it passes.
+pub async fn id_token_uses_expire<S: TokenStore>(store: S) {
+    #[cfg(feature = "oidc")]
+    {
+        use crate::oidc::ReplayKey;
+        let issuer = "https://gitlab.com";
+        let short = ReplayKey::new(issuer, "short");
+        let long = ReplayKey::new(issuer, "long");
+        assert!(
+            store
+                .id_token_first_use(&short, at(10), at(0))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .id_token_first_use(&long, at(100), at(0))
+                .await
+                .unwrap()
+        );
+        // Past `short`'s time: either answer, never an error.
+        let again = store.id_token_first_use(&short, at(70), at(11)).await;
+        assert!(again.is_ok(), "a use past its time: {again:?}");
+        // Whatever was dropped, `long` is still remembered.
+        for n in 0..5 {
+            let other = ReplayKey::new(issuer, format!("other-{n}"));
+            assert!(
+                store
+                    .id_token_first_use(&other, at(90), at(50))
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(
+            !store
+                .id_token_first_use(&long, at(200), at(60))
+                .await
+                .unwrap(),
+            "a use still remembered was forgotten"
+        );
+    }
+    #[cfg(not(feature = "oidc"))]
+    drop(store);
+}
+
+/// Of many concurrent first uses of one ID token, exactly one is `true`. Without the
+/// feature `oidc`, it passes.
+pub async fn concurrent_first_uses_of_one_id_token<S: TokenStore + Clone>(store: S) {
+    #[cfg(feature = "oidc")]
+    {
+        use crate::oidc::ReplayKey;
+        let key = ReplayKey::new("https://oidc.circleci.com/org/acme", "jti-race");
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::spawn(async move { store.id_token_first_use(&key, at(300), at(0)).await })
+            })
+            .collect();
+        let mut firsts = 0;
+        for task in tasks {
+            firsts += usize::from(task.await.unwrap().unwrap());
+        }
+        assert_eq!(
+            firsts, 1,
+            "concurrent uses of one ID token: {firsts} accepted"
+        );
+    }
+    #[cfg(not(feature = "oidc"))]
+    drop(store);
+}
+
 /// Runs `future` to completion on a runtime of its own, as each test of
 /// [`store_contract_tests!`](crate::store_contract_tests) does.
 ///
@@ -427,10 +576,14 @@ where
     revoke_is_idempotent_and_final(fresh().await).await;
     expired_records_are_kept_and_listed(fresh().await).await;
     sessions_are_never_listed(fresh().await).await;
+    exchanged_tokens_are_never_listed(fresh().await).await;
     revoke_all_takes_every_live_token_of_one_owner_and_kind(fresh().await).await;
     revoke_all_refuses_cached_tokens_at_once(fresh().await).await;
     uses_only_move_forward(fresh().await).await;
     concurrent_inserts_and_revokes(fresh().await).await;
+    id_token_uses_are_single(fresh().await).await;
+    id_token_uses_expire(fresh().await).await;
+    concurrent_first_uses_of_one_id_token(fresh().await).await;
 }
 
 /// One `#[test]` per clause of the [`TokenStore`](crate::store::TokenStore) contract
@@ -452,10 +605,14 @@ macro_rules! store_contract_tests {
             revoke_is_idempotent_and_final,
             expired_records_are_kept_and_listed,
             sessions_are_never_listed,
+            exchanged_tokens_are_never_listed,
             revoke_all_takes_every_live_token_of_one_owner_and_kind,
             revoke_all_refuses_cached_tokens_at_once,
             uses_only_move_forward,
             concurrent_inserts_and_revokes,
+            id_token_uses_are_single,
+            id_token_uses_expire,
+            concurrent_first_uses_of_one_id_token,
         );
     };
     (@tests $fresh:expr; $($clause:ident,)*) => {

@@ -9,6 +9,8 @@ use std::time::SystemTime;
 use tokio::sync::broadcast;
 
 use super::{Page, RecordPage, StoreChange, StoreError, TokenStore};
+#[cfg(feature = "oidc")]
+use crate::oidc::ReplayKey;
 use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
@@ -28,6 +30,14 @@ trait ErasedStore: Send + Sync + 'static {
         except: Option<TokenId>,
         at: SystemTime,
     ) -> BoxFuture<'_, Result<Vec<TokenId>, StoreError>>;
+    /// The key is owned, as the owner of `list` is.
+    #[cfg(feature = "oidc")]
+    fn id_token_first_use(
+        &self,
+        key: ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
     fn record_use(&self, uses: Vec<(TokenId, SystemTime)>)
     -> BoxFuture<'_, Result<(), StoreError>>;
     fn changes(&self) -> Option<broadcast::Receiver<StoreChange>>;
@@ -58,6 +68,16 @@ impl<S: TokenStore> ErasedStore for S {
         at: SystemTime,
     ) -> BoxFuture<'_, Result<Vec<TokenId>, StoreError>> {
         Box::pin(async move { TokenStore::revoke_all(self, &owner, kind, except, at).await })
+    }
+
+    #[cfg(feature = "oidc")]
+    fn id_token_first_use(
+        &self,
+        key: ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move { TokenStore::id_token_first_use(self, &key, until, now).await })
     }
 
     fn record_use(
@@ -143,6 +163,16 @@ impl TokenStore for DynStore {
         at: SystemTime,
     ) -> impl Future<Output = Result<Vec<TokenId>, StoreError>> + Send {
         self.0.revoke_all(owner.to_owned(), kind, except, at)
+    }
+
+    #[cfg(feature = "oidc")]
+    fn id_token_first_use(
+        &self,
+        key: &ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.0.id_token_first_use(key.clone(), until, now)
     }
 
     fn record_use(

@@ -5,6 +5,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use super::{Page, RecordPage, StoreError, TokenStore};
+#[cfg(feature = "oidc")]
+use crate::oidc::ReplayKey;
 use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
@@ -23,6 +25,39 @@ struct State {
     /// Live (unrevoked) ids per owner and kind, in listing order: listings read the
     /// standard ones, [`TokenStore::revoke_all`] any kind.
     by_owner: HashMap<String, HashMap<TokenKind, BTreeSet<(SystemTime, TokenId)>>>,
+    /// ID tokens used, each until when it is remembered.
+    #[cfg(feature = "oidc")]
+    id_token_uses: IdTokenUses,
+}
+
+/// The ID tokens used, swept of expired ones whenever their number has doubled since the
+/// last sweep, so that a sweep costs a constant per use on average.
+#[cfg(feature = "oidc")]
+#[derive(Default)]
+struct IdTokenUses {
+    until: HashMap<ReplayKey, SystemTime>,
+    sweep_at: usize,
+}
+
+#[cfg(feature = "oidc")]
+impl IdTokenUses {
+    const FIRST_SWEEP: usize = 1_024;
+
+    fn first_use(&mut self, key: &ReplayKey, until: SystemTime, now: SystemTime) -> bool {
+        if self
+            .until
+            .get(key)
+            .is_some_and(|remembered| *remembered > now)
+        {
+            return false;
+        }
+        if self.until.len() >= self.sweep_at.max(Self::FIRST_SWEEP) {
+            self.until.retain(|_, until| *until > now);
+            self.sweep_at = self.until.len().saturating_mul(2);
+        }
+        self.until.insert(key.clone(), until);
+        true
+    }
 }
 
 impl State {
@@ -149,7 +184,9 @@ impl TokenStore for MemoryStore {
         at: SystemTime,
     ) -> Result<Vec<TokenId>, StoreError> {
         let mut state = self.write();
-        let State { records, by_owner } = &mut *state;
+        let State {
+            records, by_owner, ..
+        } = &mut *state;
         let Some(kinds) = by_owner.get_mut(owner) else {
             return Ok(Vec::new());
         };
@@ -179,6 +216,16 @@ impl TokenStore for MemoryStore {
         Ok(revoked)
     }
 
+    #[cfg(feature = "oidc")]
+    async fn id_token_first_use(
+        &self,
+        key: &ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.write().id_token_uses.first_use(key, until, now))
+    }
+
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
         let mut state = self.write();
         for (id, at) in uses {
@@ -187,5 +234,39 @@ impl TokenStore for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "oidc"))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Past the first sweep's size, expired uses are dropped and unexpired ones kept.
+    #[test]
+    fn sweeps_drop_expired_uses_only() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut uses = IdTokenUses::default();
+        let key = |n: usize| ReplayKey::new("https://issuer", format!("jti-{n}"));
+        let count = IdTokenUses::FIRST_SWEEP;
+        for n in 0..count {
+            // Every other use expires at t0 + 10 s, the rest at t0 + 100 s.
+            let until = t0 + Duration::from_secs(if n % 2 == 0 { 10 } else { 100 });
+            assert!(uses.first_use(&key(n), until, t0));
+        }
+        let later = t0 + Duration::from_secs(50);
+        assert!(uses.first_use(&key(count), later + Duration::from_secs(60), later));
+        assert_eq!(
+            uses.until.len(),
+            count / 2 + 1,
+            "the expired half was swept"
+        );
+        for n in (1..count).step_by(2) {
+            assert!(
+                !uses.first_use(&key(n), later, later),
+                "jti-{n} was forgotten"
+            );
+        }
+        assert_eq!(uses.sweep_at, count);
     }
 }

@@ -8,6 +8,8 @@ use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
+#[cfg(feature = "oidc")]
+use crate::oidc::ReplayKey;
 use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
@@ -258,9 +260,10 @@ pub trait TokenStore: Send + Sync + 'static {
     /// whether live or revoked; nothing is overwritten.
     fn insert(&self, record: TokenRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The owner's records that are not revoked and are not sessions
-    /// ([`TokenKind::Session`]; expired ones included, so that the owner sees and can remove
-    /// them), ordered by creation time and then by id, so that pages are stable. An owner with no records gets an empty page with `total` 0, not an error.
+    /// The owner's records that are not revoked and are of [`TokenKind::Standard`] (never
+    /// sessions nor exchanged tokens; expired ones included, so that the owner sees and can
+    /// remove them), ordered by creation time and then by id, so that pages are stable. An
+    /// owner with no records gets an empty page with `total` 0, not an error.
     fn list(
         &self,
         owner: &str,
@@ -298,6 +301,36 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<TokenId>, StoreError>> + Send {
         let _ = (owner, kind, except, at);
         std::future::ready(Err(StoreError::Unsupported("revoke_all")))
+    }
+
+    /// Records that the OIDC ID token `key` names was used, and says whether this is its
+    /// first use (feature `oidc`): the single use of an ID token's `jti`, across every
+    /// node that shares the store. The stores of this crate also implement
+    /// [`ReplayGuard`](crate::oidc::ReplayGuard) with it, so that the store itself can be
+    /// given to [`IdTokenVerifier`](crate::oidc::IdTokenVerifier) as its guard.
+    ///
+    /// `Ok(true)` the first time a key is seen, `Ok(false)` when it was recorded before
+    /// and its `until` is still after `now`. Keys are compared exactly, issuer and `jti`
+    /// together: the same `jti` from another issuer is a first use. The check and the
+    /// record must be one atomic step (a primary key on issuer and `jti` and an insert that
+    /// fails on a duplicate): of concurrent calls with one key, on any node, exactly one
+    /// gets `true`. Once `now` reaches `until` the key may be forgotten: a later call may
+    /// answer either way (ID tokens are refused after their `exp` anyway), and stores
+    /// delete such records when it suits them.
+    ///
+    /// The default records nothing and fails with [`StoreError::Unsupported`], so that a
+    /// store that does not implement it refuses every exchange (the verifier fails closed)
+    /// rather than let an ID token be replayed: implement it (the [`contract`] checks it).
+    #[cfg(feature = "oidc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+    fn id_token_first_use(
+        &self,
+        key: &ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (key, until, now);
+        std::future::ready(Err(StoreError::Unsupported("id_token_first_use")))
     }
 
     /// Records when tokens were last accepted: sets each record's `last_used_at` to the
@@ -358,6 +391,16 @@ impl<S: TokenStore> TokenStore for Arc<S> {
         at: SystemTime,
     ) -> impl Future<Output = Result<Vec<TokenId>, StoreError>> + Send {
         (**self).revoke_all(owner, kind, except, at)
+    }
+
+    #[cfg(feature = "oidc")]
+    fn id_token_first_use(
+        &self,
+        key: &ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).id_token_first_use(key, until, now)
     }
 
     fn record_use(

@@ -230,11 +230,16 @@ struct Queries {
     revoke: String,
     revoke_all: String,
     record_use: String,
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
+    id_token_first_use: String,
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
+    id_token_sweep: String,
 }
 
 impl Queries {
     fn new(schema: &str) -> Self {
         let table = format!("\"{schema}\".tokengate_tokens");
+        let uses = format!("\"{schema}\".tokengate_id_token_uses");
         Self {
             channel: format!("tokengate_{schema}"),
             get: format!("SELECT {COLUMNS} FROM {table} WHERE id = $1"),
@@ -268,6 +273,20 @@ impl Queries {
             record_use: format!(
                 "UPDATE {table} SET last_used_at = GREATEST(COALESCE(last_used_at, $2), $2) \
                  WHERE id = $1"
+            ),
+            // A key already there and still remembered changes no row; of concurrent
+            // first uses, the primary key makes one insert and the others wait for it,
+            // then find it remembered.
+            id_token_first_use: format!(
+                "INSERT INTO {uses} AS used (issuer, jti, used_until) VALUES ($1, $2, $3) \
+                 ON CONFLICT (issuer, jti) DO UPDATE SET used_until = EXCLUDED.used_until \
+                 WHERE used.used_until <= $4"
+            ),
+            // A few at a time, skipping rows another call holds: sweeps never wait on
+            // each other nor deadlock.
+            id_token_sweep: format!(
+                "DELETE FROM {uses} WHERE ctid IN (SELECT ctid FROM {uses} \
+                 WHERE used_until <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)"
             ),
             table,
         }
@@ -303,7 +322,17 @@ async fn migrate(pool: &Pool, schema: &str, queries: &Queries) -> Result<(), Sto
              ALTER TABLE {table} ADD COLUMN IF NOT EXISTS grants TEXT;
              ALTER TABLE {table} ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT 'standard';
              ALTER TABLE {table} ADD COLUMN IF NOT EXISTS second_factor TEXT NOT NULL \
-                 DEFAULT 'enforced';"
+                 DEFAULT 'enforced';
+             -- The OIDC ID tokens used (trusted publishing's single-use jti), each
+             -- remembered until used_until; made whatever the features.
+             CREATE TABLE IF NOT EXISTS \"{schema}\".tokengate_id_token_uses (
+                 issuer TEXT NOT NULL,
+                 jti TEXT NOT NULL,
+                 used_until BIGINT NOT NULL,
+                 PRIMARY KEY (issuer, jti)
+             );
+             CREATE INDEX IF NOT EXISTS tokengate_id_token_uses_by_time
+                 ON \"{schema}\".tokengate_id_token_uses (used_until);"
         ))
         .await
         .map_err(pg_error)?;
@@ -471,6 +500,39 @@ impl TokenStore for PostgresStore {
         let ids = columns::token_ids(ids)?;
         transaction.commit().await.map_err(pg_error)?;
         Ok(ids)
+    }
+
+    #[cfg(feature = "oidc")]
+    async fn id_token_first_use(
+        &self,
+        key: &crate::oidc::ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let queries = &self.shared.queries;
+        let now = columns::millis(now);
+        let statement = client
+            .prepare_cached(&queries.id_token_first_use)
+            .await
+            .map_err(pg_error)?;
+        let recorded = client
+            .execute(
+                &statement,
+                &[&key.issuer(), &key.jti(), &columns::millis(until), &now],
+            )
+            .await
+            .map_err(pg_error)?;
+        // Expired uses are dropped after the answer, and a failure to drop them only
+        // leaves them for the next call: the use itself is recorded.
+        let swept = match client.prepare_cached(&queries.id_token_sweep).await {
+            Ok(sweep) => client.execute(&sweep, &[&now]).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = swept {
+            tracing::warn!(%error, "PostgreSQL: could not delete expired ID-token uses");
+        }
+        Ok(recorded == 1)
     }
 
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {

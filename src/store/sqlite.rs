@@ -14,7 +14,7 @@ use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
 /// The schema version this code writes; older files are migrated when opened.
-const SCHEMA_VERSION: i32 = 2;
+const SCHEMA_VERSION: i32 = 3;
 
 const SCHEMA_V1: &str = "
     CREATE TABLE IF NOT EXISTS tokengate_tokens (
@@ -40,6 +40,19 @@ const SCHEMA_V2: &str = "
     ALTER TABLE tokengate_tokens ADD COLUMN grants TEXT;
     ALTER TABLE tokengate_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'standard';
     ALTER TABLE tokengate_tokens ADD COLUMN second_factor TEXT NOT NULL DEFAULT 'enforced';
+";
+
+/// The OIDC ID tokens used (trusted publishing's single-use `jti`), each remembered until
+/// `used_until`; made whatever the features, so that every build reads the same file.
+const SCHEMA_V3: &str = "
+    CREATE TABLE IF NOT EXISTS tokengate_id_token_uses (
+        issuer TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        used_until INTEGER NOT NULL,
+        PRIMARY KEY (issuer, jti)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS tokengate_id_token_uses_by_time
+        ON tokengate_id_token_uses (used_until);
 ";
 
 /// A [`TokenStore`] in one SQLite file: the embedded, persistent default. Needs no server.
@@ -312,7 +325,7 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
     }
     // Each step and its version bump commit together: a failed migration leaves the
     // file as it was.
-    let steps = [(1, SCHEMA_V1), (2, SCHEMA_V2)];
+    let steps = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)];
     for (step, sql) in steps.into_iter().filter(|(step, _)| *step > version) {
         connection
             .execute_batch(&format!(
@@ -509,6 +522,38 @@ impl TokenStore for SqliteStore {
             let ids = columns::token_ids(ids)?;
             transaction.commit().map_err(sqlite_error)?;
             Ok(ids)
+        })
+        .await
+    }
+
+    #[cfg(feature = "oidc")]
+    async fn id_token_first_use(
+        &self,
+        key: &crate::oidc::ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let (issuer, jti) = (key.issuer().to_owned(), key.jti().to_owned());
+        let (until, now) = (columns::millis(until), columns::millis(now));
+        self.with(move |connection| {
+            let transaction = connection.transaction().map_err(sqlite_error)?;
+            // Expired uses go first (the index finds them), so the table holds only the
+            // tokens still valid.
+            transaction
+                .prepare_cached("DELETE FROM tokengate_id_token_uses WHERE used_until <= ?1")
+                .and_then(|mut s| s.execute(params![now]))
+                .map_err(sqlite_error)?;
+            // A key already there and still remembered changes no row.
+            let recorded = transaction
+                .prepare_cached(
+                    "INSERT INTO tokengate_id_token_uses (issuer, jti, used_until) \
+                     VALUES (?1, ?2, ?3) ON CONFLICT (issuer, jti) DO UPDATE \
+                     SET used_until = excluded.used_until WHERE used_until <= ?4",
+                )
+                .and_then(|mut s| s.execute(params![issuer, jti, until, now]))
+                .map_err(sqlite_error)?;
+            transaction.commit().map_err(sqlite_error)?;
+            Ok(recorded == 1)
         })
         .await
     }

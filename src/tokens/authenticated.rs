@@ -60,7 +60,13 @@ impl Authenticated {
         &self.cached.record.grants
     }
 
-    /// An ordinary token or a login session.
+    /// An ordinary token, a login session, or a token minted by an exchange
+    /// ([`TokenKind::Exchanged`], trusted publishing's).
+    ///
+    /// An application refuses an exchanged token for everything but writing the one
+    /// package its grant names: managing tokens, the profile, owners, access and trust
+    /// policies. Its grant already keeps it off every other package; those routes are
+    /// the application's to guard, by this kind.
     pub fn kind(&self) -> TokenKind {
         self.cached.record.kind
     }

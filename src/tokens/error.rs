@@ -22,6 +22,13 @@ pub enum TokensError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// [`Tokens::exchange`](crate::Tokens::exchange) minted nothing: the trust policy
+    /// matched does not allow publishing, or the package name cannot be a grant
+    /// (feature `oidc`).
+    #[cfg(feature = "oidc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+    #[error(transparent)]
+    Exchange(#[from] crate::tokens::ExchangeRefusal),
     /// The operating system's random generator failed.
     #[error(transparent)]
     Random(#[from] RandomError),
@@ -35,6 +42,8 @@ impl axum::response::IntoResponse for TokensError {
             TokensError::InvalidNewToken(_) | TokensError::InvalidReference => {
                 (StatusCode::BAD_REQUEST, self.to_string())
             }
+            #[cfg(feature = "oidc")]
+            TokensError::Exchange(_) => (StatusCode::FORBIDDEN, self.to_string()),
             TokensError::Store(error) if error.is_unavailable() => {
                 tracing::warn!(%error, "token store unavailable");
                 (

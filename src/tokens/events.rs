@@ -22,6 +22,19 @@ pub enum TokenEvent<'a> {
         /// What listings show of it.
         listing: &'a TokenListing,
     },
+    /// A token was minted by [`Tokens::exchange`](crate::Tokens::exchange) for a CI job's
+    /// verified ID token (feature `oidc`), instead of [`TokenEvent::Created`]: what an
+    /// audit log of trusted publishing records.
+    #[cfg(feature = "oidc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+    Exchanged {
+        /// What listings would show of it (it is never listed): its id, owner, grant on
+        /// the one package and expiry.
+        listing: &'a TokenListing,
+        /// Who asked, from the ID token's claims: issuer, repository or project, workflow,
+        /// run id, commit and `jti`. Never the ID token itself.
+        provenance: &'a crate::oidc::Provenance,
+    },
     /// A token was revoked.
     Revoked {
         /// Its id.

@@ -6,6 +6,8 @@ mod background;
 mod check;
 mod error;
 mod events;
+#[cfg(feature = "oidc")]
+mod exchange;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -19,6 +21,11 @@ use background::{USE_REPORT_BACKLOG, USE_REPORT_INTERVAL, UseReports};
 pub use error::TokensError;
 use events::EventHook;
 pub use events::TokenEvent;
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+pub use exchange::{
+    DEFAULT_EXCHANGED_TOKEN_LIFETIME, ExchangeRefusal, MAX_EXCHANGED_TOKEN_LIFETIME,
+};
 
 use crate::access::{Action, Resource};
 use crate::cache::{CacheSettings, CachedRef, RecordCache};
@@ -202,6 +209,18 @@ impl<S: TokenStore> TokensBuilder<S> {
     /// (default two hours, as npm's `npm login`).
     pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetimes.session = lifetime;
+        self
+    }
+
+    /// How long a token minted by [`Tokens::exchange`] lives (feature `oidc`; default
+    /// [`DEFAULT_EXCHANGED_TOKEN_LIFETIME`], 15 minutes), cut to
+    /// [`MAX_EXCHANGED_TOKEN_LIFETIME`] (30 minutes) when longer and raised to one second
+    /// when shorter. A publish takes seconds to minutes; the token outlives it by little.
+    #[cfg(feature = "oidc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+    pub fn exchanged_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetimes.exchanged =
+            lifetime.clamp(Duration::from_secs(1), MAX_EXCHANGED_TOKEN_LIFETIME);
         self
     }
 

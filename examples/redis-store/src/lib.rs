@@ -27,10 +27,12 @@
 //! | `<ns>:token:<id>`    | hash       | one record, revoked or not                         |
 //! | `<ns>:owner:<owner>` | sorted set | the ids of the owner's listed records              |
 //! | `<ns>:sessions:<owner>` | set     | the ids of the owner's sessions not revoked        |
+//! | `<ns>:exchanged:<owner>` | set    | the ids of the owner's exchanged tokens not revoked |
+//! | `<ns>:id-token:<n>:<issuer>:<jti>` | string | an OIDC ID token used (`n` is the issuer's length in bytes), expiring when it may be forgotten |
 //!
 //! The hash's fields are `id`, `owner`, `digest` (the SHA-256 in lower-case hex), `grants`
 //! (one `<permission> <pattern>` line per grant, such as `read-only *`, as tokengate's SQL
-//! stores write them), `kind` (`standard` or `session`), `second_factor` (`enforced` or
+//! stores write them), `kind` (`standard`, `session` or `exchanged`), `second_factor` (`enforced` or
 //! `bypassed`), `cidr` (the allow-list joined with commas; empty for any address),
 //! `created_at`, and when set `expires_at`, `revoked_at`, `name`, `description` and
 //! `last_used_at`. Times are whole milliseconds since the Unix epoch, in decimal; an absent
@@ -42,7 +44,13 @@
 //! the contract asks.
 //!
 //! The sessions' set is what `revoke_all` of sessions reads (the sorted set serves it for
-//! standard tokens), so that revoking all of an owner's sessions touches theirs only.
+//! standard tokens), so that revoking all of an owner's sessions touches theirs only; the
+//! exchanged tokens' set (trusted publishing's, never listed either) serves it for them.
+//!
+//! An ID token's use (trusted publishing's single-use `jti`, [`TokenStore::id_token_first_use`]
+//! and [`ReplayGuard`]) is one `SET … NX PX`: the server's check-and-set is atomic, and the
+//! key expires by itself once the use may be forgotten (measured on the server's clock, from
+//! the time left that the caller gives).
 //!
 //! Writes that must check before they change (insert, revoke, revoke all, last use) and
 //! listings run as Lua scripts, each one atomic step on the server.
@@ -78,6 +86,7 @@ use redis::{
     Client, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, RedisError, Script,
     ScriptInvocation, Value,
 };
+use tokengate::oidc::{ReplayGuard, ReplayKey};
 use tokengate::store::{Page, RecordPage, StoreError, TokenStore};
 use tokengate::{CidrList, Grants, SecondFactor, TokenDigest, TokenId, TokenKind, TokenRecord};
 
@@ -223,6 +232,34 @@ impl RedisStore {
         format!("{}:sessions:", self.shared.namespace)
     }
 
+    fn exchanged_key(&self, owner: &str) -> String {
+        format!("{}{owner}", self.exchanged_prefix())
+    }
+
+    fn exchanged_prefix(&self) -> String {
+        format!("{}:exchanged:", self.shared.namespace)
+    }
+
+    /// The set of `owner`'s live records of `kind` when that kind is not listed.
+    fn unlisted_key(&self, owner: &str, kind: TokenKind) -> Option<String> {
+        match kind {
+            TokenKind::Session => Some(self.sessions_key(owner)),
+            TokenKind::Exchanged => Some(self.exchanged_key(owner)),
+            _ => None,
+        }
+    }
+
+    fn id_token_key(&self, key: &ReplayKey) -> String {
+        // The length keeps issuer and jti apart whatever they hold.
+        let issuer = key.issuer();
+        format!(
+            "{}:id-token:{}:{issuer}:{}",
+            self.shared.namespace,
+            issuer.len(),
+            key.jti()
+        )
+    }
+
     /// Runs a script; `what` names the keys it works on, for errors.
     async fn run(&self, script: &ScriptInvocation<'_>, what: &str) -> Result<Value, StoreError> {
         let mut connection = self.connection.clone();
@@ -302,9 +339,10 @@ struct Scripts {
 
 // Field names in these scripts must match the `F_*` constants below.
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    // KEYS: the token's hash, its owner's listed set, its owner's sessions. ARGV: id,
-    // created_at ms or '' for a record that is not to be listed, '1' for a live session
-    // or '', then field, value, field, value...
+    // KEYS: the token's hash, its owner's listed set, its owner's set of its kind when it
+    // is not listed (sessions, exchanged tokens). ARGV: id, created_at ms or '' for a
+    // record that is not to be listed, '1' for a live record of an unlisted kind or '',
+    // then field, value, field, value...
     insert: Script::new(
         r"
         if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -321,7 +359,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
         ",
     ),
     // KEYS: the token's hash. ARGV: the owner-set key prefix, id, revoked_at ms, the
-    // sessions-set key prefix.
+    // sessions-set key prefix, the exchanged-set key prefix.
     revoke: Script::new(
         r"
         if redis.call('EXISTS', KEYS[1]) == 0
@@ -334,6 +372,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
         if owner then
             redis.call('ZREM', ARGV[1] .. owner, ARGV[2])
             redis.call('SREM', ARGV[4] .. owner, ARGV[2])
+            redis.call('SREM', ARGV[5] .. owner, ARGV[2])
         end
         return 1
         ",
@@ -421,6 +460,7 @@ const F_LAST_USED_AT: &str = "last_used_at";
 
 const STANDARD: &str = "standard";
 const SESSION: &str = "session";
+const EXCHANGED: &str = "exchanged";
 const ENFORCED: &str = "enforced";
 const BYPASSED: &str = "bypassed";
 
@@ -436,6 +476,7 @@ fn encode(record: &TokenRecord) -> Result<Vec<(&'static str, String)>, StoreErro
     let kind = match record.kind {
         TokenKind::Standard => STANDARD,
         TokenKind::Session => SESSION,
+        TokenKind::Exchanged => EXCHANGED,
         _ => return Err(cannot_keep("a kind")),
     };
     let second_factor = match record.second_factor {
@@ -525,6 +566,7 @@ impl Fields {
         let kind = match self.required(F_KIND)? {
             STANDARD => TokenKind::Standard,
             SESSION => TokenKind::Session,
+            EXCHANGED => TokenKind::Exchanged,
             _ => return Err(self.corrupt("bad", F_KIND)),
         };
         let second_factor = match self.required(F_SECOND_FACTOR)? {
@@ -599,15 +641,19 @@ impl TokenStore for RedisStore {
         script
             .key(&key)
             .key(self.owner_key(&record.owner))
-            .key(self.sessions_key(&record.owner))
+            .key(
+                self.unlisted_key(&record.owner, record.kind)
+                    .unwrap_or_else(|| self.sessions_key(&record.owner)),
+            )
             .arg(record.id.as_str());
         if listed(&record) {
             script.arg(millis(record.created_at));
         } else {
             script.arg("");
         }
-        let live_session = record.revoked_at.is_none() && record.kind == TokenKind::Session;
-        script.arg(if live_session { "1" } else { "" });
+        let live_unlisted =
+            record.revoked_at.is_none() && self.unlisted_key(&record.owner, record.kind).is_some();
+        script.arg(if live_unlisted { "1" } else { "" });
         for (field, value) in fields {
             script.arg(field).arg(value);
         }
@@ -678,7 +724,8 @@ impl TokenStore for RedisStore {
             .arg(self.owner_prefix())
             .arg(id.as_str())
             .arg(millis(at))
-            .arg(self.sessions_prefix());
+            .arg(self.sessions_prefix())
+            .arg(self.exchanged_prefix());
         let revoked: i64 = answer(self.run(&script, &key).await?, &key)?;
         Ok(revoked == 1)
     }
@@ -693,6 +740,7 @@ impl TokenStore for RedisStore {
         let (key, set, kind) = match kind {
             TokenKind::Standard => (self.owner_key(owner), "sorted", STANDARD),
             TokenKind::Session => (self.sessions_key(owner), "set", SESSION),
+            TokenKind::Exchanged => (self.exchanged_key(owner), "set", EXCHANGED),
             // `insert` refuses kinds it does not know: none is stored.
             _ => return Ok(Vec::new()),
         };
@@ -716,6 +764,38 @@ impl TokenStore for RedisStore {
             .collect()
     }
 
+    async fn id_token_first_use(
+        &self,
+        key: &ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let redis_key = self.id_token_key(key);
+        // At least a millisecond: PX takes no zero, and a use is always recorded.
+        let remembered = until.duration_since(now).unwrap_or_default();
+        let millis = u64::try_from(remembered.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut connection = self.connection.clone();
+        // `OK` when set, nil when the key was there.
+        let answer: Value = redis::cmd("SET")
+            .arg(&redis_key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut connection)
+            .await
+            .map_err(|error| failure(error, "an ID token's use"))?;
+        match answer {
+            Value::Nil => Ok(false),
+            Value::Okay => Ok(true),
+            _ => Err(StoreError::Corrupt(
+                "unexpected answer from Redis for an ID token's use".to_owned(),
+            )),
+        }
+    }
+
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
         for batch in uses.chunks(USES_PER_CALL) {
             let mut script = SCRIPTS.record_use.prepare_invoke();
@@ -726,6 +806,18 @@ impl TokenStore for RedisStore {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The store is the verifier's replay guard: every node on the server sees every use.
+impl ReplayGuard for RedisStore {
+    fn first_use(
+        &self,
+        key: &ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        TokenStore::id_token_first_use(self, key, until, now)
     }
 }
 

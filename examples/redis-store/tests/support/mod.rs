@@ -121,6 +121,14 @@ impl TokenStore for Fresh {
     async fn record_use(&self, uses: Vec<(TokenId, SystemTime)>) -> Result<(), StoreError> {
         self.store.record_use(uses).await
     }
+    async fn id_token_first_use(
+        &self,
+        key: &tokengate::oidc::ReplayKey,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.store.id_token_first_use(key, until, now).await
+    }
 }
 
 #[derive(Debug)]
