@@ -113,6 +113,17 @@ pub(crate) fn token_manager(
     account_manager(who, needs, Governs::Tokens)
 }
 
+/// 403 for a token that trusted publishing minted: it may publish its one package, and
+/// never `what` (govern the account, or the package's owners, access and trust).
+pub(crate) fn refuse_exchanged(who: &Authenticated, what: &str) -> Result<(), ApiError> {
+    if who.kind() == tokengate::TokenKind::Exchanged {
+        return Err(ApiError::forbidden(format!(
+            "a token from trusted publishing cannot {what}: it may only publish its package"
+        )));
+    }
+    Ok(())
+}
+
 /// What of the account a request changes or reads.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Governs {
@@ -132,6 +143,7 @@ pub(crate) fn account_manager(
         Governs::Tokens => "manage tokens",
         Governs::Profile => "change the profile",
     };
+    refuse_exchanged(&who, what)?;
     match who.grants().on_everything() {
         Some(permission) if permission >= needs => Ok(who),
         _ => Err(ApiError::forbidden(format!(
@@ -385,5 +397,54 @@ pub async fn revoke(
             Err(ApiError::not_found("token not found"))
         }
         Err(other) => Err(other.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use tokengate::{Authenticated, Grants, Permission, TokenDigest, TokenKind, TokenRecord};
+
+    use super::{Governs, account_manager};
+    use crate::error::ApiError;
+
+    fn token(kind: TokenKind) -> Authenticated {
+        let mut record = TokenRecord::new(
+            "AbCdEfGhIj0".parse().unwrap(),
+            "alice",
+            TokenDigest::of("unused"),
+            SystemTime::now(),
+        );
+        record.grants = Grants::everything(Permission::ReadWrite);
+        record.kind = kind;
+        Authenticated::for_record(record)
+    }
+
+    #[test]
+    fn a_token_from_trusted_publishing_governs_nothing_of_the_account() {
+        for governs in [Governs::Tokens, Governs::Profile] {
+            let refused: ApiError = account_manager(
+                Some(token(TokenKind::Exchanged)),
+                Permission::ReadOnly,
+                governs,
+            )
+            .err()
+            .expect("refused");
+            assert_eq!(refused.status(), axum::http::StatusCode::FORBIDDEN);
+            assert!(
+                refused.message().contains("trusted publishing"),
+                "{}",
+                refused.message()
+            );
+            assert!(
+                account_manager(
+                    Some(token(TokenKind::Standard)),
+                    Permission::ReadOnly,
+                    governs
+                )
+                .is_ok()
+            );
+        }
     }
 }

@@ -126,6 +126,7 @@ pub async fn changeable(
     who: &Authenticated,
     name: &PackageName,
 ) -> Result<Package, ApiError> {
+    crate::token_api::refuse_exchanged(who, "change a package (owners, access, tags, versions)")?;
     let package = readable(state, Some(who), name).await?;
     if !package.is_maintainer(who.owner()) {
         return Err(ApiError::forbidden(format!(
