@@ -407,7 +407,6 @@ mod tests {
     use tokengate::{Authenticated, Grants, Permission, TokenDigest, TokenKind, TokenRecord};
 
     use super::{Governs, account_manager};
-    use crate::error::ApiError;
 
     fn token(kind: TokenKind) -> Authenticated {
         let mut record = TokenRecord::new(
@@ -424,13 +423,13 @@ mod tests {
     #[test]
     fn a_token_from_trusted_publishing_governs_nothing_of_the_account() {
         for governs in [Governs::Tokens, Governs::Profile] {
-            let refused: ApiError = account_manager(
+            let Err(refused) = account_manager(
                 Some(token(TokenKind::Exchanged)),
                 Permission::ReadOnly,
                 governs,
-            )
-            .err()
-            .expect("refused");
+            ) else {
+                panic!("a trusted publishing token governed the account");
+            };
             assert_eq!(refused.status(), axum::http::StatusCode::FORBIDDEN);
             assert!(
                 refused.message().contains("trusted publishing"),
