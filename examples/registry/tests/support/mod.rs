@@ -5,6 +5,13 @@ pub mod client;
 pub mod npm;
 pub mod registry;
 
+/// Says on stderr that something did not run (`SKIPPED: …`), straight past the test
+/// harness's capture so that it is seen without `--nocapture`.
+pub fn skipped(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
+}
+
 /// The TOTP secret in an `otpauth://` URL, as an authenticator app would read it.
 pub fn totp_from_url(url: &str) -> tokengate::TotpSecret {
     let secret = url
