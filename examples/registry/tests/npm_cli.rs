@@ -2,7 +2,8 @@
 //! IP allow-lists, revocation, and a restart.
 //!
 //! Runs whenever `npm` is on PATH and says plainly when it skips. With
-//! `TOKENGATE_REQUIRE_NPM=1` (as `.ci/run` sets it) a missing `npm` is a failure.
+//! `TOKENGATE_REQUIRE_NPM=1` (as `.ci/run` sets it) a missing `npm` is a failure;
+//! `TOKENGATE_NPM_TESTS_RUN_ELSEWHERE=1` says another step runs it.
 //!
 //! Written for npm 11 and npm 12 (`.ci/run` runs it with both). npm 12 has no
 //! `npm adduser`, so users are made with `npm login --auth-type=legacy`, and no `npm star`,
@@ -182,9 +183,12 @@ fn created_token(output: &str) -> String {
         .to_owned()
 }
 
-/// Whether npm and `script` are here to run a test; says so plainly when they are not,
-/// and fails when `TOKENGATE_REQUIRE_NPM=1` asks for them.
+/// Whether npm and `script` are here to run a test (and no other step runs it); says so
+/// plainly when they are not, and fails when `TOKENGATE_REQUIRE_NPM=1` asks for them.
 fn npm_ready(test: &str) -> bool {
+    if support::runs_elsewhere(test, "TOKENGATE_REQUIRE_NPM") {
+        return false;
+    }
     let missing = match (npm_version().is_some(), script_is_available()) {
         (true, true) => return true,
         (false, _) => "npm is not on PATH",
