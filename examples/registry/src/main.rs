@@ -156,6 +156,7 @@ async fn serve(
     println!("tokengate example registry listening on {url}");
     println!("  data: {described}");
     println!("  create a user:    npm adduser --registry={url}");
+    println!("    with npm 12:    npm login --auth-type=legacy --registry={url}");
     println!("  then, e.g.:       npm publish --registry={url}   (from a package's folder)");
     println!("  tokens on the web: {url}-/web/   (npm login opens it too)");
     println!("  stop it with Ctrl-C");

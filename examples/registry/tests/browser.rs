@@ -2,8 +2,9 @@
 //! (chromedriver, fantoccini), with the real npm CLI using what the pages make.
 //!
 //! Runs when `TOKENGATE_REQUIRE_BROWSER=1` (as `.ci/run` sets it), and then fails loudly if
-//! Chromium, chromedriver or npm is missing; otherwise says plainly that it skipped. Saves a
-//! screenshot of each page under `target/screenshots/`.
+//! Chromium, chromedriver or npm is missing; otherwise (or with
+//! `TOKENGATE_NPM_TESTS_RUN_ELSEWHERE=1`, another step runs it) says that it skipped. Saves
+//! a screenshot of each page under `target/screenshots/`.
 
 mod support;
 
@@ -41,6 +42,9 @@ fn runs(program: &Path, arg: &str) -> bool {
 
 /// Whether to run: only with `TOKENGATE_REQUIRE_BROWSER=1`, and then everything must be here.
 fn browser_ready() -> bool {
+    if support::runs_elsewhere("the browser test", "TOKENGATE_REQUIRE_BROWSER") {
+        return false;
+    }
     if std::env::var("TOKENGATE_REQUIRE_BROWSER").as_deref() != Ok("1") {
         eprintln!(
             "SKIPPED: the browser tests run with TOKENGATE_REQUIRE_BROWSER=1 (and Debian's \

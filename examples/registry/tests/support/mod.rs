@@ -5,6 +5,31 @@ pub mod client;
 pub mod npm;
 pub mod registry;
 
+/// Says on stderr that something did not run (`SKIPPED: …`), straight past the test
+/// harness's capture so that it is seen without `--nocapture`.
+pub fn skipped(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
+}
+
+/// Whether another step runs `test`, one of the suites that drive the real npm CLI
+/// (`tests/npm_cli.rs`, `tests/browser.rs`): so says `TOKENGATE_NPM_TESTS_RUN_ELSEWHERE=1`,
+/// as `.ci/run` sets it for its second `cargo test`, which would otherwise run them again.
+/// Says it skipped when it does; fails when `require` (`TOKENGATE_REQUIRE_NPM` or
+/// `TOKENGATE_REQUIRE_BROWSER`) also asks for the test.
+pub fn runs_elsewhere(test: &str, require: &str) -> bool {
+    const ELSEWHERE: &str = "TOKENGATE_NPM_TESTS_RUN_ELSEWHERE";
+    if std::env::var(ELSEWHERE).as_deref() != Ok("1") {
+        return false;
+    }
+    assert!(
+        std::env::var(require).as_deref() != Ok("1"),
+        "{require}=1 asks for {test}, and {ELSEWHERE}=1 says it runs elsewhere: set one"
+    );
+    skipped(&format!("{ELSEWHERE}=1 says another step runs {test}"));
+    true
+}
+
 /// The TOTP secret in an `otpauth://` URL, as an authenticator app would read it.
 pub fn totp_from_url(url: &str) -> tokengate::TotpSecret {
     let secret = url

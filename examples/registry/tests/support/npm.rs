@@ -2,10 +2,66 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
+
+/// The commands npm 12 removed that npm 11 has: the tests run what needs them under npm 11
+/// only, and say so under npm 12 (`npm login --auth-type=legacy` makes a user instead of
+/// `npm adduser`).
+const REMOVED_IN_NPM_12: &[&str] = &["adduser", "star", "unstar", "stars"];
+
+/// The version of the `npm` on PATH, as `npm --version` prints it (asked once); `None` when
+/// npm does not run.
+pub fn npm_version() -> Option<&'static str> {
+    static VERSION: OnceLock<Option<String>> = OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            let output = std::process::Command::new("npm")
+                .arg("--version")
+                .output()
+                .ok()
+                .filter(|output| output.status.success())?;
+            Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        })
+        .as_deref()
+}
+
+/// The major version of the `npm` on PATH (11 for 11.19.1); panics when npm does not run.
+pub fn npm_major() -> u32 {
+    let version = npm_version().expect("npm runs");
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse().ok())
+        .unwrap_or_else(|| panic!("npm --version printed {version:?}"))
+}
+
+/// Whether the `npm` on PATH has `npm <command>`.
+pub fn npm_has(command: &str) -> bool {
+    npm_major() < 12 || !REMOVED_IN_NPM_12.contains(&command)
+}
+
+/// Whether `step`, which types `npm <command>` for each of `commands`, can run with the
+/// `npm` on PATH; when it cannot, says on stderr that it did not run, and why.
+pub fn step_runs(step: &str, commands: &[&str]) -> bool {
+    let missing: Vec<String> = commands
+        .iter()
+        .filter(|command| !npm_has(command))
+        .map(|command| format!("`npm {command}`"))
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    super::skipped(&format!(
+        "npm {} has no {} (removed in npm 12), so {step} did not run",
+        npm_version().unwrap_or_default(),
+        missing.join(", ")
+    ));
+    false
+}
 
 /// `npm login` waiting for the person to log in on the page.
 pub struct WebLogin {
@@ -58,7 +114,7 @@ impl Npm {
         path
     }
 
-    /// The config `npm adduser` writes to.
+    /// The config npm's logins write to, `~/.npmrc`.
     pub fn session_config(&self) -> PathBuf {
         self.root.join("home").join(".npmrc")
     }
