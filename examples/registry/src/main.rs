@@ -11,25 +11,17 @@
 //! from elsewhere (npm prints "Login is not allowed from your IP address"), and a revoked
 //! token is refused on the very next command.
 
-mod app;
 mod audit;
 mod config;
+mod controllers;
 mod error;
 mod json_body;
-mod lifecycle;
-mod owners;
-mod packages;
-mod passwords;
-mod profile;
-mod scopes;
-mod search;
+mod router;
+mod security;
 mod server;
-mod stars;
+mod state;
 mod storage;
 mod tfa;
-mod token_api;
-mod users;
-mod visibility;
 mod web;
 
 use config::Config;
@@ -141,12 +133,12 @@ async fn serve(
     }
     let tokens = tokens.build();
     let sealer = match &config.data {
-        Some(dir) => tfa::Sealer::from_file(&dir.join("secret.key"))
+        Some(dir) => security::sealer::Sealer::from_file(&dir.join("secret.key"))
             .map_err(|e| format!("cannot read or create the registry's key: {e}"))?,
-        None => tfa::Sealer::ephemeral()?,
+        None => security::sealer::Sealer::ephemeral()?,
     };
-    let app = app::router(
-        app::AppState::new(tokens, storage, sealer, config.trusted_proxies.clone()),
+    let app = router::router(
+        state::AppState::new(tokens, storage, sealer, config.trusted_proxies.clone()),
         config.max_publish_bytes,
     );
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -2,108 +2,22 @@
 //! registry's key, the step of the last code accepted, recovery codes as digests), and the
 //! one check that login, token management and package writes share.
 
-use std::net::IpAddr;
-use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde::{Deserialize, Serialize};
 use tokengate::{
-    ClientBucket, OTP_HEADER, OtpError, RecoveryCodes, SecondFactorRequest, SecondFactorVerdict,
-    TokenDigest, TokenId, TotpSecret,
+    OTP_HEADER, OtpError, RecoveryCodes, SecondFactorRequest, SecondFactorVerdict, TokenDigest,
+    TotpSecret,
 };
 use zeroize::Zeroizing;
 
-use crate::app::AppState;
+use crate::controllers::packages::PackageName;
+use crate::controllers::packages::access::{self, PackageMfa};
+use crate::controllers::users::{self, User};
 use crate::error::ApiError;
-use crate::packages::PackageName;
-use crate::users::{self, User};
-use crate::visibility::{self, PackageMfa};
-
-/// Wrong one-time passwords one sender (a token, or an address) may send for an account
-/// in a window; past it that sender's codes are refused until the window ends, the right
-/// one too: six digits are few enough to guess by brute force otherwise.
-const WRONG_CODES_PER_SENDER: u32 = 10;
-/// Wrong one-time passwords an account may be sent in a window from everywhere. Past it,
-/// a sender that has sent a wrong code itself is refused, while one that has not (the
-/// owner, elsewhere) still gets its code checked: guessers cannot lock the owner out.
-const WRONG_CODES_PER_ACCOUNT: u32 = 10;
-/// How long wrong codes are remembered: as long as wrong passwords.
-const WRONG_CODES_WINDOW: Duration = crate::passwords::WINDOW;
-
-/// Who sent a one-time password: the token it came with, and the client's address. Each
-/// is counted on its own.
-#[derive(Clone, Copy, Debug)]
-pub struct Sender {
-    token: Option<TokenId>,
-    address: Option<ClientBucket>,
-}
-
-impl Sender {
-    /// A code sent with `token` (none for a login) from `address`.
-    pub fn new(token: Option<TokenId>, address: Option<IpAddr>) -> Self {
-        Self {
-            token,
-            address: address.map(ClientBucket::from),
-        }
-    }
-
-    fn keys(&self, user: &str) -> impl Iterator<Item = SenderKey> + use<> {
-        let user = user.to_owned();
-        let token = self.token.map(|id| SenderKey::Token(user.clone(), id));
-        let address = self.address.map(|ip| SenderKey::Address(user, ip));
-        token.into_iter().chain(address)
-    }
-}
-
-#[derive(Clone, Hash, PartialEq, Eq)]
-enum SenderKey {
-    Token(String, TokenId),
-    Address(String, ClientBucket),
-}
-
-/// Wrong one-time passwords (and recovery codes) per account and per sender, forgotten
-/// after [`WRONG_CODES_WINDOW`], for at most 100,000 keys each.
-pub struct WrongCodes {
-    by_account: moka::sync::Cache<String, u32>,
-    by_sender: moka::sync::Cache<SenderKey, u32>,
-}
-
-impl Default for WrongCodes {
-    fn default() -> Self {
-        Self {
-            by_account: crate::passwords::windowed(WRONG_CODES_WINDOW),
-            by_sender: crate::passwords::windowed(WRONG_CODES_WINDOW),
-        }
-    }
-}
-
-impl WrongCodes {
-    fn exhausted(&self, user: &str, sender: &Sender) -> bool {
-        let own = sender
-            .keys(user)
-            .map(|key| self.by_sender.get(&key).unwrap_or(0))
-            .max()
-            .unwrap_or(0);
-        let account = self.by_account.get(user).unwrap_or(0);
-        own >= WRONG_CODES_PER_SENDER || (account >= WRONG_CODES_PER_ACCOUNT && own > 0)
-    }
-
-    /// Counts a wrong code. Codes are checked under the registry's write lock, so counts
-    /// never race.
-    fn count(&self, user: &str, sender: &Sender) {
-        let wrong = self.by_account.get(user).unwrap_or(0);
-        self.by_account
-            .insert(user.to_owned(), wrong.saturating_add(1));
-        for key in sender.keys(user) {
-            let wrong = self.by_sender.get(&key).unwrap_or(0);
-            self.by_sender.insert(key, wrong.saturating_add(1));
-        }
-    }
-}
+use crate::security::wrong_codes::Sender;
+use crate::state::AppState;
 
 /// When a user's second factor is asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,83 +57,6 @@ impl Tfa {
     pub fn active(&self) -> bool {
         !self.pending
     }
-}
-
-/// Encrypts and decrypts TOTP secrets with the registry's key.
-pub struct Sealer {
-    cipher: ChaCha20Poly1305,
-}
-
-impl Sealer {
-    /// The key in `<data>/secret.key` (created, readable by its owner only, when missing).
-    pub fn from_file(path: &Path) -> std::io::Result<Self> {
-        let key = match std::fs::read(path) {
-            Ok(key) => Zeroizing::new(key),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let key = random_key()?;
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, crate::storage::PRIVATE_FILE);
-                std::io::Write::write_all(&mut options.open(path)?, &key[..])?;
-                key
-            }
-            Err(error) => return Err(error),
-        };
-        if key.len() != 32 {
-            return Err(std::io::Error::other(format!(
-                "{} is not a 32-byte key",
-                path.display()
-            )));
-        }
-        Ok(Self::with_key(&key))
-    }
-
-    /// A key that lives as long as the process (`--memory`).
-    pub fn ephemeral() -> std::io::Result<Self> {
-        Ok(Self::with_key(&random_key()?))
-    }
-
-    fn with_key(key: &[u8]) -> Self {
-        Self {
-            cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
-        }
-    }
-
-    fn seal(&self, secret: &TotpSecret) -> Result<String, ApiError> {
-        let mut nonce = [0u8; 12];
-        getrandom::fill(&mut nonce).map_err(|e| ApiError::internal("cannot seal a secret", e))?;
-        let sealed = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), secret.expose_bytes())
-            .map_err(|_| ApiError::internal("cannot seal a secret", "encryption failed"))?;
-        let mut bytes = nonce.to_vec();
-        bytes.extend(sealed);
-        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
-
-    fn open(&self, sealed: &str) -> Result<TotpSecret, ApiError> {
-        let damaged = || ApiError::internal("a stored second factor is damaged", "cannot open it");
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(sealed)
-            .map_err(|_| damaged())?;
-        if bytes.len() < 12 {
-            return Err(damaged());
-        }
-        let (nonce, sealed) = bytes.split_at(12);
-        let plain = Zeroizing::new(
-            self.cipher
-                .decrypt(Nonce::from_slice(nonce), sealed)
-                .map_err(|_| damaged())?,
-        );
-        TotpSecret::from_bytes(&plain).map_err(|_| damaged())
-    }
-}
-
-fn random_key() -> std::io::Result<Zeroizing<Vec<u8>>> {
-    let mut key = Zeroizing::new(vec![0u8; 32]);
-    getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(key)
 }
 
 /// Starts enrolment: a new secret, sealed into the user's record as pending; returns the
@@ -312,7 +149,9 @@ pub async fn verify(
     let code = code.ok_or_else(|| otp_refusal("none was sent"))?;
     let wrong_codes = state.wrong_codes();
     if wrong_codes.exhausted(&user.name, &sender) {
-        return Err(crate::passwords::too_many_wrong("one-time passwords"));
+        return Err(crate::security::passwords::too_many_wrong(
+            "one-time passwords",
+        ));
     }
     let secret = state.sealer().open(&tfa.sealed_secret)?;
     let wrong = match secret.verify(code, SystemTime::now(), tfa.last_step) {
@@ -440,7 +279,7 @@ async fn write_verdict(
     };
     let rule = match rules {
         WriteRules::AccountOnly => PackageMfa::None,
-        WriteRules::PackageAndAccount => match visibility::load(state, name).await {
+        WriteRules::PackageAndAccount => match access::load(state, name).await {
             // A package the writer cannot see says nothing, not even that it asks for a
             // code.
             Ok(Some(package)) if package.readable_by(Some(who), name) => package.mfa,

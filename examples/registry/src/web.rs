@@ -27,11 +27,12 @@ use tokengate::{
 };
 use zeroize::Zeroizing;
 
-use crate::app::{AppState, ClientAddress};
+use crate::controllers::users::Verified;
+use crate::controllers::{tokens, users};
 use crate::error::ApiError;
-use crate::passwords::Standing;
-use crate::users::Verified;
-use crate::{tfa, token_api, users};
+use crate::security::passwords::Standing;
+use crate::state::{AppState, ClientAddress};
+use crate::tfa;
 
 mod npm_login;
 
@@ -638,7 +639,14 @@ async fn log_in(
         let refused = if code.is_empty() {
             Some("a one-time password is needed".to_owned())
         } else {
-            match tfa::verify(state, &mut user, Some(code), tfa::Sender::new(None, client)).await {
+            match tfa::verify(
+                state,
+                &mut user,
+                Some(code),
+                crate::security::wrong_codes::Sender::new(None, client),
+            )
+            .await
+            {
                 Ok(_) => None,
                 Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
                     Some(error.message().to_owned())
@@ -796,7 +804,7 @@ async fn revoked_name(
 
 /// The signed-in user, when the token may manage tokens.
 fn manager(who: Authenticated, needs: Permission) -> Result<Authenticated, ApiError> {
-    token_api::token_manager(Some(who), needs)
+    tokens::token_manager(Some(who), needs)
 }
 
 /// `GET /-/web/tokens?page=N`: newest first, [`PER_PAGE`] a page.
@@ -819,12 +827,12 @@ async fn tokens_markup(
 ) -> Result<Markup, ApiError> {
     let who = manager(who, Permission::ReadOnly)?;
     let number = query.page.unwrap_or(0);
-    let (mut listed, total) = token_api::newest_first(state, who.owner(), number, PER_PAGE).await?;
+    let (mut listed, total) = tokens::newest_first(state, who.owner(), number, PER_PAGE).await?;
     let pages = total.div_ceil(PER_PAGE).max(1);
     // Past the last page: the last page.
     let number = if number >= pages {
         let last = pages - 1;
-        listed = token_api::newest_first(state, who.owner(), last, PER_PAGE)
+        listed = tokens::newest_first(state, who.owner(), last, PER_PAGE)
             .await?
             .0;
         last
@@ -1185,8 +1193,8 @@ async fn create(
     let page = NewTokenPage::of(&state, ask_code);
     let mut errors = Errors::new();
     let request = create_request(&form, &mut errors);
-    let options = match serde_json::from_value::<token_api::CreateRequest>(request) {
-        Ok(request) => token_api::options(&request).map_err(|e| e.message().to_owned()),
+    let options = match serde_json::from_value::<tokens::CreateRequest>(request) {
+        Ok(request) => tokens::options(&request).map_err(|e| e.message().to_owned()),
         Err(error) => Err(format!("invalid request: {error}")),
     };
     let options = match options {
@@ -1220,7 +1228,7 @@ async fn create(
             .await?
             .ok_or_else(ApiError::incorrect_password)?;
             let code = Some(form.otp.trim()).filter(|code| !code.is_empty());
-            let sender = tfa::Sender::new(Some(who.token_id()), client);
+            let sender = crate::security::wrong_codes::Sender::new(Some(who.token_id()), client);
             tfa::verify(&state, &mut verified.user, code, sender).await?;
             Ok::<_, ApiError>(state.tokens().create(who.owner(), options).await?)
         }
@@ -1454,7 +1462,7 @@ async fn revoke(
             &state,
             &mut user,
             code,
-            tfa::Sender::new(Some(who.token_id()), None),
+            crate::security::wrong_codes::Sender::new(Some(who.token_id()), None),
         )
         .await
         {

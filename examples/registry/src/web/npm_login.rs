@@ -42,8 +42,8 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{WebState, iso, own_origin, random_key};
-use crate::app::ClientAddress;
 use crate::error::ApiError;
+use crate::state::ClientAddress;
 use tokengate::ClientBucket;
 
 /// How long a login waits for the person to finish it on the page.

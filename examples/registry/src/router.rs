@@ -1,156 +1,18 @@
-//! The router and what the handlers share.
-
-use std::convert::Infallible;
-use std::net::IpAddr;
-use std::sync::Arc;
+//! Every route of the registry, and the gates in front of them.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
-use axum::http::request::Parts;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
-use serde::de::DeserializeOwned;
-use tokengate::{TokenAuthLayer, Tokens, TrustedProxies};
-use tokio::sync::{Mutex, MutexGuard};
+use tokengate::TokenAuthLayer;
 
+use crate::controllers::packages::{self, access, lifecycle, owners};
+use crate::controllers::{profile, search, stars, tokens, users};
 use crate::error::ApiError;
-use crate::storage::Storage;
-use crate::tfa::Sealer;
-use crate::{
-    lifecycle, owners, packages, profile, search, stars, token_api, users, visibility, web,
-};
+use crate::state::AppState;
+use crate::web;
 
 /// Largest body of any other request.
 const MAX_BODY_BYTES: usize = 64 * 1024;
-
-pub struct AppState {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    tokens: Tokens,
-    storage: Storage,
-    /// Seals two-factor secrets at rest.
-    sealer: Sealer,
-    /// Runs password checks a few at a time, and stops guessers.
-    passwords: crate::passwords::PasswordGuard,
-    /// Stops guessers of one-time passwords.
-    wrong_codes: crate::tfa::WrongCodes,
-    /// One writer at a time: user creation and publishes read, check, then write.
-    writes: Mutex<()>,
-    /// Whose `X-Forwarded-For` names the client.
-    trusted_proxies: TrustedProxies,
-    /// Failed authentications per client address: the gates' and logout's.
-    token_failures: tokengate::FailureLimit,
-    /// Searches take turns.
-    search_turns: crate::search::SearchTurns,
-}
-
-impl Clone for AppState {
-    fn clone(&self) -> Self {
-        Self {
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl AppState {
-    pub fn new(
-        tokens: Tokens,
-        storage: Storage,
-        sealer: Sealer,
-        trusted_proxies: TrustedProxies,
-    ) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                tokens,
-                storage,
-                sealer,
-                passwords: Default::default(),
-                // A client guessing tokens gets 429 after 50 misses a minute, not 50 store
-                // lookups.
-                search_turns: Default::default(),
-                token_failures: tokengate::FailureLimit::new(
-                    50,
-                    std::time::Duration::from_secs(60),
-                ),
-                wrong_codes: Default::default(),
-                writes: Mutex::new(()),
-                trusted_proxies,
-            }),
-        }
-    }
-
-    pub fn tokens(&self) -> &Tokens {
-        &self.shared.tokens
-    }
-
-    pub fn passwords(&self) -> &crate::passwords::PasswordGuard {
-        &self.shared.passwords
-    }
-
-    pub fn wrong_codes(&self) -> &crate::tfa::WrongCodes {
-        &self.shared.wrong_codes
-    }
-
-    pub fn sealer(&self) -> &Sealer {
-        &self.shared.sealer
-    }
-
-    pub fn storage(&self) -> &Storage {
-        &self.shared.storage
-    }
-
-    pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
-        self.shared.writes.lock().await
-    }
-
-    pub fn trusted_proxies(&self) -> &TrustedProxies {
-        &self.shared.trusted_proxies
-    }
-
-    pub fn search_turns(&self) -> &crate::search::SearchTurns {
-        &self.shared.search_turns
-    }
-
-    pub fn token_failures(&self) -> &tokengate::FailureLimit {
-        &self.shared.token_failures
-    }
-
-    /// A stored JSON document (`what` names it in errors), or `None` if there is none.
-    pub async fn load_json<T: DeserializeOwned>(
-        &self,
-        key: &str,
-        what: &str,
-    ) -> Result<Option<T>, ApiError> {
-        let Some(bytes) = self
-            .storage()
-            .read(key)
-            .await
-            .map_err(|e| ApiError::internal(&format!("cannot read the {what}"), e))?
-        else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| ApiError::internal(&format!("a stored {what} is damaged"), e))
-    }
-}
-
-/// The client's address as far as the registry can tell: the connection's peer, or the
-/// address a trusted proxy forwarded (`--trusted-proxy`). What failed-password limits
-/// count against; `None` only for a request that came through no connection.
-pub struct ClientAddress(pub Option<IpAddr>);
-
-impl FromRequestParts<AppState> for ClientAddress {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
-        let peer = tokengate::peer_addr(&parts.extensions);
-        Ok(Self(
-            state.trusted_proxies().client_ip(peer, &parts.headers),
-        ))
-    }
-}
 
 /// Refuses a write to a package before its body is read: anonymous ones with 401, and
 /// ones that declare a body over `max_bytes` with 413, so that nobody makes the server
@@ -225,14 +87,11 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
         move |request| crate::tfa::package_writes(state.clone(), request)
     });
     let package_routes = Router::new()
-        .route(
-            "/-/package/{name}/visibility",
-            get(visibility::get_visibility),
-        )
-        .route("/-/package/{name}/access", post(visibility::set_access))
+        .route("/-/package/{name}/visibility", get(access::get_visibility))
+        .route("/-/package/{name}/access", post(access::set_access))
         .route(
             "/-/package/{name}/collaborators",
-            get(visibility::collaborators),
+            get(access::collaborators),
         )
         .route(
             "/{name}/-rev/{rev}",
@@ -264,13 +123,10 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
         .route("/-/_view/starredByUser", get(stars::starred_by))
         .route("/-/npm/v1/user", get(profile::get).post(profile::set))
         .route("/-/user/{couch_id}", get(owners::user_profile))
-        .route("/-/user/{user}/package", get(visibility::user_packages))
-        .route("/-/org/{org}/package", get(visibility::org_packages))
-        .route(
-            "/-/npm/v1/tokens",
-            get(token_api::list).post(token_api::create),
-        )
-        .route("/-/npm/v1/tokens/token/{key}", delete(token_api::revoke))
+        .route("/-/user/{user}/package", get(access::user_packages))
+        .route("/-/org/{org}/package", get(access::org_packages))
+        .route("/-/npm/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/-/npm/v1/tokens/token/{key}", delete(tokens::revoke))
         .route(
             "/{name}",
             get(packages::packument)

@@ -29,8 +29,8 @@ use tokengate::ClientBucket;
 use tokio::sync::{Notify, Semaphore};
 use zeroize::Zeroizing;
 
+use crate::controllers::users::User;
 use crate::error::ApiError;
-use crate::users::User;
 
 /// How long failures are remembered, and so how long a locked-out caller waits at most.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -317,7 +317,7 @@ mod tests {
     use tokengate::{NewToken, Tokens, TrustedProxies};
     use tower::ServiceExt;
 
-    use crate::app::{self, AppState};
+    use crate::state::AppState;
 
     /// A request that carries the account's password, and how a wrong one is answered.
     struct PasswordRequest {
@@ -371,10 +371,10 @@ mod tests {
         let state = AppState::new(
             tokens,
             crate::storage::Storage::memory(),
-            crate::tfa::Sealer::ephemeral().unwrap(),
+            crate::security::sealer::Sealer::ephemeral().unwrap(),
             TrustedProxies::none(),
         );
-        let app = app::router(state.clone(), 1024 * 1024);
+        let app = crate::router::router(state.clone(), 1024 * 1024);
         let signup = PasswordRequest {
             what: "npm adduser",
             method: "PUT",
@@ -481,7 +481,7 @@ mod limit_tests {
     use axum::http::StatusCode;
 
     use super::{ACCOUNT_CEILING, PER_ADDRESS, PasswordGuard, Standing};
-    use crate::users::User;
+    use crate::controllers::users::User;
 
     /// Guesses sent together, and how many of them may be checked at most.
     struct Burst {

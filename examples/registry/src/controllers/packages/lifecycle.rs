@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokengate::Authenticated;
 
-use crate::app::AppState;
+use crate::controllers::packages::access;
+use crate::controllers::packages::{self, PackageName, valid_tag, valid_version};
 use crate::error::{ApiError, JsonBody};
-use crate::packages::{self, PackageName, valid_tag, valid_version};
-use crate::visibility;
+use crate::state::AppState;
 
 /// `GET /-/package/<name>/dist-tags`: `npm dist-tag ls`.
 pub async fn tags(
@@ -22,7 +22,7 @@ pub async fn tags(
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = PackageName::parse(&name)?;
-    let package = visibility::readable(&state, who.as_ref(), &name).await?;
+    let package = access::readable(&state, who.as_ref(), &name).await?;
     Ok(Json(package.packument["dist-tags"].clone()))
 }
 
@@ -43,7 +43,7 @@ pub async fn add_tag(
         )));
     }
     let _writing = state.write_lock().await;
-    let mut package = visibility::changeable(&state, &who, &name).await?;
+    let mut package = access::changeable(&state, &who, &name).await?;
     if package.packument["versions"].get(&version).is_none() {
         return Err(ApiError::not_found(format!(
             "{name} has no version {:?}",
@@ -68,7 +68,7 @@ pub async fn remove_tag(
         return Err(ApiError::bad_request("the latest tag cannot be removed"));
     }
     let _writing = state.write_lock().await;
-    let mut package = visibility::changeable(&state, &who, &name).await?;
+    let mut package = access::changeable(&state, &who, &name).await?;
     let removed = package.packument["dist-tags"]
         .as_object_mut()
         .and_then(|tags| tags.remove(&tag));
@@ -93,7 +93,7 @@ pub async fn deprecate(
         .as_object()
         .ok_or_else(|| ApiError::bad_request("versions must be an object"))?;
     let _writing = state.write_lock().await;
-    let mut package = visibility::changeable(state, &who, name).await?;
+    let mut package = access::changeable(state, &who, name).await?;
     let stored = package.packument["versions"]
         .as_object_mut()
         .ok_or_else(|| ApiError::internal("a stored package is damaged", "no versions"))?;
@@ -153,7 +153,7 @@ pub async fn unpublish_all(
     let who = who.ok_or_else(ApiError::needs_login)?;
     let name = PackageName::parse(&name)?;
     let _writing = state.write_lock().await;
-    let package = visibility::changeable(&state, &who, &name).await?;
+    let package = access::changeable(&state, &who, &name).await?;
     for version in package.packument["versions"]
         .as_object()
         .map(Map::keys)
@@ -189,7 +189,7 @@ pub async fn unpublish_versions(
         .as_object()
         .ok_or_else(|| ApiError::bad_request("versions must be an object"))?;
     let _writing = state.write_lock().await;
-    let mut package = visibility::changeable(state, who, name).await?;
+    let mut package = access::changeable(state, who, name).await?;
     let stored = package.packument["versions"]
         .as_object_mut()
         .ok_or_else(|| ApiError::internal("a stored package is damaged", "no versions"))?;
@@ -261,7 +261,7 @@ async fn remove_tarball_of(
     let who = who.ok_or_else(ApiError::needs_login)?;
     let key = name.tarball_key(file)?;
     let _writing = state.write_lock().await;
-    let package = visibility::changeable(state, &who, &name).await?;
+    let package = access::changeable(state, &who, &name).await?;
     let still_published = package.packument["versions"]
         .as_object()
         .into_iter()

@@ -8,12 +8,12 @@ use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 use tokengate::{Authenticated, Permission, TokenKind};
 
-use crate::app::{AppState, ClientAddress};
+use crate::controllers::tokens::{self, Governs};
+use crate::controllers::users::{self, User, Verified};
 use crate::error::{ApiError, JsonBody};
-use crate::passwords::Standing;
+use crate::security::passwords::Standing;
+use crate::state::{AppState, ClientAddress};
 use crate::tfa::{self, TfaMode};
-use crate::token_api::{self, Governs};
-use crate::users::{self, User, Verified};
 
 fn profile(user: &User) -> Value {
     let tfa = match &user.tfa {
@@ -100,9 +100,9 @@ pub async fn set(
     if body.contains_key("tfa") && body.len() > 1 {
         return Err(ApiError::bad_request("tfa changes on its own"));
     }
-    let who = token_api::account_manager(who, Permission::ReadWrite, Governs::Profile)?;
+    let who = tokens::account_manager(who, Permission::ReadWrite, Governs::Profile)?;
     let current_token = who.token_id();
-    let sender = tfa::Sender::new(Some(current_token), client);
+    let sender = crate::security::wrong_codes::Sender::new(Some(current_token), client);
     let change = Change::of(&body)?;
     // The password is checked, and a new one hashed, before the write lock is taken.
     let (verified, new_hash) = match change.password {
@@ -265,7 +265,7 @@ async fn set_fields(
     headers: &HeaderMap,
     body: &Map<String, Value>,
     new_hash: Option<String>,
-    sender: tfa::Sender,
+    sender: crate::security::wrong_codes::Sender,
     current_token: tokengate::TokenId,
 ) -> Result<Json<Value>, ApiError> {
     for (field, value) in body {

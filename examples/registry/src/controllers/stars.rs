@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokengate::Authenticated;
 
-use crate::app::AppState;
+use crate::controllers::packages::access;
+use crate::controllers::packages::{self, PackageName};
 use crate::error::ApiError;
-use crate::packages::{self, PackageName};
-use crate::visibility;
+use crate::state::AppState;
 
 /// What `npm star` and `npm unstar` send.
 #[derive(Deserialize)]
@@ -38,7 +38,7 @@ pub async fn change(
     }
     packages::check_write(&who, name)?;
     let _writing = state.write_lock().await;
-    let mut package = visibility::readable(state, Some(&who), name).await?;
+    let mut package = access::readable(state, Some(&who), name).await?;
     let mut users = package.packument["users"]
         .as_object()
         .cloned()
@@ -89,7 +89,7 @@ pub async fn starred_by(
         .map_err(|_| ApiError::bad_request("key must be a user name in quotes"))?;
     let mut rows = Vec::new();
     for name in packages::all_names(&state).await? {
-        let Some(package) = visibility::load(&state, &name).await? else {
+        let Some(package) = access::load(&state, &name).await? else {
             continue;
         };
         let starred = package.packument["users"][&user] == Value::Bool(true);

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokengate::{Action, Authenticated, Resource};
 
-use crate::app::AppState;
+use crate::controllers::packages::PackageName;
 use crate::error::{ApiError, JsonBody};
-use crate::packages::PackageName;
+use crate::state::AppState;
 
 /// Who may read a package.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,14 +126,17 @@ pub async fn changeable(
     who: &Authenticated,
     name: &PackageName,
 ) -> Result<Package, ApiError> {
-    crate::token_api::refuse_exchanged(who, "change a package (owners, access, tags, versions)")?;
+    crate::controllers::tokens::refuse_exchanged(
+        who,
+        "change a package (owners, access, tags, versions)",
+    )?;
     let package = readable(state, Some(who), name).await?;
     if !package.is_maintainer(who.owner()) {
         return Err(ApiError::forbidden(format!(
             "you are not a maintainer of {name}: only its maintainers may change it"
         )));
     }
-    crate::packages::check_write(who, name)?;
+    crate::controllers::packages::check_write(who, name)?;
     Ok(package)
 }
 
@@ -201,7 +204,7 @@ pub async fn set_access(
         }
     };
     if mfa != PackageMfa::None && mfa != package.mfa {
-        let user = crate::users::load(&state, who.owner()).await?;
+        let user = crate::controllers::users::load(&state, who.owner()).await?;
         if !user.is_some_and(|user| user.tfa.as_ref().is_some_and(crate::tfa::Tfa::active)) {
             return Err(ApiError::bad_request(
                 "enable two-factor authentication on your account first (npm profile \
@@ -259,7 +262,7 @@ pub async fn user_packages(
     Path(user): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut packages = Map::new();
-    for name in crate::packages::all_names(&state).await? {
+    for name in crate::controllers::packages::all_names(&state).await? {
         let Some(package) = load(&state, &name).await? else {
             continue;
         };

@@ -12,11 +12,12 @@ use tokengate::{
     Authenticated, Grant, Grants, NewToken, Permission, ResourcePattern, SecondFactor, TokenListing,
 };
 
-use crate::app::{AppState, ClientAddress};
+use crate::controllers::packages::PackageName;
+use crate::controllers::users;
 use crate::error::{ApiError, JsonBody};
-use crate::packages::PackageName;
-use crate::passwords::Standing;
-use crate::{tfa, users};
+use crate::security::passwords::Standing;
+use crate::state::{AppState, ClientAddress};
+use crate::tfa;
 
 /// npm's default page size; a bigger one is cut to this.
 const MAX_PER_PAGE: u32 = 1_000;
@@ -353,7 +354,7 @@ pub async fn create(
         users::check_password_and_lock(&state, who.owner(), password, client, Standing::HoldsToken)
             .await?
             .ok_or_else(ApiError::incorrect_password)?;
-    let sender = tfa::Sender::new(Some(who.token_id()), client);
+    let sender = crate::security::wrong_codes::Sender::new(Some(who.token_id()), client);
     tfa::check_code(&state, &mut verified.user, &headers, sender).await?;
     let created = state.tokens().create(who.owner(), options).await?;
     let listing = ListedToken::from(&created.listing);
@@ -386,7 +387,7 @@ pub async fn revoke(
     let mut user = users::load(&state, who.owner())
         .await?
         .ok_or_else(ApiError::needs_login)?;
-    let sender = tfa::Sender::new(Some(who.token_id()), client);
+    let sender = crate::security::wrong_codes::Sender::new(Some(who.token_id()), client);
     tfa::check_code(&state, &mut user, &headers, sender).await?;
     match state.tokens().revoke_owned(who.owner(), &key).await {
         Ok(true) => {

@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use tokengate::{Authenticated, NewToken};
 use tokio::sync::MutexGuard;
 
-use crate::app::{AppState, ClientAddress};
 use crate::error::{ApiError, JsonBody};
-use crate::passwords::Standing;
+use crate::security::passwords::Standing;
+use crate::state::{AppState, ClientAddress};
 
 /// What is kept about a user: never the password, only its Argon2 hash.
 #[derive(Serialize, Deserialize)]
@@ -214,7 +214,7 @@ pub async fn login(
         let mut verified = verified.ok_or_else(wrong)?;
         // With two-factor authentication, the password alone is not enough: npm asks
         // for a code on this 401 and sends the login again with it.
-        let sender = crate::tfa::Sender::new(None, client);
+        let sender = crate::security::wrong_codes::Sender::new(None, client);
         crate::tfa::check_code(&state, &mut verified.user, &headers, sender).await?;
         verified.writing
     } else {
@@ -229,7 +229,10 @@ pub async fn login(
         // A scope someone publishes into is a name taken like a user's: answered as a
         // taken user name with a wrong password is, so that nothing tells the two apart
         // (or says whose the scope is, or what it holds).
-        if crate::scopes::recorded_owner(&state, name).await?.is_some() {
+        if crate::controllers::packages::scopes::recorded_owner(&state, name)
+            .await?
+            .is_some()
+        {
             return Err(wrong());
         }
         let user = User {

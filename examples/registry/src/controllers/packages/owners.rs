@@ -8,10 +8,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokengate::Authenticated;
 
-use crate::app::AppState;
+use crate::controllers::packages::access;
+use crate::controllers::packages::{self, PackageName};
+use crate::controllers::users;
 use crate::error::{ApiError, JsonBody};
-use crate::packages::{self, PackageName};
-use crate::{users, visibility};
+use crate::state::AppState;
 
 /// A maintainer as packuments list them: name and email.
 pub async fn maintainer_entry(state: &AppState, user: &str) -> Result<Value, ApiError> {
@@ -62,7 +63,10 @@ pub async fn change(
     let name = PackageName::parse(&name)?;
     // The same address takes `npm unpublish <name>@<version>`'s packument.
     if body.get("versions").is_some() {
-        return crate::lifecycle::unpublish_versions(&state, &who, &name, &body).await;
+        return crate::controllers::packages::lifecycle::unpublish_versions(
+            &state, &who, &name, &body,
+        )
+        .await;
     }
     let change: OwnersChange = serde_json::from_value(body)
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
@@ -72,7 +76,7 @@ pub async fn change(
         ));
     }
     let _writing = state.write_lock().await;
-    let mut package = visibility::changeable(&state, &who, &name).await?;
+    let mut package = access::changeable(&state, &who, &name).await?;
     if change.maintainers.is_empty() {
         return Err(ApiError::bad_request(
             "a package needs at least one maintainer",
@@ -108,7 +112,7 @@ pub async fn change(
     }
     package.packument["maintainers"] = Value::Array(entries);
     packages::save_packument(&state, &name, &mut package.packument).await?;
-    let names = visibility::maintainer_names(&package.packument).join(", ");
+    let names = access::maintainer_names(&package.packument).join(", ");
     tracing::info!(package = %name, user = who.owner(), maintainers = names, "owners changed");
     Ok(Json(json!({ "ok": true, "id": name.to_string() })).into_response())
 }

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokengate::Authenticated;
 
-use crate::app::AppState;
+use crate::controllers::packages;
+use crate::controllers::packages::access;
 use crate::error::ApiError;
-use crate::packages;
-use crate::visibility;
+use crate::state::AppState;
 
 /// npm's default page, and the most one page may hold.
 const DEFAULT_SIZE: usize = 20;
@@ -22,41 +22,6 @@ const MAX_SIZE: usize = 250;
 /// package, so the work grows with both.
 pub const MAX_TERMS: usize = 8;
 pub const MAX_TEXT_BYTES: usize = 256;
-
-/// Searches run at once. Each reads every package (until search has an index), so
-/// anonymous searches sent in a flood take turns here instead of taking every core from
-/// installs and publishes; one that waits longer than [`SEARCH_WAIT`] is told to retry.
-pub const SEARCHES_AT_ONCE: usize = 2;
-const SEARCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The turns searches take.
-pub struct SearchTurns(tokio::sync::Semaphore);
-
-impl Default for SearchTurns {
-    fn default() -> Self {
-        Self(tokio::sync::Semaphore::new(SEARCHES_AT_ONCE))
-    }
-}
-
-impl SearchTurns {
-    /// A turn, or 503 with `Retry-After` when none came within `wait`.
-    async fn take(
-        &self,
-        wait: std::time::Duration,
-    ) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
-        match tokio::time::timeout(wait, self.0.acquire()).await {
-            Ok(Ok(turn)) => Ok(turn),
-            _ => {
-                let mut busy = ApiError::new(
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "search is busy; try again in a few seconds",
-                );
-                busy.retry_after(axum::http::HeaderValue::from(5u32));
-                Err(busy)
-            }
-        }
-    }
-}
 
 /// The search terms of `text`, lower-cased, or what is wrong with them.
 fn terms_of(text: &str) -> Result<Vec<String>, ApiError> {
@@ -112,12 +77,15 @@ pub async fn search(
     Query(query): Query<SearchQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let terms = terms_of(query.text.as_deref().unwrap_or_default())?;
-    let _turn = state.search_turns().take(SEARCH_WAIT).await?;
+    let _turn = state
+        .search_turns()
+        .take(crate::security::search_turns::SEARCH_WAIT)
+        .await?;
     let size = query.size.unwrap_or(DEFAULT_SIZE).clamp(1, MAX_SIZE);
     let from = query.from.unwrap_or(0);
     let mut found = Vec::new();
     for name in packages::all_names(&state).await? {
-        let Some(package) = visibility::load(&state, &name).await? else {
+        let Some(package) = access::load(&state, &name).await? else {
             continue;
         };
         if !package.readable_by(who.as_ref(), &name) {
@@ -217,31 +185,5 @@ mod tests {
         for case in cases {
             assert_eq!(terms_of(&case.text).is_err(), case.refused, "{}", case.name);
         }
-    }
-
-    #[tokio::test]
-    async fn searches_past_the_ones_running_wait_their_turn_then_are_told_to_retry() {
-        let turns = SearchTurns::default();
-        let wait = std::time::Duration::from_millis(50);
-        let running = turns_held(&turns, wait).await;
-        assert_eq!(running.len(), SEARCHES_AT_ONCE, "two run at once");
-        let busy = turns.take(wait).await.unwrap_err();
-        assert_eq!(busy.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
-        drop(running);
-        assert!(
-            turns.take(wait).await.is_ok(),
-            "a turn ended, so another starts"
-        );
-    }
-
-    async fn turns_held(
-        turns: &SearchTurns,
-        wait: std::time::Duration,
-    ) -> Vec<tokio::sync::SemaphorePermit<'_>> {
-        let mut held = Vec::new();
-        for _ in 0..SEARCHES_AT_ONCE {
-            held.push(turns.take(wait).await.unwrap());
-        }
-        held
     }
 }

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
+use crate::controllers::users;
 use crate::error::ApiError;
-use crate::users;
+use crate::state::AppState;
 
 #[derive(Serialize, Deserialize)]
 struct ScopeRecord {

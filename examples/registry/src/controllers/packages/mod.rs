@@ -1,6 +1,11 @@
 //! Packages: publish (`PUT /<name>`), the packument (`GET /<name>`) and tarballs
 //! (`GET /<name>/-/<file>.tgz`), scoped names included.
 
+pub mod access;
+pub mod lifecycle;
+pub mod owners;
+pub mod scopes;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -14,12 +19,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokengate::{Action, Authenticated, RequestHead, Resource};
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::json_body::JsonBytes;
-use crate::scopes;
+use crate::state::AppState;
 use crate::tfa::{self, WriteRules};
-use crate::visibility::{self, PackageMfa, Visibility};
+use access::{PackageMfa, Visibility};
 
 /// A validated package name: `name` or `@scope/name`, each part lower-case letters,
 /// digits, `-`, `.`, `_` and `~`, not starting with `.` or `_`; 214 characters at most.
@@ -153,7 +157,7 @@ fn visibility_of_publish(
 /// router decodes them. `None` for a route that names no package, and for a name that is
 /// not one (the handler refuses it too). Reads resolve to nothing here: public packages
 /// are anyone's to read (a token limited to some packages must still install the others),
-/// and private ones are checked by `visibility::readable`.
+/// and private ones are checked by `access::readable`.
 pub fn resource_of(request: &RequestHead<'_>) -> Option<Resource> {
     if Action::of_method(request.method) == Action::Read {
         return None;
@@ -493,12 +497,13 @@ async fn put_named(
     match (shape.versions, shape.attachments, shape.users) {
         (None, None, Some(_)) => {
             tfa::check_package_write(&state, &who, &name, headers, WriteRules::AccountOnly).await?;
-            crate::stars::change(&state, who, &name, body.parse()?).await
+            crate::controllers::stars::change(&state, who, &name, body.parse()?).await
         }
         (Some(_), None, None) => {
             tfa::check_package_write(&state, &who, &name, headers, WriteRules::PackageAndAccount)
                 .await?;
-            crate::lifecycle::deprecate(&state, who, &name, body.parse()?).await
+            crate::controllers::packages::lifecycle::deprecate(&state, who, &name, body.parse()?)
+                .await
         }
         (Some(_), Some(_), None) => {
             check_write(&who, &name)?;
@@ -541,7 +546,7 @@ async fn publish(
     readme: Option<(String, String)>,
 ) -> Result<impl IntoResponse + use<>, ApiError> {
     let _writing = state.write_lock().await;
-    let existing = visibility::load(state, name).await?;
+    let existing = access::load(state, name).await?;
     // A package the publisher cannot see goes through exactly the checks a package that
     // does not exist would, so that the answers do not tell the two apart.
     let hidden = existing
@@ -581,7 +586,7 @@ async fn publish(
             "versions": {},
             "dist-tags": {},
             "time": {},
-            "maintainers": [crate::owners::maintainer_entry(state, who.owner()).await?],
+            "maintainers": [crate::controllers::packages::owners::maintainer_entry(state, who.owner()).await?],
         }),
     };
     if packument["versions"].get(&checked.version).is_some() {
@@ -593,7 +598,8 @@ async fn publish(
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let mut manifest = checked.manifest;
     // What `npm view` shows: who published it.
-    let publisher = crate::owners::maintainer_entry(state, who.owner()).await?;
+    let publisher =
+        crate::controllers::packages::owners::maintainer_entry(state, who.owner()).await?;
     manifest["_npmUser"] = publisher;
     if let Some((file, readme)) = readme {
         packument["readme"] = json!(readme);
@@ -639,7 +645,7 @@ async fn publish(
         .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
     if is_new {
         // Written before the packument: a private package is never visible, even briefly.
-        visibility::save_access(state, name, visibility, PackageMfa::None).await?;
+        access::save_access(state, name, visibility, PackageMfa::None).await?;
     }
     save_packument(state, name, &mut packument).await?;
     if let Some((scope, scopes::Ownership::Unclaimed)) = scope {
@@ -680,7 +686,7 @@ async fn serve_packument(
     headers: &HeaderMap,
     name: PackageName,
 ) -> Result<Json<Value>, ApiError> {
-    let mut packument = visibility::readable(state, who, &name).await?.packument;
+    let mut packument = access::readable(state, who, &name).await?.packument;
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -730,7 +736,7 @@ async fn serve_tarball(
     name: PackageName,
     file: &str,
 ) -> Result<Response, ApiError> {
-    visibility::readable(state, who, &name).await?;
+    access::readable(state, who, &name).await?;
     let bytes = state
         .storage()
         .read(&name.tarball_key(file)?)

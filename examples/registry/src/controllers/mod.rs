@@ -1,0 +1,8 @@
+//! The registry's npm API, one module per resource.
+
+pub mod packages;
+pub mod profile;
+pub mod search;
+pub mod stars;
+pub mod tokens;
+pub mod users;

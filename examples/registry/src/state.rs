@@ -1,0 +1,146 @@
+//! What every handler shares: the token manager, the data, and the guards. It imports no
+//! handler, so that handlers depend on it and never the other way round.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use tokengate::{Tokens, TrustedProxies};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::error::ApiError;
+use crate::security::sealer::Sealer;
+use crate::storage::Storage;
+
+pub struct AppState {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    tokens: Tokens,
+    storage: Storage,
+    /// Seals two-factor secrets at rest.
+    sealer: Sealer,
+    /// Runs password checks a few at a time, and stops guessers.
+    passwords: crate::security::passwords::PasswordGuard,
+    /// Stops guessers of one-time passwords.
+    wrong_codes: crate::security::wrong_codes::WrongCodes,
+    /// One writer at a time: user creation and publishes read, check, then write.
+    writes: Mutex<()>,
+    /// Whose `X-Forwarded-For` names the client.
+    trusted_proxies: TrustedProxies,
+    /// Failed authentications per client address: the gates' and logout's.
+    token_failures: tokengate::FailureLimit,
+    /// Searches take turns.
+    search_turns: crate::security::search_turns::SearchTurns,
+}
+
+impl Clone for AppState {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl AppState {
+    pub fn new(
+        tokens: Tokens,
+        storage: Storage,
+        sealer: Sealer,
+        trusted_proxies: TrustedProxies,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                tokens,
+                storage,
+                sealer,
+                passwords: Default::default(),
+                // A client guessing tokens gets 429 after 50 misses a minute, not 50 store
+                // lookups.
+                search_turns: Default::default(),
+                token_failures: tokengate::FailureLimit::new(
+                    50,
+                    std::time::Duration::from_secs(60),
+                ),
+                wrong_codes: Default::default(),
+                writes: Mutex::new(()),
+                trusted_proxies,
+            }),
+        }
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.shared.tokens
+    }
+
+    pub fn passwords(&self) -> &crate::security::passwords::PasswordGuard {
+        &self.shared.passwords
+    }
+
+    pub fn wrong_codes(&self) -> &crate::security::wrong_codes::WrongCodes {
+        &self.shared.wrong_codes
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.shared.sealer
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.shared.storage
+    }
+
+    pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.shared.writes.lock().await
+    }
+
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.shared.trusted_proxies
+    }
+
+    pub fn search_turns(&self) -> &crate::security::search_turns::SearchTurns {
+        &self.shared.search_turns
+    }
+
+    pub fn token_failures(&self) -> &tokengate::FailureLimit {
+        &self.shared.token_failures
+    }
+
+    /// A stored JSON document (`what` names it in errors), or `None` if there is none.
+    pub async fn load_json<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<T>, ApiError> {
+        let Some(bytes) = self
+            .storage()
+            .read(key)
+            .await
+            .map_err(|e| ApiError::internal(&format!("cannot read the {what}"), e))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ApiError::internal(&format!("a stored {what} is damaged"), e))
+    }
+}
+
+/// The client's address as far as the registry can tell: the connection's peer, or the
+/// address a trusted proxy forwarded (`--trusted-proxy`). What failed-password limits
+/// count against; `None` only for a request that came through no connection.
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        let peer = tokengate::peer_addr(&parts.extensions);
+        Ok(Self(
+            state.trusted_proxies().client_ip(peer, &parts.headers),
+        ))
+    }
+}
