@@ -4,7 +4,7 @@
 //! Runs when `TOKENGATE_REQUIRE_BROWSER=1` (as `.ci/run` sets it), and then fails loudly if
 //! Chromium, chromedriver or npm is missing; otherwise (or with
 //! `TOKENGATE_NPM_TESTS_RUN_ELSEWHERE=1`, another step runs it) says that it skipped. Saves
-//! a screenshot of each page under `target/screenshots/`.
+//! screenshots of each page at phone and at desktop width under `target/screenshots/`.
 
 mod support;
 
@@ -70,6 +70,11 @@ fn browser_ready() -> bool {
     true
 }
 
+/// Window sizes: a phone's, which the walk runs at (the layout is tightest there), and a
+/// desktop's, which each screenshot also looks at.
+const PHONE: (u32, u32) = (412, 915);
+const DESKTOP: (u32, u32) = (1280, 900);
+
 fn screenshots_dir() -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target>/tmp.
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -123,7 +128,7 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=412,915",
+                    "--disable-dev-shm-usage",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
             }),
@@ -134,21 +139,34 @@ impl Browser {
             .connect(&url)
             .await
             .expect("chromedriver starts a Chromium session");
-        Self {
+        let browser = Self {
             client,
             _driver: driver,
             _profile: profile,
             shots: screenshots_dir(),
-        }
+        };
+        // Not `--window-size`: headless Chromium widens that to at least 500 px.
+        browser.resize(PHONE).await;
+        browser
     }
 
     async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
 
+    /// Saves the page as it is now at both widths, `phone-{name}.png` and
+    /// `desktop-{name}.png`, and goes on at phone width.
     async fn shot(&self, name: &str) {
-        let png = self.client.screenshot().await.unwrap();
-        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+        for (width, size) in [("phone", PHONE), ("desktop", DESKTOP)] {
+            self.resize(size).await;
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(self.shots.join(format!("{width}-{name}.png")), png).unwrap();
+        }
+        self.resize(PHONE).await;
+    }
+
+    async fn resize(&self, (width, height): (u32, u32)) {
+        self.client.set_window_size(width, height).await.unwrap();
     }
 
     async fn fill(&self, id: &str, text: &str) {
