@@ -365,6 +365,25 @@ async fn the_web_pages_in_a_real_browser() {
     let (ok, listed) = npm.run(&alice_cli, &npm.root, &["token", "list"]).await;
     assert!(ok && listed.contains("web read-only"), "{listed}");
 
+    // Back from the new token to its form: what was typed comes back, but not the
+    // password (`autocomplete` and `no-store` do not stop Chromium restoring it).
+    browser
+        .generate(&url, &[("name", "web back")], &["perm-ro"])
+        .await;
+    browser.shown_token().await;
+    browser.client.back().await.unwrap();
+    browser.wait_heading("Generate new token").await;
+    assert_eq!(
+        browser.value("name").await,
+        "web back",
+        "Back restores the form (or there is nothing to check)"
+    );
+    assert_eq!(
+        browser.value("password").await,
+        "",
+        "a password comes back with the form"
+    );
+
     // An invalid CIDR entry: the CLI's message next to the field, what was typed kept.
     browser
         .generate(
