@@ -163,3 +163,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     };
     ApiError::new(status, message)
 }
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(error: crate::db::DbError) -> Self {
+        Self::internal(&format!("cannot {}", error.doing()), error)
+    }
+}

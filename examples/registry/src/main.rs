@@ -14,6 +14,7 @@
 mod audit;
 mod config;
 mod controllers;
+mod db;
 mod error;
 mod json_body;
 mod router;
@@ -74,22 +75,22 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 storage::make_private(&dir.join(file), storage::PRIVATE_FILE)
                     .map_err(|e| format!("cannot make {file} private (0600): {e}"))?;
             }
-            let storage = storage::Storage::disk(dir.clone());
+            let data = db::Data::open(&dir).await?;
             let dir = dir.display().to_string();
             serve(
                 config,
                 DynStore::new(store),
-                storage,
+                data,
                 format!("SQLite in {dir}"),
             )
             .await
         }
         None => {
-            let storage = storage::Storage::memory();
+            let data = db::Data::memory()?;
             serve(
                 config,
                 DynStore::new(MemoryStore::new()),
-                storage,
+                data,
                 "memory (lost on exit)".into(),
             )
             .await
@@ -117,7 +118,7 @@ fn cannot_listen(address: std::net::SocketAddr, error: &std::io::Error) -> Strin
 async fn serve(
     config: Config,
     store: DynStore,
-    storage: storage::Storage,
+    data: db::Data,
     described: String,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let audit_file = config.data.as_ref().map(|dir| dir.join("audit.log"));
@@ -138,7 +139,7 @@ async fn serve(
         None => security::sealer::Sealer::ephemeral()?,
     };
     let app = router::router(
-        state::AppState::new(tokens, storage, sealer, config.trusted_proxies.clone()),
+        state::AppState::new(tokens, data, sealer, config.trusted_proxies.clone()),
         config.max_publish_bytes,
     );
     let listener = tokio::net::TcpListener::bind(config.listen)

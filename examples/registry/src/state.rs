@@ -7,13 +7,11 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
 use tokengate::{Tokens, TrustedProxies};
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::error::ApiError;
+use crate::db::{Data, Metadata, blobs::Blobs};
 use crate::security::sealer::Sealer;
-use crate::storage::Storage;
 
 pub struct AppState {
     shared: Arc<Shared>,
@@ -21,7 +19,7 @@ pub struct AppState {
 
 struct Shared {
     tokens: Tokens,
-    storage: Storage,
+    data: Data,
     /// Seals two-factor secrets at rest.
     sealer: Sealer,
     /// Runs password checks a few at a time, and stops guessers.
@@ -49,14 +47,14 @@ impl Clone for AppState {
 impl AppState {
     pub fn new(
         tokens: Tokens,
-        storage: Storage,
+        data: Data,
         sealer: Sealer,
         trusted_proxies: TrustedProxies,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 tokens,
-                storage,
+                data,
                 sealer,
                 passwords: Default::default(),
                 // A client guessing tokens gets 429 after 50 misses a minute, not 50 store
@@ -89,8 +87,14 @@ impl AppState {
         &self.shared.sealer
     }
 
-    pub fn storage(&self) -> &Storage {
-        &self.shared.storage
+    /// Users and packages.
+    pub fn db(&self) -> &dyn Metadata {
+        self.shared.data.metadata.as_ref()
+    }
+
+    /// Tarballs.
+    pub fn blobs(&self) -> &Blobs {
+        &self.shared.data.blobs
     }
 
     pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
@@ -107,25 +111,6 @@ impl AppState {
 
     pub fn token_failures(&self) -> &tokengate::FailureLimit {
         &self.shared.token_failures
-    }
-
-    /// A stored JSON document (`what` names it in errors), or `None` if there is none.
-    pub async fn load_json<T: DeserializeOwned>(
-        &self,
-        key: &str,
-        what: &str,
-    ) -> Result<Option<T>, ApiError> {
-        let Some(bytes) = self
-            .storage()
-            .read(key)
-            .await
-            .map_err(|e| ApiError::internal(&format!("cannot read the {what}"), e))?
-        else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| ApiError::internal(&format!("a stored {what} is damaged"), e))
     }
 }
 

@@ -27,9 +27,9 @@ async fn users_log_in_with_their_password_only() {
     let anonymous = client.send("GET", "/-/whoami", None, "").await;
     assert_eq!(anonymous.status, 401);
 
-    let users = std::fs::read_to_string(_data.path().join("users/alice.json")).unwrap();
-    assert!(!users.contains(PASSWORD), "the password is stored hashed");
-    assert!(users.contains("$argon2"));
+    let stored = support::registry::database_text(_data.path());
+    assert!(!stored.contains(PASSWORD), "the password is stored hashed");
+    assert!(stored.contains("$argon2"));
 }
 
 #[tokio::test]
@@ -1220,12 +1220,15 @@ async fn what_the_review_found_stays_fixed() {
         let mode = |path: std::path::PathBuf| {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777
         };
-        assert_eq!(mode(data.path().join("users")), 0o700);
-        assert_eq!(mode(data.path().join("users/alice.json")), 0o600);
-        assert_eq!(
-            mode(data.path().join("packages/@alice%2fpriv/packument.json")),
-            0o600
-        );
+        assert_eq!(mode(data.path().join("tarballs")), 0o700);
+        assert_eq!(mode(data.path().join("registry.db")), 0o600);
+        let tarball = std::fs::read_dir(data.path().join("tarballs"))
+            .unwrap()
+            .flat_map(|folder| std::fs::read_dir(folder.unwrap().path()).unwrap())
+            .next()
+            .expect("a tarball is kept")
+            .unwrap();
+        assert_eq!(mode(tarball.path()), 0o600);
         assert_eq!(mode(data.path().join("tokens.db")), 0o600);
         assert_eq!(mode(data.path().join("secret.key")), 0o600);
     }
@@ -1303,7 +1306,7 @@ async fn two_factor_authentication_guards_logins_tokens_and_writes() {
     );
 
     // Nothing of it is on disk in clear.
-    let user_file = std::fs::read_to_string(data.path().join("users/alice.json")).unwrap();
+    let user_file = support::registry::database_text(data.path());
     let base32_secret = url
         .split("secret=")
         .nth(1)

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokengate::Authenticated;
 
-use crate::controllers::packages;
+use crate::controllers::packages::PackageName;
 use crate::controllers::packages::access;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -46,30 +46,28 @@ pub struct SearchQuery {
     from: Option<usize>,
 }
 
-/// How well a package matches every search term: lower is better; `None` when a term is
-/// found nowhere.
-fn rank(text: &[String], name: &str, description: &str, keywords: &[String]) -> Option<u8> {
-    let mut worst = 0;
-    for term in text {
-        let here = if name == term {
-            0
-        } else if name.starts_with(term.as_str()) {
-            1
-        } else if name.contains(term.as_str()) {
-            2
-        } else if description.to_lowercase().contains(term.as_str())
-            || keywords
-                .iter()
-                .any(|k| k.to_lowercase().contains(term.as_str()))
-        {
-            3
-        } else {
-            return None;
-        };
-        worst = worst.max(here);
-    }
-    Some(worst)
+/// How well a name matches every search term, as the database orders hits: 0 for the
+/// exact name, 1 for a prefix, 2 for a part of the name, 3 for the text only.
+fn rank(terms: &[String], name: &str) -> u8 {
+    terms
+        .iter()
+        .map(|term| {
+            if name == term {
+                0
+            } else if name.starts_with(term.as_str()) {
+                1
+            } else if name.contains(term.as_str()) {
+                2
+            } else {
+                3
+            }
+        })
+        .max()
+        .unwrap_or(0)
 }
+
+/// Where the deepest page may start: paging far costs the database more.
+const MAX_FROM: usize = 10_000;
 
 pub async fn search(
     State(state): State<AppState>,
@@ -82,67 +80,51 @@ pub async fn search(
         .take(crate::security::search_turns::SEARCH_WAIT)
         .await?;
     let size = query.size.unwrap_or(DEFAULT_SIZE).clamp(1, MAX_SIZE);
-    let from = query.from.unwrap_or(0);
-    let mut found = Vec::new();
-    for name in packages::all_names(&state).await? {
-        let Some(package) = access::load(&state, &name).await? else {
-            continue;
-        };
-        if !package.readable_by(who.as_ref(), &name) {
-            continue;
-        }
-        let packument = &package.packument;
-        let latest = packument["dist-tags"]["latest"]
-            .as_str()
-            .unwrap_or_default();
-        let manifest = &packument["versions"][latest];
-        let description = manifest["description"].as_str().unwrap_or_default();
-        let keywords: Vec<String> = manifest["keywords"]
-            .as_array()
-            .map(|all| {
-                all.iter()
-                    .filter_map(|k| k.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let full = name.to_string();
-        let Some(rank) = rank(&terms, &full, description, &keywords) else {
-            continue;
-        };
-        let maintainers: Vec<Value> = packument["maintainers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|m| json!({ "username": m["name"], "email": m["email"] }))
-            .collect();
-        let publisher = &manifest["_npmUser"];
-        let object = json!({
-            "package": {
-                "name": full,
-                "version": latest,
-                "description": description,
-                "keywords": keywords,
-                "date": packument["time"][latest],
-                "publisher": { "username": publisher["name"], "email": publisher["email"] },
-                "maintainers": maintainers,
-                "links": {},
-            },
-            "score": {
-                "final": 1.0,
-                "detail": { "quality": 1.0, "popularity": 1.0, "maintenance": 1.0 }
-            },
-            "searchScore": 1.0 / f64::from(rank + 1),
-        });
-        found.push((rank, full, object));
-    }
-    found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let total = found.len();
-    let objects: Vec<Value> = found
+    let from = query.from.unwrap_or(0).min(MAX_FROM);
+    let reader = who.as_ref().map(Authenticated::owner);
+    let page = state
+        .db()
+        .search(&crate::db::SearchQuery {
+            terms: &terms,
+            from,
+            size,
+            reader,
+        })
+        .await?;
+    let objects: Vec<Value> = page
+        .hits
         .into_iter()
-        .skip(from)
-        .take(size)
-        .map(|(_, _, object)| object)
+        .filter_map(|hit| {
+            let name = PackageName::parse(&hit.name).ok()?;
+            // The query found the reader's own private packages; their token decides.
+            let rule = crate::db::ReadRule {
+                visibility: hit.visibility,
+                reader_maintains: true,
+                revision: 0,
+            };
+            access::rule_allows(rule, who.as_ref(), &name).then(|| {
+                let rank = rank(&terms, &hit.name);
+                json!({
+                    "package": {
+                        "name": hit.name,
+                        "version": hit.version,
+                        "description": hit.description,
+                        "keywords": hit.keywords,
+                        "date": hit.summary["date"],
+                        "publisher": hit.summary["publisher"],
+                        "maintainers": hit.summary["maintainers"],
+                        "links": {},
+                    },
+                    "score": {
+                        "final": 1.0,
+                        "detail": { "quality": 1.0, "popularity": 1.0, "maintenance": 1.0 }
+                    },
+                    "searchScore": 1.0 / f64::from(rank + 1),
+                })
+            })
+        })
         .collect();
+    let total = page.total;
     let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     Ok(Json(
         json!({ "objects": objects, "total": total, "time": time }),

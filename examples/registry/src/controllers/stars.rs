@@ -68,7 +68,7 @@ pub async fn change(
         Some(_) => return Err(ApiError::bad_request("a star is `true`")),
     }
     package.packument["users"] = Value::Object(users);
-    packages::save_packument(state, name, &mut package.packument).await?;
+    packages::save_packument(state, name, &mut package.packument, None).await?;
     Ok(Json(json!({ "ok": true, "id": name.to_string() })).into_response())
 }
 
@@ -88,12 +88,13 @@ pub async fn starred_by(
     let user: String = serde_json::from_str(&query.key)
         .map_err(|_| ApiError::bad_request("key must be a user name in quotes"))?;
     let mut rows = Vec::new();
-    for name in packages::all_names(&state).await? {
-        let Some(package) = access::load(&state, &name).await? else {
+    let reader = who.as_ref().map(Authenticated::owner);
+    for name in state.db().starred_by(&user).await? {
+        let Ok(name) = PackageName::parse(&name) else {
             continue;
         };
-        let starred = package.packument["users"][&user] == Value::Bool(true);
-        if starred && package.readable_by(who.as_ref(), &name) {
+        let rule = state.db().read_rule(&name, reader).await?;
+        if rule.is_some_and(|rule| access::rule_allows(rule, who.as_ref(), &name)) {
             rows.push(json!({ "key": user, "value": name.to_string() }));
         }
     }

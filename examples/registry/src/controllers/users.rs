@@ -13,25 +13,7 @@ use crate::error::{ApiError, JsonBody};
 use crate::security::passwords::Standing;
 use crate::state::{AppState, ClientAddress};
 
-/// What is kept about a user: never the password, only its Argon2 hash.
-#[derive(Serialize, Deserialize)]
-pub struct User {
-    pub name: String,
-    pub password_hash: String,
-    pub email: Option<String>,
-    /// Two-factor authentication, when set up.
-    #[serde(default)]
-    pub tfa: Option<crate::tfa::Tfa>,
-    /// When the account was made and its profile last changed (RFC 3339), for `npm
-    /// profile get`; accounts made before these were kept have neither until changed.
-    #[serde(default)]
-    pub created: Option<String>,
-    #[serde(default)]
-    pub updated: Option<String>,
-    /// `npm profile set` fields other than email: fullname, homepage, github, …
-    #[serde(default)]
-    pub profile: std::collections::BTreeMap<String, String>,
-}
+pub use crate::db::User;
 
 /// Lengths of the passwords accounts may have, in bytes.
 const PASSWORD_LENGTHS: std::ops::RangeInclusive<usize> = 8..=1024;
@@ -140,33 +122,23 @@ pub fn valid_username(name: &str) -> bool {
         })
 }
 
-fn user_key(name: &str) -> String {
-    format!("users/{name}.json")
-}
-
 /// Now, as the profile shows times.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
-/// Writes the user's record (owner-only file). Call it under the registry's write lock.
+/// Writes the user's record. Call it under the registry's write lock.
 pub async fn save(state: &AppState, user: &User) -> Result<(), ApiError> {
-    let bytes = serde_json::to_vec_pretty(user)
-        .map_err(|e| ApiError::internal("cannot save the user", e))?;
-    state
-        .storage()
-        .write(&user_key(&user.name), bytes)
-        .await
-        .map_err(|e| ApiError::internal("cannot save the user", e))
+    Ok(state.db().put_user(user).await?)
 }
 
 /// The user named `name`; `None` for a name no user can have, which never reaches the
-/// storage (so a name cannot climb out of the users' folder).
+/// database.
 pub async fn load(state: &AppState, name: &str) -> Result<Option<User>, ApiError> {
     if !valid_username(name) {
         return Ok(None);
     }
-    state.load_json(&user_key(name), "user").await
+    Ok(state.db().user(name).await?)
 }
 
 #[derive(Deserialize)]

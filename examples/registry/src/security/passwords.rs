@@ -29,7 +29,7 @@ use tokengate::ClientBucket;
 use tokio::sync::{Notify, Semaphore};
 use zeroize::Zeroizing;
 
-use crate::controllers::users::User;
+use crate::db::User;
 use crate::error::ApiError;
 
 /// How long failures are remembered, and so how long a locked-out caller waits at most.
@@ -370,7 +370,7 @@ mod tests {
             .build();
         let state = AppState::new(
             tokens,
-            crate::storage::Storage::memory(),
+            crate::db::Data::memory().unwrap(),
             crate::security::sealer::Sealer::ephemeral().unwrap(),
             TrustedProxies::none(),
         );
@@ -481,7 +481,7 @@ mod limit_tests {
     use axum::http::StatusCode;
 
     use super::{ACCOUNT_CEILING, PER_ADDRESS, PasswordGuard, Standing};
-    use crate::controllers::users::User;
+    use crate::db::User;
 
     /// Guesses sent together, and how many of them may be checked at most.
     struct Burst {

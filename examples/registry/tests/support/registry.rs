@@ -94,6 +94,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as sent (a tarball's bytes).
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -224,6 +226,11 @@ async fn http_on(
         .await
         .expect("the registry answers within 30 s")
         .unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response");
+    let bytes = raw[split + 4..].to_vec();
     let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
     let mut lines = head.lines();
@@ -243,6 +250,7 @@ async fn http_on(
         status,
         headers,
         body: body.to_owned(),
+        bytes,
     }
 }
 
@@ -312,4 +320,14 @@ pub async fn enable_2fa(
         .map(|code| code.as_str().unwrap().to_owned())
         .collect();
     Enrolled { secret, recovery }
+}
+
+/// Everything the registry's database in `data` holds, as text (its file and write-ahead
+/// log, lossily decoded): for checking what is, and what is not, on disk.
+pub fn database_text(data: &std::path::Path) -> String {
+    ["registry.db", "registry.db-wal"]
+        .iter()
+        .filter_map(|file| std::fs::read(data.join(file)).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .collect()
 }

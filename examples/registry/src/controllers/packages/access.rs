@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokengate::{Action, Authenticated, Resource};
 
@@ -17,39 +17,8 @@ use crate::controllers::packages::PackageName;
 use crate::error::{ApiError, JsonBody};
 use crate::state::AppState;
 
-/// Who may read a package.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Visibility {
-    /// Everyone, with a token or without.
-    Public,
-    /// Its maintainers, through tokens that may read it (npm's `restricted`).
-    Private,
-}
-
-/// When writes to a package need a one-time password (`npm access set mfa=…`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PackageMfa {
-    /// As the writer's own account says.
-    #[default]
-    None,
-    /// Always, even from a token that bypasses the second factor.
-    Publish,
-    /// Always, except from a token that bypasses it (automation).
-    Automation,
-}
-
-#[derive(Serialize, Deserialize)]
-struct AccessRecord {
-    visibility: Visibility,
-    #[serde(default)]
-    mfa: PackageMfa,
-}
-
-fn access_key(name: &PackageName) -> String {
-    format!("{}/access.json", name.dir())
-}
+use crate::db::{Access, ReadRule};
+pub use crate::db::{PackageMfa, Visibility};
 
 /// A package as stored: its packument and who may see it.
 pub struct Package {
@@ -80,6 +49,16 @@ impl Package {
     }
 }
 
+/// The read rule, decided from the index: the same as [`Package::readable_by`].
+pub fn rule_allows(rule: ReadRule, who: Option<&Authenticated>, name: &PackageName) -> bool {
+    match rule.visibility {
+        Visibility::Public => true,
+        Visibility::Private => who.is_some_and(|who| {
+            rule.reader_maintains && who.may(Action::Read, Some(&Resource::new(name.to_string())))
+        }),
+    }
+}
+
 pub fn maintainer_names(packument: &Value) -> Vec<&str> {
     packument["maintainers"]
         .as_array()
@@ -87,17 +66,12 @@ pub fn maintainer_names(packument: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// The stored package, whoever asks; `None` when there is none. Packages published before
-/// visibility existed are public.
+/// The stored package, whoever asks; `None` when there is none.
 pub async fn load(state: &AppState, name: &PackageName) -> Result<Option<Package>, ApiError> {
-    let Some(packument) = state.load_json(&name.packument_key(), "package").await? else {
-        return Ok(None);
-    };
-    let record: Option<AccessRecord> = state.load_json(&access_key(name), "package access").await?;
-    Ok(Some(Package {
-        packument,
-        visibility: record.as_ref().map_or(Visibility::Public, |r| r.visibility),
-        mfa: record.map_or(PackageMfa::None, |r| r.mfa),
+    Ok(state.db().package(name).await?.map(|stored| Package {
+        packument: stored.packument,
+        visibility: stored.access.visibility,
+        mfa: stored.access.mfa,
     }))
 }
 
@@ -146,13 +120,10 @@ pub async fn save_access(
     visibility: Visibility,
     mfa: PackageMfa,
 ) -> Result<(), ApiError> {
-    let bytes = serde_json::to_vec(&AccessRecord { visibility, mfa })
-        .map_err(|e| ApiError::internal("cannot save the package's access", e))?;
-    state
-        .storage()
-        .write(&access_key(name), bytes)
-        .await
-        .map_err(|e| ApiError::internal("cannot save the package's access", e))
+    Ok(state
+        .db()
+        .set_access(name, Access { visibility, mfa })
+        .await?)
 }
 
 /// `GET /-/package/<name>/visibility`: `npm access get status`.
@@ -262,11 +233,21 @@ pub async fn user_packages(
     Path(user): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut packages = Map::new();
-    for name in crate::controllers::packages::all_names(&state).await? {
-        let Some(package) = load(&state, &name).await? else {
+    for maintained in state.db().maintained_by(&user).await? {
+        let Ok(name) = PackageName::parse(&maintained.name) else {
             continue;
         };
-        if package.is_maintainer(&user) && package.readable_by(who.as_ref(), &name) {
+        let readable = match maintained.visibility {
+            Visibility::Public => true,
+            Visibility::Private => match who.as_ref() {
+                Some(who) => {
+                    let rule = state.db().read_rule(&name, Some(who.owner())).await?;
+                    rule.is_some_and(|rule| rule_allows(rule, Some(who), &name))
+                }
+                None => false,
+            },
+        };
+        if readable {
             packages.insert(name.to_string(), json!("read-write"));
         }
     }

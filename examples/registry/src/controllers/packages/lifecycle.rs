@@ -51,7 +51,7 @@ pub async fn add_tag(
         )));
     }
     package.packument["dist-tags"][&tag] = json!(version);
-    packages::save_packument(&state, &name, &mut package.packument).await?;
+    packages::save_packument(&state, &name, &mut package.packument, None).await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -77,7 +77,7 @@ pub async fn remove_tag(
             "{name} has no dist-tag {tag:?}"
         )));
     }
-    packages::save_packument(&state, &name, &mut package.packument).await?;
+    packages::save_packument(&state, &name, &mut package.packument, None).await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -129,7 +129,7 @@ pub async fn deprecate(
             }
         }
     }
-    packages::save_packument(state, name, &mut package.packument).await?;
+    packages::save_packument(state, name, &mut package.packument, None).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
@@ -154,24 +154,9 @@ pub async fn unpublish_all(
     let name = PackageName::parse(&name)?;
     let _writing = state.write_lock().await;
     let package = access::changeable(&state, &who, &name).await?;
-    for version in package.packument["versions"]
-        .as_object()
-        .map(Map::keys)
-        .into_iter()
-        .flatten()
-    {
-        let key = format!("{}/{}", name.dir(), name.tarball_name(version));
-        state
-            .storage()
-            .remove(&key)
-            .await
-            .map_err(|e| ApiError::internal("cannot remove a tarball", e))?;
-    }
-    state
-        .storage()
-        .remove(&name.packument_key())
-        .await
-        .map_err(|e| ApiError::internal("cannot remove the package", e))?;
+    let tarballs = tarball_digests(&package.packument);
+    state.db().delete_package(&name).await?;
+    remove_unused(&state, tarballs).await?;
     tracing::info!(package = %name, user = who.owner(), "unpublished");
     Ok(StatusCode::OK)
 }
@@ -227,7 +212,15 @@ pub async fn unpublish_versions(
             .or_else(|| kept.keys().next_back().cloned());
         package.packument["dist-tags"]["latest"] = json!(newest);
     }
-    packages::save_packument(state, name, &mut package.packument).await?;
+    let before = tarball_digests(&package.packument);
+    packages::save_packument(state, name, &mut package.packument, None).await?;
+    // The removed versions' tarballs go now; the `DELETE` npm sends next finds them gone.
+    let kept = tarball_digests(&package.packument);
+    remove_unused(
+        state,
+        before.into_iter().filter(|d| !kept.contains(d)).collect(),
+    )
+    .await?;
     tracing::info!(package = %name, user = who.owner(), versions = ?removed, "unpublished");
     Ok(Json(json!({ "ok": true })).into_response())
 }
@@ -259,7 +252,6 @@ async fn remove_tarball_of(
     file: &str,
 ) -> Result<StatusCode, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
-    let key = name.tarball_key(file)?;
     let _writing = state.write_lock().await;
     let package = access::changeable(state, &who, &name).await?;
     let still_published = package.packument["versions"]
@@ -272,10 +264,31 @@ async fn remove_tarball_of(
             "that version is still published: unpublish it first",
         ));
     }
-    state
-        .storage()
-        .remove(&key)
-        .await
-        .map_err(|e| ApiError::internal("cannot remove the tarball", e))?;
+    // Its bytes went when its version was unpublished (see [`unpublish_versions`]).
     Ok(StatusCode::OK)
+}
+
+/// The tarballs a packument's versions name.
+fn tarball_digests(packument: &Value) -> Vec<crate::db::Digest> {
+    packument["versions"]
+        .as_object()
+        .into_iter()
+        .flat_map(Map::values)
+        .filter_map(|manifest| manifest["dist"]["integrity"].as_str())
+        .filter_map(crate::db::Digest::from_integrity)
+        .collect()
+}
+
+/// Removes the tarballs among `digests` that no version of any package names any more.
+async fn remove_unused(state: &AppState, digests: Vec<crate::db::Digest>) -> Result<(), ApiError> {
+    for digest in digests {
+        if !state.db().tarball_in_use(&digest).await? {
+            state
+                .blobs()
+                .remove(&digest)
+                .await
+                .map_err(|e| ApiError::internal("cannot remove a tarball", e))?;
+        }
+    }
+    Ok(())
 }

@@ -10,7 +10,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -84,26 +83,8 @@ impl PackageName {
         Self::parse(&format!("{scope}/{name}"))
     }
 
-    pub fn dir(&self) -> String {
-        format!("packages/{}", self.full.replace('/', "%2f"))
-    }
-
-    pub fn packument_key(&self) -> String {
-        format!("{}/packument.json", self.dir())
-    }
-
     pub fn tarball_name(&self, version: &str) -> String {
         format!("{}-{version}.tgz", self.base)
-    }
-
-    /// A tarball file of this package, such as `name-1.0.0.tgz`; nothing else is served.
-    pub fn tarball_key(&self, file: &str) -> Result<String, ApiError> {
-        let version = file
-            .strip_prefix(&format!("{}-", self.base))
-            .and_then(|rest| rest.strip_suffix(".tgz"))
-            .filter(|version| valid_version(version))
-            .ok_or_else(|| ApiError::not_found("no such tarball"))?;
-        Ok(format!("{}/{}", self.dir(), self.tarball_name(version)))
     }
 }
 
@@ -299,7 +280,6 @@ struct PutShape {
 struct Checked {
     version: String,
     manifest: Value,
-    tarball_name: String,
     tarball: Vec<u8>,
     /// The tags this publish puts on its version (`npm publish --tag beta`).
     tags: Vec<String>,
@@ -377,7 +357,6 @@ fn check_publish(name: &PackageName, request: PublishRequest<'_>) -> Result<Chec
     Ok(Checked {
         version,
         manifest,
-        tarball_name,
         tarball,
         tags,
     })
@@ -420,11 +399,13 @@ fn readme_of(tarball: &[u8]) -> Option<(String, String)> {
     None
 }
 
-/// Writes the packument with a new `_rev`, which npm sends back when it changes owners.
+/// Writes the packument with a new `_rev`, which npm sends back when it changes owners. A
+/// new package needs its access rules; an existing one keeps its own.
 pub async fn save_packument(
     state: &AppState,
     name: &PackageName,
     packument: &mut Value,
+    new_access: Option<crate::db::Access>,
 ) -> Result<(), ApiError> {
     let revision = packument["_rev"]
         .as_str()
@@ -432,29 +413,12 @@ pub async fn save_packument(
         .and_then(|(n, _)| n.parse::<u64>().ok())
         .unwrap_or(0);
     packument["_rev"] = json!(format!("{}-tokengate", revision + 1));
-    let bytes = serde_json::to_vec(&*packument)
-        .map_err(|e| ApiError::internal("cannot save the package", e))?;
-    state
-        .storage()
-        .write(&name.packument_key(), bytes)
-        .await
-        .map_err(|e| ApiError::internal("cannot save the package", e))
+    Ok(state
+        .db()
+        .put_packument(name, packument, new_access)
+        .await?)
 }
 
-/// Every package name in the registry.
-pub async fn all_names(state: &AppState) -> Result<Vec<PackageName>, ApiError> {
-    let dirs = state
-        .storage()
-        .children("packages")
-        .await
-        .map_err(|e| ApiError::internal("cannot list the packages", e))?;
-    Ok(dirs
-        .iter()
-        .filter_map(|dir| PackageName::parse(&dir.replace("%2f", "/")).ok())
-        .collect())
-}
-
-/// `PUT /<name>`: a publish (a body with `versions` and `_attachments`), a deprecation
 /// (`versions` only), or `npm star` / `npm unstar` (`users` only).
 pub async fn put(
     state: State<AppState>,
@@ -635,19 +599,39 @@ async fn publish(
             ),
         ));
     }
+    let (tarball, digest) = tokio::task::spawn_blocking(move || {
+        let digest = crate::db::Digest::of(&checked.tarball);
+        (checked.tarball, digest)
+    })
+    .await
+    .map_err(|e| ApiError::internal("cannot read the tarball", e))?;
+    let manifest = &mut packument["versions"][&checked.version];
+    if !manifest["dist"].is_object() {
+        manifest["dist"] = json!({});
+    }
+    match manifest["dist"]["integrity"].as_str() {
+        None => manifest["dist"]["integrity"] = json!(digest.integrity()),
+        Some(stated) if crate::db::Digest::from_integrity(stated) == Some(digest) => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(format!(
+                "dist.integrity of {}@{} does not match the attached tarball (or names no \
+                 sha512): the publish is refused, not corrected",
+                name.full, checked.version
+            )));
+        }
+    }
+    // The tarball first: a crash between the two leaves a file nobody names, never a
+    // version without its bytes.
     state
-        .storage()
-        .write(
-            &format!("{}/{}", name.dir(), checked.tarball_name),
-            checked.tarball,
-        )
+        .blobs()
+        .put(tarball, digest)
         .await
         .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
-    if is_new {
-        // Written before the packument: a private package is never visible, even briefly.
-        access::save_access(state, name, visibility, PackageMfa::None).await?;
-    }
-    save_packument(state, name, &mut packument).await?;
+    let new_access = is_new.then_some(crate::db::Access {
+        visibility,
+        mfa: PackageMfa::None,
+    });
+    save_packument(state, name, &mut packument, new_access).await?;
     if let Some((scope, scopes::Ownership::Unclaimed)) = scope {
         scopes::record(state, scope, who.owner()).await?;
     }
@@ -665,7 +649,7 @@ pub async fn packument(
     who: Option<Authenticated>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     serve_packument(&state, who.as_ref(), &headers, PackageName::parse(&name)?).await
 }
 
@@ -674,19 +658,40 @@ pub async fn packument_scoped(
     who: Option<Authenticated>,
     headers: HeaderMap,
     Path((scope, name)): Path<(String, String)>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let name = PackageName::scoped(&scope, &name)?;
     serve_packument(&state, who.as_ref(), &headers, name).await
 }
 
-/// The packument, with each tarball URL pointing back at this server.
+/// npm's abbreviated install document, which `npm install` asks for.
+const INSTALL_DOCUMENT: &str = "application/vnd.npm.install-v1+json";
+
+/// The document the `Accept` header asks for: the abbreviated one when it is named
+/// before (or without) plain JSON, as npm sends it.
+fn document_asked(headers: &HeaderMap) -> crate::db::Document {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let first = accept
+        .split(',')
+        .map(|part| part.split(';').next().unwrap_or_default().trim())
+        .find(|kind| *kind == INSTALL_DOCUMENT || *kind == "application/json");
+    if first == Some(INSTALL_DOCUMENT) {
+        crate::db::Document::Abbreviated
+    } else {
+        crate::db::Document::Full
+    }
+}
+
+/// The packument (or its abbreviated form), with each tarball URL pointing back at this
+/// server; `304` when the reader's `If-None-Match` names what it would get.
 async fn serve_packument(
     state: &AppState,
     who: Option<&Authenticated>,
     headers: &HeaderMap,
     name: PackageName,
-) -> Result<Json<Value>, ApiError> {
-    let mut packument = access::readable(state, who, &name).await?.packument;
+) -> Result<Response, ApiError> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -695,6 +700,32 @@ async fn serve_packument(
                 .all(|b| b.is_ascii_alphanumeric() || b".:-[]".contains(&b))
         })
         .unwrap_or("localhost");
+    let which = document_asked(headers);
+    let rule = state
+        .db()
+        .read_rule(&name, who.map(Authenticated::owner))
+        .await?
+        .filter(|rule| access::rule_allows(*rule, who, &name))
+        .ok_or_else(|| access::not_found(&name))?;
+    // The tag changes with every write to the package, and with the host the URLs name.
+    let vary = [(header::VARY, "Accept, Authorization")];
+    let asked = |etag: &str| {
+        headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag))
+    };
+    let etag = entity_tag(rule.revision, which, host);
+    if asked(&etag) {
+        return Ok((StatusCode::NOT_MODIFIED, vary, [(header::ETAG, etag)]).into_response());
+    }
+    let Some(stored) = state.db().document(&name, which).await? else {
+        return Err(access::not_found(&name));
+    };
+    // A write between the two reads: the tag names what is sent.
+    let etag = entity_tag(stored.revision, which, host);
+    let mut packument: Value = serde_json::from_str(&stored.json)
+        .map_err(|e| ApiError::internal("a stored package is damaged", e))?;
     if let Some(versions) = packument["versions"].as_object_mut() {
         for (version, manifest) in versions.iter_mut() {
             let url = format!(
@@ -710,7 +741,29 @@ async fn serve_packument(
             manifest["dist"]["tarball"] = json!(url);
         }
     }
-    Ok(Json(packument))
+    let content_type = match which {
+        crate::db::Document::Abbreviated => INSTALL_DOCUMENT,
+        crate::db::Document::Full => "application/json",
+    };
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        vary,
+        [(header::ETAG, etag)],
+        Json(packument),
+    )
+        .into_response())
+}
+
+/// A packument's `ETag`: its revision, which document, and the host its URLs name.
+fn entity_tag(revision: i64, which: crate::db::Document, host: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    host.hash(&mut hasher);
+    let kind = match which {
+        crate::db::Document::Full => "full",
+        crate::db::Document::Abbreviated => "install",
+    };
+    format!("\"{revision}-{kind}-{:016x}\"", hasher.finish())
 }
 
 pub async fn tarball(
@@ -736,16 +789,39 @@ async fn serve_tarball(
     name: PackageName,
     file: &str,
 ) -> Result<Response, ApiError> {
-    access::readable(state, who, &name).await?;
-    let bytes = state
-        .storage()
-        .read(&name.tarball_key(file)?)
+    let found = state
+        .db()
+        .tarball(&name, file, who.map(Authenticated::owner))
+        .await?;
+    let Some(row) = found else {
+        // The same answer for a package the reader may not see as for one that is not
+        // there; a readable package without this file says so.
+        let rule = state
+            .db()
+            .read_rule(&name, who.map(Authenticated::owner))
+            .await?;
+        return Err(match rule {
+            Some(rule) if access::rule_allows(rule, who, &name) => {
+                ApiError::not_found("no such tarball")
+            }
+            _ => access::not_found(&name),
+        });
+    };
+    if !access::rule_allows(row.rule, who, &name) {
+        return Err(access::not_found(&name));
+    }
+    let blob = state
+        .blobs()
+        .open(&row.digest)
         .await
         .map_err(|e| ApiError::internal("cannot read the tarball", e))?
-        .ok_or_else(|| ApiError::not_found("no such tarball"))?;
+        .ok_or_else(|| ApiError::internal("cannot read the tarball", "its file is missing"))?;
     Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream")],
-        Body::from(bytes),
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, blob.length.to_string()),
+        ],
+        blob.body,
     )
         .into_response())
 }

@@ -1,25 +1,13 @@
 //! Who owns a scope: the user whose name it is, or else the first user who published into
 //! it. Nobody else may publish `@scope/…`.
 
-use serde::{Deserialize, Serialize};
-
 use crate::controllers::users;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[derive(Serialize, Deserialize)]
-struct ScopeRecord {
-    owner: String,
-}
-
-fn scope_key(scope: &str) -> String {
-    format!("scopes/{scope}.json")
-}
-
 /// The owner recorded when someone first published into `scope`.
 pub async fn recorded_owner(state: &AppState, scope: &str) -> Result<Option<String>, ApiError> {
-    let record: Option<ScopeRecord> = state.load_json(&scope_key(scope), "scope").await?;
-    Ok(record.map(|record| record.owner))
+    Ok(state.db().scope_owner(scope).await?)
 }
 
 /// What a publish into a scope needs, once [`check`] has allowed it.
@@ -52,13 +40,5 @@ pub async fn check(state: &AppState, scope: &str, user: &str) -> Result<Ownershi
 
 /// Records `user` as the owner of `scope`, which [`check`] found unclaimed.
 pub async fn record(state: &AppState, scope: &str, user: &str) -> Result<(), ApiError> {
-    let bytes = serde_json::to_vec(&ScopeRecord {
-        owner: user.to_owned(),
-    })
-    .map_err(|e| ApiError::internal("cannot save the scope's owner", e))?;
-    state
-        .storage()
-        .write(&scope_key(scope), bytes)
-        .await
-        .map_err(|e| ApiError::internal("cannot save the scope's owner", e))
+    Ok(state.db().claim_scope(scope, user).await?)
 }

@@ -1,0 +1,274 @@
+//! The registry's data: one metadata store behind [`Metadata`] (users, packages with their
+//! versions, dist-tags, maintainers and stars, access and 2FA rules, scopes) and the
+//! tarballs as content-addressed files ([`blobs`]).
+//!
+//! A package is kept as its packument (the document npm reads) and, beside it in the same
+//! transaction, the index the registry queries: maintainers, stars, versions with their
+//! tarballs, dist-tags and the search text. Handlers keep working on packuments; the index
+//! is derived from each one as it is written, so the two never disagree.
+//!
+//! [`sqlite`] is the default backend: one file, `registry.db`, beside `tokens.db`.
+
+pub mod blobs;
+mod import;
+mod index;
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::controllers::packages::PackageName;
+
+pub use import::import_json_folder;
+pub use index::Digest;
+
+/// The registry's data: the metadata store and the tarballs.
+pub struct Data {
+    pub metadata: Box<dyn Metadata>,
+    pub blobs: blobs::Blobs,
+}
+
+impl Data {
+    /// The data in `folder`: `registry.db` and `tarballs/`. A folder written before the
+    /// database is imported into it the first time.
+    pub async fn open(folder: &std::path::Path) -> Result<Self, DbError> {
+        let doing = "open the registry's data";
+        let metadata = sqlite::SqliteMetadata::open(&folder.join("registry.db"))?;
+        let blobs =
+            blobs::Blobs::disk(folder.join("tarballs")).map_err(|e| DbError::new(doing, e))?;
+        if let Some(imported) = import_json_folder(&metadata, &blobs, folder).await? {
+            tracing::warn!(
+                users = imported.users,
+                packages = imported.packages,
+                folder = %folder.display(),
+                "imported the JSON files of an earlier release into registry.db; they are \
+                 no longer read, and can be moved away once you have checked the registry"
+            );
+        }
+        Ok(Self {
+            metadata: Box::new(metadata),
+            blobs,
+        })
+    }
+
+    /// Data that lives as long as the process.
+    pub fn memory() -> Result<Self, DbError> {
+        Ok(Self {
+            metadata: Box::new(sqlite::SqliteMetadata::memory()?),
+            blobs: blobs::Blobs::memory(),
+        })
+    }
+}
+
+/// What a [`Metadata`] call returns.
+pub type DbFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DbError>> + Send + 'a>>;
+
+/// A database call that failed: what was being done, and why (for the log only).
+#[derive(Debug)]
+pub struct DbError {
+    doing: &'static str,
+    cause: String,
+}
+
+impl DbError {
+    pub fn new(doing: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self {
+            doing,
+            cause: cause.to_string(),
+        }
+    }
+
+    /// What was being done ("save the package"), for the answer to the client.
+    pub fn doing(&self) -> &'static str {
+        self.doing
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot {}: {}", self.doing, self.cause)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+/// What is kept about a user: never the password, only its Argon2 hash.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub password_hash: String,
+    pub email: Option<String>,
+    /// Two-factor authentication, when set up.
+    #[serde(default)]
+    pub tfa: Option<crate::tfa::Tfa>,
+    /// When the account was made and its profile last changed (RFC 3339), for `npm
+    /// profile get`; accounts made before these were kept have neither until changed.
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub updated: Option<String>,
+    /// `npm profile set` fields other than email: fullname, homepage, github, …
+    #[serde(default)]
+    pub profile: std::collections::BTreeMap<String, String>,
+}
+
+/// Who may read a package.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone, with a token or without.
+    Public,
+    /// Its maintainers, through tokens that may read it (npm's `restricted`).
+    Private,
+}
+
+/// When writes to a package need a one-time password (`npm access set mfa=…`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageMfa {
+    /// As the writer's own account says.
+    #[default]
+    None,
+    /// Always, even from a token that bypasses the second factor.
+    Publish,
+    /// Always, except from a token that bypasses it (automation).
+    Automation,
+}
+
+/// A package's access rules: who reads it, and when writes need a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub mfa: PackageMfa,
+}
+
+/// A package as stored.
+pub struct StoredPackage {
+    pub packument: Value,
+    pub access: Access,
+}
+
+/// Which of a package's documents a reader asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Document {
+    /// The whole packument.
+    Full,
+    /// npm's abbreviated install document (`application/vnd.npm.install-v1+json`).
+    Abbreviated,
+}
+
+/// One of a package's documents, as stored: serialized JSON, before the tarball URLs are
+/// pointed at the server that answers.
+pub struct StoredDocument {
+    pub json: String,
+    pub revision: i64,
+}
+
+/// What the read rule needs about a package and one reader, answered from the index.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadRule {
+    pub visibility: Visibility,
+    /// Whether the reader (if any) is one of its maintainers.
+    pub reader_maintains: bool,
+    /// Changes with every write to the package, across the registry (never reused, even
+    /// after the package is deleted and published again): what its `ETag` is made of.
+    pub revision: i64,
+}
+
+/// A tarball of a published version: where its bytes are, and who may read it.
+pub struct TarballRow {
+    pub digest: Digest,
+    pub rule: ReadRule,
+}
+
+/// A package found by a search, with what npm shows of it.
+#[derive(Clone, Debug)]
+pub struct SearchHit {
+    pub name: String,
+    pub description: String,
+    pub keywords: Vec<String>,
+    pub version: String,
+    pub visibility: Visibility,
+    /// What else npm shows: `date`, `publisher`, `maintainers` (with their emails).
+    pub summary: Value,
+}
+
+/// A page of hits, and how many there are in all.
+pub struct SearchPage {
+    pub hits: Vec<SearchHit>,
+    pub total: u64,
+}
+
+/// A search: its words (already split and bounded), a page, and who asks.
+pub struct SearchQuery<'a> {
+    pub terms: &'a [String],
+    pub from: usize,
+    pub size: usize,
+    /// The reader's name, if any: their private packages are found too, when their token
+    /// may read them (decided by the caller per hit, after the query).
+    pub reader: Option<&'a str>,
+}
+
+/// A package someone maintains, with its visibility, for `npm access list packages`.
+pub struct Maintained {
+    pub name: String,
+    pub visibility: Visibility,
+}
+
+/// The registry's metadata: every read and write handlers make of users and packages.
+///
+/// Every write is one transaction. A package's packument, access rules and index change
+/// together or not at all.
+pub trait Metadata: Send + Sync + 'static {
+    /// The user named `name`.
+    fn user(&self, name: &str) -> DbFuture<'_, Option<User>>;
+    /// Writes the user's record, made or replaced.
+    fn put_user(&self, user: &User) -> DbFuture<'_, ()>;
+    /// Whose scope `scope` is, as recorded at its first publish.
+    fn scope_owner(&self, scope: &str) -> DbFuture<'_, Option<String>>;
+    /// Records `owner` as the owner of `scope`, unless someone already is.
+    fn claim_scope(&self, scope: &str, owner: &str) -> DbFuture<'_, ()>;
+
+    /// The package's packument and rules.
+    fn package(&self, name: &PackageName) -> DbFuture<'_, Option<StoredPackage>>;
+    /// One of the package's documents, as stored, for serving.
+    fn document(&self, name: &PackageName, which: Document)
+    -> DbFuture<'_, Option<StoredDocument>>;
+    /// Writes the packument (and its index). A new package needs `new_access`; an existing
+    /// one keeps its rules, whatever `new_access` says.
+    fn put_packument(
+        &self,
+        name: &PackageName,
+        packument: &Value,
+        new_access: Option<Access>,
+    ) -> DbFuture<'_, ()>;
+    /// Changes the rules of an existing package.
+    fn set_access(&self, name: &PackageName, access: Access) -> DbFuture<'_, ()>;
+    /// Removes the package and its index (its tarball files are the caller's).
+    fn delete_package(&self, name: &PackageName) -> DbFuture<'_, ()>;
+
+    /// The read rule for `reader` on the package, `None` when there is no such package.
+    fn read_rule(&self, name: &PackageName, reader: Option<&str>)
+    -> DbFuture<'_, Option<ReadRule>>;
+    /// The tarball `file` of the package, with its read rule.
+    fn tarball(
+        &self,
+        name: &PackageName,
+        file: &str,
+        reader: Option<&str>,
+    ) -> DbFuture<'_, Option<TarballRow>>;
+    /// Whether any version of any package still names this tarball.
+    fn tarball_in_use(&self, digest: &Digest) -> DbFuture<'_, bool>;
+
+    /// Packages matching every term, best first (exact name, name prefix, name, text),
+    /// public ones and the reader's own private ones only.
+    fn search(&self, query: &SearchQuery<'_>) -> DbFuture<'_, SearchPage>;
+    /// The packages `user` has starred, by name.
+    fn starred_by(&self, user: &str) -> DbFuture<'_, Vec<String>>;
+    /// The packages `user` maintains, by name.
+    fn maintained_by(&self, user: &str) -> DbFuture<'_, Vec<Maintained>>;
+}

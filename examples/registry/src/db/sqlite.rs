@@ -1,0 +1,969 @@
+//! [`Metadata`] in SQLite: `registry.db` in the data folder (WAL, one writer, a few
+//! readers), or a database in memory for `--memory`. The schema is migrated on open.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde_json::Value;
+
+use super::index::PackageIndex;
+use super::{
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageMfa, ReadRule,
+    SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage, TarballRow, User,
+    Visibility,
+};
+use crate::controllers::packages::PackageName;
+
+/// Each entry takes the schema from the version before it to its own number.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, scopes, packages and their index.
+    "CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        record TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE scopes (
+        scope TEXT PRIMARY KEY,
+        owner TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE revisions (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last INTEGER NOT NULL
+    );
+    INSERT INTO revisions (id, last) VALUES (1, 0);
+    CREATE TABLE packages (
+        name TEXT NOT NULL UNIQUE,
+        revision INTEGER NOT NULL,
+        visibility TEXT NOT NULL CHECK (visibility IN ('public', 'private')),
+        mfa TEXT NOT NULL CHECK (mfa IN ('none', 'publish', 'automation')),
+        description TEXT NOT NULL,
+        keywords TEXT NOT NULL,
+        latest TEXT NOT NULL,
+        modified TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        packument TEXT NOT NULL,
+        abbreviated TEXT NOT NULL
+    );
+    CREATE TABLE maintainers (
+        package TEXT NOT NULL REFERENCES packages (name) ON DELETE CASCADE,
+        user TEXT NOT NULL,
+        PRIMARY KEY (package, user)
+    ) WITHOUT ROWID;
+    CREATE INDEX maintainers_by_user ON maintainers (user, package);
+    CREATE TABLE stars (
+        package TEXT NOT NULL REFERENCES packages (name) ON DELETE CASCADE,
+        user TEXT NOT NULL,
+        PRIMARY KEY (package, user)
+    ) WITHOUT ROWID;
+    CREATE INDEX stars_by_user ON stars (user, package);
+    CREATE TABLE versions (
+        package TEXT NOT NULL REFERENCES packages (name) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        tarball TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (package, version)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX versions_by_tarball ON versions (package, tarball);
+    CREATE INDEX versions_by_digest ON versions (digest);
+    CREATE TABLE dist_tags (
+        package TEXT NOT NULL REFERENCES packages (name) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        version TEXT NOT NULL,
+        PRIMARY KEY (package, tag)
+    ) WITHOUT ROWID;
+    -- Substring search over names, descriptions and keywords (as `npm search` matched
+    -- before there was an index), rowid = packages.rowid.
+    CREATE VIRTUAL TABLE package_text USING fts5 (name, description, keywords, tokenize = 'trigram');",
+];
+
+/// Readers a file database keeps open beside its writer.
+const READERS: usize = 4;
+/// How long a call waits for another process's write to end.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The registry's metadata in SQLite.
+pub struct SqliteMetadata {
+    writer: Arc<Mutex<Connection>>,
+    /// Empty for a database in memory, whose one connection does everything.
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+fn sql_error(doing: &'static str) -> impl Fn(rusqlite::Error) -> DbError {
+    move |error| DbError::new(doing, error)
+}
+
+fn configure(connection: &Connection, file: bool) -> Result<(), DbError> {
+    let doing = "open the registry's database";
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(sql_error(doing))?;
+    if file {
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql_error(doing))?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql_error(doing))?;
+    }
+    connection
+        .pragma_update(None, "foreign_keys", "ON")
+        .map_err(sql_error(doing))
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), DbError> {
+    let doing = "migrate the registry's database";
+    let transaction = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_error(doing))?;
+    let version: usize = transaction
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(sql_error(doing))?;
+    if version > MIGRATIONS.len() {
+        return Err(DbError::new(
+            doing,
+            format!(
+                "the database is at schema {version}, newer than this registry knows ({}): \
+                 run a newer registry",
+                MIGRATIONS.len()
+            ),
+        ));
+    }
+    for (number, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        transaction
+            .execute_batch(migration)
+            .map_err(sql_error(doing))?;
+        transaction
+            .pragma_update(None, "user_version", number + 1)
+            .map_err(sql_error(doing))?;
+    }
+    transaction.commit().map_err(sql_error(doing))
+}
+
+impl SqliteMetadata {
+    /// The database at `path` (made, readable by its owner only, when missing).
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        let doing = "open the registry's database";
+        let mut writer = Connection::open(path).map_err(sql_error(doing))?;
+        crate::storage::make_private(path, crate::storage::PRIVATE_FILE)
+            .map_err(|e| DbError::new(doing, e))?;
+        configure(&writer, true)?;
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(sql_error(doing))?;
+            reader
+                .busy_timeout(BUSY_TIMEOUT)
+                .map_err(sql_error(doing))?;
+            readers.push(Mutex::new(reader));
+        }
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// A database that lives as long as the process.
+    pub fn memory() -> Result<Self, DbError> {
+        let mut writer =
+            Connection::open_in_memory().map_err(sql_error("open the registry's database"))?;
+        configure(&writer, false)?;
+        migrate(&mut writer)?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(Vec::new()),
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `work` in a write transaction on tokio's blocking pool; it commits when `work`
+    /// returns `Ok`, and rolls back otherwise (or if it panics).
+    fn write<T, F>(&self, doing: &'static str, work: F) -> DbFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
+    {
+        let writer = Arc::clone(&self.writer);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut connection = writer.lock().unwrap_or_else(|p| p.into_inner());
+                let transaction = connection
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(sql_error(doing))?;
+                let value = work(&transaction)?;
+                transaction.commit().map_err(sql_error(doing))?;
+                Ok(value)
+            })
+            .await
+            .map_err(|e| DbError::new(doing, e))?
+        })
+    }
+
+    /// Runs `work` on a reader (the writer, in memory).
+    fn read<T, F>(&self, doing: &'static str, work: F) -> DbFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let writer = Arc::clone(&self.writer);
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let connection = match readers.get(turn % readers.len().max(1)) {
+                    Some(reader) => reader.lock(),
+                    None => writer.lock(),
+                };
+                let connection = connection.unwrap_or_else(|p| p.into_inner());
+                work(&connection).map_err(sql_error(doing))
+            })
+            .await
+            .map_err(|e| DbError::new(doing, e))?
+        })
+    }
+}
+
+fn visibility_text(visibility: Visibility) -> &'static str {
+    match visibility {
+        Visibility::Public => "public",
+        Visibility::Private => "private",
+    }
+}
+
+fn mfa_text(mfa: PackageMfa) -> &'static str {
+    match mfa {
+        PackageMfa::None => "none",
+        PackageMfa::Publish => "publish",
+        PackageMfa::Automation => "automation",
+    }
+}
+
+fn access_of(visibility: &str, mfa: &str) -> Result<Access, rusqlite::Error> {
+    let damaged = |what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("a package's {what} is damaged").into(),
+        )
+    };
+    Ok(Access {
+        visibility: match visibility {
+            "public" => Visibility::Public,
+            "private" => Visibility::Private,
+            _ => return Err(damaged("visibility")),
+        },
+        mfa: match mfa {
+            "none" => PackageMfa::None,
+            "publish" => PackageMfa::Publish,
+            "automation" => PackageMfa::Automation,
+            _ => return Err(damaged("2FA rule")),
+        },
+    })
+}
+
+fn json_error(error: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(error))
+}
+
+/// The next revision, registry-wide.
+fn next_revision(transaction: &Transaction<'_>) -> Result<i64, rusqlite::Error> {
+    transaction.query_row(
+        "UPDATE revisions SET last = last + 1 WHERE id = 1 RETURNING last",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// Writes a package's row and replaces its index, in the caller's transaction.
+pub(super) fn put_package_rows(
+    transaction: &Transaction<'_>,
+    name: &PackageName,
+    packument: &Value,
+    new_access: Option<Access>,
+) -> Result<(), DbError> {
+    let doing = "save the package";
+    let index = PackageIndex::of(name, packument).map_err(|e| DbError::new(doing, e))?;
+    let json = serde_json::to_string(packument).map_err(|e| DbError::new(doing, e))?;
+    let full = name.to_string();
+    let revision = next_revision(transaction).map_err(sql_error(doing))?;
+    let existing: Option<i64> = transaction
+        .query_row(
+            "SELECT rowid FROM packages WHERE name = ?1",
+            [&full],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sql_error(doing))?;
+    let rowid = match existing {
+        Some(rowid) => {
+            transaction
+                .execute(
+                    "UPDATE packages SET revision = ?2, description = ?3, keywords = ?4,
+                         latest = ?5, modified = ?6, packument = ?7, abbreviated = ?8,
+                         summary = ?9
+                     WHERE rowid = ?1",
+                    params![
+                        rowid,
+                        revision,
+                        index.description,
+                        index.keywords,
+                        index.latest,
+                        index.modified,
+                        json,
+                        index.abbreviated,
+                        index.summary
+                    ],
+                )
+                .map_err(sql_error(doing))?;
+            for table in ["maintainers", "stars", "versions", "dist_tags"] {
+                transaction
+                    .execute(&format!("DELETE FROM {table} WHERE package = ?1"), [&full])
+                    .map_err(sql_error(doing))?;
+            }
+            transaction
+                .execute("DELETE FROM package_text WHERE rowid = ?1", [rowid])
+                .map_err(sql_error(doing))?;
+            rowid
+        }
+        None => {
+            let access = new_access.ok_or_else(|| {
+                DbError::new(doing, format!("{full} is new, and no access was given"))
+            })?;
+            transaction
+                .query_row(
+                    "INSERT INTO packages (name, revision, visibility, mfa, description,
+                         keywords, latest, modified, packument, abbreviated, summary)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING rowid",
+                    params![
+                        full,
+                        revision,
+                        visibility_text(access.visibility),
+                        mfa_text(access.mfa),
+                        index.description,
+                        index.keywords,
+                        index.latest,
+                        index.modified,
+                        json,
+                        index.abbreviated,
+                        index.summary
+                    ],
+                    |row| row.get(0),
+                )
+                .map_err(sql_error(doing))?
+        }
+    };
+    transaction
+        .execute(
+            "INSERT INTO package_text (rowid, name, description, keywords) VALUES (?1, ?2, ?3, ?4)",
+            params![rowid, full, index.description, index.keywords],
+        )
+        .map_err(sql_error(doing))?;
+    for user in &index.maintainers {
+        transaction
+            .execute(
+                "INSERT OR IGNORE INTO maintainers (package, user) VALUES (?1, ?2)",
+                params![full, user],
+            )
+            .map_err(sql_error(doing))?;
+    }
+    for user in &index.stars {
+        transaction
+            .execute(
+                "INSERT OR IGNORE INTO stars (package, user) VALUES (?1, ?2)",
+                params![full, user],
+            )
+            .map_err(sql_error(doing))?;
+    }
+    for version in &index.versions {
+        transaction
+            .execute(
+                "INSERT INTO versions (package, version, tarball, digest) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    full,
+                    version.version,
+                    version.tarball,
+                    version.digest.to_hex()
+                ],
+            )
+            .map_err(sql_error(doing))?;
+    }
+    for (tag, version) in &index.dist_tags {
+        transaction
+            .execute(
+                "INSERT INTO dist_tags (package, tag, version) VALUES (?1, ?2, ?3)",
+                params![full, tag, version],
+            )
+            .map_err(sql_error(doing))?;
+    }
+    Ok(())
+}
+
+pub(super) fn put_user_row(transaction: &Transaction<'_>, user: &User) -> Result<(), DbError> {
+    let doing = "save the user";
+    let record = serde_json::to_string(user).map_err(|e| DbError::new(doing, e))?;
+    transaction
+        .execute(
+            "INSERT INTO users (name, record) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+            params![user.name, record],
+        )
+        .map_err(sql_error(doing))?;
+    Ok(())
+}
+
+pub(super) fn claim_scope_row(
+    transaction: &Transaction<'_>,
+    scope: &str,
+    owner: &str,
+) -> Result<(), DbError> {
+    transaction
+        .execute(
+            "INSERT OR IGNORE INTO scopes (scope, owner) VALUES (?1, ?2)",
+            params![scope, owner],
+        )
+        .map_err(sql_error("record the scope's owner"))?;
+    Ok(())
+}
+
+/// SQL for "the reader may see it": public, or the reader maintains it.
+const READABLE: &str = "(p.visibility = 'public' OR EXISTS (SELECT 1 FROM maintainers m
+     WHERE m.package = p.name AND m.user = :reader))";
+
+/// The values among `named` that `statement` names: a short term has a `LIKE` value, a
+/// count no `LIMIT`.
+fn used_by<'a>(
+    statement: &rusqlite::Statement<'_>,
+    named: &[(&'a str, &'a dyn rusqlite::ToSql)],
+) -> Vec<(&'a str, &'a dyn rusqlite::ToSql)> {
+    named
+        .iter()
+        .filter(|(key, _)| matches!(statement.parameter_index(key), Ok(Some(_))))
+        .copied()
+        .collect()
+}
+
+/// A term quoted for an FTS5 query.
+fn fts_phrase(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
+/// A term escaped for `LIKE … ESCAPE '\'`.
+fn like_escaped(term: &str) -> String {
+    term.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+impl SqliteMetadata {
+    /// Whether the database has neither users nor packages.
+    pub fn is_empty(&self) -> DbFuture<'_, bool> {
+        self.read("read the registry's database", |connection| {
+            connection.query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM packages)",
+                [],
+                |row| row.get(0),
+            )
+        })
+    }
+
+    /// Imports into an empty database, in one transaction (see [`super::import`]).
+    pub(super) fn transaction<T, F>(&self, doing: &'static str, work: F) -> DbFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
+    {
+        self.write(doing, work)
+    }
+}
+
+impl Metadata for SqliteMetadata {
+    fn user(&self, name: &str) -> DbFuture<'_, Option<User>> {
+        let name = name.to_owned();
+        self.read("read the user", move |connection| {
+            let record: Option<String> = connection
+                .query_row("SELECT record FROM users WHERE name = ?1", [&name], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            record
+                .map(|record| serde_json::from_str(&record).map_err(json_error))
+                .transpose()
+        })
+    }
+
+    fn put_user(&self, user: &User) -> DbFuture<'_, ()> {
+        let user = user.clone();
+        self.write("save the user", move |transaction| {
+            put_user_row(transaction, &user)
+        })
+    }
+
+    fn scope_owner(&self, scope: &str) -> DbFuture<'_, Option<String>> {
+        let scope = scope.to_owned();
+        self.read("read the scope's owner", move |connection| {
+            connection
+                .query_row(
+                    "SELECT owner FROM scopes WHERE scope = ?1",
+                    [&scope],
+                    |row| row.get(0),
+                )
+                .optional()
+        })
+    }
+
+    fn claim_scope(&self, scope: &str, owner: &str) -> DbFuture<'_, ()> {
+        let (scope, owner) = (scope.to_owned(), owner.to_owned());
+        self.write("record the scope's owner", move |transaction| {
+            claim_scope_row(transaction, &scope, &owner)
+        })
+    }
+
+    fn package(&self, name: &PackageName) -> DbFuture<'_, Option<StoredPackage>> {
+        let full = name.to_string();
+        self.read("read the package", move |connection| {
+            connection
+                .query_row(
+                    "SELECT packument, visibility, mfa FROM packages WHERE name = ?1",
+                    [&full],
+                    |row| {
+                        let packument: String = row.get(0)?;
+                        let visibility: String = row.get(1)?;
+                        let mfa: String = row.get(2)?;
+                        Ok(StoredPackage {
+                            packument: serde_json::from_str(&packument).map_err(json_error)?,
+                            access: access_of(&visibility, &mfa)?,
+                        })
+                    },
+                )
+                .optional()
+        })
+    }
+
+    fn document(
+        &self,
+        name: &PackageName,
+        which: Document,
+    ) -> DbFuture<'_, Option<StoredDocument>> {
+        let full = name.to_string();
+        let column = match which {
+            Document::Full => "packument",
+            Document::Abbreviated => "abbreviated",
+        };
+        self.read("read the package", move |connection| {
+            connection
+                .query_row(
+                    &format!("SELECT {column}, revision FROM packages WHERE name = ?1"),
+                    [&full],
+                    |row| {
+                        Ok(StoredDocument {
+                            json: row.get(0)?,
+                            revision: row.get(1)?,
+                        })
+                    },
+                )
+                .optional()
+        })
+    }
+
+    fn put_packument(
+        &self,
+        name: &PackageName,
+        packument: &Value,
+        new_access: Option<Access>,
+    ) -> DbFuture<'_, ()> {
+        let (name, packument) = (name.clone(), packument.clone());
+        self.write("save the package", move |transaction| {
+            put_package_rows(transaction, &name, &packument, new_access)
+        })
+    }
+
+    fn set_access(&self, name: &PackageName, access: Access) -> DbFuture<'_, ()> {
+        let full = name.to_string();
+        self.write("save the package's access", move |transaction| {
+            let doing = "save the package's access";
+            let revision = next_revision(transaction).map_err(sql_error(doing))?;
+            let changed = transaction
+                .execute(
+                    "UPDATE packages SET visibility = ?2, mfa = ?3, revision = ?4 WHERE name = ?1",
+                    params![
+                        full,
+                        visibility_text(access.visibility),
+                        mfa_text(access.mfa),
+                        revision
+                    ],
+                )
+                .map_err(sql_error(doing))?;
+            if changed == 0 {
+                return Err(DbError::new(doing, format!("there is no package {full}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_package(&self, name: &PackageName) -> DbFuture<'_, ()> {
+        let full = name.to_string();
+        self.write("remove the package", move |transaction| {
+            let doing = "remove the package";
+            transaction
+                .execute(
+                    "DELETE FROM package_text WHERE rowid = (SELECT rowid FROM packages WHERE name = ?1)",
+                    [&full],
+                )
+                .map_err(sql_error(doing))?;
+            transaction
+                .execute("DELETE FROM packages WHERE name = ?1", [&full])
+                .map_err(sql_error(doing))?;
+            Ok(())
+        })
+    }
+
+    fn read_rule(
+        &self,
+        name: &PackageName,
+        reader: Option<&str>,
+    ) -> DbFuture<'_, Option<ReadRule>> {
+        let full = name.to_string();
+        let reader = reader.map(str::to_owned);
+        self.read("read the package", move |connection| {
+            connection
+                .query_row(
+                    "SELECT p.visibility, p.mfa, EXISTS (SELECT 1 FROM maintainers m
+                         WHERE m.package = p.name AND m.user = ?2), p.revision
+                     FROM packages p WHERE p.name = ?1",
+                    params![full, reader],
+                    |row| {
+                        let visibility: String = row.get(0)?;
+                        let mfa: String = row.get(1)?;
+                        Ok(ReadRule {
+                            visibility: access_of(&visibility, &mfa)?.visibility,
+                            reader_maintains: row.get(2)?,
+                            revision: row.get(3)?,
+                        })
+                    },
+                )
+                .optional()
+        })
+    }
+
+    fn tarball(
+        &self,
+        name: &PackageName,
+        file: &str,
+        reader: Option<&str>,
+    ) -> DbFuture<'_, Option<TarballRow>> {
+        let full = name.to_string();
+        let file = file.to_owned();
+        let reader = reader.map(str::to_owned);
+        self.read("read the tarball's record", move |connection| {
+            connection
+                .query_row(
+                    "SELECT v.digest, p.visibility, p.mfa, EXISTS (SELECT 1 FROM maintainers m
+                         WHERE m.package = p.name AND m.user = ?3), p.revision
+                     FROM versions v JOIN packages p ON p.name = v.package
+                     WHERE v.package = ?1 AND v.tarball = ?2",
+                    params![full, file, reader],
+                    |row| {
+                        let digest: String = row.get(0)?;
+                        let visibility: String = row.get(1)?;
+                        let mfa: String = row.get(2)?;
+                        Ok(TarballRow {
+                            digest: Digest::from_hex(&digest).ok_or_else(|| {
+                                json_error(serde::de::Error::custom("a tarball digest is damaged"))
+                            })?,
+                            rule: ReadRule {
+                                visibility: access_of(&visibility, &mfa)?.visibility,
+                                reader_maintains: row.get(3)?,
+                                revision: row.get(4)?,
+                            },
+                        })
+                    },
+                )
+                .optional()
+        })
+    }
+
+    fn tarball_in_use(&self, digest: &Digest) -> DbFuture<'_, bool> {
+        let hex = digest.to_hex();
+        self.read("read the tarball's record", move |connection| {
+            connection.query_row(
+                "SELECT EXISTS (SELECT 1 FROM versions WHERE digest = ?1)",
+                [&hex],
+                |row| row.get(0),
+            )
+        })
+    }
+
+    fn search(&self, query: &SearchQuery<'_>) -> DbFuture<'_, SearchPage> {
+        let terms = query.terms.to_vec();
+        let (from, size) = (query.from as i64, query.size as i64);
+        let reader = query.reader.map(str::to_owned);
+        self.read("search", move |connection| {
+            // Terms of three characters or more are found through the trigram index; a
+            // shorter one is matched on the rows that index found (or, alone, by a scan).
+            let (indexed, short): (Vec<&String>, Vec<&String>) =
+                terms.iter().partition(|term| term.chars().count() >= 3);
+            let mut sql = String::from(
+                "SELECT p.name, p.description, p.keywords, p.latest, p.visibility, p.summary
+                 FROM packages p",
+            );
+            let mut count = String::from("SELECT count(*) FROM packages p");
+            let mut conditions = vec![READABLE.to_owned()];
+            let mut values: Vec<(String, String)> = Vec::new();
+            if !indexed.is_empty() {
+                let phrase: Vec<String> = indexed.iter().map(|t| fts_phrase(t)).collect();
+                sql.push_str(" JOIN package_text t ON t.rowid = p.rowid");
+                count.push_str(" JOIN package_text t ON t.rowid = p.rowid");
+                conditions.push("package_text MATCH :match".to_owned());
+                values.push((":match".into(), phrase.join(" AND ")));
+            }
+            let mut tiers = Vec::new();
+            for (i, term) in terms.iter().enumerate() {
+                let (exact, like) = (format!(":t{i}"), format!(":l{i}"));
+                values.push((exact.clone(), term.clone()));
+                values.push((like.clone(), format!("%{}%", like_escaped(term))));
+                tiers.push(format!(
+                    "CASE WHEN p.name = {exact} THEN 0
+                          WHEN substr(p.name, 1, length({exact})) = {exact} THEN 1
+                          WHEN instr(p.name, {exact}) > 0 THEN 2 ELSE 3 END"
+                ));
+                if short.contains(&term) {
+                    conditions.push(format!(
+                        "(p.name LIKE {like} ESCAPE '\\' OR p.description LIKE {like} ESCAPE '\\'
+                          OR p.keywords LIKE {like} ESCAPE '\\')"
+                    ));
+                }
+            }
+            tiers.push("0".to_owned());
+            let filter = format!(" WHERE {}", conditions.join(" AND "));
+            sql.push_str(&filter);
+            count.push_str(&filter);
+            sql.push_str(&format!(
+                " ORDER BY max({}), p.name LIMIT :size OFFSET :from",
+                tiers.join(", ")
+            ));
+            let mut statement = connection.prepare(&sql)?;
+            let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = values
+                .iter()
+                .map(|(key, value)| (key.as_str(), value as &dyn rusqlite::ToSql))
+                .collect();
+            named.push((":reader", &reader));
+            let total: i64 = {
+                let mut counting = connection.prepare(&count)?;
+                counting.query_row(used_by(&counting, &named).as_slice(), |row| row.get(0))?
+            };
+            named.push((":size", &size));
+            named.push((":from", &from));
+            let rows = statement.query_map(used_by(&statement, &named).as_slice(), |row| {
+                let keywords: String = row.get(2)?;
+                let visibility: String = row.get(4)?;
+                let summary: String = row.get(5)?;
+                Ok(SearchHit {
+                    name: row.get(0)?,
+                    description: row.get(1)?,
+                    keywords: keywords.split_whitespace().map(str::to_owned).collect(),
+                    version: row.get(3)?,
+                    visibility: access_of(&visibility, "none")?.visibility,
+                    summary: serde_json::from_str(&summary).map_err(json_error)?,
+                })
+            })?;
+            Ok(SearchPage {
+                hits: rows.collect::<Result<_, _>>()?,
+                total: total as u64,
+            })
+        })
+    }
+
+    fn starred_by(&self, user: &str) -> DbFuture<'_, Vec<String>> {
+        let user = user.to_owned();
+        self.read("read the user's stars", move |connection| {
+            let mut statement =
+                connection.prepare("SELECT package FROM stars WHERE user = ?1 ORDER BY package")?;
+            let rows = statement.query_map([&user], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn maintained_by(&self, user: &str) -> DbFuture<'_, Vec<Maintained>> {
+        let user = user.to_owned();
+        self.read("read the user's packages", move |connection| {
+            let mut statement = connection.prepare(
+                "SELECT p.name, p.visibility, p.mfa FROM maintainers m
+                 JOIN packages p ON p.name = m.package WHERE m.user = ?1 ORDER BY p.name",
+            )?;
+            let rows = statement.query_map([&user], |row| {
+                let visibility: String = row.get(1)?;
+                let mfa: String = row.get(2)?;
+                Ok(Maintained {
+                    name: row.get(0)?,
+                    visibility: access_of(&visibility, &mfa)?.visibility,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn packument(name: &str, description: &str, maintainer: &str) -> Value {
+        let integrity = Digest::of(name.as_bytes()).integrity();
+        json!({
+            "name": name,
+            "dist-tags": { "latest": "1.0.0" },
+            "maintainers": [{ "name": maintainer }],
+            "time": { "modified": "2026-12-02T00:00:00.000Z", "1.0.0": "2026-12-02T00:00:00.000Z" },
+            "versions": { "1.0.0": {
+                "name": name, "version": "1.0.0", "description": description,
+                "keywords": ["Util"], "dist": { "integrity": integrity },
+            }},
+        })
+    }
+
+    async fn with_packages(packages: &[(&str, &str, Visibility)]) -> SqliteMetadata {
+        let db = SqliteMetadata::memory().unwrap();
+        for (name, description, visibility) in packages {
+            let access = Access {
+                visibility: *visibility,
+                mfa: PackageMfa::None,
+            };
+            let parsed = PackageName::parse(name).unwrap();
+            db.put_packument(
+                &parsed,
+                &packument(name, description, "alice"),
+                Some(access),
+            )
+            .await
+            .unwrap();
+        }
+        db
+    }
+
+    async fn found(db: &SqliteMetadata, text: &str, reader: Option<&str>) -> (Vec<String>, u64) {
+        let terms: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+        let page = db
+            .search(&SearchQuery {
+                terms: &terms,
+                from: 0,
+                size: 20,
+                reader,
+            })
+            .await
+            .unwrap();
+        (
+            page.hits.into_iter().map(|hit| hit.name).collect(),
+            page.total,
+        )
+    }
+
+    #[tokio::test]
+    async fn search_ranks_exact_name_then_prefix_then_name_then_text() {
+        let db = with_packages(&[
+            ("strings", "pads text on the left", Visibility::Public),
+            ("leftpad", "", Visibility::Public),
+            ("padding", "", Visibility::Public),
+            ("pad", "", Visibility::Public),
+            ("unrelated", "nothing here", Visibility::Public),
+            ("@alice/pad-secret", "", Visibility::Private),
+        ])
+        .await;
+        struct Case {
+            name: &'static str,
+            text: &'static str,
+            reader: Option<&'static str>,
+            found: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                name: "anonymous: public packages in rank order",
+                text: "pad",
+                reader: None,
+                found: &["pad", "padding", "leftpad", "strings"],
+            },
+            Case {
+                name: "a maintainer finds their private package too",
+                text: "pad",
+                reader: Some("alice"),
+                found: &["pad", "padding", "@alice/pad-secret", "leftpad", "strings"],
+            },
+            Case {
+                name: "someone else does not",
+                text: "pad",
+                reader: Some("bob"),
+                found: &["pad", "padding", "leftpad", "strings"],
+            },
+            Case {
+                name: "every term must match",
+                text: "pad left",
+                reader: None,
+                found: &["leftpad", "strings"],
+            },
+            Case {
+                name: "a term shorter than the index's trigrams",
+                text: "le",
+                reader: None,
+                found: &["leftpad", "strings"],
+            },
+            Case {
+                name: "keywords, whatever their case",
+                text: "util unrelated",
+                reader: None,
+                found: &["unrelated"],
+            },
+            Case {
+                name: "quotes and LIKE wildcards are text",
+                text: "\"% _",
+                reader: None,
+                found: &[],
+            },
+        ];
+        for case in cases {
+            let (names, total) = found(&db, case.text, case.reader).await;
+            assert_eq!(names, case.found, "{}", case.name);
+            assert_eq!(total, case.found.len() as u64, "{}", case.name);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_package_write_replaces_its_index_and_a_delete_removes_it() {
+        let db = with_packages(&[("pad", "first words", Visibility::Public)]).await;
+        let name = PackageName::parse("pad").unwrap();
+        let before = db.read_rule(&name, None).await.unwrap().unwrap().revision;
+        let mut changed = packument("pad", "second words", "bob");
+        changed["users"] = json!({ "carol": true });
+        db.put_packument(&name, &changed, None).await.unwrap();
+        let rule = db.read_rule(&name, Some("bob")).await.unwrap().unwrap();
+        assert!(rule.reader_maintains && rule.revision > before);
+        assert!(found(&db, "first", None).await.0.is_empty());
+        assert_eq!(found(&db, "second", None).await.0, ["pad"]);
+        assert_eq!(db.starred_by("carol").await.unwrap(), ["pad"]);
+        assert!(db.maintained_by("alice").await.unwrap().is_empty());
+        db.delete_package(&name).await.unwrap();
+        assert!(db.read_rule(&name, None).await.unwrap().is_none());
+        assert!(found(&db, "second", None).await.0.is_empty());
+        assert!(db.starred_by("carol").await.unwrap().is_empty());
+        // Published again, it never reuses a revision (nor so an ETag).
+        db.put_packument(
+            &name,
+            &changed,
+            Some(Access {
+                visibility: Visibility::Public,
+                mfa: PackageMfa::None,
+            }),
+        )
+        .await
+        .unwrap();
+        assert!(db.read_rule(&name, None).await.unwrap().unwrap().revision > rule.revision);
+    }
+}
