@@ -41,7 +41,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{WebState, iso, own_origin, random_key};
+use super::layout::iso;
+use super::session::own_origin;
+use super::{WebState, random_key};
 use crate::error::ApiError;
 use crate::state::ClientAddress;
 use tokengate::ClientBucket;
