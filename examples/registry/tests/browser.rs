@@ -90,10 +90,45 @@ async fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// chromedriver in a process group of its own, which the Chromium it starts joins: dropped,
+/// it ends the whole group, so that a test that fails midway (and never closes its session)
+/// leaves no Chromium running behind it.
+struct Driver {
+    child: Child,
+    group: u32,
+}
+
+impl Driver {
+    fn spawn(port: u16) -> Self {
+        let child = Command::new(chromedriver())
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let group = child.id().expect("chromedriver has a process id");
+        Self { child, group }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The group's id is chromedriver's process id (`process_group(0)`).
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.group)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.start_kill();
+    }
+}
+
 /// Chromium under chromedriver, on loopback, with a profile of its own.
 struct Browser {
     client: Client,
-    _driver: Child,
+    _driver: Driver,
     _profile: tempfile::TempDir,
     shots: PathBuf,
 }
@@ -101,13 +136,7 @@ struct Browser {
 impl Browser {
     async fn start() -> Self {
         let port = free_port().await;
-        let driver = Command::new(chromedriver())
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts");
+        let driver = Driver::spawn(port);
         let url = format!("http://127.0.0.1:{port}");
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
