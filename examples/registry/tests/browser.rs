@@ -184,14 +184,34 @@ impl Browser {
     }
 
     /// Saves the page as it is now at both widths, `phone-{name}.png` and
-    /// `desktop-{name}.png`, and goes on at phone width.
+    /// `desktop-{name}.png`, checks its layout at each ([`Browser::check_layout`]), and
+    /// goes on at phone width.
     async fn shot(&self, name: &str) {
+        let mut layouts = Vec::new();
         for (width, size) in [("phone", PHONE), ("desktop", DESKTOP)] {
             self.resize(size).await;
             let png = self.client.screenshot().await.unwrap();
             std::fs::write(self.shots.join(format!("{width}-{name}.png")), png).unwrap();
+            layouts.push((width, self.layout().await));
         }
         self.resize(PHONE).await;
+        // After both screenshots, so that a failure has them to look at.
+        for (width, layout) in layouts {
+            layout.check(
+                &format!("{width}-{name}"),
+                if width == "phone" { 2 } else { 1 },
+            );
+        }
+    }
+
+    /// How the page is laid out at the window's width now.
+    async fn layout(&self) -> Layout {
+        let found = self
+            .client
+            .execute(LAYOUT_SCRIPT, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("the layout script failed: {e}"));
+        serde_json::from_value(found.clone()).unwrap_or_else(|e| panic!("{e}: {found}"))
     }
 
     async fn resize(&self, (width, height): (u32, u32)) {
@@ -295,6 +315,81 @@ impl Browser {
     }
 }
 
+/// What [`LAYOUT_SCRIPT`] measures.
+#[derive(serde::Deserialize, Debug)]
+struct Layout {
+    /// The page's width with what sticks out of it, and the width the window shows
+    /// (without its scroll bar): more than that scrolls the whole page sideways.
+    scroll_width: u32,
+    client_width: u32,
+    /// Elements that stick out of the page (not out of a box that scrolls or clips).
+    sticking_out: Vec<String>,
+    /// The rows of text the header takes.
+    header_rows: u32,
+}
+
+impl Layout {
+    /// No page scrolls sideways as a whole (long things wrap, or scroll in a box of their
+    /// own), and the header takes at most `rows` rows.
+    fn check(&self, page: &str, rows: u32) {
+        assert!(
+            self.scroll_width <= self.client_width,
+            "{page}: the page scrolls sideways, {} px wide in a {} px window; sticking out: {:?}",
+            self.scroll_width,
+            self.client_width,
+            self.sticking_out
+        );
+        assert!(
+            self.header_rows <= rows,
+            "{page}: the header takes {} rows (at most {rows})",
+            self.header_rows
+        );
+    }
+}
+
+/// Measures the page for [`Layout`]. The header's rows are counted from its text's line
+/// boxes: a piece of text whose middle is below the row so far starts another row.
+const LAYOUT_SCRIPT: &str = r#"
+const page = document.documentElement;
+const width = page.clientWidth;
+// Whether a box that scrolls or clips holds `element`; not one inside the containing block
+// of an absolutely positioned element (or of a fixed one: the window), which it escapes.
+const inBox = (element) => {
+  const position = getComputedStyle(element).position;
+  let escaping = position === 'absolute' || position === 'fixed';
+  for (let up = element.parentElement; up && up !== document.body; up = up.parentElement) {
+    const style = getComputedStyle(up);
+    if (escaping && position === 'absolute' && style.position !== 'static') escaping = false;
+    if (!escaping && style.overflowX !== 'visible') return true;
+  }
+  return false;
+};
+const name = (element) => element.tagName.toLowerCase() + (element.id ? '#' + element.id : '')
+  + [...element.classList].map((c) => '.' + c).join('');
+const sticking_out = [...document.body.querySelectorAll('*')]
+  .filter((element) => element.getBoundingClientRect().right > width + 0.5 && !inBox(element))
+  .slice(0, 8)
+  .map((element) => name(element) + ' to ' + Math.round(element.getBoundingClientRect().right) + ' px');
+const lines = [];
+const header = document.querySelector('body > header');
+if (header) {
+  const texts = document.createTreeWalker(header, NodeFilter.SHOW_TEXT);
+  for (let text = texts.nextNode(); text; text = texts.nextNode()) {
+    if (!text.textContent.trim()) continue;
+    const range = document.createRange();
+    range.selectNodeContents(text);
+    lines.push(...[...range.getClientRects()].filter((rect) => rect.width > 0));
+  }
+}
+lines.sort((a, b) => a.top - b.top);
+let header_rows = 0, bottom = -Infinity;
+for (const line of lines) {
+  if ((line.top + line.bottom) / 2 > bottom) { header_rows += 1; bottom = line.bottom; }
+  else { bottom = Math.max(bottom, line.bottom); }
+}
+return { scroll_width: page.scrollWidth, client_width: width, sticking_out, header_rows };
+"#;
+
 /// A page on another origin (another port of the same host: the same *site*, so a
 /// `SameSite=Strict` cookie still goes along) that makes the browser post a form to the
 /// registry as soon as it loads.
@@ -378,6 +473,14 @@ async fn the_web_pages_in_a_real_browser() {
         .await;
     let read_only = browser.shown_token().await;
     browser.shot("04-token-shown-once").await;
+    // The `.npmrc` line, whole (it may wrap on a phone, but it copies as one line).
+    assert_eq!(
+        browser.text("#npmrc").await,
+        format!(
+            "{}:_authToken=${{NPM_TOKEN}}",
+            url.trim_start_matches("http:")
+        )
+    );
     assert!(
         browser
             .text(".warning")

@@ -54,6 +54,8 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;line-height:1.5;m
 header{background:#233;color:#fff;padding:.5rem 1rem;display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}
 header a,header button{color:#fff}
 header .brand{font-weight:bold;margin-right:auto}
+header nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem;align-items:center}
+header strong{overflow-wrap:anywhere}
 main{max-width:60rem;margin:0 auto;padding:1rem}
 form,main>p{max-width:42rem}
 label{display:block;font-weight:600;margin-top:1rem}
@@ -76,16 +78,18 @@ header button{margin:0;background:none;border:1px solid #fff;padding:.2rem .6rem
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.1rem 1rem;margin:.5rem 0}
 dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
 code{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
+pre{white-space:pre-wrap}
+.actions .button{margin-top:0}
 #new-token{display:block;font-size:1.05rem;background:#fff;border:2px solid #233;padding:.6rem;margin:.5rem 0}
 nav.pages{display:flex;justify-content:space-between;margin-top:1rem}
-.table-wrap{overflow-x:auto}
+.table-wrap{overflow-x:auto;position:relative}
 table.tokens{border-collapse:collapse;width:100%;background:#fff;font-size:.95rem}
 table.tokens th,table.tokens td{border-bottom:1px solid #ddd;padding:.4rem .5rem;text-align:left;vertical-align:top}
 table.tokens thead th{border-bottom:2px solid #233}
 table.tokens tbody th{font-weight:600}
 .token-id{font-size:.8rem;font-weight:normal;white-space:nowrap}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
-@media (max-width:32rem){header{gap:.25rem .6rem;font-size:.9rem}header .brand{flex-basis:100%}main{padding:.5rem}}
+@media (max-width:32rem){header{gap:.25rem .6rem;font-size:.9rem}header nav{order:1;flex-basis:100%;gap:.25rem .6rem}main{padding:.5rem}}
 ";
 
 /// One page: the header (with the user's links when signed in) and `body`.
@@ -103,10 +107,13 @@ pub(super) fn layout(title: &str, user: Option<&str>, body: Markup) -> Markup {
                 header {
                     span.brand { "tokengate registry" }
                     @if let Some(user) = user {
-                        a href="/-/web/tokens" { "Tokens" }
-                        a href="/-/web/tokens/new" { "Generate new token" }
-                        span { "Signed in as " strong { (user) } }
-                        form method="post" action="/-/web/logout" style="display:inline" {
+                        // At phone width, a row of its own under the brand and Log out.
+                        nav aria-label="Your account" {
+                            a href="/-/web/tokens" { "Tokens" }
+                            a href="/-/web/tokens/new" { "Generate new token" }
+                            span { "Signed in as " strong { (user) } }
+                        }
+                        form method="post" action="/-/web/logout" {
                             button type="submit" { "Log out" }
                         }
                     }

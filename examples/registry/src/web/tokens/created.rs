@@ -37,6 +37,7 @@ pub(crate) async fn created_page(
              did not copy it, revoke it on the Tokens page and generate another.",
         );
     };
+    let npmrc = npmrc_line(&headers);
     let body = html! {
         p.warning role="alert" {
             strong { "Copy your token now." } " It will not be shown again: the registry keeps only a digest of it."
@@ -47,7 +48,15 @@ pub(crate) async fn created_page(
         button #copy type="button" { "Copy to clipboard" }
         span #copied role="status" aria-live="polite" {}
         p { "Use it with npm: in a project's " code { ".npmrc" } ", with the token in the " code { "NPM_TOKEN" } " environment variable," }
-        pre { code #npmrc { (npmrc_line(&headers)) } }
+        // On a narrow screen the line wraps (`pre-wrap`), best after the address.
+        pre {
+            code #npmrc {
+                @match npmrc.split_once("/:") {
+                    Some((address, setting)) => { (address) "/:" wbr; (setting) }
+                    None => (npmrc),
+                }
+            }
+        }
         p { a href="/-/web/tokens" { "Back to your tokens" } }
         script { (PreEscaped(COPY_SCRIPT)) }
     };

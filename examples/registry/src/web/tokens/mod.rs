@@ -123,10 +123,8 @@ async fn tokens_markup(
         @if let Some((name, id)) = &revoked {
             p.notice role="status" { "Token " strong { (name) } " (ID " code { (id) } ") was revoked." }
         }
-        p {
-            "Tokens you make here and with " code { "npm token create" } " are the same tokens: each list shows both. "
-            a.button href="/-/web/tokens/new" { "Generate new token" }
-        }
+        p { "Tokens you make here and with " code { "npm token create" } " are the same tokens: each list shows both." }
+        p.actions { a.button href="/-/web/tokens/new" { "Generate new token" } }
         p { (total) " token" @if total != 1 { "s" } @if pages > 1 { ", page " (number + 1) " of " (pages) } "." }
         @if !listed.is_empty() {
             div.table-wrap {
