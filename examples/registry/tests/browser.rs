@@ -648,6 +648,12 @@ async fn the_web_pages_in_a_real_browser() {
     assert_eq!(browser.text("#npm-from").await, "127.0.0.1");
     assert_eq!(browser.text("#npm-browser").await, "127.0.0.1");
     assert!(browser.text("#npm-expires").await.contains("5 minutes"));
+    // It says when as the other pages do: a `<time>`, in the reader's own zone and terms.
+    let started = browser.text("#npm-started time[datetime]").await;
+    assert!(
+        !started.contains("UTC"),
+        "not in the reader's terms: {started}"
+    );
     browser.shot("11-npm-login").await;
     browser.fill("username", "alice").await;
     browser.fill("password", PASSWORD).await;

@@ -41,7 +41,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::layout::iso;
+use super::layout::when;
 use super::session::own_origin;
 use super::{WebState, random_key};
 use crate::error::ApiError;
@@ -231,13 +231,6 @@ fn span(time: Duration) -> String {
     }
 }
 
-/// "2025-06-01 at 12:00:03 UTC".
-fn when(at: SystemTime) -> String {
-    let iso = iso(at);
-    let (day, time) = iso.split_once('T').unwrap_or((&iso, ""));
-    format!("{day} at {} UTC", time.trim_end_matches('Z'))
-}
-
 fn address(ip: Option<IpAddr>) -> String {
     ip.map_or_else(|| "an unknown address".into(), |ip| ip.to_string())
 }
@@ -258,7 +251,8 @@ pub fn panel(
     html! {
         p #npm-started {
             "This login was started by " code { "npm login" } " from " strong #npm-from { (from) }
-            " on " (when(waiting.started)) ", " (span(ago)) " ago. "
+            // As every page shows a time: in the reader's own zone, the exact time on hover.
+            " on " (when(Some(waiting.started), "")) ", " (span(ago)) " ago. "
             "This browser connects from " strong #npm-browser { (address(browser)) } "."
         }
         p #npm-expires {
