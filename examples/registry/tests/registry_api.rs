@@ -1898,3 +1898,105 @@ async fn npm_token_list_is_newest_first_as_the_web_shows_it() {
         .await;
     assert_eq!(names(second), ["first"]);
 }
+
+#[tokio::test]
+async fn installs_get_the_abbreviated_document_and_revalidate_with_etags() {
+    let (client, _data) = support::client::start().await;
+    let session = support::registry::add_user(client.registry.addr, "alice").await;
+    let publish = support::client::publish_body("tool", "1.0.0", serde_json::Value::Null);
+    assert_eq!(
+        client
+            .send("PUT", "/tool", Some(&session), &publish)
+            .await
+            .status,
+        201
+    );
+    let corgi = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*";
+    let get = |accept: &'static str, etag: Option<String>| {
+        let client = &client;
+        async move {
+            let mut headers = vec![("accept", accept)];
+            let etag = etag.unwrap_or_default();
+            if !etag.is_empty() {
+                headers.push(("if-none-match", etag.as_str()));
+            }
+            http(client.registry.addr, "GET", "/tool", &headers, b"").await
+        }
+    };
+
+    let install = get(corgi, None).await;
+    assert_eq!(install.status, 200);
+    assert_eq!(
+        install.header("content-type"),
+        Some("application/vnd.npm.install-v1+json")
+    );
+    let document = install.json();
+    assert!(document.get("time").is_none() && document.get("maintainers").is_none());
+    let version = &document["versions"]["1.0.0"];
+    assert!(
+        version["dist"]["integrity"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha512-")
+    );
+    assert!(
+        version["dist"]["tarball"]
+            .as_str()
+            .unwrap()
+            .ends_with("/tool/-/tool-1.0.0.tgz")
+    );
+    let etag = install.header("etag").expect("an ETag").to_owned();
+
+    let full = get("application/json", None).await;
+    assert!(
+        full.json().get("time").is_some(),
+        "plain JSON is the whole packument"
+    );
+    assert_ne!(
+        full.header("etag"),
+        Some(etag.as_str()),
+        "each document its own tag"
+    );
+
+    let unchanged = get(corgi, Some(etag.clone())).await;
+    assert_eq!(unchanged.status, 304);
+    assert!(unchanged.body.is_empty());
+
+    let next = support::client::publish_body("tool", "1.1.0", serde_json::Value::Null);
+    assert_eq!(
+        client
+            .send("PUT", "/tool", Some(&session), &next)
+            .await
+            .status,
+        201
+    );
+    let changed = get(corgi, Some(etag.clone())).await;
+    assert_eq!(changed.status, 200, "a write changes the tag");
+    assert_ne!(changed.header("etag"), Some(etag.as_str()));
+
+    let tarball = client.send("GET", "/tool/-/tool-1.1.0.tgz", None, "").await;
+    assert_eq!(tarball.bytes, b"hello");
+    assert_eq!(tarball.header("content-length"), Some("5"));
+}
+
+#[tokio::test]
+async fn a_publish_whose_integrity_does_not_match_its_tarball_is_refused() {
+    let (client, _data) = support::client::start().await;
+    let session = support::registry::add_user(client.registry.addr, "alice").await;
+    let mut publish: serde_json::Value = serde_json::from_str(&support::client::publish_body(
+        "tool",
+        "1.0.0",
+        serde_json::Value::Null,
+    ))
+    .unwrap();
+    // The SHA-512 of "hallo", not of the "hello" attached.
+    publish["versions"]["1.0.0"]["dist"] = serde_json::json!({
+        "integrity": "sha512-cLd7dUbULoMTkxbsB9BIZy9cSqQaH+wynebBjm71Pjz3rRJK8YrsC1WiWt6xBR9H6ImZIc/Zr1YOja/rCTmrzw=="
+    });
+    let refused = client
+        .send("PUT", "/tool", Some(&session), &publish.to_string())
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("dist.integrity"), "{}", refused.body);
+    assert_eq!(client.send("GET", "/tool", None, "").await.status, 404);
+}

@@ -97,12 +97,7 @@ pub async fn search(
         .filter_map(|hit| {
             let name = PackageName::parse(&hit.name).ok()?;
             // The query found the reader's own private packages; their token decides.
-            let rule = crate::db::ReadRule {
-                visibility: hit.visibility,
-                reader_maintains: true,
-                revision: 0,
-            };
-            access::rule_allows(rule, who.as_ref(), &name).then(|| {
+            access::visible(hit.visibility, true, who.as_ref(), &name).then(|| {
                 let rank = rank(&terms, &hit.name);
                 json!({
                     "package": {

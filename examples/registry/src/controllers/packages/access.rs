@@ -39,22 +39,27 @@ impl Package {
 
     /// The one rule for reads, shared by every route that can reveal a package.
     pub fn readable_by(&self, who: Option<&Authenticated>, name: &PackageName) -> bool {
-        match self.visibility {
-            Visibility::Public => true,
-            Visibility::Private => who.is_some_and(|who| {
-                self.is_maintainer(who.owner())
-                    && who.may(Action::Read, Some(&Resource::new(name.to_string())))
-            }),
-        }
+        let maintains = who.is_some_and(|who| self.is_maintainer(who.owner()));
+        visible(self.visibility, maintains, who, name)
     }
 }
 
 /// The read rule, decided from the index: the same as [`Package::readable_by`].
 pub fn rule_allows(rule: ReadRule, who: Option<&Authenticated>, name: &PackageName) -> bool {
-    match rule.visibility {
+    visible(rule.visibility, rule.reader_maintains, who, name)
+}
+
+/// Whether `who` may read a package of `visibility` that they maintain or not.
+pub fn visible(
+    visibility: Visibility,
+    reader_maintains: bool,
+    who: Option<&Authenticated>,
+    name: &PackageName,
+) -> bool {
+    match visibility {
         Visibility::Public => true,
         Visibility::Private => who.is_some_and(|who| {
-            rule.reader_maintains && who.may(Action::Read, Some(&Resource::new(name.to_string())))
+            reader_maintains && who.may(Action::Read, Some(&Resource::new(name.to_string())))
         }),
     }
 }
