@@ -15,14 +15,17 @@
 //!   would pass a limit only because of others in flight waits for them to end.
 //! - An unknown user's check hashes against a dummy, so that it takes as long as a known
 //!   user's and answers the same.
+//! - Argon2's working memory (19 MiB a check) is kept in a pool of [`AT_ONCE`] buffers
+//!   and reused ([`argon_pool`]), so that checks do not grow the process.
+
+mod argon_pool;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, SaltString};
 use axum::http::{HeaderValue, StatusCode};
 use moka::sync::Cache;
 use tokengate::ClientBucket;
@@ -31,6 +34,7 @@ use zeroize::Zeroizing;
 
 use crate::db::User;
 use crate::error::ApiError;
+use argon_pool::ArgonPool;
 
 /// How long failures are remembered, and so how long a locked-out caller waits at most.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -50,6 +54,7 @@ pub const ACCOUNT_CEILING: u32 = 100;
 /// How long an address that logged in to an account is remembered as the account's.
 const KNOWN_ADDRESS_FOR: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Argon2 checks running at once; more wait their turn without holding anything else.
+/// As many buffers of Argon2 memory are kept, so at most this many times 19 MiB.
 const AT_ONCE: usize = 4;
 /// Longest a check waits for others in flight to end before it is refused.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(30);
@@ -66,6 +71,8 @@ pub enum Standing {
 
 pub struct PasswordGuard {
     running: Semaphore,
+    /// Argon2's memory, one buffer per turn of `running`.
+    argon: Arc<ArgonPool>,
     by_account_and_address: Cache<(String, ClientBucket), Arc<Count>>,
     by_address: Cache<ClientBucket, Arc<Count>>,
     by_account: Cache<String, Arc<Count>>,
@@ -78,6 +85,7 @@ impl Default for PasswordGuard {
     fn default() -> Self {
         Self {
             running: Semaphore::new(AT_ONCE),
+            argon: Arc::new(ArgonPool::new(AT_ONCE)),
             by_account_and_address: failures(),
             by_address: failures(),
             by_account: failures(),
@@ -207,9 +215,9 @@ impl PasswordGuard {
                 .map_err(|e| ApiError::internal("password check failed", e))?;
             let hash = match user {
                 Some(user) => user.password_hash.clone(),
-                None => dummy_hash().await?,
+                None => dummy_hash(&self.argon).await?,
             };
-            verify(hash, Zeroizing::new(password.to_owned())).await? && user.is_some()
+            verify(&self.argon, hash, Zeroizing::new(password.to_owned())).await? && user.is_some()
         };
         if right {
             if let Some(bucket) = bucket {
@@ -233,7 +241,7 @@ impl PasswordGuard {
             .acquire()
             .await
             .map_err(|e| ApiError::internal("password hashing failed", e))?;
-        hash_new(Zeroizing::new(password.to_owned())).await
+        hash_new(&self.argon, Zeroizing::new(password.to_owned())).await
     }
 }
 
@@ -244,14 +252,16 @@ fn slowdown(failed: u32, step: Duration) -> Duration {
     step * steps
 }
 
-async fn hash_new(password: Zeroizing<String>) -> Result<String, ApiError> {
+/// A standard PHC string, as `Argon2::default().hash_password` writes it, computed in
+/// the pool's memory.
+async fn hash_new(argon: &Arc<ArgonPool>, password: Zeroizing<String>) -> Result<String, ApiError> {
+    let argon = Arc::clone(argon);
     tokio::task::spawn_blocking(move || {
         let mut random = [0u8; 16];
         getrandom::fill(&mut random).map_err(|e| e.to_string())?;
         let salt = SaltString::encode_b64(&random).map_err(|e| e.to_string())?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
+        argon
+            .hash(password.as_bytes(), salt.as_salt())
             .map_err(|e| e.to_string())
     })
     .await
@@ -261,7 +271,7 @@ async fn hash_new(password: Zeroizing<String>) -> Result<String, ApiError> {
 
 /// A hash of a random password nobody knows, made with the same parameters as users'
 /// hashes, for checks of users who do not exist.
-async fn dummy_hash() -> Result<String, ApiError> {
+async fn dummy_hash(argon: &Arc<ArgonPool>) -> Result<String, ApiError> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DUMMY
         .get_or_try_init(|| async {
@@ -270,7 +280,7 @@ async fn dummy_hash() -> Result<String, ApiError> {
                 .map_err(|e| ApiError::internal("password check failed", e))?;
             let unknowable =
                 base64::Engine::encode(&base64::engine::general_purpose::STANDARD, random);
-            hash_new(Zeroizing::new(unknowable)).await
+            hash_new(argon, Zeroizing::new(unknowable)).await
         })
         .await
         .cloned()
@@ -287,16 +297,21 @@ pub fn too_many_wrong(what: &str) -> ApiError {
     error
 }
 
-/// Argon2 compares in constant time; hashing is deliberately slow, so it runs off the
-/// async workers.
-async fn verify(hash: String, password: Zeroizing<String>) -> Result<bool, ApiError> {
+/// Checked with the stored hash's own parameters, in the pool's memory, and compared in
+/// constant time; hashing is deliberately slow, so it runs off the async workers. A hash
+/// that cannot be checked (not a PHC string, not Argon2, parameters Argon2 refuses) is an
+/// error, not a wrong password.
+async fn verify(
+    argon: &Arc<ArgonPool>,
+    hash: String,
+    password: Zeroizing<String>,
+) -> Result<bool, ApiError> {
+    let argon = Arc::clone(argon);
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&hash).map_err(|e| e.to_string())?;
-        Ok::<_, String>(
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-        )
+        argon
+            .verify(password.as_bytes(), &parsed)
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| ApiError::internal("password check failed", e))?
@@ -604,5 +619,106 @@ mod limit_tests {
                 burst.checked_at_most
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    //! Every Argon2 run of the guard borrows the pool's memory.
+
+    use std::sync::Arc;
+
+    use argon2::Argon2;
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+
+    use super::{AT_ONCE, PasswordGuard, Standing};
+    use crate::db::User;
+
+    /// Alice's hash as the registry stored it before the pool (`correct horse battery`).
+    const STORED_BEFORE: &str = "$argon2id$v=19$m=19456,t=2,p=1$mxQBWRHlEic+R3I1K28Hag$wUOL8O0cn3PK+ykC829Ix4omB4CgJ0vVs4eytD+TB/4";
+
+    fn alice(password_hash: String) -> User {
+        User {
+            name: "alice".into(),
+            password_hash,
+            email: None,
+            created: None,
+            updated: None,
+            tfa: None,
+            profile: Default::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sixteen_checks_at_once_share_at_most_four_buffers() {
+        let guard = Arc::new(PasswordGuard::default());
+        let checks: Vec<_> = (0..16)
+            .map(|check| {
+                let guard = Arc::clone(&guard);
+                tokio::spawn(async move {
+                    let password = if check % 4 == 0 {
+                        "a wrong password"
+                    } else {
+                        "correct horse battery"
+                    };
+                    let user = alice(STORED_BEFORE.to_owned());
+                    let right = guard
+                        .check("alice", Some(&user), password, None, Standing::HoldsToken)
+                        .await
+                        .unwrap();
+                    assert_eq!(right, check % 4 != 0, "check {check}");
+                })
+            })
+            .collect();
+        for check in checks {
+            check.await.unwrap();
+        }
+        let made = guard.argon.made();
+        assert!(
+            (1..=AT_ONCE).contains(&made),
+            "16 checks made {made} buffers of Argon2 memory"
+        );
+    }
+
+    #[tokio::test]
+    async fn new_hashes_and_unknown_users_use_the_pool_too() {
+        let guard = PasswordGuard::default();
+        let hash = guard.hash("another long password").await.unwrap();
+        let parsed = PasswordHash::new(&hash).unwrap();
+        Argon2::default()
+            .verify_password(b"another long password", &parsed)
+            .unwrap();
+        let right = guard
+            .check(
+                "nobody",
+                None,
+                "another long password",
+                None,
+                Standing::Stranger,
+            )
+            .await
+            .unwrap();
+        assert!(!right);
+        assert_eq!(guard.argon.made(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_hash_is_an_error_not_a_wrong_password() {
+        let guard = PasswordGuard::default();
+        let user = alice("$argon2id$v=19$m=19456,t=2,p=1$mxQBWRHlEic+R3I1K28Hag".to_owned());
+        let checked = guard
+            .check(
+                "alice",
+                Some(&user),
+                "correct horse battery",
+                None,
+                Standing::HoldsToken,
+            )
+            .await;
+        let error = checked.expect_err("a hash without its output was checked");
+        assert_eq!(
+            error.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }
