@@ -3,8 +3,9 @@
 
 Usage: benches/run-all (which runs the benches and then this script). Reads criterion's
 estimates under $CARGO_TARGET_DIR/criterion/ (default target/) and the saved output of the
-constant_time, http_load, instructions and stores targets and of benches/peers.sh, so
-that no number in BENCHMARKS.md is typed by hand.
+constant_time, http_load, instructions and stores targets and of benches/peers.sh,
+benches/abuse.py and benches/password_memory.py, so that no number in BENCHMARKS.md is
+typed by hand.
 """
 import datetime
 import json
@@ -386,7 +387,7 @@ Requests/s per round:
 
 
 def main(constant_time_out, http_load_out, instructions_out=None, stores_out=None, peers_out=None,
-         hot_path_out=None, abuse_out=None):
+         hot_path_out=None, abuse_out=None, password_memory_out=None):
     m = medians("hot_path")
     bare, floor = m["1_bare_service"], m["4_floor"]
     rows = [f"| `{b}` | {fmt_ns(t)} | {t / bare:.2f} | {t / floor:.2f} |" for b, t in m.items()]
@@ -442,8 +443,9 @@ measured minutes apart in the same run, not the absolute times.
 **Commands:** `benches/run-all` runs, in order,
 `cargo bench --bench hot_path`, `cargo bench --bench constant_time`,
 `cargo bench --bench http_load`, `benches/instructions.sh` (valgrind),
-`cargo bench --bench stores --features sqlite,postgres` and `benches/peers.sh` (wrk against
-Verdaccio), then `benches/report.py`.
+`cargo bench --bench stores --features sqlite,postgres`, `benches/peers.sh` (wrk against
+Verdaccio), `benches/abuse.py` and `benches/password_memory.py` (against release builds of
+the example registry), then `benches/report.py`.
 
 ## Hot path (criterion, `benches/hot_path.rs`)
 
@@ -514,10 +516,11 @@ for the client), alternating runs. Loopback only; stops by itself.
 
 {limiter_section(m, hot_path_out) if hot_path_out else ""}
 {stores_section(stores_out) if stores_out else ""}{peers_section(peers_out) if peers_out else ""}
-{pathlib.Path(abuse_out).read_text() if abuse_out else ""}"""
+{pathlib.Path(abuse_out).read_text() if abuse_out else ""}
+{pathlib.Path(password_memory_out).read_text() if password_memory_out else ""}"""
     (ROOT / "BENCHMARKS.md").write_text(out)
     print(out)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:8])
+    main(*sys.argv[1:9])
