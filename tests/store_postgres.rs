@@ -473,4 +473,147 @@ mod with_server {
             2
         );
     }
+
+    /// A table of the previous release (kinds, the index on owner, no count) gets the
+    /// listing's index and the count of each owner's listed tokens when a store connects:
+    /// its tokens are counted once, however many nodes connect, and the count follows every
+    /// write, one made by plain SQL (as an older node writes) included.
+    #[tokio::test]
+    async fn a_previous_release_table_counts_its_tokens_when_migrated() {
+        use tokengate::store::{Cursor, Order, Page, TokenStore};
+        use tokengate::{SecretToken, TokenKind, TokenPrefix};
+
+        let schema = fresh_schema();
+        let table = format!("\"{schema}\".tokengate_tokens");
+        let client = sql().await;
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA \"{schema}\";
+                 CREATE TABLE {table} (
+                     id TEXT PRIMARY KEY, owner TEXT NOT NULL, digest BYTEA NOT NULL,
+                     access TEXT NOT NULL, cidr TEXT NOT NULL, created_at BIGINT NOT NULL,
+                     expires_at BIGINT, revoked_at BIGINT, name TEXT, description TEXT,
+                     last_used_at BIGINT
+                 );
+                 CREATE INDEX tokengate_tokens_by_owner
+                     ON {table} (owner, created_at, id) WHERE revoked_at IS NULL;
+                 ALTER TABLE {table} ADD COLUMN grants TEXT;
+                 ALTER TABLE {table} ADD COLUMN kind TEXT NOT NULL DEFAULT 'standard';
+                 ALTER TABLE {table} ADD COLUMN second_factor TEXT NOT NULL
+                     DEFAULT 'enforced';"
+            ))
+            .await
+            .unwrap();
+        let prefix = TokenPrefix::new("npm").unwrap();
+        let insert = async |owner: &str, kind: &str, revoked: bool, second: i64| {
+            let token = SecretToken::generate(&prefix).unwrap();
+            let created = 1_700_000_000_000_i64 + second * 1_000;
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} VALUES ($1, $2, $3, 'read-write', '', $4, NULL, \
+                         $5, NULL, NULL, NULL, NULL, $6, 'enforced')"
+                    ),
+                    &[
+                        &token.id().as_str(),
+                        &owner,
+                        &token.digest().as_bytes().to_vec(),
+                        &created,
+                        &revoked.then_some(created + 1),
+                        &kind,
+                    ],
+                )
+                .await
+                .unwrap();
+            let at = std::time::UNIX_EPOCH + Duration::from_millis(created as u64);
+            Cursor::new(at, token.id())
+        };
+        let mut alice = Vec::new();
+        for (kind, revoked, second) in [
+            ("standard", false, 3),
+            ("standard", false, 1),
+            ("standard", false, 1),
+            ("standard", true, 2),
+            ("session", false, 2),
+            ("exchanged", false, 2),
+        ] {
+            let cursor = insert("alice", kind, revoked, second).await;
+            if kind == "standard" && !revoked {
+                alice.push(cursor);
+            }
+        }
+        insert("bob", "standard", false, 5).await;
+        insert("carol", "standard", true, 5).await;
+        alice.sort();
+
+        let store = store_in(&schema, &url()).await;
+        let other = store_in(&schema, &url()).await;
+        let totals = async || {
+            let mut totals = Vec::new();
+            for owner in ["alice", "bob", "carol"] {
+                totals.push(store.list(owner, Page::default()).await.unwrap().total);
+            }
+            totals
+        };
+        assert_eq!(totals().await, [3, 1, 0], "counted once for two nodes");
+        for order in [Order::OldestFirst, Order::NewestFirst] {
+            let mut seen = Vec::new();
+            let mut page = Page::first(2).in_order(order);
+            loop {
+                let listed = other.list("alice", page).await.unwrap();
+                seen.extend(listed.records.iter().map(Cursor::from));
+                match listed.next {
+                    Some(next) => page = Page::after(next, 2).in_order(order),
+                    None => break,
+                }
+            }
+            if order == Order::NewestFirst {
+                seen.reverse();
+            }
+            assert_eq!(seen, alice, "{order:?}");
+        }
+
+        // Writes through the store, and by plain SQL as an older node makes them.
+        let tokens = manager(store.clone());
+        let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
+        tokens.create("alice", NewToken::session()).await.unwrap();
+        insert("carol", "standard", false, 9).await;
+        insert("carol", "session", false, 9).await;
+        client
+            .execute(
+                &format!("UPDATE {table} SET revoked_at = 1 WHERE id = $1"),
+                &[&alice[0].id().as_str()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(totals().await, [3, 1, 1]);
+        let revoked = other
+            .revoke_all(
+                "alice",
+                TokenKind::Standard,
+                Some(created.listing.id),
+                std::time::SystemTime::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(revoked.len(), 2);
+        client
+            .execute(&format!("DELETE FROM {table} WHERE owner = 'bob'"), &[])
+            .await
+            .unwrap();
+        assert_eq!(totals().await, [1, 0, 1]);
+
+        let indexes: Vec<String> = client
+            .query(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = $1 \
+                 AND tablename = 'tokengate_tokens' ORDER BY indexname",
+                &[&schema],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(indexes, ["tokengate_tokens_live", "tokengate_tokens_pkey"]);
+    }
 }

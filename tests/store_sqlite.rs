@@ -327,13 +327,208 @@ async fn a_first_release_database_migrates_in_place() {
     let version: i32 = migrated
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let uses: i64 = migrated
         .query_row("SELECT COUNT(*) FROM tokengate_id_token_uses", [], |row| {
             row.get(0)
         })
         .unwrap();
     assert_eq!(uses, 0, "the table of ID-token uses is made");
+}
+
+/// A file of the previous schema (version 3) gets the listing's index and the count of
+/// each owner's listed tokens when opened: its tokens are all there, counted and paged,
+/// and the count goes on with every write, without counting twice on the next open.
+#[tokio::test]
+async fn a_version_3_database_counts_its_tokens_when_migrated() {
+    use tokengate::store::{Cursor, Order};
+    use tokengate::{SecretToken, TokenPrefix};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    let prefix = TokenPrefix::new("npm").unwrap();
+    // (owner, kind, revoked, created second)
+    let rows = [
+        ("alice", "standard", false, 3),
+        ("alice", "standard", false, 1),
+        ("alice", "standard", false, 1),
+        ("alice", "standard", true, 2),
+        ("alice", "session", false, 2),
+        ("alice", "exchanged", false, 2),
+        ("bob", "standard", false, 5),
+        ("carol", "standard", true, 5),
+    ];
+    let mut alice = Vec::new();
+    {
+        // Version 3, as the previous release created it.
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "BEGIN;
+             CREATE TABLE tokengate_tokens (
+                 id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, digest BLOB NOT NULL,
+                 access TEXT NOT NULL, cidr TEXT NOT NULL, created_at INTEGER NOT NULL,
+                 expires_at INTEGER, revoked_at INTEGER, name TEXT, description TEXT,
+                 last_used_at INTEGER
+             );
+             CREATE INDEX tokengate_tokens_by_owner
+                 ON tokengate_tokens (owner, created_at, id) WHERE revoked_at IS NULL;
+             ALTER TABLE tokengate_tokens ADD COLUMN grants TEXT;
+             ALTER TABLE tokengate_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'standard';
+             ALTER TABLE tokengate_tokens ADD COLUMN second_factor TEXT NOT NULL
+                 DEFAULT 'enforced';
+             CREATE TABLE tokengate_id_token_uses (
+                 issuer TEXT NOT NULL, jti TEXT NOT NULL, used_until INTEGER NOT NULL,
+                 PRIMARY KEY (issuer, jti)
+             ) WITHOUT ROWID;
+             CREATE INDEX tokengate_id_token_uses_by_time
+                 ON tokengate_id_token_uses (used_until);
+             PRAGMA user_version = 3;
+             COMMIT;",
+        )
+        .unwrap();
+        for (owner, kind, revoked, second) in rows {
+            let token = SecretToken::generate(&prefix).unwrap();
+            let created = 1_700_000_000_000_i64 + second * 1_000;
+            old.execute(
+                "INSERT INTO tokengate_tokens VALUES (?1, ?2, ?3, 'read-write', '', ?4, NULL, \
+                 ?5, NULL, NULL, NULL, NULL, ?6, 'enforced')",
+                rusqlite::params![
+                    token.id().as_str(),
+                    owner,
+                    token.digest().as_bytes().to_vec(),
+                    created,
+                    revoked.then_some(created + 1),
+                    kind,
+                ],
+            )
+            .unwrap();
+            if owner == "alice" && kind == "standard" && !revoked {
+                alice.push(Cursor::new(
+                    SystemTime::UNIX_EPOCH + Duration::from_millis(created as u64),
+                    token.id(),
+                ));
+            }
+        }
+    }
+    alice.sort();
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let total = async |owner: &str| store.list(owner, Page::default()).await.unwrap().total;
+    assert_eq!(
+        (
+            total("alice").await,
+            total("bob").await,
+            total("carol").await
+        ),
+        (3, 1, 0)
+    );
+    for order in [Order::OldestFirst, Order::NewestFirst] {
+        let mut seen = Vec::new();
+        let mut page = Page::first(2).in_order(order);
+        loop {
+            let listed = store.list("alice", page).await.unwrap();
+            seen.extend(listed.records.iter().map(Cursor::from));
+            match listed.next {
+                Some(next) => page = Page::after(next, 2).in_order(order),
+                None => break,
+            }
+        }
+        if order == Order::NewestFirst {
+            seen.reverse();
+        }
+        assert_eq!(seen, alice, "{order:?}");
+    }
+
+    // Every write counts from here on, and opening again counts nothing twice.
+    let tokens = manager(store.clone());
+    let created = tokens.create("alice", NewToken::read_only()).await.unwrap();
+    tokens.create("carol", NewToken::read_only()).await.unwrap();
+    tokens.create("alice", NewToken::session()).await.unwrap();
+    assert!(
+        store
+            .revoke(alice[0].id(), SystemTime::now())
+            .await
+            .unwrap()
+    );
+    drop((tokens, store));
+    let store = SqliteStore::open(&path).await.unwrap();
+    let total = async |owner: &str| store.list(owner, Page::default()).await.unwrap().total;
+    assert_eq!(
+        (
+            total("alice").await,
+            total("bob").await,
+            total("carol").await
+        ),
+        (3, 1, 1)
+    );
+    let revoked = store.revoke_all(
+        "alice",
+        TokenKind::Standard,
+        Some(created.listing.id),
+        SystemTime::now(),
+    );
+    assert_eq!(revoked.await.unwrap().len(), 2);
+    assert_eq!(total("alice").await, 1);
+
+    let migrated = rusqlite::Connection::open(&path).unwrap();
+    let indexes: Vec<String> = migrated
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tokengate_tokens' AND sql IS NOT NULL ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        ["tokengate_tokens_live"],
+        "the old index is replaced"
+    );
+}
+
+/// A page is read from the listing's index, from its cursor on, in either order: no
+/// table scan and no sort, so that its cost does not grow with the owner's tokens.
+#[test]
+fn pages_are_read_from_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    drop(rt.block_on(SqliteStore::open(&path)).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    for (follows, direction) in [(">", "ASC"), ("<", "DESC")] {
+        let cursor = format!("AND (created_at, id) {follows} (?4, ?5) ");
+        for (from, parameters) in [(String::new(), 3), (cursor, 5)] {
+            // The statement the store runs (src/store/sqlite.rs, `list_sql`).
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT * FROM tokengate_tokens \
+                 WHERE owner = ?1 AND kind = 'standard' AND revoked_at IS NULL {from}\
+                 ORDER BY created_at {direction}, id {direction} LIMIT ?2 OFFSET ?3"
+            );
+            let plan: Vec<String> = connection
+                .prepare(&sql)
+                .unwrap()
+                .query_map(
+                    rusqlite::params_from_iter(std::iter::repeat_n(0, parameters)),
+                    |row| row.get(3),
+                )
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains("USING INDEX tokengate_tokens_live"),
+                "{sql}: {plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{sql} sorts: {plan}");
+            if !from.is_empty() {
+                assert!(
+                    plan.contains("(created_at,id)"),
+                    "{sql} scans from the start: {plan}"
+                );
+            }
+        }
+    }
 }
 
 /// An ID token's use is on disk: a replay after a restart, or through another process on

@@ -29,7 +29,7 @@ use crate::cidr::{CidrList, MAX_CIDR_ENTRIES};
 use crate::new_token::NewToken;
 use crate::reason::Reason;
 use crate::record::{SecondFactor, TokenKind, TokenRecord};
-use crate::store::{Page, StoreError, TokenStore};
+use crate::store::{Cursor, Order, Page, StoreError, TokenStore};
 use crate::token::{SecretToken, TokenId, TokenPrefix};
 use crate::tokens::Tokens;
 
@@ -128,6 +128,178 @@ pub async fn list_pages_in_a_stable_order<S: TokenStore>(store: S) {
     assert_eq!(everything.records, mine);
     let huge = store.list("alice", Page::first(u32::MAX)).await.unwrap();
     assert_eq!(huge.records.len(), 7, "limits are capped, not refused");
+}
+
+/// Numbered pages newest first are the same pages in reverse, and say whether another
+/// follows.
+pub async fn list_pages_newest_first<S: TokenStore>(store: S) {
+    let mut mine = Vec::new();
+    for i in 0..7u64 {
+        let record = record("alice", at(i / 3));
+        store.insert(record.clone()).await.unwrap();
+        mine.push(record);
+    }
+    store.insert(record("bob", at(9))).await.unwrap();
+    mine.sort_by_key(|r| Cursor::from(r));
+    mine.reverse();
+
+    let mut seen = Vec::new();
+    for number in 0..3 {
+        let page = Page::number(number, 3).newest_first();
+        let page = store.list("alice", page).await.unwrap();
+        assert_eq!(page.total, 7);
+        let more = number < 2;
+        let last = page.records.last().map(Cursor::from);
+        assert_eq!(page.next, last.filter(|_| more), "page {number}'s next");
+        seen.extend(page.records);
+    }
+    assert_eq!(seen, mine, "newest first is the exact reverse");
+    let newest = store.list("alice", Page::first(2).newest_first()).await;
+    assert_eq!(newest.unwrap().records, mine[..2]);
+}
+
+/// Paging from cursors, oldest first and newest first, while records are created and
+/// revoked between pages: each page holds exactly the live records that follow its
+/// cursor, so that a record live all along is seen exactly once, one revoked before its
+/// page is read is not seen, and one created meanwhile is seen if it sorts after the
+/// cursor; the cursor's own record may be gone. `total` counts the live records at each
+/// page, and `next` is set exactly when another record follows.
+pub async fn list_pages_from_a_cursor_across_changes<S: TokenStore>(store: S) {
+    for (owner, order) in [("alice", Order::OldestFirst), ("carol", Order::NewestFirst)] {
+        page_through_changes(&store, owner, order).await;
+    }
+}
+
+async fn page_through_changes<S: TokenStore>(store: &S, owner: &str, order: Order) {
+    use std::collections::BTreeMap;
+
+    // What the store should list, by listing key.
+    let mut live: BTreeMap<Cursor, TokenRecord> = BTreeMap::new();
+    let insert = async |live: &mut BTreeMap<Cursor, TokenRecord>, record: TokenRecord| {
+        store.insert(record.clone()).await.unwrap();
+        live.insert(Cursor::from(&record), record);
+    };
+    let revoke = async |live: &mut BTreeMap<Cursor, TokenRecord>, key: Cursor| {
+        assert!(store.revoke(key.id(), at(500)).await.unwrap());
+        live.remove(&key);
+    };
+    // Several share a creation time: the id breaks the tie.
+    for i in 0..14u64 {
+        insert(&mut live, record(owner, at(10 + i / 3))).await;
+    }
+    // Never listed: another owner's, a session, and a record stored revoked.
+    store.insert(record("bob", at(12))).await.unwrap();
+    let session = TokenRecord {
+        kind: TokenKind::Session,
+        ..record(owner, at(12))
+    };
+    store.insert(session).await.unwrap();
+    let stored_revoked = TokenRecord {
+        revoked_at: Some(at(13)),
+        ..record(owner, at(13))
+    };
+    store.insert(stored_revoked).await.unwrap();
+    let initial: Vec<Cursor> = live.keys().copied().collect();
+
+    // The listing order, from a place (exclusive) on.
+    let expected = |live: &BTreeMap<Cursor, TokenRecord>, after: Option<Cursor>| {
+        let mut records: Vec<TokenRecord> = live
+            .iter()
+            .filter(|(key, _)| match (after, order) {
+                (None, _) => true,
+                (Some(cursor), Order::OldestFirst) => **key > cursor,
+                (Some(cursor), Order::NewestFirst) => **key < cursor,
+            })
+            .map(|(_, record)| record.clone())
+            .collect();
+        if order == Order::NewestFirst {
+            records.reverse();
+        }
+        records
+    };
+    // Creation times that sort after every record, and before, in this order.
+    let (later, earlier) = match order {
+        Order::OldestFirst => (at(90), at(1)),
+        Order::NewestFirst => (at(1), at(90)),
+    };
+
+    let mut seen: Vec<Cursor> = Vec::new();
+    let mut revoked_unseen: Vec<Cursor> = Vec::new();
+    let mut cursor = None;
+    for round in 0.. {
+        assert!(round < 10, "{order:?}: paging does not end");
+        let page = match cursor {
+            None => Page::first(4),
+            Some(cursor) => Page::after(cursor, 4),
+        }
+        .in_order(order);
+        let got = store.list(owner, page).await.unwrap();
+        let want = expected(&live, cursor);
+        assert_eq!(
+            got.records,
+            want[..want.len().min(4)],
+            "{order:?}, page {round}: the live records that follow the cursor"
+        );
+        assert_eq!(
+            got.total,
+            live.len() as u64,
+            "{order:?}, page {round}: total"
+        );
+        let last = got.records.last().map(Cursor::from);
+        assert_eq!(
+            got.next,
+            last.filter(|_| want.len() > 4),
+            "{order:?}, page {round}: next is set when, and only when, a record follows"
+        );
+        seen.extend(got.records.iter().map(Cursor::from));
+        let Some(next) = got.next else { break };
+        cursor = Some(next);
+
+        // Between pages: the cursor's own record goes, with one already seen and one
+        // not yet seen; one is made that sorts after everything and one before the cursor.
+        revoke(&mut live, next).await;
+        if let Some(&old) = seen.iter().find(|key| live.contains_key(key)) {
+            revoke(&mut live, old).await;
+        }
+        if let Some(unseen) = expected(&live, Some(next)).get(1).map(Cursor::from) {
+            revoke(&mut live, unseen).await;
+            revoked_unseen.push(unseen);
+        }
+        if round < 2 {
+            insert(&mut live, record(owner, later)).await;
+            insert(&mut live, record(owner, earlier)).await;
+        }
+    }
+
+    let unique: HashSet<Cursor> = seen.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "{order:?}: a record was listed twice"
+    );
+    for key in &initial {
+        if live.contains_key(key) {
+            assert!(
+                unique.contains(key),
+                "{order:?}: a record live all along was skipped"
+            );
+        }
+    }
+    for key in &revoked_unseen {
+        assert!(
+            !unique.contains(key),
+            "{order:?}: a revoked record was listed"
+        );
+    }
+    // A page that holds exactly what is left says it is the last.
+    let rest = u32::try_from(live.len()).unwrap();
+    let everything = store.list(owner, Page::first(rest).in_order(order)).await;
+    let everything = everything.unwrap();
+    assert_eq!(everything.records, expected(&live, None));
+    assert_eq!(
+        everything.next, None,
+        "{order:?}: a page holding the rest exactly"
+    );
 }
 
 /// An owner with nothing is an empty page; owners are compared exactly.
@@ -572,6 +744,8 @@ where
     get_of_an_unknown_id_is_none(fresh().await).await;
     insert_never_overwrites(fresh().await).await;
     list_pages_in_a_stable_order(fresh().await).await;
+    list_pages_newest_first(fresh().await).await;
+    list_pages_from_a_cursor_across_changes(fresh().await).await;
     list_for_an_unknown_owner_is_empty(fresh().await).await;
     revoke_is_idempotent_and_final(fresh().await).await;
     expired_records_are_kept_and_listed(fresh().await).await;
@@ -601,6 +775,8 @@ macro_rules! store_contract_tests {
             get_of_an_unknown_id_is_none,
             insert_never_overwrites,
             list_pages_in_a_stable_order,
+            list_pages_newest_first,
+            list_pages_from_a_cursor_across_changes,
             list_for_an_unknown_owner_is_empty,
             revoke_is_idempotent_and_final,
             expired_records_are_kept_and_listed,

@@ -1,10 +1,11 @@
 //! [`MemoryStore`]: records in process memory.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
-use super::{Page, RecordPage, StoreError, TokenStore};
+use super::{Order, Page, RecordPage, StoreError, TokenStore};
 #[cfg(feature = "oidc")]
 use crate::oidc::ReplayKey;
 use crate::record::{TokenKind, TokenRecord};
@@ -149,17 +150,29 @@ impl TokenStore for MemoryStore {
         else {
             return Ok(RecordPage::default());
         };
-        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        let records = ids
-            .iter()
+        // From the cursor on (a range of the ordered index), past the offset, and one
+        // more than the page holds, to tell whether another follows.
+        let (older, newer) = match page.cursor() {
+            Some(cursor) => {
+                let key = (cursor.created_at(), cursor.id());
+                (
+                    ids.range(..key),
+                    ids.range((Bound::Excluded(key), Bound::Unbounded)),
+                )
+            }
+            None => (ids.range(..), ids.range(..)),
+        };
+        let keys: Box<dyn Iterator<Item = &(SystemTime, TokenId)>> = match page.order() {
+            Order::OldestFirst => Box::new(newer),
+            Order::NewestFirst => Box::new(older.rev()),
+        };
+        let skip = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+        let records = keys
             .skip(skip)
-            .take(page.effective_limit())
+            .take(page.effective_limit() + 1)
             .filter_map(|(_, id)| state.records.get(id).cloned())
             .collect();
-        Ok(RecordPage {
-            records,
-            total: ids.len() as u64,
-        })
+        Ok(RecordPage::from_lookahead(&page, records, ids.len() as u64))
     }
 
     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {

@@ -20,6 +20,7 @@ mod columns;
 pub mod contract;
 mod dyn_store;
 mod memory;
+mod page;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
@@ -27,6 +28,7 @@ mod sqlite;
 
 pub use dyn_store::DynStore;
 pub use memory::MemoryStore;
+pub use page::{Cursor, InvalidCursor, Order, Page, RecordPage};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PostgresStore, PostgresStoreBuilder};
@@ -84,63 +86,6 @@ impl StoreError {
     }
 }
 
-/// Which slice of a listing to return.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    /// Records to skip.
-    pub offset: u64,
-    /// Most records to return; stores cap it at [`Page::MAX_LIMIT`].
-    pub limit: u32,
-}
-
-impl Page {
-    /// The largest page a store returns.
-    pub const MAX_LIMIT: u32 = 1_000;
-
-    /// The first `limit` records.
-    pub fn first(limit: u32) -> Self {
-        Self { offset: 0, limit }
-    }
-
-    /// Page `number` (counted from 0) of pages of `per_page` records, as npm's
-    /// `?page=&perPage=` asks for them.
-    pub fn number(number: u32, per_page: u32) -> Self {
-        Self {
-            offset: u64::from(number) * u64::from(per_page),
-            limit: per_page,
-        }
-    }
-
-    /// `limit` capped at [`Page::MAX_LIMIT`].
-    pub fn effective_limit(&self) -> usize {
-        self.limit.min(Self::MAX_LIMIT) as usize
-    }
-}
-
-impl Default for Page {
-    /// The first 100 records.
-    fn default() -> Self {
-        Self::first(100)
-    }
-}
-
-/// One page of an owner's live tokens.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RecordPage {
-    /// The records on this page, in the store's listing order.
-    pub records: Vec<TokenRecord>,
-    /// How many live records the owner has in all.
-    pub total: u64,
-}
-
-impl RecordPage {
-    /// A page of `records` out of `total` live records.
-    pub fn new(records: Vec<TokenRecord>, total: u64) -> Self {
-        Self { records, total }
-    }
-}
-
 /// Persistence for token records.
 ///
 /// Implement it for your own database; [`Tokens`](crate::Tokens) adds the cache and the
@@ -163,7 +108,7 @@ impl RecordPage {
 /// use std::sync::{Arc, Mutex};
 /// use std::time::SystemTime;
 ///
-/// use tokengate::store::{Page, RecordPage, StoreError, TokenStore};
+/// use tokengate::store::{Cursor, Order, Page, RecordPage, StoreError, TokenStore};
 /// use tokengate::{NewToken, TokenId, TokenKind, TokenRecord, Tokens};
 ///
 /// #[derive(Clone, Default)]
@@ -190,6 +135,8 @@ impl RecordPage {
 ///     }
 ///
 ///     async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
+///         // A scan of every record: fine for a sketch, where a database would read an
+///         // index on (owner, created_at, id) from the cursor on.
 ///         let mut live: Vec<TokenRecord> = self
 ///             .map()
 ///             .values()
@@ -197,14 +144,23 @@ impl RecordPage {
 ///             .filter(|r| r.kind == TokenKind::Standard)
 ///             .cloned()
 ///             .collect();
-///         live.sort_by_key(|r| (r.created_at, r.id));
+///         live.sort_by_key(|r| Cursor::from(r));
+///         if page.order() == Order::NewestFirst {
+///             live.reverse();
+///         }
 ///         let total = live.len() as u64;
+///         let follows = |r: &TokenRecord| match (page.cursor(), page.order()) {
+///             (None, _) => true,
+///             (Some(c), Order::OldestFirst) => Cursor::from(r) > c,
+///             (Some(c), Order::NewestFirst) => Cursor::from(r) < c,
+///         };
 ///         let records = live
 ///             .into_iter()
-///             .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-///             .take(page.effective_limit())
+///             .filter(follows)
+///             .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+///             .take(page.effective_limit() + 1)
 ///             .collect();
-///         Ok(RecordPage::new(records, total))
+///         Ok(RecordPage::from_lookahead(&page, records, total))
 ///     }
 ///
 ///     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
@@ -262,8 +218,23 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// The owner's records that are not revoked and are of [`TokenKind::Standard`] (never
     /// sessions nor exchanged tokens; expired ones included, so that the owner sees and can
-    /// remove them), ordered by creation time and then by id, so that pages are stable. An
-    /// owner with no records gets an empty page with `total` 0, not an error.
+    /// remove them), ordered by creation time and then by id, so that pages are stable, or
+    /// in exactly the reverse order when the page is [`Order::NewestFirst`]. An owner with
+    /// no records gets an empty page with `total` 0, not an error.
+    ///
+    /// The page holds, in its order, the records that follow its [`cursor`](Page::cursor)
+    /// (compared by creation time, then id: strictly later, or strictly earlier newest
+    /// first; the record the cursor came from need not exist any more), past its
+    /// [`offset`](Page::offset), at most [`effective_limit`](Page::effective_limit) of
+    /// them. [`RecordPage::next`] is the cursor of the last one when at least one more
+    /// follows, `None` otherwise ([`RecordPage::from_lookahead`] does this from one record
+    /// too many). `total` counts every listed record of the owner's, wherever the page is.
+    ///
+    /// What it costs is the store's to choose, but the stores of this crate answer a page
+    /// that starts at a cursor in the same time however many records the owner has (an
+    /// index on owner, kind, creation time and id among the live records, and a count
+    /// kept with every write, in the same transaction); an offset costs the records it
+    /// skips.
     fn list(
         &self,
         owner: &str,

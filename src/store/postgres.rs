@@ -14,7 +14,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::columns::{self, COLUMNS, Row};
-use super::{Page, RecordPage, StoreChange, StoreError, TokenStore};
+use super::{Order, Page, RecordPage, StoreChange, StoreError, TokenStore};
 use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
@@ -226,7 +226,8 @@ struct Queries {
     get: String,
     insert: String,
     count: String,
-    list: String,
+    /// By [`list_index`].
+    list: [String; 4],
     revoke: String,
     revoke_all: String,
     record_use: String,
@@ -248,14 +249,15 @@ impl Queries {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             ),
             count: format!(
-                "SELECT COUNT(*) FROM {table} \
-                 WHERE owner = $1 AND revoked_at IS NULL AND kind = 'standard'"
+                "SELECT listed FROM \"{schema}\".tokengate_listed_counts WHERE owner = $1"
             ),
-            list: format!(
-                "SELECT {COLUMNS} FROM {table} \
-                 WHERE owner = $1 AND revoked_at IS NULL AND kind = 'standard' \
-                 ORDER BY created_at, id LIMIT $2 OFFSET $3"
-            ),
+            list: [
+                (Order::OldestFirst, false),
+                (Order::OldestFirst, true),
+                (Order::NewestFirst, false),
+                (Order::NewestFirst, true),
+            ]
+            .map(|(order, after_cursor)| list_sql(&table, order, after_cursor)),
             // The notice is sent only if this call revoked the token, and only on commit.
             revoke: format!(
                 "WITH revoked AS (UPDATE {table} SET revoked_at = $2 \
@@ -293,6 +295,95 @@ impl Queries {
     }
 }
 
+/// Where the statement for a page in `order`, from a cursor or not, is in
+/// [`Queries::list`].
+fn list_index(order: Order, after_cursor: bool) -> usize {
+    let order = match order {
+        Order::OldestFirst => 0,
+        Order::NewestFirst => 2,
+    };
+    order + usize::from(after_cursor)
+}
+
+/// The statement for a page in `order`, from a cursor (`$4`, `$5`: its creation time and
+/// id) or not. Parameters: `$1` owner, `$2` limit, `$3` offset.
+fn list_sql(table: &str, order: Order, after_cursor: bool) -> String {
+    let (follows, direction) = match order {
+        Order::OldestFirst => (">", "ASC"),
+        Order::NewestFirst => ("<", "DESC"),
+    };
+    let from = if after_cursor {
+        format!("AND (created_at, id) {follows} ($4, $5) ")
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {COLUMNS} FROM {table} \
+         WHERE owner = $1 AND kind = 'standard' AND revoked_at IS NULL {from}\
+         ORDER BY created_at {direction}, id {direction} LIMIT $2 OFFSET $3"
+    )
+}
+
+/// The count of each owner's listed tokens (live, standard), made once with the triggers
+/// that keep it: statement-level, so that a write locks its token rows before the count's,
+/// and written in the database, so that every write counts, an older node's included. The
+/// table is locked while the count starts from the rows already there.
+fn listed_counts(schema: &str, table: &str) -> String {
+    let counts = format!("\"{schema}\".tokengate_listed_counts");
+    let count = format!("\"{schema}\".tokengate_count_listed");
+    format!(
+        "DO $migrate$ BEGIN
+         IF to_regclass('{counts}') IS NULL THEN
+             LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;
+             CREATE TABLE {counts} (owner TEXT PRIMARY KEY, listed BIGINT NOT NULL);
+             CREATE FUNCTION {count}() RETURNS trigger LANGUAGE plpgsql AS $count$
+             BEGIN
+                 -- Each branch names only the transition tables its trigger has.
+                 IF TG_OP = 'INSERT' THEN
+                     INSERT INTO {counts} AS counted (owner, listed)
+                         SELECT owner, COUNT(*) FROM new_rows
+                         WHERE revoked_at IS NULL AND kind = 'standard' GROUP BY owner
+                         ON CONFLICT (owner) DO UPDATE
+                         SET listed = counted.listed + EXCLUDED.listed;
+                 ELSIF TG_OP = 'DELETE' THEN
+                     UPDATE {counts} AS counted SET listed = counted.listed - gone.listed
+                         FROM (SELECT owner, COUNT(*) AS listed FROM old_rows
+                               WHERE revoked_at IS NULL AND kind = 'standard'
+                               GROUP BY owner) AS gone
+                         WHERE counted.owner = gone.owner;
+                 ELSE
+                     INSERT INTO {counts} AS counted (owner, listed)
+                         SELECT owner, SUM(change) FROM (
+                             SELECT owner, 1 AS change FROM new_rows
+                                 WHERE revoked_at IS NULL AND kind = 'standard'
+                             UNION ALL
+                             SELECT owner, -1 FROM old_rows
+                                 WHERE revoked_at IS NULL AND kind = 'standard'
+                         ) AS changes
+                         GROUP BY owner HAVING SUM(change) <> 0
+                         ON CONFLICT (owner) DO UPDATE
+                         SET listed = counted.listed + EXCLUDED.listed;
+                 END IF;
+                 RETURN NULL;
+             END
+             $count$;
+             CREATE TRIGGER tokengate_listed_insert AFTER INSERT ON {table}
+                 REFERENCING NEW TABLE AS new_rows
+                 FOR EACH STATEMENT EXECUTE FUNCTION {count}();
+             CREATE TRIGGER tokengate_listed_update AFTER UPDATE ON {table}
+                 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                 FOR EACH STATEMENT EXECUTE FUNCTION {count}();
+             CREATE TRIGGER tokengate_listed_delete AFTER DELETE ON {table}
+                 REFERENCING OLD TABLE AS old_rows
+                 FOR EACH STATEMENT EXECUTE FUNCTION {count}();
+             INSERT INTO {counts} (owner, listed)
+                 SELECT owner, COUNT(*) FROM {table}
+                 WHERE revoked_at IS NULL AND kind = 'standard' GROUP BY owner;
+         END IF;
+         END $migrate$;"
+    )
+}
+
 async fn migrate(pool: &Pool, schema: &str, queries: &Queries) -> Result<(), StoreError> {
     let mut client = pool.get().await.map_err(StoreError::unavailable)?;
     let transaction = client.transaction().await.map_err(pg_error)?;
@@ -315,8 +406,6 @@ async fn migrate(pool: &Pool, schema: &str, queries: &Queries) -> Result<(), Sto
                  description TEXT,
                  last_used_at BIGINT
              );
-             CREATE INDEX IF NOT EXISTS tokengate_tokens_by_owner
-                 ON {table} (owner, created_at, id) WHERE revoked_at IS NULL;
              -- Grants, kinds and the second-factor choice; earlier rows keep grants NULL
              -- and read as a grant on everything with their access.
              ALTER TABLE {table} ADD COLUMN IF NOT EXISTS grants TEXT;
@@ -332,7 +421,15 @@ async fn migrate(pool: &Pool, schema: &str, queries: &Queries) -> Result<(), Sto
                  PRIMARY KEY (issuer, jti)
              );
              CREATE INDEX IF NOT EXISTS tokengate_id_token_uses_by_time
-                 ON \"{schema}\".tokengate_id_token_uses (used_until);"
+                 ON \"{schema}\".tokengate_id_token_uses (used_until);
+             -- An owner's live tokens of one kind in listing order: pages read from their
+             -- cursor on, and revoke_all finds one kind. It replaces the index on (owner,
+             -- created_at, id), which held sessions and exchanged tokens among them.
+             DROP INDEX IF EXISTS \"{schema}\".tokengate_tokens_by_owner;
+             CREATE INDEX IF NOT EXISTS tokengate_tokens_live
+                 ON {table} (owner, kind, created_at, id) WHERE revoked_at IS NULL;
+             {counts}",
+            counts = listed_counts(schema, table),
         ))
         .await
         .map_err(pg_error)?;
@@ -418,6 +515,7 @@ impl TokenStore for PostgresStore {
 
     async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
         let mut client = self.client().await?;
+        let queries = &self.shared.queries;
         // One snapshot for the count and the page.
         let transaction = client
             .build_transaction()
@@ -427,25 +525,41 @@ impl TokenStore for PostgresStore {
             .await
             .map_err(pg_error)?;
         let total: i64 = transaction
-            .query_one(&self.shared.queries.count, &[&owner])
+            .query_opt(&queries.count, &[&owner])
             .await
             .map_err(pg_error)?
-            .get(0);
-        let limit = page.effective_limit() as i64;
-        let offset = columns::sql_offset(page.offset);
-        let rows = transaction
-            .query(&self.shared.queries.list, &[&owner, &limit, &offset])
-            .await
-            .map_err(pg_error)?;
+            .map_or(0, |row| row.get(0));
+        // One more than the page holds, to tell whether another follows.
+        let limit = page.effective_limit() as i64 + 1;
+        let offset = columns::sql_offset(page.offset());
+        let statement = &queries.list[list_index(page.order(), page.cursor().is_some())];
+        let rows = match page.cursor() {
+            Some(cursor) => {
+                let (created_at, id) = (columns::millis(cursor.created_at()), cursor.id());
+                transaction
+                    .query(
+                        statement,
+                        &[&owner, &limit, &offset, &created_at, &id.as_str()],
+                    )
+                    .await
+            }
+            None => {
+                transaction
+                    .query(statement, &[&owner, &limit, &offset])
+                    .await
+            }
+        }
+        .map_err(pg_error)?;
         transaction.commit().await.map_err(pg_error)?;
         let records = rows
             .iter()
             .map(|row| read_row(row)?.into_record())
             .collect::<Result<_, _>>()?;
-        Ok(RecordPage {
+        Ok(RecordPage::from_lookahead(
+            &page,
             records,
-            total: total.max(0) as u64,
-        })
+            total.max(0) as u64,
+        ))
     }
 
     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {

@@ -9,12 +9,12 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::columns::{self, COLUMNS, Row};
-use super::{Page, RecordPage, StoreError, TokenStore};
+use super::{Order, Page, RecordPage, StoreError, TokenStore};
 use crate::record::{TokenKind, TokenRecord};
 use crate::token::TokenId;
 
 /// The schema version this code writes; older files are migrated when opened.
-const SCHEMA_VERSION: i32 = 3;
+const SCHEMA_VERSION: i32 = 4;
 
 const SCHEMA_V1: &str = "
     CREATE TABLE IF NOT EXISTS tokengate_tokens (
@@ -54,6 +54,67 @@ const SCHEMA_V3: &str = "
     CREATE INDEX IF NOT EXISTS tokengate_id_token_uses_by_time
         ON tokengate_id_token_uses (used_until);
 ";
+
+/// Listings in constant time per page. The index holds an owner's live records of one
+/// kind in listing order, so that a page is read from its cursor on (and `revoke_all` finds
+/// one kind); it replaces the index on (owner, created_at, id), which held sessions and
+/// exchanged tokens among the listed ones. The listed records (live, standard) of each owner
+/// are counted in a table of their own, which triggers keep in the transaction of every
+/// write, whatever makes it; the count starts from the rows already there.
+const SCHEMA_V4: &str = "
+    DROP INDEX IF EXISTS tokengate_tokens_by_owner;
+    CREATE INDEX IF NOT EXISTS tokengate_tokens_live
+        ON tokengate_tokens (owner, kind, created_at, id) WHERE revoked_at IS NULL;
+    CREATE TABLE IF NOT EXISTS tokengate_listed_counts (
+        owner TEXT PRIMARY KEY NOT NULL,
+        listed INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO tokengate_listed_counts (owner, listed)
+        SELECT owner, COUNT(*) FROM tokengate_tokens
+        WHERE revoked_at IS NULL AND kind = 'standard' GROUP BY owner;
+    CREATE TRIGGER tokengate_listed_insert AFTER INSERT ON tokengate_tokens
+        WHEN NEW.revoked_at IS NULL AND NEW.kind = 'standard'
+    BEGIN
+        INSERT INTO tokengate_listed_counts (owner, listed) VALUES (NEW.owner, 1)
+            ON CONFLICT (owner) DO UPDATE SET listed = listed + 1;
+    END;
+    CREATE TRIGGER tokengate_listed_update
+        AFTER UPDATE OF owner, kind, revoked_at ON tokengate_tokens
+        WHEN OLD.owner IS NOT NEW.owner
+            OR (OLD.revoked_at IS NULL AND OLD.kind = 'standard')
+                IS NOT (NEW.revoked_at IS NULL AND NEW.kind = 'standard')
+    BEGIN
+        UPDATE tokengate_listed_counts SET listed = listed - 1
+            WHERE owner = OLD.owner AND OLD.revoked_at IS NULL AND OLD.kind = 'standard';
+        INSERT INTO tokengate_listed_counts (owner, listed)
+            SELECT NEW.owner, 1 WHERE NEW.revoked_at IS NULL AND NEW.kind = 'standard'
+            ON CONFLICT (owner) DO UPDATE SET listed = listed + 1;
+    END;
+    CREATE TRIGGER tokengate_listed_delete AFTER DELETE ON tokengate_tokens
+        WHEN OLD.revoked_at IS NULL AND OLD.kind = 'standard'
+    BEGIN
+        UPDATE tokengate_listed_counts SET listed = listed - 1 WHERE owner = OLD.owner;
+    END;
+";
+
+/// The statement for a page in `order`, from a cursor (`?4`, `?5`: its creation time and
+/// id) or not. Parameters: `?1` owner, `?2` limit, `?3` offset.
+fn list_sql(order: Order, after_cursor: bool) -> String {
+    let (follows, direction) = match order {
+        Order::OldestFirst => (">", "ASC"),
+        Order::NewestFirst => ("<", "DESC"),
+    };
+    let from = if after_cursor {
+        format!("AND (created_at, id) {follows} (?4, ?5) ")
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {COLUMNS} FROM tokengate_tokens \
+         WHERE owner = ?1 AND kind = 'standard' AND revoked_at IS NULL {from}\
+         ORDER BY created_at {direction}, id {direction} LIMIT ?2 OFFSET ?3"
+    )
+}
 
 /// A [`TokenStore`] in one SQLite file: the embedded, persistent default. Needs no server.
 ///
@@ -325,7 +386,12 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
     }
     // Each step and its version bump commit together: a failed migration leaves the
     // file as it was.
-    let steps = [(1, SCHEMA_V1), (2, SCHEMA_V2), (3, SCHEMA_V3)];
+    let steps = [
+        (1, SCHEMA_V1),
+        (2, SCHEMA_V2),
+        (3, SCHEMA_V3),
+        (4, SCHEMA_V4),
+    ];
     for (step, sql) in steps.into_iter().filter(|(step, _)| *step > version) {
         connection
             .execute_batch(&format!(
@@ -438,42 +504,44 @@ impl TokenStore for SqliteStore {
     async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
         let owner = owner.to_owned();
         self.read(move |connection| {
+            // One snapshot for the count and the page.
             let transaction = connection.transaction().map_err(sqlite_error)?;
             let total: i64 = transaction
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM tokengate_tokens \
-                     WHERE owner = ?1 AND revoked_at IS NULL AND kind = 'standard'",
-                )
-                .and_then(|mut s| s.query_row(params![owner], |row| row.get(0)))
-                .map_err(sqlite_error)?;
-            let sql = format!(
-                "SELECT {COLUMNS} FROM tokengate_tokens \
-                 WHERE owner = ?1 AND revoked_at IS NULL AND kind = 'standard' \
-                 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"
-            );
+                .prepare_cached("SELECT listed FROM tokengate_listed_counts WHERE owner = ?1")
+                .and_then(|mut s| s.query_row(params![owner], |row| row.get(0)).optional())
+                .map_err(sqlite_error)?
+                .unwrap_or(0);
+            // One more than the page holds, to tell whether another follows.
+            let limit = page.effective_limit() as i64 + 1;
+            let offset = columns::sql_offset(page.offset());
             let rows = transaction
-                .prepare_cached(&sql)
+                .prepare_cached(&list_sql(page.order(), page.cursor().is_some()))
                 .and_then(|mut statement| {
-                    statement
-                        .query_map(
+                    let rows = match page.cursor() {
+                        Some(cursor) => statement.query_map(
                             params![
                                 owner,
-                                page.effective_limit() as i64,
-                                columns::sql_offset(page.offset)
+                                limit,
+                                offset,
+                                columns::millis(cursor.created_at()),
+                                cursor.id().as_str(),
                             ],
                             read_row,
-                        )?
-                        .collect::<rusqlite::Result<Vec<Row>>>()
+                        )?,
+                        None => statement.query_map(params![owner, limit, offset], read_row)?,
+                    };
+                    rows.collect::<rusqlite::Result<Vec<Row>>>()
                 })
                 .map_err(sqlite_error)?;
             let records = rows
                 .into_iter()
                 .map(Row::into_record)
                 .collect::<Result<_, _>>()?;
-            Ok(RecordPage {
+            Ok(RecordPage::from_lookahead(
+                &page,
                 records,
-                total: total.max(0) as u64,
-            })
+                total.max(0) as u64,
+            ))
         })
         .await
     }

@@ -33,7 +33,7 @@ use crate::clock::{Clock, SystemClock, whole_millis};
 use crate::new_token::{LifetimePolicy, NewToken};
 use crate::reason::{Reason, Rejection};
 use crate::record::{TokenKind, TokenListing, TokenRecord};
-use crate::store::{DynStore, Page, StoreChange, StoreError, TokenStore};
+use crate::store::{Cursor, DynStore, Page, StoreChange, StoreError, TokenStore};
 use crate::token::{self, InvalidPrefix, PresentedToken, SecretToken, TokenId, TokenPrefix};
 
 /// A token just created: the full token, shown once, and its listing.
@@ -50,10 +50,13 @@ pub struct CreatedToken {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TokenList {
-    /// The tokens on this page, oldest first.
+    /// The tokens on this page, in the page's order.
     pub tokens: Vec<TokenListing>,
     /// How many live tokens the owner has in all.
     pub total: u64,
+    /// Where the next page starts ([`Page::after`] it, in the same order), when a token
+    /// follows the last one of this page; `None` when this page is the last.
+    pub next: Option<Cursor>,
 }
 
 /// The token manager: create, list, revoke, authenticate.
@@ -345,7 +348,35 @@ impl<S: TokenStore> Tokens<S> {
         }
     }
 
-    /// One page of `owner`'s live tokens, oldest first. Truncated tokens only.
+    /// One page of `owner`'s live tokens, oldest first or (with
+    /// [`Page::newest_first`]) newest first. Truncated tokens only. Page through them with
+    /// [`TokenList::next`] and [`Page::after`]: every page then costs the same, and tokens
+    /// created or revoked meanwhile move no other token between pages.
+    ///
+    /// ```
+    /// use tokengate::store::{MemoryStore, Page};
+    /// use tokengate::{NewToken, Tokens};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tokens = Tokens::new(MemoryStore::new());
+    /// for _ in 0..5 {
+    ///     tokens.create("alice", NewToken::read_only()).await?;
+    /// }
+    /// let mut page = Page::first(2).newest_first();
+    /// let mut seen = 0;
+    /// loop {
+    ///     let list = tokens.list("alice", page).await?;
+    ///     seen += list.tokens.len();
+    ///     match list.next {
+    ///         Some(cursor) => page = Page::after(cursor, 2).newest_first(),
+    ///         None => break,
+    ///     }
+    /// }
+    /// assert_eq!(seen, 5);
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
@@ -359,6 +390,7 @@ impl<S: TokenStore> Tokens<S> {
                 .map(|record| TokenListing::from_record(&self.inner.prefix, record))
                 .collect(),
             total: page.total,
+            next: page.next,
         })
     }
 
