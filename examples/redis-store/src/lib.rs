@@ -41,7 +41,10 @@
 //! The owner's sorted set holds what listings show: standard tokens that are not revoked.
 //! It scores each id by its `created_at`, and Redis orders equal scores by member bytes,
 //! which is [`TokenId`]'s order: a listing comes out ordered by creation time, then id, as
-//! the contract asks.
+//! the contract asks (`ZREVRANGE` gives the exact reverse for newest first). A page from a
+//! cursor reads the ids that share the cursor's creation time, then a range of scores past
+//! it (`ZRANGEBYSCORE … LIMIT`), so that it costs the page, not the tokens before it; the
+//! total is the set's `ZCARD`.
 //!
 //! The sessions' set is what `revoke_all` of sessions reads (the sorted set serves it for
 //! standard tokens), so that revoking all of an owner's sessions touches theirs only; the
@@ -87,7 +90,7 @@ use redis::{
     ScriptInvocation, Value,
 };
 use tokengate::oidc::{ReplayGuard, ReplayKey};
-use tokengate::store::{Page, RecordPage, StoreError, TokenStore};
+use tokengate::store::{Order, Page, RecordPage, StoreError, TokenStore};
 use tokengate::{CidrList, Grants, SecondFactor, TokenDigest, TokenId, TokenKind, TokenRecord};
 
 /// A [`TokenStore`] on a Redis server. See the [crate docs](crate) for what it writes.
@@ -411,11 +414,62 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
         return revoked
         ",
     ),
-    // KEYS: the owner's live set. ARGV: the token key prefix, first and last rank.
-    // One script, so that the total and the page are one snapshot.
+    // KEYS: the owner's live set. ARGV: the token key prefix, 'asc' or 'desc', the first
+    // and last rank (a page without a cursor), how many (a page from a cursor), and the
+    // cursor's score and id, or '' and ''. One script, so that the total and the page are
+    // one snapshot.
     list: Script::new(
         r"
-        local ids = redis.call('ZRANGE', KEYS[1], ARGV[2], ARGV[3])
+        local asc = ARGV[2] == 'asc'
+        local ids
+        if ARGV[6] == '' then
+            if asc then
+                ids = redis.call('ZRANGE', KEYS[1], ARGV[3], ARGV[4])
+            else
+                ids = redis.call('ZREVRANGE', KEYS[1], ARGV[3], ARGV[4])
+            end
+        else
+            -- Members in byte order, as the set orders equal scores (Lua's own comparison
+            -- follows the server's locale).
+            local function before(a, b)
+                for i = 1, math.max(#a, #b) do
+                    local x, y = a:byte(i) or -1, b:byte(i) or -1
+                    if x ~= y then
+                        return x < y
+                    end
+                end
+                return false
+            end
+            local count, score, cursor = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+            ids = {}
+            -- The cursor's own time first (the ids past the cursor's), then the times past it.
+            local ties
+            if asc then
+                ties = redis.call('ZRANGEBYSCORE', KEYS[1], score, score)
+            else
+                ties = redis.call('ZREVRANGEBYSCORE', KEYS[1], score, score)
+            end
+            for _, id in ipairs(ties) do
+                local follows
+                if asc then follows = before(cursor, id) else follows = before(id, cursor) end
+                if follows and #ids < count then
+                    ids[#ids + 1] = id
+                end
+            end
+            if #ids < count then
+                local rest
+                if asc then
+                    rest = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. score, '+inf',
+                        'LIMIT', 0, count - #ids)
+                else
+                    rest = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. score, '-inf',
+                        'LIMIT', 0, count - #ids)
+                end
+                for _, id in ipairs(rest) do
+                    ids[#ids + 1] = id
+                end
+            end
+        end
         local hashes = {}
         for i, id in ipairs(ids) do
             hashes[i] = redis.call('HGETALL', ARGV[1] .. id)
@@ -667,25 +721,31 @@ impl TokenStore for RedisStore {
 
     async fn list(&self, owner: &str, page: Page) -> Result<RecordPage, StoreError> {
         let key = self.owner_key(owner);
-        let limit = page.effective_limit();
-        if limit == 0 {
-            // ZRANGE 0 -1 would mean the whole set.
-            let mut connection = self.connection.clone();
-            let total: u64 = redis::cmd("ZCARD")
-                .arg(&key)
-                .query_async(&mut connection)
-                .await
-                .map_err(|error| failure(error, &key))?;
-            return Ok(RecordPage::new(Vec::new(), total));
-        }
-        let first = i64::try_from(page.offset).unwrap_or(i64::MAX);
-        let last = first.saturating_add(limit as i64 - 1);
+        // One more than the page holds, to tell whether another follows.
+        let count = page.effective_limit() + 1;
+        let first = i64::try_from(page.offset()).unwrap_or(i64::MAX);
+        let last = first.saturating_add(count as i64 - 1);
+        let order = match page.order() {
+            Order::OldestFirst => "asc",
+            Order::NewestFirst => "desc",
+        };
+        let (score, cursor) = match page.cursor() {
+            Some(cursor) => (
+                millis(cursor.created_at()).to_string(),
+                cursor.id().to_string(),
+            ),
+            None => (String::new(), String::new()),
+        };
         let mut script = SCRIPTS.list.prepare_invoke();
         script
             .key(&key)
             .arg(self.token_prefix())
+            .arg(order)
             .arg(first)
-            .arg(last);
+            .arg(last)
+            .arg(count)
+            .arg(score)
+            .arg(cursor);
         let (total, ids, hashes): (u64, Vec<Vec<u8>>, Vec<Hash>) =
             answer(self.run(&script, &key).await?, &key)?;
         if ids.len() != hashes.len() {
@@ -713,7 +773,7 @@ impl TokenStore for RedisStore {
             }
             records.push(record);
         }
-        Ok(RecordPage::new(records, total))
+        Ok(RecordPage::from_lookahead(&page, records, total))
     }
 
     async fn revoke(&self, id: TokenId, at: SystemTime) -> Result<bool, StoreError> {
