@@ -1862,6 +1862,79 @@ async fn a_port_in_use_is_refused_with_what_to_do_about_it() {
     );
 }
 
+/// `urls.next` carries a cursor, as `npm token list` follows it: a token revoked between
+/// two pages, the one the cursor came from included, moves no other token between pages,
+/// and one made meanwhile (newer than the first page) does not show up on a later one.
+#[tokio::test]
+async fn npm_token_list_follows_a_cursor_across_revocations() {
+    let (client, _data) = start().await;
+    let session = client.session("alice").await;
+    let mut keys = Vec::new();
+    for name in ["first", "second", "third", "fourth", "fifth"] {
+        let body = serde_json::json!({ "password": PASSWORD, "name": name });
+        keys.push(
+            client.create(&session, body).await.json()["key"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let page = |path: String| {
+        let (client, session) = (&client, &session);
+        async move {
+            let reply = client.send("GET", &path, Some(session), "").await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let json = reply.json();
+            let names: Vec<String> = json["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect();
+            (
+                names,
+                json["urls"]["next"].as_str().map(str::to_owned),
+                json["total"].clone(),
+            )
+        }
+    };
+    let (names, next, total) = page("/-/npm/v1/tokens?perPage=2".into()).await;
+    assert_eq!(
+        (names, total),
+        (vec!["fifth".to_owned(), "fourth".into()], 5.into())
+    );
+    let next = next.unwrap();
+    assert!(next.contains("after="), "{next}");
+    // The cursor's own token and the next page's first go; a newer one is made.
+    for key in [&keys[3], &keys[2]] {
+        let path = format!("/-/npm/v1/tokens/token/{key}");
+        assert_eq!(
+            client
+                .send("DELETE", &path, Some(&session), "")
+                .await
+                .status,
+            204
+        );
+    }
+    client
+        .create(
+            &session,
+            serde_json::json!({ "password": PASSWORD, "name": "sixth" }),
+        )
+        .await;
+    let (names, next, total) = page(next).await;
+    assert_eq!(
+        (names, total),
+        (vec!["second".to_owned(), "first".into()], 4.into())
+    );
+    assert_eq!(next, None, "nothing older than first");
+
+    let bad = client
+        .send("GET", "/-/npm/v1/tokens?after=nope", Some(&session), "")
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
+
 #[tokio::test]
 async fn npm_token_list_is_newest_first_as_the_web_shows_it() {
     let (client, _data) = start().await;

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use tokengate::store::Page;
+use tokengate::store::{Cursor, Page};
 use tokengate::{
     Authenticated, Grant, Grants, NewToken, Permission, ResourcePattern, SecondFactor, TokenListing,
 };
@@ -90,6 +90,8 @@ pub struct ListQuery {
     page: Option<u32>,
     #[serde(rename = "perPage")]
     per_page: Option<u32>,
+    /// Where the page starts: the cursor of this registry's own `urls.next`.
+    after: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -154,25 +156,45 @@ pub(crate) fn account_manager(
     }
 }
 
-/// `GET /-/npm/v1/tokens?page=&perPage=`.
+/// `GET /-/npm/v1/tokens?page=&perPage=`, or `?after=&perPage=` as `urls.next` (which
+/// `npm token list` follows) gives it: newest first. A page from `after` costs the same
+/// however many tokens come before it; a numbered page skips the tokens before it.
 pub async fn list(
     State(state): State<AppState>,
     who: Option<Authenticated>,
     Query(query): Query<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = token_manager(who, Permission::ReadOnly)?;
-    let number = query.page.unwrap_or(0);
     let per_page = query.per_page.unwrap_or(100).clamp(1, MAX_PER_PAGE);
-    let (tokens, total) =
-        newest_first(&state, who.owner(), u64::from(number), u64::from(per_page)).await?;
-    let shown = (u64::from(number) + 1) * u64::from(per_page);
-    let next =
-        (shown < total).then(|| format!("/-/npm/v1/tokens?page={}&perPage={per_page}", number + 1));
+    let list = match &query.after {
+        Some(after) => {
+            let cursor = after
+                .parse::<Cursor>()
+                .map_err(|_| ApiError::bad_request("after is not a cursor from urls.next"))?;
+            let page = Page::after(cursor, per_page).newest_first();
+            state.tokens().list(who.owner(), page).await?
+        }
+        None => newest_first_page(&state, who.owner(), query.page.unwrap_or(0), per_page).await?,
+    };
+    let next = list
+        .next
+        .map(|cursor| format!("/-/npm/v1/tokens?perPage={per_page}&after={cursor}"));
     Ok(Json(TokenPage {
-        objects: tokens.iter().map(ListedToken::from).collect(),
-        total,
+        objects: list.tokens.iter().map(ListedToken::from).collect(),
+        total: list.total,
         urls: Urls { next },
     }))
+}
+
+/// Page `number` (from 0) of `owner`'s tokens, `per_page` a page, newest first.
+async fn newest_first_page(
+    state: &AppState,
+    owner: &str,
+    number: u32,
+    per_page: u32,
+) -> Result<tokengate::TokenList, ApiError> {
+    let page = Page::number(number, per_page).newest_first();
+    Ok(state.tokens().list(owner, page).await?)
 }
 
 /// Page `number` (from 0) of `owner`'s tokens, `per_page` a page, newest first, as npm's
@@ -183,17 +205,9 @@ pub(crate) async fn newest_first(
     number: u64,
     per_page: u64,
 ) -> Result<(Vec<tokengate::TokenListing>, u64), ApiError> {
-    let total = state.tokens().list(owner, Page::first(1)).await?.total;
-    // The store lists oldest first: page N, newest first, is a slice from the end.
-    let end = total.saturating_sub(number.saturating_mul(per_page));
-    let start = end.saturating_sub(per_page);
-    let page = Page {
-        offset: start,
-        limit: u32::try_from(end - start).unwrap_or(u32::MAX),
-    };
-    let mut tokens = state.tokens().list(owner, page).await?.tokens;
-    tokens.reverse();
-    Ok((tokens, total))
+    let saturate = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    let list = newest_first_page(state, owner, saturate(number), saturate(per_page)).await?;
+    Ok((list.tokens, list.total))
 }
 
 /// What `npm token create` sends (npm 11), and what older clients send. A field this

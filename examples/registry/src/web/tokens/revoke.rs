@@ -21,24 +21,15 @@ use crate::web::session::Secret;
 
 /// The owner's live token with this id, if any.
 async fn find(state: &AppState, owner: &str, id: &str) -> Result<Option<TokenListing>, ApiError> {
-    let mut offset = 0;
+    let mut page = Page::first(Page::MAX_LIMIT);
     loop {
-        let page = state
-            .tokens()
-            .list(
-                owner,
-                Page {
-                    offset,
-                    limit: Page::MAX_LIMIT,
-                },
-            )
-            .await?;
-        if let Some(found) = page.tokens.iter().find(|t| t.id.to_string() == id) {
+        let list = state.tokens().list(owner, page).await?;
+        if let Some(found) = list.tokens.iter().find(|t| t.id.to_string() == id) {
             return Ok(Some(found.clone()));
         }
-        offset += page.tokens.len() as u64;
-        if page.tokens.is_empty() || offset >= page.total {
-            return Ok(None);
+        match list.next {
+            Some(cursor) => page = Page::after(cursor, Page::MAX_LIMIT),
+            None => return Ok(None),
         }
     }
 }
