@@ -255,9 +255,12 @@ async fn page_through_changes<S: TokenStore>(store: &S, owner: &str, order: Orde
         let Some(next) = got.next else { break };
         cursor = Some(next);
 
-        // Between pages: the cursor's own record goes, with one already seen and one
-        // not yet seen; one is made that sorts after everything and one before the cursor.
-        revoke(&mut live, next).await;
+        // Between pages: one already seen goes and one not yet seen, and every other time
+        // the cursor's own record; one is made that sorts after everything and one before
+        // the cursor.
+        if round % 2 == 1 {
+            revoke(&mut live, next).await;
+        }
         if let Some(&old) = seen.iter().find(|key| live.contains_key(key)) {
             revoke(&mut live, old).await;
         }
