@@ -524,15 +524,23 @@ impl TokenStore for PostgresStore {
             .start()
             .await
             .map_err(pg_error)?;
+        let count = transaction
+            .prepare_cached(&queries.count)
+            .await
+            .map_err(pg_error)?;
         let total: i64 = transaction
-            .query_opt(&queries.count, &[&owner])
+            .query_opt(&count, &[&owner])
             .await
             .map_err(pg_error)?
             .map_or(0, |row| row.get(0));
         // One more than the page holds, to tell whether another follows.
         let limit = page.effective_limit() as i64 + 1;
         let offset = columns::sql_offset(page.offset());
-        let statement = &queries.list[list_index(page.order(), page.cursor().is_some())];
+        let statement = transaction
+            .prepare_cached(&queries.list[list_index(page.order(), page.cursor().is_some())])
+            .await
+            .map_err(pg_error)?;
+        let statement = &statement;
         let rows = match page.cursor() {
             Some(cursor) => {
                 let (created_at, id) = (columns::millis(cursor.created_at()), cursor.id());
