@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Writes BENCHMARKS.md from one run of the bench targets.
 
-Usage: benches/run-all (which runs the benches and then this script). Reads criterion's
+Usage: benches/run-all (which runs the benches and then this script); or
+`benches/report.py --pages STORES_OUTPUT` to replace only the token list pages section,
+from a run of that part alone (TOKENGATE_STORE_PARTS=pages). Reads criterion's
 estimates under $CARGO_TARGET_DIR/criterion/ (default target/) and the saved output of the
 constant_time, http_load, instructions and stores targets and of benches/peers.sh,
 benches/abuse.py and benches/password_memory.py, so that no number in BENCHMARKS.md is
@@ -199,6 +201,74 @@ Limits are per node: behind a load balancer, each node allows its own budget.
 """
 
 
+PAGES_HEADING = "## Token list pages (`benches/stores.rs`)"
+
+
+def pages_section(path, dated=False):
+    """The token list page times from benches/stores.rs, and the 2x target."""
+    runs, notes = [], []
+    for line in pathlib.Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 6 and parts[0] == "pages":
+            runs.append((parts[1], int(parts[2]), *map(float, parts[3:])))
+        elif line.startswith("pages:"):
+            notes.append(line)
+    if not runs:
+        return ""
+    rows, targets = [], []
+    for store in sorted({run[0] for run in runs}):
+        mine = sorted(run for run in runs if run[0] == store)
+        _, smallest, first0, cursor0, numbered0 = mine[0]
+        for _, listed, first, cursor, numbered in mine:
+            rows.append(f"| {store} | {listed:,} | {first:,.1f} | {first / first0:.2f} | {cursor:,.1f} | "
+                        f"{cursor / cursor0:.2f} | {numbered:,.1f} | {numbered / numbered0:.2f} |")
+        _, largest, first1, cursor1, _ = mine[-1]
+        for what, ratio in (("first page", first1 / first0), ("page from a cursor", cursor1 / cursor0)):
+            verdict = "held" if ratio <= 2 else "missed"
+            targets.append(f"| {store}, {what}: {largest:,} ÷ {smallest:,} tokens | {ratio:.2f} | ≤ 2 ({verdict}) |")
+    when = (f"\nMeasured on {datetime.date.today().isoformat()} by `TOKENGATE_STORE_PARTS=pages cargo bench "
+            "--bench stores --features sqlite,postgres` and `benches/report.py --pages`, apart from the "
+            "run the rest of this file comes from.\n") if dated else ""
+    return f"""{PAGES_HEADING}
+{when}
+`GET /-/npm/v1/tokens` as the registry reads it: one owner's listed tokens (a millisecond
+apart, with a tenth as many of their sessions and of another owner's tokens in the same
+table), pages of 100 newest first, the median time of `TokenStore::list` over about a
+second each. "First": the newest 100; "cursor": the 100 after a cursor halfway down, as
+`urls.next` hands it out (`Page::after`); "numbered": the same place by number
+(`Page::number`, an offset), for contrast: before cursors, every page counted the owner's
+tokens and skipped to its offset like this. "÷ smallest" is the ratio to the smallest
+listing of the same store; the target is a page within 2× from 10,000 to 100,000 tokens.
+
+| store | listed tokens | µs first page | ÷ smallest | µs cursor page | ÷ smallest | µs numbered page | ÷ smallest |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+| what | measured | target |
+|---|---|---|
+{chr(10).join(targets)}
+
+```
+{chr(10).join(notes)}
+```
+"""
+
+
+def splice_pages(path):
+    """Replaces (or adds, before the comparison with Verdaccio) the token list pages section
+    of BENCHMARKS.md with one from `path`, for a run of that part alone."""
+    doc = (ROOT / "BENCHMARKS.md").read_text()
+    section = pages_section(path, dated=True)
+    start = doc.find(PAGES_HEADING)
+    if start >= 0:
+        end = doc.find("\n## ", start + 1)
+        doc = doc[:start] + section + doc[end:]
+    else:
+        at = doc.find("## Against Verdaccio")
+        doc = doc[:at] + section + "\n" + doc[at:]
+    (ROOT / "BENCHMARKS.md").write_text(doc)
+
+
 def stores_section(path):
     """The miss-path throughput table and the scale table from benches/stores.rs."""
     runs, scale, notes = {}, [], []
@@ -226,6 +296,8 @@ def stores_section(path):
         first = first or (float(cached), float(store))
         scale_rows.append(f"| {int(size):,} | {float(rss):.1f} | {int(per):,} | {float(cached):.2f} | "
                           f"{float(cached) / first[0]:.2f} | {float(store):.2f} | {float(store) / first[1]:.2f} |")
+    pages = pages_section(path)
+    pages = f"\n{pages}\n" if pages else ""
     return f"""## Store lookups on the miss path (`benches/stores.rs`)
 
 Every request's lookup reaches the store (cache TTL zero, unknown ids not remembered), 64
@@ -256,7 +328,7 @@ record, its slot and moka's entry; resident memory is coarse, so read it as an e
 | live tokens | resident MiB | bytes per cached token | µs per lookup (cache) | ÷ smallest | µs per store lookup | ÷ smallest |
 |---|---|---|---|---|---|---|
 {chr(10).join(scale_rows)}
-"""
+{pages}"""
 
 
 PEER_TARGETS = {
@@ -523,4 +595,7 @@ for the client), alternating runs. Loopback only; stops by itself.
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:9])
+    if sys.argv[1:2] == ["--pages"]:
+        splice_pages(sys.argv[2])
+    else:
+        main(*sys.argv[1:9])

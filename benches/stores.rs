@@ -12,16 +12,24 @@
 //! one lookup of a token drawn at random from all of them, through the cache and from the
 //! store alone. Prints one `scale` line per size.
 //!
+//! Then the token list pages: for 10,000 and 100,000 listed tokens of one owner, in SQLite
+//! and (when it answers) PostgreSQL, the median time of one page of 100, newest first, as
+//! `GET /-/npm/v1/tokens` reads them: the first page, a page from a cursor halfway down (as
+//! `urls.next` gives it), and a numbered page halfway down (an offset, for contrast).
+//! Prints one `pages` line per store and size.
+//!
 //! `cargo bench --bench stores --features sqlite,postgres`; `TOKENGATE_STORE_SECONDS` sets
 //! each run's length (default 2), `TOKENGATE_SCALE_SIZES` the sizes (default
-//! `1000,100000,1000000`).
+//! `1000,100000,1000000`), `TOKENGATE_PAGE_SIZES` the listing sizes (default
+//! `10000,100000`), and `TOKENGATE_STORE_PARTS` which parts run (default
+//! `lookups,pages,scale`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokengate::store::{PostgresStore, SqliteStore, TokenStore};
-use tokengate::{Action, NewToken, SecretToken, Tokens};
+use tokengate::store::{Cursor, Page, PostgresStore, SqliteStore, TokenStore};
+use tokengate::{Action, NewToken, SecretToken, TokenKind, TokenPrefix, TokenRecord, Tokens};
 
 const TOKENS: usize = 10_000;
 const TASKS: usize = 64;
@@ -188,6 +196,109 @@ fn scale(size: usize) {
     });
 }
 
+/// Stores `listed` tokens of one owner's, a millisecond apart, and a tenth as many of their
+/// sessions and of another owner's tokens, from `writers` tasks; returns the listed
+/// tokens' cursors, oldest first.
+async fn populate_listing<S: TokenStore + Clone>(
+    store: &S,
+    listed: usize,
+    writers: usize,
+) -> Vec<Cursor> {
+    let prefix = TokenPrefix::new("npm").unwrap();
+    let start = std::time::SystemTime::now() - Duration::from_secs(86_400 * 365);
+    let mut records = Vec::with_capacity(listed + listed / 5);
+    let mut cursors = Vec::with_capacity(listed);
+    for i in 0..listed {
+        let token = SecretToken::generate(&prefix).unwrap();
+        let created = start + Duration::from_millis(i as u64);
+        let record = TokenRecord::new(token.id(), "lister", token.digest(), created);
+        cursors.push(Cursor::from(&record));
+        records.push(record);
+        if i % 10 == 0 {
+            let token = SecretToken::generate(&prefix).unwrap();
+            let mut session = TokenRecord::new(token.id(), "lister", token.digest(), created);
+            session.kind = TokenKind::Session;
+            records.push(session);
+            let token = SecretToken::generate(&prefix).unwrap();
+            records.push(TokenRecord::new(
+                token.id(),
+                "other",
+                token.digest(),
+                created,
+            ));
+        }
+    }
+    let chunk = records.len().div_ceil(writers);
+    let mut tasks = Vec::new();
+    for part in records.chunks(chunk) {
+        let (store, part) = (store.clone(), part.to_vec());
+        tasks.push(tokio::spawn(async move {
+            for record in part {
+                store.insert(record).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    cursors
+}
+
+/// Median µs of `page` for the listing's owner, over about a second (at least 20 calls).
+async fn page_time<S: TokenStore>(store: &S, page: Page) -> f64 {
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 20 || (start.elapsed() < Duration::from_secs(1) && times.len() < 5_000) {
+        let call = Instant::now();
+        let listed = store.list("lister", page).await.unwrap();
+        times.push(call.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(listed.records.len(), 100, "a full page");
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// One `pages` line: the first page, a cursor page and a numbered page halfway down, each
+/// of 100 newest first.
+async fn page_times<S: TokenStore + Clone>(name: &str, store: S, listed: usize, writers: usize) {
+    let cursors = populate_listing(&store, listed, writers).await;
+    let halfway = listed / 2;
+    let first = page_time(&store, Page::first(100).newest_first()).await;
+    let from_cursor = page_time(&store, Page::after(cursors[halfway], 100).newest_first()).await;
+    let number = u32::try_from(halfway / 100).unwrap();
+    let numbered = page_time(&store, Page::number(number, 100).newest_first()).await;
+    println!("pages {name} {listed} {first:.1} {from_cursor:.1} {numbered:.1}");
+}
+
+/// The token list pages, for each size, in SQLite and (when it answers) PostgreSQL.
+fn pages() {
+    let sizes = std::env::var("TOKENGATE_PAGE_SIZES").unwrap_or_else(|_| "10000,100000".into());
+    println!(
+        "pages: one owner's listed tokens, and a tenth as many sessions of theirs and tokens \
+         of another owner; pages of 100 newest first; columns: store, listed tokens, median \
+         µs of the first page, of a page from a cursor halfway down, of a numbered page \
+         halfway down"
+    );
+    let postgres = postgres_url();
+    let rt = runtime(2);
+    for size in sizes.split(',') {
+        let listed: usize = size.trim().parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        rt.block_on(async {
+            let store = SqliteStore::open(dir.path().join("pages.db"))
+                .await
+                .unwrap();
+            page_times("sqlite", store, listed, 1).await;
+            if let Some(url) = &postgres {
+                let schema = format!("bench_pages_{}_{listed}", std::process::id());
+                let store = PostgresStore::builder(url).schema(&schema).connect();
+                page_times("postgres", store.await.unwrap(), listed, 16).await;
+                drop_schema(url, &schema).await;
+            }
+        });
+    }
+}
+
 fn main() {
     if let Some(size) = std::env::var("TOKENGATE_SCALE_CHILD")
         .ok()
@@ -201,6 +312,22 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2.0);
+    let parts =
+        std::env::var("TOKENGATE_STORE_PARTS").unwrap_or_else(|_| "lookups,pages,scale".to_owned());
+    let part = |name: &str| parts.split(',').any(|part| part.trim() == name);
+    if part("lookups") {
+        lookups(seconds);
+    }
+    if part("pages") {
+        pages();
+    }
+    if part("scale") {
+        scale_table();
+    }
+}
+
+/// The miss-path runs, SQLite and PostgreSQL.
+fn lookups(seconds: f64) {
     println!(
         "stores: {TASKS} tasks, {TOKENS} tokens, cache TTL zero, {seconds} s per run; \
          columns: store, load, workers, lookups/s"
@@ -221,7 +348,10 @@ fn main() {
     }
 
     postgres(seconds);
+}
 
+/// The scale table, one child process per size.
+fn scale_table() {
     let sizes =
         std::env::var("TOKENGATE_SCALE_SIZES").unwrap_or_else(|_| "1000,100000,1000000".to_owned());
     println!(
@@ -239,11 +369,10 @@ fn main() {
     }
 }
 
-/// The miss-path runs on PostgreSQL, when it answers.
-fn postgres(seconds: f64) {
+/// The URL of the machine's PostgreSQL, when it answers.
+fn postgres_url() -> Option<String> {
     let url = std::env::var("TOKENGATE_BENCH_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let schema = format!("bench_stores_{}", std::process::id());
     let probe = runtime(1).block_on(async {
         tokio::time::timeout(
             Duration::from_secs(3),
@@ -251,10 +380,27 @@ fn postgres(seconds: f64) {
         )
         .await
     });
-    if !matches!(probe, Ok(Ok(_))) {
+    matches!(probe, Ok(Ok(_))).then_some(url)
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+/// The miss-path runs on PostgreSQL, when it answers.
+fn postgres(seconds: f64) {
+    let schema = format!("bench_stores_{}", std::process::id());
+    let Some(url) = postgres_url() else {
         println!("stores: PostgreSQL not reachable; skipped");
         return;
-    }
+    };
     measure(
         "postgres",
         |rt| {
@@ -263,14 +409,5 @@ fn postgres(seconds: f64) {
         },
         seconds,
     );
-    runtime(1).block_on(async {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .await
-            .unwrap();
-    });
+    runtime(1).block_on(drop_schema(&url, &schema));
 }
