@@ -13,6 +13,11 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
   --data DIR                  where tokens (SQLite) and packages are kept
                               (default ./registry-data)
   --memory                    keep nothing on disk
+  --database URL              keep users, packages and tokens in PostgreSQL
+                              (postgres://user@host/db) instead of SQLite files;
+                              tarballs, secret.key and audit.log stay in --data. Several
+                              registries on one database and one shared --data folder
+                              serve as one
   --write-token-days N        lifetime of a token that can publish, when `npm token
                               create` gives no --expires (default 7, as npm)
   --max-write-token-days N    longest lifetime of a token that can publish (default 90,
@@ -55,11 +60,40 @@ fn days(flag: &str, text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{flag}: {text:?} is not a number of days from 0 to 3650"))
 }
 
+/// A PostgreSQL connection URL; its `Debug` does not show it (it may hold a password).
+#[derive(Clone, PartialEq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    fn parse(text: &str) -> Result<Self, String> {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(
+                "--database: only PostgreSQL is supported, as a URL postgres://user@host/database"
+                    .into(),
+            )
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub struct Config {
     pub listen: SocketAddr,
     /// `None` with `--memory`.
     pub data: Option<PathBuf>,
+    /// `--database`: PostgreSQL in place of the SQLite files.
+    pub database: Option<DatabaseUrl>,
     /// Days a write token lives without `--expires`.
     pub write_token_days: u32,
     /// Most days a write token may live; `None` for no limit.
@@ -78,6 +112,7 @@ impl Config {
         let mut listen = SocketAddr::from(([127, 0, 0, 1], 4873));
         let mut data = Some(PathBuf::from("registry-data"));
         let (mut saw_data, mut saw_memory) = (false, false);
+        let mut database = None;
         let mut write_token_days = 7;
         let mut max_write_token_days = Some(90);
         let mut proxies = Vec::new();
@@ -103,6 +138,7 @@ impl Config {
                     data = Some(PathBuf::from(value("--data")?));
                     saw_data = true;
                 }
+                "--database" => database = Some(DatabaseUrl::parse(&value("--database")?)?),
                 "--memory" => {
                     data = None;
                     saw_memory = true;
@@ -162,6 +198,11 @@ impl Config {
         if saw_data && saw_memory {
             return Err("--data and --memory cannot be used together".into());
         }
+        if database.is_some() && saw_memory {
+            return Err(
+                "--database and --memory cannot be used together: the tarballs need --data".into(),
+            );
+        }
         if let Some(max) = max_write_token_days {
             if write_token_days > max {
                 return Err(format!(
@@ -187,6 +228,7 @@ impl Config {
         Ok(Some(Self {
             listen,
             data,
+            database,
             write_token_days,
             max_write_token_days,
             trusted_proxies,

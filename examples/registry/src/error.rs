@@ -166,6 +166,12 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 
 impl From<crate::db::DbError> for ApiError {
     fn from(error: crate::db::DbError) -> Self {
+        if error.is_conflict() {
+            return Self::new(
+                StatusCode::CONFLICT,
+                "the package changed while this request was being answered: try again",
+            );
+        }
         Self::internal(&format!("cannot {}", error.doing()), error)
     }
 }

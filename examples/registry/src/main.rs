@@ -67,6 +67,20 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             {
                 tracing::warn!(dir = %dir.display(), "the data folder was readable by others: now 0700");
             }
+            if let Some(url) = config.database.clone() {
+                // Tokens and metadata in PostgreSQL, shared by every node on it; revocations
+                // reach the other nodes through its LISTEN/NOTIFY feed.
+                let store = tokengate::store::PostgresStore::connect(url.as_str()).await?;
+                let data = db::Data::postgres(url.as_str(), &dir).await?;
+                let dir = dir.display().to_string();
+                return serve(
+                    config,
+                    DynStore::new(store),
+                    data,
+                    format!("PostgreSQL, tarballs in {dir}"),
+                )
+                .await;
+            }
             let store = SqliteStore::open(dir.join("tokens.db")).await?;
             // The token database holds digests only, but it is nobody else's business; a
             // database from an earlier release may have been made with the umask's mode,

@@ -68,7 +68,7 @@ pub async fn change(
         Some(_) => return Err(ApiError::bad_request("a star is `true`")),
     }
     package.packument["users"] = Value::Object(users);
-    packages::save_packument(state, name, &mut package.packument, None).await?;
+    packages::save_changed(state, name, &mut package).await?;
     Ok(Json(json!({ "ok": true, "id": name.to_string() })).into_response())
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::blobs::Blobs;
 use super::sqlite::{SqliteMetadata, claim_scope_row, put_package_rows, put_user_row};
-use super::{Access, DbError, Digest, User, Visibility};
+use super::{Access, DbError, Digest, PackageWrite, User, Visibility};
 use crate::controllers::packages::PackageName;
 
 /// What an import found.
@@ -149,7 +149,7 @@ pub async fn import_json_folder(
             claim_scope_row(transaction, scope, owner)?;
         }
         for (name, packument, access) in &packages {
-            put_package_rows(transaction, name, packument, Some(*access))?;
+            put_package_rows(transaction, name, packument, PackageWrite::New(*access))?;
         }
         Ok(())
     })

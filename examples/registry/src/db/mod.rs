@@ -9,9 +9,12 @@
 //!
 //! [`sqlite`] is the default backend: one file, `registry.db`, beside `tokens.db`.
 
+#[cfg(test)]
+mod behaviour;
 pub mod blobs;
 mod import;
 mod index;
+pub mod postgres;
 pub mod sqlite;
 
 use std::future::Future;
@@ -54,6 +57,25 @@ impl Data {
         })
     }
 
+    /// Users and packages in the PostgreSQL database at `url`, tarballs in `folder`: what
+    /// several registry processes share.
+    pub async fn postgres(url: &str, folder: &std::path::Path) -> Result<Self, DbError> {
+        let metadata = postgres::PostgresMetadata::connect(url).await?;
+        let blobs = blobs::Blobs::disk(folder.join("tarballs"))
+            .map_err(|e| DbError::new("open the registry's data", e))?;
+        if folder.join("packages").is_dir() || folder.join("users").is_dir() {
+            tracing::warn!(
+                folder = %folder.display(),
+                "this data folder holds the JSON files of an earlier release: they are \
+                 imported into the default SQLite database only, never into PostgreSQL"
+            );
+        }
+        Ok(Self {
+            metadata: Box::new(metadata),
+            blobs,
+        })
+    }
+
     /// Data that lives as long as the process.
     pub fn memory() -> Result<Self, DbError> {
         Ok(Self {
@@ -71,6 +93,7 @@ pub type DbFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DbError>> + Sen
 pub struct DbError {
     doing: &'static str,
     cause: String,
+    conflict: bool,
 }
 
 impl DbError {
@@ -78,7 +101,21 @@ impl DbError {
         Self {
             doing,
             cause: cause.to_string(),
+            conflict: false,
         }
+    }
+
+    /// The package changed (on this node or another) between the read the write was based
+    /// on and the write: nothing was written.
+    pub fn conflict(doing: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self {
+            conflict: true,
+            ..Self::new(doing, cause)
+        }
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        self.conflict
     }
 
     /// What was being done ("save the package"), for the answer to the client.
@@ -150,6 +187,17 @@ pub struct Access {
 pub struct StoredPackage {
     pub packument: Value,
     pub access: Access,
+    /// What a write based on this read must name ([`PackageWrite::Replacing`]).
+    pub revision: i64,
+}
+
+/// What a packument write is based on.
+#[derive(Clone, Copy, Debug)]
+pub enum PackageWrite {
+    /// A new package, with these rules; refused if one of that name exists by then.
+    New(Access),
+    /// The package as read at this revision; refused if it has changed since.
+    Replacing { revision: i64 },
 }
 
 /// Which of a package's documents a reader asks for.
@@ -238,13 +286,14 @@ pub trait Metadata: Send + Sync + 'static {
     /// One of the package's documents, as stored, for serving.
     fn document(&self, name: &PackageName, which: Document)
     -> DbFuture<'_, Option<StoredDocument>>;
-    /// Writes the packument (and its index). A new package needs `new_access`; an existing
-    /// one keeps its rules, whatever `new_access` says.
+    /// Writes the packument (and its index), if the package is still as `write` says it
+    /// was read ([`DbError::is_conflict`] otherwise, with nothing written). A replaced
+    /// package keeps its rules.
     fn put_packument(
         &self,
         name: &PackageName,
         packument: &Value,
-        new_access: Option<Access>,
+        write: PackageWrite,
     ) -> DbFuture<'_, ()>;
     /// Changes the rules of an existing package.
     fn set_access(&self, name: &PackageName, access: Access) -> DbFuture<'_, ()>;

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::index::PackageIndex;
 use super::{
-    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageMfa, ReadRule,
-    SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage, TarballRow, User,
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageMfa, PackageWrite,
+    ReadRule, SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage, TarballRow, User,
     Visibility,
 };
 use crate::controllers::packages::PackageName;
@@ -287,23 +287,41 @@ pub(super) fn put_package_rows(
     transaction: &Transaction<'_>,
     name: &PackageName,
     packument: &Value,
-    new_access: Option<Access>,
+    write: PackageWrite,
 ) -> Result<(), DbError> {
     let doing = "save the package";
     let index = PackageIndex::of(name, packument).map_err(|e| DbError::new(doing, e))?;
     let json = serde_json::to_string(packument).map_err(|e| DbError::new(doing, e))?;
     let full = name.to_string();
     let revision = next_revision(transaction).map_err(sql_error(doing))?;
-    let existing: Option<i64> = transaction
+    let existing: Option<(i64, i64)> = transaction
         .query_row(
-            "SELECT rowid FROM packages WHERE name = ?1",
+            "SELECT rowid, revision FROM packages WHERE name = ?1",
             [&full],
-            |row| row.get(0),
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .optional()
         .map_err(sql_error(doing))?;
-    let rowid = match existing {
-        Some(rowid) => {
+    let rowid = match (existing, write) {
+        (Some((_, stored)), PackageWrite::Replacing { revision: read }) if stored != read => {
+            return Err(DbError::conflict(
+                doing,
+                format!("{full} changed since it was read"),
+            ));
+        }
+        (Some(_), PackageWrite::New(_)) => {
+            return Err(DbError::conflict(
+                doing,
+                format!("{full} was published meanwhile"),
+            ));
+        }
+        (None, PackageWrite::Replacing { .. }) => {
+            return Err(DbError::conflict(
+                doing,
+                format!("{full} was removed meanwhile"),
+            ));
+        }
+        (Some((rowid, _)), PackageWrite::Replacing { .. }) => {
             transaction
                 .execute(
                     "UPDATE packages SET revision = ?2, description = ?3, keywords = ?4,
@@ -333,32 +351,27 @@ pub(super) fn put_package_rows(
                 .map_err(sql_error(doing))?;
             rowid
         }
-        None => {
-            let access = new_access.ok_or_else(|| {
-                DbError::new(doing, format!("{full} is new, and no access was given"))
-            })?;
-            transaction
-                .query_row(
-                    "INSERT INTO packages (name, revision, visibility, mfa, description,
+        (None, PackageWrite::New(access)) => transaction
+            .query_row(
+                "INSERT INTO packages (name, revision, visibility, mfa, description,
                          keywords, latest, modified, packument, abbreviated, summary)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING rowid",
-                    params![
-                        full,
-                        revision,
-                        visibility_text(access.visibility),
-                        mfa_text(access.mfa),
-                        index.description,
-                        index.keywords,
-                        index.latest,
-                        index.modified,
-                        json,
-                        index.abbreviated,
-                        index.summary
-                    ],
-                    |row| row.get(0),
-                )
-                .map_err(sql_error(doing))?
-        }
+                params![
+                    full,
+                    revision,
+                    visibility_text(access.visibility),
+                    mfa_text(access.mfa),
+                    index.description,
+                    index.keywords,
+                    index.latest,
+                    index.modified,
+                    json,
+                    index.abbreviated,
+                    index.summary
+                ],
+                |row| row.get(0),
+            )
+            .map_err(sql_error(doing))?,
     };
     transaction
         .execute(
@@ -531,7 +544,7 @@ impl Metadata for SqliteMetadata {
         self.read("read the package", move |connection| {
             connection
                 .query_row(
-                    "SELECT packument, visibility, mfa FROM packages WHERE name = ?1",
+                    "SELECT packument, visibility, mfa, revision FROM packages WHERE name = ?1",
                     [&full],
                     |row| {
                         let packument: String = row.get(0)?;
@@ -540,6 +553,7 @@ impl Metadata for SqliteMetadata {
                         Ok(StoredPackage {
                             packument: serde_json::from_str(&packument).map_err(json_error)?,
                             access: access_of(&visibility, &mfa)?,
+                            revision: row.get(3)?,
                         })
                     },
                 )
@@ -577,11 +591,11 @@ impl Metadata for SqliteMetadata {
         &self,
         name: &PackageName,
         packument: &Value,
-        new_access: Option<Access>,
+        write: PackageWrite,
     ) -> DbFuture<'_, ()> {
         let (name, packument) = (name.clone(), packument.clone());
         self.write("save the package", move |transaction| {
-            put_package_rows(transaction, &name, &packument, new_access)
+            put_package_rows(transaction, &name, &packument, write)
         })
     }
 
@@ -813,157 +827,15 @@ impl Metadata for SqliteMetadata {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-
-    fn packument(name: &str, description: &str, maintainer: &str) -> Value {
-        let integrity = Digest::of(name.as_bytes()).integrity();
-        json!({
-            "name": name,
-            "dist-tags": { "latest": "1.0.0" },
-            "maintainers": [{ "name": maintainer }],
-            "time": { "modified": "2026-12-02T00:00:00.000Z", "1.0.0": "2026-12-02T00:00:00.000Z" },
-            "versions": { "1.0.0": {
-                "name": name, "version": "1.0.0", "description": description,
-                "keywords": ["Util"], "dist": { "integrity": integrity },
-            }},
-        })
-    }
-
-    async fn with_packages(packages: &[(&str, &str, Visibility)]) -> SqliteMetadata {
-        let db = SqliteMetadata::memory().unwrap();
-        for (name, description, visibility) in packages {
-            let access = Access {
-                visibility: *visibility,
-                mfa: PackageMfa::None,
-            };
-            let parsed = PackageName::parse(name).unwrap();
-            db.put_packument(
-                &parsed,
-                &packument(name, description, "alice"),
-                Some(access),
-            )
-            .await
-            .unwrap();
-        }
-        db
-    }
-
-    async fn found(db: &SqliteMetadata, text: &str, reader: Option<&str>) -> (Vec<String>, u64) {
-        let terms: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
-        let page = db
-            .search(&SearchQuery {
-                terms: &terms,
-                from: 0,
-                size: 20,
-                reader,
-            })
-            .await
-            .unwrap();
-        (
-            page.hits.into_iter().map(|hit| hit.name).collect(),
-            page.total,
-        )
-    }
 
     #[tokio::test]
     async fn search_ranks_exact_name_then_prefix_then_name_then_text() {
-        let db = with_packages(&[
-            ("strings", "pads text on the left", Visibility::Public),
-            ("leftpad", "", Visibility::Public),
-            ("padding", "", Visibility::Public),
-            ("pad", "", Visibility::Public),
-            ("unrelated", "nothing here", Visibility::Public),
-            ("@alice/pad-secret", "", Visibility::Private),
-        ])
-        .await;
-        struct Case {
-            name: &'static str,
-            text: &'static str,
-            reader: Option<&'static str>,
-            found: &'static [&'static str],
-        }
-        let cases = [
-            Case {
-                name: "anonymous: public packages in rank order",
-                text: "pad",
-                reader: None,
-                found: &["pad", "padding", "leftpad", "strings"],
-            },
-            Case {
-                name: "a maintainer finds their private package too",
-                text: "pad",
-                reader: Some("alice"),
-                found: &["pad", "padding", "@alice/pad-secret", "leftpad", "strings"],
-            },
-            Case {
-                name: "someone else does not",
-                text: "pad",
-                reader: Some("bob"),
-                found: &["pad", "padding", "leftpad", "strings"],
-            },
-            Case {
-                name: "every term must match",
-                text: "pad left",
-                reader: None,
-                found: &["leftpad", "strings"],
-            },
-            Case {
-                name: "a term shorter than the index's trigrams",
-                text: "le",
-                reader: None,
-                found: &["leftpad", "strings"],
-            },
-            Case {
-                name: "keywords, whatever their case",
-                text: "util unrelated",
-                reader: None,
-                found: &["unrelated"],
-            },
-            Case {
-                name: "quotes and LIKE wildcards are text",
-                text: "\"% _",
-                reader: None,
-                found: &[],
-            },
-        ];
-        for case in cases {
-            let (names, total) = found(&db, case.text, case.reader).await;
-            assert_eq!(names, case.found, "{}", case.name);
-            assert_eq!(total, case.found.len() as u64, "{}", case.name);
-        }
+        super::super::behaviour::search_ranks(&SqliteMetadata::memory().unwrap()).await;
     }
 
     #[tokio::test]
     async fn a_package_write_replaces_its_index_and_a_delete_removes_it() {
-        let db = with_packages(&[("pad", "first words", Visibility::Public)]).await;
-        let name = PackageName::parse("pad").unwrap();
-        let before = db.read_rule(&name, None).await.unwrap().unwrap().revision;
-        let mut changed = packument("pad", "second words", "bob");
-        changed["users"] = json!({ "carol": true });
-        db.put_packument(&name, &changed, None).await.unwrap();
-        let rule = db.read_rule(&name, Some("bob")).await.unwrap().unwrap();
-        assert!(rule.reader_maintains && rule.revision > before);
-        assert!(found(&db, "first", None).await.0.is_empty());
-        assert_eq!(found(&db, "second", None).await.0, ["pad"]);
-        assert_eq!(db.starred_by("carol").await.unwrap(), ["pad"]);
-        assert!(db.maintained_by("alice").await.unwrap().is_empty());
-        db.delete_package(&name).await.unwrap();
-        assert!(db.read_rule(&name, None).await.unwrap().is_none());
-        assert!(found(&db, "second", None).await.0.is_empty());
-        assert!(db.starred_by("carol").await.unwrap().is_empty());
-        // Published again, it never reuses a revision (nor so an ETag).
-        db.put_packument(
-            &name,
-            &changed,
-            Some(Access {
-                visibility: Visibility::Public,
-                mfa: PackageMfa::None,
-            }),
-        )
-        .await
-        .unwrap();
-        assert!(db.read_rule(&name, None).await.unwrap().unwrap().revision > rule.revision);
+        super::super::behaviour::writes_replace_the_index(&SqliteMetadata::memory().unwrap()).await;
     }
 }

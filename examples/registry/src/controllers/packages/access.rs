@@ -25,9 +25,19 @@ pub struct Package {
     pub packument: Value,
     pub visibility: Visibility,
     pub mfa: PackageMfa,
+    /// What a write of this package names, so that a change made meanwhile (on any node)
+    /// is not overwritten.
+    pub revision: i64,
 }
 
 impl Package {
+    /// A write of this package as read.
+    pub fn replacing(&self) -> crate::db::PackageWrite {
+        crate::db::PackageWrite::Replacing {
+            revision: self.revision,
+        }
+    }
+
     /// The user names of its maintainers.
     pub fn maintainers(&self) -> Vec<&str> {
         maintainer_names(&self.packument)
@@ -77,6 +87,7 @@ pub async fn load(state: &AppState, name: &PackageName) -> Result<Option<Package
         packument: stored.packument,
         visibility: stored.access.visibility,
         mfa: stored.access.mfa,
+        revision: stored.revision,
     }))
 }
 

@@ -51,7 +51,7 @@ pub async fn add_tag(
         )));
     }
     package.packument["dist-tags"][&tag] = json!(version);
-    packages::save_packument(&state, &name, &mut package.packument, None).await?;
+    packages::save_changed(&state, &name, &mut package).await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -77,7 +77,7 @@ pub async fn remove_tag(
             "{name} has no dist-tag {tag:?}"
         )));
     }
-    packages::save_packument(&state, &name, &mut package.packument, None).await?;
+    packages::save_changed(&state, &name, &mut package).await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -129,7 +129,7 @@ pub async fn deprecate(
             }
         }
     }
-    packages::save_packument(state, name, &mut package.packument, None).await?;
+    packages::save_changed(state, name, &mut package).await?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
@@ -213,7 +213,7 @@ pub async fn unpublish_versions(
         package.packument["dist-tags"]["latest"] = json!(newest);
     }
     let before = tarball_digests(&package.packument);
-    packages::save_packument(state, name, &mut package.packument, None).await?;
+    packages::save_changed(state, name, &mut package).await?;
     // The removed versions' tarballs go now; the `DELETE` npm sends next finds them gone.
     let kept = tarball_digests(&package.packument);
     remove_unused(

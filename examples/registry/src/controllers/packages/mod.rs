@@ -399,13 +399,23 @@ fn readme_of(tarball: &[u8]) -> Option<(String, String)> {
     None
 }
 
+/// Writes a changed package over the one it was read as (a 409 if it has changed since).
+pub async fn save_changed(
+    state: &AppState,
+    name: &PackageName,
+    package: &mut access::Package,
+) -> Result<(), ApiError> {
+    let write = package.replacing();
+    save_packument(state, name, &mut package.packument, write).await
+}
+
 /// Writes the packument with a new `_rev`, which npm sends back when it changes owners. A
 /// new package needs its access rules; an existing one keeps its own.
 pub async fn save_packument(
     state: &AppState,
     name: &PackageName,
     packument: &mut Value,
-    new_access: Option<crate::db::Access>,
+    write: crate::db::PackageWrite,
 ) -> Result<(), ApiError> {
     let revision = packument["_rev"]
         .as_str()
@@ -413,10 +423,7 @@ pub async fn save_packument(
         .and_then(|(n, _)| n.parse::<u64>().ok())
         .unwrap_or(0);
     packument["_rev"] = json!(format!("{}-tokengate", revision + 1));
-    Ok(state
-        .db()
-        .put_packument(name, packument, new_access)
-        .await?)
+    Ok(state.db().put_packument(name, packument, write).await?)
 }
 
 /// (`versions` only), or `npm star` / `npm unstar` (`users` only).
@@ -541,7 +548,7 @@ async fn publish(
             "you do not have permission to publish {name}"
         )));
     }
-    let is_new = existing.is_none();
+    let read = existing.as_ref().map(|package| package.revision);
     let mut packument = match existing {
         Some(package) => package.packument,
         None => json!({
@@ -627,11 +634,14 @@ async fn publish(
         .put(tarball, digest)
         .await
         .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
-    let new_access = is_new.then_some(crate::db::Access {
-        visibility,
-        mfa: PackageMfa::None,
-    });
-    save_packument(state, name, &mut packument, new_access).await?;
+    let write = match read {
+        Some(revision) => crate::db::PackageWrite::Replacing { revision },
+        None => crate::db::PackageWrite::New(crate::db::Access {
+            visibility,
+            mfa: PackageMfa::None,
+        }),
+    };
+    save_packument(state, name, &mut packument, write).await?;
     if let Some((scope, scopes::Ownership::Unclaimed)) = scope {
         scopes::record(state, scope, who.owner()).await?;
     }

@@ -111,7 +111,7 @@ pub async fn change(
         ));
     }
     package.packument["maintainers"] = Value::Array(entries);
-    packages::save_packument(&state, &name, &mut package.packument, None).await?;
+    packages::save_changed(&state, &name, &mut package).await?;
     let names = access::maintainer_names(&package.packument).join(", ");
     tracing::info!(package = %name, user = who.owner(), maintainers = names, "owners changed");
     Ok(Json(json!({ "ok": true, "id": name.to_string() })).into_response())

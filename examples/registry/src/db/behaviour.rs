@@ -1,0 +1,186 @@
+//! What every [`Metadata`] backend must do, run against each of them by its own tests.
+
+use serde_json::{Value, json};
+
+use super::{Access, Digest, Metadata, PackageMfa, PackageWrite, SearchQuery, Visibility};
+use crate::controllers::packages::PackageName;
+
+fn packument(name: &str, description: &str, maintainer: &str) -> Value {
+    let integrity = Digest::of(name.as_bytes()).integrity();
+    json!({
+        "name": name,
+        "dist-tags": { "latest": "1.0.0" },
+        "maintainers": [{ "name": maintainer }],
+        "time": { "modified": "2026-12-02T00:00:00.000Z", "1.0.0": "2026-12-02T00:00:00.000Z" },
+        "versions": { "1.0.0": {
+            "name": name, "version": "1.0.0", "description": description,
+            "keywords": ["Util"], "dist": { "integrity": integrity },
+        }},
+    })
+}
+
+async fn with_packages(db: &dyn Metadata, packages: &[(&str, &str, Visibility)]) {
+    for (name, description, visibility) in packages {
+        let access = Access {
+            visibility: *visibility,
+            mfa: PackageMfa::None,
+        };
+        let parsed = PackageName::parse(name).unwrap();
+        db.put_packument(
+            &parsed,
+            &packument(name, description, "alice"),
+            PackageWrite::New(access),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+async fn found(db: &dyn Metadata, text: &str, reader: Option<&str>) -> (Vec<String>, u64) {
+    let terms: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+    let page = db
+        .search(&SearchQuery {
+            terms: &terms,
+            from: 0,
+            size: 20,
+            reader,
+        })
+        .await
+        .unwrap();
+    (
+        page.hits.into_iter().map(|hit| hit.name).collect(),
+        page.total,
+    )
+}
+
+/// Search ranks exact name, then prefix, then name, then text, and finds private
+/// packages for their maintainers only.
+pub async fn search_ranks(db: &dyn Metadata) {
+    with_packages(
+        db,
+        &[
+            ("strings", "pads text on the left", Visibility::Public),
+            ("leftpad", "", Visibility::Public),
+            ("padding", "", Visibility::Public),
+            ("pad", "", Visibility::Public),
+            ("unrelated", "nothing here", Visibility::Public),
+            ("@alice/pad-secret", "", Visibility::Private),
+        ],
+    )
+    .await;
+    struct Case {
+        name: &'static str,
+        text: &'static str,
+        reader: Option<&'static str>,
+        found: &'static [&'static str],
+    }
+    let cases = [
+        Case {
+            name: "anonymous: public packages in rank order",
+            text: "pad",
+            reader: None,
+            found: &["pad", "padding", "leftpad", "strings"],
+        },
+        Case {
+            name: "a maintainer finds their private package too",
+            text: "pad",
+            reader: Some("alice"),
+            found: &["pad", "padding", "@alice/pad-secret", "leftpad", "strings"],
+        },
+        Case {
+            name: "someone else does not",
+            text: "pad",
+            reader: Some("bob"),
+            found: &["pad", "padding", "leftpad", "strings"],
+        },
+        Case {
+            name: "every term must match",
+            text: "pad left",
+            reader: None,
+            found: &["leftpad", "strings"],
+        },
+        Case {
+            name: "a term shorter than the index's trigrams",
+            text: "le",
+            reader: None,
+            found: &["leftpad", "strings"],
+        },
+        Case {
+            name: "keywords, whatever their case",
+            text: "util unrelated",
+            reader: None,
+            found: &["unrelated"],
+        },
+        Case {
+            name: "quotes and LIKE wildcards are text",
+            text: "\"% _",
+            reader: None,
+            found: &[],
+        },
+    ];
+    for case in cases {
+        let (names, total) = found(db, case.text, case.reader).await;
+        assert_eq!(names, case.found, "{}", case.name);
+        assert_eq!(total, case.found.len() as u64, "{}", case.name);
+    }
+}
+
+/// A package write replaces its index, a stale one changes nothing, and a delete
+/// removes it all.
+pub async fn writes_replace_the_index(db: &dyn Metadata) {
+    with_packages(db, &[("pad", "first words", Visibility::Public)]).await;
+    let name = PackageName::parse("pad").unwrap();
+    let before = db.read_rule(&name, None).await.unwrap().unwrap().revision;
+    let mut changed = packument("pad", "second words", "bob");
+    changed["users"] = json!({ "carol": true });
+    db.put_packument(
+        &name,
+        &changed,
+        PackageWrite::Replacing { revision: before },
+    )
+    .await
+    .unwrap();
+    // A write based on what was read before that one changes nothing.
+    let stale = db
+        .put_packument(
+            &name,
+            &packument("pad", "lost", "eve"),
+            PackageWrite::Replacing { revision: before },
+        )
+        .await
+        .unwrap_err();
+    assert!(stale.is_conflict(), "{stale}");
+    let again = PackageWrite::New(Access {
+        visibility: Visibility::Public,
+        mfa: PackageMfa::None,
+    });
+    assert!(
+        db.put_packument(&name, &changed, again)
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
+    assert!(found(db, "lost", None).await.0.is_empty());
+    let rule = db.read_rule(&name, Some("bob")).await.unwrap().unwrap();
+    assert!(rule.reader_maintains && rule.revision > before);
+    assert!(found(db, "first", None).await.0.is_empty());
+    assert_eq!(found(db, "second", None).await.0, ["pad"]);
+    assert_eq!(db.starred_by("carol").await.unwrap(), ["pad"]);
+    assert!(db.maintained_by("alice").await.unwrap().is_empty());
+    db.delete_package(&name).await.unwrap();
+    assert!(db.read_rule(&name, None).await.unwrap().is_none());
+    assert!(found(db, "second", None).await.0.is_empty());
+    assert!(db.starred_by("carol").await.unwrap().is_empty());
+    // Published again, it never reuses a revision (nor so an ETag).
+    db.put_packument(
+        &name,
+        &changed,
+        PackageWrite::New(Access {
+            visibility: Visibility::Public,
+            mfa: PackageMfa::None,
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(db.read_rule(&name, None).await.unwrap().unwrap().revision > rule.revision);
+}

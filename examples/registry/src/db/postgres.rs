@@ -1,0 +1,829 @@
+//! [`Metadata`] in PostgreSQL (`--database postgres://…`), for several registry processes
+//! on one database: the same tables as [`super::sqlite`] (prefixed `registry_`), migrated
+//! on connect under an advisory lock so that nodes starting together take turns.
+//!
+//! Search matches substrings, as the SQLite trigram index does; when the `pg_trgm`
+//! extension can be made, a trigram index serves it, and otherwise it is a scan.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use serde_json::Value;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use super::index::PackageIndex;
+use super::{
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageMfa, PackageWrite,
+    ReadRule, SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage, TarballRow, User,
+    Visibility,
+};
+use crate::controllers::packages::PackageName;
+
+/// Each entry takes the schema from the version before it to its own number.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE registry_users (
+        name TEXT PRIMARY KEY,
+        record TEXT NOT NULL
+    );
+    CREATE TABLE registry_scopes (
+        scope TEXT PRIMARY KEY,
+        owner TEXT NOT NULL
+    );
+    CREATE SEQUENCE registry_revisions;
+    CREATE TABLE registry_packages (
+        name TEXT PRIMARY KEY,
+        revision BIGINT NOT NULL,
+        visibility TEXT NOT NULL CHECK (visibility IN ('public', 'private')),
+        mfa TEXT NOT NULL CHECK (mfa IN ('none', 'publish', 'automation')),
+        description TEXT NOT NULL,
+        keywords TEXT NOT NULL,
+        latest TEXT NOT NULL,
+        modified TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        packument TEXT NOT NULL,
+        abbreviated TEXT NOT NULL,
+        -- Name, description and keywords, lower-cased: what search matches.
+        search_text TEXT NOT NULL
+    );
+    CREATE TABLE registry_maintainers (
+        package TEXT NOT NULL REFERENCES registry_packages (name) ON DELETE CASCADE,
+        username TEXT NOT NULL,
+        PRIMARY KEY (package, username)
+    );
+    CREATE INDEX registry_maintainers_by_user ON registry_maintainers (username, package);
+    CREATE TABLE registry_stars (
+        package TEXT NOT NULL REFERENCES registry_packages (name) ON DELETE CASCADE,
+        username TEXT NOT NULL,
+        PRIMARY KEY (package, username)
+    );
+    CREATE INDEX registry_stars_by_user ON registry_stars (username, package);
+    CREATE TABLE registry_versions (
+        package TEXT NOT NULL REFERENCES registry_packages (name) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        tarball TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (package, version),
+        UNIQUE (package, tarball)
+    );
+    CREATE INDEX registry_versions_by_digest ON registry_versions (digest);
+    CREATE TABLE registry_dist_tags (
+        package TEXT NOT NULL REFERENCES registry_packages (name) ON DELETE CASCADE,
+        tag TEXT NOT NULL,
+        version TEXT NOT NULL,
+        PRIMARY KEY (package, tag)
+    );"];
+
+/// How long a call waits for a connection, and a connection to be made.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections one registry process keeps.
+const POOL_SIZE: usize = 16;
+
+/// The registry's metadata in PostgreSQL.
+pub struct PostgresMetadata {
+    pool: Pool,
+}
+
+fn pg_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
+    // The server's own message says what was wrong; the error's Display only "db error".
+    move |error| match error.as_db_error() {
+        Some(server) => DbError::new(
+            doing,
+            format!("{}: {}", server.code().code(), server.message()),
+        ),
+        None => DbError::new(doing, error),
+    }
+}
+
+fn visibility_text(visibility: Visibility) -> &'static str {
+    match visibility {
+        Visibility::Public => "public",
+        Visibility::Private => "private",
+    }
+}
+
+fn mfa_text(mfa: PackageMfa) -> &'static str {
+    match mfa {
+        PackageMfa::None => "none",
+        PackageMfa::Publish => "publish",
+        PackageMfa::Automation => "automation",
+    }
+}
+
+fn access_of(doing: &'static str, visibility: &str, mfa: &str) -> Result<Access, DbError> {
+    let damaged = |what: &str| DbError::new(doing, format!("a package's {what} is damaged"));
+    Ok(Access {
+        visibility: match visibility {
+            "public" => Visibility::Public,
+            "private" => Visibility::Private,
+            _ => return Err(damaged("visibility")),
+        },
+        mfa: match mfa {
+            "none" => PackageMfa::None,
+            "publish" => PackageMfa::Publish,
+            "automation" => PackageMfa::Automation,
+            _ => return Err(damaged("2FA rule")),
+        },
+    })
+}
+
+/// A term escaped for `LIKE … ESCAPE '\'`, inside `%…%`.
+fn contains_pattern(term: &str) -> String {
+    let escaped = term
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+impl PostgresMetadata {
+    /// Connects to `url` and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        let doing = "connect to the registry's PostgreSQL database";
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| DbError::new(doing, format!("invalid PostgreSQL URL: {e}")))?;
+        config.connect_timeout(TIMEOUT);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(TIMEOUT))
+            .create_timeout(Some(TIMEOUT))
+            .recycle_timeout(Some(TIMEOUT))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::new(doing, e))?;
+        let metadata = Self { pool };
+        metadata.migrate().await?;
+        Ok(metadata)
+    }
+
+    async fn client(&self, doing: &'static str) -> Result<deadpool_postgres::Object, DbError> {
+        self.pool.get().await.map_err(|e| DbError::new(doing, e))
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        let doing = "migrate the registry's PostgreSQL database";
+        let mut client = self.client(doing).await?;
+        let transaction = client.transaction().await.map_err(pg_error(doing))?;
+        transaction
+            .batch_execute(
+                "SELECT pg_advisory_xact_lock(hashtext('tokengate registry schema'));
+                 CREATE TABLE IF NOT EXISTS registry_schema (version INTEGER NOT NULL);",
+            )
+            .await
+            .map_err(pg_error(doing))?;
+        let version: Option<i32> = transaction
+            .query_opt("SELECT version FROM registry_schema", &[])
+            .await
+            .map_err(pg_error(doing))?
+            .map(|row| row.get(0));
+        let version = version.unwrap_or(0) as usize;
+        if version > MIGRATIONS.len() {
+            return Err(DbError::new(
+                doing,
+                format!(
+                    "the database is at schema {version}, newer than this registry knows ({}): \
+                     run a newer registry",
+                    MIGRATIONS.len()
+                ),
+            ));
+        }
+        for migration in &MIGRATIONS[version..] {
+            transaction
+                .batch_execute(migration)
+                .await
+                .map_err(pg_error(doing))?;
+        }
+        transaction
+            .execute("DELETE FROM registry_schema", &[])
+            .await
+            .map_err(pg_error(doing))?;
+        transaction
+            .execute(
+                "INSERT INTO registry_schema (version) VALUES ($1)",
+                &[&(MIGRATIONS.len() as i32)],
+            )
+            .await
+            .map_err(pg_error(doing))?;
+        transaction.commit().await.map_err(pg_error(doing))?;
+        self.trigram_index().await;
+        Ok(())
+    }
+
+    /// A trigram index for search, if the server lets this user make `pg_trgm`; search
+    /// works without it, by a scan.
+    async fn trigram_index(&self) {
+        let Ok(client) = self.client("index search").await else {
+            return;
+        };
+        let made = client
+            .batch_execute(
+                "CREATE EXTENSION IF NOT EXISTS pg_trgm;
+                 CREATE INDEX IF NOT EXISTS registry_packages_search
+                     ON registry_packages USING gin (search_text gin_trgm_ops);",
+            )
+            .await;
+        if let Err(error) = made {
+            tracing::warn!(%error, "no trigram index for search (pg_trgm): searches scan the packages");
+        }
+    }
+}
+
+/// Writes a package's row and replaces its index, in `transaction`.
+async fn put_package_rows(
+    transaction: &tokio_postgres::Transaction<'_>,
+    name: &PackageName,
+    packument: &Value,
+    write: PackageWrite,
+) -> Result<(), DbError> {
+    let doing = "save the package";
+    let index = PackageIndex::of(name, packument).map_err(|e| DbError::new(doing, e))?;
+    let json = serde_json::to_string(packument).map_err(|e| DbError::new(doing, e))?;
+    let full = name.to_string();
+    let search_text = format!("{full} {} {}", index.description, index.keywords).to_lowercase();
+    match write {
+        PackageWrite::Replacing { revision } => {
+            let changed = transaction
+                .execute(
+                    "UPDATE registry_packages SET revision = nextval('registry_revisions'),
+                         description = $3, keywords = $4, latest = $5, modified = $6,
+                         packument = $7, abbreviated = $8, summary = $9, search_text = $10
+                     WHERE name = $1 AND revision = $2",
+                    &[
+                        &full,
+                        &revision,
+                        &index.description,
+                        &index.keywords,
+                        &index.latest,
+                        &index.modified,
+                        &json,
+                        &index.abbreviated,
+                        &index.summary,
+                        &search_text,
+                    ],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            if changed == 0 {
+                return Err(DbError::conflict(
+                    doing,
+                    format!("{full} changed or was removed since it was read"),
+                ));
+            }
+            for table in [
+                "registry_maintainers",
+                "registry_stars",
+                "registry_versions",
+                "registry_dist_tags",
+            ] {
+                transaction
+                    .execute(&format!("DELETE FROM {table} WHERE package = $1"), &[&full])
+                    .await
+                    .map_err(pg_error(doing))?;
+            }
+        }
+        PackageWrite::New(access) => {
+            let inserted = transaction
+                .execute(
+                    "INSERT INTO registry_packages (name, revision, visibility, mfa, description,
+                         keywords, latest, modified, packument, abbreviated, summary, search_text)
+                     VALUES ($1, nextval('registry_revisions'), $2, $3, $4, $5, $6, $7, $8, $9,
+                         $10, $11)
+                     ON CONFLICT (name) DO NOTHING",
+                    &[
+                        &full,
+                        &visibility_text(access.visibility),
+                        &mfa_text(access.mfa),
+                        &index.description,
+                        &index.keywords,
+                        &index.latest,
+                        &index.modified,
+                        &json,
+                        &index.abbreviated,
+                        &index.summary,
+                        &search_text,
+                    ],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            if inserted == 0 {
+                return Err(DbError::conflict(
+                    doing,
+                    format!("{full} was published meanwhile"),
+                ));
+            }
+        }
+    }
+    for user in &index.maintainers {
+        transaction
+            .execute(
+                "INSERT INTO registry_maintainers (package, username) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&full, user],
+            )
+            .await
+            .map_err(pg_error(doing))?;
+    }
+    for user in &index.stars {
+        transaction
+            .execute(
+                "INSERT INTO registry_stars (package, username) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&full, user],
+            )
+            .await
+            .map_err(pg_error(doing))?;
+    }
+    for version in &index.versions {
+        transaction
+            .execute(
+                "INSERT INTO registry_versions (package, version, tarball, digest)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &full,
+                    &version.version,
+                    &version.tarball,
+                    &version.digest.to_hex(),
+                ],
+            )
+            .await
+            .map_err(pg_error(doing))?;
+    }
+    for (tag, version) in &index.dist_tags {
+        transaction
+            .execute(
+                "INSERT INTO registry_dist_tags (package, tag, version) VALUES ($1, $2, $3)",
+                &[&full, tag, version],
+            )
+            .await
+            .map_err(pg_error(doing))?;
+    }
+    Ok(())
+}
+
+/// SQL for "the reader may see it": public, or the reader (`$1`) maintains it.
+const READABLE: &str = "(p.visibility = 'public' OR EXISTS (SELECT 1 FROM registry_maintainers m
+     WHERE m.package = p.name AND m.username = $1))";
+
+impl Metadata for PostgresMetadata {
+    fn user(&self, name: &str) -> DbFuture<'_, Option<User>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            let doing = "read the user";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_opt(
+                    "SELECT record FROM registry_users WHERE name = $1",
+                    &[&name],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            row.map(|row| {
+                serde_json::from_str(row.get::<_, &str>(0)).map_err(|e| DbError::new(doing, e))
+            })
+            .transpose()
+        })
+    }
+
+    fn put_user(&self, user: &User) -> DbFuture<'_, ()> {
+        let user = user.clone();
+        Box::pin(async move {
+            let doing = "save the user";
+            let record = serde_json::to_string(&user).map_err(|e| DbError::new(doing, e))?;
+            let client = self.client(doing).await?;
+            client
+                .execute(
+                    "INSERT INTO registry_users (name, record) VALUES ($1, $2)
+                     ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+                    &[&user.name, &record],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(())
+        })
+    }
+
+    fn scope_owner(&self, scope: &str) -> DbFuture<'_, Option<String>> {
+        let scope = scope.to_owned();
+        Box::pin(async move {
+            let doing = "read the scope's owner";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_opt(
+                    "SELECT owner FROM registry_scopes WHERE scope = $1",
+                    &[&scope],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(row.map(|row| row.get(0)))
+        })
+    }
+
+    fn claim_scope(&self, scope: &str, owner: &str) -> DbFuture<'_, ()> {
+        let (scope, owner) = (scope.to_owned(), owner.to_owned());
+        Box::pin(async move {
+            let doing = "record the scope's owner";
+            let client = self.client(doing).await?;
+            client
+                .execute(
+                    "INSERT INTO registry_scopes (scope, owner) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    &[&scope, &owner],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(())
+        })
+    }
+
+    fn package(&self, name: &PackageName) -> DbFuture<'_, Option<StoredPackage>> {
+        let full = name.to_string();
+        Box::pin(async move {
+            let doing = "read the package";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_opt(
+                    "SELECT packument, visibility, mfa, revision FROM registry_packages
+                     WHERE name = $1",
+                    &[&full],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            Ok(Some(StoredPackage {
+                packument: serde_json::from_str(row.get::<_, &str>(0))
+                    .map_err(|e| DbError::new(doing, e))?,
+                access: access_of(doing, row.get(1), row.get(2))?,
+                revision: row.get(3),
+            }))
+        })
+    }
+
+    fn document(
+        &self,
+        name: &PackageName,
+        which: Document,
+    ) -> DbFuture<'_, Option<StoredDocument>> {
+        let full = name.to_string();
+        let column = match which {
+            Document::Full => "packument",
+            Document::Abbreviated => "abbreviated",
+        };
+        Box::pin(async move {
+            let doing = "read the package";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_opt(
+                    &format!("SELECT {column}, revision FROM registry_packages WHERE name = $1"),
+                    &[&full],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(row.map(|row| StoredDocument {
+                json: row.get(0),
+                revision: row.get(1),
+            }))
+        })
+    }
+
+    fn put_packument(
+        &self,
+        name: &PackageName,
+        packument: &Value,
+        write: PackageWrite,
+    ) -> DbFuture<'_, ()> {
+        let (name, packument) = (name.clone(), packument.clone());
+        Box::pin(async move {
+            let doing = "save the package";
+            let mut client = self.client(doing).await?;
+            let transaction = client.transaction().await.map_err(pg_error(doing))?;
+            put_package_rows(&transaction, &name, &packument, write).await?;
+            transaction.commit().await.map_err(pg_error(doing))
+        })
+    }
+
+    fn set_access(&self, name: &PackageName, access: Access) -> DbFuture<'_, ()> {
+        let full = name.to_string();
+        Box::pin(async move {
+            let doing = "save the package's access";
+            let client = self.client(doing).await?;
+            let changed = client
+                .execute(
+                    "UPDATE registry_packages SET visibility = $2, mfa = $3,
+                         revision = nextval('registry_revisions')
+                     WHERE name = $1",
+                    &[
+                        &full,
+                        &visibility_text(access.visibility),
+                        &mfa_text(access.mfa),
+                    ],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            if changed == 0 {
+                return Err(DbError::new(doing, format!("there is no package {full}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_package(&self, name: &PackageName) -> DbFuture<'_, ()> {
+        let full = name.to_string();
+        Box::pin(async move {
+            let doing = "remove the package";
+            let client = self.client(doing).await?;
+            client
+                .execute("DELETE FROM registry_packages WHERE name = $1", &[&full])
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(())
+        })
+    }
+
+    fn read_rule(
+        &self,
+        name: &PackageName,
+        reader: Option<&str>,
+    ) -> DbFuture<'_, Option<ReadRule>> {
+        let full = name.to_string();
+        let reader = reader.map(str::to_owned);
+        Box::pin(async move {
+            let doing = "read the package";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_opt(
+                    "SELECT p.visibility, p.mfa, EXISTS (SELECT 1 FROM registry_maintainers m
+                         WHERE m.package = p.name AND m.username = $2), p.revision
+                     FROM registry_packages p WHERE p.name = $1",
+                    &[&full, &reader],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            row.map(|row| {
+                Ok(ReadRule {
+                    visibility: access_of(doing, row.get(0), row.get(1))?.visibility,
+                    reader_maintains: row.get(2),
+                    revision: row.get(3),
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn tarball(
+        &self,
+        name: &PackageName,
+        file: &str,
+        reader: Option<&str>,
+    ) -> DbFuture<'_, Option<TarballRow>> {
+        let full = name.to_string();
+        let file = file.to_owned();
+        let reader = reader.map(str::to_owned);
+        Box::pin(async move {
+            let doing = "read the tarball's record";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_opt(
+                    "SELECT v.digest, p.visibility, p.mfa, EXISTS (SELECT 1 FROM
+                         registry_maintainers m WHERE m.package = p.name AND m.username = $3),
+                         p.revision
+                     FROM registry_versions v JOIN registry_packages p ON p.name = v.package
+                     WHERE v.package = $1 AND v.tarball = $2",
+                    &[&full, &file, &reader],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            row.map(|row| {
+                Ok(TarballRow {
+                    digest: Digest::from_hex(row.get(0))
+                        .ok_or_else(|| DbError::new(doing, "a tarball digest is damaged"))?,
+                    rule: ReadRule {
+                        visibility: access_of(doing, row.get(1), row.get(2))?.visibility,
+                        reader_maintains: row.get(3),
+                        revision: row.get(4),
+                    },
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn tarball_in_use(&self, digest: &Digest) -> DbFuture<'_, bool> {
+        let hex = digest.to_hex();
+        Box::pin(async move {
+            let doing = "read the tarball's record";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM registry_versions WHERE digest = $1)",
+                    &[&hex],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn search(&self, query: &SearchQuery<'_>) -> DbFuture<'_, SearchPage> {
+        let terms: Vec<String> = query.terms.iter().map(|t| t.to_lowercase()).collect();
+        let (from, size) = (query.from as i64, query.size as i64);
+        let reader = query.reader.map(str::to_owned);
+        Box::pin(async move {
+            let doing = "search";
+            // $1 is the reader, then each term as a LIKE pattern (what the count needs),
+            // then each term as itself (what the order needs).
+            let patterns: Vec<String> = terms.iter().map(|t| contains_pattern(t)).collect();
+            let mut values: Vec<&(dyn ToSql + Sync)> = vec![&reader];
+            let mut conditions = vec![READABLE.to_owned()];
+            for pattern in &patterns {
+                values.push(pattern);
+                conditions.push(format!("p.search_text LIKE ${} ESCAPE '\\'", values.len()));
+            }
+            let filtered = values.len();
+            let mut tiers = Vec::new();
+            for term in &terms {
+                values.push(term);
+                let exact = format!("${}::text", values.len());
+                tiers.push(format!(
+                    "CASE WHEN p.name = {exact} THEN 0
+                          WHEN left(p.name, length({exact})) = {exact} THEN 1
+                          WHEN strpos(p.name, {exact}) > 0 THEN 2 ELSE 3 END"
+                ));
+            }
+            tiers.push("0".to_owned());
+            let filter = format!(" WHERE {}", conditions.join(" AND "));
+            let client = self.client(doing).await?;
+            let total: i64 = client
+                .query_one(
+                    &format!("SELECT count(*) FROM registry_packages p{filter}"),
+                    &values[..filtered],
+                )
+                .await
+                .map_err(pg_error(doing))?
+                .get(0);
+            let counted = values.len();
+            values.push(&size);
+            values.push(&from);
+            let sql = format!(
+                "SELECT p.name, p.description, p.keywords, p.latest, p.visibility, p.summary
+                 FROM registry_packages p{filter}
+                 ORDER BY GREATEST({}), p.name LIMIT ${} OFFSET ${}",
+                tiers.join(", "),
+                counted + 1,
+                counted + 2
+            );
+            let rows = client.query(&sql, &values).await.map_err(pg_error(doing))?;
+            let mut hits = Vec::with_capacity(rows.len());
+            for row in rows {
+                hits.push(SearchHit {
+                    name: row.get(0),
+                    description: row.get(1),
+                    keywords: row
+                        .get::<_, &str>(2)
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect(),
+                    version: row.get(3),
+                    visibility: access_of(doing, row.get(4), "none")?.visibility,
+                    summary: serde_json::from_str(row.get::<_, &str>(5))
+                        .map_err(|e| DbError::new(doing, e))?,
+                });
+            }
+            Ok(SearchPage {
+                hits,
+                total: total as u64,
+            })
+        })
+    }
+
+    fn starred_by(&self, user: &str) -> DbFuture<'_, Vec<String>> {
+        let user = user.to_owned();
+        Box::pin(async move {
+            let doing = "read the user's stars";
+            let client = self.client(doing).await?;
+            let rows = client
+                .query(
+                    "SELECT package FROM registry_stars WHERE username = $1 ORDER BY package",
+                    &[&user],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
+    }
+
+    fn maintained_by(&self, user: &str) -> DbFuture<'_, Vec<Maintained>> {
+        let user = user.to_owned();
+        Box::pin(async move {
+            let doing = "read the user's packages";
+            let client = self.client(doing).await?;
+            let rows = client
+                .query(
+                    "SELECT p.name, p.visibility, p.mfa FROM registry_maintainers m
+                     JOIN registry_packages p ON p.name = m.package
+                     WHERE m.username = $1 ORDER BY p.name",
+                    &[&user],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Maintained {
+                        name: row.get(0),
+                        visibility: access_of(doing, row.get(1), row.get(2))?.visibility,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL_VARIABLE: &str = "TOKENGATE_TEST_POSTGRES_URL";
+
+    /// A backend on a database of the test's own, made on the server at
+    /// `TOKENGATE_TEST_POSTGRES_URL` and dropped by [`Scratch::finish`].
+    struct Scratch {
+        metadata: PostgresMetadata,
+        admin: tokio_postgres::Client,
+        name: String,
+    }
+
+    impl Scratch {
+        /// `None`, said on stderr, without the variable; a failure without the server.
+        async fn new(test: &str) -> Option<Self> {
+            let Ok(server) = std::env::var(URL_VARIABLE) else {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: {test} on PostgreSQL: set {URL_VARIABLE}"
+                );
+                return None;
+            };
+            let (admin, connection) = tokio_postgres::connect(&server, NoTls)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("{URL_VARIABLE} is set, but PostgreSQL cannot be reached: {e}")
+                });
+            tokio::spawn(connection);
+            let name = format!("tokengate_db_{test}_{}", std::process::id());
+            // One statement each: neither may run in a transaction block.
+            for statement in [
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("CREATE DATABASE {name}"),
+            ] {
+                admin.batch_execute(&statement).await.unwrap();
+            }
+            let base = server
+                .rsplit_once('/')
+                .map_or(server.as_str(), |(base, _)| base);
+            let metadata = PostgresMetadata::connect(&format!("{base}/{name}"))
+                .await
+                .unwrap();
+            Some(Self {
+                metadata,
+                admin,
+                name,
+            })
+        }
+
+        async fn finish(self) {
+            drop(self.metadata);
+            self.admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn search_ranks_exact_name_then_prefix_then_name_then_text() {
+        if let Some(scratch) = Scratch::new("search").await {
+            super::super::behaviour::search_ranks(&scratch.metadata).await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_package_write_replaces_its_index_and_a_delete_removes_it() {
+        if let Some(scratch) = Scratch::new("writes").await {
+            super::super::behaviour::writes_replace_the_index(&scratch.metadata).await;
+            scratch.finish().await;
+        }
+    }
+}

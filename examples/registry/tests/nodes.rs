@@ -1,0 +1,129 @@
+//! Two registry processes on one PostgreSQL database and one shared data folder behave as
+//! one registry: a publish on one installs from the other at once, a token revoked on one
+//! is refused by the other on its very next request, and a password changed on one ends
+//! the sessions of both.
+//!
+//! Needs a PostgreSQL server: the URL comes from `TOKENGATE_TEST_POSTGRES_URL` (as for the
+//! library's PostgreSQL tests); each run makes a database of its own there and drops it.
+//! Without the variable it says it skipped; with it and no server, it fails.
+
+mod support;
+
+use serde_json::json;
+use support::client::{Client, publish_body};
+use support::registry::{PASSWORD, Registry};
+
+const URL_VARIABLE: &str = "TOKENGATE_TEST_POSTGRES_URL";
+
+/// A database of this test's own on the server, dropped when the test ends.
+struct ScratchDatabase {
+    admin: tokio_postgres::Client,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    async fn create(server: &str) -> Self {
+        let (admin, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("{URL_VARIABLE} is set, but PostgreSQL cannot be reached: {e}")
+            });
+        tokio::spawn(connection);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("tokengate_nodes_{}_{nanos}", std::process::id());
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        // The same server and user, this database.
+        let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+        let url = format!("{base}/{name}");
+        Self { admin, name, url }
+    }
+
+    async fn drop(self) {
+        let _ = self
+            .admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn two_registries_on_one_database_serve_as_one() {
+    let Ok(server) = std::env::var(URL_VARIABLE) else {
+        support::skipped(&format!(
+            "two registries on one PostgreSQL: set {URL_VARIABLE} (see the README's Contributing section)"
+        ));
+        return;
+    };
+    let database = ScratchDatabase::create(&server).await;
+    let shared = tempfile::tempdir().unwrap();
+    let flags = ["--database", database.url.as_str()];
+    let one = Client {
+        registry: Registry::start_with("127.0.0.1:0", shared.path(), &flags).await,
+    };
+    let other = Client {
+        registry: Registry::start_with("127.0.0.1:0", shared.path(), &flags).await,
+    };
+
+    // A publish on one installs from the other at once.
+    let alice = one.session("alice").await;
+    let publish = publish_body("tool", "1.0.0", serde_json::Value::Null);
+    let published = one.send("PUT", "/tool", Some(&alice), &publish).await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let packument = other.send("GET", "/tool", None, "").await;
+    assert_eq!(packument.status, 200, "{}", packument.body);
+    assert_eq!(packument.json()["dist-tags"]["latest"], "1.0.0");
+    let tarball = other.send("GET", "/tool/-/tool-1.0.0.tgz", None, "").await;
+    assert_eq!(tarball.bytes, b"hello");
+
+    // A token revoked on one is refused by the other on its very next request.
+    let made = one
+        .create(&alice, json!({ "password": PASSWORD, "readonly": true }))
+        .await
+        .json();
+    let token = made["token"].as_str().unwrap();
+    let key = made["key"].as_str().unwrap();
+    let before = other.send("GET", "/-/whoami", Some(token), "").await;
+    assert_eq!(
+        before.status, 200,
+        "the other node knows the token (and caches it)"
+    );
+    let revoked = one
+        .send(
+            "DELETE",
+            &format!("/-/npm/v1/tokens/token/{key}"),
+            Some(&alice),
+            "",
+        )
+        .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.body);
+    let after = other.send("GET", "/-/whoami", Some(token), "").await;
+    assert_eq!(after.status, 401, "{}", after.body);
+
+    // A password changed on one ends the sessions of both (but the one that changed it).
+    let on_other = other.session("alice").await;
+    let change = json!({ "password": { "old": PASSWORD, "new": "a much newer password" } });
+    let changed = one
+        .send("POST", "/-/npm/v1/user", Some(&alice), &change.to_string())
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    for (node, name) in [(&one, "the node it changed on"), (&other, "the other node")] {
+        let refused = node.send("GET", "/-/whoami", Some(&on_other), "").await;
+        assert_eq!(refused.status, 401, "{name}: {}", refused.body);
+        let login = node.login("alice", "a much newer password").await;
+        assert_eq!(login.status, 201, "{name}: {}", login.body);
+    }
+
+    one.registry.stop().await;
+    other.registry.stop().await;
+    database.drop().await;
+}
