@@ -169,7 +169,11 @@ impl From<crate::db::DbError> for ApiError {
         if error.is_conflict() {
             return Self::new(
                 StatusCode::CONFLICT,
-                "the package changed while this request was being answered: try again",
+                format!(
+                    "cannot {}: it changed while this request was being answered (another \
+                     request, or another registry process, changed it first); try again",
+                    error.doing()
+                ),
             );
         }
         Self::internal(&format!("cannot {}", error.doing()), error)

@@ -154,7 +154,7 @@ pub async fn set(
             };
             let recovery = tfa::confirm(&state, &mut user, code)?;
             user.updated = Some(users::now());
-            users::save(&state, &user).await?;
+            users::save(&state, &mut user).await?;
             tracing::info!(user = user.name, "two-factor authentication enabled");
             let shown: Vec<&str> = recovery.iter().map(|code| code.as_str()).collect();
             json!({ "tfa": shown })
@@ -170,7 +170,7 @@ pub async fn set(
                     }
                     user.tfa = None;
                     user.updated = Some(users::now());
-                    users::save(&state, &user).await?;
+                    users::save(&state, &mut user).await?;
                     tracing::info!(user = user.name, "two-factor authentication disabled");
                     profile(&user)
                 }
@@ -191,12 +191,12 @@ pub async fn set(
                             tfa.mode = mode;
                         }
                         user.updated = Some(users::now());
-                        users::save(&state, &user).await?;
+                        users::save(&state, &mut user).await?;
                         json!({ "tfa": { "mode": mode.as_str(), "pending": false } })
                     } else {
                         let url = tfa::begin(&state, &mut user, mode)?;
                         user.updated = Some(users::now());
-                        users::save(&state, &user).await?;
+                        users::save(&state, &mut user).await?;
                         json!({ "tfa": url.as_str() })
                     }
                 }

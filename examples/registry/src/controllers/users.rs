@@ -128,8 +128,9 @@ pub fn now() -> String {
 }
 
 /// Writes the user's record. Call it under the registry's write lock.
-pub async fn save(state: &AppState, user: &User) -> Result<(), ApiError> {
-    Ok(state.db().put_user(user).await?)
+pub async fn save(state: &AppState, user: &mut User) -> Result<(), ApiError> {
+    user.revision = Some(state.db().put_user(user).await?);
+    Ok(())
 }
 
 /// The user named `name`; `None` for a name no user can have, which never reaches the
@@ -207,7 +208,7 @@ pub async fn login(
         {
             return Err(wrong());
         }
-        let user = User {
+        let mut user = User {
             name: name.to_owned(),
             password_hash,
             email: body.email,
@@ -215,8 +216,9 @@ pub async fn login(
             updated: Some(now()),
             tfa: None,
             profile: Default::default(),
+            revision: None,
         };
-        save(&state, &user).await?;
+        save(&state, &mut user).await?;
         tracing::info!(user = name, "user created");
         writing
     };

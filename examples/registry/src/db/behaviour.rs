@@ -184,3 +184,37 @@ pub async fn writes_replace_the_index(db: &dyn Metadata) {
     .unwrap();
     assert!(db.read_rule(&name, None).await.unwrap().unwrap().revision > rule.revision);
 }
+
+/// A user is made once, and a record written over one read before another write changes
+/// nothing: two requests (on two nodes, say) cannot both use up the same one-time code.
+pub async fn user_writes_name_what_they_read(db: &dyn Metadata) {
+    let mut alice = super::User {
+        name: "alice".into(),
+        password_hash: "$argon2id$…".into(),
+        email: None,
+        tfa: None,
+        created: None,
+        updated: None,
+        profile: Default::default(),
+        revision: None,
+    };
+    let made = db.put_user(&alice).await.unwrap();
+    assert!(
+        db.put_user(&alice).await.unwrap_err().is_conflict(),
+        "a second signup of the same name"
+    );
+    let mut first = db.user("alice").await.unwrap().unwrap();
+    let mut second = db.user("alice").await.unwrap().unwrap();
+    assert_eq!(first.revision, Some(made));
+    first.email = Some("first@example.com".into());
+    first.revision = Some(db.put_user(&first).await.unwrap());
+    second.email = Some("second@example.com".into());
+    assert!(db.put_user(&second).await.unwrap_err().is_conflict());
+    let stored = db.user("alice").await.unwrap().unwrap();
+    assert_eq!(stored.email.as_deref(), Some("first@example.com"));
+    // The writer goes on from what it wrote.
+    first.email = None;
+    db.put_user(&first).await.unwrap();
+    alice.revision = Some(made);
+    assert!(db.put_user(&alice).await.unwrap_err().is_conflict());
+}

@@ -150,6 +150,10 @@ pub struct User {
     /// `npm profile set` fields other than email: fullname, homepage, github, …
     #[serde(default)]
     pub profile: std::collections::BTreeMap<String, String>,
+    /// The record's revision as read, which its next write names (not part of the
+    /// record); `None` for a user not yet written.
+    #[serde(skip)]
+    pub revision: Option<i64>,
 }
 
 /// Who may read a package.
@@ -274,8 +278,11 @@ pub struct Maintained {
 pub trait Metadata: Send + Sync + 'static {
     /// The user named `name`.
     fn user(&self, name: &str) -> DbFuture<'_, Option<User>>;
-    /// Writes the user's record, made or replaced.
-    fn put_user(&self, user: &User) -> DbFuture<'_, ()>;
+    /// Makes the user (`user.revision` is `None`) or replaces the record read at
+    /// `user.revision`; a conflict, with nothing written, when one of that name was made
+    /// meanwhile or the record has changed since (a code used up on another node, say).
+    /// Returns the new revision.
+    fn put_user(&self, user: &User) -> DbFuture<'_, i64>;
     /// Whose scope `scope` is, as recorded at its first publish.
     fn scope_owner(&self, scope: &str) -> DbFuture<'_, Option<String>>;
     /// Records `owner` as the owner of `scope`, unless someone already is.

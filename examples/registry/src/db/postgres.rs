@@ -22,7 +22,8 @@ use super::{
 use crate::controllers::packages::PackageName;
 
 /// Each entry takes the schema from the version before it to its own number.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE registry_users (
         name TEXT PRIMARY KEY,
         record TEXT NOT NULL
@@ -73,7 +74,10 @@ const MIGRATIONS: &[&str] = &["
         tag TEXT NOT NULL,
         version TEXT NOT NULL,
         PRIMARY KEY (package, tag)
-    );"];
+    );",
+    // 2: a user's record names the revision it was read at when it is written.
+    "ALTER TABLE registry_users ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;",
+];
 
 /// How long a call waits for a connection, and a connection to be made.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -380,33 +384,50 @@ impl Metadata for PostgresMetadata {
             let client = self.client(doing).await?;
             let row = client
                 .query_opt(
-                    "SELECT record FROM registry_users WHERE name = $1",
+                    "SELECT record, revision FROM registry_users WHERE name = $1",
                     &[&name],
                 )
                 .await
                 .map_err(pg_error(doing))?;
             row.map(|row| {
-                serde_json::from_str(row.get::<_, &str>(0)).map_err(|e| DbError::new(doing, e))
+                let mut user: User = serde_json::from_str(row.get::<_, &str>(0))
+                    .map_err(|e| DbError::new(doing, e))?;
+                user.revision = Some(row.get(1));
+                Ok(user)
             })
             .transpose()
         })
     }
 
-    fn put_user(&self, user: &User) -> DbFuture<'_, ()> {
+    fn put_user(&self, user: &User) -> DbFuture<'_, i64> {
         let user = user.clone();
         Box::pin(async move {
             let doing = "save the user";
             let record = serde_json::to_string(&user).map_err(|e| DbError::new(doing, e))?;
             let client = self.client(doing).await?;
-            client
-                .execute(
-                    "INSERT INTO registry_users (name, record) VALUES ($1, $2)
-                     ON CONFLICT (name) DO UPDATE SET record = excluded.record",
-                    &[&user.name, &record],
-                )
-                .await
+            let row =
+                match user.revision {
+                    None => client
+                        .query_opt(
+                            "INSERT INTO registry_users (name, record, revision) VALUES ($1, $2, 1)
+                             ON CONFLICT (name) DO NOTHING RETURNING revision",
+                            &[&user.name, &record],
+                        )
+                        .await,
+                    Some(read) => {
+                        client
+                            .query_opt(
+                                "UPDATE registry_users SET record = $2, revision = revision + 1
+                             WHERE name = $1 AND revision = $3 RETURNING revision",
+                                &[&user.name, &record, &read],
+                            )
+                            .await
+                    }
+                }
                 .map_err(pg_error(doing))?;
-            Ok(())
+            row.map(|row| row.get(0)).ok_or_else(|| {
+                DbError::conflict(doing, format!("user {} changed meanwhile", user.name))
+            })
         })
     }
 
@@ -815,6 +836,14 @@ mod tests {
     async fn search_ranks_exact_name_then_prefix_then_name_then_text() {
         if let Some(scratch) = Scratch::new("search").await {
             super::super::behaviour::search_ranks(&scratch.metadata).await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn user_writes_name_what_they_read() {
+        if let Some(scratch) = Scratch::new("users").await {
+            super::super::behaviour::user_writes_name_what_they_read(&scratch.metadata).await;
             scratch.finish().await;
         }
     }

@@ -76,6 +76,8 @@ const MIGRATIONS: &[&str] = &[
     -- Substring search over names, descriptions and keywords (as `npm search` matched
     -- before there was an index), rowid = packages.rowid.
     CREATE VIRTUAL TABLE package_text USING fts5 (name, description, keywords, tokenize = 'trigram');",
+    // 2: a user's record names the revision it was read at when it is written.
+    "ALTER TABLE users ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// Readers a file database keeps open beside its writer.
@@ -419,17 +421,29 @@ pub(super) fn put_package_rows(
     Ok(())
 }
 
-pub(super) fn put_user_row(transaction: &Transaction<'_>, user: &User) -> Result<(), DbError> {
+pub(super) fn put_user_row(transaction: &Transaction<'_>, user: &User) -> Result<i64, DbError> {
     let doing = "save the user";
     let record = serde_json::to_string(user).map_err(|e| DbError::new(doing, e))?;
-    transaction
-        .execute(
-            "INSERT INTO users (name, record) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET record = excluded.record",
-            params![user.name, record],
-        )
-        .map_err(sql_error(doing))?;
-    Ok(())
+    let written: Option<i64> = match user.revision {
+        None => transaction
+            .query_row(
+                "INSERT INTO users (name, record, revision) VALUES (?1, ?2, 1)
+                 ON CONFLICT (name) DO NOTHING RETURNING revision",
+                params![user.name, record],
+                |row| row.get(0),
+            )
+            .optional(),
+        Some(read) => transaction
+            .query_row(
+                "UPDATE users SET record = ?2, revision = revision + 1
+                 WHERE name = ?1 AND revision = ?3 RETURNING revision",
+                params![user.name, record, read],
+                |row| row.get(0),
+            )
+            .optional(),
+    }
+    .map_err(sql_error(doing))?;
+    written.ok_or_else(|| DbError::conflict(doing, format!("user {} changed meanwhile", user.name)))
 }
 
 pub(super) fn claim_scope_row(
@@ -501,18 +515,23 @@ impl Metadata for SqliteMetadata {
     fn user(&self, name: &str) -> DbFuture<'_, Option<User>> {
         let name = name.to_owned();
         self.read("read the user", move |connection| {
-            let record: Option<String> = connection
-                .query_row("SELECT record FROM users WHERE name = ?1", [&name], |row| {
-                    row.get(0)
-                })
+            let row: Option<(String, i64)> = connection
+                .query_row(
+                    "SELECT record, revision FROM users WHERE name = ?1",
+                    [&name],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
                 .optional()?;
-            record
-                .map(|record| serde_json::from_str(&record).map_err(json_error))
-                .transpose()
+            row.map(|(record, revision)| {
+                let mut user: User = serde_json::from_str(&record).map_err(json_error)?;
+                user.revision = Some(revision);
+                Ok(user)
+            })
+            .transpose()
         })
     }
 
-    fn put_user(&self, user: &User) -> DbFuture<'_, ()> {
+    fn put_user(&self, user: &User) -> DbFuture<'_, i64> {
         let user = user.clone();
         self.write("save the user", move |transaction| {
             put_user_row(transaction, &user)
@@ -832,6 +851,14 @@ mod tests {
     #[tokio::test]
     async fn search_ranks_exact_name_then_prefix_then_name_then_text() {
         super::super::behaviour::search_ranks(&SqliteMetadata::memory().unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn user_writes_name_what_they_read() {
+        super::super::behaviour::user_writes_name_what_they_read(
+            &SqliteMetadata::memory().unwrap(),
+        )
+        .await;
     }
 
     #[tokio::test]

@@ -535,6 +535,7 @@ mod limit_tests {
             updated: None,
             tfa: None,
             profile: Default::default(),
+            revision: None,
         }
     }
 
@@ -646,6 +647,7 @@ mod memory_tests {
             updated: None,
             tfa: None,
             profile: Default::default(),
+            revision: None,
         }
     }
 

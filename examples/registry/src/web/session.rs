@@ -377,7 +377,7 @@ async fn log_in(
         .tokens()
         .create(&name, NewToken::session().name("web session"))
         .await?;
-    users::save(state, &user).await?;
+    users::save(state, &mut user).await?;
     let cookie = session_cookie(created.token.expose_secret(), secure)?;
     tracing::info!(user = %name, token_id = %created.listing.id, "web session started");
     let mut response = if let Some(from) = npm_done {
