@@ -3,8 +3,9 @@
 
 use crate::error::ApiError;
 
-/// Searches run at once. Each reads every package (until search has an index), so
-/// anonymous searches sent in a flood take turns here instead of taking every core from
+/// Searches run at once. Most are answered from the index, but a term shorter than its
+/// trigrams (and, on PostgreSQL without `pg_trgm`, every term) reads the packages table,
+/// so anonymous searches sent in a flood take turns here instead of taking every core from
 /// installs and publishes; one that waits longer than [`SEARCH_WAIT`] is told to retry.
 pub const SEARCHES_AT_ONCE: usize = 2;
 pub const SEARCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
