@@ -2073,3 +2073,125 @@ async fn a_publish_whose_integrity_does_not_match_its_tarball_is_refused() {
     assert!(refused.body.contains("dist.integrity"), "{}", refused.body);
     assert_eq!(client.send("GET", "/tool", None, "").await.status, 404);
 }
+
+#[tokio::test]
+async fn a_token_limited_to_some_packages_cannot_count_its_owners_private_ones_in_search() {
+    let (client, _data) = start().await;
+    let alice = client.session("alice").await;
+    for name in ["@alice/pub", "@alice/secret-alpha", "@alice/secret-beta"] {
+        let access = if name == "@alice/pub" {
+            serde_json::json!("public")
+        } else {
+            serde_json::Value::Null
+        };
+        let path = format!("/{}", name.replace('/', "%2f"));
+        let published = client
+            .send(
+                "PUT",
+                &path,
+                Some(&alice),
+                &publish_body(name, "1.0.0", access),
+            )
+            .await;
+        assert_eq!(published.status, 201, "{}", published.body);
+    }
+    let narrow = client
+        .token(
+            &alice,
+            serde_json::json!({
+                "password": PASSWORD,
+                "packages": ["@alice/pub"],
+                "packages_and_scopes_permission": "read-only",
+                "expires": 7,
+            }),
+        )
+        .await;
+    struct Case {
+        name: &'static str,
+        token: String,
+        text: &'static str,
+        total: u64,
+    }
+    let cases = [
+        Case {
+            name: "the owner's session finds all three",
+            token: alice.clone(),
+            text: "alice",
+            total: 3,
+        },
+        Case {
+            name: "the narrow token finds the public one only",
+            token: narrow.clone(),
+            text: "alice",
+            total: 1,
+        },
+        Case {
+            name: "and counts no private name, however it is spelled",
+            token: narrow.clone(),
+            text: "secret-a",
+            total: 0,
+        },
+    ];
+    for case in cases {
+        let found = client
+            .send(
+                "GET",
+                &format!("/-/v1/search?text={}", case.text),
+                Some(&case.token),
+                "",
+            )
+            .await;
+        assert_eq!(found.status, 200, "{}: {}", case.name, found.body);
+        let found = found.json();
+        assert_eq!(found["total"], case.total, "{}", case.name);
+        assert_eq!(
+            found["objects"].as_array().unwrap().len() as u64,
+            case.total,
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn unpublishing_a_version_removes_its_tarball_from_disk() {
+    let (client, data) = start().await;
+    let alice = client.session("alice").await;
+    for (version, bytes) in [("1.0.0", "one"), ("1.1.0", "two")] {
+        let mut body: serde_json::Value =
+            serde_json::from_str(&publish_body("tool", version, serde_json::Value::Null)).unwrap();
+        let attachment = &mut body["_attachments"][format!("tool-{version}.tgz")];
+        attachment["data"] =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes).into();
+        attachment["length"] = bytes.len().into();
+        let published = client
+            .send("PUT", "/tool", Some(&alice), &body.to_string())
+            .await;
+        assert_eq!(published.status, 201, "{}", published.body);
+    }
+    let files = || {
+        std::fs::read_dir(data.path().join("tarballs"))
+            .unwrap()
+            .flat_map(|folder| std::fs::read_dir(folder.unwrap().path()).unwrap())
+            .count()
+    };
+    assert_eq!(files(), 2);
+    let mut packument = client.send("GET", "/tool", Some(&alice), "").await.json();
+    packument["versions"]
+        .as_object_mut()
+        .unwrap()
+        .remove("1.1.0");
+    let rev = packument["_rev"].as_str().unwrap().to_owned();
+    let path = format!("/tool/-rev/{rev}");
+    let unpublished = client
+        .send("PUT", &path, Some(&alice), &packument.to_string())
+        .await;
+    assert_eq!(unpublished.status, 200, "{}", unpublished.body);
+    assert_eq!(
+        files(),
+        1,
+        "the removed version's tarball is gone from disk"
+    );
+    let kept = client.send("GET", "/tool/-/tool-1.0.0.tgz", None, "").await;
+    assert_eq!(kept.bytes, b"one");
+}

@@ -81,7 +81,17 @@ pub async fn search(
         .await?;
     let size = query.size.unwrap_or(DEFAULT_SIZE).clamp(1, MAX_SIZE);
     let from = query.from.unwrap_or(0).min(MAX_FROM);
-    let reader = who.as_ref().map(Authenticated::owner);
+    // Only a token that may read every package of its owner's finds their private ones:
+    // hits dropped after the query for a narrower token would still be counted in
+    // `total`, which would spell out their names a letter at a time.
+    let reader = who
+        .as_ref()
+        .filter(|who| {
+            who.grants()
+                .on_everything()
+                .is_some_and(|permission| permission.allows(tokengate::Action::Read))
+        })
+        .map(Authenticated::owner);
     let page = state
         .db()
         .search(&crate::db::SearchQuery {

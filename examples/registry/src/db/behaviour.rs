@@ -117,6 +117,12 @@ pub async fn search_ranks(db: &dyn Metadata) {
             reader: None,
             found: &[],
         },
+        Case {
+            name: "no words: every package the reader may see, by name",
+            text: "",
+            reader: None,
+            found: &["leftpad", "pad", "padding", "strings", "unrelated"],
+        },
     ];
     for case in cases {
         let (names, total) = found(db, case.text, case.reader).await;

@@ -80,7 +80,14 @@ impl Blobs {
                         let mut file = options.open(&partial)?;
                         std::io::Write::write_all(&mut file, &bytes)?;
                         file.sync_all()?;
-                        std::fs::rename(&partial, &path)
+                        std::fs::rename(&partial, &path)?;
+                        // The rename (and a folder just made) last only once their folder
+                        // is synced: the row naming this file may be committed next.
+                        std::fs::File::open(folder)?.sync_all()?;
+                        if let Some(root) = folder.parent() {
+                            std::fs::File::open(root)?.sync_all()?;
+                        }
+                        Ok(())
                     })();
                     if written.is_err() {
                         let _ = std::fs::remove_file(&partial);

@@ -84,6 +84,7 @@ pub async fn import_json_folder(
         }
     }
     let mut packages: Vec<(PackageName, Value, Access)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for dir in entries(&folder.join("packages"))? {
         let Some(mut packument) = read_json::<Value>(&dir.join("packument.json"))? else {
             continue;
@@ -104,7 +105,23 @@ pub async fn import_json_folder(
             .as_object()
             .map(|all| all.keys().cloned().collect())
             .unwrap_or_default();
+        // What handlers index into must be objects (a stored string there would make the
+        // next publish of the package fail).
+        for field in ["time", "dist-tags", "versions"] {
+            if !packument[field].is_object() {
+                packument[field] = serde_json::json!({});
+            }
+        }
         for version in versions {
+            if !crate::controllers::packages::valid_version(&version) {
+                return Err(DbError::new(
+                    doing,
+                    format!(
+                        "{shown}: the packument names the version {:?}, which is not a version",
+                        version.chars().take(64).collect::<String>()
+                    ),
+                ));
+            }
             let file = dir.join(name.tarball_name(&version));
             let bytes = std::fs::read(&file).map_err(|e| {
                 DbError::new(
@@ -134,6 +151,12 @@ pub async fn import_json_folder(
                 }
                 manifest["dist"]["integrity"] = Value::String(digest.integrity());
             }
+        }
+        if !seen.insert(name.to_string()) {
+            return Err(DbError::new(
+                doing,
+                format!("{shown}: a second folder holds the package {name}"),
+            ));
         }
         packages.push((name, packument, access));
     }

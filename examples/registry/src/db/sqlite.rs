@@ -774,7 +774,8 @@ impl Metadata for SqliteMetadata {
                     ));
                 }
             }
-            tiers.push("0".to_owned());
+            // Two arguments at least: SQLite's max() of one is the aggregate.
+            tiers.extend(["0".to_owned(), "0".to_owned()]);
             let filter = format!(" WHERE {}", conditions.join(" AND "));
             sql.push_str(&filter);
             count.push_str(&filter);

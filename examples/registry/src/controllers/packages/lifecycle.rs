@@ -194,6 +194,12 @@ pub async fn unpublish_versions(
         .filter(|version| !kept.contains_key(*version))
         .cloned()
         .collect();
+    // What the versions named before: the removed ones' tarballs go once the change is in.
+    let before: Vec<crate::db::Digest> = stored
+        .values()
+        .filter_map(|manifest| manifest["dist"]["integrity"].as_str())
+        .filter_map(crate::db::Digest::from_integrity)
+        .collect();
     for version in &removed {
         stored.remove(version);
     }
@@ -212,7 +218,6 @@ pub async fn unpublish_versions(
             .or_else(|| kept.keys().next_back().cloned());
         package.packument["dist-tags"]["latest"] = json!(newest);
     }
-    let before = tarball_digests(&package.packument);
     packages::save_changed(state, name, &mut package).await?;
     // The removed versions' tarballs go now; the `DELETE` npm sends next finds them gone.
     let kept = tarball_digests(&package.packument);
