@@ -173,7 +173,22 @@ pub async fn writes_replace_the_index(db: &dyn Metadata) {
     assert_eq!(found(db, "second", None).await.0, ["pad"]);
     assert_eq!(db.starred_by("carol").await.unwrap(), ["pad"]);
     assert!(db.maintained_by("alice").await.unwrap().is_empty());
-    db.delete_package(&name).await.unwrap();
+    let stale = db.delete_package(&name, before).await.unwrap_err();
+    assert!(stale.is_conflict(), "a delete based on an old read");
+    let read = db.read_rule(&name, None).await.unwrap().unwrap().revision;
+    let public = Access {
+        visibility: Visibility::Public,
+        mfa: PackageMfa::Publish,
+    };
+    assert!(
+        db.set_access(&name, public, before)
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
+    db.set_access(&name, public, read).await.unwrap();
+    let read = db.read_rule(&name, None).await.unwrap().unwrap().revision;
+    db.delete_package(&name, read).await.unwrap();
     assert!(db.read_rule(&name, None).await.unwrap().is_none());
     assert!(found(db, "second", None).await.0.is_empty());
     assert!(db.starred_by("carol").await.unwrap().is_empty());

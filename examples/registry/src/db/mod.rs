@@ -302,10 +302,12 @@ pub trait Metadata: Send + Sync + 'static {
         packument: &Value,
         write: PackageWrite,
     ) -> DbFuture<'_, ()>;
-    /// Changes the rules of an existing package.
-    fn set_access(&self, name: &PackageName, access: Access) -> DbFuture<'_, ()>;
-    /// Removes the package and its index (its tarball files are the caller's).
-    fn delete_package(&self, name: &PackageName) -> DbFuture<'_, ()>;
+    /// Changes the rules of the package as read at revision `read` (a conflict if it has
+    /// changed since).
+    fn set_access(&self, name: &PackageName, access: Access, read: i64) -> DbFuture<'_, ()>;
+    /// Removes the package as read at revision `read` and its index (a conflict if it has
+    /// changed since; its tarball files are the caller's).
+    fn delete_package(&self, name: &PackageName, read: i64) -> DbFuture<'_, ()>;
 
     /// The read rule for `reader` on the package, `None` when there is no such package.
     fn read_rule(&self, name: &PackageName, reader: Option<&str>)

@@ -532,7 +532,7 @@ impl Metadata for PostgresMetadata {
         })
     }
 
-    fn set_access(&self, name: &PackageName, access: Access) -> DbFuture<'_, ()> {
+    fn set_access(&self, name: &PackageName, access: Access, read: i64) -> DbFuture<'_, ()> {
         let full = name.to_string();
         Box::pin(async move {
             let doing = "save the package's access";
@@ -541,31 +541,44 @@ impl Metadata for PostgresMetadata {
                 .execute(
                     "UPDATE registry_packages SET visibility = $2, mfa = $3,
                          revision = nextval('registry_revisions')
-                     WHERE name = $1",
+                     WHERE name = $1 AND revision = $4",
                     &[
                         &full,
                         &visibility_text(access.visibility),
                         &mfa_text(access.mfa),
+                        &read,
                     ],
                 )
                 .await
                 .map_err(pg_error(doing))?;
             if changed == 0 {
-                return Err(DbError::new(doing, format!("there is no package {full}")));
+                return Err(DbError::conflict(
+                    doing,
+                    format!("{full} changed since it was read"),
+                ));
             }
             Ok(())
         })
     }
 
-    fn delete_package(&self, name: &PackageName) -> DbFuture<'_, ()> {
+    fn delete_package(&self, name: &PackageName, read: i64) -> DbFuture<'_, ()> {
         let full = name.to_string();
         Box::pin(async move {
             let doing = "remove the package";
             let client = self.client(doing).await?;
-            client
-                .execute("DELETE FROM registry_packages WHERE name = $1", &[&full])
+            let removed = client
+                .execute(
+                    "DELETE FROM registry_packages WHERE name = $1 AND revision = $2",
+                    &[&full, &read],
+                )
                 .await
                 .map_err(pg_error(doing))?;
+            if removed == 0 {
+                return Err(DbError::conflict(
+                    doing,
+                    format!("{full} changed since it was read"),
+                ));
+            }
             Ok(())
         })
     }

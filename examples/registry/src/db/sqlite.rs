@@ -618,42 +618,57 @@ impl Metadata for SqliteMetadata {
         })
     }
 
-    fn set_access(&self, name: &PackageName, access: Access) -> DbFuture<'_, ()> {
+    fn set_access(&self, name: &PackageName, access: Access, read: i64) -> DbFuture<'_, ()> {
         let full = name.to_string();
         self.write("save the package's access", move |transaction| {
             let doing = "save the package's access";
             let revision = next_revision(transaction).map_err(sql_error(doing))?;
             let changed = transaction
                 .execute(
-                    "UPDATE packages SET visibility = ?2, mfa = ?3, revision = ?4 WHERE name = ?1",
+                    "UPDATE packages SET visibility = ?2, mfa = ?3, revision = ?4
+                     WHERE name = ?1 AND revision = ?5",
                     params![
                         full,
                         visibility_text(access.visibility),
                         mfa_text(access.mfa),
-                        revision
+                        revision,
+                        read
                     ],
                 )
                 .map_err(sql_error(doing))?;
             if changed == 0 {
-                return Err(DbError::new(doing, format!("there is no package {full}")));
+                return Err(DbError::conflict(
+                    doing,
+                    format!("{full} changed since it was read"),
+                ));
             }
             Ok(())
         })
     }
 
-    fn delete_package(&self, name: &PackageName) -> DbFuture<'_, ()> {
+    fn delete_package(&self, name: &PackageName, read: i64) -> DbFuture<'_, ()> {
         let full = name.to_string();
         self.write("remove the package", move |transaction| {
             let doing = "remove the package";
             transaction
                 .execute(
-                    "DELETE FROM package_text WHERE rowid = (SELECT rowid FROM packages WHERE name = ?1)",
-                    [&full],
+                    "DELETE FROM package_text WHERE rowid =
+                         (SELECT rowid FROM packages WHERE name = ?1 AND revision = ?2)",
+                    params![full, read],
                 )
                 .map_err(sql_error(doing))?;
-            transaction
-                .execute("DELETE FROM packages WHERE name = ?1", [&full])
+            let removed = transaction
+                .execute(
+                    "DELETE FROM packages WHERE name = ?1 AND revision = ?2",
+                    params![full, read],
+                )
                 .map_err(sql_error(doing))?;
+            if removed == 0 {
+                return Err(DbError::conflict(
+                    doing,
+                    format!("{full} changed since it was read"),
+                ));
+            }
             Ok(())
         })
     }

@@ -130,15 +130,17 @@ pub async fn changeable(
     Ok(package)
 }
 
+/// Changes the rules of `package` as it was read (a 409 if it has changed since).
 pub async fn save_access(
     state: &AppState,
     name: &PackageName,
+    package: &Package,
     visibility: Visibility,
     mfa: PackageMfa,
 ) -> Result<(), ApiError> {
     Ok(state
         .db()
-        .set_access(name, Access { visibility, mfa })
+        .set_access(name, Access { visibility, mfa }, package.revision)
         .await?)
 }
 
@@ -215,7 +217,7 @@ pub async fn set_access(
             )));
         }
     };
-    save_access(&state, &name, visibility, mfa).await?;
+    save_access(&state, &name, &package, visibility, mfa).await?;
     tracing::info!(package = %name, user = who.owner(), ?visibility, ?mfa, "access changed");
     Ok(StatusCode::OK)
 }

@@ -155,7 +155,7 @@ pub async fn unpublish_all(
     let _writing = state.write_lock().await;
     let package = access::changeable(&state, &who, &name).await?;
     let tarballs = tarball_digests(&package.packument);
-    state.db().delete_package(&name).await?;
+    state.db().delete_package(&name, package.revision).await?;
     remove_unused(&state, tarballs).await?;
     tracing::info!(package = %name, user = who.owner(), "unpublished");
     Ok(StatusCode::OK)
