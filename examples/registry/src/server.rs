@@ -88,6 +88,11 @@ pub async fn serve(
                 }
             }
         };
+        // A streamed body (a tarball) leaves in more than one write after its head; with
+        // Nagle's algorithm each later write would wait for the client's delayed ACK.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+        }
         let service = app
             .clone()
             .map_request(move |mut request: axum::extract::Request| {
