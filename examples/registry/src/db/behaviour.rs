@@ -239,3 +239,38 @@ pub async fn user_writes_name_what_they_read(db: &dyn Metadata) {
     alice.revision = Some(made);
     assert!(db.put_user(&alice).await.unwrap_err().is_conflict());
 }
+
+/// A new scoped package claims its scope in the same transaction: a first publish into a
+/// scope someone else has claimed meanwhile changes nothing.
+pub async fn a_first_publish_claims_its_scope(db: &dyn Metadata) {
+    let access = Access {
+        visibility: Visibility::Public,
+        mfa: PackageMfa::None,
+    };
+    let write = |publisher: &str| PackageWrite::NewInScope {
+        access,
+        publisher: publisher.to_owned(),
+    };
+    let first = PackageName::parse("@acme/one").unwrap();
+    db.put_packument(&first, &packument("@acme/one", "", "alice"), write("alice"))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.scope_owner("acme").await.unwrap().as_deref(),
+        Some("alice")
+    );
+    let second = PackageName::parse("@acme/two").unwrap();
+    let refused = db
+        .put_packument(&second, &packument("@acme/two", "", "bob"), write("bob"))
+        .await
+        .unwrap_err();
+    assert!(refused.is_conflict(), "{refused}");
+    assert!(db.read_rule(&second, None).await.unwrap().is_none());
+    db.put_packument(
+        &second,
+        &packument("@acme/two", "", "alice"),
+        write("alice"),
+    )
+    .await
+    .unwrap();
+}

@@ -196,10 +196,14 @@ pub struct StoredPackage {
 }
 
 /// What a packument write is based on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum PackageWrite {
     /// A new package, with these rules; refused if one of that name exists by then.
     New(Access),
+    /// A new scoped package published by `publisher`, in the same transaction as the
+    /// scope's claim: the scope is recorded as the publisher's if nobody owns it yet, and
+    /// the write is refused if someone else does by then (a first publish on another node).
+    NewInScope { access: Access, publisher: String },
     /// The package as read at this revision; refused if it has changed since.
     Replacing { revision: i64 },
 }
@@ -285,8 +289,6 @@ pub trait Metadata: Send + Sync + 'static {
     fn put_user(&self, user: &User) -> DbFuture<'_, i64>;
     /// Whose scope `scope` is, as recorded at its first publish.
     fn scope_owner(&self, scope: &str) -> DbFuture<'_, Option<String>>;
-    /// Records `owner` as the owner of `scope`, unless someone already is.
-    fn claim_scope(&self, scope: &str, owner: &str) -> DbFuture<'_, ()>;
 
     /// The package's packument and rules.
     fn package(&self, name: &PackageName) -> DbFuture<'_, Option<StoredPackage>>;

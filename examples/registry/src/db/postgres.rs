@@ -293,7 +293,35 @@ async fn put_package_rows(
                     .map_err(pg_error(doing))?;
             }
         }
-        PackageWrite::New(access) => {
+        PackageWrite::New(access) | PackageWrite::NewInScope { access, .. } => {
+            if let PackageWrite::NewInScope { publisher, .. } = &write {
+                let scope = name
+                    .scope()
+                    .ok_or_else(|| DbError::new(doing, format!("{full} is not in a scope")))?;
+                transaction
+                    .execute(
+                        "INSERT INTO registry_scopes (scope, owner) VALUES ($1, $2)
+                         ON CONFLICT DO NOTHING",
+                        &[&scope, publisher],
+                    )
+                    .await
+                    .map_err(pg_error(doing))?;
+                // The row as it is now, locked until this transaction ends.
+                let owner: String = transaction
+                    .query_one(
+                        "SELECT owner FROM registry_scopes WHERE scope = $1 FOR UPDATE",
+                        &[&scope],
+                    )
+                    .await
+                    .map_err(pg_error(doing))?
+                    .get(0);
+                if &owner != publisher {
+                    return Err(DbError::conflict(
+                        doing,
+                        format!("the scope @{scope} was claimed by {owner} meanwhile"),
+                    ));
+                }
+            }
             let inserted = transaction
                 .execute(
                     "INSERT INTO registry_packages (name, revision, visibility, mfa, description,
@@ -444,23 +472,6 @@ impl Metadata for PostgresMetadata {
                 .await
                 .map_err(pg_error(doing))?;
             Ok(row.map(|row| row.get(0)))
-        })
-    }
-
-    fn claim_scope(&self, scope: &str, owner: &str) -> DbFuture<'_, ()> {
-        let (scope, owner) = (scope.to_owned(), owner.to_owned());
-        Box::pin(async move {
-            let doing = "record the scope's owner";
-            let client = self.client(doing).await?;
-            client
-                .execute(
-                    "INSERT INTO registry_scopes (scope, owner) VALUES ($1, $2)
-                     ON CONFLICT DO NOTHING",
-                    &[&scope, &owner],
-                )
-                .await
-                .map_err(pg_error(doing))?;
-            Ok(())
         })
     }
 
@@ -849,6 +860,14 @@ mod tests {
     async fn search_ranks_exact_name_then_prefix_then_name_then_text() {
         if let Some(scratch) = Scratch::new("search").await {
             super::super::behaviour::search_ranks(&scratch.metadata).await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_publish_claims_its_scope() {
+        if let Some(scratch) = Scratch::new("scopes").await {
+            super::super::behaviour::a_first_publish_claims_its_scope(&scratch.metadata).await;
             scratch.finish().await;
         }
     }

@@ -311,7 +311,7 @@ pub(super) fn put_package_rows(
                 format!("{full} changed since it was read"),
             ));
         }
-        (Some(_), PackageWrite::New(_)) => {
+        (Some(_), PackageWrite::New(_) | PackageWrite::NewInScope { .. }) => {
             return Err(DbError::conflict(
                 doing,
                 format!("{full} was published meanwhile"),
@@ -353,27 +353,29 @@ pub(super) fn put_package_rows(
                 .map_err(sql_error(doing))?;
             rowid
         }
-        (None, PackageWrite::New(access)) => transaction
-            .query_row(
-                "INSERT INTO packages (name, revision, visibility, mfa, description,
-                         keywords, latest, modified, packument, abbreviated, summary)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING rowid",
-                params![
-                    full,
-                    revision,
-                    visibility_text(access.visibility),
-                    mfa_text(access.mfa),
-                    index.description,
-                    index.keywords,
-                    index.latest,
-                    index.modified,
-                    json,
-                    index.abbreviated,
-                    index.summary
-                ],
-                |row| row.get(0),
-            )
-            .map_err(sql_error(doing))?,
+        (None, PackageWrite::NewInScope { access, publisher }) => {
+            let scope = name
+                .scope()
+                .ok_or_else(|| DbError::new(doing, format!("{full} is not in a scope")))?;
+            claim_scope_row(transaction, scope, &publisher)?;
+            let owner: String = transaction
+                .query_row(
+                    "SELECT owner FROM scopes WHERE scope = ?1",
+                    [scope],
+                    |row| row.get(0),
+                )
+                .map_err(sql_error(doing))?;
+            if owner != publisher {
+                return Err(DbError::conflict(
+                    doing,
+                    format!("the scope @{scope} was claimed by {owner} meanwhile"),
+                ));
+            }
+            insert_package_row(transaction, &full, revision, access, &index, &json)?
+        }
+        (None, PackageWrite::New(access)) => {
+            insert_package_row(transaction, &full, revision, access, &index, &json)?
+        }
     };
     transaction
         .execute(
@@ -419,6 +421,38 @@ pub(super) fn put_package_rows(
             .map_err(sql_error(doing))?;
     }
     Ok(())
+}
+
+/// Inserts a new package's row; its rowid.
+fn insert_package_row(
+    transaction: &Transaction<'_>,
+    full: &str,
+    revision: i64,
+    access: Access,
+    index: &PackageIndex,
+    json: &str,
+) -> Result<i64, DbError> {
+    transaction
+        .query_row(
+            "INSERT INTO packages (name, revision, visibility, mfa, description,
+                 keywords, latest, modified, packument, abbreviated, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING rowid",
+            params![
+                full,
+                revision,
+                visibility_text(access.visibility),
+                mfa_text(access.mfa),
+                index.description,
+                index.keywords,
+                index.latest,
+                index.modified,
+                json,
+                index.abbreviated,
+                index.summary
+            ],
+            |row| row.get(0),
+        )
+        .map_err(sql_error("save the package"))
 }
 
 pub(super) fn put_user_row(transaction: &Transaction<'_>, user: &User) -> Result<i64, DbError> {
@@ -548,13 +582,6 @@ impl Metadata for SqliteMetadata {
                     |row| row.get(0),
                 )
                 .optional()
-        })
-    }
-
-    fn claim_scope(&self, scope: &str, owner: &str) -> DbFuture<'_, ()> {
-        let (scope, owner) = (scope.to_owned(), owner.to_owned());
-        self.write("record the scope's owner", move |transaction| {
-            claim_scope_row(transaction, &scope, &owner)
         })
     }
 
@@ -867,6 +894,14 @@ mod tests {
     #[tokio::test]
     async fn search_ranks_exact_name_then_prefix_then_name_then_text() {
         super::super::behaviour::search_ranks(&SqliteMetadata::memory().unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn a_first_publish_claims_its_scope() {
+        super::super::behaviour::a_first_publish_claims_its_scope(
+            &SqliteMetadata::memory().unwrap(),
+        )
+        .await;
     }
 
     #[tokio::test]

@@ -67,6 +67,11 @@ impl PackageName {
     }
 
     /// Whether the name has a scope.
+    /// The scope, without its `@`, of a scoped name.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
     pub fn is_scoped(&self) -> bool {
         self.scope.is_some()
     }
@@ -634,17 +639,21 @@ async fn publish(
         .put(tarball, digest)
         .await
         .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
-    let write = match read {
-        Some(revision) => crate::db::PackageWrite::Replacing { revision },
-        None => crate::db::PackageWrite::New(crate::db::Access {
-            visibility,
-            mfa: PackageMfa::None,
-        }),
+    let access = crate::db::Access {
+        visibility,
+        mfa: PackageMfa::None,
+    };
+    // A new scoped package claims its scope in the same transaction, so that two first
+    // publishes into one scope (on two nodes) cannot both win.
+    let write = match (read, scope) {
+        (Some(revision), _) => crate::db::PackageWrite::Replacing { revision },
+        (None, Some(_)) => crate::db::PackageWrite::NewInScope {
+            access,
+            publisher: who.owner().to_owned(),
+        },
+        (None, None) => crate::db::PackageWrite::New(access),
     };
     save_packument(state, name, &mut packument, write).await?;
-    if let Some((scope, scopes::Ownership::Unclaimed)) = scope {
-        scopes::record(state, scope, who.owner()).await?;
-    }
     tracing::info!(
         package = name.full,
         version = checked.version,

@@ -15,7 +15,7 @@ pub async fn recorded_owner(state: &AppState, scope: &str) -> Result<Option<Stri
 pub enum Ownership {
     /// The publisher owns the scope already.
     Owned,
-    /// Nobody owns it yet: [`record`] it for the publisher once the publish is written.
+    /// Nobody owns it yet: the publish records it for the publisher, in its own transaction.
     Unclaimed,
 }
 
@@ -36,9 +36,4 @@ pub async fn check(state: &AppState, scope: &str, user: &str) -> Result<Ownershi
              scope (@{user}) or one nobody uses yet"
         ))),
     }
-}
-
-/// Records `user` as the owner of `scope`, which [`check`] found unclaimed.
-pub async fn record(state: &AppState, scope: &str, user: &str) -> Result<(), ApiError> {
-    Ok(state.db().claim_scope(scope, user).await?)
 }
