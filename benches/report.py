@@ -3,7 +3,9 @@
 
 Usage: benches/run-all (which runs the benches and then this script); or
 `benches/report.py --pages STORES_OUTPUT` to replace only the token list pages section,
-from a run of that part alone (TOKENGATE_STORE_PARTS=pages). Reads criterion's
+from a run of that part alone (TOKENGATE_STORE_PARTS=pages); or
+`benches/report.py --data-layer DATA_LAYER_OUTPUT` to replace (or add) only the section
+of benches/data_layer.py, from a run of it alone. Reads criterion's
 estimates under $CARGO_TARGET_DIR/criterion/ (default target/) and the saved output of the
 constant_time, http_load, instructions and stores targets and of benches/peers.sh,
 benches/abuse.py and benches/password_memory.py, so that no number in BENCHMARKS.md is
@@ -269,6 +271,24 @@ def splice_pages(path):
     (ROOT / "BENCHMARKS.md").write_text(doc)
 
 
+DATA_LAYER_HEADING = "## The data layer against Verdaccio"
+
+
+def splice_data_layer(path):
+    """Replaces (or adds, after the comparison with Verdaccio) the data layer section of
+    BENCHMARKS.md with benches/data_layer.py's output in `path`, for a run of it alone."""
+    doc = (ROOT / "BENCHMARKS.md").read_text()
+    section = pathlib.Path(path).read_text().rstrip("\n") + "\n"
+    start = doc.find(DATA_LAYER_HEADING)
+    if start >= 0:
+        end = doc.find("\n## ", start + 1)
+        doc = doc[:start] + section + (doc[end:] if end >= 0 else "")
+    else:
+        at = doc.find("## Hostile requests")
+        doc = doc[:at] + section + "\n" + doc[at:] if at >= 0 else doc.rstrip("\n") + "\n\n" + section
+    (ROOT / "BENCHMARKS.md").write_text(doc)
+
+
 def stores_section(path):
     """The miss-path throughput table and the scale table from benches/stores.rs."""
     runs, scale, notes = {}, [], []
@@ -459,7 +479,7 @@ Requests/s per round:
 
 
 def main(constant_time_out, http_load_out, instructions_out=None, stores_out=None, peers_out=None,
-         hot_path_out=None, abuse_out=None, password_memory_out=None):
+         hot_path_out=None, abuse_out=None, password_memory_out=None, data_layer_out=None):
     m = medians("hot_path")
     bare, floor = m["1_bare_service"], m["4_floor"]
     rows = [f"| `{b}` | {fmt_ns(t)} | {t / bare:.2f} | {t / floor:.2f} |" for b, t in m.items()]
@@ -516,8 +536,9 @@ measured minutes apart in the same run, not the absolute times.
 `cargo bench --bench hot_path`, `cargo bench --bench constant_time`,
 `cargo bench --bench http_load`, `benches/instructions.sh` (valgrind),
 `cargo bench --bench stores --features sqlite,postgres`, `benches/peers.sh` (wrk against
-Verdaccio), `benches/abuse.py` and `benches/password_memory.py` (against release builds of
-the example registry), then `benches/report.py`.
+Verdaccio), `benches/data_layer.py` (the registry's data layer against Verdaccio),
+`benches/abuse.py` and `benches/password_memory.py` (against release builds of the
+example registry), then `benches/report.py`.
 
 ## Hot path (criterion, `benches/hot_path.rs`)
 
@@ -588,7 +609,7 @@ for the client), alternating runs. Loopback only; stops by itself.
 
 {limiter_section(m, hot_path_out) if hot_path_out else ""}
 {stores_section(stores_out) if stores_out else ""}{peers_section(peers_out) if peers_out else ""}
-{pathlib.Path(abuse_out).read_text() if abuse_out else ""}
+{pathlib.Path(data_layer_out).read_text() if data_layer_out else ""}{pathlib.Path(abuse_out).read_text() if abuse_out else ""}
 {pathlib.Path(password_memory_out).read_text() if password_memory_out else ""}"""
     (ROOT / "BENCHMARKS.md").write_text(out)
     print(out)
@@ -597,5 +618,7 @@ for the client), alternating runs. Loopback only; stops by itself.
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--pages"]:
         splice_pages(sys.argv[2])
+    elif sys.argv[1:2] == ["--data-layer"]:
+        splice_data_layer(sys.argv[2])
     else:
-        main(*sys.argv[1:9])
+        main(*sys.argv[1:10])
