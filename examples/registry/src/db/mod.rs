@@ -179,6 +179,47 @@ pub enum PackageMfa {
     Automation,
 }
 
+impl Visibility {
+    /// How both backends store it.
+    pub fn as_column(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+}
+
+impl PackageMfa {
+    /// How both backends store it.
+    pub fn as_column(self) -> &'static str {
+        match self {
+            PackageMfa::None => "none",
+            PackageMfa::Publish => "publish",
+            PackageMfa::Automation => "automation",
+        }
+    }
+}
+
+impl Access {
+    /// The rules as stored in two columns, or which of them is damaged.
+    pub fn from_columns(visibility: &str, mfa: &str) -> Result<Self, String> {
+        let damaged = |what: &str| format!("a package's {what} is damaged");
+        Ok(Self {
+            visibility: match visibility {
+                "public" => Visibility::Public,
+                "private" => Visibility::Private,
+                _ => return Err(damaged("visibility")),
+            },
+            mfa: match mfa {
+                "none" => PackageMfa::None,
+                "publish" => PackageMfa::Publish,
+                "automation" => PackageMfa::Automation,
+                _ => return Err(damaged("2FA rule")),
+            },
+        })
+    }
+}
+
 /// A package's access rules: who reads it, and when writes need a code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Access {

@@ -15,9 +15,8 @@ use tokio_postgres::types::ToSql;
 
 use super::index::PackageIndex;
 use super::{
-    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageMfa, PackageWrite,
-    ReadRule, SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage, TarballRow, User,
-    Visibility,
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageWrite, ReadRule,
+    SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage, TarballRow, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -100,36 +99,8 @@ fn pg_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
     }
 }
 
-fn visibility_text(visibility: Visibility) -> &'static str {
-    match visibility {
-        Visibility::Public => "public",
-        Visibility::Private => "private",
-    }
-}
-
-fn mfa_text(mfa: PackageMfa) -> &'static str {
-    match mfa {
-        PackageMfa::None => "none",
-        PackageMfa::Publish => "publish",
-        PackageMfa::Automation => "automation",
-    }
-}
-
 fn access_of(doing: &'static str, visibility: &str, mfa: &str) -> Result<Access, DbError> {
-    let damaged = |what: &str| DbError::new(doing, format!("a package's {what} is damaged"));
-    Ok(Access {
-        visibility: match visibility {
-            "public" => Visibility::Public,
-            "private" => Visibility::Private,
-            _ => return Err(damaged("visibility")),
-        },
-        mfa: match mfa {
-            "none" => PackageMfa::None,
-            "publish" => PackageMfa::Publish,
-            "automation" => PackageMfa::Automation,
-            _ => return Err(damaged("2FA rule")),
-        },
-    })
+    Access::from_columns(visibility, mfa).map_err(|damaged| DbError::new(doing, damaged))
 }
 
 /// A term escaped for `LIKE … ESCAPE '\'`, inside `%…%`.
@@ -331,8 +302,8 @@ async fn put_package_rows(
                      ON CONFLICT (name) DO NOTHING",
                     &[
                         &full,
-                        &visibility_text(access.visibility),
-                        &mfa_text(access.mfa),
+                        &access.visibility.as_column(),
+                        &access.mfa.as_column(),
                         &index.description,
                         &index.keywords,
                         &index.latest,
@@ -555,8 +526,8 @@ impl Metadata for PostgresMetadata {
                      WHERE name = $1 AND revision = $4",
                     &[
                         &full,
-                        &visibility_text(access.visibility),
-                        &mfa_text(access.mfa),
+                        &access.visibility.as_column(),
+                        &access.mfa.as_column(),
                         &read,
                     ],
                 )

@@ -11,9 +11,8 @@ use serde_json::Value;
 
 use super::index::PackageIndex;
 use super::{
-    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageMfa, PackageWrite,
-    ReadRule, SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage, TarballRow, User,
-    Visibility,
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageWrite, ReadRule,
+    SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage, TarballRow, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -233,41 +232,9 @@ impl SqliteMetadata {
     }
 }
 
-fn visibility_text(visibility: Visibility) -> &'static str {
-    match visibility {
-        Visibility::Public => "public",
-        Visibility::Private => "private",
-    }
-}
-
-fn mfa_text(mfa: PackageMfa) -> &'static str {
-    match mfa {
-        PackageMfa::None => "none",
-        PackageMfa::Publish => "publish",
-        PackageMfa::Automation => "automation",
-    }
-}
-
 fn access_of(visibility: &str, mfa: &str) -> Result<Access, rusqlite::Error> {
-    let damaged = |what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("a package's {what} is damaged").into(),
-        )
-    };
-    Ok(Access {
-        visibility: match visibility {
-            "public" => Visibility::Public,
-            "private" => Visibility::Private,
-            _ => return Err(damaged("visibility")),
-        },
-        mfa: match mfa {
-            "none" => PackageMfa::None,
-            "publish" => PackageMfa::Publish,
-            "automation" => PackageMfa::Automation,
-            _ => return Err(damaged("2FA rule")),
-        },
+    Access::from_columns(visibility, mfa).map_err(|damaged| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, damaged.into())
     })
 }
 
@@ -440,8 +407,8 @@ fn insert_package_row(
             params![
                 full,
                 revision,
-                visibility_text(access.visibility),
-                mfa_text(access.mfa),
+                access.visibility.as_column(),
+                access.mfa.as_column(),
                 index.description,
                 index.keywords,
                 index.latest,
@@ -656,8 +623,8 @@ impl Metadata for SqliteMetadata {
                      WHERE name = ?1 AND revision = ?5",
                     params![
                         full,
-                        visibility_text(access.visibility),
-                        mfa_text(access.mfa),
+                        access.visibility.as_column(),
+                        access.mfa.as_column(),
                         revision,
                         read
                     ],
