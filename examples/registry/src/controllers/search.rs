@@ -1,6 +1,7 @@
 //! `npm search`: `GET /-/v1/search?text=&size=&from=`, in npm's result format, ranked
-//! exact name first, then name prefix, then name, then description and keywords; private
-//! packages only for those who may read them (the same rule as every other read).
+//! exact name first, then name prefix, then name, then description and keywords, from the
+//! database's index. Private packages are found for their maintainers through tokens that
+//! may read every package of theirs, and each hit is held to the read rule as well.
 
 use axum::Json;
 use axum::extract::{Query, State};
