@@ -13,7 +13,8 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
   --data DIR                  where tokens (SQLite) and packages are kept
                               (default ./registry-data)
   --memory                    keep nothing on disk
-  --database URL              keep users, packages and tokens in PostgreSQL
+  --database URL              (built with --features postgres) keep users, packages
+                              and tokens in PostgreSQL
                               (postgres://user@host/db) instead of SQLite files;
                               tarballs, secret.key and audit.log stay in --data. Several
                               registries on one database and one shared --data folder
@@ -76,6 +77,7 @@ impl DatabaseUrl {
         }
     }
 
+    #[cfg(feature = "postgres")]
     pub fn as_str(&self) -> &str {
         &self.0
     }

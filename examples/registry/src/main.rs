@@ -67,6 +67,16 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             {
                 tracing::warn!(dir = %dir.display(), "the data folder was readable by others: now 0700");
             }
+            #[cfg(not(feature = "postgres"))]
+            if config.database.is_some() {
+                return Err(
+                    "--database: this registry was built without PostgreSQL; build it \
+                            with `--features postgres` (cargo run -p tokengate-registry \
+                            --features postgres -- --database …)"
+                        .into(),
+                );
+            }
+            #[cfg(feature = "postgres")]
             if let Some(url) = config.database.clone() {
                 // Tokens and metadata in PostgreSQL, shared by every node on it; revocations
                 // reach the other nodes through its LISTEN/NOTIFY feed.

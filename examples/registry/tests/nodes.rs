@@ -5,7 +5,9 @@
 //!
 //! Needs a PostgreSQL server: the URL comes from `TOKENGATE_TEST_POSTGRES_URL` (as for the
 //! library's PostgreSQL tests); each run makes a database of its own there and drops it.
-//! Without the variable it says it skipped; with it and no server, it fails.
+//! Without the variable it says it skipped; with it and no server, it fails. Built with the
+//! registry's `postgres` feature only (`cargo test --all-features`).
+#![cfg(feature = "postgres")]
 
 mod support;
 

@@ -14,6 +14,7 @@ mod behaviour;
 pub mod blobs;
 mod import;
 mod index;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
 
@@ -59,6 +60,7 @@ impl Data {
 
     /// Users and packages in the PostgreSQL database at `url`, tarballs in `folder`: what
     /// several registry processes share.
+    #[cfg(feature = "postgres")]
     pub async fn postgres(url: &str, folder: &std::path::Path) -> Result<Self, DbError> {
         let metadata = postgres::PostgresMetadata::connect(url).await?;
         let blobs = blobs::Blobs::disk(folder.join("tarballs"))
