@@ -741,7 +741,24 @@ async fn serve_packument(
     let Some(stored) = state.db().document(&name, which).await? else {
         return Err(access::not_found(&name));
     };
-    // A write between the two reads: the tag names what is sent.
+    // A write between the two reads (made private, say, or deleted and published again by
+    // someone else): the document is sent only under the rule of its own revision.
+    if stored.revision != rule.revision {
+        let now = state
+            .db()
+            .read_rule(&name, who.map(Authenticated::owner))
+            .await?
+            .filter(|now| access::rule_allows(*now, who, &name))
+            .ok_or_else(|| access::not_found(&name))?;
+        if now.revision != stored.revision {
+            let mut busy = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{name} is changing right now: try again"),
+            );
+            busy.retry_after(axum::http::HeaderValue::from(1u32));
+            return Err(busy);
+        }
+    }
     let etag = entity_tag(stored.revision, which, host);
     let mut packument: Value = serde_json::from_str(&stored.json)
         .map_err(|e| ApiError::internal("a stored package is damaged", e))?;
