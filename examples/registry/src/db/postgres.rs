@@ -324,25 +324,22 @@ async fn put_package_rows(
             }
         }
     }
-    for user in &index.maintainers {
-        transaction
-            .execute(
-                "INSERT INTO registry_maintainers (package, username) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
-                &[&full, user],
-            )
-            .await
-            .map_err(pg_error(doing))?;
-    }
-    for user in &index.stars {
-        transaction
-            .execute(
-                "INSERT INTO registry_stars (package, username) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
-                &[&full, user],
-            )
-            .await
-            .map_err(pg_error(doing))?;
+    for (table, users) in [
+        ("registry_maintainers", &index.maintainers),
+        ("registry_stars", &index.stars),
+    ] {
+        for user in users {
+            transaction
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} (package, username) VALUES ($1, $2)
+                         ON CONFLICT DO NOTHING"
+                    ),
+                    &[&full, user],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+        }
     }
     for version in &index.versions {
         transaction

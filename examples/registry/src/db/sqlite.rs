@@ -350,21 +350,15 @@ pub(super) fn put_package_rows(
             params![rowid, full, index.description, index.keywords],
         )
         .map_err(sql_error(doing))?;
-    for user in &index.maintainers {
-        transaction
-            .execute(
-                "INSERT OR IGNORE INTO maintainers (package, user) VALUES (?1, ?2)",
-                params![full, user],
-            )
-            .map_err(sql_error(doing))?;
-    }
-    for user in &index.stars {
-        transaction
-            .execute(
-                "INSERT OR IGNORE INTO stars (package, user) VALUES (?1, ?2)",
-                params![full, user],
-            )
-            .map_err(sql_error(doing))?;
+    for (table, users) in [("maintainers", &index.maintainers), ("stars", &index.stars)] {
+        for user in users {
+            transaction
+                .execute(
+                    &format!("INSERT OR IGNORE INTO {table} (package, user) VALUES (?1, ?2)"),
+                    params![full, user],
+                )
+                .map_err(sql_error(doing))?;
+        }
     }
     for version in &index.versions {
         transaction

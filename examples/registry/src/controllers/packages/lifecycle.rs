@@ -175,6 +175,8 @@ pub async fn unpublish_versions(
         .ok_or_else(|| ApiError::bad_request("versions must be an object"))?;
     let _writing = state.write_lock().await;
     let mut package = access::changeable(state, who, name).await?;
+    // What the versions name before: the removed ones' tarballs go once the change is in.
+    let before = tarball_digests(&package.packument);
     let stored = package.packument["versions"]
         .as_object_mut()
         .ok_or_else(|| ApiError::internal("a stored package is damaged", "no versions"))?;
@@ -193,12 +195,6 @@ pub async fn unpublish_versions(
         .keys()
         .filter(|version| !kept.contains_key(*version))
         .cloned()
-        .collect();
-    // What the versions named before: the removed ones' tarballs go once the change is in.
-    let before: Vec<crate::db::Digest> = stored
-        .values()
-        .filter_map(|manifest| manifest["dist"]["integrity"].as_str())
-        .filter_map(crate::db::Digest::from_integrity)
         .collect();
     for version in &removed {
         stored.remove(version);
