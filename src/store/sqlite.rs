@@ -676,8 +676,14 @@ mod tests {
         }
         // A read abandoned mid-flight still returns its connection.
         drop(tokio::time::timeout(Duration::ZERO, store.get(record.id)).await);
+        // The lease puts its connection back before its permit is released, so wait for
+        // both.
+        let returned = || {
+            store.readers.idle.lock().unwrap().len() == 2
+                && store.readers.permits.available_permits() == 2
+        };
         for _ in 0..100 {
-            if store.readers.idle.lock().unwrap().len() == 2 {
+            if returned() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
