@@ -155,6 +155,37 @@ impl TrustPolicy {
         }
     }
 
+    /// The policy with the ids of `pin` pinned (as [`GitHubPolicy::pinned`] or
+    /// [`GitLabPolicy::pinned`] would), for an application that keeps the pin apart from
+    /// the policy and puts the two together again when it loads them.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidPolicy::PinnedId`] for an id that is not decimal, and
+    /// [`InvalidPolicy::PinProvider`] for a pin of another provider's ids (or any pin on a
+    /// CircleCI policy, whose ids are fixed when it is made).
+    pub fn with_pin(self, pin: &Pin) -> Result<Self, InvalidPolicy> {
+        match (self, pin) {
+            (
+                TrustPolicy::GitHub(p),
+                Pin::GitHub {
+                    repository_id,
+                    repository_owner_id,
+                },
+            ) => Ok(TrustPolicy::GitHub(
+                p.pinned(repository_id, repository_owner_id)?,
+            )),
+            (
+                TrustPolicy::GitLab(p),
+                Pin::GitLab {
+                    project_id,
+                    namespace_id,
+                },
+            ) => Ok(TrustPolicy::GitLab(p.pinned(project_id, namespace_id)?)),
+            _ => Err(InvalidPolicy::PinProvider),
+        }
+    }
+
     /// Whether `token` comes from this publisher. A match may carry a [`Pin`]: ids to
     /// store with the policy (from the first exchange), so that a deleted and re-created
     /// repository or project of the same name cannot use it later.
@@ -412,6 +443,9 @@ pub enum InvalidPolicy {
     /// Not a decimal id.
     #[error("a pinned id is a decimal number")]
     PinnedId,
+    /// A [`Pin`] of another provider's ids ([`TrustPolicy::with_pin`]).
+    #[error("the pinned ids are of another CI provider than the policy")]
+    PinProvider,
     /// Not a UUID.
     #[error("{0} is a UUID")]
     Uuid(&'static str),
@@ -421,6 +455,10 @@ pub enum InvalidPolicy {
     /// Not npm's shape ([`TrustPolicy::from_npm`]).
     #[error("not a trusted publisher as npm sends one: {0}")]
     Npm(&'static str),
+    /// A field or claim the policy does not check ([`TrustPolicy::from_npm`]); refused,
+    /// not ignored.
+    #[error("{0:?} is not a condition this registry checks; remove it (it would be ignored)")]
+    UnknownField(String),
 }
 
 fn check_environment(env: &str) -> Result<(), InvalidPolicy> {
@@ -464,6 +502,34 @@ mod tests {
             Err(UnknownTrustedAction("delete".to_owned()))
         );
         assert!(TrustedActions::new([]).is_empty());
+    }
+
+    #[test]
+    fn a_pin_put_back_on_its_policy_holds_it_to_the_pinned_ids() {
+        let policy = TrustPolicy::GitHub(GitHubPolicy::new("acme/tool", "release.yml").unwrap());
+        let pin = policy.matches(&github_token(|_| {})).unwrap().pin.unwrap();
+        let pinned = policy.clone().with_pin(&pin).unwrap();
+        assert_eq!(pinned.matches(&github_token(|_| {})).unwrap().pin, None);
+        // A repository of the same name made again has another id.
+        let recreated = github_token(|c| c.repository_id = "75".into());
+        assert!(policy.matches(&recreated).is_ok());
+        assert!(pinned.matches(&recreated).is_err());
+        let gitlab_pin = Pin::GitLab {
+            project_id: "20".into(),
+            namespace_id: "72".into(),
+        };
+        assert_eq!(
+            policy.with_pin(&gitlab_pin).unwrap_err(),
+            InvalidPolicy::PinProvider
+        );
+        let not_decimal = Pin::GitHub {
+            repository_id: "x".into(),
+            repository_owner_id: "65".into(),
+        };
+        assert_eq!(
+            pinned.with_pin(&not_decimal).unwrap_err(),
+            InvalidPolicy::PinnedId
+        );
     }
 
     #[test]

@@ -18,16 +18,33 @@ impl TrustPolicy {
     /// /-/package/<pkg>/trust`, for example `{"type": "github", "claims": {"repository":
     /// "acme/tool", "workflow_ref": {"file": "release.yml"}, "environment": "prod"},
     /// "permissions": ["createPackage"]}`. At least one permission is required, as npm
-    /// requires one; fields npm does not send (an `id`) are ignored. Pinned ids are not
-    /// part of npm's shape: the application keeps them beside the policy.
+    /// requires one. An `id` (which `npm trust list` shows) is ignored; any other field,
+    /// or a claim this provider's policy does not check, is refused
+    /// ([`InvalidPolicy::UnknownField`]) rather than ignored, since a condition dropped
+    /// silently would let more workflows publish than its author meant. Pinned ids are
+    /// not part of npm's shape: the application keeps them beside the policy.
     pub fn from_npm(value: &Value) -> Result<Self, InvalidPolicy> {
         let object = value
             .as_object()
             .ok_or(InvalidPolicy::Npm("not an object"))?;
+        only_fields(object, &["id", "type", "claims", "permissions"])?;
         let claims = object
             .get("claims")
             .and_then(Value::as_object)
             .ok_or(InvalidPolicy::Npm("no claims object"))?;
+        let known: &[&str] = match object.get("type").and_then(Value::as_str) {
+            Some("github") => &["repository", "workflow_ref", "environment"],
+            Some("gitlab") => &["project_path", "ci_config_ref_uri", "environment"],
+            Some("circleci") => &[
+                ORG_ID,
+                PROJECT_ID,
+                PIPELINE_DEFINITION_ID,
+                VCS_ORIGIN,
+                CONTEXT_IDS,
+            ],
+            _ => &[],
+        };
+        only_fields(claims, known)?;
         let permissions = object
             .get("permissions")
             .and_then(Value::as_array)
@@ -149,8 +166,21 @@ fn optional_text<'a>(
     }
 }
 
+/// Refuses a field of `object` not in `known`.
+fn only_fields(object: &Map<String, Value>, known: &[&str]) -> Result<(), InvalidPolicy> {
+    match object.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(unknown) => Err(InvalidPolicy::UnknownField(
+            unknown.chars().take(64).collect(),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `{"file": "…"}`, as npm sends the workflow and the CI configuration.
 fn file<'a>(claims: &'a Map<String, Value>, name: &'static str) -> Result<&'a str, InvalidPolicy> {
+    if let Some(Value::Object(reference)) = claims.get(name) {
+        only_fields(reference, &["file"])?;
+    }
     claims
         .get(name)
         .and_then(|v| v.get("file"))
@@ -256,6 +286,39 @@ mod tests {
                 "not an object",
                 TrustPolicy::from_npm(&json!([])),
                 InvalidPolicy::Npm("not an object"),
+            ),
+            (
+                "a condition this policy does not check",
+                github(
+                    json!({ "repository": "acme/tool", "workflow_ref": { "file": "release.yml" },
+                        "ref": "refs/heads/main" }),
+                    json!(["createPackage"]),
+                ),
+                InvalidPolicy::UnknownField("ref".into()),
+            ),
+            (
+                "a condition on the workflow this policy does not check",
+                github(
+                    json!({ "repository": "acme/tool",
+                        "workflow_ref": { "file": "release.yml", "ref": "refs/heads/main" } }),
+                    json!(["createPackage"]),
+                ),
+                InvalidPolicy::UnknownField("ref".into()),
+            ),
+            (
+                "another provider's claim",
+                github(
+                    json!({ "repository": "acme/tool", "workflow_ref": { "file": "release.yml" },
+                        "project_path": "acme/tool" }),
+                    json!(["createPackage"]),
+                ),
+                InvalidPolicy::UnknownField("project_path".into()),
+            ),
+            (
+                "a field beside the policy",
+                TrustPolicy::from_npm(&json!({ "type": "github", "claims": good,
+                    "permissions": ["createPackage"], "expires": "2027-01-01" })),
+                InvalidPolicy::UnknownField("expires".into()),
             ),
         ];
         for (name, got, expected) in table {
