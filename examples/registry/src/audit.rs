@@ -177,6 +177,19 @@ fn line(event: &TokenEvent<'_>) -> Option<String> {
                 .map(|g| format!("{} {}", g.permission, g.pattern)).collect::<Vec<_>>(),
             "cidr": listing.cidr.to_strings(),
         }),
+        TokenEvent::Exchanged {
+            listing,
+            provenance,
+        } => json!({
+            "at": at, "event": "token exchanged", "token_id": listing.id.to_string(),
+            "owner": listing.owner,
+            "grants": listing.grants.iter()
+                .map(|g| format!("{} {}", g.permission, g.pattern)).collect::<Vec<_>>(),
+            "issuer": provenance.issuer, "provider": provenance.provider.as_str(),
+            "source": provenance.source, "workflow": provenance.workflow,
+            "run_id": provenance.run_id, "commit": provenance.commit_sha,
+            "jti": provenance.jti,
+        }),
         TokenEvent::Revoked { id, owner } => json!({
             "at": at, "event": "token revoked", "token_id": id.to_string(), "owner": owner,
         }),

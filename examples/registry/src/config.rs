@@ -8,6 +8,7 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
                 [--max-write-token-days N] [--max-publish-mb N] [--header-timeout S]
                 [--request-timeout S] [--max-connections N]
                 [--max-connections-per-address N] [--trusted-proxy CIDR]...
+                [--oidc-issuer PROVIDER[=URL]]... [--public-host HOST]
 
   --listen ADDR               address to listen on (default 127.0.0.1:4873)
   --data DIR                  where tokens (SQLite) and packages are kept
@@ -38,6 +39,18 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
                               for several). Name the proxies' own addresses only: every
                               host in a trusted range can claim to be any client and so
                               pass any token's IP allow-list
+  --oidc-issuer PROVIDER[=URL]
+                              trust this CI provider's ID tokens for trusted publishing
+                              (npm trust): github (GitHub Actions on github.com), gitlab
+                              (GitLab.com) or circleci (CircleCI's cloud), or
+                              PROVIDER=URL for another issuer of that provider (GitHub
+                              Enterprise Server, a self-managed GitLab, CircleCI server).
+                              One issuer per provider; none by default (trusted
+                              publishing is off)
+  --public-host HOST          the host name npm reaches this registry by (the host of
+                              its registry URL): ID tokens must name the audience
+                              npm:HOST (default: the --listen address's IP, when it is
+                              not 0.0.0.0 or [::])
   --help                      this text";
 
 /// Connections from one address when `--max-connections-per-address` is not given (at most
@@ -59,6 +72,59 @@ fn days(flag: &str, text: &str) -> Result<u32, String> {
         .ok()
         .filter(|days| *days <= 3650)
         .ok_or_else(|| format!("{flag}: {text:?} is not a number of days from 0 to 3650"))
+}
+
+/// One `--oidc-issuer`: `github`, `gitlab`, `circleci`, or `PROVIDER=URL`.
+fn oidc_issuer(text: &str) -> Result<tokengate::oidc::TrustedIssuer, String> {
+    use tokengate::oidc::{IssuerUrl, Provider, TrustedIssuer};
+    let (provider, url) = match text.split_once('=') {
+        Some((provider, url)) => (provider, Some(url)),
+        None => (text, None),
+    };
+    let url = url
+        .map(|url| {
+            IssuerUrl::parse(url).map_err(|e| format!("--oidc-issuer {provider}={url}: {e}"))
+        })
+        .transpose()?;
+    Ok(match (provider, url) {
+        ("github", None) => TrustedIssuer::github_actions(),
+        ("gitlab", None) => TrustedIssuer::gitlab_com(),
+        ("circleci", None) => TrustedIssuer::circleci(),
+        ("github", Some(url)) => TrustedIssuer::exact(Provider::GitHub, url),
+        ("gitlab", Some(url)) => TrustedIssuer::exact(Provider::GitLab, url),
+        ("circleci", Some(url)) => TrustedIssuer::circleci_at(url),
+        (other, _) => {
+            return Err(format!(
+                "--oidc-issuer: {other:?} is not a CI provider this registry knows \
+                 (github, gitlab or circleci, optionally =URL)"
+            ));
+        }
+    })
+}
+
+/// `--public-host`: a DNS name or an IP address, as the host of a URL.
+fn public_host(text: &str) -> Result<String, String> {
+    let name = text.strip_prefix('[').and_then(|v6| v6.strip_suffix(']'));
+    let ok = match name {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            (1..=253).contains(&text.len())
+                && text.split('.').all(|label| {
+                    (1..=63).contains(&label.len())
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+        }
+    };
+    if ok {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "--public-host: {text:?} is not a host name (registry.example.com, 10.0.0.5 or \
+             [::1]; no scheme, port or path)"
+        ))
+    }
 }
 
 /// A PostgreSQL connection URL; its `Debug` does not show it (it may hold a password).
@@ -106,6 +172,17 @@ pub struct Config {
     pub max_publish_bytes: usize,
     /// Timeouts and the connection limit.
     pub limits: crate::server::Limits,
+    /// Trusted publishing: the CI issuers trusted, and the audience their ID tokens must
+    /// name; `None` when no `--oidc-issuer` is given.
+    pub trusted_publishing: Option<TrustedPublishing>,
+}
+
+/// `--oidc-issuer` and the audience from `--public-host`.
+#[derive(Debug, PartialEq)]
+pub struct TrustedPublishing {
+    pub issuers: Vec<tokengate::oidc::TrustedIssuer>,
+    /// `npm:<public host>`.
+    pub audience: tokengate::oidc::Audience,
 }
 
 impl Config {
@@ -126,6 +203,8 @@ impl Config {
             max_connections_per_address: 0,
         };
         let mut per_address = None;
+        let mut issuers: Vec<tokengate::oidc::TrustedIssuer> = Vec::new();
+        let mut host = None;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -193,6 +272,19 @@ impl Config {
                         .filter(|mb| (1..=1024).contains(mb))
                         .ok_or_else(|| format!("--max-publish-mb: {text:?} is not 1 to 1024"))?;
                 }
+                "--oidc-issuer" => {
+                    let issuer = oidc_issuer(&value("--oidc-issuer")?)?;
+                    // A policy names a provider, not an issuer: with two issuers of one
+                    // provider, a workflow on one could use the other's policies.
+                    if issuers.iter().any(|i| i.provider() == issuer.provider()) {
+                        return Err(format!(
+                            "--oidc-issuer: {} is given twice; one issuer per provider",
+                            issuer.provider().as_str()
+                        ));
+                    }
+                    issuers.push(issuer);
+                }
+                "--public-host" => host = Some(public_host(&value("--public-host")?)?),
                 "--help" | "-h" => return Ok(None),
                 other => return Err(format!("unknown flag {other:?}")),
             }
@@ -225,6 +317,33 @@ impl Config {
             }
             Some(n) => n,
         };
+        if host.is_some() && issuers.is_empty() {
+            return Err(
+                "--public-host is used by trusted publishing only: give an --oidc-issuer too"
+                    .into(),
+            );
+        }
+        let trusted_publishing = if issuers.is_empty() {
+            None
+        } else {
+            let host = match host {
+                Some(host) => host,
+                None if listen.ip().is_unspecified() => {
+                    return Err(format!(
+                        "--oidc-issuer needs --public-host when listening on {}: the host \
+                         name npm reaches the registry by is the ID tokens' audience",
+                        listen.ip()
+                    ));
+                }
+                None => match listen.ip() {
+                    std::net::IpAddr::V4(ip) => ip.to_string(),
+                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                },
+            };
+            let audience =
+                tokengate::oidc::Audience::npm(&host).map_err(|e| format!("--public-host: {e}"))?;
+            Some(TrustedPublishing { issuers, audience })
+        };
         let trusted_proxies = tokengate::TrustedProxies::parse(&proxies)
             .map_err(|e| format!("--trusted-proxy: {e}"))?;
         Ok(Some(Self {
@@ -236,6 +355,7 @@ impl Config {
             trusted_proxies,
             max_publish_bytes: max_publish_mb * 1024 * 1024,
             limits,
+            trusted_publishing,
         }))
     }
 }

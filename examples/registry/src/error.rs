@@ -12,10 +12,18 @@ use serde::de::DeserializeOwned;
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// What few refusals carry, apart so that every `Result` stays small.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Default)]
+struct Extra {
     /// `WWW-Authenticate` for a 401, when it is not the usual bearer challenge.
     challenge: Option<axum::http::HeaderValue>,
-    /// `Retry-After`, for a 429.
+    /// `Retry-After`, for a 429 or 503.
     retry_after: Option<axum::http::HeaderValue>,
+    /// A machine-readable code: the body is then `{"error": code, "message": message}`.
+    code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -23,20 +31,30 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
-            challenge: None,
-            retry_after: None,
+            extra: None,
         }
+    }
+
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// The refusal with a code, answered as `{"error": code, "message": …}` (the shape
+    /// npm logs from the trusted-publishing exchange).
+    pub fn coded(mut self, code: &'static str) -> Self {
+        self.extra().code = Some(code);
+        self
     }
 
     /// Sends this `WWW-Authenticate` with the refusal (npm reads `OTP` as "ask for a
     /// one-time password").
     pub fn challenge(&mut self, challenge: axum::http::HeaderValue) {
-        self.challenge = Some(challenge);
+        self.extra().challenge = Some(challenge);
     }
 
     /// Sends `Retry-After` with the refusal.
     pub fn retry_after(&mut self, seconds: axum::http::HeaderValue) {
-        self.retry_after = Some(seconds);
+        self.extra().retry_after = Some(seconds);
     }
 
     pub fn status(&self) -> StatusCode {
@@ -84,15 +102,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = axum::Json(serde_json::json!({ "error": self.message }));
-        let mut response = (self.status, body).into_response();
-        if let Some(seconds) = self.retry_after {
+        let extra = self.extra.map(|extra| *extra).unwrap_or_default();
+        let body = match extra.code {
+            Some(code) => serde_json::json!({ "error": code, "message": self.message }),
+            None => serde_json::json!({ "error": self.message }),
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = extra.retry_after {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, seconds);
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            let challenge = self
+            let challenge = extra
                 .challenge
                 .unwrap_or(axum::http::HeaderValue::from_static(
                     "Bearer realm=\"registry\"",

@@ -162,8 +162,30 @@ async fn serve(
             .map_err(|e| format!("cannot read or create the registry's key: {e}"))?,
         None => security::sealer::Sealer::ephemeral()?,
     };
+    let id_tokens = match &config.trusted_publishing {
+        Some(trusted) => {
+            let fetch = tokengate::oidc::HyperFetch::new()
+                .map_err(|e| format!("cannot set up HTTPS for trusted publishing: {e}"))?;
+            let mut verifier = tokengate::oidc::IdTokenVerifier::builder(
+                trusted.audience.clone(),
+                fetch,
+                tokens.store().clone(),
+            );
+            for issuer in &trusted.issuers {
+                verifier = verifier.issuer(issuer.clone());
+            }
+            Some(verifier.build())
+        }
+        None => None,
+    };
     let app = router::router(
-        state::AppState::new(tokens, data, sealer, config.trusted_proxies.clone()),
+        state::AppState::new(
+            tokens,
+            data,
+            sealer,
+            config.trusted_proxies.clone(),
+            id_tokens,
+        ),
         config.max_publish_bytes,
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -176,6 +198,18 @@ async fn serve(
     println!("    with npm 12:    npm login --auth-type=legacy --registry={url}");
     println!("  then, e.g.:       npm publish --registry={url}   (from a package's folder)");
     println!("  tokens on the web: {url}-/web/   (npm login opens it too)");
+    if let Some(trusted) = &config.trusted_publishing {
+        let issuers: Vec<String> = trusted
+            .issuers
+            .iter()
+            .map(|i| i.url().to_string())
+            .collect();
+        println!(
+            "  trusted publishing: ID tokens for {} from {}",
+            trusted.audience.as_str(),
+            issuers.join(", ")
+        );
+    }
     println!("  stop it with Ctrl-C");
     server::serve(listener, app, config.limits, config.trusted_proxies).await?;
     Ok(())

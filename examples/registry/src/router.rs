@@ -6,6 +6,7 @@ use axum::routing::{delete, get, post, put};
 use tokengate::TokenAuthLayer;
 
 use crate::controllers::packages::{self, access, lifecycle, owners};
+use crate::controllers::trust::{exchange, policies};
 use crate::controllers::{profile, search, stars, tokens, users};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -66,9 +67,15 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
     // Logging in is authenticated by the password, so it sits outside the token gate: a
     // stale token in the user's npm config must not stop them logging in again.
     // Logging out proves itself with the whole token in the path; it too sits outside.
+    // Trusted publishing's exchange is authenticated by the CI provider's ID token, not
+    // one of ours: outside too, with the gates' failure limit in its handler.
     let login = Router::new()
         .route("/-/user/{couch_id}", put(users::login))
-        .route("/-/user/token/{token}", delete(users::logout));
+        .route("/-/user/token/{token}", delete(users::logout))
+        .route(
+            "/-/npm/v1/oidc/token/exchange/package/{name}",
+            post(exchange::exchange),
+        );
 
     // Everything else: reads are anonymous, anything with a token is held to its rules.
     // Two gates with one failure count: package writes get the second-factor check in
@@ -125,6 +132,12 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
         .route("/-/user/{couch_id}", get(owners::user_profile))
         .route("/-/user/{user}/package", get(access::user_packages))
         .route("/-/org/{org}/package", get(access::org_packages))
+        // Their second factor is asked for in the handlers, whatever the account's mode.
+        .route(
+            "/-/package/{name}/trust",
+            get(policies::list).post(policies::create),
+        )
+        .route("/-/package/{name}/trust/{id}", delete(policies::revoke))
         .route("/-/npm/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/-/npm/v1/tokens/token/{key}", delete(tokens::revoke))
         .route(

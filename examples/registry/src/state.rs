@@ -11,6 +11,12 @@ use tokengate::{Tokens, TrustedProxies};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::db::{Data, Metadata, blobs::Blobs};
+
+/// What verifies CI jobs' ID tokens for trusted publishing: keys fetched over HTTPS, each
+/// token's single use recorded in the token store (so that every node on one PostgreSQL
+/// refuses a replay).
+pub type IdTokens =
+    tokengate::oidc::IdTokenVerifier<tokengate::oidc::HyperFetch, tokengate::store::DynStore>;
 use crate::security::sealer::Sealer;
 
 pub struct AppState {
@@ -34,6 +40,8 @@ struct Shared {
     token_failures: tokengate::FailureLimit,
     /// Searches take turns.
     search_turns: crate::security::search_turns::SearchTurns,
+    /// Trusted publishing, when `--oidc-issuer` turned it on.
+    id_tokens: Option<IdTokens>,
 }
 
 impl Clone for AppState {
@@ -50,6 +58,7 @@ impl AppState {
         data: Data,
         sealer: Sealer,
         trusted_proxies: TrustedProxies,
+        id_tokens: Option<IdTokens>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -67,6 +76,7 @@ impl AppState {
                 wrong_codes: Default::default(),
                 writes: Mutex::new(()),
                 trusted_proxies,
+                id_tokens,
             }),
         }
     }
@@ -111,6 +121,11 @@ impl AppState {
 
     pub fn token_failures(&self) -> &tokengate::FailureLimit {
         &self.shared.token_failures
+    }
+
+    /// The ID-token verifier; `None` when trusted publishing is off.
+    pub fn id_tokens(&self) -> Option<&IdTokens> {
+        self.shared.id_tokens.as_ref()
     }
 }
 

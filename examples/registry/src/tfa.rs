@@ -269,6 +269,12 @@ async fn write_verdict(
     code: Option<&str>,
     rules: WriteRules,
 ) -> SecondFactorVerdict {
+    // A token from trusted publishing has no person to type a code: the package's
+    // maintainers gave their say-so when they added the trusted publisher (with a code,
+    // if they have 2FA). As on npm, even `mfa=publish` ("disallow tokens") lets it publish.
+    if who.kind() == tokengate::TokenKind::Exchanged {
+        return SecondFactorVerdict::Pass;
+    }
     // One code, one write: checking and using it up happen under the write lock.
     let _writing = state.write_lock().await;
     let mut user = match users::load(state, who.owner()).await {

@@ -5,4 +5,5 @@ pub mod profile;
 pub mod search;
 pub mod stars;
 pub mod tokens;
+pub mod trust;
 pub mod users;

@@ -254,13 +254,8 @@ pub async fn logout(
 ) -> Result<impl IntoResponse, ApiError> {
     // The gates' budget of failures: logging out made-up tokens is guessing them too.
     let failures = state.token_failures();
-    if failures.exhausted(client) {
-        let mut error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts from your address; wait before trying again",
-        );
-        error.retry_after(axum::http::HeaderValue::from(failures.retry_after()));
-        return Err(error);
+    if let Some(exhausted) = crate::security::failures_exhausted(failures, client) {
+        return Err(exhausted);
     }
     let not_found = || {
         failures.record(client);

@@ -274,3 +274,103 @@ pub async fn a_first_publish_claims_its_scope(db: &dyn Metadata) {
     .await
     .unwrap();
 }
+
+fn publisher(id: &str, created: &str) -> super::StoredPublisher {
+    super::StoredPublisher {
+        id: id.to_owned(),
+        issuer: "https://token.actions.githubusercontent.com".to_owned(),
+        policy: json!({
+            "type": "github",
+            "claims": { "repository": "acme/tool", "workflow_ref": { "file": "release.yml" } },
+            "permissions": ["createPackage"],
+        }),
+        pin: None,
+        created_by: "alice".to_owned(),
+        created: created.to_owned(),
+    }
+}
+
+/// Trusted publishers: added all or none up to the most allowed, listed oldest first,
+/// pinned once, removed by id within their package only, and gone with their package.
+pub async fn trusted_publishers_belong_to_their_package(db: &dyn Metadata) {
+    use super::PublishersAdded;
+    let public = Access {
+        visibility: Visibility::Public,
+        mfa: PackageMfa::None,
+    };
+    let tool = PackageName::parse("tool").unwrap();
+    let other = PackageName::parse("other").unwrap();
+    let first = publisher("p1", "2026-12-02T00:00:01Z");
+    assert_eq!(
+        db.add_trusted_publishers(&tool, std::slice::from_ref(&first), 2)
+            .await
+            .unwrap(),
+        PublishersAdded::NoPackage
+    );
+    for name in [&tool, &other] {
+        db.put_packument(
+            name,
+            &packument(&name.to_string(), "", "alice"),
+            PackageWrite::New(public),
+        )
+        .await
+        .unwrap();
+    }
+    let second = publisher("p2", "2026-12-02T00:00:02Z");
+    assert_eq!(
+        db.add_trusted_publishers(&tool, &[second.clone(), first.clone()], 2)
+            .await
+            .unwrap(),
+        PublishersAdded::Added
+    );
+    let third = publisher("p3", "2026-12-02T00:00:03Z");
+    assert_eq!(
+        db.add_trusted_publishers(&tool, &[third], 2).await.unwrap(),
+        PublishersAdded::TooMany { existing: 2 }
+    );
+    let listed = db.trusted_publishers(&tool).await.unwrap();
+    assert_eq!(listed, [first.clone(), second.clone()]);
+    assert!(db.trusted_publishers(&other).await.unwrap().is_empty());
+
+    // A write of the package keeps them; pinning happens once.
+    let stored = db.package(&tool).await.unwrap().unwrap();
+    db.put_packument(
+        &tool,
+        &stored.packument,
+        PackageWrite::Replacing {
+            revision: stored.revision,
+        },
+    )
+    .await
+    .unwrap();
+    let pin = json!({ "github": { "repository_id": "74", "repository_owner_id": "65" } });
+    assert!(db.pin_trusted_publisher(&tool, "p1", &pin).await.unwrap());
+    assert!(
+        !db.pin_trusted_publisher(&tool, "p1", &json!({}))
+            .await
+            .unwrap()
+    );
+    assert!(!db.pin_trusted_publisher(&other, "p2", &pin).await.unwrap());
+    let listed = db.trusted_publishers(&tool).await.unwrap();
+    assert_eq!(listed[0].pin.as_ref(), Some(&pin));
+    assert_eq!(listed[1].pin, None);
+
+    // Removed by id, within the package named only.
+    assert!(!db.remove_trusted_publisher(&other, "p1").await.unwrap());
+    assert!(db.remove_trusted_publisher(&tool, "p1").await.unwrap());
+    assert!(!db.remove_trusted_publisher(&tool, "p1").await.unwrap());
+    assert_eq!(db.trusted_publishers(&tool).await.unwrap(), [second]);
+
+    // A package removed takes its publishers along: one published again under the name
+    // starts with none.
+    let stored = db.package(&tool).await.unwrap().unwrap();
+    db.delete_package(&tool, stored.revision).await.unwrap();
+    db.put_packument(
+        &tool,
+        &packument("tool", "", "mallory"),
+        PackageWrite::New(public),
+    )
+    .await
+    .unwrap();
+    assert!(db.trusted_publishers(&tool).await.unwrap().is_empty());
+}

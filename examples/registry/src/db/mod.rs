@@ -318,6 +318,36 @@ pub struct Maintained {
     pub visibility: Visibility,
 }
 
+/// A package's trusted publisher (`npm trust`), as stored: the policy in npm's shape, the
+/// issuer it was made for, and the ids pinned at its first exchange.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredPublisher {
+    /// The policy's id, which `npm trust revoke --id` names.
+    pub id: String,
+    /// The issuer (for CircleCI, the base of its organisations' issuers) it was made for:
+    /// a token from another issuer of the same provider never matches it.
+    pub issuer: String,
+    /// `{"type", "claims", "permissions"}`, as `npm trust` sends it.
+    pub policy: Value,
+    /// The ids seen at the first exchange, `None` until then.
+    pub pin: Option<Value>,
+    /// The maintainer who set it up: the exchanged tokens publish as them.
+    pub created_by: String,
+    /// When (RFC 3339).
+    pub created: String,
+}
+
+/// What adding trusted publishers to a package did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublishersAdded {
+    /// All of them were added.
+    Added,
+    /// None: the package would have more than the most allowed (it has this many).
+    TooMany { existing: usize },
+    /// None: there is no such package (it was removed meanwhile).
+    NoPackage,
+}
+
 /// The registry's metadata: every read and write handlers make of users and packages.
 ///
 /// Every write is one transaction. A package's packument, access rules and index change
@@ -374,4 +404,25 @@ pub trait Metadata: Send + Sync + 'static {
     fn starred_by(&self, user: &str) -> DbFuture<'_, Vec<String>>;
     /// The packages `user` maintains, by name.
     fn maintained_by(&self, user: &str) -> DbFuture<'_, Vec<Maintained>>;
+
+    /// The package's trusted publishers, oldest first.
+    fn trusted_publishers(&self, name: &PackageName) -> DbFuture<'_, Vec<StoredPublisher>>;
+    /// Adds `publishers` to the package, all or none: none when it would then have more
+    /// than `max` (counted in the same transaction, so two nodes cannot both add the last).
+    fn add_trusted_publishers(
+        &self,
+        name: &PackageName,
+        publishers: &[StoredPublisher],
+        max: usize,
+    ) -> DbFuture<'_, PublishersAdded>;
+    /// Removes the package's publisher `id`; whether there was one.
+    fn remove_trusted_publisher(&self, name: &PackageName, id: &str) -> DbFuture<'_, bool>;
+    /// Pins ids on the package's publisher `id` if it has none pinned yet; whether it did
+    /// (`false` when it was pinned meanwhile, or removed).
+    fn pin_trusted_publisher(
+        &self,
+        name: &PackageName,
+        id: &str,
+        pin: &Value,
+    ) -> DbFuture<'_, bool>;
 }

@@ -15,8 +15,9 @@ use tokio_postgres::types::ToSql;
 
 use super::index::PackageIndex;
 use super::{
-    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageWrite, ReadRule,
-    SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage, TarballRow, User,
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageWrite,
+    PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage,
+    StoredPublisher, TarballRow, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -76,6 +77,19 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: a user's record names the revision it was read at when it is written.
     "ALTER TABLE registry_users ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;",
+    "
+    CREATE TABLE registry_trusted_publishers (
+        id TEXT PRIMARY KEY,
+        package TEXT NOT NULL REFERENCES registry_packages (name) ON DELETE CASCADE,
+        issuer TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        pin TEXT,
+        created_by TEXT NOT NULL,
+        created TEXT NOT NULL,
+        seq BIGSERIAL NOT NULL
+    );
+    CREATE INDEX registry_trusted_publishers_by_package
+        ON registry_trusted_publishers (package, created, seq);",
 ];
 
 /// How long a call waits for a connection, and a connection to be made.
@@ -758,6 +772,137 @@ impl Metadata for PostgresMetadata {
                 .collect()
         })
     }
+
+    fn trusted_publishers(&self, name: &PackageName) -> DbFuture<'_, Vec<StoredPublisher>> {
+        let full = name.to_string();
+        Box::pin(async move {
+            let doing = "read the package's trusted publishers";
+            let client = self.client(doing).await?;
+            let rows = client
+                .query(
+                    "SELECT id, issuer, policy, pin, created_by, created
+                     FROM registry_trusted_publishers WHERE package = $1 ORDER BY created, seq",
+                    &[&full],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            rows.iter()
+                .map(|row| {
+                    let json = |text: &str| {
+                        serde_json::from_str::<Value>(text).map_err(|e| DbError::new(doing, e))
+                    };
+                    Ok(StoredPublisher {
+                        id: row.get(0),
+                        issuer: row.get(1),
+                        policy: json(row.get(2))?,
+                        pin: row.get::<_, Option<&str>>(3).map(json).transpose()?,
+                        created_by: row.get(4),
+                        created: row.get(5),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn add_trusted_publishers(
+        &self,
+        name: &PackageName,
+        publishers: &[StoredPublisher],
+        max: usize,
+    ) -> DbFuture<'_, PublishersAdded> {
+        let full = name.to_string();
+        let publishers = publishers.to_vec();
+        Box::pin(async move {
+            let doing = "save the package's trusted publishers";
+            let mut client = self.client(doing).await?;
+            let transaction = client.transaction().await.map_err(pg_error(doing))?;
+            // The package's row, locked: two nodes adding at once take turns, so the count
+            // below cannot be passed by both.
+            let package = transaction
+                .query_opt(
+                    "SELECT 1 FROM registry_packages WHERE name = $1 FOR UPDATE",
+                    &[&full],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            if package.is_none() {
+                return Ok(PublishersAdded::NoPackage);
+            }
+            let existing: i64 = transaction
+                .query_one(
+                    "SELECT count(*) FROM registry_trusted_publishers WHERE package = $1",
+                    &[&full],
+                )
+                .await
+                .map_err(pg_error(doing))?
+                .get(0);
+            let existing = existing as usize;
+            if existing + publishers.len() > max {
+                return Ok(PublishersAdded::TooMany { existing });
+            }
+            for publisher in &publishers {
+                let policy = publisher.policy.to_string();
+                let pin = publisher.pin.as_ref().map(Value::to_string);
+                transaction
+                    .execute(
+                        "INSERT INTO registry_trusted_publishers
+                             (id, package, issuer, policy, pin, created_by, created)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        &[
+                            &publisher.id,
+                            &full,
+                            &publisher.issuer,
+                            &policy,
+                            &pin,
+                            &publisher.created_by,
+                            &publisher.created,
+                        ],
+                    )
+                    .await
+                    .map_err(pg_error(doing))?;
+            }
+            transaction.commit().await.map_err(pg_error(doing))?;
+            Ok(PublishersAdded::Added)
+        })
+    }
+
+    fn remove_trusted_publisher(&self, name: &PackageName, id: &str) -> DbFuture<'_, bool> {
+        let (full, id) = (name.to_string(), id.to_owned());
+        Box::pin(async move {
+            let doing = "remove the trusted publisher";
+            let client = self.client(doing).await?;
+            let removed = client
+                .execute(
+                    "DELETE FROM registry_trusted_publishers WHERE package = $1 AND id = $2",
+                    &[&full, &id],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn pin_trusted_publisher(
+        &self,
+        name: &PackageName,
+        id: &str,
+        pin: &Value,
+    ) -> DbFuture<'_, bool> {
+        let (full, id, pin) = (name.to_string(), id.to_owned(), pin.to_string());
+        Box::pin(async move {
+            let doing = "pin the trusted publisher";
+            let client = self.client(doing).await?;
+            let pinned = client
+                .execute(
+                    "UPDATE registry_trusted_publishers SET pin = $3
+                     WHERE package = $1 AND id = $2 AND pin IS NULL",
+                    &[&full, &id, &pin],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(pinned > 0)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -852,6 +997,15 @@ mod tests {
     async fn a_package_write_replaces_its_index_and_a_delete_removes_it() {
         if let Some(scratch) = Scratch::new("writes").await {
             super::super::behaviour::writes_replace_the_index(&scratch.metadata).await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn trusted_publishers_belong_to_their_package() {
+        if let Some(scratch) = Scratch::new("trust").await {
+            super::super::behaviour::trusted_publishers_belong_to_their_package(&scratch.metadata)
+                .await;
             scratch.finish().await;
         }
     }

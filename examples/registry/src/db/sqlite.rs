@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use super::index::PackageIndex;
 use super::{
-    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageWrite, ReadRule,
-    SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage, TarballRow, User,
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageWrite,
+    PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage,
+    StoredPublisher, TarballRow, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -77,6 +78,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE VIRTUAL TABLE package_text USING fts5 (name, description, keywords, tokenize = 'trigram');",
     // 2: a user's record names the revision it was read at when it is written.
     "ALTER TABLE users ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;",
+    // 3: trusted publishers (`npm trust`), gone with their package.
+    "CREATE TABLE trusted_publishers (
+        id TEXT PRIMARY KEY,
+        package TEXT NOT NULL REFERENCES packages (name) ON DELETE CASCADE,
+        issuer TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        pin TEXT,
+        created_by TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX trusted_publishers_by_package ON trusted_publishers (package, created);",
 ];
 
 /// Readers a file database keeps open beside its writer.
@@ -846,6 +858,130 @@ impl Metadata for SqliteMetadata {
             rows.collect()
         })
     }
+
+    fn trusted_publishers(&self, name: &PackageName) -> DbFuture<'_, Vec<StoredPublisher>> {
+        let full = name.to_string();
+        self.read("read the package's trusted publishers", move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, issuer, policy, pin, created_by, created FROM trusted_publishers
+                 WHERE package = ?1 ORDER BY created, rowid",
+            )?;
+            let rows = statement.query_map([&full], |row| {
+                let policy: String = row.get(2)?;
+                let pin: Option<String> = row.get(3)?;
+                Ok(StoredPublisher {
+                    id: row.get(0)?,
+                    issuer: row.get(1)?,
+                    policy: serde_json::from_str(&policy).map_err(json_error)?,
+                    pin: pin
+                        .map(|pin| serde_json::from_str(&pin))
+                        .transpose()
+                        .map_err(json_error)?,
+                    created_by: row.get(4)?,
+                    created: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn add_trusted_publishers(
+        &self,
+        name: &PackageName,
+        publishers: &[StoredPublisher],
+        max: usize,
+    ) -> DbFuture<'_, PublishersAdded> {
+        let full = name.to_string();
+        let publishers = publishers.to_vec();
+        let doing = "save the package's trusted publishers";
+        self.write(doing, move |transaction| {
+            let exists = transaction
+                .query_row(
+                    "SELECT 1 FROM packages WHERE name = ?1",
+                    [&full],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(sql_error(doing))?
+                .is_some();
+            if !exists {
+                return Ok(PublishersAdded::NoPackage);
+            }
+            let existing: i64 = transaction
+                .query_row(
+                    "SELECT count(*) FROM trusted_publishers WHERE package = ?1",
+                    [&full],
+                    |row| row.get(0),
+                )
+                .map_err(sql_error(doing))?;
+            let existing = existing as usize;
+            if existing + publishers.len() > max {
+                return Ok(PublishersAdded::TooMany { existing });
+            }
+            for publisher in &publishers {
+                let policy =
+                    serde_json::to_string(&publisher.policy).map_err(|e| DbError::new(doing, e))?;
+                let pin = publisher
+                    .pin
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| DbError::new(doing, e))?;
+                transaction
+                    .execute(
+                        "INSERT INTO trusted_publishers
+                             (id, package, issuer, policy, pin, created_by, created)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![
+                            publisher.id,
+                            full,
+                            publisher.issuer,
+                            policy,
+                            pin,
+                            publisher.created_by,
+                            publisher.created
+                        ],
+                    )
+                    .map_err(sql_error(doing))?;
+            }
+            Ok(PublishersAdded::Added)
+        })
+    }
+
+    fn remove_trusted_publisher(&self, name: &PackageName, id: &str) -> DbFuture<'_, bool> {
+        let (full, id) = (name.to_string(), id.to_owned());
+        let doing = "remove the trusted publisher";
+        self.write(doing, move |transaction| {
+            let removed = transaction
+                .execute(
+                    "DELETE FROM trusted_publishers WHERE package = ?1 AND id = ?2",
+                    [&full, &id],
+                )
+                .map_err(sql_error(doing))?;
+            Ok(removed > 0)
+        })
+    }
+
+    fn pin_trusted_publisher(
+        &self,
+        name: &PackageName,
+        id: &str,
+        pin: &Value,
+    ) -> DbFuture<'_, bool> {
+        let (full, id) = (name.to_string(), id.to_owned());
+        let pin = pin.to_string();
+        let doing = "pin the trusted publisher";
+        self.write(doing, move |transaction| {
+            let pinned = transaction
+                .execute(
+                    "UPDATE trusted_publishers SET pin = ?3
+                     WHERE package = ?1 AND id = ?2 AND pin IS NULL",
+                    [&full, &id, &pin],
+                )
+                .map_err(sql_error(doing))?;
+            Ok(pinned > 0)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -876,5 +1012,13 @@ mod tests {
     #[tokio::test]
     async fn a_package_write_replaces_its_index_and_a_delete_removes_it() {
         super::super::behaviour::writes_replace_the_index(&SqliteMetadata::memory().unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn trusted_publishers_belong_to_their_package() {
+        super::super::behaviour::trusted_publishers_belong_to_their_package(
+            &SqliteMetadata::memory().unwrap(),
+        )
+        .await;
     }
 }

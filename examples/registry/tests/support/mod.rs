@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod issuer;
 pub mod npm;
 pub mod registry;
 

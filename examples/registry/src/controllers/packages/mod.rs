@@ -472,10 +472,12 @@ async fn put_named(
     let shape: PutShape = body.parse()?;
     match (shape.versions, shape.attachments, shape.users) {
         (None, None, Some(_)) => {
+            crate::controllers::tokens::refuse_exchanged(&who, "star packages")?;
             tfa::check_package_write(&state, &who, &name, headers, WriteRules::AccountOnly).await?;
             crate::controllers::stars::change(&state, who, &name, body.parse()?).await
         }
         (Some(_), None, None) => {
+            crate::controllers::tokens::refuse_exchanged(&who, "deprecate versions")?;
             tfa::check_package_write(&state, &who, &name, headers, WriteRules::PackageAndAccount)
                 .await?;
             crate::controllers::packages::lifecycle::deprecate(&state, who, &name, body.parse()?)
@@ -528,6 +530,12 @@ async fn publish(
     let hidden = existing
         .as_ref()
         .is_some_and(|package| !package.readable_by(Some(who), name));
+    if existing.is_none() && who.kind() == tokengate::TokenKind::Exchanged {
+        return Err(ApiError::forbidden(format!(
+            "a token from trusted publishing publishes new versions of an existing package, \
+             and {name} does not exist (any more): publish it with a maintainer's token"
+        )));
+    }
     if let Some(package) = existing.as_ref().filter(|_| !hidden) {
         if !package.is_maintainer(who.owner()) {
             return Err(ApiError::forbidden(format!(
