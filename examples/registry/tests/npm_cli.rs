@@ -1531,3 +1531,128 @@ async fn what_the_third_review_found_through_the_real_npm_cli() {
         .await;
     assert!(refused.contains("cannot change the profile"), "{refused}");
 }
+
+/// `npm trust` and a publish from a simulated GitHub Actions job: npm asks the job's ID
+/// token endpoint (a loopback issuer of the test's own) for a token with the registry's
+/// audience, exchanges it, and publishes with what it got; no token is configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_publishing_through_the_real_npm_cli() {
+    use support::issuer::{Issuer, github_claims};
+    if !npm_ready("the trusted-publishing npm CLI test") {
+        return;
+    }
+    let issuer = Issuer::start(github_claims("acme/tool", "release.yml")).await;
+    let work = tempfile::tempdir().unwrap();
+    let here = work.path();
+    let trusted = format!("github={}", issuer.url);
+    let registry = Registry::start_with(
+        "127.0.0.1:0",
+        &here.join("data"),
+        &["--oidc-issuer", &trusted],
+    )
+    .await;
+    let alice = Npm::new(&here.join("alice"), &registry.url);
+    alice.make_user("alice").await;
+    let session = alice.session_config();
+    let tool = package_dir(here, "trusted-tool", "1.0.0");
+    alice.ok(&session, &tool, &["publish"]).await;
+
+    let added = alice
+        .ok(
+            &session,
+            here,
+            &[
+                "trust",
+                "github",
+                "trusted-tool",
+                "--repo",
+                "acme/tool",
+                "--file",
+                "release.yml",
+                "--allow-publish",
+                "--yes",
+            ],
+        )
+        .await;
+    assert!(added.contains("acme/tool"), "{added}");
+    let listed = alice
+        .ok(&session, here, &["trust", "list", "trusted-tool", "--json"])
+        .await;
+    let start = listed
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON in {listed}"));
+    let id = serde_json::Deserializer::from_str(&listed[start..])
+        .into_iter::<serde_json::Value>()
+        .next()
+        .unwrap()
+        .unwrap()["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {listed}"))
+        .to_owned();
+
+    // The CI job: no token anywhere, only the job's ID token endpoint.
+    let ci = here.join("ci.npmrc");
+    std::fs::write(&ci, "").unwrap();
+    let env = issuer.github_actions_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let tool = package_dir(here, "trusted-tool", "1.0.1");
+    let (ok, published) = alice
+        .run_with(&ci, &tool, &["publish", "--loglevel=verbose"], &env)
+        .await;
+    assert!(ok, "the job publishes:\n{published}");
+    assert!(
+        published.contains("Successfully retrieved and set token"),
+        "{published}"
+    );
+    let read = http(registry.addr, "GET", "/trusted-tool", &[], b"").await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    let packument = read.json();
+    assert_eq!(packument["versions"]["1.0.1"]["_npmUser"]["name"], "alice");
+
+    // npm 12's `npm dist-tag` exchanges an ID token too (npm 11's sends the configured
+    // token, here none).
+    if npm_major() >= 12 {
+        let (ok, tagged) = alice
+            .run_with(
+                &ci,
+                here,
+                &["dist-tag", "add", "trusted-tool@1.0.1", "beta"],
+                &env,
+            )
+            .await;
+        assert!(
+            ok && tagged.contains("+beta: trusted-tool@1.0.1"),
+            "{tagged}"
+        );
+    } else {
+        support::skipped(
+            "npm 11's dist-tag has no trusted publishing: that step ran under npm 12 only",
+        );
+    }
+
+    // Another workflow of the repository: npm falls back to no token, and its verbose log
+    // says why.
+    issuer.set_claims(github_claims("acme/tool", "deploy.yml"));
+    let tool = package_dir(here, "trusted-tool", "1.0.2");
+    let (ok, refused) = alice
+        .run_with(&ci, &tool, &["publish", "--loglevel=verbose"], &env)
+        .await;
+    assert!(!ok, "another workflow publishes nothing:\n{refused}");
+    assert!(
+        refused.contains("no trusted publisher of trusted-tool matches this ID token"),
+        "{refused}"
+    );
+
+    alice
+        .ok(
+            &session,
+            here,
+            &["trust", "revoke", "trusted-tool", "--id", &id],
+        )
+        .await;
+    let listed = alice
+        .ok(&session, here, &["trust", "list", "trusted-tool"])
+        .await;
+    assert!(listed.contains("No trust configurations"), "{listed}");
+    registry.stop().await;
+}

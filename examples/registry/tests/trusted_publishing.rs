@@ -159,18 +159,25 @@ async fn a_ci_job_publishes_its_package_with_an_exchanged_token_and_nothing_else
             status: 403,
         },
         Refused {
+            what: "its owners",
+            method: "PUT",
+            path: "/tool/-rev/1",
+            body: json!({ "_id": "tool", "_rev": "1", "maintainers": [{ "name": "mallory" }] }),
+            status: 403,
+        },
+        Refused {
+            what: "its access",
+            method: "POST",
+            path: "/-/package/tool/access",
+            body: json!({ "access": "restricted" }),
+            status: 403,
+        },
+        Refused {
             what: "a trusted publisher of its own",
             method: "POST",
             path: "/-/package/tool/trust",
             body: json!([{ "type": "github", "claims": { "repository": "evil/tool",
                 "workflow_ref": { "file": "x.yml" } }, "permissions": ["createPackage"] }]),
-            status: 403,
-        },
-        Refused {
-            what: "a dist-tag",
-            method: "PUT",
-            path: "/-/package/tool/dist-tags/beta",
-            body: json!("1.0.0"),
             status: 403,
         },
     ];
@@ -181,6 +188,18 @@ async fn a_ci_job_publishes_its_package_with_an_exchanged_token_and_nothing_else
             .await;
         assert_eq!(reply.status, case.status, "{}: {}", case.what, reply.body);
     }
+
+    // Its dist-tags, which npm 12's `npm dist-tag` changes with an exchanged token too.
+    let tagged = world
+        .client
+        .send(
+            "PUT",
+            "/-/package/tool/dist-tags/beta",
+            Some(&token),
+            "\"1.0.1\"",
+        )
+        .await;
+    assert_eq!(tagged.status, 200, "{}", tagged.body);
 
     // The maintainer lists and revokes it; the next exchange finds none.
     let listed = world

@@ -121,7 +121,8 @@ pub(crate) fn token_manager(
 pub(crate) fn refuse_exchanged(who: &Authenticated, what: &str) -> Result<(), ApiError> {
     if who.kind() == tokengate::TokenKind::Exchanged {
         return Err(ApiError::forbidden(format!(
-            "a token from trusted publishing cannot {what}: it may only publish its package"
+            "a token from trusted publishing cannot {what}: it may only publish its package \
+             and change its dist-tags"
         )));
     }
     Ok(())

@@ -118,8 +118,27 @@ pub async fn changeable(
 ) -> Result<Package, ApiError> {
     crate::controllers::tokens::refuse_exchanged(
         who,
-        "change a package (owners, access, tags, versions)",
+        "change a package's owners, access, versions or trusted publishers",
     )?;
+    maintained(state, who, name).await
+}
+
+/// [`changeable`] for its dist-tags, which a token from trusted publishing may change too
+/// (npm 12's `npm dist-tag` exchanges an ID token for one, as `npm publish` does).
+pub async fn tags_changeable(
+    state: &AppState,
+    who: &Authenticated,
+    name: &PackageName,
+) -> Result<Package, ApiError> {
+    maintained(state, who, name).await
+}
+
+/// The package, if `who` maintains it and their token may write it.
+async fn maintained(
+    state: &AppState,
+    who: &Authenticated,
+    name: &PackageName,
+) -> Result<Package, ApiError> {
     let package = readable(state, Some(who), name).await?;
     if !package.is_maintainer(who.owner()) {
         return Err(ApiError::forbidden(format!(

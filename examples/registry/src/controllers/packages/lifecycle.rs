@@ -43,7 +43,7 @@ pub async fn add_tag(
         )));
     }
     let _writing = state.write_lock().await;
-    let mut package = access::changeable(&state, &who, &name).await?;
+    let mut package = access::tags_changeable(&state, &who, &name).await?;
     if package.packument["versions"].get(&version).is_none() {
         return Err(ApiError::not_found(format!(
             "{name} has no version {:?}",
@@ -68,7 +68,7 @@ pub async fn remove_tag(
         return Err(ApiError::bad_request("the latest tag cannot be removed"));
     }
     let _writing = state.write_lock().await;
-    let mut package = access::changeable(&state, &who, &name).await?;
+    let mut package = access::tags_changeable(&state, &who, &name).await?;
     let removed = package.packument["dist-tags"]
         .as_object_mut()
         .and_then(|tags| tags.remove(&tag));
