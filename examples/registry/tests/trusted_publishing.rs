@@ -341,6 +341,24 @@ async fn id_tokens_that_are_not_exactly_right_are_refused_with_a_reason() {
             says: "deploy.yml",
         },
         Case {
+            what: "issued in the future",
+            token: world.issuer.mint(AUDIENCE, |c| {
+                let later = c["iat"].as_u64().unwrap() + 3600;
+                c["iat"] = json!(later);
+                c["exp"] = json!(later + 300);
+            }),
+            status: 401,
+            code: "invalid_id_token",
+            says: "issued in the future",
+        },
+        Case {
+            what: "far larger than an ID token",
+            token: world.issuer.mint(AUDIENCE, |c| c["padding"] = json!("x".repeat(20_000))),
+            status: 401,
+            code: "invalid_id_token",
+            says: "over the limit",
+        },
+        Case {
             what: "garbage",
             token: "not.a.jwt".to_owned(),
             status: 401,
