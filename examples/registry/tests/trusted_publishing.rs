@@ -353,7 +353,9 @@ async fn id_tokens_that_are_not_exactly_right_are_refused_with_a_reason() {
         },
         Case {
             what: "far larger than an ID token",
-            token: world.issuer.mint(AUDIENCE, |c| c["padding"] = json!("x".repeat(20_000))),
+            token: world
+                .issuer
+                .mint(AUDIENCE, |c| c["padding"] = json!("x".repeat(20_000))),
             status: 401,
             code: "invalid_id_token",
             says: "over the limit",
