@@ -790,16 +790,18 @@ async fn serve_packument(
         .into_response())
 }
 
-/// A packument's `ETag`: its revision, which document, and the host its URLs name.
+/// A packument's `ETag`: its revision, which document, and the host its URLs name. The
+/// host is hashed with SHA-256 (its first 8 bytes), which every node and every build of
+/// the registry computes alike, so that nodes behind one load balancer agree on ETags.
 fn entity_tag(revision: i64, which: crate::db::Document, host: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    host.hash(&mut hasher);
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(host.as_bytes());
+    let host_hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     let kind = match which {
         crate::db::Document::Full => "full",
         crate::db::Document::Abbreviated => "install",
     };
-    format!("\"{revision}-{kind}-{:016x}\"", hasher.finish())
+    format!("\"{revision}-{kind}-{host_hash}\"")
 }
 
 pub async fn tarball(
@@ -860,4 +862,35 @@ async fn serve_tarball(
         blob.body,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_tags_are_the_same_on_every_node_and_build() {
+        // The host's part is the first 8 bytes of SHA-256("registry.example.com")
+        // (`printf registry.example.com | sha256sum`): a value no process or Rust release
+        // changes, so two registry nodes answer the same ETag for the same revision.
+        let host = "registry.example.com";
+        assert_eq!(
+            entity_tag(7, crate::db::Document::Full, host),
+            "\"7-full-1752fe171ea06d7a\""
+        );
+        assert_eq!(
+            entity_tag(7, crate::db::Document::Abbreviated, host),
+            "\"7-install-1752fe171ea06d7a\""
+        );
+        assert_eq!(
+            entity_tag(7, crate::db::Document::Full, host),
+            entity_tag(7, crate::db::Document::Full, host),
+            "two computations agree"
+        );
+        assert_ne!(
+            entity_tag(7, crate::db::Document::Full, host),
+            entity_tag(7, crate::db::Document::Full, "other.example.com"),
+            "another host, another tag"
+        );
+    }
 }
