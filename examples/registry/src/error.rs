@@ -198,6 +198,38 @@ impl From<crate::db::DbError> for ApiError {
                 ),
             );
         }
+        if error.is_timed_out() {
+            tracing::warn!(%error, "a database statement reached its time limit");
+            let mut busy = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "cannot {}: it took longer than the registry allows; try again in a few \
+                     seconds, or with fewer or longer words",
+                    error.doing()
+                ),
+            );
+            busy.retry_after(axum::http::HeaderValue::from(5u32));
+            return busy;
+        }
         Self::internal(&format!("cannot {}", error.doing()), error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::response::IntoResponse;
+
+    #[test]
+    fn a_statement_cut_off_at_its_time_limit_is_503_with_retry_after() {
+        let error = ApiError::from(crate::db::DbError::timed_out("search", "57014"));
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            error.message().starts_with("cannot search: "),
+            "{}",
+            error.message()
+        );
+        let response = error.into_response();
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "5");
     }
 }

@@ -70,13 +70,18 @@ fn rank(terms: &[String], name: &str) -> u8 {
 /// Where the deepest page may start: paging far costs the database more.
 const MAX_FROM: usize = 10_000;
 
+/// The most matches a search counts and ranks: as far as the deepest page reaches, so
+/// that every page there is has its hits. Past it, `total` says this many (at least):
+/// npm's CLI reads only `objects`, and a count past every page is work for nothing.
+const MOST_MATCHES: usize = MAX_FROM + MAX_SIZE;
+
 pub async fn search(
     State(state): State<AppState>,
     who: Option<Authenticated>,
     Query(query): Query<SearchQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let terms = terms_of(query.text.as_deref().unwrap_or_default())?;
-    let _turn = state
+    let turn = state
         .search_turns()
         .take(crate::security::search_turns::SEARCH_WAIT)
         .await?;
@@ -95,12 +100,16 @@ pub async fn search(
         .map(Authenticated::owner);
     let page = state
         .db()
-        .search(&crate::db::SearchQuery {
-            terms: &terms,
-            from,
-            size,
-            reader,
-        })
+        .search(
+            &crate::db::SearchQuery {
+                terms: &terms,
+                from,
+                size,
+                reader,
+                most: MOST_MATCHES,
+            },
+            Some(turn),
+        )
         .await?;
     let objects: Vec<Value> = page
         .hits

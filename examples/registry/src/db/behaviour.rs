@@ -39,12 +39,16 @@ async fn with_packages(db: &dyn Metadata, packages: &[(&str, &str, Visibility)])
 async fn found(db: &dyn Metadata, text: &str, reader: Option<&str>) -> (Vec<String>, u64) {
     let terms: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
     let page = db
-        .search(&SearchQuery {
-            terms: &terms,
-            from: 0,
-            size: 20,
-            reader,
-        })
+        .search(
+            &SearchQuery {
+                terms: &terms,
+                from: 0,
+                size: 20,
+                reader,
+                most: 10_250,
+            },
+            None,
+        )
         .await
         .unwrap();
     (
@@ -373,4 +377,90 @@ pub async fn trusted_publishers_belong_to_their_package(db: &dyn Metadata) {
     .await
     .unwrap();
     assert!(db.trusted_publishers(&tool).await.unwrap().is_empty());
+}
+
+/// A search reads, counts and ranks at most `most` matches (private packages left out
+/// before they are counted), and the exact name still comes first.
+pub async fn search_is_bounded(db: &dyn Metadata) {
+    with_packages(
+        db,
+        &[
+            ("@alice/pad-secret", "", Visibility::Private),
+            ("padding", "", Visibility::Public),
+            ("leftpad", "", Visibility::Public),
+            ("strings", "pads text on the left", Visibility::Public),
+            // Written last, so that the index gives it after the others.
+            ("pad", "", Visibility::Public),
+        ],
+    )
+    .await;
+    struct Case {
+        name: &'static str,
+        text: &'static str,
+        reader: Option<&'static str>,
+        most: usize,
+        found: &'static [&'static str],
+        total: u64,
+    }
+    let cases = [
+        Case {
+            name: "past the bound: the exact name first, and `most` for the total",
+            text: "pad",
+            reader: None,
+            most: 2,
+            found: &["pad", "padding"],
+            total: 2,
+        },
+        Case {
+            name: "within it: every match, counted exactly",
+            text: "pad",
+            reader: None,
+            most: 100,
+            found: &["pad", "padding", "leftpad", "strings"],
+            total: 4,
+        },
+        Case {
+            name: "no words: the first readable packages by name",
+            text: "",
+            reader: None,
+            most: 2,
+            found: &["leftpad", "pad"],
+            total: 2,
+        },
+        Case {
+            name: "no words, for a maintainer: their private package counts",
+            text: "",
+            reader: Some("alice"),
+            most: 2,
+            found: &["@alice/pad-secret", "leftpad"],
+            total: 2,
+        },
+        Case {
+            name: "a short term: the first matches by name, ranked",
+            text: "pa",
+            reader: None,
+            most: 2,
+            found: &["pad", "padding"],
+            total: 2,
+        },
+    ];
+    for case in cases {
+        let terms: Vec<String> = case.text.split_whitespace().map(str::to_owned).collect();
+        let page = db
+            .search(
+                &SearchQuery {
+                    terms: &terms,
+                    from: 0,
+                    size: 20,
+                    reader: case.reader,
+                    most: case.most,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let names: Vec<String> = page.hits.into_iter().map(|hit| hit.name).collect();
+        assert_eq!(names, case.found, "{}", case.name);
+        assert_eq!(page.total, case.total, "{}", case.name);
+    }
 }

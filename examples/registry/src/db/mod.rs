@@ -96,6 +96,7 @@ pub struct DbError {
     doing: &'static str,
     cause: String,
     conflict: bool,
+    timed_out: bool,
 }
 
 impl DbError {
@@ -104,7 +105,21 @@ impl DbError {
             doing,
             cause: cause.to_string(),
             conflict: false,
+            timed_out: false,
         }
+    }
+
+    /// The database cut the statement off at its time limit: nothing was read or written,
+    /// and the same call may succeed later.
+    pub fn timed_out(doing: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self {
+            timed_out: true,
+            ..Self::new(doing, cause)
+        }
+    }
+
+    pub fn is_timed_out(&self) -> bool {
+        self.timed_out
     }
 
     /// The package changed (on this node or another) between the read the write was based
@@ -299,6 +314,8 @@ pub struct SearchHit {
 /// A page of hits, and how many there are in all.
 pub struct SearchPage {
     pub hits: Vec<SearchHit>,
+    /// How many packages match, exact up to [`SearchQuery::most`]; `most` itself means
+    /// "at least `most`".
     pub total: u64,
 }
 
@@ -310,7 +327,16 @@ pub struct SearchQuery<'a> {
     /// The reader's name, if any: their private packages are found too, when their token
     /// may read them (decided by the caller per hit, after the query).
     pub reader: Option<&'a str>,
+    /// The most matches a search reads, counts and ranks, so that its work is bounded
+    /// however many packages match: past it, `total` is `most` (at least that many), the
+    /// exact name is still first, and the other hits are ranked among the first `most`
+    /// matches the index gives. Pages should end within it.
+    pub most: usize,
 }
+
+/// What a search holds until its query has ended, even when the caller stops waiting
+/// (a client that disconnects): its turn among the searches running at once.
+pub type SearchTurn = tokio::sync::OwnedSemaphorePermit;
 
 /// A package someone maintains, with its visibility, for `npm access list packages`.
 pub struct Maintained {
@@ -398,8 +424,10 @@ pub trait Metadata: Send + Sync + 'static {
     fn tarball_in_use(&self, digest: &Digest) -> DbFuture<'_, bool>;
 
     /// Packages matching every term, best first (exact name, name prefix, name, text),
-    /// public ones and the reader's own private ones only.
-    fn search(&self, query: &SearchQuery<'_>) -> DbFuture<'_, SearchPage>;
+    /// public ones and the reader's own private ones only. `turn` is kept until the query
+    /// has ended, even if the returned future is dropped first.
+    fn search(&self, query: &SearchQuery<'_>, turn: Option<SearchTurn>)
+    -> DbFuture<'_, SearchPage>;
     /// The packages `user` has starred, by name.
     fn starred_by(&self, user: &str) -> DbFuture<'_, Vec<String>>;
     /// The packages `user` maintains, by name.

@@ -16,8 +16,8 @@ use tokio_postgres::types::ToSql;
 use super::index::PackageIndex;
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageWrite,
-    PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, StoredDocument, StoredPackage,
-    StoredPublisher, TarballRow, User,
+    PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn, StoredDocument,
+    StoredPackage, StoredPublisher, TarballRow, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -100,7 +100,14 @@ const POOL_SIZE: usize = 16;
 /// The registry's metadata in PostgreSQL.
 pub struct PostgresMetadata {
     pool: Pool,
+    /// How long a search may run on the server before it is cut off (answered 503).
+    search_timeout: Duration,
 }
+
+/// How long a search may run on the server: long past any search the indexes serve, short
+/// enough that a pathological one (many short words, on a server without `pg_trgm`) does
+/// not hold its turn and a connection for long.
+const SEARCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn pg_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
     // The server's own message says what was wrong; the error's Display only "db error".
@@ -148,7 +155,10 @@ impl PostgresMetadata {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| DbError::new(doing, e))?;
-        let metadata = Self { pool };
+        let metadata = Self {
+            pool,
+            search_timeout: SEARCH_TIMEOUT,
+        };
         metadata.migrate().await?;
         Ok(metadata)
     }
@@ -385,6 +395,69 @@ async fn put_package_rows(
 /// SQL for "the reader may see it": public, or the reader (`$1`) maintains it.
 const READABLE: &str = "(p.visibility = 'public' OR EXISTS (SELECT 1 FROM registry_maintainers m
      WHERE m.package = p.name AND m.username = $1))";
+
+/// The statement of a search for `terms` (lower-cased), and the `LIKE` patterns it takes.
+/// Its values: `$1` the reader, then each term's pattern, then each term, then the most
+/// matches read (`most` plus one, to tell "more"), the page's size and start. Its text
+/// depends only on the number of terms, so that it is prepared once per number.
+///
+/// The work is bounded: the matches are read once, at most that many of them, each with
+/// its rank (the worst of its terms: 0 exact name, 1 name prefix, 2 in the name, 3 in the
+/// text only), and the count, the order and the page are all taken from those. The exact
+/// name is looked up by the primary key beside them, so that it comes first however many
+/// packages match. Private packages are left out in the query (by [`READABLE`]), before
+/// they are counted.
+fn search_statement(terms: &[String]) -> (String, Vec<String>) {
+    let patterns: Vec<String> = terms.iter().map(|t| contains_pattern(t)).collect();
+    let mut conditions = vec![READABLE.to_owned()];
+    for i in 0..terms.len() {
+        conditions.push(format!("p.search_text LIKE ${} ESCAPE '\\'", i + 2));
+    }
+    let mut tiers = Vec::new();
+    for i in 0..terms.len() {
+        let exact = format!("${}::text", terms.len() + i + 2);
+        tiers.push(format!(
+            "CASE WHEN p.name = {exact} THEN 0
+                  WHEN left(p.name, length({exact})) = {exact} THEN 1
+                  WHEN strpos(p.name, {exact}) > 0 THEN 2 ELSE 3 END"
+        ));
+    }
+    tiers.push("0".to_owned());
+    let tier = format!("GREATEST({})", tiers.join(", "));
+    let [limit, size, from] = [0, 1, 2].map(|i| format!("${}", 2 * terms.len() + 2 + i));
+    // Without a word long enough for the trigram index, the first packages by name.
+    let order = if terms.iter().any(|t| t.chars().count() >= 3) {
+        ""
+    } else {
+        " ORDER BY p.name"
+    };
+    let exact = if terms.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "(SELECT name, tier FROM (
+                  SELECT p.name, {tier} AS tier FROM registry_packages p
+                  WHERE p.name = ${}::text AND {READABLE}
+              ) exact WHERE tier = 0)
+             UNION ",
+            terms.len() + 2
+        )
+    };
+    let sql = format!(
+        "WITH found AS MATERIALIZED (
+             {exact}(SELECT p.name, {tier} AS tier FROM registry_packages p
+              WHERE {}{order} LIMIT {limit})
+         ),
+         page AS (SELECT name, tier FROM found ORDER BY tier, name LIMIT {size} OFFSET {from})
+         SELECT (SELECT count(*) FROM found), p.name, p.description, p.keywords, p.latest,
+             p.visibility, p.summary
+         FROM (SELECT 1) one LEFT JOIN page ON true
+             LEFT JOIN registry_packages p ON p.name = page.name
+         ORDER BY page.tier, page.name",
+        conditions.join(" AND ")
+    );
+    (sql, patterns)
+}
 
 impl Metadata for PostgresMetadata {
     fn user(&self, name: &str) -> DbFuture<'_, Option<User>> {
@@ -660,68 +733,75 @@ impl Metadata for PostgresMetadata {
         })
     }
 
-    fn search(&self, query: &SearchQuery<'_>) -> DbFuture<'_, SearchPage> {
+    fn search(
+        &self,
+        query: &SearchQuery<'_>,
+        turn: Option<SearchTurn>,
+    ) -> DbFuture<'_, SearchPage> {
         let terms: Vec<String> = query.terms.iter().map(|t| t.to_lowercase()).collect();
-        let (from, size) = (query.from as i64, query.size as i64);
+        let most = query.most as i64;
+        let from = query.from as i64;
+        // Hits lie within the first `most`, as `total` does.
+        let size = (query.size as i64).min((most - from).max(0));
         let reader = query.reader.map(str::to_owned);
-        Box::pin(async move {
+        let pool = self.pool.clone();
+        let timeout = self.search_timeout;
+        // A task of its own, which holds the turn: a caller that stops waiting (a client
+        // that disconnects) drops only the handle, while the server still runs the query
+        // (until it ends or reaches `statement_timeout`), and the turn with it.
+        let task = tokio::spawn(async move {
+            let _turn = turn;
             let doing = "search";
-            // $1 is the reader, then each term as a LIKE pattern (what the count needs),
-            // then each term as itself (what the order needs).
-            let patterns: Vec<String> = terms.iter().map(|t| contains_pattern(t)).collect();
+            let (sql, patterns) = search_statement(&terms);
+            let limit = most.saturating_add(1);
             let mut values: Vec<&(dyn ToSql + Sync)> = vec![&reader];
-            let mut conditions = vec![READABLE.to_owned()];
-            for pattern in &patterns {
-                values.push(pattern);
-                conditions.push(format!("p.search_text LIKE ${} ESCAPE '\\'", values.len()));
-            }
-            let filtered = values.len();
-            let mut tiers = Vec::new();
-            for term in &terms {
-                values.push(term);
-                let exact = format!("${}::text", values.len());
-                tiers.push(format!(
-                    "CASE WHEN p.name = {exact} THEN 0
-                          WHEN left(p.name, length({exact})) = {exact} THEN 1
-                          WHEN strpos(p.name, {exact}) > 0 THEN 2 ELSE 3 END"
-                ));
-            }
-            tiers.push("0".to_owned());
-            let filter = format!(" WHERE {}", conditions.join(" AND "));
-            let client = self.client(doing).await?;
-            let total: i64 = client
-                .query_one(
-                    &format!("SELECT count(*) FROM registry_packages p{filter}"),
-                    &values[..filtered],
-                )
+            values.extend(patterns.iter().map(|p| p as &(dyn ToSql + Sync)));
+            values.extend(terms.iter().map(|t| t as &(dyn ToSql + Sync)));
+            values.extend([&limit as &(dyn ToSql + Sync), &size, &from]);
+            let mut client = pool.get().await.map_err(|e| DbError::new(doing, e))?;
+            let transaction = client.transaction().await.map_err(pg_error(doing))?;
+            // SET cannot take a parameter; the number is ours.
+            transaction
+                .batch_execute(&format!(
+                    "SET LOCAL statement_timeout = {}",
+                    timeout.as_millis()
+                ))
                 .await
-                .map_err(pg_error(doing))?
-                .get(0);
-            let counted = values.len();
-            values.push(&size);
-            values.push(&from);
-            let sql = format!(
-                "SELECT p.name, p.description, p.keywords, p.latest, p.visibility, p.summary
-                 FROM registry_packages p{filter}
-                 ORDER BY GREATEST({}), p.name LIMIT ${} OFFSET ${}",
-                tiers.join(", "),
-                counted + 1,
-                counted + 2
-            );
-            let rows = client.query(&sql, &values).await.map_err(pg_error(doing))?;
+                .map_err(pg_error(doing))?;
+            let statement = transaction
+                .prepare_cached(&sql)
+                .await
+                .map_err(pg_error(doing))?;
+            let rows = transaction
+                .query(&statement, &values)
+                .await
+                .map_err(|error| {
+                    if error.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
+                        DbError::timed_out(doing, error)
+                    } else {
+                        pg_error(doing)(error)
+                    }
+                })?;
+            transaction.commit().await.map_err(pg_error(doing))?;
+            let mut total = 0;
             let mut hits = Vec::with_capacity(rows.len());
             for row in rows {
+                total = row.get::<_, i64>(0).min(most);
+                // The one row of a search that found nothing has no package.
+                let Some(name) = row.get::<_, Option<String>>(1) else {
+                    continue;
+                };
                 hits.push(SearchHit {
-                    name: row.get(0),
-                    description: row.get(1),
+                    name,
+                    description: row.get(2),
                     keywords: row
-                        .get::<_, &str>(2)
+                        .get::<_, &str>(3)
                         .split_whitespace()
                         .map(str::to_owned)
                         .collect(),
-                    version: row.get(3),
-                    visibility: access_of(doing, row.get(4), "none")?.visibility,
-                    summary: serde_json::from_str(row.get::<_, &str>(5))
+                    version: row.get(4),
+                    visibility: access_of(doing, row.get(5), "none")?.visibility,
+                    summary: serde_json::from_str(row.get::<_, &str>(6))
                         .map_err(|e| DbError::new(doing, e))?,
                 });
             }
@@ -729,7 +809,8 @@ impl Metadata for PostgresMetadata {
                 hits,
                 total: total as u64,
             })
-        })
+        });
+        Box::pin(async move { task.await.map_err(|e| DbError::new("search", e))? })
     }
 
     fn starred_by(&self, user: &str) -> DbFuture<'_, Vec<String>> {
@@ -973,6 +1054,63 @@ mod tests {
     async fn search_ranks_exact_name_then_prefix_then_name_then_text() {
         if let Some(scratch) = Scratch::new("search").await {
             super::super::behaviour::search_ranks(&scratch.metadata).await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_search_keeps_its_turn_until_its_query_ends_and_is_cut_off_at_its_limit() {
+        let Some(mut scratch) = Scratch::new("search_turns").await else {
+            return;
+        };
+        let terms = vec!["pad".to_owned()];
+        let query = SearchQuery {
+            terms: &terms,
+            from: 0,
+            size: 20,
+            reader: None,
+            most: 100,
+        };
+        // The search waits for this lock, on the server, until it is released.
+        let locker = scratch.metadata.pool.get().await.unwrap();
+        let lock = "BEGIN; LOCK TABLE registry_packages IN ACCESS EXCLUSIVE MODE";
+        locker.batch_execute(lock).await.unwrap();
+
+        // Far longer than the test: only the lock's release ends this query.
+        scratch.metadata.search_timeout = Duration::from_secs(3600);
+        let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let turn = std::sync::Arc::clone(&turns).acquire_owned().await.unwrap();
+        let mut search = scratch.metadata.search(&query, Some(turn));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(search.as_mut().poll(&mut context).is_pending());
+        // The client went away: its request's future is dropped, the query is not.
+        drop(search);
+        assert_eq!(
+            turns.available_permits(),
+            0,
+            "the query still holds its turn"
+        );
+        locker.batch_execute("COMMIT").await.unwrap();
+        drop(turns.acquire().await.unwrap());
+
+        // A query past its limit is cut off, and says so.
+        scratch.metadata.search_timeout = Duration::from_millis(50);
+        locker.batch_execute(lock).await.unwrap();
+        let error = match scratch.metadata.search(&query, None).await {
+            Err(error) => error,
+            Ok(_) => panic!("the search ran while the table was locked"),
+        };
+        assert!(error.is_timed_out(), "{error}");
+        locker.batch_execute("COMMIT").await.unwrap();
+        assert!(scratch.metadata.search(&query, None).await.is_ok());
+        drop(locker);
+        scratch.finish().await;
+    }
+
+    #[tokio::test]
+    async fn search_is_bounded() {
+        if let Some(scratch) = Scratch::new("search_bounds").await {
+            super::super::behaviour::search_is_bounded(&scratch.metadata).await;
             scratch.finish().await;
         }
     }

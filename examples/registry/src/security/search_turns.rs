@@ -11,21 +11,25 @@ pub const SEARCHES_AT_ONCE: usize = 2;
 pub const SEARCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The turns searches take.
-pub struct SearchTurns(tokio::sync::Semaphore);
+pub struct SearchTurns(std::sync::Arc<tokio::sync::Semaphore>);
 
 impl Default for SearchTurns {
     fn default() -> Self {
-        Self(tokio::sync::Semaphore::new(SEARCHES_AT_ONCE))
+        Self(std::sync::Arc::new(tokio::sync::Semaphore::new(
+            SEARCHES_AT_ONCE,
+        )))
     }
 }
 
 impl SearchTurns {
-    /// A turn, or 503 with `Retry-After` when none came within `wait`.
+    /// A turn, or 503 with `Retry-After` when none came within `wait`. The turn is owned,
+    /// so that it goes with the query into the database ([`crate::db::Metadata::search`])
+    /// and ends when the query does: a client that disconnects does not end it early.
     pub async fn take(
         &self,
         wait: std::time::Duration,
-    ) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
-        match tokio::time::timeout(wait, self.0.acquire()).await {
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        match tokio::time::timeout(wait, std::sync::Arc::clone(&self.0).acquire_owned()).await {
             Ok(Ok(turn)) => Ok(turn),
             _ => {
                 let mut busy = ApiError::new(
@@ -61,7 +65,7 @@ mod tests {
     async fn turns_held(
         turns: &SearchTurns,
         wait: std::time::Duration,
-    ) -> Vec<tokio::sync::SemaphorePermit<'_>> {
+    ) -> Vec<tokio::sync::OwnedSemaphorePermit> {
         let mut held = Vec::new();
         for _ in 0..SEARCHES_AT_ONCE {
             held.push(turns.take(wait).await.unwrap());
