@@ -21,7 +21,6 @@ use tokengate::oidc::{VerifiedIdToken, match_policies};
 
 use super::{issuer_for, pin_to_json, policy_of};
 use crate::controllers::packages::PackageName;
-use crate::controllers::packages::access;
 use crate::error::ApiError;
 use crate::state::{AppState, ClientAddress};
 
@@ -96,10 +95,8 @@ pub async fn exchange(
         )
     };
 
-    let _writing = state.write_lock().await;
-    let Some(package) = access::load(&state, &name).await? else {
-        return Err(no_match());
-    };
+    // No lock: pinning is one conditional write, and a publish checks the publisher's
+    // maintainership again. A package that does not exist has no publishers.
     // Only the policies made for this very issuer: another issuer of the same provider
     // (a GitHub Enterprise Server the registry trusted once) never matches them.
     let issuer = issuer_for(id_tokens, verified.provider());
@@ -117,8 +114,14 @@ pub async fn exchange(
     };
     let publisher = &stored[index].0;
     // The exchanged token publishes as the maintainer who set the publisher up: one who has
-    // since left the package takes the publisher's say-so with them.
-    if !package.is_maintainer(&publisher.created_by) {
+    // since left the package takes the publisher's say-so with them. (A package removed
+    // since its publishers were read matches nothing.)
+    let rule = state
+        .db()
+        .read_rule(&name, Some(&publisher.created_by))
+        .await?
+        .ok_or_else(no_match)?;
+    if !rule.reader_maintains {
         return Err(refused(
             ApiError::forbidden(format!(
                 "the trusted publisher that matches was added by {}, who no longer maintains \
@@ -129,13 +132,16 @@ pub async fn exchange(
         ));
     }
     if let Some(pin) = matched.pin() {
-        let pin = pin_to_json(pin);
-        if pin.is_null()
-            || !state
-                .db()
-                .pin_trusted_publisher(&name, &publisher.id, &pin)
-                .await?
-        {
+        let pinned = match pin_to_json(pin) {
+            Some(pin) => {
+                state
+                    .db()
+                    .pin_trusted_publisher(&name, &publisher.id, &pin)
+                    .await?
+            }
+            None => false,
+        };
+        if !pinned {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "the trusted publisher changed while this exchange was answered; run the job again",
@@ -164,7 +170,9 @@ pub async fn exchange(
     ))
 }
 
-/// The bearer of `Authorization: Bearer <token>`.
+/// The bearer of `Authorization: Bearer <token>`. Not the library's
+/// `Credentials::from_headers`: that caps the header at the length of the registry's own
+/// tokens, and an ID token is a JWT of a kilobyte or more (the verifier caps it instead).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
