@@ -36,6 +36,7 @@ pub async fn change(
             "the package name in the body does not match the one in the URL",
         ));
     }
+    crate::controllers::tokens::refuse_exchanged(&who, "star packages")?;
     packages::check_write(&who, name)?;
     let _writing = state.write_lock().await;
     let mut package = access::readable(state, Some(&who), name).await?;

@@ -472,12 +472,10 @@ async fn put_named(
     let shape: PutShape = body.parse()?;
     match (shape.versions, shape.attachments, shape.users) {
         (None, None, Some(_)) => {
-            crate::controllers::tokens::refuse_exchanged(&who, "star packages")?;
             tfa::check_package_write(&state, &who, &name, headers, WriteRules::AccountOnly).await?;
             crate::controllers::stars::change(&state, who, &name, body.parse()?).await
         }
         (Some(_), None, None) => {
-            crate::controllers::tokens::refuse_exchanged(&who, "deprecate versions")?;
             tfa::check_package_write(&state, &who, &name, headers, WriteRules::PackageAndAccount)
                 .await?;
             crate::controllers::packages::lifecycle::deprecate(&state, who, &name, body.parse()?)
