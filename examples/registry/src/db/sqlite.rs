@@ -89,6 +89,15 @@ const MIGRATIONS: &[&str] = &[
         created TEXT NOT NULL
     );
     CREATE INDEX trusted_publishers_by_package ON trusted_publishers (package, created);",
+    // 4: the search index kept compact as packages are written again and again (each
+    // write replaces the package's row in it). By default FTS5 keeps a deleted row's
+    // entries until a merge reaches them, and merges four segments at a time: after a few
+    // publishes of each package, a search read several segments and the dead entries in
+    // each (with 10,000 packages, a full name took 7 ms instead of 0.1 ms).
+    // `secure-delete` removes the entries at once, and `automerge` 2 merges segments
+    // sooner. Both are kept in the database and only change how writes maintain the index.
+    "INSERT INTO package_text (package_text, rank) VALUES ('secure-delete', 1);
+    INSERT INTO package_text (package_text, rank) VALUES ('automerge', 2);",
 ];
 
 /// Readers a file database keeps open beside its writer.
@@ -155,22 +164,6 @@ fn migrate(connection: &mut Connection) -> Result<(), DbError> {
     transaction.commit().map_err(sql_error(doing))
 }
 
-/// Keeps the search index compact as packages are written again and again (each write
-/// replaces the package's row in it). By default FTS5 keeps a deleted row's entries until
-/// a merge reaches them, and merges four segments at a time: after a few publishes of
-/// each package, a search read several segments and the dead entries in each (with 10,000
-/// packages, a full name took 7 ms instead of 0.1 ms). `secure-delete` removes the
-/// entries at once, and `automerge` 2 merges segments sooner. Both are kept in the
-/// database (so this is idempotent) and only change how writes maintain the index.
-fn tune_search_index(connection: &Connection) -> Result<(), DbError> {
-    connection
-        .execute_batch(
-            "INSERT INTO package_text (package_text, rank) VALUES ('secure-delete', 1);
-             INSERT INTO package_text (package_text, rank) VALUES ('automerge', 2);",
-        )
-        .map_err(sql_error("tune the search index"))
-}
-
 impl SqliteMetadata {
     /// The database at `path` (made, readable by its owner only, when missing).
     pub fn open(path: &Path) -> Result<Self, DbError> {
@@ -180,7 +173,6 @@ impl SqliteMetadata {
             .map_err(|e| DbError::new(doing, e))?;
         configure(&writer, true)?;
         migrate(&mut writer)?;
-        tune_search_index(&writer)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let reader = Connection::open_with_flags(
@@ -207,7 +199,6 @@ impl SqliteMetadata {
             Connection::open_in_memory().map_err(sql_error("open the registry's database"))?;
         configure(&writer, false)?;
         migrate(&mut writer)?;
-        tune_search_index(&writer)?;
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Vec::new()),
