@@ -37,6 +37,16 @@ async fn with_packages(db: &dyn Metadata, packages: &[(&str, &str, Visibility)])
 }
 
 async fn found(db: &dyn Metadata, text: &str, reader: Option<&str>) -> (Vec<String>, u64) {
+    found_within(db, text, reader, 10_250).await
+}
+
+/// [`found`], reading at most `most` matches.
+async fn found_within(
+    db: &dyn Metadata,
+    text: &str,
+    reader: Option<&str>,
+    most: usize,
+) -> (Vec<String>, u64) {
     let terms: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
     let page = db
         .search(
@@ -45,7 +55,7 @@ async fn found(db: &dyn Metadata, text: &str, reader: Option<&str>) -> (Vec<Stri
                 from: 0,
                 size: 20,
                 reader,
-                most: 10_250,
+                most,
             },
             None,
         )
@@ -445,22 +455,8 @@ pub async fn search_is_bounded(db: &dyn Metadata) {
         },
     ];
     for case in cases {
-        let terms: Vec<String> = case.text.split_whitespace().map(str::to_owned).collect();
-        let page = db
-            .search(
-                &SearchQuery {
-                    terms: &terms,
-                    from: 0,
-                    size: 20,
-                    reader: case.reader,
-                    most: case.most,
-                },
-                None,
-            )
-            .await
-            .unwrap();
-        let names: Vec<String> = page.hits.into_iter().map(|hit| hit.name).collect();
+        let (names, total) = found_within(db, case.text, case.reader, case.most).await;
         assert_eq!(names, case.found, "{}", case.name);
-        assert_eq!(page.total, case.total, "{}", case.name);
+        assert_eq!(total, case.total, "{}", case.name);
     }
 }
