@@ -128,7 +128,7 @@ pub async fn check_code(
 }
 
 /// The one-time password in npm's `npm-otp` header, if it holds one.
-fn code_in(headers: &HeaderMap) -> Option<&str> {
+pub fn code_in(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(OTP_HEADER)
         .and_then(|value| value.to_str().ok())

@@ -1,6 +1,6 @@
 //! The registry's web pages over plain HTTP (no browser): cookies, same-origin writes,
 //! the create form's checks and messages, showing a token once, paging, revoking, logging
-//! out, and npm's browser login protocol. `tests/browser.rs` drives the same pages in
+//! out, npm's browser login protocol, and packages' trusted publishers. `tests/browser.rs` drives the same pages in
 //! Chromium.
 
 mod support;
@@ -8,7 +8,7 @@ mod support;
 use std::net::IpAddr;
 
 use support::registry::{
-    PASSWORD, Registry, Reply, TfaMode, add_user, enable_2fa, http, http_from, loopback,
+    Enrolled, PASSWORD, Registry, Reply, TfaMode, add_user, enable_2fa, http, http_from, loopback,
 };
 
 /// The address the tests' browser and npm come from unless they say otherwise.
@@ -31,8 +31,13 @@ struct Site {
 
 impl Site {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Site::start`] with the registry's `flags`.
+    async fn start_with(flags: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let registry = Registry::start("127.0.0.1:0", data.path()).await;
+        let registry = Registry::start_with("127.0.0.1:0", data.path(), flags).await;
         let origin = registry.url.trim_end_matches('/').to_owned();
         Self {
             registry,
@@ -121,6 +126,11 @@ impl Site {
         )
     }
 
+    /// Turns on 2FA (for logins) for the user whose session this is.
+    async fn enable_2fa(&self, session: &str, last_step: &mut Option<u64>) -> Enrolled {
+        enable_2fa(self.registry.addr, session, TfaMode::AuthOnly, last_step).await
+    }
+
     /// Logs in on the page; answers the session in the cookie.
     async fn log_in(&self, user: &str) -> String {
         let reply = self
@@ -138,13 +148,7 @@ impl Site {
             cookie.ends_with("; Path=/-/web; HttpOnly; SameSite=Strict"),
             "{cookie}"
         );
-        cookie
-            .strip_prefix("tg_session=")
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
+        session_of(&reply)
     }
 
     /// Creates a token on the page; answers the created page's address.
@@ -174,6 +178,13 @@ impl Site {
 async fn start_npm_login(addr: std::net::SocketAddr, source: IpAddr) -> Reply {
     let headers = [("content-type", "application/json")];
     http_from(source, addr, "POST", "/-/v1/login", &headers, b"{}").await
+}
+
+/// The session in the cookie a login sets.
+fn session_of(login: &Reply) -> String {
+    let cookie = login.header("set-cookie").expect("a session cookie");
+    let cookie = cookie.strip_prefix("tg_session=").unwrap();
+    cookie.split(';').next().unwrap().to_owned()
 }
 
 /// The text inside the element with this id, up to its first tag.
@@ -766,13 +777,7 @@ async fn two_factor_accounts_give_a_code_on_the_page() {
     let site = Site::start().await;
     let session = site.add_user("alice").await;
     let mut last_step = None;
-    let enrolled = enable_2fa(
-        site.registry.addr,
-        &session,
-        TfaMode::AuthOnly,
-        &mut last_step,
-    )
-    .await;
+    let enrolled = site.enable_2fa(&session, &mut last_step).await;
     let secret = enrolled.secret;
 
     // Logging in: the password alone asks for a code; a recovery-code-sized guess is refused.
@@ -812,11 +817,7 @@ async fn two_factor_accounts_give_a_code_on_the_page() {
         )
         .await;
     assert_eq!(reply.status, 303, "{}", reply.body);
-    let cookie = reply.header("set-cookie").unwrap()["tg_session=".len()..]
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = session_of(&reply);
     let page = site.get("/-/web/tokens/new", Some(&cookie)).await;
     assert!(page.body.contains("<label for=\"otp\">"));
     let reply = site.create(&cookie, "name=ci&permission=read-only").await;
@@ -951,13 +952,7 @@ async fn a_two_factor_login_asks_for_the_password_once() {
     let session = site.add_user("alice").await;
     site.add_user("bob").await;
     let mut last_step = None;
-    let enrolled = enable_2fa(
-        site.registry.addr,
-        &session,
-        TfaMode::AuthOnly,
-        &mut last_step,
-    )
-    .await;
+    let enrolled = site.enable_2fa(&session, &mut last_step).await;
     let first = site
         .post(
             "/-/web/login",
@@ -1027,4 +1022,427 @@ async fn a_two_factor_login_asks_for_the_password_once() {
         )
         .await;
     assert_eq!(reused.status, 401, "a key is good once: {}", reused.body);
+}
+
+// ---------------------------------------------------------------------------------------
+// Packages and their trusted publishers
+
+/// The registry's flags for trusted publishing from GitHub Actions and GitLab.com (no
+/// CircleCI, so that a provider it does not trust can be asked for).
+const TRUSTING: [&str; 4] = ["--oidc-issuer", "github", "--oidc-issuer", "gitlab"];
+
+/// A GitHub publisher as the add form sends it.
+const GITHUB_FORM: &str = "provider=github&github_repository=acme%2Ftool&github_workflow=release.yml&github_environment=prod";
+
+impl Site {
+    /// Publishes `name` 1.0.0 with `token` (so that its owner maintains it).
+    async fn publish(&self, token: &str, name: &str) {
+        let auth = format!("Bearer {token}");
+        let body = support::client::publish_body(name, "1.0.0", serde_json::json!(null));
+        let path = format!("/{}", name.replace('/', "%2F"));
+        let headers = [
+            ("content-type", "application/json"),
+            ("authorization", auth.as_str()),
+        ];
+        let reply = http(self.registry.addr, "PUT", &path, &headers, body.as_bytes()).await;
+        assert!(reply.status < 300, "{}", reply.body);
+    }
+
+    /// The package's trusted publishers as `npm trust list` gets them.
+    async fn api_publishers(&self, token: &str, package: &str) -> Vec<serde_json::Value> {
+        let auth = format!("Bearer {token}");
+        let path = format!("/-/package/{}/trust", package.replace('/', "%2F"));
+        let reply = http(
+            self.registry.addr,
+            "GET",
+            &path,
+            &[("authorization", &auth)],
+            b"",
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json().as_array().unwrap().clone()
+    }
+
+    /// Posts the add form for `package`'s settings page.
+    async fn add_publisher(&self, cookie: &str, package: &str, form: &str) -> Reply {
+        let path = format!("/-/web/packages/{}/trust", package.replace('/', "%2F"));
+        self.post(&path, Some(cookie), Some(&self.origin), form)
+            .await
+    }
+
+    /// Presses publisher `id`'s remove button on `package`'s settings page.
+    async fn remove_publisher(&self, cookie: &str, package: &str, id: &str, form: &str) -> Reply {
+        let path = format!(
+            "/-/web/packages/{}/trust/{id}/remove",
+            package.replace('/', "%2F")
+        );
+        self.post(&path, Some(cookie), Some(&self.origin), form)
+            .await
+    }
+}
+
+/// The id a redirect after adding a publisher names.
+fn added_id(reply: &Reply) -> String {
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let location = reply.header("location").unwrap();
+    location.split_once("?added=").unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn maintainers_list_add_and_remove_trusted_publishers() {
+    let site = Site::start_with(&TRUSTING).await;
+    let session = site.add_user("alice").await;
+    site.publish(&session, "@alice/tool").await;
+    site.publish(&session, "plain").await;
+    let cookie = site.log_in("alice").await;
+
+    // The Packages page, linked beside Tokens, links each package's settings page (a
+    // scoped name's `/` escaped).
+    let tokens = site.get("/-/web/tokens", Some(&cookie)).await;
+    assert!(
+        tokens
+            .body
+            .contains("<a href=\"/-/web/packages\">Packages</a>")
+    );
+    let packages = site.get("/-/web/packages", Some(&cookie)).await;
+    assert_eq!(packages.status, 200, "{}", packages.body);
+    assert!(
+        packages
+            .body
+            .contains("<a href=\"/-/web/packages/@alice%2Ftool\">@alice/tool</a>"),
+        "{}",
+        packages.body
+    );
+    assert!(
+        packages
+            .body
+            .contains("<a href=\"/-/web/packages/plain\">plain</a>")
+    );
+    let page = site
+        .get("/-/web/packages/@alice%2Ftool", Some(&cookie))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("No trusted publishers yet."));
+    assert!(!page.body.contains("id=\"otp\""), "no 2FA, no code asked");
+
+    // Adding one: the page lists what it names, and npm trust list shows the same.
+    let github = added_id(
+        &site
+            .add_publisher(&cookie, "@alice/tool", GITHUB_FORM)
+            .await,
+    );
+    let listed = site.api_publishers(&session, "@alice/tool").await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], github.as_str());
+    assert_eq!(listed[0]["type"], "github");
+    assert_eq!(listed[0]["claims"]["repository"], "acme/tool");
+    assert_eq!(listed[0]["claims"]["workflow_ref"]["file"], "release.yml");
+    assert_eq!(listed[0]["claims"]["environment"], "prod");
+    let page = site
+        .get(
+            &format!("/-/web/packages/@alice%2Ftool?added={github}"),
+            Some(&cookie),
+        )
+        .await;
+    for shown in [
+        format!("Trusted publisher {github} added."),
+        "<h3>GitHub Actions</h3>".to_owned(),
+        "<dt>Repository</dt><dd><code>acme/tool</code></dd>".to_owned(),
+        "<dt>Workflow</dt><dd><code>release.yml</code></dd>".to_owned(),
+        "<dt>Environment</dt><dd><code>prod</code></dd>".to_owned(),
+        "<dt>May</dt><dd>publish</dd>".to_owned(),
+        "<dt>Pinned ids</dt><dd>not yet (at the first publish from it)</dd>".to_owned(),
+        format!("<dt>ID</dt><dd><code>{github}</code></dd>"),
+        format!("action=\"/-/web/packages/@alice%2Ftool/trust/{github}/remove\""),
+    ] {
+        assert!(page.body.contains(&shown), "{shown} in {}", page.body);
+    }
+    let gitlab = added_id(
+        &site
+            .add_publisher(
+                &cookie,
+                "@alice/tool",
+                "provider=gitlab&gitlab_project=acme%2Fsub%2Fcli&gitlab_ci_file=.gitlab-ci.yml",
+            )
+            .await,
+    );
+    let page = site
+        .get("/-/web/packages/@alice%2Ftool", Some(&cookie))
+        .await;
+    assert!(
+        page.body
+            .contains("<dt>Project</dt><dd><code>acme/sub/cli</code></dd>")
+    );
+    assert!(page.body.contains("<dt>Environment</dt><dd>any</dd>"));
+    assert_eq!(
+        site.api_publishers(&session, "plain").await,
+        Vec::<serde_json::Value>::new()
+    );
+
+    // Removing one: gone from the page and from npm trust list; the other stays.
+    let reply = site
+        .remove_publisher(&cookie, "@alice/tool", &github, "")
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("/-/web/packages/@alice%2Ftool?removed={github}").as_str())
+    );
+    let listed = site.api_publishers(&session, "@alice/tool").await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], gitlab.as_str());
+    let page = site
+        .get("/-/web/packages/@alice%2Ftool", Some(&cookie))
+        .await;
+    assert!(!page.body.contains(&github));
+    // Once more: said, not done twice.
+    let again = site
+        .remove_publisher(&cookie, "@alice/tool", &github, "")
+        .await;
+    assert_eq!(again.status, 404);
+    assert!(
+        again.body.contains("it may have been removed already"),
+        "{}",
+        again.body
+    );
+}
+
+/// A form the add form refuses, and what it says next to which field.
+struct Refusal {
+    what: &'static str,
+    form: &'static str,
+    field: &'static str,
+    says: &'static str,
+}
+
+#[tokio::test]
+async fn the_settings_page_refuses_what_npm_trust_refuses_and_says_why() {
+    let site = Site::start_with(&TRUSTING).await;
+    let session = site.add_user("alice").await;
+    site.publish(&session, "tool").await;
+    let cookie = site.log_in("alice").await;
+
+    let refusals = [
+        Refusal {
+            what: "no repository",
+            form: "provider=github&github_workflow=release.yml",
+            field: "github_repository",
+            says: "the repository (owner/repo) is required",
+        },
+        Refusal {
+            what: "a repository without its owner",
+            form: "provider=github&github_repository=tool&github_workflow=release.yml",
+            field: "github_repository",
+            says: "a GitHub repository is owner/repo",
+        },
+        Refusal {
+            what: "a workflow that is not a YAML file",
+            form: "provider=github&github_repository=acme%2Ftool&github_workflow=release",
+            field: "github_workflow",
+            says: "a workflow is a file name ending in .yml or .yaml",
+        },
+        Refusal {
+            what: "an environment with a control character",
+            form: "provider=github&github_repository=acme%2Ftool&github_workflow=release.yml&github_environment=pr%07od",
+            field: "github_environment",
+            says: "an environment name is 1 to 255 characters",
+        },
+        Refusal {
+            what: "a GitLab project without its group",
+            form: "provider=gitlab&gitlab_project=cli&gitlab_ci_file=.gitlab-ci.yml",
+            field: "gitlab_project",
+            says: "a GitLab project path is group[/subgroup…]/project",
+        },
+        Refusal {
+            what: "a provider the registry does not trust",
+            form: "provider=circleci&circleci_org=0b5b9a2e-6a55-4d1f-9d8e-3f3a8a1c2b3d&circleci_project=1b5b9a2e-6a55-4d1f-9d8e-3f3a8a1c2b3d&circleci_pipeline=2b5b9a2e-6a55-4d1f-9d8e-3f3a8a1c2b3d",
+            field: "provider",
+            says: "this registry does not accept CircleCI's ID tokens",
+        },
+        Refusal {
+            what: "no such provider",
+            form: "provider=jenkins",
+            field: "provider",
+            says: "\"jenkins\" is not a CI provider",
+        },
+        Refusal {
+            what: "a field the form does not have",
+            form: "provider=github&github_repository=acme%2Ftool&github_workflow=release.yml&stage=yes",
+            field: "general",
+            says: "the form sent a field this page does not have (\"stage\")",
+        },
+        Refusal {
+            what: "a field twice",
+            form: "provider=github&provider=gitlab&github_repository=acme%2Ftool&github_workflow=release.yml",
+            field: "general",
+            says: "the form could not be read (",
+        },
+    ];
+    for refusal in &refusals {
+        let reply = site.add_publisher(&cookie, "tool", refusal.form).await;
+        assert_eq!(reply.status, 400, "{}: {}", refusal.what, reply.body);
+        let said = field_error(&reply.body, refusal.field).unwrap_or_else(|| {
+            panic!(
+                "{}: no error on {} in {}",
+                refusal.what, refusal.field, reply.body
+            )
+        });
+        assert!(
+            said.starts_with(&refusal.says.replace('"', "&quot;")),
+            "{}: {said}",
+            refusal.what
+        );
+        assert!(
+            site.api_publishers(&session, "tool").await.is_empty(),
+            "{}",
+            refusal.what
+        );
+    }
+    // What was typed stays on the form.
+    let reply = site.add_publisher(&cookie, "tool", refusals[1].form).await;
+    assert!(
+        reply
+            .body
+            .contains("name=\"github_repository\" value=\"tool\""),
+        "{}",
+        reply.body
+    );
+
+    // At most ten, as npm trust: the eleventh is refused with a message, nothing stored.
+    for n in 0..10 {
+        let form = format!(
+            "provider=github&github_repository=acme%2Ftool&github_workflow=release-{n}.yml"
+        );
+        added_id(&site.add_publisher(&cookie, "tool", &form).await);
+    }
+    let reply = site.add_publisher(&cookie, "tool", GITHUB_FORM).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        field_error(&reply.body, "general").as_deref(),
+        Some(
+            "this package has 10 trusted publishers, the most a package may have is 10: remove one first"
+        )
+    );
+    assert_eq!(site.api_publishers(&session, "tool").await.len(), 10);
+}
+
+#[tokio::test]
+async fn a_two_factor_account_gives_a_code_to_change_trusted_publishers() {
+    let site = Site::start_with(&TRUSTING).await;
+    let session = site.add_user("alice").await;
+    site.publish(&session, "tool").await;
+    let mut last_step = None;
+    let enrolled = site.enable_2fa(&session, &mut last_step).await;
+    let [login, add, remove, ..] = enrolled.recovery.as_slice() else {
+        panic!("recovery codes");
+    };
+    let form = format!(
+        "username=alice&password={}&otp={login}",
+        PASSWORD.replace(' ', "+")
+    );
+    let reply = site
+        .post("/-/web/login", None, Some(&site.origin), &form)
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let cookie = session_of(&reply);
+
+    // The form asks for a code, and without one nothing is added.
+    let page = site.get("/-/web/packages/tool", Some(&cookie)).await;
+    assert!(
+        page.body
+            .contains("<label for=\"otp\">One-time password</label>")
+    );
+    let reply = site.add_publisher(&cookie, "tool", GITHUB_FORM).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        field_error(&reply.body, "otp")
+            .unwrap()
+            .contains("one-time password"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("No trusted publishers yet."));
+    let id = added_id(
+        &site
+            .add_publisher(&cookie, "tool", &format!("{GITHUB_FORM}&otp={add}"))
+            .await,
+    );
+
+    // Removing asks for one too.
+    let reply = site.remove_publisher(&cookie, "tool", &id, "").await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        field_error(&reply.body, &format!("otp-{id}")).is_some(),
+        "{}",
+        reply.body
+    );
+    let reply = site
+        .remove_publisher(&cookie, "tool", &id, &format!("otp={remove}"))
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn only_maintainers_have_a_settings_page_and_only_from_its_own_pages() {
+    let site = Site::start_with(&TRUSTING).await;
+    let alice = site.add_user("alice").await;
+    site.add_user("bob").await;
+    site.publish(&alice, "tool").await;
+    let alices = site.log_in("alice").await;
+    let id = added_id(&site.add_publisher(&alices, "tool", GITHUB_FORM).await);
+    let bobs = site.log_in("bob").await;
+
+    // Bob sees the public package, but its settings page is the 404 of no package at all,
+    // and so is every change he posts to it.
+    let missing = site.get("/-/web/packages/nothing", Some(&bobs)).await;
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing
+            .body
+            .contains("package &quot;nothing&quot; not found"),
+        "{}",
+        missing.body
+    );
+    let packages = site.get("/-/web/packages", Some(&bobs)).await;
+    assert!(!packages.body.contains("/-/web/packages/tool"));
+    let answers = [
+        site.get("/-/web/packages/tool", Some(&bobs)).await,
+        site.add_publisher(&bobs, "tool", GITHUB_FORM).await,
+        site.remove_publisher(&bobs, "tool", &id, "").await,
+    ];
+    for answer in &answers {
+        assert_eq!(answer.status, 404, "{}", answer.body);
+        assert_eq!(
+            answer.body,
+            missing.body.replace("nothing", "tool"),
+            "the same page as for no package"
+        );
+    }
+    assert_eq!(site.api_publishers(&alice, "tool").await.len(), 1);
+
+    // Alice's own changes, posted from another site or with no origin at all, are refused
+    // before they are read.
+    let path = "/-/web/packages/tool/trust";
+    let remove = format!("/-/web/packages/tool/trust/{id}/remove");
+    for (what, path, origin) in [
+        (
+            "an add from another site",
+            path,
+            Some("https://evil.example"),
+        ),
+        ("an add without an origin", path, None),
+        (
+            "a removal from another site",
+            remove.as_str(),
+            Some("https://evil.example"),
+        ),
+        ("a removal without an origin", remove.as_str(), None),
+    ] {
+        let reply = site.post(path, Some(&alices), origin, GITHUB_FORM).await;
+        assert_eq!(reply.status, 403, "{what}: {}", reply.body);
+    }
+    let listed = site.api_publishers(&alice, "tool").await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
 }

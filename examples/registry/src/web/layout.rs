@@ -88,6 +88,9 @@ table.tokens th,table.tokens td{border-bottom:1px solid #ddd;padding:.4rem .5rem
 table.tokens thead th{border-bottom:2px solid #233}
 table.tokens tbody th{font-weight:600}
 .token-id{font-size:.8rem;font-weight:normal;white-space:nowrap}
+form:has(#provider-github:checked) .for-provider:not(.for-github),form:has(#provider-gitlab:checked) .for-provider:not(.for-gitlab),form:has(#provider-circleci:checked) .for-provider:not(.for-circleci){display:none}
+.publisher h3{font-size:1.1rem;margin:.2rem 0}.publisher form button{margin-top:.5rem}
+ul.packages{padding-left:1.2rem}ul.packages li{margin:.3rem 0;overflow-wrap:anywhere}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 @media (max-width:32rem){header{gap:.25rem .6rem;font-size:.9rem}header nav{order:1;flex-basis:100%;gap:.25rem .6rem}main{padding:.5rem}}
 ";
@@ -110,6 +113,7 @@ pub(super) fn layout(title: &str, user: Option<&str>, body: Markup) -> Markup {
                         // At phone width, a row of its own under the brand and Log out.
                         nav aria-label="Your account" {
                             a href="/-/web/tokens" { "Tokens" }
+                            a href="/-/web/packages" { "Packages" }
                             a href="/-/web/tokens/new" { "Generate new token" }
                             span { "Signed in as " strong { (user) } }
                         }
@@ -196,6 +200,33 @@ pub(super) fn field_error(id: &str, error: &Option<String>) -> Markup {
         @if let Some(error) = error {
             p.error id=(format!("{id}-error")) role="alert" { (error) }
         }
+    }
+}
+
+/// A one-line text field with its label, hint and error; `id` is its name too.
+pub(super) fn text_field(
+    id: &str,
+    label: &str,
+    hint: &str,
+    value: &str,
+    error: &Option<String>,
+) -> Markup {
+    html! {
+        label for=(id) { (label) }
+        p.hint id=(format!("{id}-hint")) { (hint) }
+        input id=(id) type="text" name=(id) value=(value) autocapitalize="none" spellcheck="false" aria-describedby=(format!("{id}-hint {id}-error"));
+        (field_error(id, error))
+    }
+}
+
+/// The one-time-password field of a form that changes something on an account with 2FA:
+/// its id is `id`, its name `otp`.
+pub(super) fn otp_field(id: &str, error: &Option<String>) -> Markup {
+    html! {
+        label for=(id) { "One-time password" }
+        p.hint id=(format!("{id}-hint")) { "The code from your authenticator app." }
+        input id=(id) type="text" name="otp" inputmode="numeric" autocomplete="one-time-code" aria-describedby=(format!("{id}-hint {id}-error"));
+        (field_error(id, error))
     }
 }
 

@@ -1,5 +1,5 @@
 //! The registry's web pages: log in and out, the Tokens page, creating and revoking tokens,
-//! and npm's browser login (`POST /-/v1/login`, then polling `doneUrl`).
+//! the Packages page and each package's trusted publishers, and npm's browser login (`POST /-/v1/login`, then polling `doneUrl`).
 //!
 //! Server-rendered HTML (maud), no JavaScript but the copy button's. The session is a
 //! session token in an `HttpOnly`, `SameSite=Strict` cookie that only `/-/web/` pages get;
@@ -12,6 +12,8 @@
 //! - [`session`]: logging in (the password, then the one-time password with 2FA) and out,
 //!   and the session cookie;
 //! - [`tokens`]: the Tokens page, generating a token (and showing it once) and revoking one;
+//! - [`packages`]: the Packages page, and each package's settings page, where its
+//!   maintainers see, add and remove its trusted publishers;
 //! - [`npm_login`]: npm's browser login.
 
 use std::collections::HashMap;
@@ -30,10 +32,13 @@ use crate::state::AppState;
 
 mod layout;
 mod npm_login;
+mod packages;
 mod session;
 mod tokens;
 
 use layout::{redirect, refused_page};
+use packages::packages_page;
+use packages::settings::settings_page;
 use session::{login, login_page, logout};
 use tokens::created::created_page;
 use tokens::new::{create, new_page};
@@ -148,6 +153,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/-/web/tokens/new", get(new_page).post(create))
         .route("/-/web/tokens/created/{key}", get(created_page))
         .route("/-/web/tokens/{id}/revoke", get(revoke_page).post(revoke))
+        .route("/-/web/packages", get(packages_page))
+        .route("/-/web/packages/{name}", get(settings_page))
+        .route("/-/web/packages/{name}/trust", post(packages::trust::add))
+        .route(
+            "/-/web/packages/{name}/trust/{id}/remove",
+            post(packages::trust::remove),
+        )
         .route("/-/web/logout", post(logout))
         .route_layer(gate);
     Router::new()

@@ -116,11 +116,31 @@ pub async fn changeable(
     who: &Authenticated,
     name: &PackageName,
 ) -> Result<Package, ApiError> {
+    changeable_as(state, who, name, Outsiders::Forbidden).await
+}
+
+/// What [`changeable_as`] answers someone who may see a package but does not maintain it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outsiders {
+    /// A 403 that says only its maintainers may change it (npm's routes: the CLI shows why).
+    Forbidden,
+    /// The same 404 as for a package that does not exist (the web's settings pages, which
+    /// exist for maintainers only).
+    NotFound,
+}
+
+/// [`changeable`], answering someone who does not maintain the package as `outsiders` says.
+pub async fn changeable_as(
+    state: &AppState,
+    who: &Authenticated,
+    name: &PackageName,
+    outsiders: Outsiders,
+) -> Result<Package, ApiError> {
     crate::controllers::tokens::refuse_exchanged(
         who,
         "change a package's owners, access, versions or trusted publishers",
     )?;
-    maintained(state, who, name).await
+    maintained(state, who, name, outsiders).await
 }
 
 /// [`changeable`] for its dist-tags, which a token from trusted publishing may change too
@@ -130,7 +150,7 @@ pub async fn tags_changeable(
     who: &Authenticated,
     name: &PackageName,
 ) -> Result<Package, ApiError> {
-    maintained(state, who, name).await
+    maintained(state, who, name, Outsiders::Forbidden).await
 }
 
 /// The package, if `who` maintains it and their token may write it.
@@ -138,9 +158,13 @@ async fn maintained(
     state: &AppState,
     who: &Authenticated,
     name: &PackageName,
+    outsiders: Outsiders,
 ) -> Result<Package, ApiError> {
     let package = readable(state, Some(who), name).await?;
     if !package.is_maintainer(who.owner()) {
+        if outsiders == Outsiders::NotFound {
+            return Err(not_found(name));
+        }
         return Err(ApiError::forbidden(format!(
             "you are not a maintainer of {name}: only its maintainers may change it"
         )));

@@ -8,6 +8,7 @@
 
 pub mod exchange;
 pub mod policies;
+pub mod publishers;
 
 use serde_json::{Value, json};
 use tokengate::oidc::{Pin, Provider, TrustPolicy};

@@ -12,36 +12,43 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::Value;
 use tokengate::Authenticated;
-use tokengate::oidc::{TrustPolicy, TrustedAction};
+use tokengate::oidc::TrustPolicy;
 
-use super::{MAX_PUBLISHERS, issuer_for, listed};
+use super::publishers::{self, Added, Refused};
+use super::{MAX_PUBLISHERS, listed};
 use crate::controllers::packages::PackageName;
-use crate::controllers::packages::access::{self, Package};
-use crate::db::{PublishersAdded, StoredPublisher};
+use crate::controllers::packages::access::{Outsiders, Package};
 use crate::error::{ApiError, JsonBody};
-use crate::security::wrong_codes::Sender;
 use crate::state::AppState;
 
-/// The package, for managing its trusted publishers, with `who`'s second factor checked
-/// (and used up). Call it under the registry's write lock.
+/// The package, for managing its trusted publishers, with the code in npm's `npm-otp`
+/// header. Call it under the registry's write lock.
 async fn managed(
     state: &AppState,
     who: &Authenticated,
     name: &PackageName,
     headers: &HeaderMap,
 ) -> Result<Package, ApiError> {
-    let package = access::changeable(state, who, name).await?;
-    let mut user = crate::controllers::users::load(state, who.owner())
-        .await?
-        .ok_or_else(ApiError::needs_login)?;
-    crate::tfa::check_code(
-        state,
-        &mut user,
-        headers,
-        Sender::new(Some(who.token_id()), None),
-    )
-    .await?;
-    Ok(package)
+    let code = crate::tfa::code_in(headers);
+    publishers::managed(state, who, name, code, Outsiders::Forbidden).await
+}
+
+/// A refusal as `npm trust` shows it, about `which` publisher of the request.
+fn for_cli(refused: Refused, which: &str) -> ApiError {
+    ApiError::bad_request(match refused {
+        Refused::NotEnabled => "trusted publishing is not enabled on this registry: its \
+                                operator turns it on with --oidc-issuer"
+            .to_owned(),
+        Refused::Stage => format!(
+            "{which}: staged publishing is not supported by this registry yet; allow \
+             publishing only (npm trust … --allow-publish, without --allow-stage-publish)"
+        ),
+        Refused::Untrusted(provider) => format!(
+            "{which}: this registry does not trust {provider}'s ID tokens; its operator can \
+             add --oidc-issuer {}",
+            provider.as_str()
+        ),
+    })
 }
 
 /// `GET /-/package/<name>/trust`: `npm trust list`.
@@ -70,12 +77,7 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
     let name = PackageName::parse(&name)?;
-    let id_tokens = state.id_tokens().ok_or_else(|| {
-        ApiError::bad_request(
-            "trusted publishing is not enabled on this registry: its operator turns it on \
-             with --oidc-issuer",
-        )
-    })?;
+    let id_tokens = publishers::enabled(&state).map_err(|refused| for_cli(refused, ""))?;
     let items = body.as_array().ok_or_else(|| {
         ApiError::bad_request(
             "invalid request body: a JSON array of trusted publishers, as `npm trust` sends",
@@ -96,53 +98,19 @@ pub async fn create(
         };
         let policy = TrustPolicy::from_npm(item)
             .map_err(|e| ApiError::bad_request(format!("{which}: {e}")))?;
-        if policy.allows().contains(TrustedAction::Stage) {
-            return Err(ApiError::bad_request(format!(
-                "{which}: staged publishing is not supported by this registry yet; allow \
-                 publishing only (npm trust … --allow-publish, without --allow-stage-publish)"
-            )));
-        }
-        let issuer = issuer_for(id_tokens, policy.provider()).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{which}: this registry does not trust {}'s ID tokens; its operator can add \
-                 --oidc-issuer {}",
-                policy.provider(),
-                policy.provider().as_str()
-            ))
-        })?;
-        // Stored as read back: npm's shape, normalised, without an id of the client's.
-        policies.push((policy.to_npm(), issuer));
+        policies.push(publishers::admit(id_tokens, &policy).map_err(|r| for_cli(r, &which))?);
     }
     let _writing = state.write_lock().await;
     managed(&state, &who, &name, &headers).await?;
-    let created = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    let publishers = policies
-        .into_iter()
-        .map(|(policy, issuer)| {
-            Ok(StoredPublisher {
-                id: new_id()?,
-                issuer,
-                policy,
-                pin: None,
-                created_by: who.owner().to_owned(),
-                created: created.clone(),
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    match state
-        .db()
-        .add_trusted_publishers(&name, &publishers, MAX_PUBLISHERS)
-        .await?
-    {
-        PublishersAdded::Added => Ok((
+    match publishers::add(&state, &who, &name, policies).await? {
+        Added::Added(publishers) => Ok((
             StatusCode::CREATED,
             Json(publishers.iter().map(listed).collect::<Vec<_>>()),
         )),
-        PublishersAdded::TooMany { existing } => Err(ApiError::bad_request(format!(
+        Added::TooMany { existing } => Err(ApiError::bad_request(format!(
             "{name} has {existing} trusted publishers; a package has at most \
              {MAX_PUBLISHERS} (remove one with npm trust revoke)"
         ))),
-        PublishersAdded::NoPackage => Err(access::not_found(&name)),
     }
 }
 
@@ -165,21 +133,4 @@ pub async fn revoke(
             id.chars().take(64).collect::<String>()
         )))
     }
-}
-
-/// A new policy id: a random UUID (version 4), as npm's are.
-fn new_id() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("cannot make an id", e))?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
 }

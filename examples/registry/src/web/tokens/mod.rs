@@ -162,7 +162,8 @@ async fn tokens_markup(
     })
 }
 
-async fn has_2fa(state: &AppState, owner: &str) -> Result<bool, ApiError> {
+/// Whether `owner` has two-factor authentication on: changes then ask for a code.
+pub(super) async fn has_2fa(state: &AppState, owner: &str) -> Result<bool, ApiError> {
     Ok(users::load(state, owner)
         .await?
         .and_then(|user| user.tfa)

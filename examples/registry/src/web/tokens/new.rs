@@ -19,7 +19,9 @@ use crate::error::ApiError;
 use crate::security::passwords::Standing;
 use crate::state::{AppState, ClientAddress};
 use crate::tfa;
-use crate::web::layout::{api_error_page, field_error, layout, page_response, redirect};
+use crate::web::layout::{
+    api_error_page, field_error, layout, page_response, redirect, text_field,
+};
 use crate::web::session::Secret;
 use crate::web::{ShownToken, WebState, prune, random_key};
 
@@ -242,15 +244,9 @@ fn create_form(owner: &str, form: &CreateForm, errors: &Errors, page: &NewTokenP
                 (error("permission"))
             // Shown only once Granular is chosen (CSS, no script: `.granular` below).
             div.granular {
-            label for="packages" { "Packages" }
-            p.hint #packages-hint { "Package names, separated by commas or spaces, such as lodash, @alice/tool." }
-            input #packages type="text" name="packages" value=(form.packages) autocapitalize="none" spellcheck="false" aria-describedby=(described("packages"));
-            (error("packages"))
+            (text_field("packages", "Packages", "Package names, separated by commas or spaces, such as lodash, @alice/tool.", &form.packages, &errors.get("packages").cloned()))
 
-            label for="scopes" { "Scopes" }
-            p.hint #scopes-hint { "Scopes, such as @alice: every package in them." }
-            input #scopes type="text" name="scopes" value=(form.scopes) autocapitalize="none" spellcheck="false" aria-describedby=(described("scopes"));
-            (error("scopes"))
+            (text_field("scopes", "Scopes", "Scopes, such as @alice: every package in them.", &form.scopes, &errors.get("scopes").cloned()))
 
             label for="granular_permission" { "Permission on those packages and scopes" }
             select #granular_permission name="granular_permission" {
@@ -260,10 +256,7 @@ fn create_form(owner: &str, form: &CreateForm, errors: &Errors, page: &NewTokenP
             }
             }
 
-            label for="cidr" { "Allowed IP ranges (CIDR, optional)" }
-            p.hint #cidr-hint { "The token works only from these addresses, such as 192.0.2.0/24, 2001:db8::/32. Empty: from anywhere." }
-            input #cidr type="text" name="cidr" value=(form.cidr) autocapitalize="none" spellcheck="false" aria-describedby=(described("cidr"));
-            (error("cidr"))
+            (text_field("cidr", "Allowed IP ranges (CIDR, optional)", "The token works only from these addresses, such as 192.0.2.0/24, 2001:db8::/32. Empty: from anywhere.", &form.cidr, &errors.get("cidr").cloned()))
 
             label for="expires" { "Expires after (days, optional)" }
             p.hint #expires-hint { (page.expiry_hint()) }

@@ -1,0 +1,145 @@
+//! What adding and removing a package's trusted publishers checks and does, whoever asks:
+//! `npm trust`'s routes ([`super::policies`]) and the package's settings page on the web
+//! (`web::packages`) both call these, and each words the refusals for its own readers.
+
+use tokengate::Authenticated;
+use tokengate::oidc::{Provider, TrustPolicy, TrustedAction};
+
+use super::{MAX_PUBLISHERS, issuer_for};
+use crate::controllers::packages::PackageName;
+use crate::controllers::packages::access::{self, Outsiders, Package};
+use crate::db::{PublishersAdded, StoredPublisher};
+use crate::error::ApiError;
+use crate::security::wrong_codes::Sender;
+use crate::state::{AppState, IdTokens};
+
+/// Why a new trusted publisher is refused before anything is stored. The caller says it
+/// in its own words (the CLI's flags, or the web form's fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The registry trusts no CI provider's ID tokens (no `--oidc-issuer`).
+    NotEnabled,
+    /// The policy allows staging, which this registry does not support yet.
+    Stage,
+    /// The registry does not trust this provider's ID tokens.
+    Untrusted(Provider),
+}
+
+/// A trusted publisher that passed [`admit`]: npm's shape, normalised, and the issuer it is
+/// made for.
+#[derive(Debug)]
+pub struct Admitted {
+    policy: serde_json::Value,
+    issuer: String,
+}
+
+/// The registry's trusted issuers, or [`Refused::NotEnabled`].
+pub fn enabled(state: &AppState) -> Result<&IdTokens, Refused> {
+    state.id_tokens().ok_or(Refused::NotEnabled)
+}
+
+/// Whether this registry trusts `provider`'s ID tokens.
+pub fn trusts(state: &AppState, provider: Provider) -> bool {
+    state
+        .id_tokens()
+        .is_some_and(|id_tokens| issuer_for(id_tokens, provider).is_some())
+}
+
+/// `policy`, if this registry can keep it: publishing only, from a provider it trusts.
+pub fn admit(id_tokens: &IdTokens, policy: &TrustPolicy) -> Result<Admitted, Refused> {
+    if policy.allows().contains(TrustedAction::Stage) {
+        return Err(Refused::Stage);
+    }
+    let issuer =
+        issuer_for(id_tokens, policy.provider()).ok_or(Refused::Untrusted(policy.provider()))?;
+    Ok(Admitted {
+        // Stored as read back: npm's shape, normalised, without an id of the client's.
+        policy: policy.to_npm(),
+        issuer,
+    })
+}
+
+/// The package, for managing its trusted publishers: `who` maintains it (others get what
+/// `outsiders` says), through a token that may write it and that trusted publishing did
+/// not mint, and with `code` when their account has two-factor authentication (the code
+/// is used up). Call it under the registry's write lock.
+pub async fn managed(
+    state: &AppState,
+    who: &Authenticated,
+    name: &PackageName,
+    code: Option<&str>,
+    outsiders: Outsiders,
+) -> Result<Package, ApiError> {
+    let package = access::changeable_as(state, who, name, outsiders).await?;
+    let mut user = crate::controllers::users::load(state, who.owner())
+        .await?
+        .ok_or_else(ApiError::needs_login)?;
+    crate::tfa::verify(
+        state,
+        &mut user,
+        code,
+        Sender::new(Some(who.token_id()), None),
+    )
+    .await?;
+    Ok(package)
+}
+
+/// What [`add`] did.
+#[derive(Debug)]
+pub enum Added {
+    /// All of them were added, as stored.
+    Added(Vec<StoredPublisher>),
+    /// None: the package has `existing` already, and all of them would be more than
+    /// [`MAX_PUBLISHERS`].
+    TooMany { existing: usize },
+}
+
+/// Adds `admitted` to `name`, all or none, set up by `who`. Call it after [`managed`],
+/// under the same write lock.
+pub async fn add(
+    state: &AppState,
+    who: &Authenticated,
+    name: &PackageName,
+    admitted: Vec<Admitted>,
+) -> Result<Added, ApiError> {
+    let created = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let publishers = admitted
+        .into_iter()
+        .map(|Admitted { policy, issuer }| {
+            Ok(StoredPublisher {
+                id: new_id()?,
+                issuer,
+                policy,
+                pin: None,
+                created_by: who.owner().to_owned(),
+                created: created.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    match state
+        .db()
+        .add_trusted_publishers(name, &publishers, MAX_PUBLISHERS)
+        .await?
+    {
+        PublishersAdded::Added => Ok(Added::Added(publishers)),
+        PublishersAdded::TooMany { existing } => Ok(Added::TooMany { existing }),
+        PublishersAdded::NoPackage => Err(access::not_found(name)),
+    }
+}
+
+/// A new policy id: a random UUID (version 4), as npm's are.
+fn new_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("cannot make an id", e))?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}

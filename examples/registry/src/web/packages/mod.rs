@@ -1,0 +1,53 @@
+//! The Packages page: the packages the signed-in user maintains, each linking to its
+//! settings page ([`settings`]), where its maintainers see, add ([`trust`]) and remove its
+//! trusted publishers.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::html;
+use tokengate::Authenticated;
+
+use super::layout::{api_error_page, layout, page_response};
+use crate::controllers::packages::PackageName;
+use crate::controllers::packages::access::Visibility;
+use crate::state::AppState;
+
+pub(super) mod settings;
+pub(super) mod trust;
+
+/// The settings page's address: a scoped name's `/` escaped, so that `@scope/name` is one
+/// path segment.
+pub(super) fn settings_path(name: &PackageName) -> String {
+    format!("/-/web/packages/{}", name.to_string().replace('/', "%2F"))
+}
+
+/// `GET /-/web/packages`: the packages `who` maintains, by name.
+pub(super) async fn packages_page(State(state): State<AppState>, who: Authenticated) -> Response {
+    let owner = who.owner();
+    let mut maintained = match state.db().maintained_by(owner).await {
+        Ok(maintained) => maintained,
+        Err(error) => return api_error_page(Some(owner), error.into()),
+    };
+    maintained.sort_by(|a, b| a.name.cmp(&b.name));
+    let listed: Vec<_> = maintained
+        .iter()
+        .filter_map(|m| Some((PackageName::parse(&m.name).ok()?, m.visibility)))
+        .collect();
+    let body = html! {
+        p { "The packages you maintain. A package's settings page lists the CI workflows that may publish it without a token (trusted publishing, as " code { "npm trust" } " sets them up)." }
+        @if listed.is_empty() {
+            p { "You maintain no packages yet: one you publish with " code { "npm publish" } " appears here." }
+        } @else {
+            ul.packages {
+                @for (name, visibility) in &listed {
+                    li {
+                        a href=(settings_path(name)) { (name.to_string()) }
+                        @if *visibility == Visibility::Private { " " span.hint { "(private)" } }
+                    }
+                }
+            }
+        }
+    };
+    page_response(StatusCode::OK, layout("Your packages", Some(owner), body))
+}
