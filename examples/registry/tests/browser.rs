@@ -428,7 +428,9 @@ async fn the_web_pages_in_a_real_browser() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
-    let registry = Registry::start("127.0.0.1:0", data.path()).await;
+    // Trusting GitHub Actions, for the trusted publishers of a package's settings page.
+    let flags = ["--oidc-issuer", "github"];
+    let registry = Registry::start_with("127.0.0.1:0", data.path(), &flags).await;
     let url = registry.url.clone();
     let root = tempfile::tempdir().unwrap();
     let npm = Npm::new(root.path(), &url);
@@ -598,13 +600,70 @@ async fn the_web_pages_in_a_real_browser() {
     browser.wait_heading("Your tokens").await;
     assert!(!browser.text("main").await.contains(&cidr_id));
 
+    // A trusted publisher added on a package's settings page (reached from the Packages
+    // page), seen by npm trust's route, and removed again.
+    let auth = format!("Bearer {alice_session}");
+    let json = [
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    let body = support::client::publish_body("@alice/tool", "1.0.0", serde_json::json!(null));
+    let published = http(
+        registry.addr,
+        "PUT",
+        "/@alice%2Ftool",
+        &json,
+        body.as_bytes(),
+    )
+    .await;
+    assert!(published.status < 300, "{}", published.body);
+    let trusted = || async {
+        let path = "/-/package/@alice%2Ftool/trust";
+        let listed = http(registry.addr, "GET", path, &json, b"").await;
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        listed.json().as_array().unwrap().clone()
+    };
+    browser.click("header a[href='/-/web/packages']").await;
+    browser.wait_heading("Your packages").await;
+    browser.shot("10-packages").await;
+    browser
+        .click("a[href='/-/web/packages/@alice%2Ftool']")
+        .await;
+    browser.wait_heading("@alice/tool").await;
+    browser.fill("github_repository", "acme/tool").await;
+    browser.fill("github_workflow", "release.yml").await;
+    browser.fill("github_environment", "prod").await;
+    browser.shot("11-trusted-publisher-form").await;
+    browser.click("#add-publisher button[type=submit]").await;
+    browser.wait_heading("@alice/tool").await;
+    assert!(browser.text(".notice").await.contains("added"));
+    let card = browser.text(".publisher").await;
+    assert!(
+        card.contains("acme/tool") && card.contains("release.yml") && card.contains("prod"),
+        "{card}"
+    );
+    browser.shot("12-trusted-publisher-added").await;
+    let listed = trusted().await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["claims"]["repository"], "acme/tool");
+    browser.click(".publisher button.danger").await;
+    browser.wait_heading("@alice/tool").await;
+    assert!(browser.text(".notice").await.contains("removed"));
+    assert!(
+        browser
+            .text("main")
+            .await
+            .contains("No trusted publishers yet.")
+    );
+    assert!(trusted().await.is_empty());
+
     // A forged cross-site POST (another port: same site, so the cookie goes along) is
     // refused by the gate, and makes nothing.
     let forger = forging_site(url.clone()).await;
     browser.goto(&forger).await;
     browser.wait_heading("Refused").await;
     assert!(browser.text("main").await.contains("cross-site"));
-    browser.shot("10-cross-site-refused").await;
+    browser.shot("13-cross-site-refused").await;
     let (ok, listed) = npm.run(&alice_cli, &npm.root, &["token", "list"]).await;
     assert!(ok && !listed.contains("forged"), "{listed}");
     // And without a browser: the session cookie, no Origin, no Sec-Fetch-Site.
@@ -654,12 +713,12 @@ async fn the_web_pages_in_a_real_browser() {
         !started.contains("UTC"),
         "not in the reader's terms: {started}"
     );
-    browser.shot("11-npm-login").await;
+    browser.shot("14-npm-login").await;
     browser.fill("username", "alice").await;
     browser.fill("password", PASSWORD).await;
     browser.submit().await;
     browser.wait_heading("npm is logged in").await;
-    browser.shot("12-npm-logged-in").await;
+    browser.shot("15-npm-logged-in").await;
     let (ok, rest) = login.finish().await;
     assert!(ok, "npm login failed: {rest}");
     let saved = std::fs::read_to_string(&login_config).unwrap();
@@ -690,7 +749,7 @@ async fn the_web_pages_in_a_real_browser() {
     );
     // The password step is kept: the page asks for the code alone.
     assert_eq!(browser.text("#password-passed").await, "Password checked.");
-    browser.shot("13-login-2fa").await;
+    browser.shot("16-login-2fa").await;
     browser.fill("otp", "000000").await;
     browser.submit().await;
     browser.wait_heading("Log in").await;

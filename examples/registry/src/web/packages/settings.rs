@@ -19,7 +19,7 @@ use crate::db::StoredPublisher;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::layout::{
-    api_error_page, field_error, layout, otp_field, page_response, text_field,
+    api_error_page, field_error, layout, otp_field, page_response, text_field, when,
 };
 use crate::web::tokens::has_2fa;
 
@@ -189,6 +189,15 @@ fn policy_rows(policy: &TrustPolicy) -> Markup {
     }
 }
 
+/// When a publisher was added, as the pages show times (the stored text, if it does not
+/// read as one).
+fn added_at(created: &str) -> Markup {
+    match humantime::parse_rfc3339_weak(created) {
+        Ok(at) => when(Some(at), ""),
+        Err(_) => html! { (created) },
+    }
+}
+
 fn publisher_card(settings: &Settings, stored: &StoredPublisher, view: &View) -> Markup {
     let policy = policy_of(stored);
     let title = match &policy {
@@ -212,7 +221,7 @@ fn publisher_card(settings: &Settings, stored: &StoredPublisher, view: &View) ->
                     }
                     None => { dt { "Conditions" } dd { "cannot be read: it matches nothing (see the registry's log)" } }
                 }
-                dt { "Added" } dd { "by " (stored.created_by) ", " (stored.created) }
+                dt { "Added" } dd { "by " (stored.created_by) ", " (added_at(&stored.created)) }
                 dt { "ID" } dd { code { (stored.id) } }
             }
             form method="post" action=(format!("{}/trust/{}/remove", settings_path(&settings.name), stored.id)) {
