@@ -14,7 +14,8 @@ const EXCHANGE: &str = "/-/npm/v1/oidc/token/exchange/package";
 /// npm's audience for a registry at http://127.0.0.1:PORT/.
 const AUDIENCE: &str = "npm:127.0.0.1";
 
-/// A registry trusting `issuer` for GitHub Actions, and alice, who publishes `tool`.
+/// A registry trusting `issuer` for GitHub Actions and no GitLab, and alice, who publishes
+/// `tool`.
 struct World {
     client: Client,
     issuer: Issuer,
@@ -27,8 +28,12 @@ impl World {
         let issuer = Issuer::start(github_claims("acme/tool", "release.yml")).await;
         let data = tempfile::tempdir().unwrap();
         let flag = format!("github={}", issuer.url);
-        let registry =
-            Registry::start_with("127.0.0.1:0", data.path(), &["--oidc-issuer", &flag]).await;
+        let registry = Registry::start_with(
+            "127.0.0.1:0",
+            data.path(),
+            &["--oidc-issuer", &flag, "--oidc-issuer", "gitlab=off"],
+        )
+        .await;
         let client = Client { registry };
         let alice = support::registry::add_user(client.registry.addr, "alice").await;
         let world = Self {
@@ -529,7 +534,7 @@ async fn maintainers_manage_trusted_publishers_with_their_second_factor() {
                 "ci_config_ref_uri": { "file": ".gitlab-ci.yml" } },
                 "permissions": ["createPackage"] }]),
             status: 400,
-            says: "--oidc-issuer gitlab",
+            says: "--oidc-issuer gitlab=off",
         },
         Case {
             what: "not an array",
@@ -719,7 +724,7 @@ async fn an_issuer_that_cannot_be_reached_is_a_503_to_try_again_and_off_is_a_404
 
     let off = tempfile::tempdir().unwrap();
     let client = Client {
-        registry: Registry::start("127.0.0.1:0", off.path()).await,
+        registry: Registry::start_with("127.0.0.1:0", off.path(), &["--oidc-issuer", "none"]).await,
     };
     let reply = client
         .send("POST", &format!("{EXCHANGE}/tool"), Some(&token), "")

@@ -70,12 +70,9 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
     let name = PackageName::parse(&name)?;
-    let id_tokens = state.id_tokens().ok_or_else(|| {
-        ApiError::bad_request(
-            "trusted publishing is not enabled on this registry: its operator turns it on \
-             with --oidc-issuer",
-        )
-    })?;
+    let id_tokens = state
+        .id_tokens()
+        .map_err(|off| ApiError::bad_request(off.reason()))?;
     let items = body.as_array().ok_or_else(|| {
         ApiError::bad_request(
             "invalid request body: a JSON array of trusted publishers, as `npm trust` sends",
@@ -104,8 +101,8 @@ pub async fn create(
         }
         let issuer = issuer_for(id_tokens, policy.provider()).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "{which}: this registry does not trust {}'s ID tokens; its operator can add \
-                 --oidc-issuer {}",
+                "{which}: this registry does not trust {}'s ID tokens (its operator turned \
+                 them off with --oidc-issuer {}=off)",
                 policy.provider(),
                 policy.provider().as_str()
             ))
