@@ -30,7 +30,8 @@ pub struct Issuer {
 
 struct Shared {
     url: String,
-    key: SigningKey,
+    /// The key it signs with and publishes, and that key's `kid`.
+    key: Mutex<(String, SigningKey)>,
     /// The claims the token request endpoint signs (beside `iss`, `aud`, times, `jti`).
     claims: Mutex<Value>,
     next_jti: AtomicU64,
@@ -69,7 +70,7 @@ impl Issuer {
         use p256::elliptic_curve::Generate as _;
         let shared = Arc::new(Shared {
             url: url.clone(),
-            key: SigningKey::generate(),
+            key: Mutex::new(("key-1".to_owned(), SigningKey::generate())),
             claims: Mutex::new(claims),
             next_jti: AtomicU64::new(1),
             key_fetches: AtomicU64::new(0),
@@ -112,6 +113,15 @@ impl Issuer {
         let mut claims = self.shared.claims_for(audience);
         edit(&mut claims);
         self.shared.sign(&claims)
+    }
+
+    /// Rotates its key: tokens are signed with a new key under a new `kid`, and the key
+    /// set publishes that key only.
+    pub fn rotate_key(&self) {
+        use p256::elliptic_curve::Generate as _;
+        let mut key = self.shared.key.lock().unwrap();
+        let next = key.0.trim_start_matches("key-").parse::<u32>().unwrap() + 1;
+        *key = (format!("key-{next}"), SigningKey::generate());
     }
 
     /// How many times the key set was fetched.
@@ -161,20 +171,22 @@ impl Shared {
 
     fn sign(&self, claims: &Value) -> String {
         use p256::ecdsa::signature::Signer as _;
-        let header = json!({ "alg": "ES256", "typ": "JWT", "kid": "test-key" });
+        let (kid, key) = &*self.key.lock().unwrap();
+        let header = json!({ "alg": "ES256", "typ": "JWT", "kid": kid });
         let input = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
             b64(claims.to_string().as_bytes())
         );
-        let signature: p256::ecdsa::Signature = self.key.sign(input.as_bytes());
+        let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
         format!("{input}.{}", b64(&signature.to_bytes()))
     }
 
     fn jwks(&self) -> Value {
-        let point = self.key.verifying_key().to_sec1_point(false);
+        let (kid, key) = &*self.key.lock().unwrap();
+        let point = key.verifying_key().to_sec1_point(false);
         json!({ "keys": [{
-            "kty": "EC", "use": "sig", "alg": "ES256", "kid": "test-key", "crv": "P-256",
+            "kty": "EC", "use": "sig", "alg": "ES256", "kid": kid, "crv": "P-256",
             "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()),
         }]})
     }
