@@ -62,6 +62,28 @@ pub fn github_claims(repository: &str, workflow: &str) -> Value {
     })
 }
 
+/// GitLab CI's claims for a pipeline of `project` (private) on the GitLab at `host` (its
+/// `ci_config_ref_uri` names the instance), from `.gitlab-ci.yml` on main, deploying to
+/// `environment`.
+pub fn gitlab_claims(host: &str, project: &str, environment: &str) -> Value {
+    json!({
+        "sub": format!("project_path:{project}:ref_type:branch:ref:main"),
+        "project_path": project,
+        "project_id": "83",
+        "namespace_id": "61",
+        "namespace_path": project.split('/').next().unwrap(),
+        "ci_config_ref_uri": format!("{host}/{project}//.gitlab-ci.yml@refs/heads/main"),
+        "environment": environment,
+        "ref": "main",
+        "ref_type": "branch",
+        "sha": "89abcdef0123456789abcdef0123456789abcdef",
+        "pipeline_id": "5150",
+        "job_id": "9000",
+        "user_login": "octocat",
+        "project_visibility": "private",
+    })
+}
+
 impl Issuer {
     /// An issuer on 127.0.0.1, whose token endpoint signs `claims`.
     pub async fn start(claims: Value) -> Self {
@@ -124,9 +146,24 @@ impl Issuer {
         *key = (format!("key-{next}"), SigningKey::generate());
     }
 
+    /// Its host and port, as a GitLab's claims name their instance.
+    pub fn host(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
     /// How many times the key set was fetched.
     pub fn key_fetches(&self) -> u64 {
         self.shared.key_fetches.load(Ordering::SeqCst)
+    }
+
+    /// The environment of a GitLab CI job given `id_token` (`NPM_ID_TOKEN`, as the job's
+    /// `id_tokens:` section would set it).
+    pub fn gitlab_ci_env(id_token: String) -> Vec<(&'static str, String)> {
+        vec![
+            ("GITLAB_CI", "true".to_owned()),
+            ("CI", "true".to_owned()),
+            ("NPM_ID_TOKEN", id_token),
+        ]
     }
 
     /// The environment of a GitHub Actions job whose ID tokens come from here.
