@@ -8,7 +8,7 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
                 [--max-write-token-days N] [--max-publish-mb N] [--header-timeout S]
                 [--request-timeout S] [--max-connections N]
                 [--max-connections-per-address N] [--trusted-proxy CIDR]...
-                [--oidc-issuer PROVIDER[=URL]]... [--public-host HOST]
+                [--oidc-issuer PROVIDER=URL|PROVIDER=off|none]... [--public-host HOST]
 
   --listen ADDR               address to listen on (default 127.0.0.1:4873)
   --data DIR                  where tokens (SQLite) and packages are kept
@@ -39,18 +39,18 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
                               for several). Name the proxies' own addresses only: every
                               host in a trusted range can claim to be any client and so
                               pass any token's IP allow-list
-  --oidc-issuer PROVIDER[=URL]
-                              trust this CI provider's ID tokens for trusted publishing
-                              (npm trust): github (GitHub Actions on github.com), gitlab
-                              (GitLab.com) or circleci (CircleCI's cloud), or
-                              PROVIDER=URL for another issuer of that provider (GitHub
-                              Enterprise Server, a self-managed GitLab, CircleCI server).
-                              One issuer per provider; none by default (trusted
-                              publishing is off)
+  --oidc-issuer PROVIDER=URL|PROVIDER=off|none
+                              whose CI ID tokens trusted publishing (npm trust) accepts.
+                              Built in: GitHub Actions on github.com, GitLab.com and
+                              CircleCI's cloud. github=URL, gitlab=URL or circleci=URL
+                              trusts another issuer of that provider instead (GitHub
+                              Enterprise Server, a self-managed GitLab, CircleCI
+                              server); PROVIDER=off trusts none of its; none turns
+                              trusted publishing off. One per provider
   --public-host HOST          the host name npm reaches this registry by (the host of
                               its registry URL): ID tokens must name the audience
-                              npm:HOST (default: the --listen address's IP, when it is
-                              not 0.0.0.0 or [::])
+                              npm:HOST (default: the --listen address's IP; listening
+                              on 0.0.0.0 or [::] without it, trusted publishing is off)
   --help                      this text";
 
 /// Connections from one address when `--max-connections-per-address` is not given (at most
@@ -74,32 +74,92 @@ fn days(flag: &str, text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{flag}: {text:?} is not a number of days from 0 to 3650"))
 }
 
-/// One `--oidc-issuer`: `github`, `gitlab`, `circleci`, or `PROVIDER=URL`.
-fn oidc_issuer(text: &str) -> Result<tokengate::oidc::TrustedIssuer, String> {
+/// The CI providers whose ID tokens are trusted when no `--oidc-issuer` says otherwise:
+/// GitHub Actions on github.com, GitLab.com and CircleCI's cloud, as on npm.
+fn built_in_issuers() -> Vec<tokengate::oidc::TrustedIssuer> {
+    use tokengate::oidc::TrustedIssuer;
+    vec![
+        TrustedIssuer::github_actions(),
+        TrustedIssuer::gitlab_com(),
+        TrustedIssuer::circleci(),
+    ]
+}
+
+/// What one `--oidc-issuer` asks for.
+#[derive(Debug)]
+enum IssuerChange {
+    /// `PROVIDER=URL`: trust this issuer for the provider instead of the built-in one.
+    Replace(tokengate::oidc::TrustedIssuer),
+    /// `PROVIDER=off`: trust no issuer of the provider.
+    Stop(tokengate::oidc::Provider),
+    /// `none`: trusted publishing off.
+    Nothing,
+}
+
+impl IssuerChange {
+    fn provider(&self) -> Option<tokengate::oidc::Provider> {
+        match self {
+            Self::Replace(issuer) => Some(issuer.provider()),
+            Self::Stop(provider) => Some(*provider),
+            Self::Nothing => None,
+        }
+    }
+
+    /// Refuses a second word on one provider: a policy names a provider, not an issuer,
+    /// so with two issuers of one provider a workflow on one could use the other's
+    /// policies.
+    fn fits_with(&self, earlier: &[IssuerChange]) -> Result<(), String> {
+        let none = |c: &IssuerChange| matches!(c, IssuerChange::Nothing);
+        if (none(self) && !earlier.is_empty()) || earlier.iter().any(none) {
+            return Err("--oidc-issuer none cannot be used with another --oidc-issuer".into());
+        }
+        match self.provider() {
+            Some(provider) if earlier.iter().any(|e| e.provider() == Some(provider)) => {
+                Err(format!(
+                    "--oidc-issuer: {} is given twice; one issuer per provider",
+                    provider.as_str()
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One `--oidc-issuer`: `PROVIDER=URL`, `PROVIDER=off` or `none`.
+fn oidc_issuer(text: &str) -> Result<IssuerChange, String> {
     use tokengate::oidc::{IssuerUrl, Provider, TrustedIssuer};
-    let (provider, url) = match text.split_once('=') {
-        Some((provider, url)) => (provider, Some(url)),
-        None => (text, None),
-    };
-    let url = url
-        .map(|url| {
-            IssuerUrl::parse(url).map_err(|e| format!("--oidc-issuer {provider}={url}: {e}"))
-        })
-        .transpose()?;
-    Ok(match (provider, url) {
-        ("github", None) => TrustedIssuer::github_actions(),
-        ("gitlab", None) => TrustedIssuer::gitlab_com(),
-        ("circleci", None) => TrustedIssuer::circleci(),
-        ("github", Some(url)) => TrustedIssuer::exact(Provider::GitHub, url),
-        ("gitlab", Some(url)) => TrustedIssuer::exact(Provider::GitLab, url),
-        ("circleci", Some(url)) => TrustedIssuer::circleci_at(url),
-        (other, _) => {
+    if text == "none" {
+        return Ok(IssuerChange::Nothing);
+    }
+    let (name, url) = text.split_once('=').unwrap_or((text, ""));
+    let provider = match name {
+        "github" => Provider::GitHub,
+        "gitlab" => Provider::GitLab,
+        "circleci" => Provider::CircleCi,
+        other => {
             return Err(format!(
                 "--oidc-issuer: {other:?} is not a CI provider this registry knows \
-                 (github, gitlab or circleci, optionally =URL)"
+                 (github, gitlab or circleci, as PROVIDER=URL or PROVIDER=off; or none)"
             ));
         }
-    })
+    };
+    // A bare provider once meant "trust only this one"; now all three are built in, so
+    // say what to write rather than guess which of the two the operator meant.
+    if url.is_empty() {
+        return Err(format!(
+            "--oidc-issuer {name}: {name}'s cloud issuer is trusted already; give \
+             {name}=URL to trust another issuer instead, {name}=off to trust none of \
+             {name}'s, or none to turn trusted publishing off"
+        ));
+    }
+    if url == "off" {
+        return Ok(IssuerChange::Stop(provider));
+    }
+    let url = IssuerUrl::parse(url).map_err(|e| format!("--oidc-issuer {name}={url}: {e}"))?;
+    Ok(IssuerChange::Replace(match provider {
+        Provider::CircleCi => TrustedIssuer::circleci_at(url),
+        provider => TrustedIssuer::exact(provider, url),
+    }))
 }
 
 /// `--public-host`: a DNS name or an IP address, as the host of a URL.
@@ -125,6 +185,66 @@ fn public_host(text: &str) -> Result<String, String> {
              [::1]; no scheme, port or path)"
         ))
     }
+}
+
+/// Trusted publishing from `--oidc-issuer` and `--public-host`: the built-in issuers
+/// with the changes applied, and the audience. Off with `--oidc-issuer none`, and off
+/// (with the reason for main to print) when the registry listens on every address and no
+/// `--public-host` says which name npm reaches it by, unless an issuer was named: then
+/// that is an error, because the operator asked for it.
+fn trusted_publishing(
+    listen: SocketAddr,
+    host: Option<String>,
+    changes: Vec<IssuerChange>,
+) -> Result<TrustedPublishingSetting, String> {
+    let mut issuers = built_in_issuers();
+    let asked = !changes.is_empty();
+    for change in changes {
+        match change {
+            IssuerChange::Nothing => issuers.clear(),
+            IssuerChange::Stop(provider) => issuers.retain(|i| i.provider() != provider),
+            IssuerChange::Replace(issuer) => {
+                issuers.retain(|i| i.provider() != issuer.provider());
+                issuers.push(issuer);
+            }
+        }
+    }
+    if issuers.is_empty() {
+        if host.is_some() {
+            return Err(
+                "--public-host is used by trusted publishing only, which --oidc-issuer \
+                 turned off"
+                    .into(),
+            );
+        }
+        return Ok(TrustedPublishingSetting::Off(TrustedPublishingOff::ByFlag));
+    }
+    let host = match host {
+        Some(host) => host,
+        None if listen.ip().is_unspecified() && asked => {
+            return Err(format!(
+                "--oidc-issuer needs --public-host when listening on {}: the host name npm \
+                 reaches the registry by is the ID tokens' audience",
+                listen.ip()
+            ));
+        }
+        None if listen.ip().is_unspecified() => {
+            return Ok(TrustedPublishingSetting::Off(
+                TrustedPublishingOff::NoPublicHost,
+            ));
+        }
+        None => match listen.ip() {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        },
+    };
+    let audience =
+        tokengate::oidc::Audience::npm(&host).map_err(|e| format!("--public-host: {e}"))?;
+    Ok(TrustedPublishingSetting::On(TrustedPublishing {
+        issuers,
+        audience,
+        asked,
+    }))
 }
 
 /// A PostgreSQL connection URL; its `Debug` does not show it (it may hold a password).
@@ -172,9 +292,49 @@ pub struct Config {
     pub max_publish_bytes: usize,
     /// Timeouts and the connection limit.
     pub limits: crate::server::Limits,
-    /// Trusted publishing: the CI issuers trusted, and the audience their ID tokens must
-    /// name; `None` when no `--oidc-issuer` is given.
-    pub trusted_publishing: Option<TrustedPublishing>,
+    /// Trusted publishing: on, with the CI issuers trusted and the audience their ID
+    /// tokens must name, or off and why.
+    pub trusted_publishing: TrustedPublishingSetting,
+}
+
+/// Whether the registry exchanges CI ID tokens, and if not, why not.
+#[derive(Debug, PartialEq)]
+pub enum TrustedPublishingSetting {
+    /// On, with these issuers and this audience.
+    On(TrustedPublishing),
+    /// Off.
+    Off(TrustedPublishingOff),
+}
+
+/// Why trusted publishing is off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TrustedPublishingOff {
+    /// `--oidc-issuer none`, or every provider turned off.
+    ByFlag,
+    /// Listening on every address with no `--public-host`: the audience is unknown.
+    NoPublicHost,
+    /// The machine has no root certificates, so providers' keys cannot be fetched.
+    NoHttps,
+}
+
+impl TrustedPublishingOff {
+    /// What to tell a CI job (and the operator) about it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::ByFlag => {
+                "trusted publishing is turned off on this registry (--oidc-issuer none)"
+            }
+            Self::NoPublicHost => {
+                "trusted publishing is off on this registry: it listens on every address \
+                 and its operator has not said, with --public-host, which host name npm \
+                 reaches it by (the ID tokens' audience)"
+            }
+            Self::NoHttps => {
+                "trusted publishing is off on this registry: it found no root certificates \
+                 to fetch CI providers' keys over HTTPS with"
+            }
+        }
+    }
 }
 
 /// `--oidc-issuer` and the audience from `--public-host`.
@@ -183,6 +343,9 @@ pub struct TrustedPublishing {
     pub issuers: Vec<tokengate::oidc::TrustedIssuer>,
     /// `npm:<public host>`.
     pub audience: tokengate::oidc::Audience,
+    /// Whether an `--oidc-issuer` asked for it (then failing to set it up is an error,
+    /// not a reason to start without it).
+    pub asked: bool,
 }
 
 impl Config {
@@ -203,7 +366,7 @@ impl Config {
             max_connections_per_address: 0,
         };
         let mut per_address = None;
-        let mut issuers: Vec<tokengate::oidc::TrustedIssuer> = Vec::new();
+        let mut issuer_changes: Vec<IssuerChange> = Vec::new();
         let mut host = None;
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
@@ -273,16 +436,9 @@ impl Config {
                         .ok_or_else(|| format!("--max-publish-mb: {text:?} is not 1 to 1024"))?;
                 }
                 "--oidc-issuer" => {
-                    let issuer = oidc_issuer(&value("--oidc-issuer")?)?;
-                    // A policy names a provider, not an issuer: with two issuers of one
-                    // provider, a workflow on one could use the other's policies.
-                    if issuers.iter().any(|i| i.provider() == issuer.provider()) {
-                        return Err(format!(
-                            "--oidc-issuer: {} is given twice; one issuer per provider",
-                            issuer.provider().as_str()
-                        ));
-                    }
-                    issuers.push(issuer);
+                    let change = oidc_issuer(&value("--oidc-issuer")?)?;
+                    change.fits_with(&issuer_changes)?;
+                    issuer_changes.push(change);
                 }
                 "--public-host" => host = Some(public_host(&value("--public-host")?)?),
                 "--help" | "-h" => return Ok(None),
@@ -317,33 +473,7 @@ impl Config {
             }
             Some(n) => n,
         };
-        if host.is_some() && issuers.is_empty() {
-            return Err(
-                "--public-host is used by trusted publishing only: give an --oidc-issuer too"
-                    .into(),
-            );
-        }
-        let trusted_publishing = if issuers.is_empty() {
-            None
-        } else {
-            let host = match host {
-                Some(host) => host,
-                None if listen.ip().is_unspecified() => {
-                    return Err(format!(
-                        "--oidc-issuer needs --public-host when listening on {}: the host \
-                         name npm reaches the registry by is the ID tokens' audience",
-                        listen.ip()
-                    ));
-                }
-                None => match listen.ip() {
-                    std::net::IpAddr::V4(ip) => ip.to_string(),
-                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-                },
-            };
-            let audience =
-                tokengate::oidc::Audience::npm(&host).map_err(|e| format!("--public-host: {e}"))?;
-            Some(TrustedPublishing { issuers, audience })
-        };
+        let trusted_publishing = trusted_publishing(listen, host, issuer_changes)?;
         let trusted_proxies = tokengate::TrustedProxies::parse(&proxies)
             .map_err(|e| format!("--trusted-proxy: {e}"))?;
         Ok(Some(Self {
@@ -357,5 +487,147 @@ impl Config {
             limits,
             trusted_publishing,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(flags: &[&str]) -> Result<Config, String> {
+        Config::from_args(flags.iter().map(|f| f.to_string())).map(|c| c.expect("not --help"))
+    }
+
+    /// The issuer URLs trusted, by provider name, or the reason trusted publishing is off.
+    fn trusted(flags: &[&str]) -> Result<Vec<(String, String)>, String> {
+        match parse(flags)?.trusted_publishing {
+            TrustedPublishingSetting::On(on) => Ok(on
+                .issuers
+                .iter()
+                .map(|i| (i.provider().as_str().to_owned(), i.url().to_string()))
+                .collect()),
+            TrustedPublishingSetting::Off(off) => Err(off.reason().to_owned()),
+        }
+    }
+
+    struct Case {
+        what: &'static str,
+        flags: &'static [&'static str],
+        /// Providers trusted (in order), or a phrase of the error or off reason.
+        expect: Result<&'static [&'static str], &'static str>,
+    }
+
+    #[test]
+    fn the_cloud_issuers_are_built_in_and_each_flag_changes_one() {
+        let cases = [
+            Case {
+                what: "no flag: the three cloud providers",
+                flags: &[],
+                expect: Ok(&["github", "gitlab", "circleci"]),
+            },
+            Case {
+                what: "one replaced, the others kept",
+                flags: &["--oidc-issuer", "gitlab=https://gitlab.acme.test"],
+                expect: Ok(&["github", "circleci", "gitlab"]),
+            },
+            Case {
+                what: "one turned off",
+                flags: &["--oidc-issuer", "circleci=off"],
+                expect: Ok(&["github", "gitlab"]),
+            },
+            Case {
+                what: "none: off",
+                flags: &["--oidc-issuer", "none"],
+                expect: Err("turned off"),
+            },
+            Case {
+                what: "all three off: off",
+                flags: &[
+                    "--oidc-issuer",
+                    "github=off",
+                    "--oidc-issuer",
+                    "gitlab=off",
+                    "--oidc-issuer",
+                    "circleci=off",
+                ],
+                expect: Err("turned off"),
+            },
+            Case {
+                what: "a bare provider is refused, not taken as 'only this one'",
+                flags: &["--oidc-issuer", "github"],
+                expect: Err("give github=URL"),
+            },
+            Case {
+                what: "two words on one provider",
+                flags: &[
+                    "--oidc-issuer",
+                    "github=off",
+                    "--oidc-issuer",
+                    "github=https://ghe.test",
+                ],
+                expect: Err("github is given twice"),
+            },
+            Case {
+                what: "none beside another",
+                flags: &["--oidc-issuer", "gitlab=off", "--oidc-issuer", "none"],
+                expect: Err("none cannot be used with another"),
+            },
+            Case {
+                what: "an unknown provider",
+                flags: &["--oidc-issuer", "jenkins=https://ci.test"],
+                expect: Err("\"jenkins\" is not a CI provider"),
+            },
+            Case {
+                what: "every address and no --public-host: off, and says why",
+                flags: &["--listen", "0.0.0.0:4873"],
+                expect: Err("--public-host"),
+            },
+            Case {
+                what: "every address, an issuer asked for, no --public-host: an error",
+                flags: &[
+                    "--listen",
+                    "0.0.0.0:4873",
+                    "--oidc-issuer",
+                    "github=https://ghe.test",
+                ],
+                expect: Err("needs --public-host"),
+            },
+            Case {
+                what: "--public-host with trusted publishing off",
+                flags: &["--oidc-issuer", "none", "--public-host", "registry.test"],
+                expect: Err("used by trusted publishing only"),
+            },
+        ];
+        for case in cases {
+            let got = trusted(case.flags);
+            match (case.expect, &got) {
+                (Ok(providers), Ok(issuers)) => {
+                    let names: Vec<&str> = issuers.iter().map(|(p, _)| p.as_str()).collect();
+                    assert_eq!(names, providers, "{}", case.what);
+                }
+                (Err(phrase), Err(message)) => {
+                    assert!(message.contains(phrase), "{}: {message}", case.what)
+                }
+                (expect, got) => panic!("{}: expected {expect:?}, got {got:?}", case.what),
+            }
+        }
+    }
+
+    #[test]
+    fn the_audience_is_the_public_host_or_the_listen_ip() {
+        let audience = |flags: &[&str]| match parse(flags).unwrap().trusted_publishing {
+            TrustedPublishingSetting::On(on) => on.audience.as_str().to_owned(),
+            off => panic!("{off:?}"),
+        };
+        assert_eq!(audience(&[]), "npm:127.0.0.1");
+        assert_eq!(
+            audience(&[
+                "--listen",
+                "0.0.0.0:80",
+                "--public-host",
+                "Registry.Example.com"
+            ]),
+            "npm:registry.example.com"
+        );
     }
 }

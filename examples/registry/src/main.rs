@@ -25,7 +25,7 @@ mod storage;
 mod tfa;
 mod web;
 
-use config::Config;
+use config::{Config, TrustedPublishingSetting};
 use tokengate::Tokens;
 use tokengate::store::{DynStore, MemoryStore, SqliteStore};
 
@@ -162,21 +162,21 @@ async fn serve(
             .map_err(|e| format!("cannot read or create the registry's key: {e}"))?,
         None => security::sealer::Sealer::ephemeral()?,
     };
-    let id_tokens = match &config.trusted_publishing {
-        Some(trusted) => {
-            let fetch = tokengate::oidc::HyperFetch::new()
-                .map_err(|e| format!("cannot set up HTTPS for trusted publishing: {e}"))?;
-            let mut verifier = tokengate::oidc::IdTokenVerifier::builder(
-                trusted.audience.clone(),
-                fetch,
-                tokens.store().clone(),
-            );
-            for issuer in &trusted.issuers {
-                verifier = verifier.issuer(issuer.clone());
-            }
-            Some(verifier.build())
+    let id_tokens = id_tokens(&config.trusted_publishing, tokens.store())?;
+    let trusted_line = match (&config.trusted_publishing, &id_tokens) {
+        (TrustedPublishingSetting::On(trusted), Ok(_)) => {
+            let issuers: Vec<String> = trusted
+                .issuers
+                .iter()
+                .map(|i| i.url().to_string())
+                .collect();
+            format!(
+                "trusted publishing: ID tokens for {} from {}",
+                trusted.audience.as_str(),
+                issuers.join(", ")
+            )
         }
-        None => None,
+        (_, Err(off)) | (TrustedPublishingSetting::Off(off), _) => off.reason().to_owned(),
     };
     let app = router::router(
         state::AppState::new(
@@ -198,19 +198,37 @@ async fn serve(
     println!("    with npm 12:    npm login --auth-type=legacy --registry={url}");
     println!("  then, e.g.:       npm publish --registry={url}   (from a package's folder)");
     println!("  tokens on the web: {url}-/web/   (npm login opens it too)");
-    if let Some(trusted) = &config.trusted_publishing {
-        let issuers: Vec<String> = trusted
-            .issuers
-            .iter()
-            .map(|i| i.url().to_string())
-            .collect();
-        println!(
-            "  trusted publishing: ID tokens for {} from {}",
-            trusted.audience.as_str(),
-            issuers.join(", ")
-        );
-    }
+    println!("  {trusted_line}");
     println!("  stop it with Ctrl-C");
     server::serve(listener, app, config.limits, config.trusted_proxies).await?;
     Ok(())
+}
+
+/// The ID-token verifier for trusted publishing, or why it is off. With only the built-in
+/// issuers, a machine without root certificates starts with it off (and says so) rather
+/// than not at all.
+fn id_tokens(
+    setting: &TrustedPublishingSetting,
+    store: &DynStore,
+) -> Result<Result<state::IdTokens, config::TrustedPublishingOff>, String> {
+    let trusted = match setting {
+        TrustedPublishingSetting::On(trusted) => trusted,
+        TrustedPublishingSetting::Off(off) => return Ok(Err(*off)),
+    };
+    let fetch = match tokengate::oidc::HyperFetch::new() {
+        Ok(fetch) => fetch,
+        Err(e) if trusted.asked => {
+            return Err(format!("cannot set up HTTPS for trusted publishing: {e}"));
+        }
+        Err(e) => {
+            eprintln!("cannot set up HTTPS for trusted publishing: {e}");
+            return Ok(Err(config::TrustedPublishingOff::NoHttps));
+        }
+    };
+    let mut verifier =
+        tokengate::oidc::IdTokenVerifier::builder(trusted.audience.clone(), fetch, store.clone());
+    for issuer in &trusted.issuers {
+        verifier = verifier.issuer(issuer.clone());
+    }
+    Ok(Ok(verifier.build()))
 }

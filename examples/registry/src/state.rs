@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use tokengate::{Tokens, TrustedProxies};
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::config::TrustedPublishingOff;
 use crate::db::{Data, Metadata, blobs::Blobs};
 
 /// What verifies CI jobs' ID tokens for trusted publishing: keys fetched over HTTPS, each
@@ -41,7 +42,7 @@ struct Shared {
     /// Searches take turns.
     search_turns: crate::security::search_turns::SearchTurns,
     /// Trusted publishing, when `--oidc-issuer` turned it on.
-    id_tokens: Option<IdTokens>,
+    id_tokens: Result<IdTokens, TrustedPublishingOff>,
 }
 
 impl Clone for AppState {
@@ -58,7 +59,7 @@ impl AppState {
         data: Data,
         sealer: Sealer,
         trusted_proxies: TrustedProxies,
-        id_tokens: Option<IdTokens>,
+        id_tokens: Result<IdTokens, TrustedPublishingOff>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -123,9 +124,9 @@ impl AppState {
         &self.shared.token_failures
     }
 
-    /// The ID-token verifier; `None` when trusted publishing is off.
-    pub fn id_tokens(&self) -> Option<&IdTokens> {
-        self.shared.id_tokens.as_ref()
+    /// The ID-token verifier, or why trusted publishing is off.
+    pub fn id_tokens(&self) -> Result<&IdTokens, TrustedPublishingOff> {
+        self.shared.id_tokens.as_ref().map_err(|off| *off)
     }
 }
 

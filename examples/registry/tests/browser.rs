@@ -428,9 +428,7 @@ async fn the_web_pages_in_a_real_browser() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
-    // Trusting GitHub Actions, for the trusted publishers of a package's settings page.
-    let flags = ["--oidc-issuer", "github"];
-    let registry = Registry::start_with("127.0.0.1:0", data.path(), &flags).await;
+    let registry = Registry::start("127.0.0.1:0", data.path()).await;
     let url = registry.url.clone();
     let root = tempfile::tempdir().unwrap();
     let npm = Npm::new(root.path(), &url);

@@ -1532,6 +1532,31 @@ async fn what_the_third_review_found_through_the_real_npm_cli() {
     assert!(refused.contains("cannot change the profile"), "{refused}");
 }
 
+/// A registry trusting `issuer` as `provider`'s, and alice (signed in with the returned
+/// config), who has published `package` 1.0.0 with a token: trusted publishing publishes
+/// existing packages only.
+async fn registry_trusting(
+    here: &Path,
+    provider: &str,
+    issuer: &support::issuer::Issuer,
+    package: &str,
+) -> (Registry, Npm, PathBuf) {
+    let trusted = format!("{provider}={}", issuer.url);
+    let registry = Registry::start_with(
+        "127.0.0.1:0",
+        &here.join("data"),
+        &["--oidc-issuer", &trusted],
+    )
+    .await;
+    let alice = Npm::new(&here.join("alice"), &registry.url);
+    alice.make_user("alice").await;
+    let session = alice.session_config();
+    alice
+        .ok(&session, &package_dir(here, package, "1.0.0"), &["publish"])
+        .await;
+    (registry, alice, session)
+}
+
 /// `npm trust` and a publish from a simulated GitHub Actions job: npm asks the job's ID
 /// token endpoint (a loopback issuer of the test's own) for a token with the registry's
 /// audience, exchanges it, and publishes with what it got; no token is configured.
@@ -1544,18 +1569,8 @@ async fn trusted_publishing_through_the_real_npm_cli() {
     let issuer = Issuer::start(github_claims("acme/tool", "release.yml")).await;
     let work = tempfile::tempdir().unwrap();
     let here = work.path();
-    let trusted = format!("github={}", issuer.url);
-    let registry = Registry::start_with(
-        "127.0.0.1:0",
-        &here.join("data"),
-        &["--oidc-issuer", &trusted],
-    )
-    .await;
-    let alice = Npm::new(&here.join("alice"), &registry.url);
-    alice.make_user("alice").await;
-    let session = alice.session_config();
-    let tool = package_dir(here, "trusted-tool", "1.0.0");
-    alice.ok(&session, &tool, &["publish"]).await;
+    let (registry, alice, session) =
+        registry_trusting(here, "github", &issuer, "trusted-tool").await;
 
     let added = alice
         .ok(
@@ -1654,5 +1669,99 @@ async fn trusted_publishing_through_the_real_npm_cli() {
         .ok(&session, here, &["trust", "list", "trusted-tool"])
         .await;
     assert!(listed.contains("No trust configurations"), "{listed}");
+    // The revoked workflow publishes nothing from the next job on.
+    issuer.set_claims(github_claims("acme/tool", "release.yml"));
+    let (ok, refused) = alice
+        .run_with(&ci, &tool, &["publish", "--loglevel=verbose"], &env)
+        .await;
+    assert!(!ok, "a revoked publisher publishes nothing:\n{refused}");
+    assert!(
+        refused.contains("no trusted publisher of trusted-tool matches this ID token"),
+        "{refused}"
+    );
+    registry.stop().await;
+}
+
+/// `npm trust gitlab` with an environment, and publishes from a simulated GitLab CI job,
+/// which hands npm its ID token in `NPM_ID_TOKEN`: the trusted project and environment
+/// publish; another environment or project does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_publishing_from_gitlab_through_the_real_npm_cli() {
+    use support::issuer::{Issuer, gitlab_claims};
+    if !npm_ready("the GitLab trusted-publishing npm CLI test") {
+        return;
+    }
+    let issuer = Issuer::start(serde_json::json!({})).await;
+    let work = tempfile::tempdir().unwrap();
+    let here = work.path();
+    let (registry, alice, session) =
+        registry_trusting(here, "gitlab", &issuer, "gitlab-tool").await;
+    let added = alice
+        .ok(
+            &session,
+            here,
+            &[
+                "trust",
+                "gitlab",
+                "gitlab-tool",
+                "--project",
+                "acme/tool",
+                "--file",
+                ".gitlab-ci.yml",
+                "--env",
+                "production",
+                "--allow-publish",
+                "--yes",
+            ],
+        )
+        .await;
+    assert!(added.contains("acme/tool"), "{added}");
+
+    let ci = here.join("ci.npmrc");
+    std::fs::write(&ci, "").unwrap();
+    let audience = format!("npm:{}", registry.addr.ip());
+    struct Job {
+        what: &'static str,
+        claims: serde_json::Value,
+        publishes: bool,
+        says: &'static str,
+    }
+    let jobs = [
+        Job {
+            what: "the trusted project, deploying to production",
+            claims: gitlab_claims(issuer.host(), "acme/tool", "production"),
+            publishes: true,
+            says: "Successfully retrieved and set token",
+        },
+        Job {
+            what: "the same project, deploying to staging",
+            claims: gitlab_claims(issuer.host(), "acme/tool", "staging"),
+            publishes: false,
+            says: "no trusted publisher of gitlab-tool matches this ID token",
+        },
+        Job {
+            what: "another project",
+            claims: gitlab_claims(issuer.host(), "acme/fork", "production"),
+            publishes: false,
+            says: "no trusted publisher of gitlab-tool matches this ID token",
+        },
+    ];
+    for (n, job) in jobs.into_iter().enumerate() {
+        issuer.set_claims(job.claims);
+        let env = Issuer::gitlab_ci_env(issuer.mint(&audience, |_| {}));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let tool = package_dir(here, "gitlab-tool", &format!("1.0.{}", n + 1));
+        let (ok, out) = alice
+            .run_with(&ci, &tool, &["publish", "--loglevel=verbose"], &env)
+            .await;
+        assert_eq!(ok, job.publishes, "{}:\n{out}", job.what);
+        assert!(out.contains(job.says), "{}:\n{out}", job.what);
+    }
+    let read = http(registry.addr, "GET", "/gitlab-tool", &[], b"").await;
+    assert_eq!(
+        read.json()["versions"]["1.0.1"]["_npmUser"]["name"],
+        "alice"
+    );
+    assert!(read.json()["versions"]["1.0.2"].is_null(), "{}", read.body);
     registry.stop().await;
 }

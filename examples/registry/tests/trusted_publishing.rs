@@ -14,7 +14,8 @@ const EXCHANGE: &str = "/-/npm/v1/oidc/token/exchange/package";
 /// npm's audience for a registry at http://127.0.0.1:PORT/.
 const AUDIENCE: &str = "npm:127.0.0.1";
 
-/// A registry trusting `issuer` for GitHub Actions, and alice, who publishes `tool`.
+/// A registry trusting `issuer` for GitHub Actions and no GitLab, and alice, who publishes
+/// `tool`.
 struct World {
     client: Client,
     issuer: Issuer,
@@ -27,8 +28,12 @@ impl World {
         let issuer = Issuer::start(github_claims("acme/tool", "release.yml")).await;
         let data = tempfile::tempdir().unwrap();
         let flag = format!("github={}", issuer.url);
-        let registry =
-            Registry::start_with("127.0.0.1:0", data.path(), &["--oidc-issuer", &flag]).await;
+        let registry = Registry::start_with(
+            "127.0.0.1:0",
+            data.path(),
+            &["--oidc-issuer", &flag, "--oidc-issuer", "gitlab=off"],
+        )
+        .await;
         let client = Client { registry };
         let alice = support::registry::add_user(client.registry.addr, "alice").await;
         let world = Self {
@@ -529,7 +534,7 @@ async fn maintainers_manage_trusted_publishers_with_their_second_factor() {
                 "ci_config_ref_uri": { "file": ".gitlab-ci.yml" } },
                 "permissions": ["createPackage"] }]),
             status: 400,
-            says: "--oidc-issuer gitlab",
+            says: "--oidc-issuer gitlab=off",
         },
         Case {
             what: "not an array",
@@ -697,6 +702,50 @@ async fn a_package_that_disallows_tokens_still_takes_trusted_publishing() {
 }
 
 #[tokio::test]
+async fn after_the_issuer_rotates_its_key_the_new_key_works_once_the_registry_may_refetch() {
+    let world = World::new().await;
+    let added = world
+        .trust(&world.alice, "tool", "acme/tool", "release.yml")
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    world.exchanged("tool").await;
+    assert_eq!(
+        world.issuer.key_fetches(),
+        1,
+        "the first exchange fetches the keys"
+    );
+
+    world.issuer.rotate_key();
+    let reply = world
+        .exchange("tool", &world.issuer.mint(AUDIENCE, |_| {}))
+        .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    let (code, message) = code_and_message(&reply);
+    assert_eq!(code, "invalid_id_token", "{message}");
+    assert!(
+        message.contains("key-2"),
+        "names the unknown key id: {message}"
+    );
+    assert_eq!(
+        world.issuer.key_fetches(),
+        1,
+        "an unknown key id refetches at most once a minute, so a stream of made-up ids \
+         cannot make the registry hammer the issuer"
+    );
+
+    // The refetch interval is the verifier's minute; nothing shorter is configurable from
+    // outside, so this test waits it out.
+    tokio::time::sleep(std::time::Duration::from_secs(61)).await;
+    let token = world.exchanged("tool").await;
+    assert_eq!(
+        world.issuer.key_fetches(),
+        2,
+        "the unknown key id refetched"
+    );
+    world.publish(&token, "tool", "1.0.1").await;
+}
+
+#[tokio::test]
 async fn an_issuer_that_cannot_be_reached_is_a_503_to_try_again_and_off_is_a_404() {
     // Nothing listens on a port just closed.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -719,7 +768,7 @@ async fn an_issuer_that_cannot_be_reached_is_a_503_to_try_again_and_off_is_a_404
 
     let off = tempfile::tempdir().unwrap();
     let client = Client {
-        registry: Registry::start("127.0.0.1:0", off.path()).await,
+        registry: Registry::start_with("127.0.0.1:0", off.path(), &["--oidc-issuer", "none"]).await,
     };
     let reply = client
         .send("POST", &format!("{EXCHANGE}/tool"), Some(&token), "")

@@ -1027,9 +1027,9 @@ async fn a_two_factor_login_asks_for_the_password_once() {
 // ---------------------------------------------------------------------------------------
 // Packages and their trusted publishers
 
-/// The registry's flags for trusted publishing from GitHub Actions and GitLab.com (no
-/// CircleCI, so that a provider it does not trust can be asked for).
-const TRUSTING: [&str; 4] = ["--oidc-issuer", "github", "--oidc-issuer", "gitlab"];
+/// The registry's flags for trusted publishing from GitHub Actions and GitLab.com (built
+/// in) but not CircleCI, so that a provider it does not trust can be asked for.
+const TRUSTING: [&str; 2] = ["--oidc-issuer", "circleci=off"];
 
 /// A GitHub publisher as the add form sends it.
 const GITHUB_FORM: &str = "provider=github&github_repository=acme%2Ftool&github_workflow=release.yml&github_environment=prod";

@@ -111,6 +111,7 @@ impl DbError {
 
     /// The database cut the statement off at its time limit: nothing was read or written,
     /// and the same call may succeed later.
+    #[cfg(any(feature = "postgres", test))]
     pub fn timed_out(doing: &'static str, cause: impl std::fmt::Display) -> Self {
         Self {
             timed_out: true,

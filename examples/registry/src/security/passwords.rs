@@ -388,7 +388,7 @@ mod tests {
             crate::db::Data::memory().unwrap(),
             crate::security::sealer::Sealer::ephemeral().unwrap(),
             TrustedProxies::none(),
-            None,
+            Err(crate::config::TrustedPublishingOff::ByFlag),
         );
         let app = crate::router::router(state.clone(), 1024 * 1024);
         let signup = PasswordRequest {

@@ -30,7 +30,8 @@ pub struct Issuer {
 
 struct Shared {
     url: String,
-    key: SigningKey,
+    /// The key it signs with and publishes, and that key's `kid`.
+    key: Mutex<(String, SigningKey)>,
     /// The claims the token request endpoint signs (beside `iss`, `aud`, times, `jti`).
     claims: Mutex<Value>,
     next_jti: AtomicU64,
@@ -61,6 +62,28 @@ pub fn github_claims(repository: &str, workflow: &str) -> Value {
     })
 }
 
+/// GitLab CI's claims for a pipeline of `project` (private) on the GitLab at `host` (its
+/// `ci_config_ref_uri` names the instance), from `.gitlab-ci.yml` on main, deploying to
+/// `environment`.
+pub fn gitlab_claims(host: &str, project: &str, environment: &str) -> Value {
+    json!({
+        "sub": format!("project_path:{project}:ref_type:branch:ref:main"),
+        "project_path": project,
+        "project_id": "83",
+        "namespace_id": "61",
+        "namespace_path": project.split('/').next().unwrap(),
+        "ci_config_ref_uri": format!("{host}/{project}//.gitlab-ci.yml@refs/heads/main"),
+        "environment": environment,
+        "ref": "main",
+        "ref_type": "branch",
+        "sha": "89abcdef0123456789abcdef0123456789abcdef",
+        "pipeline_id": "5150",
+        "job_id": "9000",
+        "user_login": "octocat",
+        "project_visibility": "private",
+    })
+}
+
 impl Issuer {
     /// An issuer on 127.0.0.1, whose token endpoint signs `claims`.
     pub async fn start(claims: Value) -> Self {
@@ -69,7 +92,7 @@ impl Issuer {
         use p256::elliptic_curve::Generate as _;
         let shared = Arc::new(Shared {
             url: url.clone(),
-            key: SigningKey::generate(),
+            key: Mutex::new(("key-1".to_owned(), SigningKey::generate())),
             claims: Mutex::new(claims),
             next_jti: AtomicU64::new(1),
             key_fetches: AtomicU64::new(0),
@@ -114,9 +137,33 @@ impl Issuer {
         self.shared.sign(&claims)
     }
 
+    /// Rotates its key: tokens are signed with a new key under a new `kid`, and the key
+    /// set publishes that key only.
+    pub fn rotate_key(&self) {
+        use p256::elliptic_curve::Generate as _;
+        let mut key = self.shared.key.lock().unwrap();
+        let next = key.0.trim_start_matches("key-").parse::<u32>().unwrap() + 1;
+        *key = (format!("key-{next}"), SigningKey::generate());
+    }
+
+    /// Its host and port, as a GitLab's claims name their instance.
+    pub fn host(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
     /// How many times the key set was fetched.
     pub fn key_fetches(&self) -> u64 {
         self.shared.key_fetches.load(Ordering::SeqCst)
+    }
+
+    /// The environment of a GitLab CI job given `id_token` (`NPM_ID_TOKEN`, as the job's
+    /// `id_tokens:` section would set it).
+    pub fn gitlab_ci_env(id_token: String) -> Vec<(&'static str, String)> {
+        vec![
+            ("GITLAB_CI", "true".to_owned()),
+            ("CI", "true".to_owned()),
+            ("NPM_ID_TOKEN", id_token),
+        ]
     }
 
     /// The environment of a GitHub Actions job whose ID tokens come from here.
@@ -161,20 +208,22 @@ impl Shared {
 
     fn sign(&self, claims: &Value) -> String {
         use p256::ecdsa::signature::Signer as _;
-        let header = json!({ "alg": "ES256", "typ": "JWT", "kid": "test-key" });
+        let (kid, key) = &*self.key.lock().unwrap();
+        let header = json!({ "alg": "ES256", "typ": "JWT", "kid": kid });
         let input = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
             b64(claims.to_string().as_bytes())
         );
-        let signature: p256::ecdsa::Signature = self.key.sign(input.as_bytes());
+        let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
         format!("{input}.{}", b64(&signature.to_bytes()))
     }
 
     fn jwks(&self) -> Value {
-        let point = self.key.verifying_key().to_sec1_point(false);
+        let (kid, key) = &*self.key.lock().unwrap();
+        let point = key.verifying_key().to_sec1_point(false);
         json!({ "keys": [{
-            "kty": "EC", "use": "sig", "alg": "ES256", "kid": "test-key", "crv": "P-256",
+            "kty": "EC", "use": "sig", "alg": "ES256", "kid": kid, "crv": "P-256",
             "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()),
         }]})
     }

@@ -42,13 +42,9 @@ pub async fn exchange(
         failures.record(client);
         error
     };
-    let Some(id_tokens) = state.id_tokens() else {
-        return Err(ApiError::not_found(
-            "trusted publishing is not enabled on this registry: its operator turns it on \
-             with --oidc-issuer",
-        )
-        .coded("trusted_publishing_off"));
-    };
+    let id_tokens = state
+        .id_tokens()
+        .map_err(|off| ApiError::not_found(off.reason()).coded("trusted_publishing_off"))?;
     let name = PackageName::parse(&name).map_err(|e| {
         ApiError::bad_request(format!("invalid package name: {}", e.message()))
             .coded("invalid_package")

@@ -36,16 +36,14 @@ async fn managed(
 /// A refusal as `npm trust` shows it, about `which` publisher of the request.
 fn for_cli(refused: Refused, which: &str) -> ApiError {
     ApiError::bad_request(match refused {
-        Refused::NotEnabled => "trusted publishing is not enabled on this registry: its \
-                                operator turns it on with --oidc-issuer"
-            .to_owned(),
+        Refused::Off(off) => off.reason().to_owned(),
         Refused::Stage => format!(
             "{which}: staged publishing is not supported by this registry yet; allow \
              publishing only (npm trust … --allow-publish, without --allow-stage-publish)"
         ),
         Refused::Untrusted(provider) => format!(
-            "{which}: this registry does not trust {provider}'s ID tokens; its operator can \
-             add --oidc-issuer {}",
+            "{which}: this registry does not trust {provider}'s ID tokens (its operator \
+             turned them off with --oidc-issuer {}=off)",
             provider.as_str()
         ),
     })

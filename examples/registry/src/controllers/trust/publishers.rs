@@ -6,6 +6,7 @@ use tokengate::Authenticated;
 use tokengate::oidc::{Provider, TrustPolicy, TrustedAction};
 
 use super::{MAX_PUBLISHERS, issuer_for};
+use crate::config::TrustedPublishingOff;
 use crate::controllers::packages::PackageName;
 use crate::controllers::packages::access::{self, Outsiders, Package};
 use crate::db::{PublishersAdded, StoredPublisher};
@@ -15,10 +16,10 @@ use crate::state::{AppState, IdTokens};
 
 /// Why a new trusted publisher is refused before anything is stored. The caller says it
 /// in its own words (the CLI's flags, or the web form's fields).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Refused {
-    /// The registry trusts no CI provider's ID tokens (no `--oidc-issuer`).
-    NotEnabled,
+    /// Trusted publishing is off on this registry, for this reason.
+    Off(TrustedPublishingOff),
     /// The policy allows staging, which this registry does not support yet.
     Stage,
     /// The registry does not trust this provider's ID tokens.
@@ -33,16 +34,16 @@ pub struct Admitted {
     issuer: String,
 }
 
-/// The registry's trusted issuers, or [`Refused::NotEnabled`].
+/// The registry's trusted issuers, or [`Refused::Off`].
 pub fn enabled(state: &AppState) -> Result<&IdTokens, Refused> {
-    state.id_tokens().ok_or(Refused::NotEnabled)
+    state.id_tokens().map_err(Refused::Off)
 }
 
 /// Whether this registry trusts `provider`'s ID tokens.
 pub fn trusts(state: &AppState, provider: Provider) -> bool {
     state
         .id_tokens()
-        .is_some_and(|id_tokens| issuer_for(id_tokens, provider).is_some())
+        .is_ok_and(|id_tokens| issuer_for(id_tokens, provider).is_some())
 }
 
 /// `policy`, if this registry can keep it: publishing only, from a provider it trusts.

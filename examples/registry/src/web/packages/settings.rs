@@ -32,9 +32,10 @@ pub(super) struct Settings {
     publishers: Vec<StoredPublisher>,
     /// The account has 2FA: every change asks for a code.
     pub(super) ask_code: bool,
-    /// The providers this registry trusts (`--oidc-issuer`); none: trusted publishing is
-    /// off.
+    /// The providers this registry trusts (`--oidc-issuer`).
     trusted: Vec<Provider>,
+    /// Why trusted publishing is off, when it is.
+    off: Option<&'static str>,
 }
 
 impl Settings {
@@ -56,6 +57,7 @@ impl Settings {
                 .into_iter()
                 .filter(|provider| publishers::trusts(state, *provider))
                 .collect(),
+            off: state.id_tokens().err().map(|off| off.reason()),
         })
     }
 
@@ -130,7 +132,7 @@ pub(super) fn settings_response(
         }
         h2 { "Add a trusted publisher" }
         @if settings.trusted.is_empty() {
-            p { "Trusted publishing is not enabled on this registry: its operator turns it on with " code { "--oidc-issuer" } "." }
+            p { "Trusted publishers cannot be added: " (settings.off.unwrap_or("this registry trusts no CI provider's ID tokens")) "." }
         } @else if count >= MAX_PUBLISHERS {
             p { "This package has " (count) " trusted publishers, the most a package may have. Remove one to add another." }
         } @else {

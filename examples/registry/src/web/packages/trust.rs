@@ -226,12 +226,7 @@ fn policy_of_form(form: &AddForm, errors: &mut Errors) -> Option<TrustPolicy> {
 /// A refusal of [`publishers::admit`], as the form says it.
 fn for_web(refused: Refused, errors: &mut Errors) {
     match refused {
-        Refused::NotEnabled => errors.insert(
-            "general",
-            "trusted publishing is not enabled on this registry: its operator turns it on \
-             with --oidc-issuer"
-                .into(),
-        ),
+        Refused::Off(off) => errors.insert("general", off.reason().to_owned()),
         Refused::Stage => errors.insert(
             "general",
             "staged releases are not supported by this registry yet: a trusted publisher may \
