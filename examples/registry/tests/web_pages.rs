@@ -1446,3 +1446,38 @@ async fn only_maintainers_have_a_settings_page_and_only_from_its_own_pages() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], id.as_str());
 }
+
+#[tokio::test]
+async fn the_settings_page_shows_the_ids_pinned_at_the_first_exchange() {
+    let issuer =
+        support::issuer::Issuer::start(support::issuer::github_claims("acme/tool", "release.yml"))
+            .await;
+    let flag = format!("github={}", issuer.url);
+    let site = Site::start_with(&["--oidc-issuer", &flag]).await;
+    let session = site.add_user("alice").await;
+    site.publish(&session, "tool").await;
+    let cookie = site.log_in("alice").await;
+    let form = "provider=github&github_repository=acme%2Ftool&github_workflow=release.yml";
+    added_id(&site.add_publisher(&cookie, "tool", form).await);
+
+    // A CI job of that workflow exchanges its ID token: the publisher is pinned to the
+    // repository's and owner's ids, and the page says so.
+    let auth = format!("Bearer {}", issuer.mint("npm:127.0.0.1", |_| {}));
+    let path = "/-/npm/v1/oidc/token/exchange/package/tool";
+    let exchanged = http(
+        site.registry.addr,
+        "POST",
+        path,
+        &[("authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(exchanged.status, 201, "{}", exchanged.body);
+    let page = site.get("/-/web/packages/tool", Some(&cookie)).await;
+    assert!(
+        page.body
+            .contains("<dt>Pinned ids</dt><dd>repository 74, owner 65</dd>"),
+        "{}",
+        page.body
+    );
+}
