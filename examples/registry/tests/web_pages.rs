@@ -1481,3 +1481,49 @@ async fn the_settings_page_shows_the_ids_pinned_at_the_first_exchange() {
         page.body
     );
 }
+
+#[tokio::test]
+async fn a_circleci_publisher_is_named_by_its_ids() {
+    // CircleCI's cloud is trusted out of the box.
+    let site = Site::start().await;
+    let session = site.add_user("alice").await;
+    site.publish(&session, "tool").await;
+    let cookie = site.log_in("alice").await;
+    let org = "0b5b9a2e-6a55-4d1f-9d8e-3f3a8a1c2b3d";
+    let ids = format!(
+        "provider=circleci&circleci_org={org}&circleci_project=1b5b9a2e-6a55-4d1f-9d8e-3f3a8a1c2b3d&circleci_pipeline=2b5b9a2e-6a55-4d1f-9d8e-3f3a8a1c2b3d"
+    );
+
+    let reply = site
+        .add_publisher(&cookie, "tool", &ids.replace(org, "acme"))
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        field_error(&reply.body, "circleci_org").as_deref(),
+        Some("the organisation id is a UUID")
+    );
+    let reply = site
+        .add_publisher(
+            &cookie,
+            "tool",
+            &format!("{ids}&circleci_vcs_origin=https://github.com/acme/tool"),
+        )
+        .await;
+    assert_eq!(
+        field_error(&reply.body, "circleci_vcs_origin").as_deref(),
+        Some("a VCS origin is provider/owner/repo, without a scheme")
+    );
+
+    let form = format!("{ids}&circleci_vcs_origin=github.com/acme/tool");
+    added_id(&site.add_publisher(&cookie, "tool", &form).await);
+    let page = site.get("/-/web/packages/tool", Some(&cookie)).await;
+    for shown in [
+        "<h3>CircleCI</h3>".to_owned(),
+        format!("<dt>Organisation id</dt><dd><code>{org}</code></dd>"),
+        "<dt>VCS origin</dt><dd><code>github.com/acme/tool</code></dd>".to_owned(),
+    ] {
+        assert!(page.body.contains(&shown), "{shown} in {}", page.body);
+    }
+    let listed = site.api_publishers(&session, "tool").await;
+    assert_eq!(listed[0]["type"], "circleci", "{listed:?}");
+}
