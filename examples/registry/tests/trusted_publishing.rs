@@ -467,6 +467,13 @@ async fn maintainers_manage_trusted_publishers_with_their_second_factor() {
             json!({ "password": support::registry::PASSWORD, "readonly": true }),
         )
         .await;
+    let bypassing = world
+        .client
+        .token(
+            &world.alice,
+            json!({ "password": support::registry::PASSWORD, "bypass_2fa": true }),
+        )
+        .await;
 
     struct Case {
         what: &'static str,
@@ -479,6 +486,14 @@ async fn maintainers_manage_trusted_publishers_with_their_second_factor() {
     let policy = |claims: Value, permissions: Value| json!([{ "type": "github", "claims": claims, "permissions": permissions }]);
     let claims = json!({ "repository": "acme/tool", "workflow_ref": { "file": "release.yml" } });
     let cases = [
+        Case {
+            what: "a token that bypasses two-factor authentication",
+            token: bypassing,
+            package: "tool",
+            body: good.clone(),
+            status: 403,
+            says: "bypasses two-factor authentication",
+        },
         Case {
             what: "someone who does not maintain it",
             token: bob.clone(),

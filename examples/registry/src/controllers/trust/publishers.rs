@@ -71,6 +71,14 @@ pub async fn managed(
     code: Option<&str>,
     outsiders: Outsiders,
 ) -> Result<Package, ApiError> {
+    // Trust decides who may publish without any token: account governance, which a token
+    // made to skip the second factor (for automation) is never used for, as on npm.
+    if who.second_factor() == tokengate::SecondFactor::Bypassed {
+        return Err(ApiError::forbidden(
+            "this token bypasses two-factor authentication, so it cannot change trusted \
+             publishers: use your login (npm login) or a token without bypass",
+        ));
+    }
     let package = access::changeable_as(state, who, name, outsiders).await?;
     let mut user = crate::controllers::users::load(state, who.owner())
         .await?
