@@ -9,11 +9,14 @@ stderr.
 
 Each server is seeded over HTTP, as npm publishes (`PUT /<name>`, one version per
 request, a small real tarball), 16 publishes at once, and grows from one scale to the
-next; the seeding time is reported. Search is `GET /-/v1/search?text=<word>&size=20`,
+next, in slices of a tenth of the packages added (100 at least), the servers alternating
+slice by slice; the seeding time is reported. Search is `GET /-/v1/search?text=<word>&size=20`,
 one request at a time, over a fixed mix of words that hit every package, a tenth, a
 hundredth, one package, and none. The request rates are wrk's, as in benches/peers.sh:
 one thread, 16 connections, TOKENGATE_DATA_LAYER_SECONDS (default 5) per run, a random
-package (and version) per request, no authentication (the packages are public).
+package (and version) per request, no authentication (the packages are public),
+TOKENGATE_DATA_LAYER_ROUNDS (default 3) runs per kind, the servers alternating run by
+run, the median.
 
 `npm ci`: 200 more packages (`tgci-000`..`tgci-199`, one version each, generated here like
 the others) are published to each server first; at every scale, a project whose lockfile
@@ -52,6 +55,10 @@ VERDACCIO_MAX = int(os.environ.get("TOKENGATE_DATA_LAYER_VERDACCIO_MAX", "10000"
 # and server (alternating servers), the median wall time.
 CI_DEPENDENCIES = 200
 CI_RUNS = int(os.environ.get("TOKENGATE_DATA_LAYER_CI_RUNS", "3"))
+# wrk runs per kind of request, scale and server (alternating servers), the median rate.
+RATE_ROUNDS = int(os.environ.get("TOKENGATE_DATA_LAYER_ROUNDS", "3"))
+# Each scale's packages are published in this many slices, alternating servers.
+SEED_SLICES = 10
 ABBREVIATED = "application/vnd.npm.install-v1+json"
 USER = "bench"
 PASSWORD = secrets.token_urlsafe(18)
@@ -495,42 +502,54 @@ def main():
             say(f"{server}: publishing the {CI_DEPENDENCIES} dependencies of the npm ci project")
             ci_seeding[server] = seed(port, token, [ci_package(i) for i in range(CI_DEPENDENCIES)],
                                       (CI_VERSION,))
-        seeded = {server: 0 for server in targets}
+        seeded = 0
         for n in SCALES:
-            for server, (process, port, token) in targets.items():
-                if server == "verdaccio" and n > VERDACCIO_MAX:
-                    say(f"verdaccio: not seeded to {n:,} (TOKENGATE_DATA_LAYER_VERDACCIO_MAX={VERDACCIO_MAX})")
-                    continue
-                say(f"{server}: seeding {seeded[server]:,} to {n:,} packages")
-                seconds = seed(port, token, [bench_package(i) for i in range(seeded[server], n)])
-                published = (n - seeded[server]) * len(VERSIONS)
-                seeded[server] = n
-                r = {"seed_s": seconds, "published": published, "publish_rate": published / seconds}
-                say(f"{server}: {published:,} publishes in {seconds:.1f} s; searching")
+            active = {server: target for server, target in targets.items()
+                      if server == "registry" or n <= VERDACCIO_MAX}
+            if "verdaccio" not in active:
+                say(f"verdaccio: not seeded to {n:,} (TOKENGATE_DATA_LAYER_VERDACCIO_MAX={VERDACCIO_MAX})")
+            # Seeded a slice at a time, the servers alternating, so that both see the same
+            # load from whatever else runs on the machine.
+            step = max(100, (n - seeded) // SEED_SLICES)
+            seconds = {server: 0.0 for server in active}
+            say(f"seeding {seeded:,} to {n:,} packages, {step:,} at a time per server")
+            for low in range(seeded, n, step):
+                for server, (_, port, token) in active.items():
+                    seconds[server] += seed(port, token, [bench_package(i)
+                                                          for i in range(low, min(n, low + step))])
+            published = (n - seeded) * len(VERSIONS)
+            seeded = n
+            for server, (process, port, _) in active.items():
+                r = {"seed_s": seconds[server], "published": published,
+                     "publish_rate": published / seconds[server]}
+                say(f"{server}: {published:,} publishes in {seconds[server]:.1f} s; searching")
                 types[server] = check_reads(port, n, server == "registry")
                 r["p50"], r["p95"], r["hits"], r["searches"] = search(port, n)
                 name = name_of(n // 2)
                 r["packument_one"] = one_at_a_time(port, f"/{name}")
                 r["tarball_one"] = one_at_a_time(port, f"/{name}/-/{name}-1.0.1.tgz")
-                for kind in ("packument", "abbreviated", "tarball"):
-                    say(f"{server} at {n:,}: {kind}, {SECONDS} s")
-                    r[kind] = rate(port, n, kind, servers.work)
-                r["rss"] = rss_mib(process)
                 results[(server, n)] = r
+            # Rates and installs round by round, the servers alternating, for the same reason.
+            for kind in ("packument", "abbreviated", "tarball"):
+                rounds = {server: [] for server in active}
+                for round_ in range(RATE_ROUNDS):
+                    for server, (_, port, _) in active.items():
+                        rounds[server].append(rate(port, n, kind, servers.work))
+                        say(f"{server} at {n:,}: {kind} {round_ + 1}/{RATE_ROUNDS}, "
+                            f"{rounds[server][-1]:,.0f}/s")
+                for server in active:
+                    results[(server, n)][kind] = statistics.median(rounds[server])
+            runs = {server: [] for server in active}
+            for run in range(CI_RUNS):
+                for server, (_, port, _) in active.items():
+                    runs[server].append(npm_ci_seconds(port, servers.work, run))
+                    say(f"{server} at {n:,}: npm ci {run + 1}/{CI_RUNS} in {runs[server][-1]:.2f} s")
+            for server, (process, _, _) in active.items():
+                r = results[(server, n)]
+                r["ci"], r["ci_runs"], r["rss"] = statistics.median(runs[server]), runs[server], rss_mib(process)
                 say(f"{server} at {n:,}: search p50 {r['p50']:.2f} ms p95 {r['p95']:.2f} ms, "
                     f"packument {r['packument']:,.0f}/s, abbreviated {r['abbreviated']:,.0f}/s, "
-                    f"tarball {r['tarball']:,.0f}/s")
-            # Alternating servers round by round, so that both see the same load from the
-            # other helpers on the machine.
-            measured = [server for server in targets if (server, n) in results]
-            runs = {server: [] for server in measured}
-            for run in range(CI_RUNS):
-                for server in measured:
-                    runs[server].append(npm_ci_seconds(targets[server][1], servers.work, run))
-                    say(f"{server} at {n:,}: npm ci {run + 1}/{CI_RUNS} in {runs[server][-1]:.2f} s")
-            for server in measured:
-                results[(server, n)]["ci"] = statistics.median(runs[server])
-                results[(server, n)]["ci_runs"] = runs[server]
+                    f"tarball {r['tarball']:,.0f}/s, npm ci {r['ci']:.2f} s")
     finally:
         servers.close()
     print(report(results, types, ci_seeding))
@@ -606,8 +625,9 @@ the ratios). The example registry (release build, SQLite data folder: `registry.
 trigram search, content-addressed tarballs) and Verdaccio {VERDACCIO_VERSION} (no uplinks, JWT
 tokens, `access: $all`), both on 127.0.0.1, each seeded over HTTP as npm publishes: one
 version per `PUT`, a ~300-byte tarball, {AT_ONCE} publishes at once, three versions per
-package, growing from one scale to the next (the seeding rows count the packages added at
-that scale). Search: `GET /-/v1/search?text=<word>&size=20`, one request at a time,
+package, growing from one scale to the next in slices of a tenth of the packages added
+(100 at least), the servers alternating slice by slice so that both see the machine's
+load alike (the seeding rows count the packages added at that scale). Search: `GET /-/v1/search?text=<word>&size=20`, one request at a time,
 {max(1, SEARCHES // 50) * 50} per scale and server (fewer, in whole groups of the five kinds, when they take
 longer than {SEARCH_BUDGET:.0f} s), over words that hit every package, a tenth, a hundredth,
 one (a full name) and none. `npm ci`: a project whose `package-lock.json` (version 3, as
@@ -623,7 +643,8 @@ server before the first scale (registry {ci_seeding["registry"]:.1f} s, Verdacci
 {ci_seeding["verdaccio"]:.1f} s) and are there, beside the scale's packages, at every scale.
 "One at a time": 40 requests for one
 package on one keep-alive connection, the median. Request rates: wrk, `-t1 -c{CONNECTIONS}`, {SECONDS} s per run, a random
-package (and version) per request, anonymous; abbreviated is `Accept: {ABBREVIATED}`
+package (and version) per request, anonymous, {RATE_ROUNDS} runs per kind and server, the
+servers alternating run by run, the median; abbreviated is `Accept: {ABBREVIATED}`
 (the registry answered `{types.get('registry', '?')}`, Verdaccio `{types.get('verdaccio', '?')}`).
 "registry ÷ Verdaccio": above 1 is the registry faster for rates, below 1 for latencies.
 
