@@ -286,7 +286,7 @@ def splice_section(path, heading, before=None, note=""):
     section = pathlib.Path(path).read_text().strip("\n") + "\n"
     if note:
         title, _, rest = section.partition("\n")
-        section = f"{title}\n\n{note}\n{rest}"
+        section = f"{title}\n\n{note.strip()}\n\n{rest.lstrip()}"
     start = doc.find(heading)
     if start >= 0:
         end = doc.find("\n## ", start + 1)
