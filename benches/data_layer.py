@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
 """The registry's data layer against Verdaccio, in one run: at 100, 1,000 and 10,000
 packages (three versions each), search latency (p50, p95), packument, abbreviated
-document and tarball requests per second, on the example registry (release build, SQLite
+document and tarball requests per second, and the wall time of `npm ci` of a
+200-dependency lockfile with a cold cache, on the example registry (release build, SQLite
 in a data folder) and on Verdaccio, both on loopback. Prints a Markdown section for
 BENCHMARKS.md on stdout (benches/run-all keeps it for benches/report.py); progress on
 stderr.
 
 Each server is seeded over HTTP, as npm publishes (`PUT /<name>`, one version per
 request, a small real tarball), 16 publishes at once, and grows from one scale to the
-next; the seeding time is reported. Search is `GET /-/v1/search?text=<word>&size=20`,
+next, in slices of a tenth of the packages added (100 at least), the servers alternating
+slice by slice; the seeding time is reported. Search is `GET /-/v1/search?text=<word>&size=20`,
 one request at a time, over a fixed mix of words that hit every package, a tenth, a
 hundredth, one package, and none. The request rates are wrk's, as in benches/peers.sh:
 one thread, 16 connections, TOKENGATE_DATA_LAYER_SECONDS (default 5) per run, a random
-package (and version) per request, no authentication (the packages are public).
+package (and version) per request, no authentication (the packages are public),
+TOKENGATE_DATA_LAYER_ROUNDS (default 3) runs per kind, the servers alternating run by
+run, the median.
+
+`npm ci`: 200 more packages (`tgci-000`..`tgci-199`, one version each, generated here like
+the others) are published to each server first; at every scale, a project whose lockfile
+pins all 200 (tarball URL and integrity) is installed with `npm ci` from a fresh folder
+(no node_modules) and a fresh `--cache` folder, TOKENGATE_DATA_LAYER_CI_RUNS (default 3)
+times per server, the servers alternating; the median wall time is reported.
 
 Needs the release binary (`cargo build --release -p tokengate-registry`), wrk, Node.js
 and npm; honours CARGO_TARGET_DIR. Verdaccio 6.8.0 is installed pinned under
@@ -41,6 +51,14 @@ SEARCHES = int(os.environ.get("TOKENGATE_DATA_LAYER_SEARCHES", "200"))
 # Seconds of searching per scale and server after which no further round of the mix starts.
 SEARCH_BUDGET = float(os.environ.get("TOKENGATE_DATA_LAYER_SEARCH_BUDGET", "60"))
 VERDACCIO_MAX = int(os.environ.get("TOKENGATE_DATA_LAYER_VERDACCIO_MAX", "10000"))
+# `npm ci` of a lockfile with this many dependencies, cold cache, CI_RUNS times per scale
+# and server (alternating servers), the median wall time.
+CI_DEPENDENCIES = 200
+CI_RUNS = int(os.environ.get("TOKENGATE_DATA_LAYER_CI_RUNS", "3"))
+# wrk runs per kind of request, scale and server (alternating servers), the median rate.
+RATE_ROUNDS = int(os.environ.get("TOKENGATE_DATA_LAYER_ROUNDS", "3"))
+# Each scale's packages are published in this many slices, alternating servers.
+SEED_SLICES = 10
 ABBREVIATED = "application/vnd.npm.install-v1+json"
 USER = "bench"
 PASSWORD = secrets.token_urlsafe(18)
@@ -91,14 +109,28 @@ def tarball(name, version, description):
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
-def publish_body(base, i, version):
-    name, description = name_of(i), description_of(i)
+def bench_package(i):
+    """Package `i` of the scales: (name, description, keywords)."""
+    return name_of(i), description_of(i), [COLOURS[i % 10], "bench"]
+
+
+def ci_package(i):
+    """Dependency `i` of the `npm ci` lockfile: none of the search mix's words is in its
+    name or description, so the search totals count the scale's packages only."""
+    return f"tgci-{i:03d}", f"dependency {i} of the install run", ["install"]
+
+
+def integrity_of(data):
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def publish_body(base, package, version):
+    name, description, keywords = package
     data = tarball(name, version, description)
-    integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
     manifest = {
         "name": name, "version": version, "description": description,
-        "keywords": [COLOURS[i % 10], "bench"], "main": "index.js",
-        "dist": {"shasum": hashlib.sha1(data).hexdigest(), "integrity": integrity,
+        "keywords": keywords, "main": "index.js",
+        "dist": {"shasum": hashlib.sha1(data).hexdigest(), "integrity": integrity_of(data),
                  "tarball": f"{base}/{name}/-/{name}-{version}.tgz"},
     }
     return json.dumps({
@@ -254,22 +286,23 @@ def add_user(client):
     return json.loads(data)["token"]
 
 
-def seed(port, token, start, end):
-    """Publishes packages start..end, three versions each, 16 requests at once; seconds."""
+def seed(port, token, packages, versions=VERSIONS):
+    """Publishes `packages` (from bench_package or ci_package), each version in turn, 16
+    packages at once; seconds."""
     client = Client(port)
     base = f"http://127.0.0.1:{port}"
     headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
 
-    def one(i):
-        for version in VERSIONS:
-            status, _, data = client.request("PUT", f"/{name_of(i)}", publish_body(base, i, version),
-                                             headers)
+    def one(package):
+        for version in versions:
+            status, _, data = client.request("PUT", f"/{package[0]}",
+                                             publish_body(base, package, version), headers)
             if status not in (200, 201):
-                raise RuntimeError(f"publishing {name_of(i)}@{version} answered {status}: {data[:300]!r}")
+                raise RuntimeError(f"publishing {package[0]}@{version} answered {status}: {data[:300]!r}")
 
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(AT_ONCE) as pool:
-        for _ in pool.map(one, range(start, end)):
+        for _ in pool.map(one, packages):
             pass
     return time.perf_counter() - started
 
@@ -377,6 +410,67 @@ def rate(port, n, kind, work):
     return requests / (duration / 1e6)
 
 
+CI_VERSION = "1.0.0"
+
+
+def ci_project(base):
+    """package.json and package-lock.json (v3) of a project that depends on the
+    CI_DEPENDENCIES ci packages, resolved on the server at `base`, as `npm install` writes
+    them: with a lockfile that names every tarball and its integrity, `npm ci` asks for the
+    tarballs only."""
+    packages = [ci_package(i) for i in range(CI_DEPENDENCIES)]
+    dependencies = {name: CI_VERSION for name, _, _ in packages}
+    manifest = {"name": "tgci-app", "version": "1.0.0", "private": True,
+                "dependencies": dependencies}
+    lock = {"name": "tgci-app", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+            "packages": {"": {"name": "tgci-app", "version": "1.0.0",
+                              "dependencies": dependencies}}}
+    for name, description, _ in packages:
+        lock["packages"][f"node_modules/{name}"] = {
+            "version": CI_VERSION,
+            "resolved": f"{base}/{name}/-/{name}-{CI_VERSION}.tgz",
+            "integrity": integrity_of(tarball(name, CI_VERSION, description))}
+    return manifest, lock
+
+
+def npm_ci_seconds(port, work, run):
+    """Wall seconds of one `npm ci` of the ci project against the server on `port`: a fresh
+    project folder (no node_modules), a fresh `--cache` folder, no user config, no audit;
+    checks that every dependency was installed."""
+    base = f"http://127.0.0.1:{port}"
+    project = os.path.join(work, f"ci-{port}-{run}")
+    cache, userconfig = os.path.join(project, ".cache"), os.path.join(project, ".npmrc-empty")
+    os.makedirs(project)
+    manifest, lock = ci_project(base)
+    for file, content in (("package.json", manifest), ("package-lock.json", lock)):
+        pathlib.Path(project, file).write_text(json.dumps(content, indent=2))
+    pathlib.Path(userconfig).write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.lower().startswith("npm_config_")}
+    started = time.perf_counter()
+    done = subprocess.run(["npm", "ci", f"--registry={base}/", f"--cache={cache}",
+                           f"--userconfig={userconfig}", "--no-audit", "--no-fund",
+                           "--ignore-scripts", "--no-update-notifier", "--loglevel=error"],
+                          cwd=project, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"data_layer: npm ci against {base} failed: {done.stderr[-2000:]}")
+    installed = [name for name in manifest["dependencies"]
+                 if pathlib.Path(project, "node_modules", name, "package.json").is_file()]
+    if len(installed) != CI_DEPENDENCIES:
+        sys.exit(f"data_layer: npm ci against {base} installed {len(installed)} of "
+                 f"{CI_DEPENDENCIES} dependencies")
+    shutil.rmtree(project)
+    return seconds
+
+
+def npm_version():
+    return subprocess.run(["npm", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def node_version():
+    return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+
+
 def rss_mib(process):
     try:
         for line in open(f"/proc/{process.pid}/status"):
@@ -403,46 +497,78 @@ def main():
                               ("verdaccio", servers.start_verdaccio)):
             process, port = start()
             targets[server] = (process, port, add_user(Client(port)))
-        seeded = {server: 0 for server in targets}
+        ci_seeding = {}
+        for server, (_, port, token) in targets.items():
+            say(f"{server}: publishing the {CI_DEPENDENCIES} dependencies of the npm ci project")
+            ci_seeding[server] = seed(port, token, [ci_package(i) for i in range(CI_DEPENDENCIES)],
+                                      (CI_VERSION,))
+        seeded = 0
         for n in SCALES:
-            for server, (process, port, token) in targets.items():
-                if server == "verdaccio" and n > VERDACCIO_MAX:
-                    say(f"verdaccio: not seeded to {n:,} (TOKENGATE_DATA_LAYER_VERDACCIO_MAX={VERDACCIO_MAX})")
-                    continue
-                say(f"{server}: seeding {seeded[server]:,} to {n:,} packages")
-                seconds = seed(port, token, seeded[server], n)
-                published = (n - seeded[server]) * len(VERSIONS)
-                seeded[server] = n
-                r = {"seed_s": seconds, "published": published, "publish_rate": published / seconds}
-                say(f"{server}: {published:,} publishes in {seconds:.1f} s; searching")
+            active = {server: target for server, target in targets.items()
+                      if server == "registry" or n <= VERDACCIO_MAX}
+            if "verdaccio" not in active:
+                say(f"verdaccio: not seeded to {n:,} (TOKENGATE_DATA_LAYER_VERDACCIO_MAX={VERDACCIO_MAX})")
+            # Seeded a slice at a time, the servers alternating, so that both see the same
+            # load from whatever else runs on the machine.
+            step = max(100, (n - seeded) // SEED_SLICES)
+            seconds = {server: 0.0 for server in active}
+            say(f"seeding {seeded:,} to {n:,} packages, {step:,} at a time per server")
+            for low in range(seeded, n, step):
+                for server, (_, port, token) in active.items():
+                    seconds[server] += seed(port, token, [bench_package(i)
+                                                          for i in range(low, min(n, low + step))])
+            published = (n - seeded) * len(VERSIONS)
+            seeded = n
+            for server, (process, port, _) in active.items():
+                r = {"seed_s": seconds[server], "published": published,
+                     "publish_rate": published / seconds[server]}
+                say(f"{server}: {published:,} publishes in {seconds[server]:.1f} s; searching")
                 types[server] = check_reads(port, n, server == "registry")
                 r["p50"], r["p95"], r["hits"], r["searches"] = search(port, n)
                 name = name_of(n // 2)
                 r["packument_one"] = one_at_a_time(port, f"/{name}")
                 r["tarball_one"] = one_at_a_time(port, f"/{name}/-/{name}-1.0.1.tgz")
-                for kind in ("packument", "abbreviated", "tarball"):
-                    say(f"{server} at {n:,}: {kind}, {SECONDS} s")
-                    r[kind] = rate(port, n, kind, servers.work)
-                r["rss"] = rss_mib(process)
                 results[(server, n)] = r
+            # Rates and installs round by round, the servers alternating, for the same reason.
+            for kind in ("packument", "abbreviated", "tarball"):
+                rounds = {server: [] for server in active}
+                for round_ in range(RATE_ROUNDS):
+                    for server, (_, port, _) in active.items():
+                        rounds[server].append(rate(port, n, kind, servers.work))
+                        say(f"{server} at {n:,}: {kind} {round_ + 1}/{RATE_ROUNDS}, "
+                            f"{rounds[server][-1]:,.0f}/s")
+                for server in active:
+                    results[(server, n)][kind] = statistics.median(rounds[server])
+            runs = {server: [] for server in active}
+            for run in range(CI_RUNS):
+                for server, (_, port, _) in active.items():
+                    runs[server].append(npm_ci_seconds(port, servers.work, run))
+                    say(f"{server} at {n:,}: npm ci {run + 1}/{CI_RUNS} in {runs[server][-1]:.2f} s")
+            for server, (process, _, _) in active.items():
+                r = results[(server, n)]
+                r["ci"], r["ci_runs"], r["rss"] = statistics.median(runs[server]), runs[server], rss_mib(process)
                 say(f"{server} at {n:,}: search p50 {r['p50']:.2f} ms p95 {r['p95']:.2f} ms, "
                     f"packument {r['packument']:,.0f}/s, abbreviated {r['abbreviated']:,.0f}/s, "
-                    f"tarball {r['tarball']:,.0f}/s")
+                    f"tarball {r['tarball']:,.0f}/s, npm ci {r['ci']:.2f} s")
     finally:
         servers.close()
-    print(report(results, types))
+    print(report(results, types, ci_seeding))
 
 
-def report(results, types):
+def report(results, types, ci_seeding):
     def ratio(n, key):
         v = results.get(("verdaccio", n))
-        if key == "searches":
+        if key in ("searches", "ci_runs"):
             return ""
         return f"{results[('registry', n)][key] / v[key]:.3g}" if v else "—"
 
     def cell(server, n, key, fmt):
         r = results.get((server, n))
-        return fmt.format(r[key]) if r else "not run"
+        if not r:
+            return "not run"
+        if key == "ci_runs":
+            return ", ".join(f"{x:.2f}" for x in r[key])
+        return fmt.format(r[key])
 
     rows = []
     for n in SCALES:
@@ -455,7 +581,10 @@ def report(results, types):
                                ("tarball", "tarball (req/s)", "{:,.0f}"),
                                ("publish_rate", "seeding (publishes/s)", "{:,.0f}"),
                                ("seed_s", "seeding time (s)", "{:.1f}"),
-                               ("rss", "resident memory after (MiB)", "{:.0f}")):
+                               ("rss", "resident memory after (MiB)", "{:.0f}"),
+                               ("ci", f"npm ci, {CI_DEPENDENCIES} dependencies, cold cache, median (s)",
+                                "{:.2f}"),
+                               ("ci_runs", "npm ci, each run in order (s)", "")):
             rows.append(f"| {n:,} | {what} | {cell('registry', n, key, fmt)} "
                         f"| {cell('verdaccio', n, key, fmt)} | {ratio(n, key)} |")
     hits = []
@@ -479,6 +608,12 @@ def report(results, types):
                 x = reg[n][key] / v[key]
                 targets.append(f"| {what} req/s, registry ÷ Verdaccio, {n:,} packages | {x:.1f} "
                                f"| ≥ 10 ({'held' if x >= 10 else 'missed'}) |")
+    for n in SCALES:
+        v = results.get(("verdaccio", n))
+        if v:
+            x = reg[n]["ci"] / v["ci"]
+            targets.append(f"| npm ci time, registry ÷ Verdaccio, {n:,} packages | {x:.2f} "
+                           "| (measured; no target) |")
     skipped = [n for n in SCALES if ("verdaccio", n) not in results]
     note = (f"\nVerdaccio was not seeded to {', '.join(f'{n:,}' for n in skipped)} packages in this "
             "run (TOKENGATE_DATA_LAYER_VERDACCIO_MAX), so those rows have no ratio.\n"
@@ -490,13 +625,26 @@ the ratios). The example registry (release build, SQLite data folder: `registry.
 trigram search, content-addressed tarballs) and Verdaccio {VERDACCIO_VERSION} (no uplinks, JWT
 tokens, `access: $all`), both on 127.0.0.1, each seeded over HTTP as npm publishes: one
 version per `PUT`, a ~300-byte tarball, {AT_ONCE} publishes at once, three versions per
-package, growing from one scale to the next (the seeding rows count the packages added at
-that scale). Search: `GET /-/v1/search?text=<word>&size=20`, one request at a time,
+package, growing from one scale to the next in slices of a tenth of the packages added
+(100 at least), the servers alternating slice by slice so that both see the machine's
+load alike (the seeding rows count the packages added at that scale). Search: `GET /-/v1/search?text=<word>&size=20`, one request at a time,
 {max(1, SEARCHES // 50) * 50} per scale and server (fewer, in whole groups of the five kinds, when they take
 longer than {SEARCH_BUDGET:.0f} s), over words that hit every package, a tenth, a hundredth,
-one (a full name) and none. "One at a time": 40 requests for one
+one (a full name) and none. `npm ci`: a project whose `package-lock.json` (version 3, as
+npm writes it) pins {CI_DEPENDENCIES} dependencies, each with its tarball's URL on the server
+and its integrity, so npm fetches {CI_DEPENDENCIES} tarballs and no packument; npm
+{npm_version()} (Node.js {node_version()}), a fresh project folder with no `node_modules` and a
+fresh `--cache` folder for every run, no user config, `--no-audit --no-fund --ignore-scripts`;
+{CI_RUNS} runs per scale and server, the servers alternating run by run, the median wall
+time of the whole `npm ci` process (npm's own start-up and unpacking included, which both
+servers pay alike). Its {CI_DEPENDENCIES} packages (`tgci-000` to
+`tgci-{CI_DEPENDENCIES - 1:03d}`, one version each, words from no search) were published to each
+server before the first scale (registry {ci_seeding["registry"]:.1f} s, Verdaccio
+{ci_seeding["verdaccio"]:.1f} s) and are there, beside the scale's packages, at every scale.
+"One at a time": 40 requests for one
 package on one keep-alive connection, the median. Request rates: wrk, `-t1 -c{CONNECTIONS}`, {SECONDS} s per run, a random
-package (and version) per request, anonymous; abbreviated is `Accept: {ABBREVIATED}`
+package (and version) per request, anonymous, {RATE_ROUNDS} runs per kind and server, the
+servers alternating run by run, the median; abbreviated is `Accept: {ABBREVIATED}`
 (the registry answered `{types.get('registry', '?')}`, Verdaccio `{types.get('verdaccio', '?')}`).
 "registry ÷ Verdaccio": above 1 is the registry faster for rates, below 1 for latencies.
 

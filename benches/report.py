@@ -5,7 +5,9 @@ Usage: benches/run-all (which runs the benches and then this script); or
 `benches/report.py --pages STORES_OUTPUT` to replace only the token list pages section,
 from a run of that part alone (TOKENGATE_STORE_PARTS=pages); or
 `benches/report.py --data-layer DATA_LAYER_OUTPUT` to replace (or add) only the section
-of benches/data_layer.py, from a run of it alone. Reads criterion's
+of benches/data_layer.py, from a run of it alone; or
+`benches/report.py --password-memory PASSWORD_MEMORY_OUTPUT` likewise for
+benches/password_memory.py. Reads criterion's
 estimates under $CARGO_TARGET_DIR/criterion/ (default target/) and the saved output of the
 constant_time, http_load, instructions and stores targets and of benches/peers.sh,
 benches/abuse.py and benches/password_memory.py, so that no number in BENCHMARKS.md is
@@ -272,19 +274,25 @@ def splice_pages(path):
 
 
 DATA_LAYER_HEADING = "## The data layer against Verdaccio"
+PASSWORD_MEMORY_HEADING = "## Password checks and memory"
 
 
-def splice_data_layer(path):
-    """Replaces (or adds, after the comparison with Verdaccio) the data layer section of
-    BENCHMARKS.md with benches/data_layer.py's output in `path`, for a run of it alone."""
+def splice_section(path, heading, before=None, note=""):
+    """Replaces the section of BENCHMARKS.md that starts with `heading` with a script's
+    output in `path` (its first line is that heading), for a run of that script alone; a
+    missing section goes before the heading `before` (or at the end). `note` goes under
+    the heading."""
     doc = (ROOT / "BENCHMARKS.md").read_text()
-    section = pathlib.Path(path).read_text().rstrip("\n") + "\n"
-    start = doc.find(DATA_LAYER_HEADING)
+    section = pathlib.Path(path).read_text().strip("\n") + "\n"
+    if note:
+        title, _, rest = section.partition("\n")
+        section = f"{title}\n\n{note.strip()}\n\n{rest.lstrip()}"
+    start = doc.find(heading)
     if start >= 0:
         end = doc.find("\n## ", start + 1)
         doc = doc[:start] + section + (doc[end:] if end >= 0 else "")
     else:
-        at = doc.find("## Hostile requests")
+        at = doc.find(before) if before else -1
         doc = doc[:at] + section + "\n" + doc[at:] if at >= 0 else doc.rstrip("\n") + "\n\n" + section
     (ROOT / "BENCHMARKS.md").write_text(doc)
 
@@ -619,6 +627,11 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--pages"]:
         splice_pages(sys.argv[2])
     elif sys.argv[1:2] == ["--data-layer"]:
-        splice_data_layer(sys.argv[2])
+        splice_section(sys.argv[2], DATA_LAYER_HEADING, before="## Hostile requests")
+    elif sys.argv[1:2] == ["--password-memory"]:
+        splice_section(sys.argv[2], PASSWORD_MEMORY_HEADING, note=(
+            f"(This section comes from a run of `benches/password_memory.py` alone on "
+            f"{datetime.date.today().isoformat()}, apart from the run the rest of this page "
+            "comes from; the next `run-all` writes them together.)\n"))
     else:
         main(*sys.argv[1:10])
