@@ -17,6 +17,7 @@ mod controllers;
 mod db;
 mod error;
 mod json_body;
+mod rendered;
 mod router;
 mod security;
 mod server;

@@ -43,6 +43,8 @@ struct Shared {
     search_turns: crate::security::search_turns::SearchTurns,
     /// Trusted publishing, when `--oidc-issuer` turned it on.
     id_tokens: Result<IdTokens, TrustedPublishingOff>,
+    /// Packuments as last sent, by revision.
+    rendered: crate::rendered::RenderedDocuments,
 }
 
 impl Clone for AppState {
@@ -78,6 +80,7 @@ impl AppState {
                 writes: Mutex::new(()),
                 trusted_proxies,
                 id_tokens,
+                rendered: Default::default(),
             }),
         }
     }
@@ -110,6 +113,11 @@ impl AppState {
 
     pub async fn write_lock(&self) -> MutexGuard<'_, ()> {
         self.shared.writes.lock().await
+    }
+
+    /// Packuments as last sent, by revision.
+    pub fn rendered(&self) -> &crate::rendered::RenderedDocuments {
+        &self.shared.rendered
     }
 
     pub fn trusted_proxies(&self) -> &TrustedProxies {

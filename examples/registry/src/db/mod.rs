@@ -268,7 +268,7 @@ pub enum PackageWrite {
 }
 
 /// Which of a package's documents a reader asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Document {
     /// The whole packument.
     Full,

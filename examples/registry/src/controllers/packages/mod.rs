@@ -744,6 +744,23 @@ async fn serve_packument(
     if asked(&etag) {
         return Ok((StatusCode::NOT_MODIFIED, vary, [(header::ETAG, etag)]).into_response());
     }
+    let content_type = match which {
+        crate::db::Document::Abbreviated => INSTALL_DOCUMENT,
+        crate::db::Document::Full => "application/json",
+    };
+    let send = |revision: i64, bytes: bytes::Bytes| {
+        (
+            [(header::CONTENT_TYPE, content_type)],
+            vary,
+            [(header::ETAG, entity_tag(revision, which, host))],
+            bytes,
+        )
+            .into_response()
+    };
+    let full = name.to_string();
+    if let Some(bytes) = state.rendered().get(&full, which, host, rule.revision) {
+        return Ok(send(rule.revision, bytes));
+    }
     let Some(stored) = state.db().document(&name, which).await? else {
         return Err(access::not_found(&name));
     };
@@ -765,7 +782,6 @@ async fn serve_packument(
             return Err(busy);
         }
     }
-    let etag = entity_tag(stored.revision, which, host);
     let mut packument: Value = serde_json::from_str(&stored.json)
         .map_err(|e| ApiError::internal("a stored package is damaged", e))?;
     if let Some(versions) = packument["versions"].as_object_mut() {
@@ -783,17 +799,14 @@ async fn serve_packument(
             manifest["dist"]["tarball"] = json!(url);
         }
     }
-    let content_type = match which {
-        crate::db::Document::Abbreviated => INSTALL_DOCUMENT,
-        crate::db::Document::Full => "application/json",
-    };
-    Ok((
-        [(header::CONTENT_TYPE, content_type)],
-        vary,
-        [(header::ETAG, etag)],
-        Json(packument),
-    )
-        .into_response())
+    let bytes = bytes::Bytes::from(
+        serde_json::to_vec(&packument)
+            .map_err(|e| ApiError::internal("cannot write a package's document", e))?,
+    );
+    state
+        .rendered()
+        .put(&full, which, host, stored.revision, bytes.clone());
+    Ok(send(stored.revision, bytes))
 }
 
 /// A packument's `ETag`: its revision, which document, and the host its URLs name. The
