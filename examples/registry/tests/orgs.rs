@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::json;
 use support::client::{Client, publish_body, start};
-use support::registry::{PASSWORD, Reply};
+use support::registry::{PASSWORD, Reply, TfaMode, enable_2fa};
 
 const TOOL: &str = "/@acme%2ftool";
 
@@ -409,4 +409,46 @@ async fn outsiders_cannot_tell_that_the_organisation_has_private_packages() {
         .send("GET", "/-/v1/search?text=tool", Some(dave), "")
         .await;
     assert_eq!(search.json()["total"], 0, "{}", search.body);
+}
+
+#[tokio::test]
+async fn with_two_factor_on_changes_ask_for_a_code_and_reads_do_not() {
+    let acme = Acme::new().await;
+    let mut last_step = None;
+    let enrolled = enable_2fa(
+        acme.client.registry.addr,
+        &acme.alice,
+        TfaMode::AuthOnly,
+        &mut last_step,
+    )
+    .await;
+    let body = json!({ "user": "bob" }).to_string();
+    let asked = acme
+        .client
+        .send("PUT", "/-/org/acme/user", Some(&acme.alice), &body)
+        .await;
+    assert_eq!(asked.status, 401, "{}", asked.body);
+    assert_eq!(asked.header("www-authenticate"), Some("OTP"));
+    assert!(asked.body.contains("one-time password"), "{}", asked.body);
+    let roster = acme
+        .send("GET", "/-/org/acme/user", &acme.alice, json!({}))
+        .await;
+    assert_eq!(
+        roster.json(),
+        json!({ "alice": "owner" }),
+        "nothing was changed"
+    );
+
+    let code = support::fresh_code(&enrolled.secret, &mut last_step).await;
+    let done = acme
+        .client
+        .send_otp(
+            "PUT",
+            "/-/org/acme/user",
+            Some(&acme.alice),
+            Some(&code),
+            &body,
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
 }
