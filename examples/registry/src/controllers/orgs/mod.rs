@@ -74,9 +74,10 @@ fn manager(
 /// not exist, so that its members and teams do not leak.
 async fn as_member(state: &AppState, org: &str, user: &str) -> Result<(Org, Role), ApiError> {
     let found = state.db().org(org).await?;
-    match found.as_ref().and_then(|found| found.role_of(user)) {
-        Some(role) => Ok((found.unwrap_or_else(|| unreachable!()), role)),
-        None => Err(no_such_org(org)),
+    let role = found.as_ref().and_then(|found| found.role_of(user));
+    match (found, role) {
+        (Some(found), Some(role)) => Ok((found, role)),
+        _ => Err(no_such_org(org)),
     }
 }
 
