@@ -656,15 +656,7 @@ async fn private_packages_through_the_real_npm_cli() {
     for file in ["package.json", "package-lock.json"] {
         std::fs::copy(project.join(file), ci.join(file)).unwrap();
     }
-    let host = registry.url.trim_start_matches("http:");
-    std::fs::write(
-        ci.join(".npmrc"),
-        format!(
-            "registry={}\n{host}:_authToken=${{NPM_TOKEN}}\n",
-            registry.url
-        ),
-    )
-    .unwrap();
+    token_from_environment(&ci, &registry.url);
     // Each run with a cache of its own, as on a CI machine: only the registry can answer.
     let cache = |name: &str| here.join(name).to_string_lossy().into_owned();
     let (with_token, without_token) = (cache("ci-cache-1"), cache("ci-cache-2"));
@@ -1657,6 +1649,17 @@ async fn trusted_publishing_through_the_real_npm_cli() {
     registry.stop().await;
 }
 
+/// An `.npmrc` in `dir`, as a CI checkout has one: this registry, and the token from the
+/// environment's `NPM_TOKEN`.
+fn token_from_environment(dir: &Path, registry: &str) {
+    let host = registry.trim_start_matches("http:");
+    std::fs::write(
+        dir.join(".npmrc"),
+        format!("registry={registry}\n{host}:_authToken=${{NPM_TOKEN}}\n"),
+    )
+    .unwrap();
+}
+
 /// The token npm's login left in `config`.
 fn session_token(config: &Path) -> String {
     let text = std::fs::read_to_string(config).unwrap();
@@ -1779,15 +1782,7 @@ async fn organisations_and_teams_through_the_real_npm_cli() {
         r#"{"name":"app","version":"0.0.0"}"#,
     )
     .unwrap();
-    let host = registry.url.trim_start_matches("http:");
-    std::fs::write(
-        project.join(".npmrc"),
-        format!(
-            "registry={}\n{host}:_authToken=${{NPM_TOKEN}}\n",
-            registry.url
-        ),
-    )
-    .unwrap();
+    token_from_environment(&project, &registry.url);
     let env = [("NPM_TOKEN", read_only.as_str())];
     let (ok, output) = bob
         .run_with(anonymous, &project, &["install", "@acme/tool"], &env)

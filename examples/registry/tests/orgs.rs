@@ -396,6 +396,12 @@ async fn outsiders_cannot_tell_that_the_organisation_has_private_packages() {
         missing.body,
         "the same 404 as for a package that does not exist"
     );
+    // Anonymously too, and for a user's name: npm's `npm access list packages <user>`
+    // asks for the organisation first and falls back to the user on a 404.
+    for path in ["/-/org/acme/package", "/-/org/alice/package"] {
+        let refused = acme.client.send("GET", path, None, "").await;
+        assert_eq!(refused.status, 404, "{path}: {}", refused.body);
+    }
     for path in [
         "/-/org/acme/package",
         "/-/org/acme/user",

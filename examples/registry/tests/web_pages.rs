@@ -147,6 +147,12 @@ impl Site {
             .to_owned()
     }
 
+    /// Sends the organisation form from `origin`.
+    async fn make_org(&self, cookie: &str, origin: Option<&str>, form: &str) -> Reply {
+        self.post("/-/web/new-organisation", Some(cookie), origin, form)
+            .await
+    }
+
     /// Creates a token on the page; answers the created page's address.
     async fn create(&self, cookie: &str, form: &str) -> Reply {
         let form = format!("{form}&password={}", PASSWORD.replace(' ', "+"));
@@ -1027,4 +1033,116 @@ async fn a_two_factor_login_asks_for_the_password_once() {
         )
         .await;
     assert_eq!(reused.status, 401, "a key is good once: {}", reused.body);
+}
+
+#[tokio::test]
+async fn an_organisations_page_shows_its_members_and_teams_to_members_only() {
+    let site = Site::start().await;
+    let alice = site.add_user("alice").await;
+    site.add_user("bob").await;
+    site.add_user("dave").await;
+    let auth = format!("Bearer {alice}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let steps = [
+        ("PUT", "/-/org/acme", ""),
+        (
+            "PUT",
+            "/-/org/acme/user",
+            r#"{"user":"bob","role":"admin"}"#,
+        ),
+        (
+            "PUT",
+            "/-/org/acme/team",
+            r#"{"name":"readers","description":"they read"}"#,
+        ),
+    ];
+    for (method, path, body) in steps {
+        let reply = http(site.registry.addr, method, path, &headers, body.as_bytes()).await;
+        assert!(reply.status < 300, "{path}: {}", reply.body);
+    }
+    let bob = site.log_in("bob").await;
+    let page = site.get("/-/web/orgs/acme", Some(&bob)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for shown in [
+        "alice",
+        "owner",
+        "admin",
+        "acme:developers",
+        "acme:readers",
+        "they read",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    let dave = site.log_in("dave").await;
+    let hidden = site.get("/-/web/orgs/acme", Some(&dave)).await;
+    let missing = site.get("/-/web/orgs/nothing", Some(&dave)).await;
+    assert_eq!(hidden.status, 404, "{}", hidden.body);
+    assert_eq!(
+        hidden.body.replace("acme", "nothing"),
+        missing.body,
+        "as for an organisation that does not exist"
+    );
+    let anonymous = site.get("/-/web/orgs/acme", None).await;
+    assert!(
+        !anonymous.body.contains("acme:readers"),
+        "{}",
+        anonymous.body
+    );
+}
+
+#[tokio::test]
+async fn an_organisation_is_made_on_its_page_by_any_user() {
+    let site = Site::start().await;
+    site.add_user("alice").await;
+    let alice = site.log_in("alice").await;
+    let form = site.get("/-/web/new-organisation", Some(&alice)).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let made = site.make_org(&alice, Some(&site.origin), "name=acme").await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    assert_eq!(made.header("location"), Some("/-/web/orgs/acme"));
+    let page = site.get("/-/web/orgs/acme", Some(&alice)).await;
+    assert!(page.body.contains("owner"), "{}", page.body);
+
+    struct Case {
+        name: &'static str,
+        form: &'static str,
+        says: &'static str,
+    }
+    let refused = [
+        Case {
+            name: "taken",
+            form: "name=acme",
+            says: "is taken",
+        },
+        Case {
+            name: "a user's",
+            form: "name=alice",
+            says: "is taken",
+        },
+        Case {
+            name: "not a scope",
+            form: "name=Not+A+Scope",
+            says: "cannot be an organisation",
+        },
+    ];
+    for case in refused {
+        let reply = site.make_org(&alice, Some(&site.origin), case.form).await;
+        assert_eq!(reply.status, 400, "{}: {}", case.name, reply.body);
+        assert!(
+            reply.body.contains(case.says),
+            "{}: {}",
+            case.name,
+            reply.body
+        );
+    }
+    // From another site: refused before anything is made.
+    let forged = site
+        .make_org(&alice, Some("https://evil.example"), "name=evil")
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let none = site.get("/-/web/orgs/evil", Some(&alice)).await;
+    assert_eq!(none.status, 404);
 }

@@ -12,7 +12,8 @@
 //! - [`session`]: logging in (the password, then the one-time password with 2FA) and out,
 //!   and the session cookie;
 //! - [`tokens`]: the Tokens page, generating a token (and showing it once) and revoking one;
-//! - [`npm_login`]: npm's browser login.
+//! - [`npm_login`]: npm's browser login;
+//! - [`orgs`]: an organisation's page, for its members.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ use crate::state::AppState;
 
 mod layout;
 mod npm_login;
+mod orgs;
 mod session;
 mod tokens;
 
@@ -148,6 +150,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/-/web/tokens/new", get(new_page).post(create))
         .route("/-/web/tokens/created/{key}", get(created_page))
         .route("/-/web/tokens/{id}/revoke", get(revoke_page).post(revoke))
+        // Not under /-/web/orgs/, where every name is an organisation's.
+        .route(
+            "/-/web/new-organisation",
+            get(orgs::new_org_page).post(orgs::create_org),
+        )
+        .route("/-/web/orgs/{org}", get(orgs::org_page))
         .route("/-/web/logout", post(logout))
         .route_layer(gate);
     Router::new()

@@ -24,12 +24,25 @@ pub async fn create(
     who: Option<Authenticated>,
     Path(org): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let made = make(&state, who, &org).await?;
+    let owner = made.first_owner().unwrap_or_default().to_owned();
+    Ok(created(Json(
+        json!({ "name": made.name, "created": made.created, "owner": owner }),
+    )))
+}
+
+/// Makes the organisation `org`, owned by `who` (for the API and the web page).
+pub async fn make(
+    state: &AppState,
+    who: Option<Authenticated>,
+    org: &str,
+) -> Result<Org, ApiError> {
     let who = crate::controllers::tokens::account_manager(
         who,
         tokengate::Permission::ReadWrite,
         crate::controllers::tokens::Governs::Orgs,
     )?;
-    if !PackageName::valid_scope(&org) {
+    if !PackageName::valid_scope(org) {
         return Err(ApiError::bad_request(format!(
             "{:?} cannot be an organisation's name: it is its scope, so lower-case letters, \
              digits, `-`, `.` and `_`",
@@ -37,7 +50,7 @@ pub async fn create(
         )));
     }
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    let made = Org::new(&org, who.owner(), now);
+    let made = Org::new(org, who.owner(), now);
     state.db().put_org(&made).await.map_err(|error| {
         if error.is_conflict() {
             ApiError::new(
@@ -52,9 +65,7 @@ pub async fn create(
         }
     })?;
     tracing::info!(org, user = who.owner(), "organisation created");
-    Ok(created(Json(
-        json!({ "name": org, "created": made.created, "owner": who.owner() }),
-    )))
+    Ok(made)
 }
 
 #[derive(Deserialize)]

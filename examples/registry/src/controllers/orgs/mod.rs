@@ -41,21 +41,17 @@ fn token_permission(who: &Authenticated, org: &str) -> Permission {
         .unwrap_or(Permission::NoAccess)
 }
 
-/// `who`, if their token may read (`needs` read-only) or change `org`.
-fn manager(
-    who: Option<Authenticated>,
-    org: &str,
-    needs: Permission,
-) -> Result<Authenticated, ApiError> {
-    let who = who.ok_or_else(ApiError::needs_login)?;
-    crate::controllers::tokens::refuse_exchanged(&who, "manage an organisation")?;
+/// Whether `who`'s token may read (`needs` read-only) or change `org`. Asked once `who` is
+/// known to be a member: to anyone else the organisation does not exist.
+fn check_token(who: &Authenticated, org: &str, needs: Permission) -> Result<(), ApiError> {
+    crate::controllers::tokens::refuse_exchanged(who, "manage an organisation")?;
     if needs == Permission::ReadWrite && who.second_factor() == SecondFactor::Bypassed {
         return Err(ApiError::forbidden(
             "a token that bypasses two-factor authentication cannot change organisations, \
              teams or their access: use a session (npm login) or a token without --bypass-2fa",
         ));
     }
-    if token_permission(&who, org) < needs {
+    if token_permission(who, org) < needs {
         return Err(ApiError::forbidden(format!(
             "this token cannot {} the organisation {org}: create one with `--orgs {org} \
              --orgs-permission {}`, or use a session (npm login)",
@@ -67,7 +63,7 @@ fn manager(
             needs
         )));
     }
-    Ok(who)
+    Ok(())
 }
 
 /// The organisation, if `user` is a member; otherwise the same 404 as for one that does
@@ -88,14 +84,18 @@ pub fn no_such_org(org: &str) -> ApiError {
     ))
 }
 
-/// `who` may read `org`: a member, through a token that may read it.
+/// `who` may read `org`: a member, through a token that may read it. Anyone else, signed
+/// in or not, gets the 404 of an organisation that does not exist (on which npm's `npm
+/// access list packages <user>` falls back to the user's packages).
 pub async fn readable(
     state: &AppState,
     who: Option<Authenticated>,
     org: &str,
 ) -> Result<Org, ApiError> {
-    let who = manager(who, org, Permission::ReadOnly)?;
-    Ok(as_member(state, org, who.owner()).await?.0)
+    let who = who.ok_or_else(|| no_such_org(org))?;
+    let (found, _) = as_member(state, org, who.owner()).await?;
+    check_token(&who, org, Permission::ReadOnly)?;
+    Ok(found)
 }
 
 /// Applies `edit` to `org` for `who` (a member with at least `needs`, whose token may
@@ -112,8 +112,9 @@ pub async fn change<F>(
 where
     F: Fn(&mut Org, Role) -> Result<(), ApiError>,
 {
-    let who = manager(who, org, Permission::ReadWrite)?;
+    let who = who.ok_or_else(ApiError::needs_login)?;
     let (mut current, role) = as_member(state, org, who.owner()).await?;
+    check_token(&who, org, Permission::ReadWrite)?;
     if role < needs {
         return Err(ApiError::forbidden(format!(
             "only an organisation's {}s{} may do this, and you are {} {} of {org}",
