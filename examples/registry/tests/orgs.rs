@@ -207,6 +207,19 @@ async fn a_read_only_team_installs_and_cannot_publish() {
         )
         .await;
     assert_eq!(acme.read(&carol).await, 200);
+    let collaborators = acme
+        .send(
+            "GET",
+            "/-/package/@acme%2ftool/collaborators",
+            &carol,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        collaborators.json(),
+        json!({ "alice": "read-write", "carol": "read-only" }),
+        "npm access list collaborators: the maintainer, and the team's member"
+    );
     // Her session may write anything she may: the gate asks what she may now.
     let session = acme.carol.clone();
     let refused = acme.publish(&session, "2.0.0").await;

@@ -277,15 +277,24 @@ pub async fn collaborators(
 ) -> Result<impl IntoResponse, ApiError> {
     let name = PackageName::parse(&name)?;
     let package = readable(&state, who.as_ref(), &name).await?;
-    let collaborators: Map<String, Value> = package
-        .maintainers()
-        .into_iter()
-        .map(|user| (user.to_owned(), json!("read-write")))
-        .collect();
+    let mut collaborators = Map::new();
+    // Its organisation's members with access through a team, then its maintainers.
+    if let Some(org) = match name.scope() {
+        Some(scope) => state.db().org(scope).await?,
+        None => None,
+    } {
+        for (package, user, access) in org.access_rows() {
+            if package == name.to_string() {
+                collaborators.insert(user, json!(access.as_str()));
+            }
+        }
+    }
+    for user in package.maintainers() {
+        collaborators.insert(user.to_owned(), json!("read-write"));
+    }
     Ok(Json(collaborators))
 }
 
-/// `GET /-/org/<name>/package`: there are no organisations, so npm asks again as a user.
 /// `GET /-/user/<user>/package`: `npm access list packages [<user>]`, the packages `user`
 /// maintains that the one asking may see.
 pub async fn user_packages(
