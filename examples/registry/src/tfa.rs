@@ -127,27 +127,27 @@ pub async fn check_code(
     verify(state, user, code_in(headers), sender).await
 }
 
-/// [`check_code`] for the owner of `who`'s token, with the code in `headers`: for a change
-/// its handler guards (trusted publishers, organisations).
+/// [`verify`] for the owner of `who`'s token with `code` (from npm's header, or a web
+/// page's form): for a change its handler guards (trusted publishers, organisations).
 pub async fn check_owners_code(
     state: &AppState,
     who: &tokengate::Authenticated,
-    headers: &HeaderMap,
+    code: Option<&str>,
 ) -> Result<Checked, ApiError> {
     let mut user = users::load(state, who.owner())
         .await?
         .ok_or_else(ApiError::needs_login)?;
-    check_code(
+    verify(
         state,
         &mut user,
-        headers,
+        code,
         Sender::new(Some(who.token_id()), None),
     )
     .await
 }
 
 /// The one-time password in npm's `npm-otp` header, if it holds one.
-fn code_in(headers: &HeaderMap) -> Option<&str> {
+pub fn code_in(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(OTP_HEADER)
         .and_then(|value| value.to_str().ok())

@@ -94,18 +94,14 @@ pub async fn set(
         })?,
     };
     let user = existing_user(&state, &body.user).await?;
-    let changed = change(&state, who, &headers, &org, Role::Owner, |org, _| {
-        let demoted = org.role_of(&user) == Some(Role::Owner) && role != Role::Owner;
-        if demoted && owners(org) == 1 {
-            return Err(last_owner(&org.name));
-        }
-        if org.members.insert(user.clone(), role).is_none() {
-            if let Some(developers) = org.teams.get_mut(DEVELOPERS) {
-                developers.members.insert(user.clone());
-            }
-        }
-        Ok(())
-    })
+    let changed = change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Owner,
+        |org, _| set_member(org, &user, role),
+    )
     .await?;
     Ok(Json(json!({
         "org": { "name": changed.name, "size": changed.members.len() },
@@ -130,23 +126,14 @@ pub async fn remove(
     JsonBody(body): JsonBody<Member>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = body.user.strip_prefix('@').unwrap_or(&body.user).to_owned();
-    change(&state, who, &headers, &org, Role::Owner, |org, _| {
-        match org.role_of(&user) {
-            None => {
-                return Err(ApiError::not_found(format!(
-                    "{user} is not a member of {}",
-                    org.name
-                )));
-            }
-            Some(Role::Owner) if owners(org) == 1 => return Err(last_owner(&org.name)),
-            Some(_) => {}
-        }
-        org.members.remove(&user);
-        for team in org.teams.values_mut() {
-            team.members.remove(&user);
-        }
-        Ok(())
-    })
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Owner,
+        |org, _| remove_member(org, &user),
+    )
     .await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
@@ -164,6 +151,39 @@ pub async fn list(
         .map(|(user, role)| (user.clone(), json!(role.as_str())))
         .collect();
     Ok(Json(roster))
+}
+
+/// `user` a member with `role` (a new one in `developers` too); the last owner stays one.
+pub fn set_member(org: &mut Org, user: &str, role: Role) -> Result<(), ApiError> {
+    let demoted = org.role_of(user) == Some(Role::Owner) && role != Role::Owner;
+    if demoted && owners(org) == 1 {
+        return Err(last_owner(&org.name));
+    }
+    if org.members.insert(user.to_owned(), role).is_none() {
+        if let Some(developers) = org.teams.get_mut(DEVELOPERS) {
+            developers.members.insert(user.to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// `user` out of the organisation and every team; never its last owner.
+pub fn remove_member(org: &mut Org, user: &str) -> Result<(), ApiError> {
+    match org.role_of(user) {
+        None => {
+            return Err(ApiError::not_found(format!(
+                "{user} is not a member of {}",
+                org.name
+            )));
+        }
+        Some(Role::Owner) if owners(org) == 1 => return Err(last_owner(&org.name)),
+        Some(_) => {}
+    }
+    org.members.remove(user);
+    for team in org.teams.values_mut() {
+        team.members.remove(user);
+    }
+    Ok(())
 }
 
 fn owners(org: &Org) -> usize {

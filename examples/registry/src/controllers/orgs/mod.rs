@@ -12,7 +12,7 @@ pub mod members;
 pub mod rights;
 pub mod teams;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use tokengate::{Authenticated, Permission, ResourcePattern, SecondFactor, TokenKind};
 
 use crate::controllers::packages::PackageName;
@@ -99,12 +99,13 @@ pub async fn readable(
 }
 
 /// Applies `edit` to `org` for `who` (a member with at least `needs`, whose token may
-/// change it, with their second factor checked), writes it, and tells the token manager
-/// about everyone whose rights it may have changed. `edit` sees the caller's role.
+/// change it, with their second factor checked against `code`), writes it, and tells the
+/// token manager about everyone whose rights it may have changed. `edit` sees the caller's
+/// role.
 pub async fn change<F>(
     state: &AppState,
     who: Option<Authenticated>,
-    headers: &HeaderMap,
+    code: Option<&str>,
     org: &str,
     needs: Role,
     edit: F,
@@ -128,7 +129,7 @@ where
             role.as_str()
         )));
     }
-    crate::tfa::check_owners_code(state, &who, headers).await?;
+    crate::tfa::check_owners_code(state, &who, code).await?;
     let before = current.clone();
     edit(&mut current, role)?;
     state.db().put_org(&current).await?;

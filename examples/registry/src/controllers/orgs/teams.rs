@@ -41,26 +41,33 @@ pub async fn create(
             body.name.chars().take(64).collect::<String>()
         )));
     }
-    change(&state, who, &headers, &org, Role::Admin, |org, _| {
-        if org.teams.contains_key(&name) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("{}:{name} exists already", org.name),
-            ));
-        }
-        if org.teams.len() >= MAX_TEAMS {
-            return Err(ApiError::bad_request(format!(
-                "{} has {MAX_TEAMS} teams, the most an organisation may have",
-                org.name
-            )));
-        }
-        let team = Team {
-            description: body.description.clone(),
-            ..Team::default()
-        };
-        org.teams.insert(name.clone(), team);
-        Ok(())
-    })
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| {
+            if org.teams.contains_key(&name) {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("{}:{name} exists already", org.name),
+                ));
+            }
+            if org.teams.len() >= MAX_TEAMS {
+                return Err(ApiError::bad_request(format!(
+                    "{} has {MAX_TEAMS} teams, the most an organisation may have",
+                    org.name
+                )));
+            }
+            let team = Team {
+                description: body.description.clone(),
+                ..Team::default()
+            };
+            org.teams.insert(name.clone(), team);
+            Ok(())
+        },
+    )
     .await?;
     Ok(created(Json(json!({ "name": name }))))
 }
@@ -72,18 +79,25 @@ pub async fn destroy(
     headers: HeaderMap,
     Path((org, team)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    change(&state, who, &headers, &org, Role::Admin, |org, _| {
-        if team == DEVELOPERS {
-            return Err(ApiError::bad_request(format!(
-                "{}:{DEVELOPERS} is every organisation's team and cannot be removed",
-                org.name
-            )));
-        }
-        org.teams
-            .remove(&team)
-            .map(|_| ())
-            .ok_or_else(|| no_such_team(&org.name, &team))
-    })
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| {
+            if team == DEVELOPERS {
+                return Err(ApiError::bad_request(format!(
+                    "{}:{DEVELOPERS} is every organisation's team and cannot be removed",
+                    org.name
+                )));
+            }
+            org.teams
+                .remove(&team)
+                .map(|_| ())
+                .ok_or_else(|| no_such_team(&org.name, &team))
+        },
+    )
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -140,16 +154,14 @@ pub async fn add_member(
     JsonBody(body): JsonBody<TeamMember>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = existing_user(&state, &body.user).await?;
-    change(&state, who, &headers, &org, Role::Admin, |org, _| {
-        if org.role_of(&user).is_none() {
-            return Err(ApiError::bad_request(format!(
-                "{user} is not a member of {}: add them with `npm org set {} {user}` first",
-                org.name, org.name
-            )));
-        }
-        team_of(org, &team)?.members.insert(user.clone());
-        Ok(())
-    })
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| add_to_team(org, &team, &user),
+    )
     .await?;
     Ok(created(Json(json!({}))))
 }
@@ -164,15 +176,14 @@ pub async fn remove_member(
     JsonBody(body): JsonBody<TeamMember>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = body.user.strip_prefix('@').unwrap_or(&body.user).to_owned();
-    change(&state, who, &headers, &org, Role::Admin, |org, _| {
-        let name = org.name.clone();
-        if !team_of(org, &team)?.members.remove(&user) {
-            return Err(ApiError::not_found(format!(
-                "{user} is not in {name}:{team}"
-            )));
-        }
-        Ok(())
-    })
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| remove_from_team(org, &team, &user),
+    )
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -217,12 +228,19 @@ pub async fn grant(
     if state.db().read_rule(&name, None).await?.is_none() {
         return Err(crate::controllers::packages::access::not_found(&name));
     }
-    change(&state, who, &headers, &org, Role::Admin, |org, _| {
-        team_of(org, &team)?
-            .packages
-            .insert(name.to_string(), access);
-        Ok(())
-    })
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| {
+            team_of(org, &team)?
+                .packages
+                .insert(name.to_string(), access);
+            Ok(())
+        },
+    )
     .await?;
     Ok(created(Json(json!({}))))
 }
@@ -242,10 +260,17 @@ pub async fn revoke(
     JsonBody(body): JsonBody<Revoke>,
 ) -> Result<impl IntoResponse, ApiError> {
     let name = org_package(&org, &body.package)?;
-    change(&state, who, &headers, &org, Role::Admin, |org, _| {
-        team_of(org, &team)?.packages.remove(&name.to_string());
-        Ok(())
-    })
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| {
+            team_of(org, &team)?.packages.remove(&name.to_string());
+            Ok(())
+        },
+    )
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -285,6 +310,29 @@ fn access_map<'a>(
     packages
         .map(|(package, access)| (package.clone(), json!(access.borrow().as_str())))
         .collect()
+}
+
+/// `user` (a member of the organisation) into `team`.
+pub fn add_to_team(org: &mut Org, team: &str, user: &str) -> Result<(), ApiError> {
+    if org.role_of(user).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "{user} is not a member of {}: add them with `npm org set {} {user}` first",
+            org.name, org.name
+        )));
+    }
+    team_of(org, team)?.members.insert(user.to_owned());
+    Ok(())
+}
+
+/// `user` out of `team`.
+pub fn remove_from_team(org: &mut Org, team: &str, user: &str) -> Result<(), ApiError> {
+    let name = org.name.clone();
+    if !team_of(org, team)?.members.remove(user) {
+        return Err(ApiError::not_found(format!(
+            "{user} is not in {name}:{team}"
+        )));
+    }
+    Ok(())
 }
 
 fn team_of<'a>(org: &'a mut Org, team: &str) -> Result<&'a mut Team, ApiError> {

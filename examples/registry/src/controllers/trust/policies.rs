@@ -30,7 +30,7 @@ async fn managed(
     headers: &HeaderMap,
 ) -> Result<Package, ApiError> {
     let package = access::changeable(state, who, name).await?;
-    crate::tfa::check_owners_code(state, who, headers).await?;
+    crate::tfa::check_owners_code(state, who, crate::tfa::code_in(headers)).await?;
     Ok(package)
 }
 
