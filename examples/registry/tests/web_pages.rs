@@ -1146,3 +1146,94 @@ async fn an_organisation_is_made_on_its_page_by_any_user() {
     let none = site.get("/-/web/orgs/evil", Some(&alice)).await;
     assert_eq!(none.status, 404);
 }
+
+#[tokio::test]
+async fn owners_and_admins_change_members_and_teams_on_the_page() {
+    let site = Site::start().await;
+    let alice_api = site.add_user("alice").await;
+    site.add_user("bob").await;
+    let auth = format!("Bearer {alice_api}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    for (path, body) in [
+        ("/-/org/acme", ""),
+        ("/-/org/acme/team", r#"{"name":"readers"}"#),
+    ] {
+        let reply = http(site.registry.addr, "PUT", path, &headers, body.as_bytes()).await;
+        assert!(reply.status < 300, "{path}: {}", reply.body);
+    }
+    let alice = site.log_in("alice").await;
+    let from_here = |path: &'static str, form: &'static str| {
+        let alice = alice.clone();
+        let site = &site;
+        async move {
+            site.post(path, Some(&alice), Some(&site.origin), form)
+                .await
+        }
+    };
+    let steps = [
+        ("/-/web/orgs/acme/members", "user=bob&role=developer"),
+        ("/-/web/orgs/acme/teams/readers/add", "user=bob"),
+    ];
+    for (path, form) in steps {
+        let reply = from_here(path, form).await;
+        assert_eq!(reply.status, 303, "{path}: {}", reply.body);
+        assert_eq!(reply.header("location"), Some("/-/web/orgs/acme"));
+    }
+    let roster = http(
+        site.registry.addr,
+        "GET",
+        "/-/team/acme/readers/user",
+        &headers,
+        b"",
+    )
+    .await;
+    assert_eq!(roster.json(), serde_json::json!(["bob"]));
+
+    // bob, a developer, sees no forms, and his posts are refused.
+    let bob = site.log_in("bob").await;
+    let page = site.get("/-/web/orgs/acme", Some(&bob)).await;
+    assert!(
+        !page
+            .body
+            .contains("<form method=\"post\" action=\"/-/web/orgs/acme"),
+        "{}",
+        page.body
+    );
+    let refused = site
+        .post(
+            "/-/web/orgs/acme/members/remove",
+            Some(&bob),
+            Some(&site.origin),
+            "user=alice",
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("you are a developer"),
+        "{}",
+        refused.body
+    );
+    // From another site, even alice's session changes nothing.
+    let forged = site
+        .post(
+            "/-/web/orgs/acme/members/remove",
+            Some(&alice),
+            Some("https://evil.example"),
+            "user=bob",
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    for (path, form) in [
+        ("/-/web/orgs/acme/teams/readers/remove", "user=bob"),
+        ("/-/web/orgs/acme/members/remove", "user=bob"),
+    ] {
+        let reply = from_here(path, form).await;
+        assert_eq!(reply.status, 303, "{path}: {}", reply.body);
+    }
+    let members = http(site.registry.addr, "GET", "/-/org/acme/user", &headers, b"").await;
+    assert_eq!(members.json(), serde_json::json!({ "alice": "owner" }));
+}

@@ -156,6 +156,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(orgs::new_org_page).post(orgs::create_org),
         )
         .route("/-/web/orgs/{org}", get(orgs::org_page))
+        .route("/-/web/orgs/{org}/members", post(orgs::set_member))
+        .route(
+            "/-/web/orgs/{org}/members/remove",
+            post(orgs::remove_member),
+        )
+        .route(
+            "/-/web/orgs/{org}/teams/{team}/{action}",
+            post(orgs::team_member),
+        )
         .route("/-/web/logout", post(logout))
         .route_layer(gate);
     Router::new()

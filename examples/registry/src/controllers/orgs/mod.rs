@@ -183,7 +183,7 @@ pub async fn package_rights_changed(state: &AppState, name: &PackageName, users:
 }
 
 /// A user named `name`, or a 400 naming the field.
-async fn existing_user(state: &AppState, name: &str) -> Result<String, ApiError> {
+pub async fn existing_user(state: &AppState, name: &str) -> Result<String, ApiError> {
     let bare = name.strip_prefix('@').unwrap_or(name);
     match crate::controllers::users::load(state, bare).await? {
         Some(user) => Ok(user.name),
