@@ -96,6 +96,7 @@ mod new_token;
 #[cfg(feature = "oidc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
 pub mod oidc;
+mod owner_rights;
 mod reason;
 mod record;
 mod second_factor;
@@ -127,6 +128,7 @@ pub use new_token::{
     ExpiryProblem, InvalidNewToken, MAX_DESCRIPTION_LEN, MAX_NAME_LEN, MAX_OWNER_LEN, NewToken,
     TextProblem,
 };
+pub use owner_rights::{OwnerRights, OwnerVerdict, RightsError, RightsQuery};
 pub use reason::{Reason, Rejection};
 pub use record::{
     LISTED_ID_CHARS, SecondFactor, Status, TokenKind, TokenListing, TokenRecord, UnknownName,

@@ -54,6 +54,13 @@ pub enum Reason {
     /// The application's second-factor check could not tell what the write changes, so it
     /// refused it ([`SecondFactorVerdict::Unresolved`](crate::SecondFactorVerdict::Unresolved)).
     UnresolvedWrite,
+    /// The token's grants allow the request, but its owner may not do it (any longer):
+    /// the application's [`OwnerRights`](crate::OwnerRights) said so. The [`Rejection`]
+    /// names the resource, when there is one.
+    OwnerNotPermitted,
+    /// The owner's rights could not be checked
+    /// ([`RightsError`](crate::RightsError)); nothing was allowed.
+    OwnerRightsUnavailable,
 }
 
 /// A message and the same message as a JSON body, from one literal.
@@ -144,6 +151,12 @@ impl Reason {
             Reason::UnresolvedWrite => said!(
                 "refused: this change does not name anything this server recognises, so it cannot tell whether a one-time password is needed; check the URL"
             ),
+            Reason::OwnerNotPermitted => said!(
+                "this token's owner may not do this (any longer): a token never does more than its owner may"
+            ),
+            Reason::OwnerRightsUnavailable => {
+                said!("the token owner's rights cannot be checked right now; try again shortly")
+            }
         }
     }
 }
@@ -217,6 +230,9 @@ impl Rejection {
             (Reason::NotPermitted(permission), Some(resource)) => Cow::Owned(format!(
                 "this token has no access to {resource}: its grant on {resource} is {permission}"
             )),
+            (Reason::OwnerNotPermitted, Some(resource)) => Cow::Owned(format!(
+                "this token's owner may not do this to {resource} (any longer): a token never does more than its owner may"
+            )),
             _ => Cow::Borrowed(self.reason.message()),
         }
     }
@@ -242,7 +258,7 @@ impl std::error::Error for Rejection {}
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const EVERY_REASON: [Reason; 22] = [
+    pub(crate) const EVERY_REASON: [Reason; 24] = [
         Reason::MissingToken,
         Reason::MalformedHeader(HeaderProblem::Duplicate),
         Reason::MalformedHeader(HeaderProblem::TooLong),
@@ -265,6 +281,8 @@ pub(crate) mod tests {
         Reason::CrossSiteRequest,
         Reason::TooManyFailures,
         Reason::UnresolvedWrite,
+        Reason::OwnerNotPermitted,
+        Reason::OwnerRightsUnavailable,
     ];
 
     #[test]

@@ -747,19 +747,10 @@ async fn any_inner_body_is_wrapped_a_boxed_one_included() {
 
 #[tokio::test]
 async fn grants_decide_per_resource_and_refusals_name_it() {
-    use tokengate::{Grant, Resource, ResourcePattern};
+    use tokengate::{Grant, ResourcePattern};
 
     let tokens = tokens(TestStore::new());
-    // `/<resource>`: the first path segment is the resource; `/-/…` is none.
-    let layer = TokenAuthLayer::new(tokens.clone()).resources(|request| {
-        let first = request
-            .uri
-            .path()
-            .trim_start_matches('/')
-            .split('/')
-            .next()?;
-        (!first.is_empty() && first != "-").then(|| Resource::new(first))
-    });
+    let layer = TokenAuthLayer::new(tokens.clone()).resources(support::first_segment);
     let grant = |pattern: &str, permission| {
         Grant::new(ResourcePattern::parse(pattern).unwrap(), permission)
     };

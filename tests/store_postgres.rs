@@ -195,6 +195,70 @@ mod with_server {
         assert_eq!(refused.reason(), Reason::Revoked);
     }
 
+    /// Two nodes on one database and one application data set: an owner's right withdrawn
+    /// and announced on A is refused on B within a second, although B would keep its
+    /// answer for an hour; the token itself is not revoked, and other owners keep theirs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_owners_rights_changed_on_one_node_are_seen_on_another_at_once() {
+        use super::support::rights::Writers;
+        use tokengate::{Action, Resource};
+
+        let schema = fresh_schema();
+        let writers = Writers::default();
+        let node = |store| {
+            Tokens::builder(store)
+                .prefix("npm")
+                .unwrap()
+                .cache_ttl(Duration::from_secs(3600))
+                .owner_rights(writers.clone())
+                .build()
+        };
+        let node_a = node(store_in(&schema, &url()).await);
+        let node_b = node(store_in(&schema, &url()).await);
+        let tool = Resource::new("tool");
+        let mut tokens = Vec::new();
+        for owner in ["alice", "bob"] {
+            writers.allow(owner, "tool");
+            let created = node_a.create(owner, NewToken::read_write()).await.unwrap();
+            let token = created.token.expose_secret().to_owned();
+            node_b
+                .authenticate_on(&token, None, Action::Write, &tool)
+                .await
+                .unwrap();
+            tokens.push(token);
+        }
+        let checks = writers.checks();
+
+        writers.deny("alice", "tool");
+        node_a.owner_rights_changed("alice").await.unwrap();
+        let took = within(Duration::from_secs(1), || async {
+            node_b
+                .authenticate_on(&tokens[0], None, Action::Write, &tool)
+                .await
+                .is_err()
+        })
+        .await;
+        assert!(took.is_some(), "node B still lets alice's token write");
+        let refused = node_b
+            .authenticate_on(&tokens[0], None, Action::Write, &tool)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.reason(), Reason::OwnerNotPermitted);
+        assert!(
+            node_b
+                .authenticate(&tokens[0], None, Action::Read)
+                .await
+                .is_ok()
+        );
+        let before = writers.checks();
+        node_b
+            .authenticate_on(&tokens[1], None, Action::Write, &tool)
+            .await
+            .unwrap();
+        assert_eq!(writers.checks(), before, "bob's answer stayed cached on B");
+        assert!(before > checks);
+    }
+
     /// Two nodes on one database: every session revoked at once on A, more of them than a
     /// change feed holds (1,024), is refused on B within a second although B cached each
     /// for an hour; the owner's other tokens are still accepted on B.

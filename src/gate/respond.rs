@@ -126,12 +126,12 @@ impl ResponseStyle {
             Reason::AddressNotAllowed | Reason::NoClientAddress | Reason::CrossSiteRequest => {
                 (StatusCode::FORBIDDEN, None)
             }
-            Reason::ReadOnly | Reason::NotPermitted(_) => {
+            Reason::ReadOnly | Reason::NotPermitted(_) | Reason::OwnerNotPermitted => {
                 (StatusCode::FORBIDDEN, Some(&self.insufficient_scope))
             }
-            Reason::StoreUnavailable | Reason::SecondFactorUnavailable => {
-                (StatusCode::SERVICE_UNAVAILABLE, None)
-            }
+            Reason::StoreUnavailable
+            | Reason::SecondFactorUnavailable
+            | Reason::OwnerRightsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
             Reason::TooManyFailures => (StatusCode::TOO_MANY_REQUESTS, None),
             Reason::UnresolvedWrite => (StatusCode::BAD_REQUEST, None),
             Reason::SecondFactorRequired | Reason::SecondFactorRejected if self.npm => {
@@ -211,6 +211,12 @@ mod tests {
                 Some(r#"Bearer realm="registry", error="insufficient_scope""#),
             ),
             (Reason::StoreUnavailable, 503, None),
+            (
+                Reason::OwnerNotPermitted,
+                403,
+                Some(r#"Bearer realm="registry", error="insufficient_scope""#),
+            ),
+            (Reason::OwnerRightsUnavailable, 503, None),
         ];
         for (reason, status, challenge) in cases {
             let response = style.respond(&Rejection::new(*reason, None));
@@ -223,8 +229,10 @@ mod tests {
             assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
             assert_eq!(response.body().as_ref(), reason.json_body().as_bytes());
         }
-        let unavailable = style.respond(&Rejection::new(Reason::StoreUnavailable, None));
-        assert_eq!(unavailable.headers()[RETRY_AFTER], "5");
+        for reason in [Reason::StoreUnavailable, Reason::OwnerRightsUnavailable] {
+            let unavailable = style.respond(&Rejection::new(reason, None));
+            assert_eq!(unavailable.headers()[RETRY_AFTER], "5", "{reason:?}");
+        }
     }
 
     #[test]

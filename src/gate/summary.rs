@@ -14,7 +14,7 @@ use crate::reason::Reason;
 const WARN_ABOVE: u64 = 1_000;
 
 /// The reasons' names without their details, in the order [`kind`] numbers them.
-const KINDS: [&str; 18] = [
+const KINDS: [&str; 20] = [
     "missing_token",
     "malformed_header",
     "malformed_token",
@@ -33,6 +33,8 @@ const KINDS: [&str; 18] = [
     "too_many_failures",
     "cross_site_request",
     "unresolved_write",
+    "owner_not_permitted",
+    "owner_rights_unavailable",
 ];
 
 pub(crate) struct RefusalSummary {
@@ -120,6 +122,8 @@ fn kind(reason: Reason) -> usize {
         Reason::TooManyFailures => 15,
         Reason::CrossSiteRequest => 16,
         Reason::UnresolvedWrite => 17,
+        Reason::OwnerNotPermitted => 18,
+        Reason::OwnerRightsUnavailable => 19,
     }
 }
 
@@ -132,7 +136,7 @@ mod tests {
     fn every_kind_of_reason_has_a_name_of_its_own() {
         let every = EVERY_REASON.iter().chain(&[Reason::NoClientAddress]);
         let named: std::collections::BTreeSet<usize> = every.map(|reason| kind(*reason)).collect();
-        // Eighteen kinds of reason in eighteen places: none shares another's name.
+        // Twenty kinds of reason in twenty places: none shares another's name.
         assert_eq!(named, (0..KINDS.len()).collect());
     }
 }

@@ -38,6 +38,8 @@ trait ErasedStore: Send + Sync + 'static {
         until: SystemTime,
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
+    /// The owner is owned, as the owner of `list` is.
+    fn owner_rights_changed(&self, owner: String) -> BoxFuture<'_, Result<(), StoreError>>;
     fn record_use(&self, uses: Vec<(TokenId, SystemTime)>)
     -> BoxFuture<'_, Result<(), StoreError>>;
     fn changes(&self) -> Option<broadcast::Receiver<StoreChange>>;
@@ -78,6 +80,10 @@ impl<S: TokenStore> ErasedStore for S {
         now: SystemTime,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move { TokenStore::id_token_first_use(self, &key, until, now).await })
+    }
+
+    fn owner_rights_changed(&self, owner: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move { TokenStore::owner_rights_changed(self, &owner).await })
     }
 
     fn record_use(
@@ -173,6 +179,13 @@ impl TokenStore for DynStore {
         now: SystemTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         self.0.id_token_first_use(key.clone(), until, now)
+    }
+
+    fn owner_rights_changed(
+        &self,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.0.owner_rights_changed(owner.to_owned())
     }
 
     fn record_use(

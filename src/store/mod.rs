@@ -38,11 +38,15 @@ pub use sqlite::{SqliteStore, SqliteStoreBuilder};
 
 /// Something that changed in a store, told to every [`Tokens`](crate::Tokens) built on
 /// it, in this process or (for stores that broadcast) any other.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreChange {
     /// This token was revoked: drop it from every cache.
     Revoked(TokenId),
+    /// What this owner may do has changed
+    /// ([`Tokens::owner_rights_changed`](crate::Tokens::owner_rights_changed)): drop every
+    /// cached answer about their rights.
+    OwnerRightsChanged(Arc<str>),
     /// Changes may have been missed (the broadcast channel dropped): drop everything
     /// cached.
     Resync,
@@ -304,6 +308,23 @@ pub trait TokenStore: Send + Sync + 'static {
         std::future::ready(Err(StoreError::Unsupported("id_token_first_use")))
     }
 
+    /// Tells every other handle of this store that `owner`'s rights changed, as
+    /// [`StoreChange::OwnerRightsChanged`] in their [`changes`](TokenStore::changes), so
+    /// that each [`Tokens`](crate::Tokens) drops its cached answers about them
+    /// ([`Tokens::owner_rights_changed`](crate::Tokens::owner_rights_changed) calls it after
+    /// dropping its own). A store that broadcasts revocations broadcasts this too, on the
+    /// same channel.
+    ///
+    /// The default tells no one: a store without a change feed has no other handle to tell,
+    /// and the cache TTL bounds how long another node's answers live.
+    fn owner_rights_changed(
+        &self,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = owner;
+        std::future::ready(Ok(()))
+    }
+
     /// Records when tokens were last accepted: sets each record's `last_used_at` to the
     /// given time unless it already holds a later one. Unknown ids are ignored. Called off
     /// the request path, in batches, at most about once a minute per token. The default
@@ -372,6 +393,13 @@ impl<S: TokenStore> TokenStore for Arc<S> {
         now: SystemTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).id_token_first_use(key, until, now)
+    }
+
+    fn owner_rights_changed(
+        &self,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).owner_rights_changed(owner)
     }
 
     fn record_use(

@@ -23,6 +23,11 @@ use crate::token::TokenId;
 const MAX_SCHEMA_LEN: usize = 40;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(5);
+/// What starts a notice that an owner's rights changed, on the channel revocations use;
+/// a token id (base62) never holds the colon, and a node of an earlier release ignores it.
+const OWNER_RIGHTS_NOTICE: &str = "owner-rights:";
+/// PostgreSQL refuses a notice payload of 8000 bytes or more.
+const MAX_NOTICE_PAYLOAD: usize = 7999;
 
 /// A [`TokenStore`] in PostgreSQL, for several nodes sharing one database.
 ///
@@ -34,6 +39,8 @@ const LAST_RETRY: Duration = Duration::from_secs(5);
 /// connection drops, the stores tell their `Tokens` to drop everything cached (notices may
 /// have been missed) and reconnect with back-off (0.1 s doubling to 5 s). TLS is not
 /// built in: reach the server over a trusted network or a local socket.
+///
+/// [`TokenStore::owner_rights_changed`] is broadcast the same way, on the same channel.
 ///
 /// Cheap to clone; clones share the pool and the listener, which stops when the last clone
 /// is dropped.
@@ -231,6 +238,7 @@ struct Queries {
     revoke: String,
     revoke_all: String,
     record_use: String,
+    notify: String,
     #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
     id_token_first_use: String,
     #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
@@ -272,6 +280,7 @@ impl Queries {
                  AND ($5::text IS NULL OR id <> $5) RETURNING id) \
                  SELECT id, pg_notify($4, id) FROM revoked"
             ),
+            notify: "SELECT pg_notify($1, $2)".to_owned(),
             record_use: format!(
                 "UPDATE {table} SET last_used_at = GREATEST(COALESCE(last_used_at, $2), $2) \
                  WHERE id = $1"
@@ -673,6 +682,25 @@ impl TokenStore for PostgresStore {
         transaction.commit().await.map_err(pg_error)
     }
 
+    async fn owner_rights_changed(&self, owner: &str) -> Result<(), StoreError> {
+        let payload = format!("{OWNER_RIGHTS_NOTICE}{owner}");
+        if payload.len() > MAX_NOTICE_PAYLOAD {
+            return Err(StoreError::Unsupported(
+                "owner names too long for a PostgreSQL notice (over 7,900 bytes)",
+            ));
+        }
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.shared.queries.notify)
+            .await
+            .map_err(pg_error)?;
+        client
+            .execute(&statement, &[&self.shared.queries.channel, &payload])
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
     fn changes(&self) -> Option<broadcast::Receiver<StoreChange>> {
         Some(self.shared.changes.subscribe())
     }
@@ -740,6 +768,10 @@ async fn follow(
         tokio::select! {
             notice = listener.notices.recv() => {
                 let Some(payload) = notice else { return };
+                if let Some(owner) = payload.strip_prefix(OWNER_RIGHTS_NOTICE) {
+                    let _ = changes.send(StoreChange::OwnerRightsChanged(owner.into()));
+                    continue;
+                }
                 match payload.parse::<TokenId>() {
                     Ok(id) => {
                         let _ = changes.send(StoreChange::Revoked(id));

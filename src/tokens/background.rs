@@ -38,10 +38,15 @@ pub(crate) async fn follow_changes<S: TokenStore>(
                 inner.cache.forget(id);
                 continue;
             }
+            Ok(StoreChange::OwnerRightsChanged(owner)) => {
+                let Some(inner) = inner.upgrade() else { return };
+                inner.forget_owner_rights(&owner);
+                continue;
+            }
             Ok(StoreChange::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => true,
             Err(broadcast::error::RecvError::Closed) => {
                 if let Some(inner) = inner.upgrade() {
-                    inner.cache.forget_all();
+                    inner.forget_all();
                 }
                 return;
             }
@@ -56,7 +61,7 @@ pub(crate) async fn follow_changes<S: TokenStore>(
             // Everything queued meanwhile is covered by the one drop below.
             while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = feed.try_recv() {}
             let Some(inner) = inner.upgrade() else { return };
-            inner.cache.forget_all();
+            inner.forget_all();
             last_full_drop = Some(Instant::now());
         }
     }

@@ -31,6 +31,9 @@ use crate::access::{Action, Resource};
 use crate::cache::{CacheSettings, CachedRef, RecordCache};
 use crate::clock::{Clock, SystemClock, whole_millis};
 use crate::new_token::{LifetimePolicy, NewToken};
+use crate::owner_rights::{
+    ErasedRights, OwnerRights, OwnerVerdict, Rights, RightsCache, RightsError,
+};
 use crate::reason::{Reason, Rejection};
 use crate::record::{TokenKind, TokenListing, TokenRecord};
 use crate::store::{Cursor, DynStore, Page, StoreChange, StoreError, TokenStore};
@@ -102,6 +105,8 @@ pub(crate) struct Inner<S> {
     cache: RecordCache,
     lifetimes: LifetimePolicy,
     events: Option<EventHook>,
+    /// The application's check of the owner's current rights, when it installed one.
+    rights: Option<Rights>,
     /// The store's change feed, until the background tasks take it.
     changes: Mutex<Option<broadcast::Receiver<StoreChange>>>,
     /// Started on first use, from inside the runtime: where uses are reported.
@@ -133,6 +138,7 @@ pub struct TokensBuilder<S> {
     cache: CacheSettings,
     lifetimes: LifetimePolicy,
     events: Option<EventHook>,
+    rights: Option<Box<dyn ErasedRights>>,
 }
 
 impl<S> fmt::Debug for TokensBuilder<S> {
@@ -141,6 +147,7 @@ impl<S> fmt::Debug for TokensBuilder<S> {
             .field("prefix", &self.prefix)
             .field("cache", &self.cache)
             .field("lifetimes", &self.lifetimes)
+            .field("owner_rights", &self.rights.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -251,6 +258,19 @@ impl<S: TokenStore> TokensBuilder<S> {
         self
     }
 
+    /// The application's check of what a token's owner may do now, asked after the
+    /// token's own grants allowed a request (see [`OwnerRights`]), so that no token does
+    /// more than its owner may. Answers are cached per owner and question for no longer
+    /// than [`cache_ttl`](Self::cache_ttl), for as many owners as
+    /// [`cache_capacity`](Self::cache_capacity); call [`Tokens::owner_rights_changed`]
+    /// when an owner's rights change. An error from the check refuses the request.
+    ///
+    /// Without one (the default), the token's grants decide alone, at no extra cost.
+    pub fn owner_rights(mut self, rights: impl OwnerRights) -> Self {
+        self.rights = Some(Box::new(rights));
+        self
+    }
+
     /// Builds the manager, and subscribes to the store's change feed if it has one.
     ///
     /// Inside a tokio runtime, the tasks that follow the store's change feed and record
@@ -260,6 +280,10 @@ impl<S: TokenStore> TokensBuilder<S> {
         let changes = self.store.changes();
         let tokens = Tokens {
             inner: Arc::new(Inner {
+                rights: self.rights.map(|check| Rights {
+                    check,
+                    cache: RightsCache::new(self.cache.ttl, self.cache.capacity),
+                }),
                 cache: RecordCache::new(self.cache),
                 lifetimes: self.lifetimes,
                 store: self.store,
@@ -294,6 +318,7 @@ impl<S: TokenStore> Tokens<S> {
             },
             lifetimes: LifetimePolicy::default(),
             events: None,
+            rights: None,
         }
     }
 
@@ -496,7 +521,7 @@ impl<S: TokenStore> Tokens<S> {
             Ok(revoked) => revoked,
             Err(error) => {
                 if !matches!(error, StoreError::Unsupported(_)) {
-                    self.inner.cache.forget_all();
+                    self.inner.forget_all();
                 }
                 return Err(error.into());
             }
@@ -622,12 +647,20 @@ impl<S: TokenStore> Tokens<S> {
             .map_err(refuse)?;
         // The store may have taken a while: expiry is judged at the time of the answer.
         let now = self.inner.clock.now();
-        self.admit(cached, presented, now, || client, action, resource)
+        check_record(&cached, presented, now, || client, action, resource)?;
+        if let Some(rights) = &self.inner.rights {
+            let verdict = rights
+                .cache
+                .answer(&*rights.check, &cached.record.owner, action, resource, now)
+                .await;
+            owner_allows(verdict, presented.id, resource)?;
+        }
+        Ok(self.accept(cached, presented.id, now, action, resource))
     }
 
     /// [`Tokens::authorize`] answered from the cache alone, without awaiting: `None` when
-    /// the store must be asked. The client address is only worked out for a token with an
-    /// allow-list.
+    /// the store (or the owner's rights check) must be asked. The client address is only
+    /// worked out for a token with an allow-list.
     pub(crate) fn authorize_cached(
         &self,
         presented: PresentedToken,
@@ -636,41 +669,95 @@ impl<S: TokenStore> Tokens<S> {
         resource: Option<&Resource>,
     ) -> Option<Result<Authenticated, Rejection>> {
         let now = self.inner.clock.now();
-        let answer = match self.inner.cache.cached(presented.id, now)? {
-            Ok(cached) => self.admit(cached, presented, now, client, action, resource),
-            Err(reason) => Err(Rejection::new(reason, Some(presented.id))),
+        let cached = match self.inner.cache.cached(presented.id, now)? {
+            Ok(cached) => cached,
+            Err(reason) => return Some(Err(Rejection::new(reason, Some(presented.id)))),
         };
-        Some(answer)
+        if let Err(rejection) = check_record(&cached, presented, now, client, action, resource) {
+            return Some(Err(rejection));
+        }
+        if let Some(rights) = &self.inner.rights {
+            let verdict = rights
+                .cache
+                .cached(&cached.record.owner, action, resource, now)?;
+            if let Err(rejection) = owner_allows(Ok(verdict), presented.id, resource) {
+                return Some(Err(rejection));
+            }
+        }
+        Some(Ok(self.accept(cached, presented.id, now, action, resource)))
     }
 
-    /// The checks after the lookup, and the use report for an accepted token.
-    fn admit(
+    /// Whether the owner of an accepted token may perform `action` on `resource` now: the
+    /// token's grants ([`Authenticated::check`]), then the owner's rights, from the cache
+    /// or the application's [`OwnerRights`]. For a handler that learns what a request
+    /// touches only from its body, after the gate ran.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`]: [`Reason::NotPermitted`] or [`Reason::ReadOnly`] from the grants,
+    /// [`Reason::OwnerNotPermitted`] or [`Reason::OwnerRightsUnavailable`] from the owner's
+    /// rights.
+    pub async fn owner_may(
+        &self,
+        who: &Authenticated,
+        action: Action,
+        resource: &Resource,
+    ) -> Result<(), Rejection> {
+        who.check(action, resource)?;
+        let Some(rights) = &self.inner.rights else {
+            return Ok(());
+        };
+        let verdict = rights
+            .cache
+            .answer(
+                &*rights.check,
+                who.owner(),
+                action,
+                Some(resource),
+                self.inner.clock.now(),
+            )
+            .await;
+        owner_allows(verdict, who.token_id(), Some(resource))
+    }
+
+    /// Says that what `owner` may do has changed (removed from a team, say): every cached
+    /// answer of the [`OwnerRights`] check about them is dropped, so the very next request
+    /// with any of their tokens asks again; their tokens themselves are untouched. With a
+    /// store that broadcasts its [`changes`](TokenStore::changes) (PostgreSQL's), every
+    /// other node drops its answers too, as the notice arrives.
+    ///
+    /// Call it after the change is committed: a check that read the old rights and is
+    /// still in flight answers only the requests already waiting on it.
+    ///
+    /// # Errors
+    ///
+    /// [`TokensError::Store`] when the store could not tell the other nodes; this node's
+    /// answers are dropped all the same.
+    pub async fn owner_rights_changed(&self, owner: &str) -> Result<(), TokensError> {
+        self.invalidate_owner_rights(owner);
+        self.inner.store.owner_rights_changed(owner).await?;
+        Ok(())
+    }
+
+    /// Drops this node's cached answers about `owner`'s rights: for a change learnt from
+    /// elsewhere. [`Tokens::owner_rights_changed`] does this and tells the other nodes.
+    pub fn invalidate_owner_rights(&self, owner: &str) {
+        self.inner.forget_owner_rights(owner);
+    }
+
+    /// The use report and the event for a token that passed every check.
+    fn accept(
         &self,
         cached: CachedRef,
-        presented: PresentedToken,
+        id: TokenId,
         now: SystemTime,
-        client: impl FnOnce() -> Option<IpAddr>,
         action: Action,
         resource: Option<&Resource>,
-    ) -> Result<Authenticated, Rejection> {
-        if let Err(reason) = check::check(
-            &cached.record,
-            presented.digest,
-            now,
-            client,
-            action,
-            resource,
-        ) {
-            let rejection = Rejection::new(reason, Some(presented.id));
-            return Err(match (reason, resource) {
-                (Reason::NotPermitted(_), Some(resource)) => rejection.on(resource.clone()),
-                _ => rejection,
-            });
-        }
+    ) -> Authenticated {
         if let Some(reports) = self.background() {
             if cached.claim_use_report(now, USE_REPORT_INTERVAL) {
                 // Never waits: when the writer is behind, this use goes unrecorded.
-                let _ = reports.try_send((presented.id, now));
+                let _ = reports.try_send((id, now));
             }
         }
         // The lookup's own reference becomes the caller's: no extra reference count.
@@ -680,7 +767,7 @@ impl<S: TokenStore> Tokens<S> {
             action,
             resource,
         });
-        Ok(authenticated)
+        authenticated
     }
 
     /// Drops one id from this node's cache: for a revocation learnt from elsewhere.
@@ -688,10 +775,10 @@ impl<S: TokenStore> Tokens<S> {
         self.inner.cache.forget(id);
     }
 
-    /// Drops every cached record and unknown id, including lookups still in flight: for
-    /// when revocations may have been missed.
+    /// Drops every cached record, unknown id and owner's rights, including lookups still
+    /// in flight: for when revocations may have been missed.
     pub fn invalidate_all(&self) {
-        self.inner.cache.forget_all();
+        self.inner.forget_all();
     }
 
     fn reference(&self, id_or_token: &str) -> Result<TokenId, TokensError> {
@@ -733,6 +820,71 @@ impl<S: TokenStore> Tokens<S> {
                 Some(sender)
             })
             .as_ref()
+    }
+}
+
+/// The checks of the record itself, after the lookup: secret, status, address, grants.
+fn check_record(
+    cached: &CachedRef,
+    presented: PresentedToken,
+    now: SystemTime,
+    client: impl FnOnce() -> Option<IpAddr>,
+    action: Action,
+    resource: Option<&Resource>,
+) -> Result<(), Rejection> {
+    check::check(
+        &cached.record,
+        presented.digest,
+        now,
+        client,
+        action,
+        resource,
+    )
+    .map_err(|reason| {
+        let rejection = Rejection::new(reason, Some(presented.id));
+        match (reason, resource) {
+            (Reason::NotPermitted(_), Some(resource)) => rejection.on(resource.clone()),
+            _ => rejection,
+        }
+    })
+}
+
+/// The refusal for an owner's rights that do not allow the request, or could not be
+/// checked; failing closed.
+fn owner_allows(
+    verdict: Result<OwnerVerdict, RightsError>,
+    id: TokenId,
+    resource: Option<&Resource>,
+) -> Result<(), Rejection> {
+    let reason = match verdict {
+        Ok(OwnerVerdict::Allowed) => return Ok(()),
+        Ok(_) => Reason::OwnerNotPermitted,
+        Err(error) => {
+            tracing::warn!(token_id = %id, %error, "owner rights check failed");
+            Reason::OwnerRightsUnavailable
+        }
+    };
+    let rejection = Rejection::new(reason, Some(id));
+    Err(match resource {
+        Some(resource) if reason == Reason::OwnerNotPermitted => rejection.on(resource.clone()),
+        _ => rejection,
+    })
+}
+
+impl<S> Inner<S> {
+    /// Drops every cached record, unknown id and answer about owners' rights.
+    pub(crate) fn forget_all(&self) {
+        self.cache.forget_all();
+        if let Some(rights) = &self.rights {
+            rights.cache.forget_all();
+        }
+    }
+
+    /// Drops every cached answer about `owner`'s rights.
+    pub(crate) fn forget_owner_rights(&self, owner: &str) {
+        if let Some(rights) = &self.rights {
+            rights.cache.forget(owner);
+        }
     }
 }
 

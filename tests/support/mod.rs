@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod rights;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -234,4 +235,16 @@ pub fn captured_logs() -> Logs {
         logs
     })
     .clone()
+}
+
+/// A resolver for tests: the first segment of the path is the resource (`/app-web/…` is
+/// `app-web`); `/` and `/-/…` touch none.
+pub fn first_segment(request: &tokengate::RequestHead<'_>) -> Option<tokengate::Resource> {
+    let first = request
+        .uri
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()?;
+    (!first.is_empty() && first != "-").then(|| tokengate::Resource::new(first))
 }

@@ -152,6 +152,10 @@ async fn serve(
     let day = std::time::Duration::from_secs(86_400);
     let mut tokens = Tokens::builder(store)
         .prefix("npm")?
+        // No token does more than its owner may now (a member removed from a team).
+        .owner_rights(controllers::orgs::rights::RegistryRights::new(
+            std::sync::Arc::clone(&data.metadata),
+        ))
         .write_token_lifetime(day * config.write_token_days)
         .on_event(audit);
     if let Some(max) = config.max_write_token_days {

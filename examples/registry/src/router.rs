@@ -7,7 +7,7 @@ use tokengate::TokenAuthLayer;
 
 use crate::controllers::packages::{self, access, lifecycle, owners};
 use crate::controllers::trust::{exchange, policies};
-use crate::controllers::{profile, search, stars, tokens, users};
+use crate::controllers::{orgs, profile, search, stars, tokens, users};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web;
@@ -131,7 +131,31 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
         .route("/-/npm/v1/user", get(profile::get).post(profile::set))
         .route("/-/user/{couch_id}", get(owners::user_profile))
         .route("/-/user/{user}/package", get(access::user_packages))
-        .route("/-/org/{org}/package", get(access::org_packages))
+        .route("/-/org/{org}", put(orgs::members::create))
+        .route(
+            "/-/org/{org}/user",
+            put(orgs::members::set)
+                .delete(orgs::members::remove)
+                .get(orgs::members::list),
+        )
+        .route(
+            "/-/org/{org}/team",
+            put(orgs::teams::create).get(orgs::teams::list),
+        )
+        .route("/-/org/{org}/package", get(orgs::teams::org_packages))
+        .route("/-/team/{org}/{team}", delete(orgs::teams::destroy))
+        .route(
+            "/-/team/{org}/{team}/user",
+            put(orgs::teams::add_member)
+                .delete(orgs::teams::remove_member)
+                .get(orgs::teams::members),
+        )
+        .route(
+            "/-/team/{org}/{team}/package",
+            put(orgs::teams::grant)
+                .delete(orgs::teams::revoke)
+                .get(orgs::teams::packages),
+        )
         // Their second factor is asked for in the handlers, whatever the account's mode.
         .route(
             "/-/package/{name}/trust",

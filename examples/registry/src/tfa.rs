@@ -127,6 +127,25 @@ pub async fn check_code(
     verify(state, user, code_in(headers), sender).await
 }
 
+/// [`verify`] for the owner of `who`'s token with `code` (from npm's header, or a web
+/// page's form): for a change its handler guards (trusted publishers, organisations).
+pub async fn check_owners_code(
+    state: &AppState,
+    who: &tokengate::Authenticated,
+    code: Option<&str>,
+) -> Result<Checked, ApiError> {
+    let mut user = users::load(state, who.owner())
+        .await?
+        .ok_or_else(ApiError::needs_login)?;
+    verify(
+        state,
+        &mut user,
+        code,
+        Sender::new(Some(who.token_id()), None),
+    )
+    .await
+}
+
 /// The one-time password in npm's `npm-otp` header, if it holds one.
 pub fn code_in(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -285,7 +304,7 @@ async fn write_verdict(
     };
     let rule = match rules {
         WriteRules::AccountOnly => PackageMfa::None,
-        WriteRules::PackageAndAccount => match access::load(state, name).await {
+        WriteRules::PackageAndAccount => match access::load(state, name, Some(who.owner())).await {
             // A package the writer cannot see says nothing, not even that it asks for a
             // code.
             Ok(Some(package)) if package.readable_by(Some(who), name) => package.mfa,

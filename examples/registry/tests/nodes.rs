@@ -1,7 +1,7 @@
 //! Two registry processes on one PostgreSQL database and one shared data folder behave as
 //! one registry: a publish on one installs from the other at once, a token revoked on one
-//! is refused by the other on its very next request, and a password changed on one ends
-//! the sessions of both.
+//! is refused by the other on its very next request, a password changed on one ends
+//! the sessions of both, and a team's access changed on one is what the other allows.
 //!
 //! Needs a PostgreSQL server: the URL comes from `TOKENGATE_TEST_POSTGRES_URL` (as for the
 //! library's PostgreSQL tests); each run makes a database of its own there and drops it.
@@ -58,23 +58,53 @@ impl ScratchDatabase {
     }
 }
 
+/// Two registries on a scratch database and one data folder; `None` (said on stderr)
+/// without a server to run on.
+struct TwoNodes {
+    database: ScratchDatabase,
+    _shared: tempfile::TempDir,
+    one: Client,
+    other: Client,
+}
+
+impl TwoNodes {
+    async fn start(test: &str) -> Option<Self> {
+        let Ok(server) = std::env::var(URL_VARIABLE) else {
+            support::skipped(&format!(
+                "{test}: set {URL_VARIABLE} (see the README's Contributing section)"
+            ));
+            return None;
+        };
+        let database = ScratchDatabase::create(&server).await;
+        let shared = tempfile::tempdir().unwrap();
+        let flags = ["--database", database.url.as_str()];
+        let one = Client {
+            registry: Registry::start_with("127.0.0.1:0", shared.path(), &flags).await,
+        };
+        let other = Client {
+            registry: Registry::start_with("127.0.0.1:0", shared.path(), &flags).await,
+        };
+        Some(Self {
+            database,
+            _shared: shared,
+            one,
+            other,
+        })
+    }
+
+    async fn stop(self) {
+        self.one.registry.stop().await;
+        self.other.registry.stop().await;
+        self.database.drop().await;
+    }
+}
+
 #[tokio::test]
 async fn two_registries_on_one_database_serve_as_one() {
-    let Ok(server) = std::env::var(URL_VARIABLE) else {
-        support::skipped(&format!(
-            "two registries on one PostgreSQL: set {URL_VARIABLE} (see the README's Contributing section)"
-        ));
+    let Some(nodes) = TwoNodes::start("two registries on one PostgreSQL").await else {
         return;
     };
-    let database = ScratchDatabase::create(&server).await;
-    let shared = tempfile::tempdir().unwrap();
-    let flags = ["--database", database.url.as_str()];
-    let one = Client {
-        registry: Registry::start_with("127.0.0.1:0", shared.path(), &flags).await,
-    };
-    let other = Client {
-        registry: Registry::start_with("127.0.0.1:0", shared.path(), &flags).await,
-    };
+    let (one, other) = (&nodes.one, &nodes.other);
 
     // A publish on one installs from the other at once.
     let alice = one.session("alice").await;
@@ -118,14 +148,73 @@ async fn two_registries_on_one_database_serve_as_one() {
         .send("POST", "/-/npm/v1/user", Some(&alice), &change.to_string())
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
-    for (node, name) in [(&one, "the node it changed on"), (&other, "the other node")] {
+    for (node, name) in [(one, "the node it changed on"), (other, "the other node")] {
         let refused = node.send("GET", "/-/whoami", Some(&on_other), "").await;
         assert_eq!(refused.status, 401, "{name}: {}", refused.body);
         let login = node.login("alice", "a much newer password").await;
         assert_eq!(login.status, 201, "{name}: {}", login.body);
     }
 
-    one.registry.stop().await;
-    other.registry.stop().await;
-    database.drop().await;
+    nodes.stop().await;
+}
+
+/// A team's access changed on one node is what the other allows on its next request,
+/// though it had cached what the member's token could do (for a minute): the owner-rights
+/// answers are dropped on every node.
+#[tokio::test]
+async fn a_team_change_on_one_node_is_applied_by_the_other_at_once() {
+    let Some(nodes) = TwoNodes::start("organisations on two registries").await else {
+        return;
+    };
+    let (one, other) = (&nodes.one, &nodes.other);
+    let alice = one.session("alice").await;
+    let carol = other.session("carol").await;
+    let made = one.send("PUT", "/-/org/acme", Some(&alice), "").await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let publish = |version: &str| publish_body("@acme/tool", version, json!("restricted"));
+    let published = one
+        .send("PUT", "/@acme%2ftool", Some(&alice), &publish("1.0.0"))
+        .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let change = |path: &'static str, body: serde_json::Value| {
+        let alice = alice.clone();
+        async move {
+            let reply = one.send("PUT", path, Some(&alice), &body.to_string()).await;
+            assert!(reply.status < 300, "{path}: {}", reply.body);
+        }
+    };
+    change("/-/org/acme/user", json!({ "user": "carol" })).await;
+    let left = one
+        .send(
+            "DELETE",
+            "/-/team/acme/developers/user",
+            Some(&alice),
+            &json!({ "user": "carol" }).to_string(),
+        )
+        .await;
+    assert_eq!(left.status, 204, "{}", left.body);
+    change("/-/org/acme/team", json!({ "name": "readers" })).await;
+    change("/-/team/acme/readers/user", json!({ "user": "carol" })).await;
+    let grant = |permissions: &str| json!({ "package": "@acme/tool", "permissions": permissions });
+    change("/-/team/acme/readers/package", grant("read-only")).await;
+
+    // The other node refuses carol's publish, and caches why.
+    let refused = other
+        .send("PUT", "/@acme%2ftool", Some(&carol), &publish("1.0.1"))
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    change("/-/team/acme/readers/package", grant("read-write")).await;
+    let mut published = None;
+    for _ in 0..100 {
+        let reply = other
+            .send("PUT", "/@acme%2ftool", Some(&carol), &publish("1.0.1"))
+            .await;
+        if reply.status == 201 {
+            published = Some(reply);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(published.is_some(), "the other node still refuses carol");
+    nodes.stop().await;
 }

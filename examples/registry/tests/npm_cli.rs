@@ -500,10 +500,10 @@ async fn granular_tokens_through_the_real_npm_cli() {
     // npm's lifetime policy: a write token for a year is refused, with the limit.
     let (ok, refused) = create(&["--expires=365"]).await;
     assert!(!ok && refused.contains("at most 90 days"), "{refused}");
-    // Organisations are refused by name, not ignored.
-    let (ok, refused) = create(&["--orgs=acme", "--orgs-permission=read-only"]).await;
+    // An organisation without its permission is refused by name, not taken for all.
+    let (ok, refused) = create(&["--orgs=acme"]).await;
     assert!(
-        !ok && refused.contains("orgs is not supported"),
+        !ok && refused.contains("orgs_permission is missing"),
         "{refused}"
     );
 
@@ -656,15 +656,7 @@ async fn private_packages_through_the_real_npm_cli() {
     for file in ["package.json", "package-lock.json"] {
         std::fs::copy(project.join(file), ci.join(file)).unwrap();
     }
-    let host = registry.url.trim_start_matches("http:");
-    std::fs::write(
-        ci.join(".npmrc"),
-        format!(
-            "registry={}\n{host}:_authToken=${{NPM_TOKEN}}\n",
-            registry.url
-        ),
-    )
-    .unwrap();
+    token_from_environment(&ci, &registry.url);
     // Each run with a cache of its own, as on a CI machine: only the registry can answer.
     let cache = |name: &str| here.join(name).to_string_lossy().into_owned();
     let (with_token, without_token) = (cache("ci-cache-1"), cache("ci-cache-2"));
@@ -1764,4 +1756,234 @@ async fn trusted_publishing_from_gitlab_through_the_real_npm_cli() {
     );
     assert!(read.json()["versions"]["1.0.2"].is_null(), "{}", read.body);
     registry.stop().await;
+}
+
+/// An `.npmrc` in `dir`, as a CI checkout has one: this registry, and the token from the
+/// environment's `NPM_TOKEN`.
+fn token_from_environment(dir: &Path, registry: &str) {
+    let host = registry.trim_start_matches("http:");
+    std::fs::write(
+        dir.join(".npmrc"),
+        format!("registry={registry}\n{host}:_authToken=${{NPM_TOKEN}}\n"),
+    )
+    .unwrap();
+}
+
+/// The token npm's login left in `config`.
+fn session_token(config: &Path) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    text.lines()
+        .find_map(|line| line.split_once(":_authToken=").map(|(_, token)| token))
+        .unwrap_or_else(|| panic!("no token in {}", config.display()))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organisations_and_teams_through_the_real_npm_cli() {
+    if !npm_ready("the organisation npm CLI test") {
+        return;
+    }
+    let scene = TwoUsers::start().await;
+    let TwoUsers {
+        registry,
+        alice,
+        bob,
+        alice_session,
+        bob_session,
+        anonymous,
+        ..
+    } = &scene;
+    let here = scene.work.path();
+    let password = format!("--password={PASSWORD}");
+
+    // The registry's own call makes the organisation; alice owns it and publishes into it.
+    let auth = format!("Bearer {}", session_token(alice_session));
+    let made = http(
+        registry.addr,
+        "PUT",
+        "/-/org/acme",
+        &[("authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let tool = package_dir(here, "@acme/tool", "1.0.0");
+    alice
+        .ok(alice_session, &tool, &["publish", "--access=restricted"])
+        .await;
+
+    let added = alice
+        .ok(
+            alice_session,
+            here,
+            &["org", "set", "acme", "bob", "developer"],
+        )
+        .await;
+    assert!(added.contains("Added bob as developer to acme"), "{added}");
+    let roster = alice
+        .ok(bob_session, here, &["org", "ls", "acme", "--json"])
+        .await;
+    let roster: serde_json::Value = serde_json::from_str(&roster).unwrap();
+    assert_eq!(
+        roster,
+        serde_json::json!({ "alice": "owner", "bob": "developer" })
+    );
+    // A developer cannot remove an owner.
+    let refused = bob
+        .fails(bob_session, here, &["org", "rm", "acme", "alice"])
+        .await;
+    assert!(refused.contains("E403"), "{refused}");
+
+    // bob reads @acme/tool through the team `readers` only.
+    for args in [
+        &["team", "create", "acme:readers"][..],
+        &["team", "add", "acme:readers", "bob"],
+        &["team", "rm", "acme:developers", "bob"],
+        &["access", "grant", "read-only", "acme:readers", "@acme/tool"],
+    ] {
+        alice.ok(alice_session, here, args).await;
+    }
+    let teams = alice.ok(alice_session, here, &["team", "ls", "acme"]).await;
+    assert!(
+        teams.contains("acme:developers") && teams.contains("acme:readers"),
+        "{teams}"
+    );
+    let members = alice
+        .ok(alice_session, here, &["team", "ls", "acme:readers"])
+        .await;
+    assert!(members.contains("bob"), "{members}");
+    let packages = alice
+        .ok(
+            alice_session,
+            here,
+            &["access", "list", "packages", "acme:readers", "--json"],
+        )
+        .await;
+    assert!(packages.contains("@acme/tool"), "{packages}");
+
+    let token = |permission: &'static str| {
+        let password = password.clone();
+        async move {
+            let made = bob
+                .ok(
+                    bob_session,
+                    here,
+                    &[
+                        "token",
+                        "create",
+                        &password,
+                        &format!("--packages-and-scopes-permission={permission}"),
+                    ],
+                )
+                .await;
+            created_token(&made)
+        }
+    };
+    let read_only = token("read-only").await;
+    let reader = bob.config_with("bob-reader", &read_only);
+    let writer = bob.config_with("bob-writer", &token("read-write").await);
+    // CI: the read-only token from the environment, through the project's .npmrc.
+    let project = here.join("bob-project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        r#"{"name":"app","version":"0.0.0"}"#,
+    )
+    .unwrap();
+    token_from_environment(&project, &registry.url);
+    let env = [("NPM_TOKEN", read_only.as_str())];
+    let (ok, output) = bob
+        .run_with(anonymous, &project, &["install", "@acme/tool"], &env)
+        .await;
+    assert!(
+        ok,
+        "a read-only member installs with a read-only token: {output}"
+    );
+    assert!(project.join("node_modules/@acme/tool/index.js").exists());
+    let newer = package_dir(&here.join("bob"), "@acme/tool", "1.0.1");
+    let refused = bob.fails(&writer, &newer, &["publish"]).await;
+    assert!(
+        refused.contains("E403"),
+        "a read-only team does not publish: {refused}"
+    );
+
+    // read-write: bob publishes; then out of the team, both stop, tokens untouched.
+    alice
+        .ok(
+            alice_session,
+            here,
+            &[
+                "access",
+                "grant",
+                "read-write",
+                "acme:readers",
+                "@acme/tool",
+            ],
+        )
+        .await;
+    bob.ok(&writer, &newer, &["publish"]).await;
+    alice
+        .ok(alice_session, here, &["team", "rm", "acme:readers", "bob"])
+        .await;
+    let refused = bob.fails(&reader, here, &["view", "@acme/tool"]).await;
+    assert!(refused.contains("E404"), "{refused}");
+    let newest = package_dir(&here.join("bob-again"), "@acme/tool", "1.0.2");
+    let refused = bob.fails(&writer, &newest, &["publish"]).await;
+    assert!(
+        refused.contains("E403") || refused.contains("E404"),
+        "{refused}"
+    );
+    let listed = bob.ok(bob_session, here, &["token", "list"]).await;
+    assert_eq!(listed.matches("npm_").count(), 2, "not revoked: {listed}");
+
+    // An --orgs token manages the organisation and publishes nothing; others cannot manage.
+    let orgs = created_token(
+        &alice
+            .ok(
+                alice_session,
+                here,
+                &[
+                    "token",
+                    "create",
+                    &password,
+                    "--orgs=acme",
+                    "--orgs-permission=read-write",
+                ],
+            )
+            .await,
+    );
+    let orgs = alice.config_with("alice-orgs", &orgs);
+    alice
+        .ok(&orgs, here, &["team", "add", "acme:readers", "bob"])
+        .await;
+    let later = package_dir(&here.join("alice-orgs"), "@acme/tool", "2.0.0");
+    let refused = alice.fails(&orgs, &later, &["publish"]).await;
+    assert!(refused.contains("E403"), "{refused}");
+    let packages_only = created_token(
+        &alice
+            .ok(
+                alice_session,
+                here,
+                &[
+                    "token",
+                    "create",
+                    &password,
+                    "--packages-and-scopes-permission=read-write",
+                ],
+            )
+            .await,
+    );
+    let packages_only = alice.config_with("alice-packages", &packages_only);
+    let refused = alice
+        .fails(&packages_only, here, &["team", "rm", "acme:readers", "bob"])
+        .await;
+    assert!(refused.contains("E403"), "{refused}");
+    alice
+        .ok(
+            alice_session,
+            here,
+            &["access", "revoke", "acme:readers", "@acme/tool"],
+        )
+        .await;
 }

@@ -1039,11 +1039,19 @@ async fn organisations_and_bad_grants_are_refused_by_name() {
     let cases = [
         Case {
             body: serde_json::json!({ "orgs": ["acme"] }),
-            says: "orgs is not supported",
+            says: "orgs_permission is missing",
         },
         Case {
             body: serde_json::json!({ "orgs_permission": "read-only" }),
-            says: "orgs_permission is not supported",
+            says: "orgs_permission needs orgs",
+        },
+        Case {
+            body: serde_json::json!({ "orgs": ["Not An Org"], "orgs_permission": "read-only" }),
+            says: "orgs: ",
+        },
+        Case {
+            body: serde_json::json!({ "orgs": ["acme"], "orgs_permission": "admin" }),
+            says: r#"orgs_permission \"admin\" is not supported"#,
         },
         Case {
             body: serde_json::json!({ "packages": ["Not A Name"] }),

@@ -151,6 +151,12 @@ impl Site {
         session_of(&reply)
     }
 
+    /// Sends the organisation form from `origin`.
+    async fn make_org(&self, cookie: &str, origin: Option<&str>, form: &str) -> Reply {
+        self.post("/-/web/new-organisation", Some(cookie), origin, form)
+            .await
+    }
+
     /// Creates a token on the page; answers the created page's address.
     async fn create(&self, cookie: &str, form: &str) -> Reply {
         let form = format!("{form}&password={}", PASSWORD.replace(' ', "+"));
@@ -1526,4 +1532,207 @@ async fn a_circleci_publisher_is_named_by_its_ids() {
     }
     let listed = site.api_publishers(&session, "tool").await;
     assert_eq!(listed[0]["type"], "circleci", "{listed:?}");
+}
+
+#[tokio::test]
+async fn an_organisations_page_shows_its_members_and_teams_to_members_only() {
+    let site = Site::start().await;
+    let alice = site.add_user("alice").await;
+    site.add_user("bob").await;
+    site.add_user("dave").await;
+    let auth = format!("Bearer {alice}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let steps = [
+        ("PUT", "/-/org/acme", ""),
+        (
+            "PUT",
+            "/-/org/acme/user",
+            r#"{"user":"bob","role":"admin"}"#,
+        ),
+        (
+            "PUT",
+            "/-/org/acme/team",
+            r#"{"name":"readers","description":"they read"}"#,
+        ),
+    ];
+    for (method, path, body) in steps {
+        let reply = http(site.registry.addr, method, path, &headers, body.as_bytes()).await;
+        assert!(reply.status < 300, "{path}: {}", reply.body);
+    }
+    let bob = site.log_in("bob").await;
+    let page = site.get("/-/web/orgs/acme", Some(&bob)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for shown in [
+        "alice",
+        "owner",
+        "admin",
+        "acme:developers",
+        "acme:readers",
+        "they read",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    let dave = site.log_in("dave").await;
+    let hidden = site.get("/-/web/orgs/acme", Some(&dave)).await;
+    let missing = site.get("/-/web/orgs/nothing", Some(&dave)).await;
+    assert_eq!(hidden.status, 404, "{}", hidden.body);
+    assert_eq!(
+        hidden.body.replace("acme", "nothing"),
+        missing.body,
+        "as for an organisation that does not exist"
+    );
+    let anonymous = site.get("/-/web/orgs/acme", None).await;
+    assert!(
+        !anonymous.body.contains("acme:readers"),
+        "{}",
+        anonymous.body
+    );
+}
+
+#[tokio::test]
+async fn an_organisation_is_made_on_its_page_by_any_user() {
+    let site = Site::start().await;
+    site.add_user("alice").await;
+    let alice = site.log_in("alice").await;
+    let form = site.get("/-/web/new-organisation", Some(&alice)).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let made = site.make_org(&alice, Some(&site.origin), "name=acme").await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    assert_eq!(made.header("location"), Some("/-/web/orgs/acme"));
+    let page = site.get("/-/web/orgs/acme", Some(&alice)).await;
+    assert!(page.body.contains("owner"), "{}", page.body);
+
+    struct Case {
+        name: &'static str,
+        form: &'static str,
+        says: &'static str,
+    }
+    let refused = [
+        Case {
+            name: "taken",
+            form: "name=acme",
+            says: "is taken",
+        },
+        Case {
+            name: "a user's",
+            form: "name=alice",
+            says: "is taken",
+        },
+        Case {
+            name: "not a scope",
+            form: "name=Not+A+Scope",
+            says: "cannot be an organisation",
+        },
+    ];
+    for case in refused {
+        let reply = site.make_org(&alice, Some(&site.origin), case.form).await;
+        assert_eq!(reply.status, 400, "{}: {}", case.name, reply.body);
+        assert!(
+            reply.body.contains(case.says),
+            "{}: {}",
+            case.name,
+            reply.body
+        );
+    }
+    // From another site: refused before anything is made.
+    let forged = site
+        .make_org(&alice, Some("https://evil.example"), "name=evil")
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let none = site.get("/-/web/orgs/evil", Some(&alice)).await;
+    assert_eq!(none.status, 404);
+}
+
+#[tokio::test]
+async fn owners_and_admins_change_members_and_teams_on_the_page() {
+    let site = Site::start().await;
+    let alice_api = site.add_user("alice").await;
+    site.add_user("bob").await;
+    let auth = format!("Bearer {alice_api}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    for (path, body) in [
+        ("/-/org/acme", ""),
+        ("/-/org/acme/team", r#"{"name":"readers"}"#),
+    ] {
+        let reply = http(site.registry.addr, "PUT", path, &headers, body.as_bytes()).await;
+        assert!(reply.status < 300, "{path}: {}", reply.body);
+    }
+    let alice = site.log_in("alice").await;
+    let from_here = |path: &'static str, form: &'static str| {
+        let alice = alice.clone();
+        let site = &site;
+        async move {
+            site.post(path, Some(&alice), Some(&site.origin), form)
+                .await
+        }
+    };
+    let steps = [
+        ("/-/web/orgs/acme/members", "user=bob&role=developer"),
+        ("/-/web/orgs/acme/teams/readers/add", "user=bob"),
+    ];
+    for (path, form) in steps {
+        let reply = from_here(path, form).await;
+        assert_eq!(reply.status, 303, "{path}: {}", reply.body);
+        assert_eq!(reply.header("location"), Some("/-/web/orgs/acme"));
+    }
+    let roster = http(
+        site.registry.addr,
+        "GET",
+        "/-/team/acme/readers/user",
+        &headers,
+        b"",
+    )
+    .await;
+    assert_eq!(roster.json(), serde_json::json!(["bob"]));
+
+    // bob, a developer, sees no forms, and his posts are refused.
+    let bob = site.log_in("bob").await;
+    let page = site.get("/-/web/orgs/acme", Some(&bob)).await;
+    assert!(
+        !page
+            .body
+            .contains("<form method=\"post\" action=\"/-/web/orgs/acme"),
+        "{}",
+        page.body
+    );
+    let refused = site
+        .post(
+            "/-/web/orgs/acme/members/remove",
+            Some(&bob),
+            Some(&site.origin),
+            "user=alice",
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("you are a developer"),
+        "{}",
+        refused.body
+    );
+    // From another site, even alice's session changes nothing.
+    let forged = site
+        .post(
+            "/-/web/orgs/acme/members/remove",
+            Some(&alice),
+            Some("https://evil.example"),
+            "user=bob",
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+
+    for (path, form) in [
+        ("/-/web/orgs/acme/teams/readers/remove", "user=bob"),
+        ("/-/web/orgs/acme/members/remove", "user=bob"),
+    ] {
+        let reply = from_here(path, form).await;
+        assert_eq!(reply.status, 303, "{path}: {}", reply.body);
+    }
+    let members = http(site.registry.addr, "GET", "/-/org/acme/user", &headers, b"").await;
+    assert_eq!(members.json(), serde_json::json!({ "alice": "owner" }));
 }

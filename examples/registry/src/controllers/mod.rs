@@ -1,5 +1,6 @@
 //! The registry's npm API, one module per resource.
 
+pub mod orgs;
 pub mod packages;
 pub mod profile;
 pub mod search;

@@ -133,6 +133,7 @@ pub(crate) fn refuse_exchanged(who: &Authenticated, what: &str) -> Result<(), Ap
 pub(crate) enum Governs {
     Tokens,
     Profile,
+    Orgs,
 }
 
 /// `who`, if their token may govern their account: a session, or a token for every
@@ -146,6 +147,7 @@ pub(crate) fn account_manager(
     let what = match governs {
         Governs::Tokens => "manage tokens",
         Governs::Profile => "change the profile",
+        Governs::Orgs => "create an organisation",
     };
     refuse_exchanged(&who, what)?;
     match who.grants().on_everything() {
@@ -229,23 +231,14 @@ pub struct CreateRequest {
     bypass_2fa: Option<bool>,
     /// Older clients.
     readonly: Option<bool>,
-    /// Organisations: this registry has none, so these are refused when present.
-    orgs: Option<serde_json::Value>,
-    orgs_permission: Option<serde_json::Value>,
+    /// Organisations whose members and teams the token may manage (`--orgs`), and how
+    /// much (`--orgs-permission`); never anything about their packages.
+    orgs: Option<Vec<String>>,
+    orgs_permission: Option<String>,
 }
 
 /// The options a create request asks for, or what is wrong with it.
 pub(crate) fn options(request: &CreateRequest) -> Result<NewToken, ApiError> {
-    for (field, value) in [
-        ("orgs", &request.orgs),
-        ("orgs_permission", &request.orgs_permission),
-    ] {
-        if value.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::bad_request(format!(
-                "{field} is not supported: this registry has no organisations"
-            )));
-        }
-    }
     let mut options = NewToken::with_grants(grants(request)?);
     if request.bypass_2fa == Some(true) {
         options = options.bypass_second_factor();
@@ -317,6 +310,11 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
     }
     let asked_for_some =
         request.packages.is_some() || request.scopes.is_some() || request.packages_all.is_some();
+    let orgs = org_grants(request)?;
+    if patterns.is_empty() && !orgs.is_empty() && !asked_for_some && permission.is_none() {
+        // A token for organisations only: it can do nothing with packages.
+        return Grants::new(orgs).map_err(|e| ApiError::bad_request(e.to_string()));
+    }
     if patterns.is_empty() {
         if asked_for_some {
             // An explicit empty list is not "everything".
@@ -346,9 +344,50 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
     Grants::new(
         patterns
             .into_iter()
-            .map(|pattern| Grant::new(pattern, permission)),
+            .map(|pattern| Grant::new(pattern, permission))
+            .chain(orgs),
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The grants of `--orgs` with `--orgs-permission`: one on `org:<name>` each.
+fn org_grants(request: &CreateRequest) -> Result<Vec<Grant>, ApiError> {
+    let orgs = request.orgs.as_deref().unwrap_or_default();
+    let permission = match (&request.orgs_permission, orgs.is_empty()) {
+        (None, true) => return Ok(Vec::new()),
+        (Some(_), true) => {
+            return Err(ApiError::bad_request(
+                "orgs_permission needs orgs: name the organisations with --orgs",
+            ));
+        }
+        (None, false) => {
+            return Err(ApiError::bad_request(
+                "orgs_permission is missing: a token for organisations names its permission \
+                 (read-only, read-write or no-access)",
+            ));
+        }
+        (Some(text), false) => text.parse::<Permission>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "orgs_permission {:?} is not supported: use read-only, read-write or no-access",
+                text.chars().take(32).collect::<String>()
+            ))
+        })?,
+    };
+    let mut grants: Vec<Grant> = Vec::new();
+    for org in orgs {
+        let bare = org.strip_prefix('@').unwrap_or(org);
+        if !PackageName::valid_scope(bare) {
+            return Err(ApiError::bad_request(format!(
+                "orgs: {:?} is not an organisation's name",
+                org.chars().take(64).collect::<String>()
+            )));
+        }
+        let pattern = ResourcePattern::Exact(crate::controllers::orgs::org_resource(bare));
+        if !grants.iter().any(|grant| grant.pattern == pattern) {
+            grants.push(Grant::new(pattern, permission));
+        }
+    }
+    Ok(grants)
 }
 
 /// `POST /-/npm/v1/tokens`: needs the account password, returns the full token once.

@@ -202,9 +202,11 @@ pub async fn login(
         // A scope someone publishes into is a name taken like a user's: answered as a
         // taken user name with a wrong password is, so that nothing tells the two apart
         // (or says whose the scope is, or what it holds).
+        // So is an organisation's (the database refuses it too, on every node).
         if crate::controllers::packages::scopes::recorded_owner(&state, name)
             .await?
             .is_some()
+            || state.db().org(name).await?.is_some()
         {
             return Err(wrong());
         }

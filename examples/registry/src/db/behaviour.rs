@@ -222,9 +222,9 @@ pub async fn writes_replace_the_index(db: &dyn Metadata) {
 
 /// A user is made once, and a record written over one read before another write changes
 /// nothing: two requests (on two nodes, say) cannot both use up the same one-time code.
-pub async fn user_writes_name_what_they_read(db: &dyn Metadata) {
-    let mut alice = super::User {
-        name: "alice".into(),
+fn new_user(name: &str) -> super::User {
+    super::User {
+        name: name.into(),
         password_hash: "$argon2id$…".into(),
         email: None,
         tfa: None,
@@ -232,7 +232,11 @@ pub async fn user_writes_name_what_they_read(db: &dyn Metadata) {
         updated: None,
         profile: Default::default(),
         revision: None,
-    };
+    }
+}
+
+pub async fn user_writes_name_what_they_read(db: &dyn Metadata) {
+    let mut alice = new_user("alice");
     let made = db.put_user(&alice).await.unwrap();
     assert!(
         db.put_user(&alice).await.unwrap_err().is_conflict(),
@@ -459,4 +463,97 @@ pub async fn search_is_bounded(db: &dyn Metadata) {
         assert_eq!(names, case.found, "{}", case.name);
         assert_eq!(total, case.total, "{}", case.name);
     }
+}
+
+/// An organisation is one record, written as read; its name is never a user's (either way
+/// round) nor a scope someone else publishes in; its teams' access reaches the read rule.
+pub async fn organisations_hold_their_teams_access(db: &dyn Metadata) {
+    use super::{Org, TeamAccess};
+    db.put_user(&new_user("alice")).await.unwrap();
+    let org = |name: &str| Org::new(name, "alice", "2026-12-02T00:00:00Z".into());
+    assert!(
+        db.put_org(&org("alice")).await.unwrap_err().is_conflict(),
+        "a user's name"
+    );
+    let claim = PackageWrite::NewInScope {
+        access: Access {
+            visibility: Visibility::Public,
+            mfa: PackageMfa::None,
+        },
+        publisher: "bob".into(),
+    };
+    let bobs = PackageName::parse("@tools/lint").unwrap();
+    db.put_packument(&bobs, &packument("@tools/lint", "", "bob"), claim)
+        .await
+        .unwrap();
+    assert!(
+        db.put_org(&org("tools")).await.unwrap_err().is_conflict(),
+        "bob's scope"
+    );
+
+    let made = db.put_org(&org("acme")).await.unwrap();
+    assert!(
+        db.put_org(&org("acme")).await.unwrap_err().is_conflict(),
+        "made twice"
+    );
+    assert!(
+        db.put_user(&new_user("acme"))
+            .await
+            .unwrap_err()
+            .is_conflict(),
+        "as a user"
+    );
+
+    with_private("@acme/tool", db).await;
+    let tool = PackageName::parse("@acme/tool").unwrap();
+    let mut acme = db.org("acme").await.unwrap().unwrap();
+    assert_eq!(acme.revision, Some(made));
+    let stale = acme.clone();
+    acme.members.insert("carol".into(), super::Role::Developer);
+    let developers = acme.teams.get_mut(super::orgs::DEVELOPERS).unwrap();
+    developers.members.insert("carol".into());
+    developers
+        .packages
+        .insert("@acme/tool".into(), TeamAccess::ReadOnly);
+    db.put_org(&acme).await.unwrap();
+    assert!(
+        db.put_org(&stale).await.unwrap_err().is_conflict(),
+        "written since"
+    );
+
+    let rule = db.read_rule(&tool, Some("carol")).await.unwrap().unwrap();
+    assert_eq!(rule.reader_team, Some(TeamAccess::ReadOnly));
+    assert!(!rule.reader_maintains);
+    assert_eq!(
+        db.team_access(&tool, "carol").await.unwrap(),
+        Some(TeamAccess::ReadOnly)
+    );
+    assert_eq!(db.team_access(&tool, "dave").await.unwrap(), None);
+    assert_eq!(found(db, "acme", Some("carol")).await.0, ["@acme/tool"]);
+    assert!(found(db, "acme", Some("dave")).await.0.is_empty());
+
+    let mut acme = db.org("acme").await.unwrap().unwrap();
+    acme.teams
+        .get_mut(super::orgs::DEVELOPERS)
+        .unwrap()
+        .members
+        .remove("carol");
+    db.put_org(&acme).await.unwrap();
+    let rule = db.read_rule(&tool, Some("carol")).await.unwrap().unwrap();
+    assert_eq!(rule.reader_team, None, "gone with her membership");
+}
+
+async fn with_private(name: &str, db: &dyn Metadata) {
+    let access = Access {
+        visibility: Visibility::Private,
+        mfa: PackageMfa::None,
+    };
+    let parsed = PackageName::parse(name).unwrap();
+    db.put_packument(
+        &parsed,
+        &packument(name, "a tool", "alice"),
+        PackageWrite::New(access),
+    )
+    .await
+    .unwrap();
 }

@@ -1,6 +1,7 @@
 //! The registry's data: one metadata store behind [`Metadata`] (users, packages with their
 //! versions, dist-tags, maintainers and stars, access and 2FA rules, scopes) and the
-//! tarballs as content-addressed files ([`blobs`]).
+//! tarballs as content-addressed files ([`blobs`]). Organisations ([`orgs`]) are kept as
+//! one record each, with each member's team access per package derived beside it.
 //!
 //! A package is kept as its packument (the document npm reads) and, beside it in the same
 //! transaction, the index the registry queries: maintainers, stars, versions with their
@@ -14,6 +15,7 @@ mod behaviour;
 pub mod blobs;
 mod import;
 mod index;
+pub mod orgs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sqlite;
@@ -28,10 +30,11 @@ use crate::controllers::packages::PackageName;
 
 pub use import::import_json_folder;
 pub use index::Digest;
+pub use orgs::{Org, Role, Team, TeamAccess};
 
 /// The registry's data: the metadata store and the tarballs.
 pub struct Data {
-    pub metadata: Box<dyn Metadata>,
+    pub metadata: std::sync::Arc<dyn Metadata>,
     pub blobs: blobs::Blobs,
 }
 
@@ -53,7 +56,7 @@ impl Data {
             );
         }
         Ok(Self {
-            metadata: Box::new(metadata),
+            metadata: std::sync::Arc::new(metadata),
             blobs,
         })
     }
@@ -73,7 +76,7 @@ impl Data {
             );
         }
         Ok(Self {
-            metadata: Box::new(metadata),
+            metadata: std::sync::Arc::new(metadata),
             blobs,
         })
     }
@@ -81,7 +84,7 @@ impl Data {
     /// Data that lives as long as the process.
     pub fn memory() -> Result<Self, DbError> {
         Ok(Self {
-            metadata: Box::new(sqlite::SqliteMetadata::memory()?),
+            metadata: std::sync::Arc::new(sqlite::SqliteMetadata::memory()?),
             blobs: blobs::Blobs::memory(),
         })
     }
@@ -289,6 +292,8 @@ pub struct ReadRule {
     pub visibility: Visibility,
     /// Whether the reader (if any) is one of its maintainers.
     pub reader_maintains: bool,
+    /// The reader's best access through the teams of its organisation, if any.
+    pub reader_team: Option<TeamAccess>,
     /// Changes with every write to the package, across the registry (never reused, even
     /// after the package is deleted and published again): what its `ETag` is made of.
     pub revision: i64,
@@ -383,10 +388,22 @@ pub trait Metadata: Send + Sync + 'static {
     /// The user named `name`.
     fn user(&self, name: &str) -> DbFuture<'_, Option<User>>;
     /// Makes the user (`user.revision` is `None`) or replaces the record read at
-    /// `user.revision`; a conflict, with nothing written, when one of that name was made
-    /// meanwhile or the record has changed since (a code used up on another node, say).
+    /// `user.revision`; a conflict, with nothing written, when a user or an organisation
+    /// of that name was made meanwhile or the record has changed since (a code used up on another node, say).
     /// Returns the new revision.
     fn put_user(&self, user: &User) -> DbFuture<'_, i64>;
+    /// The organisation named `name`.
+    fn org(&self, name: &str) -> DbFuture<'_, Option<Org>>;
+    /// Makes the organisation (`org.revision` is `None`) or replaces the record read at
+    /// `org.revision`, and rewrites its members' team access in the same transaction;
+    /// returns the new revision. A conflict, with nothing written, when the record has
+    /// changed since, or (for a new one) when a user or an organisation has the name, or
+    /// someone other than its owner has published into its scope. A user and an
+    /// organisation never share a name: [`Metadata::put_user`] refuses an
+    /// organisation's.
+    fn put_org(&self, org: &Org) -> DbFuture<'_, i64>;
+    /// `user`'s best access to the package through its organisation's teams.
+    fn team_access(&self, name: &PackageName, user: &str) -> DbFuture<'_, Option<TeamAccess>>;
     /// Whose scope `scope` is, as recorded at its first publish.
     fn scope_owner(&self, scope: &str) -> DbFuture<'_, Option<String>>;
 

@@ -15,9 +15,9 @@ use tokio_postgres::types::ToSql;
 
 use super::index::PackageIndex;
 use super::{
-    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageWrite,
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, PackageWrite,
     PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn, StoredDocument,
-    StoredPackage, StoredPublisher, TarballRow, User,
+    StoredPackage, StoredPublisher, TarballRow, TeamAccess, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -90,7 +90,27 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX registry_trusted_publishers_by_package
         ON registry_trusted_publishers (package, created, seq);",
+    // 4: organisations, one record each, and each member's best team access per package,
+    // rewritten with the record, for the read rule.
+    "
+    CREATE TABLE registry_orgs (
+        name TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        revision BIGINT NOT NULL
+    );
+    CREATE TABLE registry_team_access (
+        org TEXT NOT NULL REFERENCES registry_orgs (name) ON DELETE CASCADE,
+        package TEXT NOT NULL,
+        username TEXT NOT NULL,
+        access TEXT NOT NULL CHECK (access IN ('read-only', 'read-write')),
+        PRIMARY KEY (package, username)
+    );
+    CREATE INDEX registry_team_access_by_org ON registry_team_access (org);",
 ];
+
+/// Held by a transaction that gives out a name (a new user's, a new organisation's), so
+/// that two nodes cannot give one name to a user and an organisation at once.
+const NAMES_LOCK: &str = "SELECT pg_advisory_xact_lock(7262837)";
 
 /// How long a call waits for a connection, and a connection to be made.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -118,6 +138,10 @@ fn pg_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
         ),
         None => DbError::new(doing, error),
     }
+}
+
+fn team_access_of(doing: &'static str, text: &str) -> Result<TeamAccess, DbError> {
+    TeamAccess::parse(text).ok_or_else(|| DbError::new(doing, "a team's package access is damaged"))
 }
 
 fn access_of(doing: &'static str, visibility: &str, mfa: &str) -> Result<Access, DbError> {
@@ -394,7 +418,8 @@ async fn put_package_rows(
 
 /// SQL for "the reader may see it": public, or the reader (`$1`) maintains it.
 const READABLE: &str = "(p.visibility = 'public' OR EXISTS (SELECT 1 FROM registry_maintainers m
-     WHERE m.package = p.name AND m.username = $1))";
+     WHERE m.package = p.name AND m.username = $1) OR EXISTS (SELECT 1 FROM
+     registry_team_access t WHERE t.package = p.name AND t.username = $1))";
 
 /// The statement of a search for `terms` (lower-cased), and the `LIKE` patterns it takes.
 /// Its values: `$1` the reader, then each term's pattern, then each term, then the most
@@ -487,30 +512,149 @@ impl Metadata for PostgresMetadata {
         Box::pin(async move {
             let doing = "save the user";
             let record = serde_json::to_string(&user).map_err(|e| DbError::new(doing, e))?;
-            let client = self.client(doing).await?;
-            let row =
-                match user.revision {
-                    None => client
-                        .query_opt(
-                            "INSERT INTO registry_users (name, record, revision) VALUES ($1, $2, 1)
-                             ON CONFLICT (name) DO NOTHING RETURNING revision",
-                            &[&user.name, &record],
-                        )
-                        .await,
-                    Some(read) => {
-                        client
+            let mut client = self.client(doing).await?;
+            let transaction = client.transaction().await.map_err(pg_error(doing))?;
+            let row = match user.revision {
+                // Never an organisation's name.
+                None => match transaction.batch_execute(NAMES_LOCK).await {
+                    Ok(()) => {
+                        transaction
                             .query_opt(
-                                "UPDATE registry_users SET record = $2, revision = revision + 1
-                             WHERE name = $1 AND revision = $3 RETURNING revision",
-                                &[&user.name, &record, &read],
+                                "INSERT INTO registry_users (name, record, revision)
+                                 SELECT $1, $2, 1 WHERE NOT EXISTS
+                                     (SELECT 1 FROM registry_orgs WHERE name = $1)
+                                 ON CONFLICT (name) DO NOTHING RETURNING revision",
+                                &[&user.name, &record],
                             )
                             .await
                     }
+                    Err(error) => Err(error),
+                },
+                Some(read) => {
+                    transaction
+                        .query_opt(
+                            "UPDATE registry_users SET record = $2, revision = revision + 1
+                             WHERE name = $1 AND revision = $3 RETURNING revision",
+                            &[&user.name, &record, &read],
+                        )
+                        .await
                 }
-                .map_err(pg_error(doing))?;
-            row.map(|row| row.get(0)).ok_or_else(|| {
+            }
+            .map_err(pg_error(doing))?;
+            let revision = row.map(|row| row.get(0)).ok_or_else(|| {
                 DbError::conflict(doing, format!("user {} changed meanwhile", user.name))
+            })?;
+            transaction.commit().await.map_err(pg_error(doing))?;
+            Ok(revision)
+        })
+    }
+
+    fn org(&self, name: &str) -> DbFuture<'_, Option<Org>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            let doing = "read the organisation";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_opt(
+                    "SELECT record, revision FROM registry_orgs WHERE name = $1",
+                    &[&name],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            row.map(|row| {
+                let mut org: Org = serde_json::from_str(row.get::<_, &str>(0))
+                    .map_err(|e| DbError::new(doing, e))?;
+                org.revision = Some(row.get(1));
+                Ok(org)
             })
+            .transpose()
+        })
+    }
+
+    fn put_org(&self, org: &Org) -> DbFuture<'_, i64> {
+        let org = org.clone();
+        Box::pin(async move {
+            let doing = "save the organisation";
+            let record = serde_json::to_string(&org).map_err(|e| DbError::new(doing, e))?;
+            let mut client = self.client(doing).await?;
+            let transaction = client.transaction().await.map_err(pg_error(doing))?;
+            let row = match org.revision {
+                // Never a user's name, nor a scope someone else has published into.
+                None => {
+                    transaction
+                        .batch_execute(NAMES_LOCK)
+                        .await
+                        .map_err(pg_error(doing))?;
+                    transaction
+                        .query_opt(
+                            "INSERT INTO registry_orgs (name, record, revision)
+                             SELECT $1, $2, 1
+                             WHERE NOT EXISTS (SELECT 1 FROM registry_users WHERE name = $1)
+                                 AND NOT EXISTS (SELECT 1 FROM registry_scopes
+                                     WHERE scope = $1 AND owner <> $3)
+                             ON CONFLICT (name) DO NOTHING RETURNING revision",
+                            &[&org.name, &record, &org.first_owner()],
+                        )
+                        .await
+                }
+                Some(read) => {
+                    transaction
+                        .query_opt(
+                            "UPDATE registry_orgs SET record = $2, revision = revision + 1
+                             WHERE name = $1 AND revision = $3 RETURNING revision",
+                            &[&org.name, &record, &read],
+                        )
+                        .await
+                }
+            }
+            .map_err(pg_error(doing))?;
+            let revision: i64 = row.map(|row| row.get(0)).ok_or_else(|| {
+                DbError::conflict(
+                    doing,
+                    format!(
+                        "organisation {} changed meanwhile, or its name is taken",
+                        org.name
+                    ),
+                )
+            })?;
+            transaction
+                .execute(
+                    "DELETE FROM registry_team_access WHERE org = $1",
+                    &[&org.name],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            let insert = transaction
+                .prepare(
+                    "INSERT INTO registry_team_access (org, package, username, access)
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            for (package, user, access) in org.access_rows() {
+                transaction
+                    .execute(&insert, &[&org.name, &package, &user, &access.as_str()])
+                    .await
+                    .map_err(pg_error(doing))?;
+            }
+            transaction.commit().await.map_err(pg_error(doing))?;
+            Ok(revision)
+        })
+    }
+
+    fn team_access(&self, name: &PackageName, user: &str) -> DbFuture<'_, Option<TeamAccess>> {
+        let (full, user) = (name.to_string(), user.to_owned());
+        Box::pin(async move {
+            let doing = "read the team access";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_opt(
+                    "SELECT access FROM registry_team_access WHERE package = $1 AND username = $2",
+                    &[&full, &user],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            row.map(|row| team_access_of(doing, row.get(0))).transpose()
         })
     }
 
@@ -662,7 +806,9 @@ impl Metadata for PostgresMetadata {
             let row = client
                 .query_opt(
                     "SELECT p.visibility, p.mfa, EXISTS (SELECT 1 FROM registry_maintainers m
-                         WHERE m.package = p.name AND m.username = $2), p.revision
+                         WHERE m.package = p.name AND m.username = $2), p.revision,
+                         (SELECT t.access FROM registry_team_access t
+                             WHERE t.package = p.name AND t.username = $2)
                      FROM registry_packages p WHERE p.name = $1",
                     &[&full, &reader],
                 )
@@ -673,6 +819,10 @@ impl Metadata for PostgresMetadata {
                     visibility: access_of(doing, row.get(0), row.get(1))?.visibility,
                     reader_maintains: row.get(2),
                     revision: row.get(3),
+                    reader_team: row
+                        .get::<_, Option<&str>>(4)
+                        .map(|text| team_access_of(doing, text))
+                        .transpose()?,
                 })
             })
             .transpose()
@@ -695,7 +845,8 @@ impl Metadata for PostgresMetadata {
                 .query_opt(
                     "SELECT v.digest, p.visibility, p.mfa, EXISTS (SELECT 1 FROM
                          registry_maintainers m WHERE m.package = p.name AND m.username = $3),
-                         p.revision
+                         p.revision, (SELECT t.access FROM registry_team_access t
+                             WHERE t.package = p.name AND t.username = $3)
                      FROM registry_versions v JOIN registry_packages p ON p.name = v.package
                      WHERE v.package = $1 AND v.tarball = $2",
                     &[&full, &file, &reader],
@@ -710,6 +861,10 @@ impl Metadata for PostgresMetadata {
                         visibility: access_of(doing, row.get(1), row.get(2))?.visibility,
                         reader_maintains: row.get(3),
                         revision: row.get(4),
+                        reader_team: row
+                            .get::<_, Option<&str>>(5)
+                            .map(|text| team_access_of(doing, text))
+                            .transpose()?,
                     },
                 })
             })
@@ -1119,6 +1274,14 @@ mod tests {
     async fn a_first_publish_claims_its_scope() {
         if let Some(scratch) = Scratch::new("scopes").await {
             super::super::behaviour::a_first_publish_claims_its_scope(&scratch.metadata).await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn organisations_hold_their_teams_access() {
+        if let Some(scratch) = Scratch::new("orgs").await {
+            super::super::behaviour::organisations_hold_their_teams_access(&scratch.metadata).await;
             scratch.finish().await;
         }
     }

@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::index::PackageIndex;
 use super::{
-    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, PackageWrite,
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, PackageWrite,
     PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn, StoredDocument,
-    StoredPackage, StoredPublisher, TarballRow, User,
+    StoredPackage, StoredPublisher, TarballRow, TeamAccess, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -98,6 +98,21 @@ const MIGRATIONS: &[&str] = &[
     // sooner. Both are kept in the database and only change how writes maintain the index.
     "INSERT INTO package_text (package_text, rank) VALUES ('secure-delete', 1);
     INSERT INTO package_text (package_text, rank) VALUES ('automerge', 2);",
+    // 5: organisations, one record each, and each member's best team access per package,
+    // rewritten with the record, for the read rule.
+    "CREATE TABLE orgs (
+        name TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        revision INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE team_access (
+        org TEXT NOT NULL REFERENCES orgs (name) ON DELETE CASCADE,
+        package TEXT NOT NULL,
+        user TEXT NOT NULL,
+        access TEXT NOT NULL CHECK (access IN ('read-only', 'read-write')),
+        PRIMARY KEY (package, user)
+    ) WITHOUT ROWID;
+    CREATE INDEX team_access_by_org ON team_access (org);",
 ];
 
 /// Readers a file database keeps open beside its writer.
@@ -441,9 +456,11 @@ pub(super) fn put_user_row(transaction: &Transaction<'_>, user: &User) -> Result
     let doing = "save the user";
     let record = serde_json::to_string(user).map_err(|e| DbError::new(doing, e))?;
     let written: Option<i64> = match user.revision {
+        // Never an organisation's name.
         None => transaction
             .query_row(
-                "INSERT INTO users (name, record, revision) VALUES (?1, ?2, 1)
+                "INSERT INTO users (name, record, revision)
+                 SELECT ?1, ?2, 1 WHERE NOT EXISTS (SELECT 1 FROM orgs WHERE name = ?1)
                  ON CONFLICT (name) DO NOTHING RETURNING revision",
                 params![user.name, record],
                 |row| row.get(0),
@@ -462,6 +479,67 @@ pub(super) fn put_user_row(transaction: &Transaction<'_>, user: &User) -> Result
     written.ok_or_else(|| DbError::conflict(doing, format!("user {} changed meanwhile", user.name)))
 }
 
+fn put_org_rows(transaction: &Transaction<'_>, org: &Org) -> Result<i64, DbError> {
+    let doing = "save the organisation";
+    let record = serde_json::to_string(org).map_err(|e| DbError::new(doing, e))?;
+    let written: Option<i64> = match org.revision {
+        // Never a user's name, nor a scope someone else has published into.
+        None => transaction
+            .query_row(
+                "INSERT INTO orgs (name, record, revision)
+                 SELECT ?1, ?2, 1 WHERE NOT EXISTS (SELECT 1 FROM users WHERE name = ?1)
+                     AND NOT EXISTS (SELECT 1 FROM scopes WHERE scope = ?1 AND owner <> ?3)
+                 ON CONFLICT (name) DO NOTHING RETURNING revision",
+                params![org.name, record, org.first_owner()],
+                |row| row.get(0),
+            )
+            .optional(),
+        Some(read) => transaction
+            .query_row(
+                "UPDATE orgs SET record = ?2, revision = revision + 1
+                 WHERE name = ?1 AND revision = ?3 RETURNING revision",
+                params![org.name, record, read],
+                |row| row.get(0),
+            )
+            .optional(),
+    }
+    .map_err(sql_error(doing))?;
+    let revision = written.ok_or_else(|| {
+        DbError::conflict(
+            doing,
+            format!(
+                "organisation {} changed meanwhile, or its name is taken",
+                org.name
+            ),
+        )
+    })?;
+    transaction
+        .execute("DELETE FROM team_access WHERE org = ?1", [&org.name])
+        .map_err(sql_error(doing))?;
+    let mut insert = transaction
+        .prepare_cached(
+            "INSERT INTO team_access (org, package, user, access) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(sql_error(doing))?;
+    for (package, user, access) in org.access_rows() {
+        insert
+            .execute(params![org.name, package, user, access.as_str()])
+            .map_err(sql_error(doing))?;
+    }
+    Ok(revision)
+}
+
+fn team_access_of(text: Option<String>) -> Result<Option<TeamAccess>, rusqlite::Error> {
+    text.map(|text| {
+        TeamAccess::parse(&text).ok_or_else(|| {
+            json_error(serde::de::Error::custom(
+                "a team's package access is damaged",
+            ))
+        })
+    })
+    .transpose()
+}
+
 pub(super) fn claim_scope_row(
     transaction: &Transaction<'_>,
     scope: &str,
@@ -478,7 +556,8 @@ pub(super) fn claim_scope_row(
 
 /// SQL for "the reader may see it": public, or the reader maintains it.
 const READABLE: &str = "(p.visibility = 'public' OR EXISTS (SELECT 1 FROM maintainers m
-     WHERE m.package = p.name AND m.user = :reader))";
+     WHERE m.package = p.name AND m.user = :reader) OR EXISTS (SELECT 1 FROM team_access t
+     WHERE t.package = p.name AND t.user = :reader))";
 
 /// The values among `named` that `statement` names: a search without words, say, has no
 /// `MATCH` value.
@@ -631,6 +710,46 @@ impl Metadata for SqliteMetadata {
         })
     }
 
+    fn org(&self, name: &str) -> DbFuture<'_, Option<Org>> {
+        let name = name.to_owned();
+        self.read("read the organisation", move |connection| {
+            let row: Option<(String, i64)> = connection
+                .query_row(
+                    "SELECT record, revision FROM orgs WHERE name = ?1",
+                    [&name],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            row.map(|(record, revision)| {
+                let mut org: Org = serde_json::from_str(&record).map_err(json_error)?;
+                org.revision = Some(revision);
+                Ok(org)
+            })
+            .transpose()
+        })
+    }
+
+    fn put_org(&self, org: &Org) -> DbFuture<'_, i64> {
+        let org = org.clone();
+        self.write("save the organisation", move |transaction| {
+            put_org_rows(transaction, &org)
+        })
+    }
+
+    fn team_access(&self, name: &PackageName, user: &str) -> DbFuture<'_, Option<TeamAccess>> {
+        let (full, user) = (name.to_string(), user.to_owned());
+        self.read("read the team access", move |connection| {
+            let access: Option<String> = connection
+                .query_row(
+                    "SELECT access FROM team_access WHERE package = ?1 AND user = ?2",
+                    params![full, user],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            team_access_of(access)
+        })
+    }
+
     fn scope_owner(&self, scope: &str) -> DbFuture<'_, Option<String>> {
         let scope = scope.to_owned();
         self.read("read the scope's owner", move |connection| {
@@ -770,7 +889,9 @@ impl Metadata for SqliteMetadata {
             connection
                 .query_row(
                     "SELECT p.visibility, p.mfa, EXISTS (SELECT 1 FROM maintainers m
-                         WHERE m.package = p.name AND m.user = ?2), p.revision
+                         WHERE m.package = p.name AND m.user = ?2), p.revision,
+                         (SELECT t.access FROM team_access t
+                             WHERE t.package = p.name AND t.user = ?2)
                      FROM packages p WHERE p.name = ?1",
                     params![full, reader],
                     |row| {
@@ -780,6 +901,7 @@ impl Metadata for SqliteMetadata {
                             visibility: access_of(&visibility, &mfa)?.visibility,
                             reader_maintains: row.get(2)?,
                             revision: row.get(3)?,
+                            reader_team: team_access_of(row.get(4)?)?,
                         })
                     },
                 )
@@ -800,7 +922,9 @@ impl Metadata for SqliteMetadata {
             connection
                 .query_row(
                     "SELECT v.digest, p.visibility, p.mfa, EXISTS (SELECT 1 FROM maintainers m
-                         WHERE m.package = p.name AND m.user = ?3), p.revision
+                         WHERE m.package = p.name AND m.user = ?3), p.revision,
+                         (SELECT t.access FROM team_access t
+                             WHERE t.package = p.name AND t.user = ?3)
                      FROM versions v JOIN packages p ON p.name = v.package
                      WHERE v.package = ?1 AND v.tarball = ?2",
                     params![full, file, reader],
@@ -816,6 +940,7 @@ impl Metadata for SqliteMetadata {
                                 visibility: access_of(&visibility, &mfa)?.visibility,
                                 reader_maintains: row.get(3)?,
                                 revision: row.get(4)?,
+                                reader_team: team_access_of(row.get(5)?)?,
                             },
                         })
                     },
@@ -1092,6 +1217,14 @@ mod tests {
     #[tokio::test]
     async fn a_first_publish_claims_its_scope() {
         super::super::behaviour::a_first_publish_claims_its_scope(
+            &SqliteMetadata::memory().unwrap(),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn organisations_hold_their_teams_access() {
+        super::super::behaviour::organisations_hold_their_teams_access(
             &SqliteMetadata::memory().unwrap(),
         )
         .await;

@@ -14,7 +14,8 @@
 //! - [`tokens`]: the Tokens page, generating a token (and showing it once) and revoking one;
 //! - [`packages`]: the Packages page, and each package's settings page, where its
 //!   maintainers see, add and remove its trusted publishers;
-//! - [`npm_login`]: npm's browser login.
+//! - [`npm_login`]: npm's browser login;
+//! - [`orgs`]: an organisation's page, for its members.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,7 @@ use crate::state::AppState;
 
 mod layout;
 mod npm_login;
+mod orgs;
 mod packages;
 mod session;
 mod tokens;
@@ -159,6 +161,21 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/-/web/packages/{name}/trust/{id}/remove",
             post(packages::trust::remove),
+        )
+        // Not under /-/web/orgs/, where every name is an organisation's.
+        .route(
+            "/-/web/new-organisation",
+            get(orgs::new_org_page).post(orgs::create_org),
+        )
+        .route("/-/web/orgs/{org}", get(orgs::org_page))
+        .route("/-/web/orgs/{org}/members", post(orgs::set_member))
+        .route(
+            "/-/web/orgs/{org}/members/remove",
+            post(orgs::remove_member),
+        )
+        .route(
+            "/-/web/orgs/{org}/teams/{team}/{action}",
+            post(orgs::team_member),
         )
         .route("/-/web/logout", post(logout))
         .route_layer(gate);

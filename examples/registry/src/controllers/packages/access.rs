@@ -1,9 +1,11 @@
 //! Private packages: who may see a package and who may change it, in one place, and npm's
 //! access endpoints (`npm access get|set status`, `list collaborators`, `list packages`).
 //!
-//! A public package is anyone's to read. A private one answers only to its maintainers,
-//! and only through tokens whose grants allow the package; everyone else gets the same 404
-//! as for a package that does not exist, so that its existence does not leak.
+//! A public package is anyone's to read. A private one answers only to its maintainers and
+//! the members of its organisation's teams with access to it, and only through tokens whose
+//! grants allow the package; everyone else gets the same 404 as for a package that does not
+//! exist, so that its existence does not leak. Team access is read from the database on
+//! every request, so a member removed from a team loses it on the next one.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -17,7 +19,7 @@ use crate::controllers::packages::PackageName;
 use crate::error::{ApiError, JsonBody};
 use crate::state::AppState;
 
-use crate::db::{Access, ReadRule};
+use crate::db::{Access, ReadRule, TeamAccess};
 pub use crate::db::{PackageMfa, Visibility};
 
 /// A package as stored: its packument and who may see it.
@@ -28,6 +30,8 @@ pub struct Package {
     /// What a write of this package names, so that a change made meanwhile (on any node)
     /// is not overwritten.
     pub revision: i64,
+    /// The best access the reader it was loaded for has through its organisation's teams.
+    pub reader_team: Option<TeamAccess>,
 }
 
 impl Package {
@@ -47,19 +51,29 @@ impl Package {
         self.maintainers().contains(&user)
     }
 
-    /// The one rule for reads, shared by every route that can reveal a package.
+    /// The one rule for reads, shared by every route that can reveal a package; `who`
+    /// is the reader it was [loaded](load) for.
     pub fn readable_by(&self, who: Option<&Authenticated>, name: &PackageName) -> bool {
-        let maintains = who.is_some_and(|who| self.is_maintainer(who.owner()));
-        visible(self.visibility, maintains, who, name)
+        let member =
+            who.is_some_and(|who| self.is_maintainer(who.owner())) || self.reader_team.is_some();
+        visible(self.visibility, member, who, name)
+    }
+
+    /// Whether `user` (the reader it was loaded for) may publish it: a maintainer, or in a
+    /// team with read-write access.
+    pub fn publishable_by(&self, user: &str) -> bool {
+        self.is_maintainer(user) || self.reader_team == Some(TeamAccess::ReadWrite)
     }
 }
 
 /// The read rule, decided from the index: the same as [`Package::readable_by`].
 pub fn rule_allows(rule: ReadRule, who: Option<&Authenticated>, name: &PackageName) -> bool {
-    visible(rule.visibility, rule.reader_maintains, who, name)
+    let member = rule.reader_maintains || rule.reader_team.is_some();
+    visible(rule.visibility, member, who, name)
 }
 
-/// Whether `who` may read a package of `visibility` that they maintain or not.
+/// Whether `who` may read a package of `visibility` that they maintain (or have team
+/// access to) or not.
 pub fn visible(
     visibility: Visibility,
     reader_maintains: bool,
@@ -81,13 +95,26 @@ pub fn maintainer_names(packument: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// The stored package, whoever asks; `None` when there is none.
-pub async fn load(state: &AppState, name: &PackageName) -> Result<Option<Package>, ApiError> {
-    Ok(state.db().package(name).await?.map(|stored| Package {
+/// The stored package, with what `reader` may do through teams; `None` when there is none.
+pub async fn load(
+    state: &AppState,
+    name: &PackageName,
+    reader: Option<&str>,
+) -> Result<Option<Package>, ApiError> {
+    let Some(stored) = state.db().package(name).await? else {
+        return Ok(None);
+    };
+    // Only an organisation's scoped packages have teams.
+    let reader_team = match reader {
+        Some(reader) if name.is_scoped() => state.db().team_access(name, reader).await?,
+        _ => None,
+    };
+    Ok(Some(Package {
         packument: stored.packument,
         visibility: stored.access.visibility,
         mfa: stored.access.mfa,
         revision: stored.revision,
+        reader_team,
     }))
 }
 
@@ -98,7 +125,7 @@ pub async fn readable(
     who: Option<&Authenticated>,
     name: &PackageName,
 ) -> Result<Package, ApiError> {
-    match load(state, name).await? {
+    match load(state, name, who.map(Authenticated::owner)).await? {
         Some(package) if package.readable_by(who, name) => Ok(package),
         _ => Err(not_found(name)),
     }
@@ -261,6 +288,7 @@ pub async fn set_access(
         }
     };
     save_access(&state, &name, &package, visibility, mfa).await?;
+    crate::controllers::orgs::package_rights_changed(&state, &name, &[]).await;
     tracing::info!(package = %name, user = who.owner(), ?visibility, ?mfa, "access changed");
     Ok(StatusCode::OK)
 }
@@ -273,17 +301,22 @@ pub async fn collaborators(
 ) -> Result<impl IntoResponse, ApiError> {
     let name = PackageName::parse(&name)?;
     let package = readable(&state, who.as_ref(), &name).await?;
-    let collaborators: Map<String, Value> = package
-        .maintainers()
-        .into_iter()
-        .map(|user| (user.to_owned(), json!("read-write")))
-        .collect();
+    let mut collaborators = Map::new();
+    // Its organisation's members with access through a team, then its maintainers.
+    if let Some(org) = match name.scope() {
+        Some(scope) => state.db().org(scope).await?,
+        None => None,
+    } {
+        for (package, user, access) in org.access_rows() {
+            if package == name.to_string() {
+                collaborators.insert(user, json!(access.as_str()));
+            }
+        }
+    }
+    for user in package.maintainers() {
+        collaborators.insert(user.to_owned(), json!("read-write"));
+    }
     Ok(Json(collaborators))
-}
-
-/// `GET /-/org/<name>/package`: there are no organisations, so npm asks again as a user.
-pub async fn org_packages(Path(_org): Path<String>) -> ApiError {
-    ApiError::not_found("no such organisation: this registry has users only")
 }
 
 /// `GET /-/user/<user>/package`: `npm access list packages [<user>]`, the packages `user`

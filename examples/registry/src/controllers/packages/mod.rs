@@ -522,7 +522,7 @@ async fn publish(
     readme: Option<(String, String)>,
 ) -> Result<impl IntoResponse + use<>, ApiError> {
     let _writing = state.write_lock().await;
-    let existing = access::load(state, name).await?;
+    let existing = access::load(state, name, Some(who.owner())).await?;
     // A package the publisher cannot see goes through exactly the checks a package that
     // does not exist would, so that the answers do not tell the two apart.
     let hidden = existing
@@ -535,7 +535,7 @@ async fn publish(
         )));
     }
     if let Some(package) = existing.as_ref().filter(|_| !hidden) {
-        if !package.is_maintainer(who.owner()) {
+        if !package.publishable_by(who.owner()) {
             return Err(ApiError::forbidden(format!(
                 "you do not have permission to publish {:?}: it belongs to another user",
                 name.full
@@ -651,8 +651,14 @@ async fn publish(
     };
     // A new scoped package claims its scope in the same transaction, so that two first
     // publishes into one scope (on two nodes) cannot both win.
+    let org_scope = match &scope {
+        Some((scope, scopes::Ownership::Org)) => Some(scope.to_string()),
+        _ => None,
+    };
     let write = match (read, scope) {
         (Some(revision), _) => crate::db::PackageWrite::Replacing { revision },
+        // The organisation owns its scope: nothing to claim.
+        (None, Some((_, scopes::Ownership::Org))) => crate::db::PackageWrite::New(access),
         (None, Some(_)) => crate::db::PackageWrite::NewInScope {
             access,
             publisher: who.owner().to_owned(),
@@ -660,6 +666,9 @@ async fn publish(
         (None, None) => crate::db::PackageWrite::New(access),
     };
     save_packument(state, name, &mut packument, write).await?;
+    if let Some(org) = org_scope {
+        scopes::grant_developers(state, &org, name).await?;
+    }
     tracing::info!(
         package = name.full,
         version = checked.version,

@@ -110,8 +110,16 @@ pub async fn change(
             ),
         ));
     }
+    let before: Vec<String> = package
+        .maintainers()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     package.packument["maintainers"] = Value::Array(entries);
     packages::save_changed(&state, &name, &mut package).await?;
+    let mut changed: Vec<&str> = before.iter().map(String::as_str).collect();
+    changed.extend(package.maintainers());
+    crate::controllers::orgs::package_rights_changed(&state, &name, &changed).await;
     let names = access::maintainer_names(&package.packument).join(", ");
     tracing::info!(package = %name, user = who.owner(), maintainers = names, "owners changed");
     Ok(Json(json!({ "ok": true, "id": name.to_string() })).into_response())

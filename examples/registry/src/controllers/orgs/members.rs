@@ -1,0 +1,200 @@
+//! An organisation's members: `npm org set|rm|ls` (`/-/org/<org>/user`), and the
+//! registry's own `PUT /-/org/<org>`, which makes an organisation.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokengate::Authenticated;
+
+use super::{change, created, existing_user, readable};
+use crate::controllers::packages::PackageName;
+use crate::db::orgs::DEVELOPERS;
+use crate::db::{Org, Role};
+use crate::error::{ApiError, JsonBody};
+use crate::state::AppState;
+
+/// `PUT /-/org/<org>`: makes the organisation `org` (and so the scope `@org`), with the
+/// caller as its owner. Refused when a user or an organisation has the name, or someone
+/// else has published into the scope. Needs a session or a token for every package.
+pub async fn create(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path(org): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let made = make(&state, who, &org).await?;
+    let owner = made.first_owner().unwrap_or_default().to_owned();
+    Ok(created(Json(
+        json!({ "name": made.name, "created": made.created, "owner": owner }),
+    )))
+}
+
+/// Makes the organisation `org`, owned by `who` (for the API and the web page).
+pub async fn make(
+    state: &AppState,
+    who: Option<Authenticated>,
+    org: &str,
+) -> Result<Org, ApiError> {
+    let who = crate::controllers::tokens::account_manager(
+        who,
+        tokengate::Permission::ReadWrite,
+        crate::controllers::tokens::Governs::Orgs,
+    )?;
+    if !PackageName::valid_scope(org) {
+        return Err(ApiError::bad_request(format!(
+            "{:?} cannot be an organisation's name: it is its scope, so lower-case letters, \
+             digits, `-`, `.` and `_`",
+            org.chars().take(64).collect::<String>()
+        )));
+    }
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let made = Org::new(org, who.owner(), now);
+    state.db().put_org(&made).await.map_err(|error| {
+        if error.is_conflict() {
+            ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                format!(
+                    "the name {org} is taken: a user or an organisation has it, or someone \
+                     else publishes in @{org}"
+                ),
+            )
+        } else {
+            error.into()
+        }
+    })?;
+    tracing::info!(org, user = who.owner(), "organisation created");
+    Ok(made)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    user: String,
+    role: Option<String>,
+}
+
+/// `PUT /-/org/<org>/user`: `npm org set <org> <user> [developer|admin|owner]`. Owners
+/// only; a new member joins the `developers` team; the last owner cannot step down.
+pub async fn set(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    headers: HeaderMap,
+    Path(org): Path<String>,
+    JsonBody(body): JsonBody<Membership>,
+) -> Result<impl IntoResponse, ApiError> {
+    let role = match body.role.as_deref() {
+        None => Role::Developer,
+        Some(text) => Role::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "role {:?} is not one of developer, admin, owner",
+                text.chars().take(32).collect::<String>()
+            ))
+        })?,
+    };
+    let user = existing_user(&state, &body.user).await?;
+    let changed = change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Owner,
+        |org, _| set_member(org, &user, role),
+    )
+    .await?;
+    Ok(Json(json!({
+        "org": { "name": changed.name, "size": changed.members.len() },
+        "user": user,
+        "role": role.as_str(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    user: String,
+}
+
+/// `DELETE /-/org/<org>/user`: `npm org rm <org> <user>`. Owners only; the member leaves
+/// every team, and their tokens lose what the organisation gave on the next request.
+pub async fn remove(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    headers: HeaderMap,
+    Path(org): Path<String>,
+    JsonBody(body): JsonBody<Member>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = body.user.strip_prefix('@').unwrap_or(&body.user).to_owned();
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Owner,
+        |org, _| remove_member(org, &user),
+    )
+    .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// `GET /-/org/<org>/user`: `npm org ls <org>`, `{user: role}`, for members.
+pub async fn list(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path(org): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let org = readable(&state, who, &org).await?;
+    let roster: Map<String, Value> = org
+        .members
+        .iter()
+        .map(|(user, role)| (user.clone(), json!(role.as_str())))
+        .collect();
+    Ok(Json(roster))
+}
+
+/// `user` a member with `role` (a new one in `developers` too); the last owner stays one.
+pub fn set_member(org: &mut Org, user: &str, role: Role) -> Result<(), ApiError> {
+    let demoted = org.role_of(user) == Some(Role::Owner) && role != Role::Owner;
+    if demoted && owners(org) == 1 {
+        return Err(last_owner(&org.name));
+    }
+    if org.members.insert(user.to_owned(), role).is_none() {
+        if let Some(developers) = org.teams.get_mut(DEVELOPERS) {
+            developers.members.insert(user.to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// `user` out of the organisation and every team; never its last owner.
+pub fn remove_member(org: &mut Org, user: &str) -> Result<(), ApiError> {
+    match org.role_of(user) {
+        None => {
+            return Err(ApiError::not_found(format!(
+                "{user} is not a member of {}",
+                org.name
+            )));
+        }
+        Some(Role::Owner) if owners(org) == 1 => return Err(last_owner(&org.name)),
+        Some(_) => {}
+    }
+    org.members.remove(user);
+    for team in org.teams.values_mut() {
+        team.members.remove(user);
+    }
+    Ok(())
+}
+
+fn owners(org: &Org) -> usize {
+    org.members
+        .values()
+        .filter(|role| **role == Role::Owner)
+        .count()
+}
+
+fn last_owner(org: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "{org} would have no owner: make another member an owner first"
+    ))
+}

@@ -1,0 +1,350 @@
+//! An organisation's teams: `npm team create|destroy|add|rm|ls` and `npm access
+//! grant|revoke|list packages` (`/-/org/<org>/team`, `/-/team/<org>/<team>`, its `user`
+//! and `package`). Admins and owners change them; members read them.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokengate::Authenticated;
+
+use super::{change, created, existing_user, org_package, readable};
+use crate::db::orgs::DEVELOPERS;
+use crate::db::{Org, Role, Team, TeamAccess};
+use crate::error::{ApiError, JsonBody};
+use crate::state::AppState;
+
+/// Most teams an organisation has.
+const MAX_TEAMS: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTeam {
+    name: String,
+    description: Option<String>,
+}
+
+/// `PUT /-/org/<org>/team`: `npm team create <org:team>`.
+pub async fn create(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    headers: HeaderMap,
+    Path(org): Path<String>,
+    JsonBody(body): JsonBody<NewTeam>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = body.name.to_lowercase();
+    if !crate::controllers::packages::PackageName::valid_scope(&name) {
+        return Err(ApiError::bad_request(format!(
+            "{:?} cannot be a team's name: use lower-case letters, digits, `-`, `.` and `_`",
+            body.name.chars().take(64).collect::<String>()
+        )));
+    }
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| {
+            if org.teams.contains_key(&name) {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("{}:{name} exists already", org.name),
+                ));
+            }
+            if org.teams.len() >= MAX_TEAMS {
+                return Err(ApiError::bad_request(format!(
+                    "{} has {MAX_TEAMS} teams, the most an organisation may have",
+                    org.name
+                )));
+            }
+            let team = Team {
+                description: body.description.clone(),
+                ..Team::default()
+            };
+            org.teams.insert(name.clone(), team);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(created(Json(json!({ "name": name }))))
+}
+
+/// `DELETE /-/team/<org>/<team>`: `npm team destroy <org:team>`; never `developers`.
+pub async fn destroy(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    headers: HeaderMap,
+    Path((org, team)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| {
+            if team == DEVELOPERS {
+                return Err(ApiError::bad_request(format!(
+                    "{}:{DEVELOPERS} is every organisation's team and cannot be removed",
+                    org.name
+                )));
+            }
+            org.teams
+                .remove(&team)
+                .map(|_| ())
+                .ok_or_else(|| no_such_team(&org.name, &team))
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?format=cli`, which npm sends: a list of names. No other format is known.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Format {
+    format: Option<String>,
+}
+
+impl Format {
+    fn check(&self) -> Result<(), ApiError> {
+        match self.format.as_deref() {
+            None | Some("cli") => Ok(()),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "format {:?} is not supported: only cli (a list of names)",
+                other.chars().take(32).collect::<String>()
+            ))),
+        }
+    }
+}
+
+/// `GET /-/org/<org>/team?format=cli`: `npm team ls <org>`, `["org:team", …]`.
+pub async fn list(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path(org): Path<String>,
+    Query(format): Query<Format>,
+) -> Result<impl IntoResponse, ApiError> {
+    format.check()?;
+    let org = readable(&state, who, &org).await?;
+    let names: Vec<String> = org
+        .teams
+        .keys()
+        .map(|team| format!("{}:{team}", org.name))
+        .collect();
+    Ok(Json(names))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamMember {
+    user: String,
+}
+
+/// `PUT /-/team/<org>/<team>/user`: `npm team add <org:team> <user>`; the user must be a
+/// member of the organisation.
+pub async fn add_member(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    headers: HeaderMap,
+    Path((org, team)): Path<(String, String)>,
+    JsonBody(body): JsonBody<TeamMember>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = existing_user(&state, &body.user).await?;
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| add_to_team(org, &team, &user),
+    )
+    .await?;
+    Ok(created(Json(json!({}))))
+}
+
+/// `DELETE /-/team/<org>/<team>/user`: `npm team rm <org:team> <user>`; what the team gave
+/// their tokens is gone on the next request.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    headers: HeaderMap,
+    Path((org, team)): Path<(String, String)>,
+    JsonBody(body): JsonBody<TeamMember>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = body.user.strip_prefix('@').unwrap_or(&body.user).to_owned();
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| remove_from_team(org, &team, &user),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /-/team/<org>/<team>/user?format=cli`: `npm team ls <org:team>`, `["user", …]`.
+pub async fn members(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path((org, team)): Path<(String, String)>,
+    Query(format): Query<Format>,
+) -> Result<impl IntoResponse, ApiError> {
+    format.check()?;
+    let mut org = readable(&state, who, &org).await?;
+    let members: Vec<String> = team_of(&mut org, &team)?.members.iter().cloned().collect();
+    Ok(Json(members))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    package: String,
+    permissions: Option<String>,
+}
+
+/// `PUT /-/team/<org>/<team>/package`: `npm access grant <read-only|read-write> <org:team>
+/// <pkg>`, for a package of the organisation's scope that exists.
+pub async fn grant(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    headers: HeaderMap,
+    Path((org, team)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Grant>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = org_package(&org, &body.package)?;
+    let text = body.permissions.as_deref().unwrap_or_default();
+    let access = TeamAccess::parse(text).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "permissions {:?} is not read-only or read-write",
+            text.chars().take(32).collect::<String>()
+        ))
+    })?;
+    if state.db().read_rule(&name, None).await?.is_none() {
+        return Err(crate::controllers::packages::access::not_found(&name));
+    }
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| {
+            team_of(org, &team)?
+                .packages
+                .insert(name.to_string(), access);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(created(Json(json!({}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revoke {
+    package: String,
+}
+
+/// `DELETE /-/team/<org>/<team>/package`: `npm access revoke <org:team> <pkg>`.
+pub async fn revoke(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    headers: HeaderMap,
+    Path((org, team)): Path<(String, String)>,
+    JsonBody(body): JsonBody<Revoke>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = org_package(&org, &body.package)?;
+    change(
+        &state,
+        who,
+        crate::tfa::code_in(&headers),
+        &org,
+        Role::Admin,
+        |org, _| {
+            team_of(org, &team)?.packages.remove(&name.to_string());
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /-/team/<org>/<team>/package`: `npm access list packages <org:team>`,
+/// `{package: "read-only" | "read-write"}`.
+pub async fn packages(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path((org, team)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut org = readable(&state, who, &org).await?;
+    Ok(Json(access_map(team_of(&mut org, &team)?.packages.iter())))
+}
+
+/// `GET /-/org/<org>/package`: `npm access list packages <org>`, each package any of its
+/// teams has, with the best access a team has to it. Members only.
+pub async fn org_packages(
+    State(state): State<AppState>,
+    who: Option<Authenticated>,
+    Path(org): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let org = readable(&state, who, &org).await?;
+    let mut best: std::collections::BTreeMap<&String, TeamAccess> = Default::default();
+    for team in org.teams.values() {
+        for (package, access) in &team.packages {
+            let entry = best.entry(package).or_insert(*access);
+            *entry = (*entry).max(*access);
+        }
+    }
+    Ok(Json(access_map(best.into_iter())))
+}
+
+fn access_map<'a>(
+    packages: impl Iterator<Item = (&'a String, impl std::borrow::Borrow<TeamAccess>)>,
+) -> Map<String, Value> {
+    packages
+        .map(|(package, access)| (package.clone(), json!(access.borrow().as_str())))
+        .collect()
+}
+
+/// `user` (a member of the organisation) into `team`.
+pub fn add_to_team(org: &mut Org, team: &str, user: &str) -> Result<(), ApiError> {
+    if org.role_of(user).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "{user} is not a member of {}: add them with `npm org set {} {user}` first",
+            org.name, org.name
+        )));
+    }
+    team_of(org, team)?.members.insert(user.to_owned());
+    Ok(())
+}
+
+/// `user` out of `team`.
+pub fn remove_from_team(org: &mut Org, team: &str, user: &str) -> Result<(), ApiError> {
+    let name = org.name.clone();
+    if !team_of(org, team)?.members.remove(user) {
+        return Err(ApiError::not_found(format!(
+            "{user} is not in {name}:{team}"
+        )));
+    }
+    Ok(())
+}
+
+fn team_of<'a>(org: &'a mut Org, team: &str) -> Result<&'a mut Team, ApiError> {
+    let name = org.name.clone();
+    org.teams
+        .get_mut(team)
+        .ok_or_else(|| no_such_team(&name, team))
+}
+
+fn no_such_team(org: &str, team: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no team {org}:{}",
+        team.chars().take(64).collect::<String>()
+    ))
+}

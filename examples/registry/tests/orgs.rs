@@ -1,0 +1,473 @@
+//! Organisations and teams through the registry's HTTP API, as npm's `npm org`, `npm team`
+//! and `npm access` send them: roles, team access to private packages, `--orgs` tokens,
+//! and that removing a member takes effect on the very next request without revoking
+//! their tokens.
+
+mod support;
+
+use serde_json::json;
+use support::client::{Client, publish_body, start};
+use support::registry::{PASSWORD, Reply, TfaMode, enable_2fa};
+
+const TOOL: &str = "/@acme%2ftool";
+
+/// A registry where alice owns the organisation `acme` and published the private
+/// `@acme/tool`, and bob, carol and dave have accounts.
+struct Acme {
+    client: Client,
+    _data: tempfile::TempDir,
+    alice: String,
+    bob: String,
+    carol: String,
+    dave: String,
+}
+
+impl Acme {
+    async fn new() -> Self {
+        let (client, data) = start().await;
+        let alice = client.session("alice").await;
+        let (bob, carol, dave) = (
+            client.session("bob").await,
+            client.session("carol").await,
+            client.session("dave").await,
+        );
+        let made = client.send("PUT", "/-/org/acme", Some(&alice), "").await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        let acme = Self {
+            client,
+            _data: data,
+            alice,
+            bob,
+            carol,
+            dave,
+        };
+        let published = acme.publish(&acme.alice.clone(), "1.0.0").await;
+        assert_eq!(published.status, 201, "{}", published.body);
+        acme
+    }
+
+    async fn publish(&self, token: &str, version: &str) -> Reply {
+        let body = publish_body("@acme/tool", version, json!("restricted"));
+        self.client.send("PUT", TOOL, Some(token), &body).await
+    }
+
+    async fn send(&self, method: &str, path: &str, token: &str, body: serde_json::Value) -> Reply {
+        self.client
+            .send(method, path, Some(token), &body.to_string())
+            .await
+    }
+
+    async fn read(&self, token: &str) -> u16 {
+        self.client.send("GET", TOOL, Some(token), "").await.status
+    }
+}
+
+#[tokio::test]
+async fn an_organisations_name_is_its_scope_and_never_a_users() {
+    let acme = Acme::new().await;
+    let taken = [
+        ("an organisation's", "/-/org/acme"),
+        ("a user's", "/-/org/bob"),
+    ];
+    for (whose, path) in taken {
+        let refused = acme.client.send("PUT", path, Some(&acme.dave), "").await;
+        assert_eq!(refused.status, 409, "{whose}: {}", refused.body);
+        assert!(refused.body.contains("is taken"), "{}", refused.body);
+    }
+    // Nobody can sign up as `acme`: answered as a taken name with a wrong password is.
+    let signup = acme.client.login("acme", PASSWORD).await;
+    assert_eq!(signup.status, 401, "{}", signup.body);
+    let bad = acme
+        .client
+        .send("PUT", "/-/org/Not%20A%20Scope", Some(&acme.dave), "")
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    // Someone not in it cannot start packages in its scope.
+    let body = publish_body("@acme/other", "1.0.0", json!("public"));
+    let refused = acme
+        .client
+        .send("PUT", "/@acme%2fother", Some(&acme.dave), &body)
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("scope @acme"), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn members_join_developers_which_publishes_new_packages_and_removal_stops_them() {
+    let acme = Acme::new().await;
+    let bob_ci = acme
+        .client
+        .token(&acme.bob, json!({ "password": PASSWORD }))
+        .await;
+    assert_eq!(acme.read(&bob_ci).await, 404, "not a member yet");
+
+    let set = acme
+        .send(
+            "PUT",
+            "/-/org/acme/user",
+            &acme.alice,
+            json!({ "user": "bob" }),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(
+        set.json(),
+        json!({ "org": { "name": "acme", "size": 2 }, "user": "bob", "role": "developer" })
+    );
+    let roster = acme
+        .send("GET", "/-/org/acme/user", &acme.bob, json!({}))
+        .await;
+    assert_eq!(
+        roster.json(),
+        json!({ "alice": "owner", "bob": "developer" })
+    );
+    let teams = acme
+        .send("GET", "/-/org/acme/team?format=cli", &acme.bob, json!({}))
+        .await;
+    assert_eq!(teams.json(), json!(["acme:developers"]));
+
+    // `developers` got read-write on @acme/tool when alice published it.
+    assert_eq!(acme.read(&bob_ci).await, 200);
+    let published = acme.publish(&bob_ci, "1.0.1").await;
+    assert_eq!(published.status, 201, "{}", published.body);
+
+    let removed = acme
+        .send(
+            "DELETE",
+            "/-/org/acme/user",
+            &acme.alice,
+            json!({ "user": "bob" }),
+        )
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
+    // The very next requests with the same token: as if @acme/tool did not exist.
+    assert_eq!(acme.read(&bob_ci).await, 404);
+    let refused = acme.publish(&bob_ci, "1.0.2").await;
+    let body = publish_body("@acme/nothing", "1.0.2", json!("restricted"));
+    let missing = acme
+        .client
+        .send("PUT", "/@acme%2fnothing", Some(&bob_ci), &body)
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(
+        (refused.status, &refused.body),
+        (missing.status, &missing.body)
+    );
+    let tokens = acme
+        .client
+        .send("GET", "/-/npm/v1/tokens", Some(&acme.bob), "")
+        .await;
+    let listed = tokens.json()["objects"][0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        bob_ci.starts_with(&listed),
+        "bob's token was not revoked: {}",
+        tokens.body
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_team_installs_and_cannot_publish() {
+    let acme = Acme::new().await;
+    let alice = &acme.alice;
+    let steps = [
+        ("PUT", "/-/org/acme/user", json!({ "user": "carol" }), 200),
+        (
+            "DELETE",
+            "/-/team/acme/developers/user",
+            json!({ "user": "carol" }),
+            204,
+        ),
+        ("PUT", "/-/org/acme/team", json!({ "name": "readers" }), 201),
+        (
+            "PUT",
+            "/-/team/acme/readers/user",
+            json!({ "user": "carol" }),
+            201,
+        ),
+        (
+            "PUT",
+            "/-/team/acme/readers/package",
+            json!({ "package": "@acme/tool", "permissions": "read-only" }),
+            201,
+        ),
+    ];
+    for (method, path, body, status) in steps {
+        let reply = acme.send(method, path, alice, body).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+    }
+    let carol = acme
+        .client
+        .token(
+            &acme.carol,
+            json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-only",
+                    "scopes": ["@acme"] }),
+        )
+        .await;
+    assert_eq!(acme.read(&carol).await, 200);
+    let collaborators = acme
+        .send(
+            "GET",
+            "/-/package/@acme%2ftool/collaborators",
+            &carol,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        collaborators.json(),
+        json!({ "alice": "read-write", "carol": "read-only" }),
+        "npm access list collaborators: the maintainer, and the team's member"
+    );
+    // Her session may write anything she may: the gate asks what she may now.
+    let session = acme.carol.clone();
+    let refused = acme.publish(&session, "2.0.0").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("owner may not"), "{}", refused.body);
+    let upgraded = acme
+        .send(
+            "PUT",
+            "/-/team/acme/readers/package",
+            alice,
+            json!({ "package": "@acme/tool", "permissions": "read-write" }),
+        )
+        .await;
+    assert_eq!(upgraded.status, 201, "{}", upgraded.body);
+    let published = acme.publish(&session, "2.0.0").await;
+    assert_eq!(
+        published.status, 201,
+        "on the very next request: {}",
+        published.body
+    );
+    let listed = acme
+        .send("GET", "/-/team/acme/readers/package", alice, json!({}))
+        .await;
+    assert_eq!(listed.json(), json!({ "@acme/tool": "read-write" }));
+    let members = acme
+        .send(
+            "GET",
+            "/-/team/acme/readers/user?format=cli",
+            alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(members.json(), json!(["carol"]));
+
+    let revoked = acme
+        .send(
+            "DELETE",
+            "/-/team/acme/readers/package",
+            alice,
+            json!({ "package": "@acme/tool" }),
+        )
+        .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.body);
+    assert_eq!(acme.read(&carol).await, 404, "on the very next request");
+}
+
+#[tokio::test]
+async fn an_orgs_token_manages_members_and_nothing_about_packages() {
+    let acme = Acme::new().await;
+    let made_admin = acme
+        .send(
+            "PUT",
+            "/-/org/acme/user",
+            &acme.alice,
+            json!({ "user": "bob", "role": "admin" }),
+        )
+        .await;
+    assert_eq!(made_admin.status, 200, "{}", made_admin.body);
+    let orgs = acme
+        .client
+        .token(
+            &acme.bob,
+            json!({ "password": PASSWORD, "orgs": ["acme"], "orgs_permission": "read-write" }),
+        )
+        .await;
+    let packages_only = acme
+        .client
+        .token(&acme.bob, json!({ "password": PASSWORD }))
+        .await;
+    acme.send(
+        "PUT",
+        "/-/org/acme/user",
+        &acme.alice,
+        json!({ "user": "carol" }),
+    )
+    .await;
+    acme.send(
+        "PUT",
+        "/-/org/acme/team",
+        &acme.alice,
+        json!({ "name": "ops" }),
+    )
+    .await;
+
+    let added = acme
+        .send(
+            "PUT",
+            "/-/team/acme/ops/user",
+            &orgs,
+            json!({ "user": "carol" }),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    let refused = acme.publish(&orgs, "1.0.1").await;
+    assert_eq!(
+        refused.status, 403,
+        "an --orgs token publishes nothing: {}",
+        refused.body
+    );
+
+    let refused = acme
+        .send(
+            "DELETE",
+            "/-/team/acme/ops/user",
+            &packages_only,
+            json!({ "user": "carol" }),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("--orgs acme"), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn roles_decide_who_changes_what() {
+    let acme = Acme::new().await;
+    acme.send(
+        "PUT",
+        "/-/org/acme/user",
+        &acme.alice,
+        json!({ "user": "bob" }),
+    )
+    .await;
+    struct Case {
+        name: &'static str,
+        method: &'static str,
+        path: &'static str,
+        body: serde_json::Value,
+    }
+    let by_a_developer = [
+        Case {
+            name: "remove an owner",
+            method: "DELETE",
+            path: "/-/org/acme/user",
+            body: json!({ "user": "alice" }),
+        },
+        Case {
+            name: "make themselves an owner",
+            method: "PUT",
+            path: "/-/org/acme/user",
+            body: json!({ "user": "bob", "role": "owner" }),
+        },
+        Case {
+            name: "create a team",
+            method: "PUT",
+            path: "/-/org/acme/team",
+            body: json!({ "name": "mine" }),
+        },
+    ];
+    for case in by_a_developer {
+        let refused = acme
+            .send(case.method, case.path, &acme.bob, case.body)
+            .await;
+        assert_eq!(refused.status, 403, "{}: {}", case.name, refused.body);
+        assert!(
+            refused.body.contains("you are a developer"),
+            "{}",
+            refused.body
+        );
+    }
+    let last = acme
+        .send(
+            "DELETE",
+            "/-/org/acme/user",
+            &acme.alice,
+            json!({ "user": "alice" }),
+        )
+        .await;
+    assert_eq!(last.status, 400, "the last owner stays: {}", last.body);
+    let developers = acme
+        .send("DELETE", "/-/team/acme/developers", &acme.alice, json!({}))
+        .await;
+    assert_eq!(developers.status, 400, "{}", developers.body);
+}
+
+#[tokio::test]
+async fn outsiders_cannot_tell_that_the_organisation_has_private_packages() {
+    let acme = Acme::new().await;
+    let dave = &acme.dave;
+    let missing = acme
+        .client
+        .send("GET", "/@acme%2fnothing", Some(dave), "")
+        .await;
+    let hidden = acme.client.send("GET", TOOL, Some(dave), "").await;
+    assert_eq!(hidden.status, 404);
+    assert_eq!(
+        hidden.body.replace("tool", "nothing"),
+        missing.body,
+        "the same 404 as for a package that does not exist"
+    );
+    // Anonymously too, and for a user's name: npm's `npm access list packages <user>`
+    // asks for the organisation first and falls back to the user on a 404.
+    for path in ["/-/org/acme/package", "/-/org/alice/package"] {
+        let refused = acme.client.send("GET", path, None, "").await;
+        assert_eq!(refused.status, 404, "{path}: {}", refused.body);
+    }
+    for path in [
+        "/-/org/acme/package",
+        "/-/org/acme/user",
+        "/-/org/acme/team",
+    ] {
+        let refused = acme.send("GET", path, dave, json!({})).await;
+        assert_eq!(refused.status, 404, "{path}: {}", refused.body);
+    }
+    let search = acme
+        .client
+        .send("GET", "/-/v1/search?text=tool", Some(dave), "")
+        .await;
+    assert_eq!(search.json()["total"], 0, "{}", search.body);
+}
+
+#[tokio::test]
+async fn with_two_factor_on_changes_ask_for_a_code_and_reads_do_not() {
+    let acme = Acme::new().await;
+    let mut last_step = None;
+    let enrolled = enable_2fa(
+        acme.client.registry.addr,
+        &acme.alice,
+        TfaMode::AuthOnly,
+        &mut last_step,
+    )
+    .await;
+    let body = json!({ "user": "bob" }).to_string();
+    let asked = acme
+        .client
+        .send("PUT", "/-/org/acme/user", Some(&acme.alice), &body)
+        .await;
+    assert_eq!(asked.status, 401, "{}", asked.body);
+    assert_eq!(asked.header("www-authenticate"), Some("OTP"));
+    assert!(asked.body.contains("one-time password"), "{}", asked.body);
+    let roster = acme
+        .send("GET", "/-/org/acme/user", &acme.alice, json!({}))
+        .await;
+    assert_eq!(
+        roster.json(),
+        json!({ "alice": "owner" }),
+        "nothing was changed"
+    );
+
+    let code = support::fresh_code(&enrolled.secret, &mut last_step).await;
+    let done = acme
+        .client
+        .send_otp(
+            "PUT",
+            "/-/org/acme/user",
+            Some(&acme.alice),
+            Some(&code),
+            &body,
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+}
