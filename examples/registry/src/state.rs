@@ -42,6 +42,8 @@ struct Shared {
     search_turns: crate::security::search_turns::SearchTurns,
     /// Trusted publishing, when `--oidc-issuer` turned it on.
     id_tokens: Option<IdTokens>,
+    /// How long a staged release waits for approval (`--stage-expiry-seconds`).
+    stage_expiry: std::time::Duration,
 }
 
 impl Clone for AppState {
@@ -59,6 +61,7 @@ impl AppState {
         sealer: Sealer,
         trusted_proxies: TrustedProxies,
         id_tokens: Option<IdTokens>,
+        stage_expiry: std::time::Duration,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -77,6 +80,7 @@ impl AppState {
                 writes: Mutex::new(()),
                 trusted_proxies,
                 id_tokens,
+                stage_expiry,
             }),
         }
     }
@@ -121,6 +125,11 @@ impl AppState {
 
     pub fn token_failures(&self) -> &tokengate::FailureLimit {
         &self.shared.token_failures
+    }
+
+    /// How long a staged release waits for approval before it is removed.
+    pub fn stage_expiry(&self) -> std::time::Duration {
+        self.shared.stage_expiry
     }
 
     /// The ID-token verifier; `None` when trusted publishing is off.

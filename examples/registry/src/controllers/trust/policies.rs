@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::Value;
 use tokengate::Authenticated;
-use tokengate::oidc::{TrustPolicy, TrustedAction};
+use tokengate::oidc::TrustPolicy;
 
 use super::{MAX_PUBLISHERS, issuer_for, listed};
 use crate::controllers::packages::PackageName;
@@ -96,12 +96,6 @@ pub async fn create(
         };
         let policy = TrustPolicy::from_npm(item)
             .map_err(|e| ApiError::bad_request(format!("{which}: {e}")))?;
-        if policy.allows().contains(TrustedAction::Stage) {
-            return Err(ApiError::bad_request(format!(
-                "{which}: staged publishing is not supported by this registry yet; allow \
-                 publishing only (npm trust … --allow-publish, without --allow-stage-publish)"
-            )));
-        }
         let issuer = issuer_for(id_tokens, policy.provider()).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "{which}: this registry does not trust {}'s ID tokens; its operator can add \
@@ -120,7 +114,7 @@ pub async fn create(
         .into_iter()
         .map(|(policy, issuer)| {
             Ok(StoredPublisher {
-                id: new_id()?,
+                id: crate::controllers::new_uuid()?,
                 issuer,
                 policy,
                 pin: None,
@@ -165,21 +159,4 @@ pub async fn revoke(
             id.chars().take(64).collect::<String>()
         )))
     }
-}
-
-/// A new policy id: a random UUID (version 4), as npm's are.
-fn new_id() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("cannot make an id", e))?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
 }
