@@ -127,6 +127,27 @@ pub async fn check_code(
     verify(state, user, code_in(headers), sender).await
 }
 
+/// [`check_code`] for the owner of the token `who` (from `client`): for decisions that
+/// are always a person's, whatever their account's mode (trust policies, approving a
+/// staged release). Call it under the registry's write lock.
+pub async fn check_owners_code(
+    state: &AppState,
+    who: &tokengate::Authenticated,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> Result<Checked, ApiError> {
+    let mut user = users::load(state, who.owner())
+        .await?
+        .ok_or_else(ApiError::needs_login)?;
+    check_code(
+        state,
+        &mut user,
+        headers,
+        Sender::new(Some(who.token_id()), client),
+    )
+    .await
+}
+
 /// The one-time password in npm's `npm-otp` header, if it holds one.
 fn code_in(headers: &HeaderMap) -> Option<&str> {
     headers

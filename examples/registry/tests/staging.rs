@@ -27,13 +27,9 @@ impl Published {
 
     async fn on(client: Client, data: tempfile::TempDir) -> Self {
         let alice = client.session("alice").await;
+        let body = publish_body(PACKAGE, "1.0.0", json!(null));
         let first = client
-            .send(
-                "PUT",
-                &format!("/{PACKAGE}"),
-                Some(&alice),
-                &publish_body(PACKAGE, "1.0.0", json!(null)),
-            )
+            .send("PUT", &format!("/{PACKAGE}"), Some(&alice), &body)
             .await;
         assert_eq!(first.status, 201, "{}", first.body);
         let stage_only = client
@@ -52,6 +48,24 @@ impl Published {
             stage_only,
             _data: data,
         }
+    }
+
+    /// Publishes `version` directly (`npm publish`) with `token`; the reply.
+    async fn publish(&self, token: &str, version: &str) -> support::registry::Reply {
+        self.client
+            .send(
+                "PUT",
+                &format!("/{PACKAGE}"),
+                Some(token),
+                &publish_body(PACKAGE, version, json!(null)),
+            )
+            .await
+    }
+
+    /// The tarball of `version` as `npm install` fetches it; the reply.
+    async fn tarball(&self, version: &str) -> support::registry::Reply {
+        let path = format!("/{PACKAGE}/-/{PACKAGE}-{version}.tgz");
+        self.client.send("GET", &path, None, "").await
     }
 
     /// Stages `version` with `token`; the reply.
@@ -106,14 +120,7 @@ async fn a_stage_only_token_stages_and_a_maintainer_approves() {
     let setup = Published::new().await;
     let client = &setup.client;
 
-    let direct = client
-        .send(
-            "PUT",
-            &format!("/{PACKAGE}"),
-            Some(&setup.stage_only),
-            &publish_body(PACKAGE, "1.1.0", json!(null)),
-        )
-        .await;
+    let direct = setup.publish(&setup.stage_only, "1.1.0").await;
     assert_eq!(direct.status, 403, "{}", direct.body);
     assert!(
         direct.body.contains("stage the change instead"),
@@ -127,25 +134,11 @@ async fn a_stage_only_token_stages_and_a_maintainer_approves() {
         ["1.0.0"],
         "a staged version is hidden"
     );
-    let tarball = client
-        .send(
-            "GET",
-            &format!("/{PACKAGE}/-/{PACKAGE}-1.1.0.tgz"),
-            None,
-            "",
-        )
-        .await;
+    let tarball = setup.tarball("1.1.0").await;
     assert_eq!(tarball.status, 404, "a staged tarball is not installable");
 
     // The version is reserved, for a direct publish and a second stage alike.
-    let over = client
-        .send(
-            "PUT",
-            &format!("/{PACKAGE}"),
-            Some(&setup.alice),
-            &publish_body(PACKAGE, "1.1.0", json!(null)),
-        )
-        .await;
+    let over = setup.publish(&setup.alice, "1.1.0").await;
     assert_eq!(over.status, 403, "{}", over.body);
     assert!(over.body.contains(&id), "{}", over.body);
     let twice = setup.stage(&setup.alice, "1.1.0").await;
@@ -205,14 +198,7 @@ async fn a_stage_only_token_stages_and_a_maintainer_approves() {
     assert_eq!(version["_stagedBy"]["name"], "alice");
     assert_eq!(version["_stagedBy"]["stageId"], id.as_str());
     assert_eq!(packument["dist-tags"]["latest"], "1.1.0");
-    let tarball = client
-        .send(
-            "GET",
-            &format!("/{PACKAGE}/-/{PACKAGE}-1.1.0.tgz"),
-            None,
-            "",
-        )
-        .await;
+    let tarball = setup.tarball("1.1.0").await;
     assert_eq!(tarball.status, 200);
     assert_eq!(tarball.body, "hello");
     let gone = client.send("GET", "/-/stage", Some(&setup.alice), "").await;
@@ -261,15 +247,7 @@ async fn rejecting_frees_the_version() {
     let restaged = setup.staged("1.1.0").await;
     assert_ne!(restaged, id);
     assert_eq!(setup.reject(&setup.alice, &restaged).await.status, 200);
-    let direct = setup
-        .client
-        .send(
-            "PUT",
-            &format!("/{PACKAGE}"),
-            Some(&setup.alice),
-            &publish_body(PACKAGE, "1.1.0", json!(null)),
-        )
-        .await;
+    let direct = setup.publish(&setup.alice, "1.1.0").await;
     assert_eq!(direct.status, 201, "{}", direct.body);
 }
 

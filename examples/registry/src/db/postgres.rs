@@ -182,6 +182,23 @@ impl PostgresMetadata {
         Ok(metadata)
     }
 
+    /// The stage `sql` (taking the id as `$1`) answers with, if any.
+    async fn one_stage(
+        &self,
+        doing: &'static str,
+        sql: &str,
+        id: &str,
+    ) -> Result<Option<StoredStage>, DbError> {
+        let client = self.client(doing).await?;
+        client
+            .query_opt(sql, &[&id])
+            .await
+            .map_err(pg_error(doing))?
+            .as_ref()
+            .map(stage_row)
+            .transpose()
+    }
+
     async fn client(&self, doing: &'static str) -> Result<deadpool_postgres::Object, DbError> {
         self.pool.get().await.map_err(|e| DbError::new(doing, e))
     }
@@ -1135,18 +1152,8 @@ impl Metadata for PostgresMetadata {
     fn stage(&self, id: &str) -> DbFuture<'_, Option<StoredStage>> {
         let id = id.to_owned();
         Box::pin(async move {
-            let doing = "read the staged release";
-            let client = self.client(doing).await?;
-            client
-                .query_opt(
-                    &format!("SELECT {STAGE_COLUMNS} FROM registry_stages WHERE id = $1"),
-                    &[&id],
-                )
-                .await
-                .map_err(pg_error(doing))?
-                .as_ref()
-                .map(stage_row)
-                .transpose()
+            let sql = format!("SELECT {STAGE_COLUMNS} FROM registry_stages WHERE id = $1");
+            self.one_stage("read the staged release", &sql, &id).await
         })
     }
 
@@ -1246,18 +1253,9 @@ impl Metadata for PostgresMetadata {
     fn remove_stage(&self, id: &str) -> DbFuture<'_, Option<StoredStage>> {
         let id = id.to_owned();
         Box::pin(async move {
-            let doing = "remove the staged release";
-            let client = self.client(doing).await?;
-            client
-                .query_opt(
-                    &format!("DELETE FROM registry_stages WHERE id = $1 RETURNING {STAGE_COLUMNS}"),
-                    &[&id],
-                )
-                .await
-                .map_err(pg_error(doing))?
-                .as_ref()
-                .map(stage_row)
-                .transpose()
+            let sql =
+                format!("DELETE FROM registry_stages WHERE id = $1 RETURNING {STAGE_COLUMNS}");
+            self.one_stage("remove the staged release", &sql, &id).await
         })
     }
 

@@ -939,9 +939,17 @@ async fn serve_tarball(
     if !access::rule_allows(row.rule, who, &name) {
         return Err(access::not_found(&name));
     }
+    send_tarball(state, &row.digest).await
+}
+
+/// The tarball with this digest, streamed from where it is kept.
+pub async fn send_tarball(
+    state: &AppState,
+    digest: &crate::db::Digest,
+) -> Result<Response, ApiError> {
     let blob = state
         .blobs()
-        .open(&row.digest)
+        .open(digest)
         .await
         .map_err(|e| ApiError::internal("cannot read the tarball", e))?
         .ok_or_else(|| ApiError::internal("cannot read the tarball", "its file is missing"))?;

@@ -20,7 +20,6 @@ use crate::controllers::packages::access;
 use crate::controllers::packages::{NewVersion, PackageName, add_version, next_rev, owners};
 use crate::db::StoredStage;
 use crate::error::ApiError;
-use crate::security::wrong_codes::Sender;
 use crate::state::{AppState, ClientAddress};
 
 /// The stage `id`, if `who` may decide on it, with their second factor checked (and used
@@ -50,16 +49,7 @@ async fn decidable(
                 stage.package
             ))
         })?;
-    let mut user = crate::controllers::users::load(state, who.owner())
-        .await?
-        .ok_or_else(ApiError::needs_login)?;
-    crate::tfa::check_code(
-        state,
-        &mut user,
-        headers,
-        Sender::new(Some(who.token_id()), client),
-    )
-    .await?;
+    crate::tfa::check_owners_code(state, who, headers, client).await?;
     Ok(stage)
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -265,20 +265,7 @@ pub async fn tarball(
 ) -> Result<Response, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
     let stage = visible_stage(&state, &who, &id).await?;
-    let blob = state
-        .blobs()
-        .open(&stage.digest)
-        .await
-        .map_err(|e| ApiError::internal("cannot read the tarball", e))?
-        .ok_or_else(|| ApiError::internal("cannot read the tarball", "its file is missing"))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::CONTENT_LENGTH, blob.length.to_string()),
-        ],
-        blob.body,
-    )
-        .into_response())
+    packages::send_tarball(&state, &stage.digest).await
 }
 
 /// Removes a removed stage's tarball file, unless a version or another stage names the

@@ -19,7 +19,6 @@ use crate::controllers::packages::PackageName;
 use crate::controllers::packages::access::{self, Package};
 use crate::db::{PublishersAdded, StoredPublisher};
 use crate::error::{ApiError, JsonBody};
-use crate::security::wrong_codes::Sender;
 use crate::state::AppState;
 
 /// The package, for managing its trusted publishers, with `who`'s second factor checked
@@ -31,16 +30,7 @@ async fn managed(
     headers: &HeaderMap,
 ) -> Result<Package, ApiError> {
     let package = access::changeable(state, who, name).await?;
-    let mut user = crate::controllers::users::load(state, who.owner())
-        .await?
-        .ok_or_else(ApiError::needs_login)?;
-    crate::tfa::check_code(
-        state,
-        &mut user,
-        headers,
-        Sender::new(Some(who.token_id()), None),
-    )
-    .await?;
+    crate::tfa::check_owners_code(state, who, headers, None).await?;
     Ok(package)
 }
 
