@@ -1659,3 +1659,166 @@ async fn trusted_publishing_through_the_real_npm_cli() {
     assert!(listed.contains("No trust configurations"), "{listed}");
     registry.stop().await;
 }
+
+/// The stage id in `npm stage publish`'s "+ name@version (staged with id <id>)".
+fn staged_id(output: &str) -> String {
+    let (_, rest) = output
+        .split_once("staged with id ")
+        .unwrap_or_else(|| panic!("no stage id in: {output}"));
+    rest.split(')').next().unwrap().trim().to_owned()
+}
+
+/// `npm stage`, end to end: CI stages with a stage-only token (npm 12) or a read-write one
+/// (npm 11), the staged version is neither installable nor in the packument, its
+/// maintainer lists, views and downloads it (another user cannot), approves it with a code
+/// (refused without), and it installs; a rejected stage frees its version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_publishing_through_the_real_npm_cli() {
+    if !npm_ready("the staged-publishing npm CLI test") {
+        return;
+    }
+    use support::registry::{TfaMode, enable_2fa};
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    let here = work.path();
+    let alice_session = add_user(registry.addr, "alice").await;
+    let bob_session = add_user(registry.addr, "bob").await;
+    let alice = Npm::new(&here.join("alice"), &registry.url);
+    let alice_config = alice.config_with("alice", &alice_session);
+    let bob = Npm::new(&here.join("bob"), &registry.url);
+    let bob_config = bob.config_with("bob", &bob_session);
+    let anonymous = here.join("anonymous.npmrc");
+    std::fs::write(&anonymous, "").unwrap();
+
+    alice
+        .ok(
+            &alice_config,
+            &package_dir(here, "staged-cli", "1.0.0"),
+            &["publish"],
+        )
+        .await;
+    // npm 12 makes the token CI should have; npm 11 stages with a read-write one.
+    let permission = if npm_major() >= 12 {
+        "--packages-and-scopes-permission=read-write-stage-only"
+    } else {
+        "--packages-and-scopes-permission=read-write"
+    };
+    let made = alice
+        .ok(
+            &alice_config,
+            here,
+            &[
+                "token",
+                "create",
+                "--packages-all",
+                permission,
+                &format!("--password={PASSWORD}"),
+            ],
+        )
+        .await;
+    let ci_config = alice.config_with("ci", &created_token(&made));
+    let mut last_step = None;
+    let enrolled = enable_2fa(
+        registry.addr,
+        &alice_session,
+        TfaMode::AuthOnly,
+        &mut last_step,
+    )
+    .await;
+
+    // Staging asks for no code, even with 2FA on.
+    let v11 = package_dir(&here.join("v11"), "staged-cli", "1.1.0");
+    let staged = alice.ok(&ci_config, &v11, &["stage", "publish"]).await;
+    let id = staged_id(&staged);
+    if npm_major() >= 12 {
+        let v12 = package_dir(&here.join("v12"), "staged-cli", "1.2.0");
+        let refused = alice.fails(&ci_config, &v12, &["publish"]).await;
+        assert!(refused.contains("stage the change instead"), "{refused}");
+    }
+
+    let versions = alice
+        .ok(
+            &anonymous,
+            here,
+            &["view", "staged-cli", "versions", "--json"],
+        )
+        .await;
+    assert!(
+        versions.contains("1.0.0") && !versions.contains("1.1.0"),
+        "{versions}"
+    );
+    let project = here.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        r#"{"name":"project","version":"1.0.0"}"#,
+    )
+    .unwrap();
+    let not_installable = alice
+        .fails(&anonymous, &project, &["install", "staged-cli@1.1.0"])
+        .await;
+    assert!(
+        not_installable.contains("ETARGET") || not_installable.contains("No matching version"),
+        "{not_installable}"
+    );
+
+    let listed = alice
+        .ok(&alice_config, here, &["stage", "list", "staged-cli"])
+        .await;
+    assert!(listed.contains(&id) && listed.contains("1.1.0"), "{listed}");
+    let viewed = alice.ok(&alice_config, here, &["stage", "view", &id]).await;
+    assert!(
+        viewed.contains("1.1.0") && viewed.contains("alice"),
+        "{viewed}"
+    );
+    let downloads = here.join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    alice
+        .ok(&alice_config, &downloads, &["stage", "download", &id])
+        .await;
+    assert!(
+        downloads
+            .join(format!("staged-cli-1.1.0-{id}.tgz"))
+            .is_file()
+    );
+    let hidden = bob.fails(&bob_config, here, &["stage", "view", &id]).await;
+    assert!(hidden.contains("404"), "{hidden}");
+    let none = bob.ok(&bob_config, here, &["stage", "list"]).await;
+    assert!(!none.contains(&id), "{none}");
+
+    let no_code = alice
+        .fails(&alice_config, here, &["stage", "approve", &id])
+        .await;
+    assert!(
+        no_code.contains("EOTP") || no_code.contains("one-time"),
+        "{no_code}"
+    );
+    let code = support::fresh_code(&enrolled.secret, &mut last_step).await;
+    alice
+        .ok(
+            &alice_config,
+            here,
+            &["stage", "approve", &id, &format!("--otp={code}")],
+        )
+        .await;
+    alice
+        .ok(&anonymous, &project, &["install", "staged-cli@1.1.0"])
+        .await;
+
+    // A rejected stage frees its version.
+    let v13 = package_dir(&here.join("v13"), "staged-cli", "1.3.0");
+    let rejected = staged_id(&alice.ok(&ci_config, &v13, &["stage", "publish"]).await);
+    let code = support::fresh_code(&enrolled.secret, &mut last_step).await;
+    alice
+        .ok(
+            &alice_config,
+            here,
+            &["stage", "reject", &rejected, &format!("--otp={code}")],
+        )
+        .await;
+    alice
+        .fails(&alice_config, here, &["stage", "view", &rejected])
+        .await;
+    let again = staged_id(&alice.ok(&ci_config, &v13, &["stage", "publish"]).await);
+    assert_ne!(again, rejected);
+}
