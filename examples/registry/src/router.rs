@@ -147,6 +147,10 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
                 .layer(DefaultBodyLimit::max(max_publish_bytes))
                 .route_layer(bounded.clone()),
         )
+        .route(
+            "/-/package/{name}/staging",
+            get(stage::rule::get).put(stage::rule::set),
+        )
         .route("/-/stage", get(stage::list))
         .route("/-/stage/{id}", get(stage::view).delete(decide::reject))
         .route("/-/stage/{id}/tarball", get(stage::tarball))

@@ -377,3 +377,64 @@ async fn a_stage_is_checked_as_a_publish_is() {
     let not_theirs = setup.stage(&bob, "1.1.0").await;
     assert_eq!(not_theirs.status, 403, "{}", not_theirs.body);
 }
+
+#[tokio::test]
+async fn a_package_that_requires_staging_refuses_direct_publishes() {
+    let setup = Published::new().await;
+    let path = format!("/-/package/{PACKAGE}/staging");
+    let read = setup.client.send("GET", &path, None, "").await;
+    assert_eq!(read.json()["required"], false, "{}", read.body);
+    let bob = setup.client.session("bob").await;
+    let by_other = setup
+        .client
+        .send("PUT", &path, Some(&bob), r#"{"required":true}"#)
+        .await;
+    assert_eq!(by_other.status, 403, "{}", by_other.body);
+    let by_stager = setup
+        .client
+        .send(
+            "PUT",
+            &path,
+            Some(&setup.stage_only),
+            r#"{"required":true}"#,
+        )
+        .await;
+    assert_eq!(by_stager.status, 403, "{}", by_stager.body);
+    let unknown = setup
+        .client
+        .send(
+            "PUT",
+            &path,
+            Some(&setup.alice),
+            r#"{"required":true,"x":1}"#,
+        )
+        .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    let set = setup
+        .client
+        .send("PUT", &path, Some(&setup.alice), r#"{"required":true}"#)
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(
+        setup.client.send("GET", &path, None, "").await.json()["required"],
+        true
+    );
+
+    let direct = setup.publish(&setup.alice, "1.1.0").await;
+    assert_eq!(direct.status, 403, "{}", direct.body);
+    assert!(
+        direct.body.contains("requires every release to be staged"),
+        "{}",
+        direct.body
+    );
+    let id = setup.staged("1.1.0").await;
+    assert_eq!(setup.approve(&setup.alice, &id, None).await.status, 200);
+    assert_eq!(setup.versions().await, ["1.0.0", "1.1.0"]);
+
+    let unset = setup
+        .client
+        .send("PUT", &path, Some(&setup.alice), r#"{"required":false}"#)
+        .await;
+    assert_eq!(unset.status, 200, "{}", unset.body);
+    assert_eq!(setup.publish(&setup.alice, "1.2.0").await.status, 201);
+}

@@ -578,4 +578,18 @@ pub async fn stages_reserve_their_version_and_are_decided_once(db: &dyn Metadata
     );
     assert!(db.stage_of(&tool, "1.2.0").await.unwrap().is_none());
     assert!(!db.tarball_in_use(&Digest::of(b"1.2.0")).await.unwrap());
+
+    // The package's staging rule: off until set, and only for a package that exists.
+    assert!(!db.requires_staging(&tool).await.unwrap());
+    assert!(db.set_requires_staging(&tool, true).await.unwrap());
+    assert!(
+        db.set_requires_staging(&tool, true).await.unwrap(),
+        "idempotent"
+    );
+    assert!(db.requires_staging(&tool).await.unwrap());
+    assert!(db.set_requires_staging(&tool, false).await.unwrap());
+    assert!(!db.requires_staging(&tool).await.unwrap());
+    let nowhere = PackageName::parse("nowhere").unwrap();
+    assert!(!db.set_requires_staging(&nowhere, true).await.unwrap());
+    assert!(!db.requires_staging(&nowhere).await.unwrap());
 }

@@ -528,4 +528,9 @@ pub trait Metadata: Send + Sync + 'static {
     /// Removes every stage expired at `now` (milliseconds), returning them (their tarball
     /// files are the caller's).
     fn remove_expired_stages(&self, now: i64) -> DbFuture<'_, Vec<StoredStage>>;
+    /// Whether every release of the package must be staged (no direct publish).
+    fn requires_staging(&self, name: &PackageName) -> DbFuture<'_, bool>;
+    /// Requires staging for the package's releases, or stops requiring it; `false` when
+    /// there is no such package.
+    fn set_requires_staging(&self, name: &PackageName, required: bool) -> DbFuture<'_, bool>;
 }

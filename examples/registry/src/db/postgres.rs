@@ -108,7 +108,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX registry_stages_by_package ON registry_stages (package, created_at);
     CREATE INDEX registry_stages_by_expiry ON registry_stages (expires_at);
-    CREATE INDEX registry_stages_by_digest ON registry_stages (digest);",
+    CREATE INDEX registry_stages_by_digest ON registry_stages (digest);
+    CREATE TABLE registry_staging_required (
+        package TEXT PRIMARY KEY REFERENCES registry_packages (name) ON DELETE CASCADE
+    );",
 ];
 
 /// How long a call waits for a connection, and a connection to be made.
@@ -1256,6 +1259,45 @@ impl Metadata for PostgresMetadata {
             let sql =
                 format!("DELETE FROM registry_stages WHERE id = $1 RETURNING {STAGE_COLUMNS}");
             self.one_stage("remove the staged release", &sql, &id).await
+        })
+    }
+
+    fn requires_staging(&self, name: &PackageName) -> DbFuture<'_, bool> {
+        let full = name.to_string();
+        Box::pin(async move {
+            let doing = "read the package's staging rule";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM registry_staging_required WHERE package = $1)",
+                    &[&full],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn set_requires_staging(&self, name: &PackageName, required: bool) -> DbFuture<'_, bool> {
+        let full = name.to_string();
+        Box::pin(async move {
+            let doing = "save the package's staging rule";
+            let client = self.client(doing).await?;
+            let sql = if required {
+                "INSERT INTO registry_staging_required (package)
+                 SELECT name FROM registry_packages WHERE name = $1 ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM registry_staging_required WHERE package = $1"
+            };
+            client
+                .execute(sql, &[&full])
+                .await
+                .map_err(pg_error(doing))?;
+            let exists = client
+                .query_opt("SELECT 1 FROM registry_packages WHERE name = $1", &[&full])
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(exists.is_some())
         })
     }
 

@@ -115,7 +115,11 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX stages_by_package ON stages (package, created_at);
     CREATE INDEX stages_by_expiry ON stages (expires_at);
-    CREATE INDEX stages_by_digest ON stages (digest);",
+    CREATE INDEX stages_by_digest ON stages (digest);
+    -- Packages whose every release must be staged (absent: a publish may go live).
+    CREATE TABLE staging_required (
+        package TEXT PRIMARY KEY REFERENCES packages (name) ON DELETE CASCADE
+    ) WITHOUT ROWID;",
 ];
 
 /// Readers a file database keeps open beside its writer.
@@ -1295,6 +1299,45 @@ impl Metadata for SqliteMetadata {
         let doing = "remove the expired staged releases";
         self.write(doing, move |transaction| {
             remove_expired_stage_rows(transaction, now).map_err(sql_error(doing))
+        })
+    }
+
+    fn requires_staging(&self, name: &PackageName) -> DbFuture<'_, bool> {
+        let full = name.to_string();
+        self.read("read the package's staging rule", move |connection| {
+            connection.query_row(
+                "SELECT EXISTS (SELECT 1 FROM staging_required WHERE package = ?1)",
+                [&full],
+                |row| row.get(0),
+            )
+        })
+    }
+
+    fn set_requires_staging(&self, name: &PackageName, required: bool) -> DbFuture<'_, bool> {
+        let full = name.to_string();
+        let doing = "save the package's staging rule";
+        self.write(doing, move |transaction| {
+            let exists = transaction
+                .query_row(
+                    "SELECT 1 FROM packages WHERE name = ?1",
+                    [&full],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(sql_error(doing))?
+                .is_some();
+            if !exists {
+                return Ok(false);
+            }
+            let sql = if required {
+                "INSERT OR IGNORE INTO staging_required (package) VALUES (?1)"
+            } else {
+                "DELETE FROM staging_required WHERE package = ?1"
+            };
+            transaction
+                .execute(sql, [&full])
+                .map_err(sql_error(doing))?;
+            Ok(true)
         })
     }
 }

@@ -597,6 +597,9 @@ pub async fn release(
              versions can be staged"
         )));
     }
+    if outcome == Outcome::Publish && existing.is_some() {
+        crate::controllers::stage::rule::check_direct_publish(state, name).await?;
+    }
     let read = existing.as_ref().map(|package| package.revision);
     let mut packument = match existing {
         Some(package) => package.packument,

@@ -8,8 +8,11 @@
 //!   caller maintains, `{"items", "total"}`.
 //! - `GET /-/stage/<id>` and `GET /-/stage/<id>/tarball`: `npm stage view|download`.
 //! - `POST /-/stage/<id>/approve` and `DELETE /-/stage/<id>`: in [`decide`].
+//! - `GET`/`PUT /-/package/<name>/staging`: whether every release must be staged, in
+//!   [`rule`].
 
 pub mod decide;
+pub mod rule;
 
 use std::time::{Duration, SystemTime};
 
