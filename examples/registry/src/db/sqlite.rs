@@ -445,6 +445,14 @@ pub(super) fn put_package_rows(
     Ok(())
 }
 
+/// Whether a package of that name exists, in the caller's transaction.
+fn package_exists(transaction: &Transaction<'_>, full: &str) -> Result<bool, rusqlite::Error> {
+    Ok(transaction
+        .query_row("SELECT 1 FROM packages WHERE name = ?1", [full], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// The columns of a stage, in the order [`stage_row`] reads them.
 const STAGE_COLUMNS: &str =
     "id, package, version, tag, document, digest, actor, actor_type, created_at, expires_at";
@@ -1036,15 +1044,7 @@ impl Metadata for SqliteMetadata {
         let publishers = publishers.to_vec();
         let doing = "save the package's trusted publishers";
         self.write(doing, move |transaction| {
-            let exists = transaction
-                .query_row(
-                    "SELECT 1 FROM packages WHERE name = ?1",
-                    [&full],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(sql_error(doing))?
-                .is_some();
+            let exists = package_exists(transaction, &full).map_err(sql_error(doing))?;
             if !exists {
                 return Ok(PublishersAdded::NoPackage);
             }
@@ -1129,15 +1129,7 @@ impl Metadata for SqliteMetadata {
         let doing = "stage the release";
         self.write(doing, move |transaction| {
             remove_expired_stage_rows(transaction, stage.created_at).map_err(sql_error(doing))?;
-            let exists = transaction
-                .query_row(
-                    "SELECT 1 FROM packages WHERE name = ?1",
-                    [&stage.package],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(sql_error(doing))?
-                .is_some();
+            let exists = package_exists(transaction, &stage.package).map_err(sql_error(doing))?;
             if !exists {
                 return Ok(StageAdded::NoPackage);
             }
@@ -1317,15 +1309,7 @@ impl Metadata for SqliteMetadata {
         let full = name.to_string();
         let doing = "save the package's staging rule";
         self.write(doing, move |transaction| {
-            let exists = transaction
-                .query_row(
-                    "SELECT 1 FROM packages WHERE name = ?1",
-                    [&full],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(sql_error(doing))?
-                .is_some();
+            let exists = package_exists(transaction, &full).map_err(sql_error(doing))?;
             if !exists {
                 return Ok(false);
             }
