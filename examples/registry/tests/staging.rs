@@ -16,7 +16,7 @@ struct Published {
     client: Client,
     alice: String,
     stage_only: String,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Published {
@@ -46,7 +46,7 @@ impl Published {
             client,
             alice,
             stage_only,
-            _data: data,
+            data,
         }
     }
 
@@ -209,6 +209,24 @@ async fn a_stage_only_token_stages_and_a_maintainer_approves() {
     );
     let again = setup.approve(&setup.alice, &id, None).await;
     assert_eq!(again.status, 404, "{}", again.body);
+
+    // The audit log says who staged (the stage-only token) and who approved.
+    let log = setup.data.path().join("audit.log");
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|line| line["resource"] == PACKAGE || line["event"] == "write")
+            .map(|line| line["event"].as_str().unwrap().to_owned())
+            .collect();
+        if events.iter().any(|event| event == "stage") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(events.iter().any(|event| event == "stage"), "{events:?}");
 }
 
 #[tokio::test]
