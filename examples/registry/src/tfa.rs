@@ -136,20 +136,30 @@ pub async fn check_owners_code(
     headers: &HeaderMap,
     client: Option<std::net::IpAddr>,
 ) -> Result<Checked, ApiError> {
+    verify_owners_code(state, who, code_in(headers), client).await
+}
+
+/// [`check_owners_code`] with the code already read (a web form's).
+pub async fn verify_owners_code(
+    state: &AppState,
+    who: &tokengate::Authenticated,
+    code: Option<&str>,
+    client: Option<std::net::IpAddr>,
+) -> Result<Checked, ApiError> {
     let mut user = users::load(state, who.owner())
         .await?
         .ok_or_else(ApiError::needs_login)?;
-    check_code(
+    verify(
         state,
         &mut user,
-        headers,
+        code,
         Sender::new(Some(who.token_id()), client),
     )
     .await
 }
 
 /// The one-time password in npm's `npm-otp` header, if it holds one.
-fn code_in(headers: &HeaderMap) -> Option<&str> {
+pub fn code_in(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(OTP_HEADER)
         .and_then(|value| value.to_str().ok())

@@ -111,6 +111,7 @@ pub(super) fn layout(title: &str, user: Option<&str>, body: Markup) -> Markup {
                         nav aria-label="Your account" {
                             a href="/-/web/tokens" { "Tokens" }
                             a href="/-/web/tokens/new" { "Generate new token" }
+                            a href="/-/web/stages" { "Staged releases" }
                             span { "Signed in as " strong { (user) } }
                         }
                         form method="post" action="/-/web/logout" {

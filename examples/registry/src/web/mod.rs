@@ -12,6 +12,8 @@
 //! - [`session`]: logging in (the password, then the one-time password with 2FA) and out,
 //!   and the session cookie;
 //! - [`tokens`]: the Tokens page, generating a token (and showing it once) and revoking one;
+//! - [`stages`]: the Staged releases page, approving and rejecting what `npm stage
+//!   publish` staged;
 //! - [`npm_login`]: npm's browser login.
 
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ use crate::state::AppState;
 mod layout;
 mod npm_login;
 mod session;
+mod stages;
 mod tokens;
 
 use layout::{redirect, refused_page};
@@ -148,6 +151,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/-/web/tokens/new", get(new_page).post(create))
         .route("/-/web/tokens/created/{key}", get(created_page))
         .route("/-/web/tokens/{id}/revoke", get(revoke_page).post(revoke))
+        .route("/-/web/stages", get(stages::stages_page))
+        .route("/-/web/stages/{id}/approve", post(stages::approve))
+        .route("/-/web/stages/{id}/reject", post(stages::reject))
+        .route(
+            "/-/web/stages/{id}/tarball",
+            get(crate::controllers::stage::tarball),
+        )
         .route("/-/web/logout", post(logout))
         .route_layer(gate);
     Router::new()

@@ -28,7 +28,7 @@ async fn decidable(
     state: &AppState,
     who: &Authenticated,
     id: &str,
-    headers: &HeaderMap,
+    code: Option<&str>,
     client: Option<std::net::IpAddr>,
 ) -> Result<StoredStage, ApiError> {
     crate::controllers::tokens::refuse_exchanged(who, "approve or reject a staged release")?;
@@ -49,7 +49,7 @@ async fn decidable(
                 stage.package
             ))
         })?;
-    crate::tfa::check_owners_code(state, who, headers, client).await?;
+    crate::tfa::verify_owners_code(state, who, code, client).await?;
     Ok(stage)
 }
 
@@ -71,10 +71,41 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
+    let stage = approve_stage(&state, &who, &id, crate::tfa::code_in(&headers), client).await?;
+    Ok(Json(json!({
+        "ok": true,
+        "id": stage.id,
+        "packageName": stage.package,
+        "version": stage.version,
+    })))
+}
+
+/// `DELETE /-/stage/<id>`: removes the stage and its tarball; the version is free again.
+pub async fn reject(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    who: Option<Authenticated>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = who.ok_or_else(ApiError::needs_login)?;
+    reject_stage(&state, &who, &id, crate::tfa::code_in(&headers), client).await?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+/// Approves the stage `id` for `who`, with their one-time password `code`: what the API
+/// and the Staged releases page share. Returns the stage published.
+pub async fn approve_stage(
+    state: &AppState,
+    who: &Authenticated,
+    id: &str,
+    code: Option<&str>,
+    client: Option<std::net::IpAddr>,
+) -> Result<StoredStage, ApiError> {
     let _writing = state.write_lock().await;
-    let stage = decidable(&state, &who, &id, &headers, client).await?;
+    let stage = decidable(state, who, id, code, client).await?;
     let name = PackageName::parse(&stage.package)?;
-    let package = access::load(&state, &name)
+    let package = access::load(state, &name)
         .await?
         .ok_or_else(|| access::not_found(&name))?;
     let mut release = staged_release(&stage)?;
@@ -84,7 +115,7 @@ pub async fn approve(
         "stageId": stage.id,
         "stagedAt": iso(stage.created_at),
     });
-    let publisher = owners::maintainer_entry(&state, who.owner()).await?;
+    let publisher = owners::maintainer_entry(state, who.owner()).await?;
     let mut packument = package.packument;
     add_version(&mut packument, &name, release, publisher)?;
     next_rev(&mut packument);
@@ -103,29 +134,24 @@ pub async fn approve(
         stage = stage.id,
         "staged release approved and published"
     );
-    Ok(Json(json!({
-        "ok": true,
-        "id": stage.id,
-        "packageName": stage.package,
-        "version": stage.version,
-    })))
+    Ok(stage)
 }
 
-/// `DELETE /-/stage/<id>`: removes the stage and its tarball; the version is free again.
-pub async fn reject(
-    State(state): State<AppState>,
-    ClientAddress(client): ClientAddress,
-    who: Option<Authenticated>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let who = who.ok_or_else(ApiError::needs_login)?;
+/// Rejects the stage `id` for `who`, with their one-time password `code`. Returns the
+/// stage removed.
+pub async fn reject_stage(
+    state: &AppState,
+    who: &Authenticated,
+    id: &str,
+    code: Option<&str>,
+    client: Option<std::net::IpAddr>,
+) -> Result<StoredStage, ApiError> {
     let _writing = state.write_lock().await;
-    let stage = decidable(&state, &who, &id, &headers, client).await?;
+    let stage = decidable(state, who, id, code, client).await?;
     let Some(removed) = state.db().remove_stage(&stage.id).await? else {
         return Err(decided_meanwhile(&stage));
     };
-    forget_tarball(&state, &removed).await;
+    forget_tarball(state, &removed).await;
     tracing::info!(
         package = removed.package,
         version = removed.version,
@@ -133,7 +159,7 @@ pub async fn reject(
         stage = removed.id,
         "staged release rejected"
     );
-    Ok(Json(json!({ "ok": true })))
+    Ok(removed)
 }
 
 /// The release a stage keeps, as it was checked at staging.

@@ -162,7 +162,7 @@ async fn tokens_markup(
     })
 }
 
-async fn has_2fa(state: &AppState, owner: &str) -> Result<bool, ApiError> {
+pub(super) async fn has_2fa(state: &AppState, owner: &str) -> Result<bool, ApiError> {
     Ok(users::load(state, owner)
         .await?
         .and_then(|user| user.tfa)
