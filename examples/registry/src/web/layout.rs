@@ -110,7 +110,7 @@ pub(super) fn layout(title: &str, user: Option<&str>, body: Markup) -> Markup {
                         // At phone width, a row of its own under the brand and Log out.
                         nav aria-label="Your account" {
                             a href="/-/web/tokens" { "Tokens" }
-                            a href="/-/web/tokens/new" { "Generate new token" }
+                            // Generating a token is the Tokens page's first button.
                             a href="/-/web/stages" { "Staged releases" }
                             span { "Signed in as " strong { (user) } }
                         }
