@@ -1822,3 +1822,70 @@ async fn staged_publishing_through_the_real_npm_cli() {
     let again = staged_id(&alice.ok(&ci_config, &v13, &["stage", "publish"]).await);
     assert_ne!(again, rejected);
 }
+
+/// A trusted publisher allowed to stage only (`npm trust github … --allow-stage-publish`):
+/// the CI job's `npm stage publish` exchanges its ID token and stages, its `npm publish`
+/// is refused with the message to stage, and the maintainer approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_publisher_that_may_only_stage_through_the_real_npm_cli() {
+    use support::issuer::{Issuer, github_claims};
+    if !npm_ready("the stage-only trusted-publishing npm CLI test") {
+        return;
+    }
+    let issuer = Issuer::start(github_claims("acme/tool", "release.yml")).await;
+    let work = tempfile::tempdir().unwrap();
+    let here = work.path();
+    let trusted = format!("github={}", issuer.url);
+    let registry = Registry::start_with(
+        "127.0.0.1:0",
+        &here.join("data"),
+        &["--oidc-issuer", &trusted],
+    )
+    .await;
+    let alice = Npm::new(&here.join("alice"), &registry.url);
+    alice.make_user("alice").await;
+    let session = alice.session_config();
+    let tool = package_dir(here, "ci-staged", "1.0.0");
+    alice.ok(&session, &tool, &["publish"]).await;
+    alice
+        .ok(
+            &session,
+            here,
+            &[
+                "trust",
+                "github",
+                "ci-staged",
+                "--repo",
+                "acme/tool",
+                "--file",
+                "release.yml",
+                "--allow-stage-publish",
+                "--yes",
+            ],
+        )
+        .await;
+
+    let ci = here.join("ci.npmrc");
+    std::fs::write(&ci, "").unwrap();
+    let env = issuer.github_actions_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let v11 = package_dir(&here.join("v11"), "ci-staged", "1.1.0");
+    let (ok, staged) = alice.run_with(&ci, &v11, &["stage", "publish"], &env).await;
+    assert!(ok, "the job stages:\n{staged}");
+    let id = staged_id(&staged);
+    let v12 = package_dir(&here.join("v12"), "ci-staged", "1.2.0");
+    let (ok, refused) = alice.run_with(&ci, &v12, &["publish"], &env).await;
+    assert!(!ok, "the job publishes nothing directly:\n{refused}");
+    assert!(refused.contains("stage the change instead"), "{refused}");
+
+    let viewed = alice.ok(&session, here, &["stage", "view", &id]).await;
+    assert!(viewed.contains("trusted-publisher"), "{viewed}");
+    alice.ok(&session, here, &["stage", "approve", &id]).await;
+    let read = http(registry.addr, "GET", "/ci-staged", &[], b"").await;
+    assert!(
+        read.json()["versions"]["1.1.0"].is_object(),
+        "{}",
+        read.body
+    );
+    registry.stop().await;
+}
