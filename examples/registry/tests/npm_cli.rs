@@ -1535,30 +1535,57 @@ async fn what_the_third_review_found_through_the_real_npm_cli() {
     assert!(refused.contains("cannot change the profile"), "{refused}");
 }
 
+/// A registry trusting a loopback issuer of GitHub Actions ID tokens (for `acme/tool`'s
+/// `release.yml`), and alice, logged in through npm, who has published `package@1.0.0`.
+struct TrustedWorld {
+    issuer: support::issuer::Issuer,
+    registry: Registry,
+    alice: Npm,
+    session: PathBuf,
+}
+
+impl TrustedWorld {
+    async fn start(here: &Path, package: &str) -> Self {
+        use support::issuer::{Issuer, github_claims};
+        let issuer = Issuer::start(github_claims("acme/tool", "release.yml")).await;
+        let trusted = format!("github={}", issuer.url);
+        let registry = Registry::start_with(
+            "127.0.0.1:0",
+            &here.join("data"),
+            &["--oidc-issuer", &trusted],
+        )
+        .await;
+        let alice = Npm::new(&here.join("alice"), &registry.url);
+        alice.make_user("alice").await;
+        let session = alice.session_config();
+        let tool = package_dir(here, package, "1.0.0");
+        alice.ok(&session, &tool, &["publish"]).await;
+        Self {
+            issuer,
+            registry,
+            alice,
+            session,
+        }
+    }
+}
+
 /// `npm trust` and a publish from a simulated GitHub Actions job: npm asks the job's ID
 /// token endpoint (a loopback issuer of the test's own) for a token with the registry's
 /// audience, exchanges it, and publishes with what it got; no token is configured.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_publishing_through_the_real_npm_cli() {
-    use support::issuer::{Issuer, github_claims};
+    use support::issuer::github_claims;
     if !npm_ready("the trusted-publishing npm CLI test") {
         return;
     }
-    let issuer = Issuer::start(github_claims("acme/tool", "release.yml")).await;
     let work = tempfile::tempdir().unwrap();
     let here = work.path();
-    let trusted = format!("github={}", issuer.url);
-    let registry = Registry::start_with(
-        "127.0.0.1:0",
-        &here.join("data"),
-        &["--oidc-issuer", &trusted],
-    )
-    .await;
-    let alice = Npm::new(&here.join("alice"), &registry.url);
-    alice.make_user("alice").await;
-    let session = alice.session_config();
-    let tool = package_dir(here, "trusted-tool", "1.0.0");
-    alice.ok(&session, &tool, &["publish"]).await;
+    let TrustedWorld {
+        issuer,
+        registry,
+        alice,
+        session,
+    } = TrustedWorld::start(here, "trusted-tool").await;
 
     let added = alice
         .ok(
@@ -1828,25 +1855,17 @@ async fn staged_publishing_through_the_real_npm_cli() {
 /// is refused with the message to stage, and the maintainer approves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trusted_publisher_that_may_only_stage_through_the_real_npm_cli() {
-    use support::issuer::{Issuer, github_claims};
     if !npm_ready("the stage-only trusted-publishing npm CLI test") {
         return;
     }
-    let issuer = Issuer::start(github_claims("acme/tool", "release.yml")).await;
     let work = tempfile::tempdir().unwrap();
     let here = work.path();
-    let trusted = format!("github={}", issuer.url);
-    let registry = Registry::start_with(
-        "127.0.0.1:0",
-        &here.join("data"),
-        &["--oidc-issuer", &trusted],
-    )
-    .await;
-    let alice = Npm::new(&here.join("alice"), &registry.url);
-    alice.make_user("alice").await;
-    let session = alice.session_config();
-    let tool = package_dir(here, "ci-staged", "1.0.0");
-    alice.ok(&session, &tool, &["publish"]).await;
+    let TrustedWorld {
+        issuer,
+        registry,
+        alice,
+        session,
+    } = TrustedWorld::start(here, "ci-staged").await;
     alice
         .ok(
             &session,
