@@ -13,17 +13,29 @@ use http::Method;
 ///
 /// assert_eq!(Action::of_method(&Method::GET), Action::Read);
 /// assert_eq!(Action::of_method(&Method::PUT), Action::Write);
+/// assert!(Action::Stage.changes() && !Action::Read.changes());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Action {
     /// Looks without changing anything.
     Read,
-    /// Changes something.
+    /// Stages a change that a person later makes live (or throws away): uploads
+    /// something that nobody else sees until then. No method means this by itself; the
+    /// application tells the gate which requests stage
+    /// ([`TokenAuthLayer::request_actions`](crate::TokenAuthLayer::request_actions)).
+    Stage,
+    /// Changes something, live.
     Write,
 }
 
 impl Action {
+    /// Whether the action changes anything at all (staged or live): what a browser's
+    /// cross-site check guards.
+    pub fn changes(self) -> bool {
+        self != Action::Read
+    }
+
     /// GET, HEAD, OPTIONS and TRACE read; every other method writes. Extension methods
     /// count as writes: an unknown verb gets the stricter treatment. Headers such as
     /// `X-HTTP-Method-Override` are never consulted.
@@ -43,7 +55,11 @@ pub enum Permission {
     NoAccess,
     /// Reads only: writes are refused with 403.
     ReadOnly,
-    /// Reads and writes.
+    /// Reads and stages changes ([`Action::Stage`]), which a person later makes live;
+    /// a direct write is refused with 403 saying to stage it instead. What a CI token
+    /// should carry, so that a stolen one cannot ship anything by itself.
+    ReadStage,
+    /// Reads, stages and writes.
     #[default]
     ReadWrite,
 }
@@ -57,19 +73,26 @@ impl Permission {
     /// assert!(Permission::ReadOnly.allows(Action::Read));
     /// assert!(!Permission::ReadOnly.allows(Action::Write));
     /// assert!(!Permission::NoAccess.allows(Action::Read));
+    /// assert!(Permission::ReadStage.allows(Action::Stage));
+    /// assert!(!Permission::ReadStage.allows(Action::Write));
+    /// assert!(Permission::ReadWrite.allows(Action::Stage));
     /// ```
     pub fn allows(self, action: Action) -> bool {
         match action {
             Action::Read => self >= Permission::ReadOnly,
+            Action::Stage => self >= Permission::ReadStage,
             Action::Write => self == Permission::ReadWrite,
         }
     }
 
-    /// `no-access`, `read-only` or `read-write`, as npm writes them.
+    /// `no-access`, `read-only`, `read-stage` or `read-write`: how grants print
+    /// (`no-access`, `read-only` and `read-write` as npm writes them; npm calls
+    /// `read-stage` `read-write-stage-only`).
     pub fn as_str(self) -> &'static str {
         match self {
             Permission::NoAccess => "no-access",
             Permission::ReadOnly => "read-only",
+            Permission::ReadStage => "read-stage",
             Permission::ReadWrite => "read-write",
         }
     }
@@ -84,11 +107,12 @@ impl fmt::Display for Permission {
 impl std::str::FromStr for Permission {
     type Err = InvalidGrant;
 
-    /// `no-access`, `read-only` or `read-write`.
+    /// `no-access`, `read-only`, `read-stage` or `read-write`.
     fn from_str(text: &str) -> Result<Self, InvalidGrant> {
         match text {
             "no-access" => Ok(Permission::NoAccess),
             "read-only" => Ok(Permission::ReadOnly),
+            "read-stage" => Ok(Permission::ReadStage),
             "read-write" => Ok(Permission::ReadWrite),
             _ => Err(InvalidGrant::Permission(shorten(text))),
         }
@@ -386,7 +410,7 @@ pub enum InvalidGrant {
     #[error("invalid resource pattern {0:?}: use a name, `prefix*` or `*`")]
     Pattern(String),
     /// Not a permission this crate knows.
-    #[error("invalid permission {0:?}: use no-access, read-only or read-write")]
+    #[error("invalid permission {0:?}: use no-access, read-only, read-stage or read-write")]
     Permission(String),
     /// No grant at all.
     #[error("a token needs at least one grant")]
@@ -477,22 +501,32 @@ mod tests {
         struct Case {
             permission: Permission,
             read: bool,
+            stage: bool,
             write: bool,
         }
         let cases = [
             Case {
                 permission: Permission::NoAccess,
                 read: false,
+                stage: false,
                 write: false,
             },
             Case {
                 permission: Permission::ReadOnly,
                 read: true,
+                stage: false,
+                write: false,
+            },
+            Case {
+                permission: Permission::ReadStage,
+                read: true,
+                stage: true,
                 write: false,
             },
             Case {
                 permission: Permission::ReadWrite,
                 read: true,
+                stage: true,
                 write: true,
             },
         ];
@@ -500,6 +534,12 @@ mod tests {
             assert_eq!(
                 case.permission.allows(Action::Read),
                 case.read,
+                "{:?}",
+                case.permission
+            );
+            assert_eq!(
+                case.permission.allows(Action::Stage),
+                case.stage,
                 "{:?}",
                 case.permission
             );
@@ -515,6 +555,8 @@ mod tests {
             );
         }
         assert!("admin".parse::<Permission>().is_err());
+        // npm's name is the registry's to translate, not a grant's.
+        assert!("read-write-stage-only".parse::<Permission>().is_err());
     }
 
     #[test]
@@ -664,11 +706,18 @@ mod tests {
                 ResourcePattern::parse("left-pad").unwrap(),
                 Permission::NoAccess,
             ),
+            Grant::new(
+                ResourcePattern::parse("@acme/ci").unwrap(),
+                Permission::ReadStage,
+            ),
             Grant::new(ResourcePattern::All, Permission::ReadOnly),
         ])
         .unwrap();
         let text = grants.to_string();
-        assert_eq!(text, "read-write @acme/*\nno-access left-pad\nread-only *");
+        assert_eq!(
+            text,
+            "read-write @acme/*\nno-access left-pad\nread-stage @acme/ci\nread-only *"
+        );
         assert_eq!(text.parse::<Grants>(), Ok(grants));
         for bad in [
             "",

@@ -1,8 +1,8 @@
 //! npm-style bearer tokens for tower and axum.
 //!
-//! A token carries [`Grants`]: a [`Permission`] (no access, read-only, read-write) on every
-//! resource, on one resource by name, or on every resource under a prefix, the most
-//! specific grant deciding. It can be tied to CIDR ranges, can expire, is shown once at
+//! A token carries [`Grants`]: a [`Permission`] (no access, read-only, read-stage,
+//! read-write) on every resource, on one resource by name, or on every resource under a
+//! prefix, the most specific grant deciding. It can be tied to CIDR ranges, can expire, is shown once at
 //! creation, is listed only in truncated form, and is revoked by its id — the operations of
 //! `npm token create | list | revoke`, except that a revocation takes effect on the very
 //! next request. Login sessions ([`NewToken::session`]) are short-lived and never listed.

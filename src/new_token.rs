@@ -282,7 +282,8 @@ impl NewToken {
                 .map_err(InvalidNewToken::Description)?;
         }
         let cidr = CidrList::parse(&self.cidr)?;
-        let writes = self.grants.broadest() == Permission::ReadWrite;
+        // A token that can stage uploads too: it lives no longer than one that writes.
+        let writes = self.grants.broadest().allows(crate::access::Action::Stage);
         let (default, max) = match self.kind {
             // A session never outlives the session lifetime, whatever it was asked for.
             TokenKind::Session => (Some(policy.session), Some(policy.session)),

@@ -35,8 +35,10 @@ pub enum Reason {
     /// a token whose grants are all read-only).
     ReadOnly,
     /// The token's grant on the resource the request touches does not allow it; the
-    /// permission is the one the token has there ([`Permission::NoAccess`] or
-    /// [`Permission::ReadOnly`]). The [`Rejection`] names the resource.
+    /// permission is the one the token has there ([`Permission::NoAccess`],
+    /// [`Permission::ReadOnly`], or [`Permission::ReadStage`] for a live write, whose
+    /// message says to stage the change instead). The [`Rejection`] names the resource;
+    /// a stage-only token's write to no particular resource names none.
     NotPermitted(Permission),
     /// The token store could not be reached; nothing was allowed.
     StoreUnavailable,
@@ -131,6 +133,9 @@ impl Reason {
             Reason::NotPermitted(Permission::ReadOnly) => {
                 said!("this token may read this resource but not change it")
             }
+            Reason::NotPermitted(Permission::ReadStage) => said!(
+                "this token may only stage changes, not make them live: stage the change instead, and have a maintainer approve it"
+            ),
             Reason::NotPermitted(_) => said!("this token has no access to this resource"),
             Reason::StoreUnavailable => said!("the token store is unavailable; try again shortly"),
             Reason::SecondFactorRequired => said!(
@@ -227,6 +232,9 @@ impl Rejection {
             (Reason::NotPermitted(Permission::ReadOnly), Some(resource)) => Cow::Owned(format!(
                 "this token may read {resource} but not change it: its grant on {resource} is read-only"
             )),
+            (Reason::NotPermitted(Permission::ReadStage), Some(resource)) => Cow::Owned(format!(
+                "this token may only stage changes to {resource}, not make them live (its grant on {resource} is read-stage): stage the change instead, and have a maintainer approve it"
+            )),
             (Reason::NotPermitted(permission), Some(resource)) => Cow::Owned(format!(
                 "this token has no access to {resource}: its grant on {resource} is {permission}"
             )),
@@ -258,7 +266,7 @@ impl std::error::Error for Rejection {}
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const EVERY_REASON: [Reason; 24] = [
+    pub(crate) const EVERY_REASON: [Reason; 25] = [
         Reason::MissingToken,
         Reason::MalformedHeader(HeaderProblem::Duplicate),
         Reason::MalformedHeader(HeaderProblem::TooLong),
@@ -275,6 +283,7 @@ pub(crate) mod tests {
         Reason::StoreUnavailable,
         Reason::NotPermitted(crate::access::Permission::ReadOnly),
         Reason::NotPermitted(crate::access::Permission::NoAccess),
+        Reason::NotPermitted(crate::access::Permission::ReadStage),
         Reason::SecondFactorRequired,
         Reason::SecondFactorRejected,
         Reason::SecondFactorUnavailable,

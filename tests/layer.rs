@@ -1276,3 +1276,126 @@ async fn a_flood_of_junk_tokens_is_mostly_told_to_wait() {
     assert_eq!(unauthorized, LIMIT, "401 until the limit");
     assert_eq!(too_many, FLOOD - LIMIT, "429 past it");
 }
+
+#[tokio::test]
+async fn a_stage_only_token_stages_without_a_code_and_is_told_to_stage_its_writes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokengate::{Action, Resource, SecondFactorVerdict};
+
+    let tokens = tokens(TestStore::new());
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&asked);
+    // Uploads to /stage are staged; every live write needs a code.
+    let layer = TokenAuthLayer::new(tokens.clone())
+        .npm_responses("registry")
+        .request_actions(|request| match Action::of_method(request.method) {
+            Action::Write if request.uri.path() == "/stage" => Action::Stage,
+            action => action,
+        })
+        .resources(|_| Some(Resource::new("pkg")))
+        .second_factor(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { SecondFactorVerdict::CodeRequired }
+        });
+    let token_with = |permission| {
+        let tokens = tokens.clone();
+        async move {
+            let created = tokens
+                .create(
+                    "alice",
+                    NewToken::with_grants(Grants::everything(permission)),
+                )
+                .await
+                .unwrap();
+            bearer(created.token.expose_secret())
+        }
+    };
+    let stage_only = token_with(Permission::ReadStage).await;
+    let read_write = token_with(Permission::ReadWrite).await;
+    let read_only = token_with(Permission::ReadOnly).await;
+    struct Case<'a> {
+        label: &'a str,
+        method: Method,
+        path: &'a str,
+        auth: &'a str,
+        status: StatusCode,
+        says: &'a str,
+        asks: bool,
+    }
+    let cases = [
+        Case {
+            label: "a stage-only token stages, and no code is asked",
+            method: Method::POST,
+            path: "/stage",
+            auth: &stage_only,
+            status: StatusCode::OK,
+            says: "alice ReadStage",
+            asks: false,
+        },
+        Case {
+            label: "a stage-only token reads",
+            method: Method::GET,
+            path: "/thing",
+            auth: &stage_only,
+            status: StatusCode::OK,
+            says: "alice ReadStage",
+            asks: false,
+        },
+        Case {
+            label: "a stage-only token's live write is told to stage",
+            method: Method::PUT,
+            path: "/thing",
+            auth: &stage_only,
+            status: StatusCode::FORBIDDEN,
+            says: "may only stage changes to pkg, not make them live (its grant on pkg is read-stage): stage the change instead",
+            asks: false,
+        },
+        Case {
+            label: "a read-write token stages too",
+            method: Method::POST,
+            path: "/stage",
+            auth: &read_write,
+            status: StatusCode::OK,
+            says: "alice ReadWrite",
+            asks: false,
+        },
+        Case {
+            label: "a read-write token's live write asks for a code",
+            method: Method::PUT,
+            path: "/thing",
+            auth: &read_write,
+            status: StatusCode::UNAUTHORIZED,
+            says: "one-time password",
+            asks: true,
+        },
+        Case {
+            label: "a read-only token cannot stage",
+            method: Method::POST,
+            path: "/stage",
+            auth: &read_only,
+            status: StatusCode::FORBIDDEN,
+            says: "read-only",
+            asks: false,
+        },
+    ];
+    for case in cases {
+        let before = asked.load(Ordering::SeqCst);
+        let service = ServiceBuilder::new().layer(layer.clone()).service_fn(echo);
+        let request = Request::builder()
+            .method(case.method)
+            .uri(case.path)
+            .header("authorization", case.auth)
+            .body(Body::default())
+            .unwrap();
+        let got = reply(service.oneshot(request).await.unwrap()).await;
+        assert_eq!(got.status, case.status, "{}: {}", case.label, got.body);
+        assert!(got.body.contains(case.says), "{}: {}", case.label, got.body);
+        assert_eq!(
+            asked.load(Ordering::SeqCst) > before,
+            case.asks,
+            "{}",
+            case.label
+        );
+    }
+}

@@ -53,6 +53,10 @@ enum Shape {
     OnlyPkgA,
     /// `@s/*` read-write over `*` read-only.
     ScopeOverReadOnly,
+    /// `*` read-stage: a classic stage-only token.
+    AllReadStage,
+    /// `pkg-a` read-stage over `*` read-only: a CI token that stages one package.
+    StagePkgAOverReadOnly,
 }
 
 impl Shape {
@@ -69,20 +73,36 @@ impl Shape {
                 grant("*", Permission::ReadOnly),
             ])
             .unwrap(),
+            Shape::AllReadStage => Grants::everything(Permission::ReadStage),
+            Shape::StagePkgAOverReadOnly => Grants::new([
+                grant("pkg-a", Permission::ReadStage),
+                grant("*", Permission::ReadOnly),
+            ])
+            .unwrap(),
         }
     }
 
     /// The decision on `target`, worked out by hand for each shape.
     fn decide(self, action: Action, target: Option<&str>) -> Result<(), Reason> {
+        let read = action == Action::Read;
         let write = action == Action::Write;
+        let told_to_stage = Err(Reason::NotPermitted(Permission::ReadStage));
         match (self, target) {
-            (Shape::AllReadOnly, _) if write => Err(Reason::ReadOnly),
+            (Shape::AllReadOnly, _) if !read => Err(Reason::ReadOnly),
             (Shape::AllReadOnly | Shape::AllReadWrite, _) => Ok(()),
             (Shape::OnlyPkgA | Shape::ScopeOverReadOnly, None) => Ok(()),
             (Shape::OnlyPkgA, Some("pkg-a")) => Ok(()),
             (Shape::OnlyPkgA, Some(_)) => Err(Reason::NotPermitted(Permission::NoAccess)),
-            (Shape::ScopeOverReadOnly, Some(t)) if t.starts_with("@s/") || !write => Ok(()),
+            (Shape::ScopeOverReadOnly, Some(t)) if t.starts_with("@s/") || read => Ok(()),
             (Shape::ScopeOverReadOnly, Some(_)) => Err(Reason::NotPermitted(Permission::ReadOnly)),
+            (Shape::AllReadStage, _) if write => told_to_stage,
+            (Shape::AllReadStage, _) => Ok(()),
+            (Shape::StagePkgAOverReadOnly, None | Some("pkg-a")) if write => told_to_stage,
+            (Shape::StagePkgAOverReadOnly, None | Some("pkg-a")) => Ok(()),
+            (Shape::StagePkgAOverReadOnly, Some(_)) if read => Ok(()),
+            (Shape::StagePkgAOverReadOnly, Some(_)) => {
+                Err(Reason::NotPermitted(Permission::ReadOnly))
+            }
         }
     }
 }
@@ -128,6 +148,8 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Shape::AllReadWrite),
         Just(Shape::OnlyPkgA),
         Just(Shape::ScopeOverReadOnly),
+        Just(Shape::AllReadStage),
+        Just(Shape::StagePkgAOverReadOnly),
     ];
     let target = prop_oneof![
         Just(None),
@@ -146,7 +168,7 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         1 => (any::<usize>(), any::<bool>())
             .prop_map(|(which, by_full_token)| Op::Revoke { which, by_full_token }),
-        6 => (which, prop_oneof![Just(Action::Read), Just(Action::Write)], target, client)
+        6 => (which, prop_oneof![Just(Action::Read), Just(Action::Stage), Just(Action::Write)], target, client)
             .prop_map(|(which, action, target, client)| {
                 Op::Authenticate { which, action, target, client }
             }),

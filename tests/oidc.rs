@@ -1106,10 +1106,59 @@ mod exchange {
     }
 
     #[tokio::test]
-    async fn a_stage_only_match_is_refused_and_nothing_is_stored() {
+    async fn a_stage_only_match_mints_a_token_that_stages_and_cannot_publish() {
         let setup = Setup::new(vec![rsa1().jwk_declared("k1")]).await;
         let tokens = builder(&setup).build();
         let (verified, matched) = verified(&setup, TrustedActions::STAGE).await;
+        let created = tokens
+            .exchange(OWNER, &package(), &verified, &matched)
+            .await
+            .unwrap();
+        let secret = created.token.expose_secret();
+        assert!(
+            tokens
+                .authenticate_on(secret, None, Action::Stage, &package())
+                .await
+                .is_ok()
+        );
+        let refused = tokens
+            .authenticate_on(secret, None, Action::Write, &package())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.reason(),
+            Reason::NotPermitted(Permission::ReadStage)
+        );
+        assert!(
+            refused.message().contains("stage the change instead"),
+            "{refused}"
+        );
+        // Stage and publish together: a publish token.
+        let (verified, matched) =
+            super::exchange::verified(&setup, TrustedActions::PUBLISH | TrustedActions::STAGE)
+                .await;
+        let created = tokens
+            .exchange(OWNER, &package(), &verified, &matched)
+            .await
+            .unwrap();
+        assert!(
+            tokens
+                .authenticate_on(
+                    created.token.expose_secret(),
+                    None,
+                    Action::Write,
+                    &package()
+                )
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_match_that_allows_nothing_is_refused_and_nothing_is_stored() {
+        let setup = Setup::new(vec![rsa1().jwk_declared("k1")]).await;
+        let tokens = builder(&setup).build();
+        let (verified, matched) = verified(&setup, TrustedActions::NONE).await;
         let refused = tokens
             .exchange(OWNER, &package(), &verified, &matched)
             .await
@@ -1117,25 +1166,11 @@ mod exchange {
         assert!(
             matches!(
                 refused,
-                TokensError::Exchange(ExchangeRefusal::StagingNotSupported)
+                TokensError::Exchange(ExchangeRefusal::NothingAllowed)
             ),
             "{refused:?}"
         );
-        assert!(
-            refused.to_string().contains("not supported yet"),
-            "{refused}"
-        );
         assert!(tokens.store().is_empty());
-        // Stage and publish together: a publish token.
-        let (verified, matched) =
-            super::exchange::verified(&setup, TrustedActions::PUBLISH | TrustedActions::STAGE)
-                .await;
-        assert!(
-            tokens
-                .exchange(OWNER, &package(), &verified, &matched)
-                .await
-                .is_ok()
-        );
     }
 
     #[tokio::test]

@@ -14,9 +14,10 @@ struct Input {
 }
 
 fn permission(byte: u8) -> Permission {
-    match byte % 3 {
+    match byte % 4 {
         0 => Permission::NoAccess,
         1 => Permission::ReadOnly,
+        2 => Permission::ReadStage,
         _ => Permission::ReadWrite,
     }
 }
@@ -57,7 +58,16 @@ fuzz_target!(|input: Input| {
         assert_eq!(decided, exact.permission, "an exact grant beats every pattern");
     }
     let resource = Resource::new(input.resource.clone());
-    for action in [Action::Read, Action::Write] {
+    for action in [Action::Read, Action::Stage, Action::Write] {
         assert_eq!(grants.allows(action, Some(&resource)), decided.allows(action));
     }
+    // Each permission allows all that a weaker one does: a stage-only grant never writes,
+    // and a grant that writes may stage.
+    assert!(!decided.allows(Action::Write) || decided.allows(Action::Stage));
+    assert!(!decided.allows(Action::Stage) || decided.allows(Action::Read));
+    assert_eq!(
+        grants.to_string().parse::<Grants>().as_ref(),
+        Ok(&grants),
+        "printed grants parse to themselves"
+    );
 });

@@ -72,7 +72,7 @@ impl<St> TokenAuthLayer<St> {
             config: Arc::new(Config {
                 tokens,
                 mode: Mode::Required,
-                action_of: Arc::new(Action::of_method),
+                action_of: Arc::new(|request: &RequestHead<'_>| Action::of_method(request.method)),
                 resource_of: None,
                 second_factor: None,
                 otp_header: HeaderName::from_static(OTP_HEADER),
@@ -108,6 +108,32 @@ impl<St> TokenAuthLayer<St> {
     /// default is [`Action::of_method`]. `X-HTTP-Method-Override` and similar headers are
     /// never read: the method is the request's own.
     pub fn actions(self, action_of: impl Fn(&Method) -> Action + Send + Sync + 'static) -> Self {
+        self.request_actions(move |request| action_of(request.method))
+    }
+
+    /// Which [`Action`] each request is, told from its head (method, path, headers):
+    /// for actions no method says by itself, such as [`Action::Stage`] for an upload
+    /// that a person later approves. Replaces [`actions`](Self::actions). A
+    /// [`Permission::ReadStage`](crate::Permission::ReadStage) grant passes a stage and
+    /// is refused a write with 403 saying to stage instead; only writes ask for a second
+    /// factor; a stage with a cookie-borne token needs the same-origin check a write
+    /// does.
+    ///
+    /// ```
+    /// use tokengate::{Action, TokenAuthLayer, Tokens, store::MemoryStore};
+    ///
+    /// let layer = TokenAuthLayer::new(Tokens::new(MemoryStore::new())).request_actions(|request| {
+    ///     match Action::of_method(request.method) {
+    ///         Action::Write if request.uri.path().starts_with("/-/stage/package/") => Action::Stage,
+    ///         action => action,
+    ///     }
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn request_actions(
+        self,
+        action_of: impl Fn(&RequestHead<'_>) -> Action + Send + Sync + 'static,
+    ) -> Self {
         self.edit(|c| c.action_of = Arc::new(action_of))
     }
 

@@ -35,7 +35,7 @@ pub(crate) enum Mode {
     Optional,
 }
 
-pub(crate) type ActionOf = dyn Fn(&Method) -> Action + Send + Sync;
+pub(crate) type ActionOf = dyn Fn(&RequestHead<'_>) -> Action + Send + Sync;
 pub(crate) type ResourceOf = dyn Fn(&RequestHead<'_>) -> Option<Resource> + Send + Sync;
 pub(crate) type TokenFrom = dyn Fn(&RequestHead<'_>) -> Option<String> + Send + Sync;
 
@@ -224,9 +224,10 @@ where
             }
             Err(problem) => Err(Rejection::new(Reason::MalformedHeader(problem), None)),
         };
+        let action = (config.action_of)(&RequestHead::of(&request));
         let presented = match source {
             Ok(Some((_, true)))
-                if (config.action_of)(request.method()) == Action::Write
+                if action.changes()
                     && !config
                         .cookie
                         .as_ref()
@@ -246,7 +247,6 @@ where
             Ok(presented) => presented,
             Err(rejection) => return ResponseFuture::refused(refuse(config, &rejection, request)),
         };
-        let action = (config.action_of)(request.method());
         let resource = config
             .resource_of
             .as_ref()

@@ -58,8 +58,10 @@ impl Row {
             owner: record.owner.clone(),
             digest: record.digest.as_bytes().to_vec(),
             access: match record.grants.on_everything() {
+                // Stage-only is newer than every `access` reader but the grants column's:
+                // a release that knows only `access` must refuse it, not guess.
+                Some(Permission::ReadStage) | None => GRANULAR.to_owned(),
                 Some(permission) => permission.as_str().to_owned(),
-                None => GRANULAR.to_owned(),
             },
             cidr: record.cidr.to_strings().join(","),
             created_at: millis(record.created_at),
@@ -168,7 +170,11 @@ mod tests {
             Grant::new(ResourcePattern::All, Permission::ReadOnly),
         ])
         .unwrap();
-        for grants in [Grants::everything(Permission::ReadOnly), granular] {
+        for grants in [
+            Grants::everything(Permission::ReadOnly),
+            Grants::everything(Permission::ReadStage),
+            granular,
+        ] {
             let record = TokenRecord {
                 grants,
                 kind: TokenKind::Session,
@@ -198,6 +204,15 @@ mod tests {
             assert_eq!(record.grants, Grants::everything(permission));
             assert_eq!(record.kind, TokenKind::Standard);
         }
+    }
+
+    #[test]
+    fn a_stage_only_row_cannot_pass_for_a_classic_one() {
+        let mut record = sample_record(time(0));
+        record.grants = Grants::everything(Permission::ReadStage);
+        let row = Row::from_record(&record);
+        assert_eq!(row.access, GRANULAR, "a release without grants refuses it");
+        assert_eq!(row.grants.as_deref(), Some("read-stage *"));
     }
 
     #[test]

@@ -53,7 +53,13 @@ fn full_record() -> TokenRecord {
     let mut grants: Vec<Grant> = (0..MAX_GRANTS - 2)
         .map(|i| {
             let pattern = ResourcePattern::parse(&format!("@scope-{i}/*")).unwrap();
-            Grant::new(pattern, Permission::ReadWrite)
+            // Every permission that can be granted, stage-only among them.
+            let permission = if i % 2 == 0 {
+                Permission::ReadWrite
+            } else {
+                Permission::ReadStage
+            };
+            Grant::new(pattern, permission)
         })
         .collect();
     grants.push(Grant::new(
@@ -81,6 +87,17 @@ pub async fn insert_then_get_round_trips<S: TokenStore>(store: S) {
     let plain = record("alice", at(1));
     store.insert(plain.clone()).await.unwrap();
     assert_eq!(store.get(plain.id).await.unwrap(), Some(plain));
+}
+
+/// A token that may only stage, on everything, comes back as exactly that: neither
+/// read-only nor read-write.
+pub async fn stage_only_tokens_keep_their_grant<S: TokenStore>(store: S) {
+    let mut stage_only = record("ci", at(0));
+    stage_only.grants = Grants::everything(Permission::ReadStage);
+    store.insert(stage_only.clone()).await.unwrap();
+    let back = store.get(stage_only.id).await.unwrap().unwrap();
+    assert_eq!(back.grants.on_everything(), Some(Permission::ReadStage));
+    assert_eq!(back, stage_only);
 }
 
 /// An id never stored is `Ok(None)`, not an error.
@@ -744,6 +761,7 @@ where
     Fut: Future<Output = S>,
 {
     insert_then_get_round_trips(fresh().await).await;
+    stage_only_tokens_keep_their_grant(fresh().await).await;
     get_of_an_unknown_id_is_none(fresh().await).await;
     insert_never_overwrites(fresh().await).await;
     list_pages_in_a_stable_order(fresh().await).await;
@@ -775,6 +793,7 @@ macro_rules! store_contract_tests {
     ($fresh:expr) => {
         $crate::store_contract_tests!(@tests $fresh;
             insert_then_get_round_trips,
+            stage_only_tokens_keep_their_grant,
             get_of_an_unknown_id_is_none,
             insert_never_overwrites,
             list_pages_in_a_stable_order,

@@ -44,6 +44,10 @@ pub(crate) fn grants_allow(
 ) -> Result<(), Reason> {
     match resource {
         None if grants.broadest().allows(action) => Ok(()),
+        // A token that may stage somewhere, writing live: told to stage instead.
+        None if grants.broadest() == Permission::ReadStage => {
+            Err(Reason::NotPermitted(Permission::ReadStage))
+        }
         None => Err(Reason::ReadOnly),
         Some(resource) => {
             let permission = grants.permission_on(resource.as_str());

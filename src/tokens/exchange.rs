@@ -9,7 +9,7 @@ use crate::access::{Grant, Grants, InvalidGrant, Permission, Resource, ResourceP
 use crate::cidr::CidrList;
 use crate::clock::whole_millis;
 use crate::new_token::{InvalidNewToken, MAX_OWNER_LEN, TextRule, check_text};
-use crate::oidc::{PolicyMatch, TrustedAction, VerifiedIdToken};
+use crate::oidc::{PolicyMatch, TrustedAction, TrustedActions, VerifiedIdToken};
 use crate::record::{SecondFactor, TokenKind, TokenListing, TokenRecord};
 use crate::store::{StoreError, TokenStore};
 use crate::token::SecretToken;
@@ -26,11 +26,6 @@ pub const DEFAULT_EXCHANGED_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExchangeRefusal {
-    /// The policy allows staging only, and staged publishing does not exist yet.
-    #[error(
-        "this package's trusted publisher allows only staged publishing, which is not supported yet; allow it to publish"
-    )]
-    StagingNotSupported,
     /// The policy allows nothing at all.
     #[error("this package's trusted publisher allows neither publishing nor staging")]
     NothingAllowed,
@@ -45,8 +40,10 @@ impl<S: TokenStore> Tokens<S> {
     /// (which recorded its single use), and `matched` what the package's trust policy
     /// allows, from [`match_policies`](crate::oidc::match_policies) on that same token.
     ///
-    /// The token is of [`TokenKind::Exchanged`]: one grant, read-write on exactly
-    /// `package` ([`ResourcePattern::Exact`]) and nothing else; writes skip the second
+    /// The token is of [`TokenKind::Exchanged`]: one grant on exactly `package`
+    /// ([`ResourcePattern::Exact`]) and nothing else, read-write when the policy allows
+    /// publishing and [`Permission::ReadStage`] when it allows staging only (so that
+    /// its direct publish is refused, saying to stage); writes skip the second
     /// factor ([`SecondFactor::Bypassed`]: a CI job cannot type a one-time password, and
     /// npm lets trusted publishing through a package's 2FA requirement); usable from any
     /// address; living [`exchanged_token_lifetime`](crate::TokensBuilder::exchanged_token_lifetime)
@@ -66,9 +63,8 @@ impl<S: TokenStore> Tokens<S> {
     ///
     /// # Errors
     ///
-    /// [`TokensError::Exchange`] when the policy allows staging only
-    /// ([`ExchangeRefusal::StagingNotSupported`]) or nothing, or the package name cannot
-    /// be a grant; [`TokensError::InvalidNewToken`] for an empty or over-long owner;
+    /// [`TokensError::Exchange`] when the policy allows nothing
+    /// ([`ExchangeRefusal::NothingAllowed`]), or the package name cannot be a grant; [`TokensError::InvalidNewToken`] for an empty or over-long owner;
     /// [`TokensError::Store`] and [`TokensError::Random`] as for [`Tokens::create`].
     /// Nothing is stored when it fails.
     pub async fn exchange(
@@ -78,19 +74,12 @@ impl<S: TokenStore> Tokens<S> {
         verified: &VerifiedIdToken,
         matched: &PolicyMatch,
     ) -> Result<CreatedToken, TokensError> {
-        if !matched.allows.contains(TrustedAction::Publish) {
-            return Err(TokensError::Exchange(
-                if matched.allows.contains(TrustedAction::Stage) {
-                    ExchangeRefusal::StagingNotSupported
-                } else {
-                    ExchangeRefusal::NothingAllowed
-                },
-            ));
-        }
+        let permission = permission_for(matched.allows)
+            .ok_or(TokensError::Exchange(ExchangeRefusal::NothingAllowed))?;
         check_text(owner, MAX_OWNER_LEN, TextRule::Required).map_err(InvalidNewToken::Owner)?;
         let grants = Grants::new([Grant::new(
             ResourcePattern::Exact(package.as_str().to_owned()),
-            Permission::ReadWrite,
+            permission,
         )])
         .map_err(ExchangeRefusal::Package)?;
         let clock_now = self.inner.clock.now();
@@ -124,6 +113,58 @@ impl<S: TokenStore> Tokens<S> {
                 Err(StoreError::Duplicate(_)) if attempts_left > 1 => attempts_left -= 1,
                 Err(error) => return Err(error.into()),
             }
+        }
+    }
+}
+
+/// The grant a policy's actions come to: publishing is read-write (which stages too, as
+/// any read-write grant may: a staged version goes live only when a person approves it);
+/// staging alone is [`Permission::ReadStage`]; nothing is no token at all.
+fn permission_for(allows: TrustedActions) -> Option<Permission> {
+    if allows.contains(TrustedAction::Publish) {
+        Some(Permission::ReadWrite)
+    } else if allows.contains(TrustedAction::Stage) {
+        Some(Permission::ReadStage)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_mints_exactly_what_it_allows() {
+        struct Case {
+            allows: TrustedActions,
+            permission: Option<Permission>,
+        }
+        let cases = [
+            Case {
+                allows: TrustedActions::NONE,
+                permission: None,
+            },
+            Case {
+                allows: TrustedActions::STAGE,
+                permission: Some(Permission::ReadStage),
+            },
+            Case {
+                allows: TrustedActions::PUBLISH,
+                permission: Some(Permission::ReadWrite),
+            },
+            Case {
+                allows: TrustedActions::new([TrustedAction::Publish, TrustedAction::Stage]),
+                permission: Some(Permission::ReadWrite),
+            },
+        ];
+        for case in cases {
+            assert_eq!(
+                permission_for(case.allows),
+                case.permission,
+                "{:?}",
+                case.allows
+            );
         }
     }
 }

@@ -198,14 +198,14 @@ impl<S: TokenStore> TokensBuilder<S> {
         self
     }
 
-    /// How long a token that can write lives when its creator gives no expiry (default:
-    /// forever). npm's registry uses seven days.
+    /// How long a token that can write (or stage) lives when its creator gives no expiry
+    /// (default: forever). npm's registry uses seven days.
     pub fn write_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetimes.write_default = Some(lifetime);
         self
     }
 
-    /// The longest a token that can write may live (default: no limit); creating one with
+    /// The longest a token that can write (or stage) may live (default: no limit); creating one with
     /// a later expiry, or with none and no [`write_token_lifetime`](Self::write_token_lifetime),
     /// fails with [`ExpiryProblem::PastMaximum`](crate::ExpiryProblem::PastMaximum), whose
     /// message gives the limit. npm's registry allows 90 days. Read-only tokens and

@@ -195,10 +195,12 @@ fn line(event: &TokenEvent<'_>) -> Option<String> {
         }),
         TokenEvent::Used {
             by,
-            action: Action::Write,
+            action: action @ (Action::Write | Action::Stage),
             resource,
         } => json!({
-            "at": at, "event": "write", "token_id": by.token_id().to_string(),
+            "at": at,
+            "event": if *action == Action::Stage { "stage" } else { "write" },
+            "token_id": by.token_id().to_string(),
             "owner": by.owner(), "resource": resource.map(|r| r.to_string()),
         }),
         TokenEvent::Refused {

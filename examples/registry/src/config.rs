@@ -9,6 +9,7 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
                 [--request-timeout S] [--max-connections N]
                 [--max-connections-per-address N] [--trusted-proxy CIDR]...
                 [--oidc-issuer PROVIDER=URL|PROVIDER=off|none]... [--public-host HOST]
+                [--stage-expiry-seconds N]
 
   --listen ADDR               address to listen on (default 127.0.0.1:4873)
   --data DIR                  where tokens (SQLite) and packages are kept
@@ -26,6 +27,8 @@ usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
                               as npm; 0 for no limit)
   --max-publish-mb N          largest publish accepted, in MiB (default 64); a bigger
                               one is refused with 413 before it is read
+  --stage-expiry-seconds N    a staged release (npm stage publish) not approved or
+                              rejected within this is removed (default 604800: 7 days)
   --header-timeout SECONDS    a request's head must arrive within this (default 10)
   --request-timeout SECONDS   a request, body included, is answered 408 past this
                               (default 120)
@@ -295,6 +298,8 @@ pub struct Config {
     /// Trusted publishing: on, with the CI issuers trusted and the audience their ID
     /// tokens must name, or off and why.
     pub trusted_publishing: TrustedPublishingSetting,
+    /// How long a staged release waits for approval before it is removed.
+    pub stage_expiry: std::time::Duration,
 }
 
 /// Whether the registry exchanges CI ID tokens, and if not, why not.
@@ -359,6 +364,7 @@ impl Config {
         let mut max_write_token_days = Some(90);
         let mut proxies = Vec::new();
         let mut max_publish_mb: usize = 64;
+        let mut stage_expiry = crate::controllers::stage::DEFAULT_EXPIRY;
         let mut limits = crate::server::Limits {
             header_timeout: std::time::Duration::from_secs(10),
             request_timeout: std::time::Duration::from_secs(120),
@@ -435,6 +441,19 @@ impl Config {
                         .filter(|mb| (1..=1024).contains(mb))
                         .ok_or_else(|| format!("--max-publish-mb: {text:?} is not 1 to 1024"))?;
                 }
+                "--stage-expiry-seconds" => {
+                    let text = value("--stage-expiry-seconds")?;
+                    stage_expiry = text
+                        .parse()
+                        .ok()
+                        .filter(|seconds| (1..=365 * 86_400).contains(seconds))
+                        .map(std::time::Duration::from_secs)
+                        .ok_or_else(|| {
+                            format!(
+                                "--stage-expiry-seconds: {text:?} is not 1 to 31536000 (a year)"
+                            )
+                        })?;
+                }
                 "--oidc-issuer" => {
                     let change = oidc_issuer(&value("--oidc-issuer")?)?;
                     change.fits_with(&issuer_changes)?;
@@ -486,6 +505,7 @@ impl Config {
             max_publish_bytes: max_publish_mb * 1024 * 1024,
             limits,
             trusted_publishing,
+            stage_expiry,
         }))
     }
 }

@@ -183,16 +183,16 @@ async fn serve(
         }
         (_, Err(off)) | (TrustedPublishingSetting::Off(off), _) => off.reason().to_owned(),
     };
-    let app = router::router(
-        state::AppState::new(
-            tokens,
-            data,
-            sealer,
-            config.trusted_proxies.clone(),
-            id_tokens,
-        ),
-        config.max_publish_bytes,
+    let state = state::AppState::new(
+        tokens,
+        data,
+        sealer,
+        config.trusted_proxies.clone(),
+        id_tokens,
+        config.stage_expiry,
     );
+    controllers::stage::sweep_expired(state.clone());
+    let app = router::router(state, config.max_publish_bytes);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| cannot_listen(config.listen, &e))?;

@@ -6,6 +6,7 @@ use axum::routing::{delete, get, post, put};
 use tokengate::TokenAuthLayer;
 
 use crate::controllers::packages::{self, access, lifecycle, owners};
+use crate::controllers::stage::{self, decide};
 use crate::controllers::trust::{exchange, policies};
 use crate::controllers::{orgs, profile, search, stars, tokens, users};
 use crate::error::ApiError;
@@ -87,6 +88,7 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
             .trusted_proxies(state.trusted_proxies().clone())
             .limit_failures(state.token_failures().clone())
             .resources(packages::resource_of)
+            .request_actions(stage::action_of)
             .npm_responses("registry")
     };
     let package_gate = gate().second_factor({
@@ -162,6 +164,21 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
             get(policies::list).post(policies::create),
         )
         .route("/-/package/{name}/trust/{id}", delete(policies::revoke))
+        // Staging never asks for a code; approving and rejecting do, in their handlers.
+        .route(
+            "/-/stage/package/{name}",
+            post(stage::upload)
+                .layer(DefaultBodyLimit::max(max_publish_bytes))
+                .route_layer(bounded.clone()),
+        )
+        .route(
+            "/-/package/{name}/staging",
+            get(stage::rule::get).put(stage::rule::set),
+        )
+        .route("/-/stage", get(stage::list))
+        .route("/-/stage/{id}", get(stage::view).delete(decide::reject))
+        .route("/-/stage/{id}/tarball", get(stage::tarball))
+        .route("/-/stage/{id}/approve", post(decide::approve))
         .route("/-/npm/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/-/npm/v1/tokens/token/{key}", delete(tokens::revoke))
         .route(

@@ -45,6 +45,8 @@ struct Shared {
     id_tokens: Result<IdTokens, TrustedPublishingOff>,
     /// Packuments as last sent, by revision.
     rendered: crate::rendered::RenderedDocuments,
+    /// How long a staged release waits for approval (`--stage-expiry-seconds`).
+    stage_expiry: std::time::Duration,
 }
 
 impl Clone for AppState {
@@ -62,6 +64,7 @@ impl AppState {
         sealer: Sealer,
         trusted_proxies: TrustedProxies,
         id_tokens: Result<IdTokens, TrustedPublishingOff>,
+        stage_expiry: std::time::Duration,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -81,6 +84,7 @@ impl AppState {
                 trusted_proxies,
                 id_tokens,
                 rendered: Default::default(),
+                stage_expiry,
             }),
         }
     }
@@ -130,6 +134,11 @@ impl AppState {
 
     pub fn token_failures(&self) -> &tokengate::FailureLimit {
         &self.shared.token_failures
+    }
+
+    /// How long a staged release waits for approval before it is removed.
+    pub fn stage_expiry(&self) -> std::time::Duration {
+        self.shared.stage_expiry
     }
 
     /// The ID-token verifier, or why trusted publishing is off.

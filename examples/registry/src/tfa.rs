@@ -127,12 +127,24 @@ pub async fn check_code(
     verify(state, user, code_in(headers), sender).await
 }
 
-/// [`verify`] for the owner of `who`'s token with `code` (from npm's header, or a web
-/// page's form): for a change its handler guards (trusted publishers, organisations).
+/// [`check_code`] for the owner of the token `who` (from `client`): for decisions that
+/// are always a person's, whatever their account's mode (trust policies, approving a
+/// staged release). Call it under the registry's write lock.
 pub async fn check_owners_code(
     state: &AppState,
     who: &tokengate::Authenticated,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> Result<Checked, ApiError> {
+    verify_owners_code(state, who, code_in(headers), client).await
+}
+
+/// [`check_owners_code`] with the code already read (a web form's).
+pub async fn verify_owners_code(
+    state: &AppState,
+    who: &tokengate::Authenticated,
     code: Option<&str>,
+    client: Option<std::net::IpAddr>,
 ) -> Result<Checked, ApiError> {
     let mut user = users::load(state, who.owner())
         .await?
@@ -141,7 +153,7 @@ pub async fn check_owners_code(
         state,
         &mut user,
         code,
-        Sender::new(Some(who.token_id()), None),
+        Sender::new(Some(who.token_id()), client),
     )
     .await
 }

@@ -218,3 +218,64 @@ async fn a_team_change_on_one_node_is_applied_by_the_other_at_once() {
     assert!(published.is_some(), "the other node still refuses carol");
     nodes.stop().await;
 }
+
+/// A stage made on one node is approved on one and rejected on the other at the same time:
+/// exactly one of them wins, and the package shows the version only if the approval did.
+#[tokio::test]
+async fn an_approve_and_a_reject_on_two_nodes_exactly_one_wins() {
+    let Ok(server) = std::env::var(URL_VARIABLE) else {
+        support::skipped(&format!(
+            "staging on two registries on one PostgreSQL: set {URL_VARIABLE}"
+        ));
+        return;
+    };
+    let database = ScratchDatabase::create(&server).await;
+    let shared = tempfile::tempdir().unwrap();
+    let flags = ["--database", database.url.as_str()];
+    let one = Client {
+        registry: Registry::start_with("127.0.0.1:0", shared.path(), &flags).await,
+    };
+    let other = Client {
+        registry: Registry::start_with("127.0.0.1:0", shared.path(), &flags).await,
+    };
+    let alice = one.session("alice").await;
+    let body = publish_body("raced", "1.0.0", json!(null));
+    assert_eq!(
+        one.send("PUT", "/raced", Some(&alice), &body).await.status,
+        201
+    );
+    for round in 1..=4 {
+        let version = format!("1.{round}.0");
+        let staged = one
+            .send(
+                "POST",
+                "/-/stage/package/raced",
+                Some(&alice),
+                &publish_body("raced", &version, json!(null)),
+            )
+            .await;
+        assert_eq!(staged.status, 201, "{}", staged.body);
+        let id = staged.json()["stageId"].as_str().unwrap().to_owned();
+        let (approve, reject) = (format!("/-/stage/{id}/approve"), format!("/-/stage/{id}"));
+        let (approved, rejected) = tokio::join!(
+            one.send("POST", &approve, Some(&alice), ""),
+            other.send("DELETE", &reject, Some(&alice), "")
+        );
+        let statuses = (approved.status, rejected.status);
+        assert!(
+            statuses == (200, 404) || statuses == (404, 200),
+            "round {round}: {statuses:?}: {} / {}",
+            approved.body,
+            rejected.body
+        );
+        let packument = other.send("GET", "/raced", None, "").await.json();
+        assert_eq!(
+            packument["versions"][&version].is_object(),
+            approved.status == 200,
+            "round {round}"
+        );
+    }
+    one.registry.stop().await;
+    other.registry.stop().await;
+    database.drop().await;
+}

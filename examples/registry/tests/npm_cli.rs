@@ -1409,9 +1409,9 @@ async fn npm_login_from_an_address_with_too_many_waiting_asks_for_the_password()
 }
 
 /// What the third security review found, as npm itself sends it: a star answers to no
-/// package rule, a one-package token changes nothing of the account, and a permission the
-/// registry does not know (npm 12's `read-write-stage-only`, which npm 11 drops) is
-/// refused, not made read-write. (npm will not publish a name that starts with a dash, so that bypass
+/// package rule, a one-package token changes nothing of the account, and a permission
+/// npm 11 drops (npm 12's `read-write-stage-only`) leaves a token that is refused, not
+/// made read-write. (npm will not publish a name that starts with a dash, so that bypass
 /// is tested through the API in `tests/security.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_third_review_found_through_the_real_npm_cli() {
@@ -1473,11 +1473,11 @@ async fn what_the_third_review_found_through_the_real_npm_cli() {
         bob.ok(&bob_config, here, &["unstar", "starry"]).await;
     }
 
-    // npm 11 drops a permission it does not know and sends the packages alone; npm 12
-    // sends it. Either way the token is refused, not made read-write.
+    // npm 11 drops a permission it does not know and sends the packages alone: the token
+    // is refused, not made read-write. npm 12 sends it, and gets a stage-only token.
     let code = recovery.pop().unwrap();
-    let said = alice
-        .fails(
+    let (made, said) = alice
+        .run(
             &alice_config,
             here,
             &[
@@ -1490,12 +1490,15 @@ async fn what_the_third_review_found_through_the_real_npm_cli() {
             ],
         )
         .await;
-    let refusal = if npm_major() < 12 {
-        "packages_and_scopes_permission is missing"
+    if npm_major() < 12 {
+        assert!(!made, "{said}");
+        assert!(
+            said.contains("packages_and_scopes_permission is missing"),
+            "{said}"
+        );
     } else {
-        r#"packages_and_scopes_permission "read-write-stage-only" is not supported"#
-    };
-    assert!(said.contains(refusal), "{said}");
+        assert!(made, "{said}");
+    }
 
     // A one-package token cannot change the account's email.
     let code = recovery.pop().unwrap();
@@ -1670,6 +1673,225 @@ async fn trusted_publishing_through_the_real_npm_cli() {
     assert!(
         refused.contains("no trusted publisher of trusted-tool matches this ID token"),
         "{refused}"
+    );
+    registry.stop().await;
+}
+
+/// The stage id in `npm stage publish`'s "+ name@version (staged with id <id>)".
+fn staged_id(output: &str) -> String {
+    let (_, rest) = output
+        .split_once("staged with id ")
+        .unwrap_or_else(|| panic!("no stage id in: {output}"));
+    rest.split(')').next().unwrap().trim().to_owned()
+}
+
+/// `npm stage`, end to end: CI stages with a stage-only token (npm 12) or a read-write one
+/// (npm 11), the staged version is neither installable nor in the packument, its
+/// maintainer lists, views and downloads it (another user cannot), approves it with a code
+/// (refused without), and it installs; a rejected stage frees its version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_publishing_through_the_real_npm_cli() {
+    if !npm_ready("the staged-publishing npm CLI test") {
+        return;
+    }
+    use support::registry::{TfaMode, enable_2fa};
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
+    let here = work.path();
+    let alice_session = add_user(registry.addr, "alice").await;
+    let bob_session = add_user(registry.addr, "bob").await;
+    let alice = Npm::new(&here.join("alice"), &registry.url);
+    let alice_config = alice.config_with("alice", &alice_session);
+    let bob = Npm::new(&here.join("bob"), &registry.url);
+    let bob_config = bob.config_with("bob", &bob_session);
+    let anonymous = here.join("anonymous.npmrc");
+    std::fs::write(&anonymous, "").unwrap();
+
+    alice
+        .ok(
+            &alice_config,
+            &package_dir(here, "staged-cli", "1.0.0"),
+            &["publish"],
+        )
+        .await;
+    // npm 12 makes the token CI should have; npm 11 stages with a read-write one.
+    let permission = if npm_major() >= 12 {
+        "--packages-and-scopes-permission=read-write-stage-only"
+    } else {
+        "--packages-and-scopes-permission=read-write"
+    };
+    let made = alice
+        .ok(
+            &alice_config,
+            here,
+            &[
+                "token",
+                "create",
+                "--packages-all",
+                permission,
+                &format!("--password={PASSWORD}"),
+            ],
+        )
+        .await;
+    let ci_config = alice.config_with("ci", &created_token(&made));
+    let mut last_step = None;
+    let enrolled = enable_2fa(
+        registry.addr,
+        &alice_session,
+        TfaMode::AuthOnly,
+        &mut last_step,
+    )
+    .await;
+
+    // Staging asks for no code, even with 2FA on.
+    let v11 = package_dir(&here.join("v11"), "staged-cli", "1.1.0");
+    let staged = alice.ok(&ci_config, &v11, &["stage", "publish"]).await;
+    let id = staged_id(&staged);
+    if npm_major() >= 12 {
+        let v12 = package_dir(&here.join("v12"), "staged-cli", "1.2.0");
+        let refused = alice.fails(&ci_config, &v12, &["publish"]).await;
+        assert!(refused.contains("stage the change instead"), "{refused}");
+    }
+
+    let versions = alice
+        .ok(
+            &anonymous,
+            here,
+            &["view", "staged-cli", "versions", "--json"],
+        )
+        .await;
+    assert!(
+        versions.contains("1.0.0") && !versions.contains("1.1.0"),
+        "{versions}"
+    );
+    let project = here.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        r#"{"name":"project","version":"1.0.0"}"#,
+    )
+    .unwrap();
+    let not_installable = alice
+        .fails(&anonymous, &project, &["install", "staged-cli@1.1.0"])
+        .await;
+    assert!(
+        not_installable.contains("ETARGET") || not_installable.contains("No matching version"),
+        "{not_installable}"
+    );
+
+    let listed = alice
+        .ok(&alice_config, here, &["stage", "list", "staged-cli"])
+        .await;
+    assert!(listed.contains(&id) && listed.contains("1.1.0"), "{listed}");
+    let viewed = alice.ok(&alice_config, here, &["stage", "view", &id]).await;
+    assert!(
+        viewed.contains("1.1.0") && viewed.contains("alice"),
+        "{viewed}"
+    );
+    let downloads = here.join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    alice
+        .ok(&alice_config, &downloads, &["stage", "download", &id])
+        .await;
+    assert!(
+        downloads
+            .join(format!("staged-cli-1.1.0-{id}.tgz"))
+            .is_file()
+    );
+    let hidden = bob.fails(&bob_config, here, &["stage", "view", &id]).await;
+    assert!(hidden.contains("404"), "{hidden}");
+    let none = bob.ok(&bob_config, here, &["stage", "list"]).await;
+    assert!(!none.contains(&id), "{none}");
+
+    let no_code = alice
+        .fails(&alice_config, here, &["stage", "approve", &id])
+        .await;
+    assert!(
+        no_code.contains("EOTP") || no_code.contains("one-time"),
+        "{no_code}"
+    );
+    let code = support::fresh_code(&enrolled.secret, &mut last_step).await;
+    alice
+        .ok(
+            &alice_config,
+            here,
+            &["stage", "approve", &id, &format!("--otp={code}")],
+        )
+        .await;
+    alice
+        .ok(&anonymous, &project, &["install", "staged-cli@1.1.0"])
+        .await;
+
+    // A rejected stage frees its version.
+    let v13 = package_dir(&here.join("v13"), "staged-cli", "1.3.0");
+    let rejected = staged_id(&alice.ok(&ci_config, &v13, &["stage", "publish"]).await);
+    let code = support::fresh_code(&enrolled.secret, &mut last_step).await;
+    alice
+        .ok(
+            &alice_config,
+            here,
+            &["stage", "reject", &rejected, &format!("--otp={code}")],
+        )
+        .await;
+    alice
+        .fails(&alice_config, here, &["stage", "view", &rejected])
+        .await;
+    let again = staged_id(&alice.ok(&ci_config, &v13, &["stage", "publish"]).await);
+    assert_ne!(again, rejected);
+}
+
+/// A trusted publisher allowed to stage only (`npm trust github … --allow-stage-publish`):
+/// the CI job's `npm stage publish` exchanges its ID token and stages, its `npm publish`
+/// is refused with the message to stage, and the maintainer approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_publisher_that_may_only_stage_through_the_real_npm_cli() {
+    if !npm_ready("the stage-only trusted-publishing npm CLI test") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let here = work.path();
+    use support::issuer::{Issuer, github_claims};
+    let issuer = Issuer::start(github_claims("acme/tool", "release.yml")).await;
+    let (registry, alice, session) = registry_trusting(here, "github", &issuer, "ci-staged").await;
+    alice
+        .ok(
+            &session,
+            here,
+            &[
+                "trust",
+                "github",
+                "ci-staged",
+                "--repo",
+                "acme/tool",
+                "--file",
+                "release.yml",
+                "--allow-stage-publish",
+                "--yes",
+            ],
+        )
+        .await;
+
+    let ci = here.join("ci.npmrc");
+    std::fs::write(&ci, "").unwrap();
+    let env = issuer.github_actions_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let v11 = package_dir(&here.join("v11"), "ci-staged", "1.1.0");
+    let (ok, staged) = alice.run_with(&ci, &v11, &["stage", "publish"], &env).await;
+    assert!(ok, "the job stages:\n{staged}");
+    let id = staged_id(&staged);
+    let v12 = package_dir(&here.join("v12"), "ci-staged", "1.2.0");
+    let (ok, refused) = alice.run_with(&ci, &v12, &["publish"], &env).await;
+    assert!(!ok, "the job publishes nothing directly:\n{refused}");
+    assert!(refused.contains("stage the change instead"), "{refused}");
+
+    let viewed = alice.ok(&session, here, &["stage", "view", &id]).await;
+    assert!(viewed.contains("trusted-publisher"), "{viewed}");
+    alice.ok(&session, here, &["stage", "approve", &id]).await;
+    let read = http(registry.addr, "GET", "/ci-staged", &[], b"").await;
+    assert!(
+        read.json()["versions"]["1.1.0"].is_object(),
+        "{}",
+        read.body
     );
     registry.stop().await;
 }

@@ -317,7 +317,9 @@ async fn a_granular_token_asked_for_without_a_permission_is_refused_not_made_rea
             refused
                 .body
                 .contains("packages_and_scopes_permission is missing")
-                && refused.body.contains("read-only, read-write or no-access"),
+                && refused
+                    .body
+                    .contains("read-only, read-write, read-write-stage-only or no-access"),
             "{}: {}",
             asked.name,
             refused.body

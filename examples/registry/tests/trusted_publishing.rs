@@ -484,7 +484,6 @@ async fn maintainers_manage_trusted_publishers_with_their_second_factor() {
         says: &'static str,
     }
     let policy = |claims: Value, permissions: Value| json!([{ "type": "github", "claims": claims, "permissions": permissions }]);
-    let claims = json!({ "repository": "acme/tool", "workflow_ref": { "file": "release.yml" } });
     let cases = [
         Case {
             what: "a token that bypasses two-factor authentication",
@@ -529,17 +528,6 @@ async fn maintainers_manage_trusted_publishers_with_their_second_factor() {
             ),
             status: 400,
             says: "is not a condition this registry checks",
-        },
-        Case {
-            what: "staged publishing",
-            token: world.alice.clone(),
-            package: "tool",
-            body: policy(
-                claims.clone(),
-                json!(["createPackage", "createStagedPackage"]),
-            ),
-            status: 400,
-            says: "staged publishing is not supported",
         },
         Case {
             what: "a provider the registry does not trust",
@@ -812,4 +800,53 @@ async fn guessing_at_the_exchange_is_held_to_the_failure_limit() {
         .exchange("tool", &world.issuer.mint(AUDIENCE, |_| {}))
         .await;
     assert_eq!(reply.status, 403, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn a_publisher_allowed_to_stage_only_stages_and_cannot_publish() {
+    let world = World::new().await;
+    let body = json!([{ "type": "github",
+        "claims": { "repository": "acme/tool", "workflow_ref": { "file": "release.yml" } },
+        "permissions": ["createStagedPackage"] }]);
+    let trusted = world.trust_body(&world.alice, "tool", None, &body).await;
+    assert_eq!(trusted.status, 201, "{}", trusted.body);
+    let token = world.exchanged("tool").await;
+
+    let direct = world.publish_reply(&token, "tool", "1.1.0").await;
+    assert_eq!(direct.status, 403, "{}", direct.body);
+    assert!(
+        direct.body.contains("stage the change instead"),
+        "{}",
+        direct.body
+    );
+    let staged = world
+        .client
+        .send(
+            "POST",
+            "/-/stage/package/tool",
+            Some(&token),
+            &publish_body("tool", "1.1.0", json!(null)),
+        )
+        .await;
+    assert_eq!(staged.status, 201, "{}", staged.body);
+    let id = staged.json()["stageId"].as_str().unwrap().to_owned();
+    let view = world
+        .client
+        .send("GET", &format!("/-/stage/{id}"), Some(&world.alice), "")
+        .await;
+    assert_eq!(
+        view.json()["actorType"],
+        "trusted-publisher",
+        "{}",
+        view.body
+    );
+    // The CI job cannot approve what it staged; the maintainer can.
+    let path = format!("/-/stage/{id}/approve");
+    let by_ci = world.client.send("POST", &path, Some(&token), "").await;
+    assert_eq!(by_ci.status, 403, "{}", by_ci.body);
+    let approved = world
+        .client
+        .send("POST", &path, Some(&world.alice), "")
+        .await;
+    assert_eq!(approved.status, 200, "{}", approved.body);
 }

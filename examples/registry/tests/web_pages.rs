@@ -1736,3 +1736,105 @@ async fn owners_and_admins_change_members_and_teams_on_the_page() {
     let members = http(site.registry.addr, "GET", "/-/org/acme/user", &headers, b"").await;
     assert_eq!(members.json(), serde_json::json!({ "alice": "owner" }));
 }
+
+#[tokio::test]
+async fn the_staged_releases_page_approves_and_rejects_with_the_code() {
+    use support::client::publish_body;
+    let site = Site::start().await;
+    let session = site.add_user("alice").await;
+    let auth = format!("Bearer {session}");
+    let json = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let send = |method: &'static str, path: String, body: String| {
+        let addr = site.registry.addr;
+        async move { http(addr, method, &path, &json, body.as_bytes()).await }
+    };
+    let first = send(
+        "PUT",
+        "/web-staged".into(),
+        publish_body("web-staged", "1.0.0", serde_json::Value::Null),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let stage = |version: &'static str| {
+        send(
+            "POST",
+            "/-/stage/package/web-staged".into(),
+            publish_body("web-staged", version, serde_json::Value::Null),
+        )
+    };
+    let kept = stage("1.1.0").await.json()["stageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dropped = stage("1.2.0").await.json()["stageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Signed in before 2FA is turned on: the session stays, and decisions ask for codes.
+    let cookie = site.log_in("alice").await;
+    let mut last = None;
+    let enrolled = enable_2fa(site.registry.addr, &session, TfaMode::AuthOnly, &mut last).await;
+
+    let page = site.get("/-/web/stages", Some(&cookie)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("2 staged releases."), "{}", page.body);
+    assert!(page.body.contains("web-staged@1.1.0") && page.body.contains(&kept));
+    assert!(
+        page.body.contains("href=\"/-/web/stages\""),
+        "the header links the page"
+    );
+    let tarball = site
+        .get(&format!("/-/web/stages/{kept}/tarball"), Some(&cookie))
+        .await;
+    assert_eq!((tarball.status, tarball.body.as_str()), (200, "hello"));
+
+    let approve = format!("/-/web/stages/{kept}/approve");
+    let no_code = site
+        .post(&approve, Some(&cookie), Some(&site.origin), "otp=")
+        .await;
+    assert_eq!(no_code.status, 401, "{}", no_code.body);
+    assert!(
+        field_error(&no_code.body, &format!("otp-{kept}")).is_some(),
+        "{}",
+        no_code.body
+    );
+    let forged = site
+        .post(
+            &approve,
+            Some(&cookie),
+            Some("https://evil.example"),
+            "otp=",
+        )
+        .await;
+    assert_eq!(forged.status, 403, "a cross-site approval is refused");
+    let code = support::fresh_code(&enrolled.secret, &mut last).await;
+    let approved = site
+        .post(
+            &approve,
+            Some(&cookie),
+            Some(&site.origin),
+            &format!("otp={code}"),
+        )
+        .await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    let code = support::fresh_code(&enrolled.secret, &mut last).await;
+    let rejected = site
+        .post(
+            &format!("/-/web/stages/{dropped}/reject"),
+            Some(&cookie),
+            Some(&site.origin),
+            &format!("otp={code}"),
+        )
+        .await;
+    assert_eq!(rejected.status, 303, "{}", rejected.body);
+    let after = site.get("/-/web/stages", Some(&cookie)).await;
+    assert!(after.body.contains("0 staged releases."), "{}", after.body);
+    let packument = http(site.registry.addr, "GET", "/web-staged", &[], b"")
+        .await
+        .json();
+    assert!(packument["versions"]["1.1.0"].is_object());
+    assert!(packument["versions"]["1.2.0"].is_null());
+}

@@ -70,7 +70,7 @@ impl From<&TokenListing> for ListedToken {
             token: listing.token_prefix.clone(),
             created: iso(listing.created_at),
             updated: iso(listing.created_at),
-            readonly: broadest < Permission::ReadWrite,
+            readonly: !broadest.allows(tokengate::Action::Stage),
             cidr_whitelist: (!listing.cidr.is_empty()).then(|| listing.cidr.to_strings()),
             name: listing.name.clone().unwrap_or_else(|| UNNAMED.to_owned()),
             description: listing.description.clone(),
@@ -79,7 +79,7 @@ impl From<&TokenListing> for ListedToken {
             packages_all,
             packages,
             scopes,
-            packages_and_scopes_permission: broadest.to_string(),
+            packages_and_scopes_permission: npm_permission_name(broadest).to_owned(),
             bypass_2fa: listing.second_factor == SecondFactor::Bypassed,
         }
     }
@@ -263,6 +263,27 @@ pub(crate) fn options(request: &CreateRequest) -> Result<NewToken, ApiError> {
     Ok(options)
 }
 
+/// The permission npm names so (`npm token create --packages-and-scopes-permission`):
+/// npm 12's `read-write-stage-only` is tokengate's [`Permission::ReadStage`], a token
+/// that may stage releases and not publish them. Only npm's names are taken here.
+fn npm_permission(text: &str) -> Option<Permission> {
+    match text {
+        "no-access" => Some(Permission::NoAccess),
+        "read-only" => Some(Permission::ReadOnly),
+        "read-write-stage-only" => Some(Permission::ReadStage),
+        "read-write" => Some(Permission::ReadWrite),
+        _ => None,
+    }
+}
+
+/// npm's name for a permission, as `npm token list` shows it.
+fn npm_permission_name(permission: Permission) -> &'static str {
+    match permission {
+        Permission::ReadStage => "read-write-stage-only",
+        other => other.as_str(),
+    }
+}
+
 /// The grants of `--packages`, `--scopes`, `--packages-all` and
 /// `--packages-and-scopes-permission`; a token that names none of them covers every
 /// package, as classic tokens do.
@@ -272,10 +293,10 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
         request.readonly,
     ) {
         (Some(text), readonly) => {
-            let permission: Permission = text.parse().map_err(|_| {
+            let permission = npm_permission(text).ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "packages_and_scopes_permission {:?} is not supported: use read-only, \
-                     read-write or no-access",
+                     read-write, read-write-stage-only or no-access",
                     text.chars().take(32).collect::<String>()
                 ))
             })?;
@@ -333,7 +354,8 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
         None if asked_for_some => {
             return Err(ApiError::bad_request(
                 "packages_and_scopes_permission is missing: a token for some packages or \
-                 scopes names its permission (read-only, read-write or no-access)",
+                 scopes names its permission (read-only, read-write, read-write-stage-only \
+                 or no-access)",
             ));
         }
         // A classic token, for everything.
@@ -461,7 +483,28 @@ mod tests {
 
     use tokengate::{Authenticated, Grants, Permission, TokenDigest, TokenKind, TokenRecord};
 
-    use super::{Governs, account_manager};
+    use super::{Governs, account_manager, npm_permission, npm_permission_name};
+
+    #[test]
+    fn permissions_go_by_npm_names_at_the_boundary() {
+        for permission in [
+            Permission::NoAccess,
+            Permission::ReadOnly,
+            Permission::ReadStage,
+            Permission::ReadWrite,
+        ] {
+            assert_eq!(
+                npm_permission(npm_permission_name(permission)),
+                Some(permission)
+            );
+        }
+        assert_eq!(
+            npm_permission("read-write-stage-only"),
+            Some(Permission::ReadStage)
+        );
+        // tokengate's own name is not npm's.
+        assert_eq!(npm_permission("read-stage"), None);
+    }
 
     fn token(kind: TokenKind) -> Authenticated {
         let mut record = TokenRecord::new(

@@ -557,3 +557,136 @@ async fn with_private(name: &str, db: &dyn Metadata) {
     .await
     .unwrap();
 }
+
+/// A stage reserves its version (against a second stage and a publish, in the backend's
+/// own transaction), is listed only to its package's maintainers until it expires, and
+/// is approved or removed exactly once.
+pub async fn stages_reserve_their_version_and_are_decided_once(db: &dyn Metadata) {
+    use super::{StageAdded, StageQuery, StoredStage};
+    let tool = PackageName::parse("tool").unwrap();
+    let stage = |id: &str, version: &str, expires_at: i64| StoredStage {
+        id: id.to_owned(),
+        package: "tool".to_owned(),
+        version: version.to_owned(),
+        tag: "latest".to_owned(),
+        document: json!({ "manifest": { "version": version }, "tags": [], "readme": null }),
+        digest: Digest::of(version.as_bytes()),
+        actor: "alice".to_owned(),
+        actor_type: "user".to_owned(),
+        created_at: 1_000,
+        expires_at,
+    };
+    assert_eq!(
+        db.add_stage(&stage("s0", "1.1.0", 9_000)).await.unwrap(),
+        StageAdded::NoPackage
+    );
+    let public = Access {
+        visibility: Visibility::Public,
+        mfa: PackageMfa::None,
+    };
+    db.put_packument(
+        &tool,
+        &packument("tool", "", "alice"),
+        PackageWrite::New(public),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        db.add_stage(&stage("s1", "1.1.0", 9_000)).await.unwrap(),
+        StageAdded::Added
+    );
+    assert_eq!(
+        db.add_stage(&stage("s2", "1.1.0", 9_000)).await.unwrap(),
+        StageAdded::Taken { id: "s1".into() }
+    );
+    assert_eq!(
+        db.add_stage(&stage("s3", "1.0.0", 9_000)).await.unwrap(),
+        StageAdded::Published
+    );
+    assert_eq!(
+        db.stage_of(&tool, "1.1.0").await.unwrap().as_deref(),
+        Some("s1")
+    );
+    assert!(db.tarball_in_use(&Digest::of(b"1.1.0")).await.unwrap());
+
+    let listed = |maintainer: &'static str, now: i64| async move {
+        db.stages(&StageQuery {
+            maintainer,
+            package: None,
+            now,
+            offset: 0,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+    };
+    let (page, total) = listed("alice", 2_000).await;
+    assert_eq!((page.len(), total), (1, 1));
+    assert_eq!(page[0], stage("s1", "1.1.0", 9_000));
+    assert_eq!(listed("bob", 2_000).await.1, 0, "only maintainers list it");
+    assert_eq!(
+        listed("alice", 9_000).await.1,
+        0,
+        "an expired stage is not listed"
+    );
+
+    // A publish of the reserved version is refused by the backend itself.
+    let mut over = db.package(&tool).await.unwrap().unwrap();
+    over.packument["versions"]["1.1.0"] =
+        json!({ "version": "1.1.0", "dist": { "integrity": Digest::of(b"x").integrity() } });
+    let refused = db
+        .put_packument(
+            &tool,
+            &over.packument,
+            PackageWrite::Replacing {
+                revision: over.revision,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.is_conflict(), "{refused}");
+
+    // Approving publishes it and takes the stage, once.
+    assert!(
+        db.approve_stage("s1", &tool, &over.packument, over.revision)
+            .await
+            .unwrap()
+    );
+    assert!(db.stage("s1").await.unwrap().is_none());
+    assert!(
+        !db.approve_stage("s1", &tool, &over.packument, over.revision)
+            .await
+            .unwrap(),
+        "a stage is approved once"
+    );
+    assert!(db.remove_stage("s1").await.unwrap().is_none());
+
+    // Removal, and expiry, free a version.
+    db.add_stage(&stage("s4", "1.2.0", 9_000)).await.unwrap();
+    assert_eq!(
+        db.remove_stage("s4").await.unwrap().map(|s| s.id),
+        Some("s4".into())
+    );
+    db.add_stage(&stage("s5", "1.2.0", 5_000)).await.unwrap();
+    let expired = db.remove_expired_stages(5_000).await.unwrap();
+    assert_eq!(
+        expired.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["s5"]
+    );
+    assert!(db.stage_of(&tool, "1.2.0").await.unwrap().is_none());
+    assert!(!db.tarball_in_use(&Digest::of(b"1.2.0")).await.unwrap());
+
+    // The package's staging rule: off until set, and only for a package that exists.
+    assert!(!db.requires_staging(&tool).await.unwrap());
+    assert!(db.set_requires_staging(&tool, true).await.unwrap());
+    assert!(
+        db.set_requires_staging(&tool, true).await.unwrap(),
+        "idempotent"
+    );
+    assert!(db.requires_staging(&tool).await.unwrap());
+    assert!(db.set_requires_staging(&tool, false).await.unwrap());
+    assert!(!db.requires_staging(&tool).await.unwrap());
+    let nowhere = PackageName::parse("nowhere").unwrap();
+    assert!(!db.set_requires_staging(&nowhere, true).await.unwrap());
+    assert!(!db.requires_staging(&nowhere).await.unwrap());
+}

@@ -380,6 +380,55 @@ pub enum PublishersAdded {
     NoPackage,
 }
 
+/// A staged release (`npm stage publish`): a version uploaded, reserved and kept aside
+/// until a maintainer approves it (it is then published exactly as staged) or rejects it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredStage {
+    /// A random UUID, which `npm stage approve|reject|view|download` name.
+    pub id: String,
+    pub package: String,
+    pub version: String,
+    /// The dist-tag the release goes under when approved.
+    pub tag: String,
+    /// What approval publishes, as checked at staging: `{"manifest", "tags", "readme"}`.
+    pub document: Value,
+    /// The staged tarball, kept among the others but named by no version until approved.
+    pub digest: Digest,
+    /// Who staged it, and as what (`user`, or `trusted-publisher` for a CI job).
+    pub actor: String,
+    pub actor_type: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// When it is removed unless approved or rejected first.
+    pub expires_at: i64,
+}
+
+/// What staging a release did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageAdded {
+    Added,
+    /// None: the version is staged already, by the stage with this id.
+    Taken {
+        id: String,
+    },
+    /// None: the version is published already.
+    Published,
+    /// None: there is no such package (it was removed meanwhile).
+    NoPackage,
+}
+
+/// Which staged releases a listing shows.
+pub struct StageQuery<'a> {
+    /// Those of the packages this user maintains.
+    pub maintainer: &'a str,
+    /// Only this package's, when given.
+    pub package: Option<&'a str>,
+    /// Only those that have not expired at this instant (milliseconds).
+    pub now: i64,
+    pub offset: u64,
+    pub limit: u64,
+}
+
 /// The registry's metadata: every read and write handlers make of users and packages.
 ///
 /// Every write is one transaction. A package's packument, access rules and index change
@@ -471,4 +520,35 @@ pub trait Metadata: Send + Sync + 'static {
         id: &str,
         pin: &Value,
     ) -> DbFuture<'_, bool>;
+
+    /// Stages a release, in one transaction that first drops the expired stages and then
+    /// reserves the version: nothing is written when the package is gone, the version is
+    /// published, or another stage holds it (on any node).
+    fn add_stage(&self, stage: &StoredStage) -> DbFuture<'_, StageAdded>;
+    /// The stage `id`, expired or not.
+    fn stage(&self, id: &str) -> DbFuture<'_, Option<StoredStage>>;
+    /// A page of the stages a listing shows, oldest first, and how many there are in all.
+    fn stages(&self, query: &StageQuery<'_>) -> DbFuture<'_, (Vec<StoredStage>, u64)>;
+    /// The stage `id` of the package's version, if one holds it.
+    fn stage_of(&self, name: &PackageName, version: &str) -> DbFuture<'_, Option<String>>;
+    /// Approves the stage `id`: removes it and writes the packument that publishes it, in
+    /// one transaction. `false`, with nothing written, when the stage is gone (rejected or
+    /// approved meanwhile); a conflict when the package changed since `read`.
+    fn approve_stage(
+        &self,
+        id: &str,
+        name: &PackageName,
+        packument: &Value,
+        read: i64,
+    ) -> DbFuture<'_, bool>;
+    /// Removes the stage `id`, returning it; `None` when it was gone already.
+    fn remove_stage(&self, id: &str) -> DbFuture<'_, Option<StoredStage>>;
+    /// Removes every stage expired at `now` (milliseconds), returning them (their tarball
+    /// files are the caller's).
+    fn remove_expired_stages(&self, now: i64) -> DbFuture<'_, Vec<StoredStage>>;
+    /// Whether every release of the package must be staged (no direct publish).
+    fn requires_staging(&self, name: &PackageName) -> DbFuture<'_, bool>;
+    /// Requires staging for the package's releases, or stops requiring it; `false` when
+    /// there is no such package.
+    fn set_requires_staging(&self, name: &PackageName, required: bool) -> DbFuture<'_, bool>;
 }

@@ -16,8 +16,9 @@ use tokio_postgres::types::ToSql;
 use super::index::PackageIndex;
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, PackageWrite,
-    PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn, StoredDocument,
-    StoredPackage, StoredPublisher, TarballRow, TeamAccess, User,
+    PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn, StageAdded,
+    StageQuery, StoredDocument, StoredPackage, StoredPublisher, StoredStage, TarballRow,
+    TeamAccess, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -106,6 +107,28 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (package, username)
     );
     CREATE INDEX registry_team_access_by_org ON registry_team_access (org);",
+    // 5: staged releases (`npm stage`), each reserving its version until approved,
+    // rejected or expired; gone with their package.
+    "
+    CREATE TABLE registry_stages (
+        id TEXT PRIMARY KEY,
+        package TEXT NOT NULL REFERENCES registry_packages (name) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        document TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        actor_type TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        UNIQUE (package, version)
+    );
+    CREATE INDEX registry_stages_by_package ON registry_stages (package, created_at);
+    CREATE INDEX registry_stages_by_expiry ON registry_stages (expires_at);
+    CREATE INDEX registry_stages_by_digest ON registry_stages (digest);
+    CREATE TABLE registry_staging_required (
+        package TEXT PRIMARY KEY REFERENCES registry_packages (name) ON DELETE CASCADE
+    );",
 ];
 
 /// Held by a transaction that gives out a name (a new user's, a new organisation's), so
@@ -185,6 +208,23 @@ impl PostgresMetadata {
         };
         metadata.migrate().await?;
         Ok(metadata)
+    }
+
+    /// The stage `sql` (taking the id as `$1`) answers with, if any.
+    async fn one_stage(
+        &self,
+        doing: &'static str,
+        sql: &str,
+        id: &str,
+    ) -> Result<Option<StoredStage>, DbError> {
+        let client = self.client(doing).await?;
+        client
+            .query_opt(sql, &[&id])
+            .await
+            .map_err(pg_error(doing))?
+            .as_ref()
+            .map(stage_row)
+            .transpose()
     }
 
     async fn client(&self, doing: &'static str) -> Result<deadpool_postgres::Object, DbError> {
@@ -413,7 +453,68 @@ async fn put_package_rows(
             .await
             .map_err(pg_error(doing))?;
     }
+    // A staged version stays reserved: a publish of it (from another node, past the
+    // handler's own check) is refused here.
+    let staged = transaction
+        .query_opt(
+            "SELECT s.version, s.id FROM registry_stages s JOIN registry_versions v
+                 ON v.package = s.package AND v.version = s.version
+             WHERE s.package = $1 LIMIT 1",
+            &[&full],
+        )
+        .await
+        .map_err(pg_error(doing))?;
+    if let Some(row) = staged {
+        let (version, id): (String, String) = (row.get(0), row.get(1));
+        return Err(DbError::conflict(
+            doing,
+            format!("{full}@{version} is staged (stage {id})"),
+        ));
+    }
     Ok(())
+}
+
+/// The columns of a stage, in the order [`stage_row`] reads them.
+const STAGE_COLUMNS: &str =
+    "id, package, version, tag, document, digest, actor, actor_type, created_at, expires_at";
+
+fn stage_row(row: &tokio_postgres::Row) -> Result<StoredStage, DbError> {
+    let doing = "read the staged release";
+    let document: String = row.get(4);
+    let digest: String = row.get(5);
+    Ok(StoredStage {
+        id: row.get(0),
+        package: row.get(1),
+        version: row.get(2),
+        tag: row.get(3),
+        document: serde_json::from_str(&document).map_err(|e| DbError::new(doing, e))?,
+        digest: Digest::from_hex(&digest)
+            .ok_or_else(|| DbError::new(doing, "a stage's digest is damaged"))?,
+        actor: row.get(6),
+        actor_type: row.get(7),
+        created_at: row.get(8),
+        expires_at: row.get(9),
+    })
+}
+
+/// Removes the stages expired at `now`, in the caller's transaction; returns them.
+async fn remove_expired_stage_rows(
+    transaction: &tokio_postgres::Transaction<'_>,
+    now: i64,
+) -> Result<Vec<StoredStage>, DbError> {
+    let doing = "remove the expired staged releases";
+    transaction
+        .query(
+            &format!(
+                "DELETE FROM registry_stages WHERE expires_at <= $1 RETURNING {STAGE_COLUMNS}"
+            ),
+            &[&now],
+        )
+        .await
+        .map_err(pg_error(doing))?
+        .iter()
+        .map(stage_row)
+        .collect()
 }
 
 /// SQL for "the reader may see it": public, or the reader (`$1`) maintains it.
@@ -879,7 +980,8 @@ impl Metadata for PostgresMetadata {
             let client = self.client(doing).await?;
             let row = client
                 .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM registry_versions WHERE digest = $1)",
+                    "SELECT EXISTS (SELECT 1 FROM registry_versions WHERE digest = $1)
+                         OR EXISTS (SELECT 1 FROM registry_stages WHERE digest = $1)",
                     &[&hex],
                 )
                 .await
@@ -1139,6 +1241,232 @@ impl Metadata for PostgresMetadata {
             Ok(pinned > 0)
         })
     }
+
+    fn add_stage(&self, stage: &StoredStage) -> DbFuture<'_, StageAdded> {
+        let stage = stage.clone();
+        Box::pin(async move {
+            let doing = "stage the release";
+            let mut client = self.client(doing).await?;
+            let transaction = client.transaction().await.map_err(pg_error(doing))?;
+            remove_expired_stage_rows(&transaction, stage.created_at).await?;
+            // The package's row, locked: a publish of the same version on another node
+            // waits, and then sees this stage.
+            let package = transaction
+                .query_opt(
+                    "SELECT 1 FROM registry_packages WHERE name = $1 FOR UPDATE",
+                    &[&stage.package],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            if package.is_none() {
+                return Ok(StageAdded::NoPackage);
+            }
+            let published = transaction
+                .query_opt(
+                    "SELECT 1 FROM registry_versions WHERE package = $1 AND version = $2",
+                    &[&stage.package, &stage.version],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            if published.is_some() {
+                return Ok(StageAdded::Published);
+            }
+            let taken = transaction
+                .query_opt(
+                    "SELECT id FROM registry_stages WHERE package = $1 AND version = $2",
+                    &[&stage.package, &stage.version],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            if let Some(row) = taken {
+                return Ok(StageAdded::Taken { id: row.get(0) });
+            }
+            let (document, digest) = (stage.document.to_string(), stage.digest.to_hex());
+            transaction
+                .execute(
+                    &format!(
+                        "INSERT INTO registry_stages ({STAGE_COLUMNS})
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                    ),
+                    &[
+                        &stage.id,
+                        &stage.package,
+                        &stage.version,
+                        &stage.tag,
+                        &document,
+                        &digest,
+                        &stage.actor,
+                        &stage.actor_type,
+                        &stage.created_at,
+                        &stage.expires_at,
+                    ],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            transaction.commit().await.map_err(pg_error(doing))?;
+            Ok(StageAdded::Added)
+        })
+    }
+
+    fn stage(&self, id: &str) -> DbFuture<'_, Option<StoredStage>> {
+        let id = id.to_owned();
+        Box::pin(async move {
+            let sql = format!("SELECT {STAGE_COLUMNS} FROM registry_stages WHERE id = $1");
+            self.one_stage("read the staged release", &sql, &id).await
+        })
+    }
+
+    fn stages(&self, query: &StageQuery<'_>) -> DbFuture<'_, (Vec<StoredStage>, u64)> {
+        let (maintainer, package) = (
+            query.maintainer.to_owned(),
+            query.package.map(str::to_owned),
+        );
+        let now = query.now;
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        Box::pin(async move {
+            let doing = "list the staged releases";
+            let client = self.client(doing).await?;
+            let filter = "FROM registry_stages s JOIN registry_maintainers m
+                     ON m.package = s.package AND m.username = $1
+                 WHERE s.expires_at > $2 AND ($3::TEXT IS NULL OR s.package = $3)";
+            let total: i64 = client
+                .query_one(
+                    &format!("SELECT count(*) {filter}"),
+                    &[&maintainer, &now, &package],
+                )
+                .await
+                .map_err(pg_error(doing))?
+                .get(0);
+            let columns = STAGE_COLUMNS
+                .split(", ")
+                .map(|column| format!("s.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {columns} {filter} ORDER BY s.created_at, s.id LIMIT $4 OFFSET $5"
+                    ),
+                    &[&maintainer, &now, &package, &limit, &offset],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            let stages = rows.iter().map(stage_row).collect::<Result<Vec<_>, _>>()?;
+            Ok((stages, total.max(0) as u64))
+        })
+    }
+
+    fn stage_of(&self, name: &PackageName, version: &str) -> DbFuture<'_, Option<String>> {
+        let (full, version) = (name.to_string(), version.to_owned());
+        Box::pin(async move {
+            let doing = "read the staged releases";
+            let client = self.client(doing).await?;
+            Ok(client
+                .query_opt(
+                    "SELECT id FROM registry_stages WHERE package = $1 AND version = $2",
+                    &[&full, &version],
+                )
+                .await
+                .map_err(pg_error(doing))?
+                .map(|row| row.get(0)))
+        })
+    }
+
+    fn approve_stage(
+        &self,
+        id: &str,
+        name: &PackageName,
+        packument: &Value,
+        read: i64,
+    ) -> DbFuture<'_, bool> {
+        let (id, name, packument) = (id.to_owned(), name.clone(), packument.clone());
+        Box::pin(async move {
+            let doing = "publish the staged release";
+            let mut client = self.client(doing).await?;
+            let transaction = client.transaction().await.map_err(pg_error(doing))?;
+            // The row is locked until the end: a reject on another node waits, then finds
+            // it gone (or, should this roll back, still there).
+            let removed = transaction
+                .execute(
+                    "DELETE FROM registry_stages WHERE id = $1 AND package = $2",
+                    &[&id, &name.to_string()],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            if removed == 0 {
+                return Ok(false);
+            }
+            put_package_rows(
+                &transaction,
+                &name,
+                &packument,
+                PackageWrite::Replacing { revision: read },
+            )
+            .await?;
+            transaction.commit().await.map_err(pg_error(doing))?;
+            Ok(true)
+        })
+    }
+
+    fn remove_stage(&self, id: &str) -> DbFuture<'_, Option<StoredStage>> {
+        let id = id.to_owned();
+        Box::pin(async move {
+            let sql =
+                format!("DELETE FROM registry_stages WHERE id = $1 RETURNING {STAGE_COLUMNS}");
+            self.one_stage("remove the staged release", &sql, &id).await
+        })
+    }
+
+    fn requires_staging(&self, name: &PackageName) -> DbFuture<'_, bool> {
+        let full = name.to_string();
+        Box::pin(async move {
+            let doing = "read the package's staging rule";
+            let client = self.client(doing).await?;
+            let row = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM registry_staging_required WHERE package = $1)",
+                    &[&full],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn set_requires_staging(&self, name: &PackageName, required: bool) -> DbFuture<'_, bool> {
+        let full = name.to_string();
+        Box::pin(async move {
+            let doing = "save the package's staging rule";
+            let client = self.client(doing).await?;
+            let sql = if required {
+                "INSERT INTO registry_staging_required (package)
+                 SELECT name FROM registry_packages WHERE name = $1 ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM registry_staging_required WHERE package = $1"
+            };
+            client
+                .execute(sql, &[&full])
+                .await
+                .map_err(pg_error(doing))?;
+            let exists = client
+                .query_opt("SELECT 1 FROM registry_packages WHERE name = $1", &[&full])
+                .await
+                .map_err(pg_error(doing))?;
+            Ok(exists.is_some())
+        })
+    }
+
+    fn remove_expired_stages(&self, now: i64) -> DbFuture<'_, Vec<StoredStage>> {
+        Box::pin(async move {
+            let doing = "remove the expired staged releases";
+            let mut client = self.client(doing).await?;
+            let transaction = client.transaction().await.map_err(pg_error(doing))?;
+            let removed = remove_expired_stage_rows(&transaction, now).await?;
+            transaction.commit().await.map_err(pg_error(doing))?;
+            Ok(removed)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1307,6 +1635,17 @@ mod tests {
         if let Some(scratch) = Scratch::new("trust").await {
             super::super::behaviour::trusted_publishers_belong_to_their_package(&scratch.metadata)
                 .await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn stages_reserve_their_version_and_are_decided_once() {
+        if let Some(scratch) = Scratch::new("stages").await {
+            super::super::behaviour::stages_reserve_their_version_and_are_decided_once(
+                &scratch.metadata,
+            )
+            .await;
             scratch.finish().await;
         }
     }

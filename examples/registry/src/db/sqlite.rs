@@ -12,8 +12,9 @@ use serde_json::Value;
 use super::index::PackageIndex;
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, PackageWrite,
-    PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn, StoredDocument,
-    StoredPackage, StoredPublisher, TarballRow, TeamAccess, User,
+    PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn, StageAdded,
+    StageQuery, StoredDocument, StoredPackage, StoredPublisher, StoredStage, TarballRow,
+    TeamAccess, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -113,6 +114,28 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (package, user)
     ) WITHOUT ROWID;
     CREATE INDEX team_access_by_org ON team_access (org);",
+    // 6: staged releases (`npm stage`), each reserving its version until approved,
+    // rejected or expired; gone with their package.
+    "CREATE TABLE stages (
+        id TEXT PRIMARY KEY,
+        package TEXT NOT NULL REFERENCES packages (name) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        document TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        actor_type TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        UNIQUE (package, version)
+    ) WITHOUT ROWID;
+    CREATE INDEX stages_by_package ON stages (package, created_at);
+    CREATE INDEX stages_by_expiry ON stages (expires_at);
+    CREATE INDEX stages_by_digest ON stages (digest);
+    -- Packages whose every release must be staged (absent: a publish may go live).
+    CREATE TABLE staging_required (
+        package TEXT PRIMARY KEY REFERENCES packages (name) ON DELETE CASCADE
+    ) WITHOUT ROWID;",
 ];
 
 /// Readers a file database keeps open beside its writer.
@@ -417,7 +440,72 @@ pub(super) fn put_package_rows(
             )
             .map_err(sql_error(doing))?;
     }
+    // A staged version stays reserved: a publish of it (from another node, past the
+    // handler's own check) is refused here.
+    let staged: Option<(String, String)> = transaction
+        .query_row(
+            "SELECT s.version, s.id FROM stages s JOIN versions v
+                 ON v.package = s.package AND v.version = s.version
+             WHERE s.package = ?1 LIMIT 1",
+            [&full],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(sql_error(doing))?;
+    if let Some((version, id)) = staged {
+        return Err(DbError::conflict(
+            doing,
+            format!("{full}@{version} is staged (stage {id})"),
+        ));
+    }
     Ok(())
+}
+
+/// Whether a package of that name exists, in the caller's transaction.
+fn package_exists(transaction: &Transaction<'_>, full: &str) -> Result<bool, rusqlite::Error> {
+    Ok(transaction
+        .query_row("SELECT 1 FROM packages WHERE name = ?1", [full], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The columns of a stage, in the order [`stage_row`] reads them.
+const STAGE_COLUMNS: &str =
+    "id, package, version, tag, document, digest, actor, actor_type, created_at, expires_at";
+
+fn stage_row(row: &rusqlite::Row<'_>) -> Result<StoredStage, rusqlite::Error> {
+    let document: String = row.get(4)?;
+    let digest: String = row.get(5)?;
+    Ok(StoredStage {
+        id: row.get(0)?,
+        package: row.get(1)?,
+        version: row.get(2)?,
+        tag: row.get(3)?,
+        document: serde_json::from_str(&document).map_err(json_error)?,
+        digest: Digest::from_hex(&digest).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                5,
+                rusqlite::types::Type::Text,
+                "a stage's digest is damaged".into(),
+            )
+        })?,
+        actor: row.get(6)?,
+        actor_type: row.get(7)?,
+        created_at: row.get(8)?,
+        expires_at: row.get(9)?,
+    })
+}
+
+/// Removes the stages expired at `now`, in the caller's transaction; returns them.
+fn remove_expired_stage_rows(
+    transaction: &Transaction<'_>,
+    now: i64,
+) -> Result<Vec<StoredStage>, rusqlite::Error> {
+    let mut statement = transaction.prepare_cached(&format!(
+        "DELETE FROM stages WHERE expires_at <= ?1 RETURNING {STAGE_COLUMNS}"
+    ))?;
+    let rows = statement.query_map([now], stage_row)?;
+    rows.collect()
 }
 
 /// Inserts a new package's row; its rowid.
@@ -953,7 +1041,8 @@ impl Metadata for SqliteMetadata {
         let hex = digest.to_hex();
         self.read("read the tarball's record", move |connection| {
             connection.query_row(
-                "SELECT EXISTS (SELECT 1 FROM versions WHERE digest = ?1)",
+                "SELECT EXISTS (SELECT 1 FROM versions WHERE digest = ?1)
+                     OR EXISTS (SELECT 1 FROM stages WHERE digest = ?1)",
                 [&hex],
                 |row| row.get(0),
             )
@@ -1081,15 +1170,7 @@ impl Metadata for SqliteMetadata {
         let publishers = publishers.to_vec();
         let doing = "save the package's trusted publishers";
         self.write(doing, move |transaction| {
-            let exists = transaction
-                .query_row(
-                    "SELECT 1 FROM packages WHERE name = ?1",
-                    [&full],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(sql_error(doing))?
-                .is_some();
+            let exists = package_exists(transaction, &full).map_err(sql_error(doing))?;
             if !exists {
                 return Ok(PublishersAdded::NoPackage);
             }
@@ -1168,6 +1249,212 @@ impl Metadata for SqliteMetadata {
             Ok(pinned > 0)
         })
     }
+
+    fn add_stage(&self, stage: &StoredStage) -> DbFuture<'_, StageAdded> {
+        let stage = stage.clone();
+        let doing = "stage the release";
+        self.write(doing, move |transaction| {
+            remove_expired_stage_rows(transaction, stage.created_at).map_err(sql_error(doing))?;
+            let exists = package_exists(transaction, &stage.package).map_err(sql_error(doing))?;
+            if !exists {
+                return Ok(StageAdded::NoPackage);
+            }
+            let published = transaction
+                .query_row(
+                    "SELECT 1 FROM versions WHERE package = ?1 AND version = ?2",
+                    [&stage.package, &stage.version],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(sql_error(doing))?
+                .is_some();
+            if published {
+                return Ok(StageAdded::Published);
+            }
+            let taken: Option<String> = transaction
+                .query_row(
+                    "SELECT id FROM stages WHERE package = ?1 AND version = ?2",
+                    [&stage.package, &stage.version],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql_error(doing))?;
+            if let Some(id) = taken {
+                return Ok(StageAdded::Taken { id });
+            }
+            let document = stage.document.to_string();
+            transaction
+                .execute(
+                    &format!(
+                        "INSERT INTO stages ({STAGE_COLUMNS})
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                    ),
+                    params![
+                        stage.id,
+                        stage.package,
+                        stage.version,
+                        stage.tag,
+                        document,
+                        stage.digest.to_hex(),
+                        stage.actor,
+                        stage.actor_type,
+                        stage.created_at,
+                        stage.expires_at
+                    ],
+                )
+                .map_err(sql_error(doing))?;
+            Ok(StageAdded::Added)
+        })
+    }
+
+    fn stage(&self, id: &str) -> DbFuture<'_, Option<StoredStage>> {
+        let id = id.to_owned();
+        self.read("read the staged release", move |connection| {
+            connection
+                .query_row(
+                    &format!("SELECT {STAGE_COLUMNS} FROM stages WHERE id = ?1"),
+                    [&id],
+                    stage_row,
+                )
+                .optional()
+        })
+    }
+
+    fn stages(&self, query: &StageQuery<'_>) -> DbFuture<'_, (Vec<StoredStage>, u64)> {
+        let (maintainer, package) = (
+            query.maintainer.to_owned(),
+            query.package.map(str::to_owned),
+        );
+        let (now, offset, limit) = (query.now, query.offset, query.limit);
+        self.read("list the staged releases", move |connection| {
+            let filter = "FROM stages s JOIN maintainers m ON m.package = s.package AND m.user = ?1
+                 WHERE s.expires_at > ?2 AND (?3 IS NULL OR s.package = ?3)";
+            let total: i64 = connection.query_row(
+                &format!("SELECT count(*) {filter}"),
+                params![maintainer, now, package],
+                |row| row.get(0),
+            )?;
+            let columns = STAGE_COLUMNS
+                .split(", ")
+                .map(|column| format!("s.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {columns} {filter} ORDER BY s.created_at, s.id LIMIT ?4 OFFSET ?5"
+            ))?;
+            let rows = statement.query_map(
+                params![
+                    maintainer,
+                    now,
+                    package,
+                    sql_count(limit),
+                    sql_count(offset)
+                ],
+                stage_row,
+            )?;
+            Ok((rows.collect::<Result<Vec<_>, _>>()?, total.max(0) as u64))
+        })
+    }
+
+    fn stage_of(&self, name: &PackageName, version: &str) -> DbFuture<'_, Option<String>> {
+        let (full, version) = (name.to_string(), version.to_owned());
+        self.read("read the staged releases", move |connection| {
+            connection
+                .query_row(
+                    "SELECT id FROM stages WHERE package = ?1 AND version = ?2",
+                    [&full, &version],
+                    |row| row.get(0),
+                )
+                .optional()
+        })
+    }
+
+    fn approve_stage(
+        &self,
+        id: &str,
+        name: &PackageName,
+        packument: &Value,
+        read: i64,
+    ) -> DbFuture<'_, bool> {
+        let (id, name, packument) = (id.to_owned(), name.clone(), packument.clone());
+        let doing = "publish the staged release";
+        self.write(doing, move |transaction| {
+            let removed = transaction
+                .execute(
+                    "DELETE FROM stages WHERE id = ?1 AND package = ?2",
+                    [&id, &name.to_string()],
+                )
+                .map_err(sql_error(doing))?;
+            if removed == 0 {
+                return Ok(false);
+            }
+            put_package_rows(
+                transaction,
+                &name,
+                &packument,
+                PackageWrite::Replacing { revision: read },
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn remove_stage(&self, id: &str) -> DbFuture<'_, Option<StoredStage>> {
+        let id = id.to_owned();
+        let doing = "remove the staged release";
+        self.write(doing, move |transaction| {
+            transaction
+                .query_row(
+                    &format!("DELETE FROM stages WHERE id = ?1 RETURNING {STAGE_COLUMNS}"),
+                    [&id],
+                    stage_row,
+                )
+                .optional()
+                .map_err(sql_error(doing))
+        })
+    }
+
+    fn remove_expired_stages(&self, now: i64) -> DbFuture<'_, Vec<StoredStage>> {
+        let doing = "remove the expired staged releases";
+        self.write(doing, move |transaction| {
+            remove_expired_stage_rows(transaction, now).map_err(sql_error(doing))
+        })
+    }
+
+    fn requires_staging(&self, name: &PackageName) -> DbFuture<'_, bool> {
+        let full = name.to_string();
+        self.read("read the package's staging rule", move |connection| {
+            connection.query_row(
+                "SELECT EXISTS (SELECT 1 FROM staging_required WHERE package = ?1)",
+                [&full],
+                |row| row.get(0),
+            )
+        })
+    }
+
+    fn set_requires_staging(&self, name: &PackageName, required: bool) -> DbFuture<'_, bool> {
+        let full = name.to_string();
+        let doing = "save the package's staging rule";
+        self.write(doing, move |transaction| {
+            let exists = package_exists(transaction, &full).map_err(sql_error(doing))?;
+            if !exists {
+                return Ok(false);
+            }
+            let sql = if required {
+                "INSERT OR IGNORE INTO staging_required (package) VALUES (?1)"
+            } else {
+                "DELETE FROM staging_required WHERE package = ?1"
+            };
+            transaction
+                .execute(sql, [&full])
+                .map_err(sql_error(doing))?;
+            Ok(true)
+        })
+    }
+}
+
+/// A count or offset as SQLite wants it.
+fn sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -1246,6 +1533,14 @@ mod tests {
     #[tokio::test]
     async fn trusted_publishers_belong_to_their_package() {
         super::super::behaviour::trusted_publishers_belong_to_their_package(
+            &SqliteMetadata::memory().unwrap(),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn stages_reserve_their_version_and_are_decided_once() {
+        super::super::behaviour::stages_reserve_their_version_and_are_decided_once(
             &SqliteMetadata::memory().unwrap(),
         )
         .await;

@@ -389,6 +389,7 @@ mod tests {
             crate::security::sealer::Sealer::ephemeral().unwrap(),
             TrustedProxies::none(),
             Err(crate::config::TrustedPublishingOff::ByFlag),
+            crate::controllers::stage::DEFAULT_EXPIRY,
         );
         let app = crate::router::router(state.clone(), 1024 * 1024);
         let signup = PasswordRequest {

@@ -114,7 +114,8 @@ pub(super) fn layout(title: &str, user: Option<&str>, body: Markup) -> Markup {
                         nav aria-label="Your account" {
                             a href="/-/web/tokens" { "Tokens" }
                             a href="/-/web/packages" { "Packages" }
-                            a href="/-/web/tokens/new" { "New token" }
+                            // Generating a token is the Tokens page's first button.
+                            a href="/-/web/stages" { "Staged releases" }
                             span { "Signed in as " strong { (user) } }
                         }
                         form method="post" action="/-/web/logout" {

@@ -14,6 +14,8 @@
 //! - [`tokens`]: the Tokens page, generating a token (and showing it once) and revoking one;
 //! - [`packages`]: the Packages page, and each package's settings page, where its
 //!   maintainers see, add and remove its trusted publishers;
+//! - [`stages`]: the Staged releases page, approving and rejecting what `npm stage
+//!   publish` staged;
 //! - [`npm_login`]: npm's browser login;
 //! - [`orgs`]: an organisation's page, for its members.
 
@@ -36,6 +38,7 @@ mod npm_login;
 mod orgs;
 mod packages;
 mod session;
+mod stages;
 mod tokens;
 
 use layout::{redirect, refused_page};
@@ -176,6 +179,13 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/-/web/orgs/{org}/teams/{team}/{action}",
             post(orgs::team_member),
+        )
+        .route("/-/web/stages", get(stages::stages_page))
+        .route("/-/web/stages/{id}/approve", post(stages::approve))
+        .route("/-/web/stages/{id}/reject", post(stages::reject))
+        .route(
+            "/-/web/stages/{id}/tarball",
+            get(crate::controllers::stage::tarball),
         )
         .route("/-/web/logout", post(logout))
         .route_layer(gate);

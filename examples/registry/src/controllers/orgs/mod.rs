@@ -129,7 +129,7 @@ where
             role.as_str()
         )));
     }
-    crate::tfa::check_owners_code(state, &who, code).await?;
+    crate::tfa::verify_owners_code(state, &who, code, None).await?;
     let before = current.clone();
     edit(&mut current, role)?;
     state.db().put_org(&current).await?;

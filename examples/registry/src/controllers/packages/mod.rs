@@ -282,7 +282,7 @@ struct PutShape {
 }
 
 /// A publish that passed every check, ready to be written.
-struct Checked {
+pub struct Checked {
     version: String,
     manifest: Value,
     tarball: Vec<u8>,
@@ -422,13 +422,19 @@ pub async fn save_packument(
     packument: &mut Value,
     write: crate::db::PackageWrite,
 ) -> Result<(), ApiError> {
+    next_rev(packument);
+    Ok(state.db().put_packument(name, packument, write).await?)
+}
+
+/// Gives the packument the `_rev` after its own, which npm sends back when it changes
+/// owners.
+pub fn next_rev(packument: &mut Value) {
     let revision = packument["_rev"]
         .as_str()
         .and_then(|rev| rev.split_once('-'))
         .and_then(|(n, _)| n.parse::<u64>().ok())
         .unwrap_or(0);
     packument["_rev"] = json!(format!("{}-tokengate", revision + 1));
-    Ok(state.db().put_packument(name, packument, write).await?)
 }
 
 /// (`versions` only), or `npm star` / `npm unstar` (`users` only).
@@ -483,26 +489,19 @@ async fn put_named(
         }
         (Some(_), Some(_), None) => {
             check_write(&who, &name)?;
-            // Everything that can be wrong with the document, and the tarball work, before
-            // the second factor is asked for and before the registry's lock is taken.
-            let request: PublishRequest<'_> = body.parse()?;
-            let access = request.access.clone();
-            let checked = check_publish(&name, request)?;
-            drop(body);
-            // The tarball moves to the blocking thread and back, never copied.
-            let (checked, readme) = tokio::task::spawn_blocking(move || {
-                let readme = readme_of(&checked.tarball);
-                (checked, readme)
-            })
-            .await
-            .map_err(|e| ApiError::internal("cannot read the tarball", e))?;
+            let (access, checked, readme) = read_release(&name, body).await?;
             tfa::check_package_write(&state, &who, &name, headers, WriteRules::PackageAndAccount)
                 .await?;
-            Ok(
-                publish(&state, &who, &name, access.as_deref(), checked, readme)
-                    .await?
-                    .into_response(),
+            release(
+                &state,
+                &who,
+                &name,
+                access.as_deref(),
+                checked,
+                readme,
+                Outcome::Publish,
             )
+            .await
         }
         _ => Err(ApiError::bad_request(
             "invalid request body: a publish has `versions` and `_attachments`, a \
@@ -511,16 +510,49 @@ async fn put_named(
     }
 }
 
-/// The layer has already refused read-only tokens (PUT is a write); what is left is who
-/// may publish this package and whether the version is new.
-async fn publish(
+/// What a release that passed every check does: goes live, or waits for approval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `npm publish`: the version is live at once.
+    Publish,
+    /// `npm stage publish`: the version is reserved and kept aside until a maintainer
+    /// approves it (`controllers::stage`).
+    Stage,
+}
+
+/// Everything that can be wrong with a publish document, and the tarball work, before
+/// a second factor is asked for and before the registry's lock is taken: the `access`
+/// asked for, the checked release, and the README in its tarball.
+pub async fn read_release(
+    name: &PackageName,
+    body: JsonBytes,
+) -> Result<(Option<String>, Checked, Option<(String, String)>), ApiError> {
+    let request: PublishRequest<'_> = body.parse()?;
+    let access = request.access.clone();
+    let checked = check_publish(name, request)?;
+    drop(body);
+    // The tarball moves to the blocking thread and back, never copied.
+    let (checked, readme) = tokio::task::spawn_blocking(move || {
+        let readme = readme_of(&checked.tarball);
+        (checked, readme)
+    })
+    .await
+    .map_err(|e| ApiError::internal("cannot read the tarball", e))?;
+    Ok((access, checked, readme))
+}
+
+/// The layer has already refused read-only tokens (PUT is a write, a stage upload a
+/// stage); what is left is who may release this package and whether the version is new.
+/// A publish and a stage go through exactly the same checks, and differ only at the end.
+pub async fn release(
     state: &AppState,
     who: &Authenticated,
     name: &PackageName,
     access: Option<&str>,
     checked: Checked,
     readme: Option<(String, String)>,
-) -> Result<impl IntoResponse + use<>, ApiError> {
+    outcome: Outcome,
+) -> Result<Response, ApiError> {
     let _writing = state.write_lock().await;
     let existing = access::load(state, name, Some(who.owner())).await?;
     // A package the publisher cannot see goes through exactly the checks a package that
@@ -559,6 +591,15 @@ async fn publish(
             "you do not have permission to publish {name}"
         )));
     }
+    if outcome == Outcome::Stage && existing.is_none() {
+        return Err(ApiError::bad_request(format!(
+            "{name} does not exist yet: publish its first version with npm publish; later \
+             versions can be staged"
+        )));
+    }
+    if outcome == Outcome::Publish && existing.is_some() {
+        crate::controllers::stage::rule::check_direct_publish(state, name).await?;
+    }
     let read = existing.as_ref().map(|package| package.revision);
     let mut packument = match existing {
         Some(package) => package.packument,
@@ -571,50 +612,12 @@ async fn publish(
             "maintainers": [crate::controllers::packages::owners::maintainer_entry(state, who.owner()).await?],
         }),
     };
-    if packument["versions"].get(&checked.version).is_some() {
-        return Err(ApiError::forbidden(format!(
-            "cannot publish over the previously published version {}",
-            checked.version
-        )));
-    }
-    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    let mut manifest = checked.manifest;
-    // What `npm view` shows: who published it.
-    let publisher =
-        crate::controllers::packages::owners::maintainer_entry(state, who.owner()).await?;
-    manifest["_npmUser"] = publisher;
-    if let Some((file, readme)) = readme {
-        packument["readme"] = json!(readme);
-        packument["readmeFilename"] = json!(file);
-    }
-    packument["versions"][&checked.version] = manifest;
-    // The tags asked for; `latest` too on a first publish, so that the package installs.
-    if !packument["dist-tags"].is_object() {
-        packument["dist-tags"] = json!({});
-    }
-    let first = packument["dist-tags"].get("latest").is_none();
-    for tag in &checked.tags {
-        packument["dist-tags"][tag] = json!(checked.version);
-    }
-    if first || checked.tags.is_empty() {
-        packument["dist-tags"]["latest"] = json!(checked.version);
-    }
-    packument["time"][&checked.version] = json!(now);
-    packument["time"]["modified"] = json!(now);
-    if packument["time"].get("created").is_none() {
-        packument["time"]["created"] = json!(now);
-    }
-    // Every read of the package parses its metadata: it is bounded, and checked before
-    // anything is written.
-    let size = serde_json::to_vec(&packument).map_or(usize::MAX, |bytes| bytes.len());
-    if size > MAX_PACKUMENT_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{name}'s metadata would grow past {} MiB with this version: trim the manifest \
-                 (or unpublish old versions)",
-                MAX_PACKUMENT_BYTES / (1024 * 1024)
-            ),
+    // A staged version is reserved: neither published over nor staged twice.
+    if let Some(id) = state.db().stage_of(name, &checked.version).await? {
+        return Err(crate::controllers::stage::reserved(
+            name,
+            &checked.version,
+            &id,
         ));
     }
     let (tarball, digest) = tokio::task::spawn_blocking(move || {
@@ -623,7 +626,7 @@ async fn publish(
     })
     .await
     .map_err(|e| ApiError::internal("cannot read the tarball", e))?;
-    let manifest = &mut packument["versions"][&checked.version];
+    let mut manifest = checked.manifest;
     if !manifest["dist"].is_object() {
         manifest["dist"] = json!({});
     }
@@ -638,6 +641,17 @@ async fn publish(
             )));
         }
     }
+    let new_version = NewVersion {
+        version: checked.version,
+        manifest,
+        tags: checked.tags,
+        readme,
+    };
+    // Checked in full for a stage too, so that its approval cannot fail on size.
+    let publisher =
+        crate::controllers::packages::owners::maintainer_entry(state, who.owner()).await?;
+    let staged = new_version.clone();
+    add_version(&mut packument, name, new_version, publisher)?;
     // The tarball first: a crash between the two leaves a file nobody names, never a
     // version without its bytes.
     state
@@ -645,6 +659,9 @@ async fn publish(
         .put(tarball, digest)
         .await
         .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
+    if outcome == Outcome::Stage {
+        return crate::controllers::stage::keep(state, who, name, staged, digest).await;
+    }
     let access = crate::db::Access {
         visibility,
         mfa: PackageMfa::None,
@@ -671,11 +688,82 @@ async fn publish(
     }
     tracing::info!(
         package = name.full,
-        version = checked.version,
+        version = staged.version,
         user = who.owner(),
         "published"
     );
-    Ok((StatusCode::CREATED, Json(json!({ "ok": true }))))
+    Ok((StatusCode::CREATED, Json(json!({ "ok": true }))).into_response())
+}
+
+/// A version about to join its package: checked, with its integrity set.
+#[derive(Clone, Debug)]
+pub struct NewVersion {
+    pub version: String,
+    pub manifest: Value,
+    /// The tags it goes under (`npm publish --tag beta`).
+    pub tags: Vec<String>,
+    /// The README found in its tarball: file name and text.
+    pub readme: Option<(String, String)>,
+}
+
+/// Puts `version` into `packument` as published now by `publisher` (`_npmUser`): its
+/// manifest, tags (and `latest` on a first version, or when no tag is asked for), times
+/// and README. Refused when the version is there already, or the metadata would grow past
+/// [`MAX_PACKUMENT_BYTES`].
+pub fn add_version(
+    packument: &mut Value,
+    name: &PackageName,
+    version: NewVersion,
+    publisher: Value,
+) -> Result<(), ApiError> {
+    let NewVersion {
+        version,
+        mut manifest,
+        tags,
+        readme,
+    } = version;
+    if packument["versions"].get(&version).is_some() {
+        return Err(ApiError::forbidden(format!(
+            "cannot publish over the previously published version {version}"
+        )));
+    }
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    // What `npm view` shows: who published it.
+    manifest["_npmUser"] = publisher;
+    if let Some((file, readme)) = readme {
+        packument["readme"] = json!(readme);
+        packument["readmeFilename"] = json!(file);
+    }
+    packument["versions"][&version] = manifest;
+    if !packument["dist-tags"].is_object() {
+        packument["dist-tags"] = json!({});
+    }
+    let first = packument["dist-tags"].get("latest").is_none();
+    for tag in &tags {
+        packument["dist-tags"][tag] = json!(version);
+    }
+    if first || tags.is_empty() {
+        packument["dist-tags"]["latest"] = json!(version);
+    }
+    packument["time"][&version] = json!(now);
+    packument["time"]["modified"] = json!(now);
+    if packument["time"].get("created").is_none() {
+        packument["time"]["created"] = json!(now);
+    }
+    // Every read of the package parses its metadata: it is bounded, and checked before
+    // anything is written.
+    let size = serde_json::to_vec(&packument).map_or(usize::MAX, |bytes| bytes.len());
+    if size > MAX_PACKUMENT_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{name}'s metadata would grow past {} MiB with this version: trim the manifest \
+                 (or unpublish old versions)",
+                MAX_PACKUMENT_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub async fn packument(
@@ -876,9 +964,17 @@ async fn serve_tarball(
     if !access::rule_allows(row.rule, who, &name) {
         return Err(access::not_found(&name));
     }
+    send_tarball(state, &row.digest).await
+}
+
+/// The tarball with this digest, streamed from where it is kept.
+pub async fn send_tarball(
+    state: &AppState,
+    digest: &crate::db::Digest,
+) -> Result<Response, ApiError> {
     let blob = state
         .blobs()
-        .open(&row.digest)
+        .open(digest)
         .await
         .map_err(|e| ApiError::internal("cannot read the tarball", e))?
         .ok_or_else(|| ApiError::internal("cannot read the tarball", "its file is missing"))?;

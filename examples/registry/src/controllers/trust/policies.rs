@@ -37,10 +37,6 @@ async fn managed(
 fn for_cli(refused: Refused, which: &str) -> ApiError {
     ApiError::bad_request(match refused {
         Refused::Off(off) => off.reason().to_owned(),
-        Refused::Stage => format!(
-            "{which}: staged publishing is not supported by this registry yet; allow \
-             publishing only (npm trust … --allow-publish, without --allow-stage-publish)"
-        ),
         Refused::Untrusted(provider) => format!(
             "{which}: this registry does not trust {provider}'s ID tokens (its operator \
              turned them off with --oidc-issuer {}=off)",

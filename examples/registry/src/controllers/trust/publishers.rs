@@ -3,7 +3,7 @@
 //! (`web::packages`) both call these, and each words the refusals for its own readers.
 
 use tokengate::Authenticated;
-use tokengate::oidc::{Provider, TrustPolicy, TrustedAction};
+use tokengate::oidc::{Provider, TrustPolicy};
 
 use super::{MAX_PUBLISHERS, issuer_for};
 use crate::config::TrustedPublishingOff;
@@ -20,8 +20,6 @@ use crate::state::{AppState, IdTokens};
 pub enum Refused {
     /// Trusted publishing is off on this registry, for this reason.
     Off(TrustedPublishingOff),
-    /// The policy allows staging, which this registry does not support yet.
-    Stage,
     /// The registry does not trust this provider's ID tokens.
     Untrusted(Provider),
 }
@@ -46,11 +44,8 @@ pub fn trusts(state: &AppState, provider: Provider) -> bool {
         .is_ok_and(|id_tokens| issuer_for(id_tokens, provider).is_some())
 }
 
-/// `policy`, if this registry can keep it: publishing only, from a provider it trusts.
+/// `policy`, if this registry can keep it: from a provider it trusts.
 pub fn admit(id_tokens: &IdTokens, policy: &TrustPolicy) -> Result<Admitted, Refused> {
-    if policy.allows().contains(TrustedAction::Stage) {
-        return Err(Refused::Stage);
-    }
     let issuer =
         issuer_for(id_tokens, policy.provider()).ok_or(Refused::Untrusted(policy.provider()))?;
     Ok(Admitted {

@@ -227,12 +227,6 @@ fn policy_of_form(form: &AddForm, errors: &mut Errors) -> Option<TrustPolicy> {
 fn for_web(refused: Refused, errors: &mut Errors) {
     match refused {
         Refused::Off(off) => errors.insert("general", off.reason().to_owned()),
-        Refused::Stage => errors.insert(
-            "general",
-            "staged releases are not supported by this registry yet: a trusted publisher may \
-             publish only"
-                .into(),
-        ),
         Refused::Untrusted(provider) => errors.insert(
             "provider",
             format!(
