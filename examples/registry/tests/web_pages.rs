@@ -127,6 +127,20 @@ impl Site {
     }
 
     /// Turns on 2FA (for logins) for the user whose session this is.
+    /// Logs `user` in with the password and `code` (their account has 2FA); the session
+    /// cookie.
+    async fn log_in_with_code(&self, user: &str, code: &str) -> String {
+        let form = format!(
+            "username={user}&password={}&otp={code}",
+            PASSWORD.replace(' ', "+")
+        );
+        let reply = self
+            .post("/-/web/login", None, Some(&self.origin), &form)
+            .await;
+        assert_eq!(reply.status, 303, "{}", reply.body);
+        session_of(&reply)
+    }
+
     async fn enable_2fa(&self, session: &str, last_step: &mut Option<u64>) -> Enrolled {
         enable_2fa(self.registry.addr, session, TfaMode::AuthOnly, last_step).await
     }
@@ -290,7 +304,10 @@ async fn logging_in_and_out() {
     let cookie = site.log_in("alice").await;
     let page = site.get("/-/web/tokens", Some(&cookie)).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("Signed in as <strong>alice</strong>"));
+    assert!(
+        page.body
+            .contains("Signed in as </span><strong>alice</strong>")
+    );
     // Web sessions are sessions: never listed.
     assert!(site.api_tokens(&session).await.is_empty());
 
@@ -1343,15 +1360,7 @@ async fn a_two_factor_account_gives_a_code_to_change_trusted_publishers() {
     let [login, add, remove, ..] = enrolled.recovery.as_slice() else {
         panic!("recovery codes");
     };
-    let form = format!(
-        "username=alice&password={}&otp={login}",
-        PASSWORD.replace(' ', "+")
-    );
-    let reply = site
-        .post("/-/web/login", None, Some(&site.origin), &form)
-        .await;
-    assert_eq!(reply.status, 303, "{}", reply.body);
-    let cookie = session_of(&reply);
+    let cookie = site.log_in_with_code("alice", login).await;
 
     // The form asks for a code, and without one nothing is added.
     let page = site.get("/-/web/packages/tool", Some(&cookie)).await;
@@ -1837,4 +1846,132 @@ async fn the_staged_releases_page_approves_and_rejects_with_the_code() {
         .json();
     assert!(packument["versions"]["1.1.0"].is_object());
     assert!(packument["versions"]["1.2.0"].is_null());
+}
+
+#[tokio::test]
+async fn a_maintainer_requires_staging_from_the_settings_page_with_their_code() {
+    let site = Site::start().await;
+    let session = site.add_user("alice").await;
+    site.add_user("bob").await;
+    site.publish(&session, "tool").await;
+    let mut last_step = None;
+    let enrolled = site.enable_2fa(&session, &mut last_step).await;
+    let [login, code, ..] = enrolled.recovery.as_slice() else {
+        panic!("recovery codes");
+    };
+    let cookie = site.log_in_with_code("alice", login).await;
+    let rule = || async {
+        http(
+            site.registry.addr,
+            "GET",
+            "/-/package/tool/staging",
+            &[],
+            b"",
+        )
+        .await
+        .json()["required"]
+            .clone()
+    };
+    let page = site.get("/-/web/packages/tool", Some(&cookie)).await;
+    assert!(
+        page.body
+            .contains("<input id=\"required\" type=\"checkbox\" name=\"required\" value=\"on\">"),
+        "unticked: {}",
+        page.body
+    );
+
+    struct Case {
+        what: &'static str,
+        form: String,
+        status: u16,
+        says: &'static str,
+    }
+    for case in [
+        Case {
+            what: "no code",
+            form: "required=on".into(),
+            status: 401,
+            says: "one-time password",
+        },
+        Case {
+            what: "a field the form does not have",
+            form: format!("required=on&otp={code}&everyone=on"),
+            status: 400,
+            says: "(&quot;everyone&quot;)",
+        },
+        Case {
+            what: "a checkbox value the page never sends",
+            form: format!("required=yes&otp={code}"),
+            status: 400,
+            says: "&quot;yes&quot;",
+        },
+    ] {
+        let reply = site
+            .post(
+                "/-/web/packages/tool/staging",
+                Some(&cookie),
+                Some(&site.origin),
+                &case.form,
+            )
+            .await;
+        assert_eq!(reply.status, case.status, "{}: {}", case.what, reply.body);
+        assert!(
+            reply.body.contains(case.says),
+            "{}: {}",
+            case.what,
+            reply.body
+        );
+        assert_eq!(rule().await, false, "{}: nothing changed", case.what);
+    }
+
+    let reply = site
+        .post(
+            "/-/web/packages/tool/staging",
+            Some(&cookie),
+            Some(&site.origin),
+            &format!("required=on&otp={code}"),
+        )
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let location = reply.header("location").unwrap().to_owned();
+    assert_eq!(location, "/-/web/packages/tool?staging=required");
+    assert_eq!(rule().await, true);
+    let page = site.get(&location, Some(&cookie)).await;
+    assert!(
+        page.body
+            .contains("Every release of this package must now be staged.")
+    );
+    assert!(page.body.contains("value=\"on\" checked"), "{}", page.body);
+    let body = support::client::publish_body("tool", "1.0.1", serde_json::json!(null));
+    let auth = format!("Bearer {session}");
+    let direct = http(
+        site.registry.addr,
+        "PUT",
+        "/tool",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(direct.status, 403, "{}", direct.body);
+    assert!(
+        direct.body.contains("requires every release to be staged"),
+        "{}",
+        direct.body
+    );
+
+    // Someone who does not maintain it gets the page of a package that does not exist.
+    let bobs = site.log_in("bob").await;
+    let reply = site
+        .post(
+            "/-/web/packages/tool/staging",
+            Some(&bobs),
+            Some(&site.origin),
+            "",
+        )
+        .await;
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert_eq!(rule().await, true);
 }

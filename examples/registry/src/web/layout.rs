@@ -92,7 +92,7 @@ form:has(#provider-github:checked) .for-provider:not(.for-github),form:has(#prov
 .publisher h3{font-size:1.1rem;margin:.2rem 0}.publisher form button{margin-top:.5rem}
 ul.packages{padding-left:1.2rem}ul.packages li{margin:.3rem 0;overflow-wrap:anywhere}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
-@media (max-width:32rem){header{gap:.25rem .6rem;font-size:.9rem}header nav{order:1;flex-basis:100%;gap:.25rem .6rem}main{padding:.5rem}}
+@media (max-width:32rem){header{gap:.25rem .6rem;font-size:.9rem}header nav{order:1;flex-basis:100%;gap:.25rem .6rem}header .signed-in-as{display:none}main{padding:.5rem}}
 ";
 
 /// One page: the header (with the user's links when signed in) and `body`.
@@ -116,7 +116,8 @@ pub(super) fn layout(title: &str, user: Option<&str>, body: Markup) -> Markup {
                             a href="/-/web/packages" { "Packages" }
                             // Generating a token is the Tokens page's first button.
                             a href="/-/web/stages" { "Staged releases" }
-                            span { "Signed in as " strong { (user) } }
+                            // At phone width only the name, so that the links keep one row.
+                            span { span.signed-in-as { "Signed in as " } strong { (user) } }
                         }
                         form method="post" action="/-/web/logout" {
                             button type="submit" { "Log out" }

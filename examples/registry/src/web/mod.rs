@@ -162,6 +162,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/-/web/packages/{name}", get(settings_page))
         .route("/-/web/packages/{name}/trust", post(packages::trust::add))
         .route(
+            "/-/web/packages/{name}/staging",
+            post(packages::staging::set),
+        )
+        .route(
             "/-/web/packages/{name}/trust/{id}/remove",
             post(packages::trust::remove),
         )

@@ -1,6 +1,6 @@
 //! The Packages page: the packages the signed-in user maintains, each linking to its
 //! settings page ([`settings`]), where its maintainers see, add ([`trust`]) and remove its
-//! trusted publishers.
+//! trusted publishers, and say whether every release must be staged ([`staging`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,6 +14,7 @@ use crate::controllers::packages::access::Visibility;
 use crate::state::AppState;
 
 pub(super) mod settings;
+pub(super) mod staging;
 pub(super) mod trust;
 
 /// The settings page's address: a scoped name's `/` escaped, so that `@scope/name` is one

@@ -36,6 +36,8 @@ pub(super) struct Settings {
     trusted: Vec<Provider>,
     /// Why trusted publishing is off, when it is.
     off: Option<&'static str>,
+    /// Every release must be staged ([`super::staging`]).
+    staging_required: bool,
 }
 
 impl Settings {
@@ -49,6 +51,7 @@ impl Settings {
         let name = PackageName::parse(name)?;
         access::changeable_as(state, who, &name, Outsiders::NotFound).await?;
         let publishers = state.db().trusted_publishers(&name).await?;
+        let staging_required = state.db().requires_staging(&name).await?;
         Ok(Self {
             name,
             publishers,
@@ -58,6 +61,7 @@ impl Settings {
                 .filter(|provider| publishers::trusts(state, *provider))
                 .collect(),
             off: state.id_tokens().err().map(|off| off.reason()),
+            staging_required,
         })
     }
 
@@ -76,12 +80,16 @@ pub(super) struct View {
     pub(super) errors: Errors,
     /// A removal refused: the publisher's id and why.
     pub(super) removing: Option<(String, String)>,
+    /// The staging form's errors by field (`general`, `otp`).
+    pub(super) staging_errors: Errors,
 }
 
 #[derive(Deserialize)]
 pub struct SettingsQuery {
     added: Option<String>,
     removed: Option<String>,
+    /// `required` or `optional`, after the staging form was saved.
+    staging: Option<String>,
 }
 
 /// `GET /-/web/packages/<name>`.
@@ -97,10 +105,16 @@ pub(crate) async fn settings_page(
         Err(error) => return api_error_page(Some(owner), error),
     };
     let short = |id: &str| id.chars().take(64).collect::<String>();
-    let notice = match (&query.added, &query.removed) {
-        (Some(id), _) => Some(format!("Trusted publisher {} added.", short(id))),
-        (None, Some(id)) => Some(format!("Trusted publisher {} removed.", short(id))),
-        (None, None) => None,
+    let notice = match (&query.added, &query.removed, query.staging.as_deref()) {
+        (Some(id), _, _) => Some(format!("Trusted publisher {} added.", short(id))),
+        (None, Some(id), _) => Some(format!("Trusted publisher {} removed.", short(id))),
+        (None, None, Some("required")) => {
+            Some("Every release of this package must now be staged.".to_owned())
+        }
+        (None, None, Some("optional")) => {
+            Some("Releases of this package may now be published directly.".to_owned())
+        }
+        _ => None,
     };
     let view = View {
         notice,
@@ -122,6 +136,7 @@ pub(super) fn settings_response(
         @if let Some(notice) = &view.notice { p.notice role="status" { (notice) } }
         @if let Some(general) = view.errors.get("general") { p.error #general-error role="alert" { (general) } }
         p { a href="/-/web/packages" { "← Your packages" } }
+        (staging_form(settings, view))
         h2 { "Trusted publishers" }
         p { "A CI workflow named here can publish " code { (name) } " without a token: the job proves who it is with its provider's ID token, and gets a token for this one package, for minutes. " code { "npm trust" } " changes the same list." }
         @if settings.publishers.is_empty() {
@@ -289,6 +304,24 @@ fn add_form(settings: &Settings, view: &View) -> Markup {
             p.hint { "It may publish (staged releases are not supported by this registry yet)." }
             @if settings.ask_code { (otp_field("otp", &errors.get("otp").cloned())) }
             div { button type="submit" { "Add trusted publisher" } }
+        }
+    }
+}
+
+/// The staging rule and the form that changes it.
+fn staging_form(settings: &Settings, view: &View) -> Markup {
+    let errors = &view.staging_errors;
+    html! {
+        h2 { "Releases" }
+        @if let Some(general) = errors.get("general") { p.error #staging-error role="alert" { (general) } }
+        form #staging method="post" action=(format!("{}/staging", settings_path(&settings.name))) novalidate {
+            p {
+                input #required type="checkbox" name="required" value="on" checked[settings.staging_required];
+                " " label for="required" style="display:inline" { "Every release must be staged" }
+            }
+            p.hint { "Then " code { "npm publish" } " (a trusted publisher's too) is refused: releases go through " code { "npm stage publish" } " and wait on the " a href="/-/web/stages" { "Staged releases" } " page until a maintainer approves them." }
+            @if settings.ask_code { (otp_field("staging-otp", &errors.get("otp").cloned())) }
+            button type="submit" { "Save" }
         }
     }
 }

@@ -65,7 +65,7 @@ pub struct RemoveForm {
 
 /// A form the browser sent that this page did not make (a field it does not have, or a
 /// field twice), said as such.
-fn unreadable(rejection: &FormRejection) -> String {
+pub(super) fn unreadable(rejection: &FormRejection) -> String {
     let text = rejection.body_text();
     let unknown = text
         .split_once("unknown field `")
@@ -84,7 +84,7 @@ fn unreadable(rejection: &FormRejection) -> String {
 }
 
 /// A one-time password typed in a form, if any.
-fn code(otp: &Secret) -> Option<&str> {
+pub(super) fn code(otp: &Secret) -> Option<&str> {
     Some(otp.trim()).filter(|code| !code.is_empty())
 }
 
