@@ -24,6 +24,16 @@ struct Key {
     host: String,
 }
 
+impl Key {
+    fn new(package: &str, document: Document, host: &str) -> Self {
+        Self {
+            package: package.to_owned(),
+            document,
+            host: host.to_owned(),
+        }
+    }
+}
+
 /// A rendered document and the revision it was rendered from.
 struct Rendered {
     revision: i64,
@@ -58,26 +68,18 @@ impl RenderedDocuments {
         host: &str,
         revision: i64,
     ) -> Option<Bytes> {
-        let key = Key {
-            package: package.to_owned(),
-            document,
-            host: host.to_owned(),
-        };
         self.cache
-            .get(&key)
+            .get(&Key::new(package, document, host))
             .filter(|rendered| rendered.revision == revision)
             .map(|rendered| rendered.bytes.clone())
     }
 
     /// Keeps `bytes`, the document of `package` at `revision` rendered for `host`.
     pub fn put(&self, package: &str, document: Document, host: &str, revision: i64, bytes: Bytes) {
-        let key = Key {
-            package: package.to_owned(),
-            document,
-            host: host.to_owned(),
-        };
-        self.cache
-            .insert(key, Arc::new(Rendered { revision, bytes }));
+        self.cache.insert(
+            Key::new(package, document, host),
+            Arc::new(Rendered { revision, bytes }),
+        );
     }
 }
 

@@ -854,8 +854,7 @@ async fn serve_packument(
         )
             .into_response()
     };
-    let full = name.to_string();
-    if let Some(bytes) = state.rendered().get(&full, which, host, rule.revision) {
+    if let Some(bytes) = state.rendered().get(&name.full, which, host, rule.revision) {
         return Ok(send(rule.revision, bytes));
     }
     let Some(stored) = state.db().document(&name, which).await? else {
@@ -902,7 +901,7 @@ async fn serve_packument(
     );
     state
         .rendered()
-        .put(&full, which, host, stored.revision, bytes.clone());
+        .put(&name.full, which, host, stored.revision, bytes.clone());
     Ok(send(stored.revision, bytes))
 }
 
