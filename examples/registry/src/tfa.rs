@@ -127,19 +127,10 @@ pub async fn check_code(
     verify(state, user, code_in(headers), sender).await
 }
 
-/// [`check_code`] for the owner of the token `who` (from `client`): for decisions that
-/// are always a person's, whatever their account's mode (trust policies, approving a
-/// staged release). Call it under the registry's write lock.
-pub async fn check_owners_code(
-    state: &AppState,
-    who: &tokengate::Authenticated,
-    headers: &HeaderMap,
-    client: Option<std::net::IpAddr>,
-) -> Result<Checked, ApiError> {
-    verify_owners_code(state, who, code_in(headers), client).await
-}
-
-/// [`check_owners_code`] with the code already read (a web form's).
+/// [`verify`] for the owner of the token `who` (from `client`), with `code` from npm's
+/// header ([`code_in`]) or a web form: for decisions that are always a person's, whatever
+/// their account's mode (trust policies, organisations, staging rules, approving a staged
+/// release). Call it under the registry's write lock.
 pub async fn verify_owners_code(
     state: &AppState,
     who: &tokengate::Authenticated,

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokengate::Authenticated;
 
-use crate::controllers::packages::{PackageName, access};
+use crate::controllers::packages::PackageName;
+use crate::controllers::packages::access::{self, Outsiders};
 use crate::error::{ApiError, JsonBody};
 use crate::state::{AppState, ClientAddress};
 
@@ -47,18 +48,40 @@ pub async fn set(
 ) -> Result<impl IntoResponse, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
     let name = PackageName::parse(&name)?;
-    let _writing = state.write_lock().await;
-    access::changeable(&state, &who, &name).await?;
-    crate::tfa::check_owners_code(&state, &who, &headers, client).await?;
-    if !state
-        .db()
-        .set_requires_staging(&name, rule.required)
-        .await?
-    {
-        return Err(access::not_found(&name));
-    }
-    tracing::info!(package = %name, required = rule.required, user = who.owner(), "staging rule set");
+    let code = crate::tfa::code_in(&headers);
+    set_rule(
+        &state,
+        &who,
+        &name,
+        rule.required,
+        code,
+        client,
+        Outsiders::Forbidden,
+    )
+    .await?;
     Ok(Json(json!({ "required": rule.required })))
+}
+
+/// Sets `name`'s staging rule for `who`: a maintainer (others answered as `outsiders`
+/// says), with their one-time password `code` under 2FA. What the API and the package's
+/// settings page share.
+pub async fn set_rule(
+    state: &AppState,
+    who: &Authenticated,
+    name: &PackageName,
+    required: bool,
+    code: Option<&str>,
+    client: Option<std::net::IpAddr>,
+    outsiders: Outsiders,
+) -> Result<(), ApiError> {
+    let _writing = state.write_lock().await;
+    access::changeable_as(state, who, name, outsiders).await?;
+    crate::tfa::verify_owners_code(state, who, code, client).await?;
+    if !state.db().set_requires_staging(name, required).await? {
+        return Err(access::not_found(name));
+    }
+    tracing::info!(package = %name, required, user = who.owner(), "staging rule set");
+    Ok(())
 }
 
 /// Refuses a direct publish of a package whose releases must be staged.

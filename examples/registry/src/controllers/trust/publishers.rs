@@ -11,7 +11,6 @@ use crate::controllers::packages::PackageName;
 use crate::controllers::packages::access::{self, Outsiders, Package};
 use crate::db::{PublishersAdded, StoredPublisher};
 use crate::error::ApiError;
-use crate::security::wrong_codes::Sender;
 use crate::state::{AppState, IdTokens};
 
 /// Why a new trusted publisher is refused before anything is stored. The caller says it
@@ -75,16 +74,7 @@ pub async fn managed(
         ));
     }
     let package = access::changeable_as(state, who, name, outsiders).await?;
-    let mut user = crate::controllers::users::load(state, who.owner())
-        .await?
-        .ok_or_else(ApiError::needs_login)?;
-    crate::tfa::verify(
-        state,
-        &mut user,
-        code,
-        Sender::new(Some(who.token_id()), None),
-    )
-    .await?;
+    crate::tfa::verify_owners_code(state, who, code, None).await?;
     Ok(package)
 }
 

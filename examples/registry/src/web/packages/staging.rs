@@ -13,8 +13,6 @@ use super::settings::{Settings, View, settings_response};
 use super::settings_path;
 use super::trust::{code, unreadable};
 use crate::controllers::packages::access::Outsiders;
-use crate::controllers::trust::publishers;
-use crate::error::ApiError;
 use crate::state::AppState;
 use crate::web::layout::{api_error_page, redirect};
 use crate::web::session::Secret;
@@ -68,34 +66,21 @@ pub(crate) async fn set(
             );
         }
     };
-    let set = async {
-        let _writing = state.write_lock().await;
-        publishers::managed(
-            &state,
-            &who,
-            &settings.name,
-            code(&form.otp),
-            Outsiders::NotFound,
-        )
-        .await?;
-        Ok::<_, ApiError>(
-            state
-                .db()
-                .set_requires_staging(&settings.name, required)
-                .await?,
-        )
-    }
+    let set = crate::controllers::stage::rule::set_rule(
+        &state,
+        &who,
+        &settings.name,
+        required,
+        code(&form.otp),
+        None,
+        Outsiders::NotFound,
+    )
     .await;
     match set {
-        Ok(true) => {
-            tracing::info!(user = %owner, package = %settings.name, required, "staging rule set on the web");
+        Ok(()) => {
             let word = if required { "required" } else { "optional" };
             redirect(&format!("{}?staging={word}", settings_path(&settings.name)))
         }
-        Ok(false) => api_error_page(
-            Some(owner),
-            crate::controllers::packages::access::not_found(&settings.name),
-        ),
         Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
             refused(StatusCode::UNAUTHORIZED, "otp", error.message().to_owned())
         }
