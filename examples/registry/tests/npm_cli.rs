@@ -1695,21 +1695,22 @@ async fn staged_publishing_through_the_real_npm_cli() {
         return;
     }
     use support::registry::{TfaMode, enable_2fa};
-    let work = tempfile::tempdir().unwrap();
-    let registry = Registry::start("127.0.0.1:0", &work.path().join("data")).await;
-    let here = work.path();
-    let alice_session = add_user(registry.addr, "alice").await;
-    let bob_session = add_user(registry.addr, "bob").await;
-    let alice = Npm::new(&here.join("alice"), &registry.url);
-    let alice_config = alice.config_with("alice", &alice_session);
-    let bob = Npm::new(&here.join("bob"), &registry.url);
-    let bob_config = bob.config_with("bob", &bob_session);
-    let anonymous = here.join("anonymous.npmrc");
-    std::fs::write(&anonymous, "").unwrap();
+    let scene = TwoUsers::start().await;
+    let TwoUsers {
+        registry,
+        alice,
+        bob,
+        alice_session: alice_config,
+        bob_session: bob_config,
+        anonymous,
+        ..
+    } = &scene;
+    let here = scene.work.path();
+    let alice_session = session_token(alice_config);
 
     alice
         .ok(
-            &alice_config,
+            alice_config,
             &package_dir(here, "staged-cli", "1.0.0"),
             &["publish"],
         )
@@ -1722,7 +1723,7 @@ async fn staged_publishing_through_the_real_npm_cli() {
     };
     let made = alice
         .ok(
-            &alice_config,
+            alice_config,
             here,
             &[
                 "token",
@@ -1755,7 +1756,7 @@ async fn staged_publishing_through_the_real_npm_cli() {
 
     let versions = alice
         .ok(
-            &anonymous,
+            anonymous,
             here,
             &["view", "staged-cli", "versions", "--json"],
         )
@@ -1772,7 +1773,7 @@ async fn staged_publishing_through_the_real_npm_cli() {
     )
     .unwrap();
     let not_installable = alice
-        .fails(&anonymous, &project, &["install", "staged-cli@1.1.0"])
+        .fails(anonymous, &project, &["install", "staged-cli@1.1.0"])
         .await;
     assert!(
         not_installable.contains("ETARGET") || not_installable.contains("No matching version"),
@@ -1780,10 +1781,10 @@ async fn staged_publishing_through_the_real_npm_cli() {
     );
 
     let listed = alice
-        .ok(&alice_config, here, &["stage", "list", "staged-cli"])
+        .ok(alice_config, here, &["stage", "list", "staged-cli"])
         .await;
     assert!(listed.contains(&id) && listed.contains("1.1.0"), "{listed}");
-    let viewed = alice.ok(&alice_config, here, &["stage", "view", &id]).await;
+    let viewed = alice.ok(alice_config, here, &["stage", "view", &id]).await;
     assert!(
         viewed.contains("1.1.0") && viewed.contains("alice"),
         "{viewed}"
@@ -1791,20 +1792,20 @@ async fn staged_publishing_through_the_real_npm_cli() {
     let downloads = here.join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
     alice
-        .ok(&alice_config, &downloads, &["stage", "download", &id])
+        .ok(alice_config, &downloads, &["stage", "download", &id])
         .await;
     assert!(
         downloads
             .join(format!("staged-cli-1.1.0-{id}.tgz"))
             .is_file()
     );
-    let hidden = bob.fails(&bob_config, here, &["stage", "view", &id]).await;
+    let hidden = bob.fails(bob_config, here, &["stage", "view", &id]).await;
     assert!(hidden.contains("404"), "{hidden}");
-    let none = bob.ok(&bob_config, here, &["stage", "list"]).await;
+    let none = bob.ok(bob_config, here, &["stage", "list"]).await;
     assert!(!none.contains(&id), "{none}");
 
     let no_code = alice
-        .fails(&alice_config, here, &["stage", "approve", &id])
+        .fails(alice_config, here, &["stage", "approve", &id])
         .await;
     assert!(
         no_code.contains("EOTP") || no_code.contains("one-time"),
@@ -1813,13 +1814,13 @@ async fn staged_publishing_through_the_real_npm_cli() {
     let code = support::fresh_code(&enrolled.secret, &mut last_step).await;
     alice
         .ok(
-            &alice_config,
+            alice_config,
             here,
             &["stage", "approve", &id, &format!("--otp={code}")],
         )
         .await;
     alice
-        .ok(&anonymous, &project, &["install", "staged-cli@1.1.0"])
+        .ok(anonymous, &project, &["install", "staged-cli@1.1.0"])
         .await;
 
     // A rejected stage frees its version.
@@ -1828,13 +1829,13 @@ async fn staged_publishing_through_the_real_npm_cli() {
     let code = support::fresh_code(&enrolled.secret, &mut last_step).await;
     alice
         .ok(
-            &alice_config,
+            alice_config,
             here,
             &["stage", "reject", &rejected, &format!("--otp={code}")],
         )
         .await;
     alice
-        .fails(&alice_config, here, &["stage", "view", &rejected])
+        .fails(alice_config, here, &["stage", "view", &rejected])
         .await;
     let again = staged_id(&alice.ok(&ci_config, &v13, &["stage", "publish"]).await);
     assert_ne!(again, rejected);
