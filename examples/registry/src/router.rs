@@ -133,7 +133,13 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
         .route("/-/npm/v1/user", get(profile::get).post(profile::set))
         .route("/-/user/{couch_id}", get(owners::user_profile))
         .route("/-/user/{user}/package", get(access::user_packages))
-        .route("/-/org/{org}", put(orgs::members::create))
+        .route(
+            "/-/org/{org}",
+            put(orgs::members::create)
+                .get(orgs::organisation::show)
+                .patch(orgs::organisation::update)
+                .delete(orgs::organisation::remove),
+        )
         .route(
             "/-/org/{org}/user",
             put(orgs::members::set)

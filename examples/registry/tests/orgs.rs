@@ -57,6 +57,16 @@ impl Acme {
             .await
     }
 
+    /// alice (the owner) makes `user` a member, with `role` or npm's default.
+    async fn set_member(&self, user: &str, role: Option<&str>) -> Reply {
+        let mut body = json!({ "user": user });
+        if let Some(role) = role {
+            body["role"] = json!(role);
+        }
+        self.send("PUT", "/-/org/acme/user", &self.alice, body)
+            .await
+    }
+
     async fn read(&self, token: &str) -> u16 {
         self.client.send("GET", TOOL, Some(token), "").await.status
     }
@@ -101,14 +111,7 @@ async fn members_join_developers_which_publishes_new_packages_and_removal_stops_
         .await;
     assert_eq!(acme.read(&bob_ci).await, 404, "not a member yet");
 
-    let set = acme
-        .send(
-            "PUT",
-            "/-/org/acme/user",
-            &acme.alice,
-            json!({ "user": "bob" }),
-        )
-        .await;
+    let set = acme.set_member("bob", None).await;
     assert_eq!(set.status, 200, "{}", set.body);
     assert_eq!(
         set.json(),
@@ -269,14 +272,7 @@ async fn a_read_only_team_installs_and_cannot_publish() {
 #[tokio::test]
 async fn an_orgs_token_manages_members_and_nothing_about_packages() {
     let acme = Acme::new().await;
-    let made_admin = acme
-        .send(
-            "PUT",
-            "/-/org/acme/user",
-            &acme.alice,
-            json!({ "user": "bob", "role": "admin" }),
-        )
-        .await;
+    let made_admin = acme.set_member("bob", Some("admin")).await;
     assert_eq!(made_admin.status, 200, "{}", made_admin.body);
     let orgs = acme
         .client
@@ -289,13 +285,7 @@ async fn an_orgs_token_manages_members_and_nothing_about_packages() {
         .client
         .token(&acme.bob, json!({ "password": PASSWORD }))
         .await;
-    acme.send(
-        "PUT",
-        "/-/org/acme/user",
-        &acme.alice,
-        json!({ "user": "carol" }),
-    )
-    .await;
+    acme.set_member("carol", None).await;
     acme.send(
         "PUT",
         "/-/org/acme/team",
@@ -335,13 +325,7 @@ async fn an_orgs_token_manages_members_and_nothing_about_packages() {
 #[tokio::test]
 async fn roles_decide_who_changes_what() {
     let acme = Acme::new().await;
-    acme.send(
-        "PUT",
-        "/-/org/acme/user",
-        &acme.alice,
-        json!({ "user": "bob" }),
-    )
-    .await;
+    acme.set_member("bob", None).await;
     struct Case {
         name: &'static str,
         method: &'static str,
@@ -366,6 +350,18 @@ async fn roles_decide_who_changes_what() {
             method: "PUT",
             path: "/-/org/acme/team",
             body: json!({ "name": "mine" }),
+        },
+        Case {
+            name: "change what developers get on new packages",
+            method: "PATCH",
+            path: "/-/org/acme",
+            body: json!({ "developers_on_new_packages": "none" }),
+        },
+        Case {
+            name: "remove the organisation",
+            method: "DELETE",
+            path: "/-/org/acme",
+            body: json!({}),
         },
     ];
     for case in by_a_developer {
@@ -392,6 +388,174 @@ async fn roles_decide_who_changes_what() {
         .send("DELETE", "/-/team/acme/developers", &acme.alice, json!({}))
         .await;
     assert_eq!(developers.status, 400, "{}", developers.body);
+}
+
+#[tokio::test]
+async fn owners_remove_an_organisation_once_its_scope_is_empty() {
+    let acme = Acme::new().await;
+    let made = acme.set_member("bob", Some("admin")).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let by_an_admin = acme
+        .send("DELETE", "/-/org/acme", &acme.bob, json!({}))
+        .await;
+    by_an_admin.assert_says(403, "you are an admin");
+    let packages_only = acme
+        .client
+        .token(
+            &acme.alice,
+            json!({ "password": PASSWORD, "packages_all": true, "packages_and_scopes_permission": "read-write" }),
+        )
+        .await;
+    let without_orgs = acme
+        .send("DELETE", "/-/org/acme", &packages_only, json!({}))
+        .await;
+    without_orgs.assert_says(403, "--orgs acme");
+
+    let with_packages = acme
+        .send("DELETE", "/-/org/acme", &acme.alice, json!({}))
+        .await;
+    with_packages.assert_says(409, "has packages (1)");
+    assert_eq!(acme.read(&acme.bob).await, 200, "nothing was removed");
+
+    let rev = acme
+        .client
+        .send("GET", TOOL, Some(&acme.alice), "")
+        .await
+        .json()["_rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unpublished = acme
+        .client
+        .send(
+            "DELETE",
+            &format!("{TOOL}/-rev/{rev}"),
+            Some(&acme.alice),
+            "",
+        )
+        .await;
+    assert_eq!(unpublished.status, 200, "{}", unpublished.body);
+    let removed = acme
+        .send("DELETE", "/-/org/acme", &acme.alice, json!({}))
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
+    for token in [&acme.alice, &acme.bob] {
+        let gone = acme.send("GET", "/-/org/acme/user", token, json!({})).await;
+        assert_eq!(gone.status, 404, "{}", gone.body);
+    }
+    // The name, and so the scope, is free for anyone.
+    let again = acme
+        .client
+        .send("PUT", "/-/org/acme", Some(&acme.dave), "")
+        .await;
+    assert_eq!(again.status, 201, "{}", again.body);
+}
+
+#[tokio::test]
+async fn developers_get_on_new_packages_what_the_organisation_says() {
+    let acme = Acme::new().await;
+    acme.set_member("bob", None).await;
+    let shown = acme.send("GET", "/-/org/acme", &acme.bob, json!({})).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.json()["developers_on_new_packages"], "read-write");
+    assert_eq!(
+        acme.send("GET", "/-/org/acme", &acme.dave, json!({}))
+            .await
+            .status,
+        404,
+        "outsiders do not see it"
+    );
+
+    struct Refused {
+        name: &'static str,
+        body: serde_json::Value,
+        says: &'static str,
+    }
+    let refused = [
+        Refused {
+            name: "an unknown setting",
+            body: json!({ "developers_on_new_packages": "none", "visibility": "public" }),
+            says: "visibility",
+        },
+        Refused {
+            name: "an unknown choice",
+            body: json!({ "developers_on_new_packages": "no-access" }),
+            says: "no-access\\\" is not one of read-write, read-only, none",
+        },
+        Refused {
+            name: "nothing to change",
+            body: json!({}),
+            says: "nothing to change",
+        },
+    ];
+    for case in refused {
+        let reply = acme
+            .send("PATCH", "/-/org/acme", &acme.alice, case.body)
+            .await;
+        assert_eq!(reply.status, 400, "{}: {}", case.name, reply.body);
+        reply.assert_says(400, case.says);
+    }
+
+    struct Choice {
+        setting: &'static str,
+        package: &'static str,
+        bob_reads: u16,
+        bob_publishes: u16,
+    }
+    let choices = [
+        Choice {
+            setting: "none",
+            package: "@acme/nothing-for-developers",
+            bob_reads: 404,
+            bob_publishes: 403,
+        },
+        Choice {
+            setting: "read-only",
+            package: "@acme/read-for-developers",
+            bob_reads: 200,
+            bob_publishes: 403,
+        },
+        Choice {
+            setting: "read-write",
+            package: "@acme/write-for-developers",
+            bob_reads: 200,
+            bob_publishes: 201,
+        },
+    ];
+    for choice in choices {
+        let set = acme
+            .send(
+                "PATCH",
+                "/-/org/acme",
+                &acme.alice,
+                json!({ "developers_on_new_packages": choice.setting }),
+            )
+            .await;
+        assert_eq!(set.status, 200, "{}", set.body);
+        assert_eq!(set.json()["developers_on_new_packages"], choice.setting);
+        let path = format!("/{}", choice.package.replace('/', "%2f"));
+        let first = publish_body(choice.package, "1.0.0", json!("restricted"));
+        let published = acme
+            .client
+            .send("PUT", &path, Some(&acme.alice), &first)
+            .await;
+        assert_eq!(published.status, 201, "{}", published.body);
+        let read = acme.client.send("GET", &path, Some(&acme.bob), "").await;
+        assert_eq!(
+            read.status, choice.bob_reads,
+            "{}: {}",
+            choice.setting, read.body
+        );
+        let next = publish_body(choice.package, "1.0.1", json!("restricted"));
+        let by_bob = acme.client.send("PUT", &path, Some(&acme.bob), &next).await;
+        assert_eq!(
+            by_bob.status, choice.bob_publishes,
+            "{}: {}",
+            choice.setting, by_bob.body
+        );
+    }
+    // Packages published before a change keep what developers had.
+    assert_eq!(acme.read(&acme.bob).await, 200);
 }
 
 #[tokio::test]

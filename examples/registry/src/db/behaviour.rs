@@ -543,6 +543,64 @@ pub async fn organisations_hold_their_teams_access(db: &dyn Metadata) {
     assert_eq!(rule.reader_team, None, "gone with her membership");
 }
 
+pub async fn an_organisation_is_removed_only_when_its_scope_is_empty(db: &dyn Metadata) {
+    use super::{Org, OrgRemoval, TeamAccess};
+    db.put_user(&new_user("alice")).await.unwrap();
+    // alice published into the scope before she made the organisation.
+    let claim = PackageWrite::NewInScope {
+        access: Access {
+            visibility: Visibility::Public,
+            mfa: PackageMfa::None,
+        },
+        publisher: "alice".into(),
+    };
+    let tool = PackageName::parse("@acme/tool").unwrap();
+    db.put_packument(&tool, &packument("@acme/tool", "", "alice"), claim)
+        .await
+        .unwrap();
+    // Names beside the scope's, on either side of it in sort order, are not in it.
+    for beside in ["@acme-x/a", "@acmeco/a", "@acme0/a"] {
+        with_private(beside, db).await;
+    }
+    db.put_org(&Org::new("acme", "alice", "2026-12-02T00:00:00Z".into()))
+        .await
+        .unwrap();
+    let mut acme = db.org("acme").await.unwrap().unwrap();
+    acme.teams
+        .get_mut(super::orgs::DEVELOPERS)
+        .unwrap()
+        .packages
+        .insert("@acme/tool".into(), TeamAccess::ReadWrite);
+    db.put_org(&acme).await.unwrap();
+    let acme = db.org("acme").await.unwrap().unwrap();
+
+    assert_eq!(
+        db.remove_org(&acme).await.unwrap(),
+        OrgRemoval::HasPackages(1)
+    );
+    assert!(db.org("acme").await.unwrap().is_some(), "nothing removed");
+    let read = db.package(&tool).await.unwrap().unwrap().revision;
+    db.delete_package(&tool, read).await.unwrap();
+
+    let mut stale = acme.clone();
+    stale.revision = stale.revision.map(|revision| revision - 1);
+    assert!(
+        db.remove_org(&stale).await.unwrap_err().is_conflict(),
+        "changed since it was read"
+    );
+    assert_eq!(db.remove_org(&acme).await.unwrap(), OrgRemoval::Removed);
+    assert!(db.org("acme").await.unwrap().is_none());
+    assert_eq!(db.team_access(&tool, "alice").await.unwrap(), None);
+    assert_eq!(db.scope_owner("acme").await.unwrap(), None, "scope freed");
+    db.put_user(&new_user("acme"))
+        .await
+        .expect("the name is free again");
+    assert!(
+        db.remove_org(&acme).await.unwrap_err().is_conflict(),
+        "gone already"
+    );
+}
+
 async fn with_private(name: &str, db: &dyn Metadata) {
     let access = Access {
         visibility: Visibility::Private,

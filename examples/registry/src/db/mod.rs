@@ -30,7 +30,7 @@ use crate::controllers::packages::PackageName;
 
 pub use import::import_json_folder;
 pub use index::Digest;
-pub use orgs::{Org, Role, Team, TeamAccess};
+pub use orgs::{NewPackageAccess, Org, Role, Team, TeamAccess};
 
 /// The registry's data: the metadata store and the tarballs.
 pub struct Data {
@@ -369,6 +369,15 @@ pub struct StoredPublisher {
     pub created: String,
 }
 
+/// What removing an organisation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrgRemoval {
+    /// It is gone, with its teams and their access.
+    Removed,
+    /// Nothing: packages are in its scope (this many).
+    HasPackages(u64),
+}
+
 /// What adding trusted publishers to a package did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PublishersAdded {
@@ -451,6 +460,11 @@ pub trait Metadata: Send + Sync + 'static {
     /// organisation never share a name: [`Metadata::put_user`] refuses an
     /// organisation's.
     fn put_org(&self, org: &Org) -> DbFuture<'_, i64>;
+    /// Removes the organisation as read at `org.revision`, its members' team access and
+    /// its scope's recorded first publisher, in one transaction, so that its name is free
+    /// again; nothing is removed while a package is in its scope
+    /// ([`OrgRemoval::HasPackages`]), and a conflict when the record changed since.
+    fn remove_org(&self, org: &Org) -> DbFuture<'_, OrgRemoval>;
     /// `user`'s best access to the package through its organisation's teams.
     fn team_access(&self, name: &PackageName, user: &str) -> DbFuture<'_, Option<TeamAccess>>;
     /// Whose scope `scope` is, as recorded at its first publish.

@@ -72,6 +72,54 @@ impl TeamAccess {
     }
 }
 
+/// What the `developers` team gets on each package the organisation's members start
+/// (npm gives it read-write); its owners and admins choose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NewPackageAccess {
+    /// Install and publish it, as on npm.
+    #[default]
+    #[serde(rename = "read-write")]
+    ReadWrite,
+    /// Install it.
+    #[serde(rename = "read-only")]
+    ReadOnly,
+    /// Nothing: only the publisher (its maintainer) and teams given it later.
+    #[serde(rename = "none")]
+    NoAccess,
+}
+
+impl NewPackageAccess {
+    /// Each choice, as the API and the organisation's page offer them.
+    pub const ALL: [NewPackageAccess; 3] = [
+        NewPackageAccess::ReadWrite,
+        NewPackageAccess::ReadOnly,
+        NewPackageAccess::NoAccess,
+    ];
+
+    /// As the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NewPackageAccess::ReadWrite => "read-write",
+            NewPackageAccess::ReadOnly => "read-only",
+            NewPackageAccess::NoAccess => "none",
+        }
+    }
+
+    /// The choice the API names, `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|choice| choice.as_str() == text)
+    }
+
+    /// What the `developers` team is given, if anything.
+    pub fn team_access(self) -> Option<TeamAccess> {
+        match self {
+            NewPackageAccess::ReadWrite => Some(TeamAccess::ReadWrite),
+            NewPackageAccess::ReadOnly => Some(TeamAccess::ReadOnly),
+            NewPackageAccess::NoAccess => None,
+        }
+    }
+}
+
 /// One team.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Team {
@@ -88,6 +136,10 @@ pub struct Org {
     pub name: String,
     pub members: BTreeMap<String, Role>,
     pub teams: BTreeMap<String, Team>,
+    /// What `developers` gets on each new package (records written before there was a
+    /// choice read as npm's read-write).
+    #[serde(default)]
+    pub developers_on_new_packages: NewPackageAccess,
     /// When it was made (RFC 3339).
     pub created: String,
     /// The record's revision as read, which its next write names (not part of the
@@ -108,6 +160,7 @@ impl Org {
             name: name.to_owned(),
             members: BTreeMap::from([(owner.to_owned(), Role::Owner)]),
             teams: BTreeMap::from([(DEVELOPERS.to_owned(), developers)]),
+            developers_on_new_packages: NewPackageAccess::default(),
             created,
             revision: None,
         }
@@ -172,6 +225,13 @@ mod tests {
     }
 
     #[test]
+    fn a_record_from_before_the_choice_gives_developers_read_write() {
+        let old = r#"{"name":"acme","members":{"alice":"owner"},"teams":{},"created":"2026-12-01T00:00:00Z"}"#;
+        let org: Org = serde_json::from_str(old).unwrap();
+        assert_eq!(org.developers_on_new_packages, NewPackageAccess::ReadWrite);
+    }
+
+    #[test]
     fn names_round_trip() {
         for role in [Role::Developer, Role::Admin, Role::Owner] {
             assert_eq!(Role::parse(role.as_str()), Some(role));
@@ -179,6 +239,10 @@ mod tests {
         for access in [TeamAccess::ReadOnly, TeamAccess::ReadWrite] {
             assert_eq!(TeamAccess::parse(access.as_str()), Some(access));
         }
+        for choice in NewPackageAccess::ALL {
+            assert_eq!(NewPackageAccess::parse(choice.as_str()), Some(choice));
+        }
+        assert_eq!(NewPackageAccess::parse("no-access"), None);
         assert_eq!(Role::parse("member"), None);
         assert_eq!(TeamAccess::parse("write"), None);
     }

@@ -15,10 +15,10 @@ use tokio_postgres::types::ToSql;
 
 use super::index::PackageIndex;
 use super::{
-    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, PackageWrite,
-    PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn, StageAdded,
-    StageQuery, StoredDocument, StoredPackage, StoredPublisher, StoredStage, TarballRow,
-    TeamAccess, User,
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, OrgRemoval,
+    PackageWrite, PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn,
+    StageAdded, StageQuery, StoredDocument, StoredPackage, StoredPublisher, StoredStage,
+    TarballRow, TeamAccess, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -740,6 +740,53 @@ impl Metadata for PostgresMetadata {
             }
             transaction.commit().await.map_err(pg_error(doing))?;
             Ok(revision)
+        })
+    }
+
+    fn remove_org(&self, org: &Org) -> DbFuture<'_, OrgRemoval> {
+        let (name, read) = (org.name.clone(), org.revision);
+        Box::pin(async move {
+            let doing = "remove the organisation";
+            let mut client = self.client(doing).await?;
+            let transaction = client.transaction().await.map_err(pg_error(doing))?;
+            // The record first, locked: a change on another node waits for this, or this
+            // for it (and then finds the revision moved on).
+            let locked = transaction
+                .query_opt(
+                    "SELECT 1 FROM registry_orgs WHERE name = $1 AND revision = $2 FOR UPDATE",
+                    &[&name, &read],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            if locked.is_none() {
+                return Err(DbError::conflict(
+                    doing,
+                    format!("organisation {name} changed meanwhile, or is gone"),
+                ));
+            }
+            let packages: i64 = transaction
+                .query_one(
+                    "SELECT count(*) FROM registry_packages WHERE starts_with(name, $1)",
+                    &[&format!("@{name}/")],
+                )
+                .await
+                .map_err(pg_error(doing))?
+                .get(0);
+            if packages > 0 {
+                return Ok(OrgRemoval::HasPackages(packages.unsigned_abs()));
+            }
+            // Its team access goes with it (ON DELETE CASCADE); so does the scope's first
+            // publisher, who would otherwise keep the freed name's scope.
+            transaction
+                .execute("DELETE FROM registry_orgs WHERE name = $1", &[&name])
+                .await
+                .map_err(pg_error(doing))?;
+            transaction
+                .execute("DELETE FROM registry_scopes WHERE scope = $1", &[&name])
+                .await
+                .map_err(pg_error(doing))?;
+            transaction.commit().await.map_err(pg_error(doing))?;
+            Ok(OrgRemoval::Removed)
         })
     }
 
@@ -1602,6 +1649,17 @@ mod tests {
     async fn a_first_publish_claims_its_scope() {
         if let Some(scratch) = Scratch::new("scopes").await {
             super::super::behaviour::a_first_publish_claims_its_scope(&scratch.metadata).await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_organisation_is_removed_only_when_its_scope_is_empty() {
+        if let Some(scratch) = Scratch::new("org_removal").await {
+            super::super::behaviour::an_organisation_is_removed_only_when_its_scope_is_empty(
+                &scratch.metadata,
+            )
+            .await;
             scratch.finish().await;
         }
     }

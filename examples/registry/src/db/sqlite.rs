@@ -11,10 +11,10 @@ use serde_json::Value;
 
 use super::index::PackageIndex;
 use super::{
-    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, PackageWrite,
-    PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn, StageAdded,
-    StageQuery, StoredDocument, StoredPackage, StoredPublisher, StoredStage, TarballRow,
-    TeamAccess, User,
+    Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, OrgRemoval,
+    PackageWrite, PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn,
+    StageAdded, StageQuery, StoredDocument, StoredPackage, StoredPublisher, StoredStage,
+    TarballRow, TeamAccess, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -824,6 +824,42 @@ impl Metadata for SqliteMetadata {
         })
     }
 
+    fn remove_org(&self, org: &Org) -> DbFuture<'_, OrgRemoval> {
+        let (name, read) = (org.name.clone(), org.revision);
+        self.write("remove the organisation", move |transaction| {
+            let doing = "remove the organisation";
+            // Names in the scope sort between "@org/" and "@org0" ('0' follows '/').
+            let packages: i64 = transaction
+                .query_row(
+                    "SELECT count(*) FROM packages WHERE name >= ?1 AND name < ?2",
+                    params![format!("@{name}/"), format!("@{name}0")],
+                    |row| row.get(0),
+                )
+                .map_err(sql_error(doing))?;
+            if packages > 0 {
+                return Ok(OrgRemoval::HasPackages(packages.unsigned_abs()));
+            }
+            let removed = transaction
+                .execute(
+                    "DELETE FROM orgs WHERE name = ?1 AND revision = ?2",
+                    params![name, read],
+                )
+                .map_err(sql_error(doing))?;
+            if removed == 0 {
+                return Err(DbError::conflict(
+                    doing,
+                    format!("organisation {name} changed meanwhile, or is gone"),
+                ));
+            }
+            // Its team access goes with it (ON DELETE CASCADE); so does the scope's first
+            // publisher, who would otherwise keep the freed name's scope.
+            transaction
+                .execute("DELETE FROM scopes WHERE scope = ?1", [&name])
+                .map_err(sql_error(doing))?;
+            Ok(OrgRemoval::Removed)
+        })
+    }
+
     fn team_access(&self, name: &PackageName, user: &str) -> DbFuture<'_, Option<TeamAccess>> {
         let (full, user) = (name.to_string(), user.to_owned());
         self.read("read the team access", move |connection| {
@@ -1504,6 +1540,14 @@ mod tests {
     #[tokio::test]
     async fn a_first_publish_claims_its_scope() {
         super::super::behaviour::a_first_publish_claims_its_scope(
+            &SqliteMetadata::memory().unwrap(),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_organisation_is_removed_only_when_its_scope_is_empty() {
+        super::super::behaviour::an_organisation_is_removed_only_when_its_scope_is_empty(
             &SqliteMetadata::memory().unwrap(),
         )
         .await;

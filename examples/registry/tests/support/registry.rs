@@ -110,6 +110,13 @@ impl Reply {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.body))
     }
+
+    /// Asserts that the answer is `status` and that its body says `says`.
+    #[track_caller]
+    pub fn assert_says(&self, status: u16, says: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert!(self.body.contains(says), "{:?} not in {}", says, self.body);
+    }
 }
 
 /// A connection to `addr` from the loopback address `source` (such as 127.0.0.2, another

@@ -9,6 +9,7 @@
 //! lost on the next request, without being revoked.
 
 pub mod members;
+pub mod organisation;
 pub mod rights;
 pub mod teams;
 
@@ -98,23 +99,17 @@ pub async fn readable(
     Ok(found)
 }
 
-/// Applies `edit` to `org` for `who` (a member with at least `needs`, whose token may
-/// change it, with their second factor checked against `code`), writes it, and tells the
-/// token manager about everyone whose rights it may have changed. `edit` sees the caller's
-/// role.
-pub async fn change<F>(
+/// `who`, a member of `org` with at least `needs`, whose token may change it, with their
+/// second factor checked against `code`: the organisation as read, and their role.
+pub async fn may_change(
     state: &AppState,
     who: Option<Authenticated>,
     code: Option<&str>,
     org: &str,
     needs: Role,
-    edit: F,
-) -> Result<Org, ApiError>
-where
-    F: Fn(&mut Org, Role) -> Result<(), ApiError>,
-{
+) -> Result<(Org, Role, Authenticated), ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
-    let (mut current, role) = as_member(state, org, who.owner()).await?;
+    let (current, role) = as_member(state, org, who.owner()).await?;
     check_token(&who, org, Permission::ReadWrite)?;
     if role < needs {
         return Err(ApiError::forbidden(format!(
@@ -130,6 +125,23 @@ where
         )));
     }
     crate::tfa::verify_owners_code(state, &who, code, None).await?;
+    Ok((current, role, who))
+}
+
+/// Applies `edit` to `org` for `who` (see [`may_change`]), writes it, and tells the token
+/// manager about everyone whose rights it may have changed. `edit` sees the caller's role.
+pub async fn change<F>(
+    state: &AppState,
+    who: Option<Authenticated>,
+    code: Option<&str>,
+    org: &str,
+    needs: Role,
+    edit: F,
+) -> Result<Org, ApiError>
+where
+    F: Fn(&mut Org, Role) -> Result<(), ApiError>,
+{
+    let (mut current, role, who) = may_change(state, who, code, org, needs).await?;
     let before = current.clone();
     edit(&mut current, role)?;
     state.db().put_org(&current).await?;
@@ -154,7 +166,7 @@ pub async fn rights_changed(state: &AppState, before: &Org, after: &Org) {
 }
 
 /// Tells the token manager that each of `people` may have other rights now.
-async fn tell(state: &AppState, mut people: Vec<String>) {
+pub async fn tell(state: &AppState, mut people: Vec<String>) {
     people.sort();
     people.dedup();
     for person in &people {

@@ -54,22 +54,26 @@ fn taken(scope: &str, user: &str) -> ApiError {
     ))
 }
 
-/// Gives the organisation's `developers` team read-write on its new package `name`, as
-/// npm does; retried when the organisation changed meanwhile.
+/// Gives the organisation's `developers` team what the organisation's owners chose for
+/// new packages (read-write unless they said otherwise, as npm does) on its new package
+/// `name`; retried when the organisation changed meanwhile.
 pub async fn grant_developers(
     state: &AppState,
     org: &str,
     name: &crate::controllers::packages::PackageName,
 ) -> Result<(), ApiError> {
+    let mut wanted = crate::db::TeamAccess::ReadWrite;
     for _ in 0..3 {
         let Some(mut current) = state.db().org(org).await? else {
             return Ok(());
         };
+        let Some(access) = current.developers_on_new_packages.team_access() else {
+            return Ok(());
+        };
+        wanted = access;
         let before = current.clone();
         if let Some(developers) = current.teams.get_mut(crate::db::orgs::DEVELOPERS) {
-            developers
-                .packages
-                .insert(name.to_string(), crate::db::TeamAccess::ReadWrite);
+            developers.packages.insert(name.to_string(), access);
         }
         match state.db().put_org(&current).await {
             Ok(_) => {
@@ -83,7 +87,8 @@ pub async fn grant_developers(
     Err(ApiError::new(
         axum::http::StatusCode::CONFLICT,
         format!(
-            "{name} was published, but @{org}'s developers team could not be given it: the organisation kept changing; grant it with `npm access grant read-write {org}:developers {name}`"
+            "{name} was published, but @{org}'s developers team could not be given it: the organisation kept changing; grant it with `npm access grant {} {org}:developers {name}`",
+            wanted.as_str()
         ),
     ))
 }
