@@ -391,6 +391,51 @@ async fn roles_decide_who_changes_what() {
 }
 
 #[tokio::test]
+async fn a_new_team_is_refused_with_what_is_wrong_with_it() {
+    let acme = Acme::new().await;
+    struct Case {
+        name: &'static str,
+        body: serde_json::Value,
+        status: u16,
+        says: &'static str,
+    }
+    let long = "x".repeat(257);
+    let cases = [
+        Case {
+            name: "not a name npm accepts",
+            body: json!({ "name": "two words" }),
+            status: 400,
+            says: "cannot be a team's name",
+        },
+        Case {
+            name: "a description past the bound",
+            body: json!({ "name": "readers", "description": long }),
+            status: 400,
+            says: "at most 256 characters",
+        },
+        Case {
+            name: "a field npm does not send",
+            body: json!({ "name": "readers", "permissions": "read-write" }),
+            status: 400,
+            says: "permissions",
+        },
+        Case {
+            name: "every organisation's team",
+            body: json!({ "name": "developers" }),
+            status: 409,
+            says: "acme:developers exists already",
+        },
+    ];
+    for case in cases {
+        let reply = acme
+            .send("PUT", "/-/org/acme/team", &acme.alice, case.body)
+            .await;
+        assert_eq!(reply.status, case.status, "{}: {}", case.name, reply.body);
+        reply.assert_says(case.status, case.says);
+    }
+}
+
+#[tokio::test]
 async fn owners_remove_an_organisation_once_its_scope_is_empty() {
     let acme = Acme::new().await;
     let made = acme.set_member("bob", Some("admin")).await;

@@ -1747,6 +1747,166 @@ async fn owners_and_admins_change_members_and_teams_on_the_page() {
 }
 
 #[tokio::test]
+async fn admins_change_teams_and_their_packages_and_owners_remove_the_organisation_on_the_page() {
+    use support::client::publish_body;
+    let site = Site::start().await;
+    let alice_api = site.add_user("alice").await;
+    let auth = format!("Bearer {alice_api}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let api = |method: &'static str, path: String, body: String| {
+        let addr = site.registry.addr;
+        async move { http(addr, method, &path, &headers, body.as_bytes()).await }
+    };
+    let made = api("PUT", "/-/org/acme".into(), String::new()).await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let body = publish_body("@acme/tool", "1.0.0", serde_json::json!("restricted"));
+    let published = api("PUT", "/@acme%2ftool".into(), body).await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let alice = site.log_in("alice").await;
+    let page = site.get("/-/web/orgs/acme", Some(&alice)).await;
+    for form in [
+        "/teams\"",
+        "/grant\"",
+        "/revoke\"",
+        "/settings\"",
+        "/remove\"",
+    ] {
+        assert!(page.body.contains(form), "{form}: {}", page.body);
+    }
+
+    struct Step {
+        name: &'static str,
+        path: &'static str,
+        form: &'static str,
+        status: u16,
+        says: &'static str,
+    }
+    let steps = [
+        Step {
+            name: "make a team",
+            path: "/-/web/orgs/acme/teams",
+            form: "name=Readers&description=they+read",
+            status: 303,
+            says: "",
+        },
+        Step {
+            name: "give it a package",
+            path: "/-/web/orgs/acme/teams/readers/grant",
+            form: "package=%40acme%2Ftool&permissions=read-only",
+            status: 303,
+            says: "",
+        },
+        Step {
+            name: "a package of another scope",
+            path: "/-/web/orgs/acme/teams/readers/grant",
+            form: "package=%40other%2Ftool&permissions=read-only",
+            status: 400,
+            says: "is not a package of the organisation acme",
+        },
+        Step {
+            name: "a package nobody published",
+            path: "/-/web/orgs/acme/teams/readers/grant",
+            form: "package=%40acme%2Fnothing&permissions=read-write",
+            status: 404,
+            says: "",
+        },
+        Step {
+            name: "an access npm does not have",
+            path: "/-/web/orgs/acme/teams/readers/grant",
+            form: "package=%40acme%2Ftool&permissions=admin",
+            status: 400,
+            says: "read-only or read-write",
+        },
+        Step {
+            name: "what developers get on new packages",
+            path: "/-/web/orgs/acme/settings",
+            form: "developers_on_new_packages=none",
+            status: 303,
+            says: "",
+        },
+        Step {
+            name: "remove it without typing its name",
+            path: "/-/web/orgs/acme/remove",
+            form: "confirm=acne",
+            status: 400,
+            says: "type acme to confirm",
+        },
+        Step {
+            name: "remove it while @acme has a package",
+            path: "/-/web/orgs/acme/remove",
+            form: "confirm=acme",
+            status: 409,
+            says: "has packages (1)",
+        },
+    ];
+    for step in steps {
+        let reply = site
+            .post(step.path, Some(&alice), Some(&site.origin), step.form)
+            .await;
+        assert_eq!(reply.status, step.status, "{}: {}", step.name, reply.body);
+        assert!(
+            reply.body.contains(step.says),
+            "{}: {}",
+            step.name,
+            reply.body
+        );
+    }
+    let granted = api("GET", "/-/team/acme/readers/package".into(), String::new()).await;
+    assert_eq!(
+        granted.json(),
+        serde_json::json!({ "@acme/tool": "read-only" })
+    );
+    let shown = api("GET", "/-/org/acme".into(), String::new()).await;
+    assert_eq!(shown.json()["developers_on_new_packages"], "none");
+    let page = site.get("/-/web/orgs/acme", Some(&alice)).await;
+    assert!(page.body.contains("they read"), "{}", page.body);
+    assert!(
+        page.body.contains("<option value=\"none\" selected>"),
+        "{}",
+        page.body
+    );
+
+    for (path, form) in [
+        (
+            "/-/web/orgs/acme/teams/readers/revoke",
+            "package=%40acme%2Ftool",
+        ),
+        ("/-/web/orgs/acme/teams/readers/destroy", ""),
+    ] {
+        let reply = site
+            .post(path, Some(&alice), Some(&site.origin), form)
+            .await;
+        assert_eq!(reply.status, 303, "{path}: {}", reply.body);
+    }
+    let teams = api("GET", "/-/org/acme/team".into(), String::new()).await;
+    assert_eq!(teams.json(), serde_json::json!(["acme:developers"]));
+
+    let rev = api("GET", "/@acme%2ftool".into(), String::new())
+        .await
+        .json()["_rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unpublished = api("DELETE", format!("/@acme%2ftool/-rev/{rev}"), String::new()).await;
+    assert_eq!(unpublished.status, 200, "{}", unpublished.body);
+    let removed = site
+        .post(
+            "/-/web/orgs/acme/remove",
+            Some(&alice),
+            Some(&site.origin),
+            "confirm=acme",
+        )
+        .await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert_eq!(removed.header("location"), Some("/-/web/new-organisation"));
+    let gone = site.get("/-/web/orgs/acme", Some(&alice)).await;
+    assert_eq!(gone.status, 404, "{}", gone.body);
+}
+
+#[tokio::test]
 async fn the_staged_releases_page_approves_and_rejects_with_the_code() {
     use support::client::publish_body;
     let site = Site::start().await;

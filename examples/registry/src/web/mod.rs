@@ -175,14 +175,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(orgs::new_org_page).post(orgs::create_org),
         )
         .route("/-/web/orgs/{org}", get(orgs::org_page))
-        .route("/-/web/orgs/{org}/members", post(orgs::set_member))
+        .route("/-/web/orgs/{org}/{action}", post(orgs::org_change))
         .route(
             "/-/web/orgs/{org}/members/remove",
             post(orgs::remove_member),
         )
         .route(
             "/-/web/orgs/{org}/teams/{team}/{action}",
-            post(orgs::team_member),
+            post(orgs::team_change),
         )
         .route("/-/web/stages", get(stages::stages_page))
         .route("/-/web/stages/{id}/approve", post(stages::approve))

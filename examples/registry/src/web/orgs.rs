@@ -1,9 +1,10 @@
 //! The organisation pages: making one (its maker becomes its owner), and an organisation's
 //! page with its members and their roles, and its teams with their members and packages,
-//! for its members only (others get the page of an organisation that does not exist). Its
-//! owners add and remove members on it, and its admins and owners put members into teams
-//! and take them out, with the same checks as npm's commands (a one-time password with
-//! 2FA); teams and their packages are changed with `npm team` and `npm access`.
+//! for its members only (others get the page of an organisation that does not exist). On
+//! it, with the same checks as npm's commands and the registry's API (a one-time password
+//! with 2FA): owners add, re-role and remove members and remove the organisation; admins
+//! and owners make and remove teams, put members into them and take them out, give teams
+//! packages and take them away, and choose what `developers` gets on new packages.
 
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
@@ -14,8 +15,11 @@ use tokengate::Authenticated;
 use serde::Deserialize;
 
 use super::layout::{api_error_page, field_error, layout, page_response, redirect};
-use crate::controllers::orgs::{members, teams};
-use crate::db::{Org, Role};
+use crate::controllers::orgs::{members, organisation, teams};
+use crate::controllers::packages::PackageName;
+use crate::db::orgs::DEVELOPERS;
+use crate::db::{NewPackageAccess, Org, Role, TeamAccess};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /-/web/orgs/<org>`.
@@ -115,16 +119,84 @@ fn markup(org: &Org, role: Role, code: bool) -> Markup {
                 } @else {
                     ul.packages {
                         @for (package, access) in &team.packages {
-                            li { code { (package) } " " (access.as_str()) }
+                            li {
+                                code { (package) } " " (access.as_str())
+                                @if role >= Role::Admin {
+                                    form method="post" action=(format!("{base}/teams/{name}/revoke")) {
+                                        input type="hidden" name="package" value=(package);
+                                        (code_field(code))
+                                        button type="submit" aria-label=(format!("Take {package} away from {}:{name}", org.name)) { "Take away" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if role >= Role::Admin {
+                    form method="post" action=(format!("{base}/teams/{name}/grant")) {
+                        label { "Package " input name="package" required autocomplete="off" placeholder=(format!("@{}/…", org.name)); }
+                        label { "Access "
+                            select name="permissions" {
+                                option value=(TeamAccess::ReadOnly.as_str()) { "read-only (install)" }
+                                option value=(TeamAccess::ReadWrite.as_str()) { "read-write (install and publish)" }
+                            }
+                        }
+                        (code_field(code))
+                        button type="submit" { "Give the team this package" }
+                    }
+                    @if name != DEVELOPERS {
+                        form method="post" action=(format!("{base}/teams/{name}/destroy")) {
+                            (code_field(code))
+                            button type="submit" aria-label=(format!("Remove the team {}:{name}", org.name)) { "Remove team" }
                         }
                     }
                 }
             }
         }
-        p.hint {
-            "Admins and owners make and remove teams with " code { "npm team create|destroy" }
-            " and give them packages with " code { "npm access grant|revoke" } "."
+        @if role >= Role::Admin {
+            h3 { "New team" }
+            form method="post" action=(format!("{base}/teams")) {
+                label { "Name " input name="name" required autocomplete="off"; }
+                label { "Description " input name="description" autocomplete="off"; }
+                (code_field(code))
+                button type="submit" { "Create team" }
+            }
         }
+        h2 { "New packages" }
+        @if role >= Role::Admin {
+            form method="post" action=(format!("{base}/settings")) {
+                label { "On each new package of @" (org.name) ", " (DEVELOPERS) " gets "
+                    select name="developers_on_new_packages" {
+                        @for choice in NewPackageAccess::ALL {
+                            option value=(choice.as_str()) selected[choice == org.developers_on_new_packages] { (new_package_words(choice)) }
+                        }
+                    }
+                }
+                (code_field(code))
+                button type="submit" { "Save" }
+            }
+        } @else {
+            p { "On each new package of @" (org.name) ", " (DEVELOPERS) " gets "
+                (new_package_words(org.developers_on_new_packages)) "." }
+        }
+        @if role == Role::Owner {
+            h2 { "Remove the organisation" }
+            p { "Its teams and their access go with it, and its name is free again. It cannot be removed while @" (org.name) " has packages: unpublish them first." }
+            form method="post" action=(format!("{base}/remove")) {
+                label { "Type " code { (org.name) } " to confirm " input name="confirm" required autocomplete="off"; }
+                (code_field(code))
+                button type="submit" { "Remove " (org.name) }
+            }
+        }
+    }
+}
+
+/// A new-package choice as the page says it.
+fn new_package_words(choice: NewPackageAccess) -> &'static str {
+    match choice {
+        NewPackageAccess::ReadWrite => "read-write (as on npm)",
+        NewPackageAccess::ReadOnly => "read-only",
+        NewPackageAccess::NoAccess => "nothing",
     }
 }
 
@@ -175,18 +247,41 @@ pub(super) async fn create_org(
     }
 }
 
+/// A change's form: what it names (a field for each change; a field no change has is
+/// refused), and the one-time password when the account has 2FA.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct MemberForm {
-    user: String,
+pub(super) struct ChangeForm {
+    user: Option<String>,
     role: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    package: Option<String>,
+    permissions: Option<String>,
+    developers_on_new_packages: Option<String>,
+    confirm: Option<String>,
     #[serde(default)]
     otp: String,
 }
 
-impl MemberForm {
+impl ChangeForm {
     fn code(&self) -> Option<&str> {
         Some(self.otp.trim()).filter(|code| !code.is_empty())
+    }
+
+    /// The field `name`, trimmed, or a 400 naming it.
+    fn field<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, ApiError> {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| ApiError::bad_request(format!("fill in the {name}")))
+    }
+
+    fn user(&self) -> Result<String, ApiError> {
+        Ok(Self::field(&self.user, "user")?
+            .trim_start_matches('@')
+            .to_owned())
     }
 }
 
@@ -196,16 +291,32 @@ enum Asked {
     RemoveMember,
     AddToTeam(String),
     RemoveFromTeam(String),
+    CreateTeam,
+    DestroyTeam(String),
+    Grant(String),
+    Revoke(String),
+    Settings,
+    RemoveOrg,
 }
 
-/// `POST /-/web/orgs/<org>/members`: adds a member, or changes their role (owners).
-pub(super) async fn set_member(
+/// `POST /-/web/orgs/<org>/<action>`: `members` adds a member or changes their role
+/// (owners), `teams` makes a team and `settings` says what `developers` gets on new
+/// packages (admins and owners), `remove` removes the organisation once its name is typed
+/// to confirm (owners).
+pub(super) async fn org_change(
     state: State<AppState>,
     who: Authenticated,
-    Path(org): Path<String>,
-    Form(form): Form<MemberForm>,
+    Path((org, action)): Path<(String, String)>,
+    Form(form): Form<ChangeForm>,
 ) -> Response {
-    apply(state, who, org, form, Asked::SetMember).await
+    let asked = match action.as_str() {
+        "members" => Asked::SetMember,
+        "teams" => Asked::CreateTeam,
+        "settings" => Asked::Settings,
+        "remove" => Asked::RemoveOrg,
+        _ => return api_error_page(Some(who.owner()), ApiError::not_found("no such page")),
+    };
+    apply(state, who, org, form, asked).await
 }
 
 /// `POST /-/web/orgs/<org>/members/remove` (owners).
@@ -213,70 +324,171 @@ pub(super) async fn remove_member(
     state: State<AppState>,
     who: Authenticated,
     Path(org): Path<String>,
-    Form(form): Form<MemberForm>,
+    Form(form): Form<ChangeForm>,
 ) -> Response {
     apply(state, who, org, form, Asked::RemoveMember).await
 }
 
-/// `POST /-/web/orgs/<org>/teams/<team>/add` and `…/remove` (admins and owners).
-pub(super) async fn team_member(
+/// `POST /-/web/orgs/<org>/teams/<team>/<action>`: `add` and `remove` a member, `grant`
+/// and `revoke` a package, `destroy` the team (admins and owners).
+pub(super) async fn team_change(
     state: State<AppState>,
     who: Authenticated,
     Path((org, team, action)): Path<(String, String, String)>,
-    Form(form): Form<MemberForm>,
+    Form(form): Form<ChangeForm>,
 ) -> Response {
     let asked = match action.as_str() {
         "add" => Asked::AddToTeam(team),
         "remove" => Asked::RemoveFromTeam(team),
-        _ => {
-            return api_error_page(
-                Some(who.owner()),
-                crate::error::ApiError::not_found("no such page"),
-            );
-        }
+        "grant" => Asked::Grant(team),
+        "revoke" => Asked::Revoke(team),
+        "destroy" => Asked::DestroyTeam(team),
+        _ => return api_error_page(Some(who.owner()), ApiError::not_found("no such page")),
     };
     apply(state, who, org, form, asked).await
 }
 
-/// Makes the change as the API would, then shows the organisation again.
+/// A form's change, its fields read and checked: what [`crate::controllers::orgs::change`]
+/// applies.
+enum Edit {
+    SetMember(String, Role),
+    RemoveMember(String),
+    AddToTeam(String, String),
+    RemoveFromTeam(String, String),
+    CreateTeam(String, Option<String>),
+    DestroyTeam(String),
+    Grant(String, PackageName, TeamAccess),
+    Revoke(String, PackageName),
+}
+
+impl Edit {
+    /// The change `asked` names, from `form`'s fields (users and granted packages must
+    /// exist); `None` for the two that are not edits of the organisation's record.
+    async fn of(
+        state: &AppState,
+        org: &str,
+        asked: Asked,
+        form: &ChangeForm,
+    ) -> Result<Option<Self>, ApiError> {
+        let existing = |text: String| async move {
+            crate::controllers::orgs::existing_user(state, &text).await
+        };
+        Ok(Some(match asked {
+            Asked::SetMember => {
+                let role = match form.role.as_deref() {
+                    None => Role::Developer,
+                    Some(text) => Role::parse(text).ok_or_else(|| {
+                        ApiError::bad_request("the role is one of developer, admin, owner")
+                    })?,
+                };
+                Edit::SetMember(existing(form.user()?).await?, role)
+            }
+            Asked::RemoveMember => Edit::RemoveMember(form.user()?),
+            Asked::AddToTeam(team) => Edit::AddToTeam(team, existing(form.user()?).await?),
+            Asked::RemoveFromTeam(team) => Edit::RemoveFromTeam(team, form.user()?),
+            Asked::CreateTeam => Edit::CreateTeam(
+                teams::team_name(ChangeForm::field(&form.name, "team's name")?)?,
+                form.description
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|text| !text.is_empty())
+                    .map(str::to_owned),
+            ),
+            Asked::DestroyTeam(team) => Edit::DestroyTeam(team),
+            Asked::Grant(team) => {
+                let text = ChangeForm::field(&form.permissions, "access")?;
+                let access = TeamAccess::parse(text).ok_or_else(|| {
+                    ApiError::bad_request("the access is read-only or read-write")
+                })?;
+                let package = ChangeForm::field(&form.package, "package")?;
+                Edit::Grant(team, teams::grantable(state, org, package).await?, access)
+            }
+            Asked::Revoke(team) => Edit::Revoke(
+                team,
+                PackageName::parse(ChangeForm::field(&form.package, "package")?)?,
+            ),
+            Asked::Settings | Asked::RemoveOrg => return Ok(None),
+        }))
+    }
+
+    /// The least role that may make it.
+    fn needs(&self) -> Role {
+        match self {
+            Edit::SetMember(..) | Edit::RemoveMember(_) => Role::Owner,
+            _ => Role::Admin,
+        }
+    }
+
+    fn apply(&self, org: &mut Org) -> Result<(), ApiError> {
+        match self {
+            Edit::SetMember(user, role) => members::set_member(org, user, *role),
+            Edit::RemoveMember(user) => members::remove_member(org, user),
+            Edit::AddToTeam(team, user) => teams::add_to_team(org, team, user),
+            Edit::RemoveFromTeam(team, user) => teams::remove_from_team(org, team, user),
+            Edit::CreateTeam(name, description) => {
+                teams::create_team(org, name, description.as_deref())
+            }
+            Edit::DestroyTeam(team) => teams::destroy_team(org, team),
+            Edit::Grant(team, name, access) => teams::grant_package(org, team, name, *access),
+            Edit::Revoke(team, name) => teams::revoke_package(org, team, name),
+        }
+    }
+}
+
+/// Makes the change as the API would, then shows the organisation again (or, once it is
+/// removed, the new-organisation page).
 async fn apply(
     State(state): State<AppState>,
     who: Authenticated,
     org: String,
-    form: MemberForm,
+    form: ChangeForm,
     asked: Asked,
 ) -> Response {
     let owner = who.owner().to_owned();
-    let user = form.user.trim().trim_start_matches('@').to_owned();
     let done = async {
-        let needs = match asked {
-            Asked::SetMember | Asked::RemoveMember => Role::Owner,
-            Asked::AddToTeam(_) | Asked::RemoveFromTeam(_) => Role::Admin,
-        };
-        let role = match (&asked, form.role.as_deref()) {
-            (Asked::SetMember, Some(text)) => Role::parse(text).ok_or_else(|| {
-                crate::error::ApiError::bad_request("the role is one of developer, admin, owner")
-            })?,
-            _ => Role::Developer,
-        };
-        let user = match asked {
-            Asked::SetMember | Asked::AddToTeam(_) => {
-                crate::controllers::orgs::existing_user(&state, &user).await?
+        match asked {
+            Asked::RemoveOrg => {
+                if ChangeForm::field(&form.confirm, "organisation's name to confirm")? != org {
+                    return Err(ApiError::bad_request(format!(
+                        "type {org} to confirm that it is the organisation to remove"
+                    )));
+                }
+                organisation::delete(&state, Some(who), form.code(), &org).await?;
+                return Ok(None);
             }
-            _ => user,
-        };
-        crate::controllers::orgs::change(&state, Some(who), form.code(), &org, needs, |org, _| {
-            match &asked {
-                Asked::SetMember => members::set_member(org, &user, role),
-                Asked::RemoveMember => members::remove_member(org, &user),
-                Asked::AddToTeam(team) => teams::add_to_team(org, team, &user),
-                Asked::RemoveFromTeam(team) => teams::remove_from_team(org, team, &user),
+            Asked::Settings => {
+                let text =
+                    ChangeForm::field(&form.developers_on_new_packages, "choice for new packages")?;
+                let choice = organisation::parse_new_package_access(text)?;
+                let changed = organisation::set_new_package_access(
+                    &state,
+                    Some(who),
+                    form.code(),
+                    &org,
+                    choice,
+                )
+                .await?;
+                return Ok(Some(changed));
             }
-        })
-        .await
+            _ => {}
+        }
+        let Some(edit) = Edit::of(&state, &org, asked, &form).await? else {
+            return Err(ApiError::not_found("no such page"));
+        };
+        let changed = crate::controllers::orgs::change(
+            &state,
+            Some(who),
+            form.code(),
+            &org,
+            edit.needs(),
+            |org, _| edit.apply(org),
+        )
+        .await?;
+        Ok(Some(changed))
     };
     match done.await {
-        Ok(changed) => redirect(&format!("/-/web/orgs/{}", changed.name)),
+        Ok(Some(changed)) => redirect(&format!("/-/web/orgs/{}", changed.name)),
+        Ok(None) => redirect("/-/web/new-organisation"),
         Err(error) => api_error_page(Some(&owner), error),
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use tokengate::Authenticated;
 
 use super::{change, created, existing_user, org_package, readable};
+use crate::controllers::packages::PackageName;
 use crate::db::orgs::DEVELOPERS;
 use crate::db::{Org, Role, Team, TeamAccess};
 use crate::error::{ApiError, JsonBody};
@@ -18,6 +19,8 @@ use crate::state::AppState;
 
 /// Most teams an organisation has.
 const MAX_TEAMS: usize = 100;
+/// Most characters of a team's description.
+const MAX_DESCRIPTION_CHARS: usize = 256;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,39 +37,14 @@ pub async fn create(
     Path(org): Path<String>,
     JsonBody(body): JsonBody<NewTeam>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = body.name.to_lowercase();
-    if !crate::controllers::packages::PackageName::valid_scope(&name) {
-        return Err(ApiError::bad_request(format!(
-            "{:?} cannot be a team's name: use lower-case letters, digits, `-`, `.` and `_`",
-            body.name.chars().take(64).collect::<String>()
-        )));
-    }
+    let name = team_name(&body.name)?;
     change(
         &state,
         who,
         crate::tfa::code_in(&headers),
         &org,
         Role::Admin,
-        |org, _| {
-            if org.teams.contains_key(&name) {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("{}:{name} exists already", org.name),
-                ));
-            }
-            if org.teams.len() >= MAX_TEAMS {
-                return Err(ApiError::bad_request(format!(
-                    "{} has {MAX_TEAMS} teams, the most an organisation may have",
-                    org.name
-                )));
-            }
-            let team = Team {
-                description: body.description.clone(),
-                ..Team::default()
-            };
-            org.teams.insert(name.clone(), team);
-            Ok(())
-        },
+        |org, _| create_team(org, &name, body.description.as_deref()),
     )
     .await?;
     Ok(created(Json(json!({ "name": name }))))
@@ -85,18 +63,7 @@ pub async fn destroy(
         crate::tfa::code_in(&headers),
         &org,
         Role::Admin,
-        |org, _| {
-            if team == DEVELOPERS {
-                return Err(ApiError::bad_request(format!(
-                    "{}:{DEVELOPERS} is every organisation's team and cannot be removed",
-                    org.name
-                )));
-            }
-            org.teams
-                .remove(&team)
-                .map(|_| ())
-                .ok_or_else(|| no_such_team(&org.name, &team))
-        },
+        |org, _| destroy_team(org, &team),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -217,7 +184,6 @@ pub async fn grant(
     Path((org, team)): Path<(String, String)>,
     JsonBody(body): JsonBody<Grant>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = org_package(&org, &body.package)?;
     let text = body.permissions.as_deref().unwrap_or_default();
     let access = TeamAccess::parse(text).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -225,21 +191,14 @@ pub async fn grant(
             text.chars().take(32).collect::<String>()
         ))
     })?;
-    if state.db().read_rule(&name, None).await?.is_none() {
-        return Err(crate::controllers::packages::access::not_found(&name));
-    }
+    let name = grantable(&state, &org, &body.package).await?;
     change(
         &state,
         who,
         crate::tfa::code_in(&headers),
         &org,
         Role::Admin,
-        |org, _| {
-            team_of(org, &team)?
-                .packages
-                .insert(name.to_string(), access);
-            Ok(())
-        },
+        |org, _| grant_package(org, &team, &name, access),
     )
     .await?;
     Ok(created(Json(json!({}))))
@@ -266,10 +225,7 @@ pub async fn revoke(
         crate::tfa::code_in(&headers),
         &org,
         Role::Admin,
-        |org, _| {
-            team_of(org, &team)?.packages.remove(&name.to_string());
-            Ok(())
-        },
+        |org, _| revoke_package(org, &team, &name),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -310,6 +266,91 @@ fn access_map<'a>(
     packages
         .map(|(package, access)| (package.clone(), json!(access.borrow().as_str())))
         .collect()
+}
+
+/// A new team's name as npm's `org:team` gives it, lower-cased, or a 400 saying why not.
+pub fn team_name(text: &str) -> Result<String, ApiError> {
+    let name = text.trim().to_lowercase();
+    if !crate::controllers::packages::PackageName::valid_scope(&name) {
+        return Err(ApiError::bad_request(format!(
+            "{:?} cannot be a team's name: use lower-case letters, digits, `-`, `.` and `_`",
+            text.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(name)
+}
+
+/// A new team `name` in `org`; a 409 when it has one of that name.
+pub fn create_team(org: &mut Org, name: &str, description: Option<&str>) -> Result<(), ApiError> {
+    if org.teams.contains_key(name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{}:{name} exists already", org.name),
+        ));
+    }
+    if description.is_some_and(|text| text.chars().count() > MAX_DESCRIPTION_CHARS) {
+        return Err(ApiError::bad_request(format!(
+            "a team's description is at most {MAX_DESCRIPTION_CHARS} characters"
+        )));
+    }
+    if org.teams.len() >= MAX_TEAMS {
+        return Err(ApiError::bad_request(format!(
+            "{} has {MAX_TEAMS} teams, the most an organisation may have",
+            org.name
+        )));
+    }
+    let team = Team {
+        description: description.map(str::to_owned),
+        ..Team::default()
+    };
+    org.teams.insert(name.to_owned(), team);
+    Ok(())
+}
+
+/// `team` out of `org`, with what it gave its members; never `developers`.
+pub fn destroy_team(org: &mut Org, team: &str) -> Result<(), ApiError> {
+    if team == DEVELOPERS {
+        return Err(ApiError::bad_request(format!(
+            "{}:{DEVELOPERS} is every organisation's team and cannot be removed",
+            org.name
+        )));
+    }
+    org.teams
+        .remove(team)
+        .map(|_| ())
+        .ok_or_else(|| no_such_team(&org.name, team))
+}
+
+/// The package `package` of `org`'s scope, if it exists: only those are given to teams.
+pub async fn grantable(
+    state: &AppState,
+    org: &str,
+    package: &str,
+) -> Result<PackageName, ApiError> {
+    let name = org_package(org, package)?;
+    if state.db().read_rule(&name, None).await?.is_none() {
+        return Err(crate::controllers::packages::access::not_found(&name));
+    }
+    Ok(name)
+}
+
+/// `access` to `name` for `team`, in place of what it had.
+pub fn grant_package(
+    org: &mut Org,
+    team: &str,
+    name: &PackageName,
+    access: TeamAccess,
+) -> Result<(), ApiError> {
+    team_of(org, team)?
+        .packages
+        .insert(name.to_string(), access);
+    Ok(())
+}
+
+/// `team`'s access to `name` taken away (nothing to do when it had none).
+pub fn revoke_package(org: &mut Org, team: &str, name: &PackageName) -> Result<(), ApiError> {
+    team_of(org, team)?.packages.remove(&name.to_string());
+    Ok(())
 }
 
 /// `user` (a member of the organisation) into `team`.
