@@ -1613,6 +1613,15 @@ async fn an_organisation_is_made_on_its_page_by_any_user() {
     assert_eq!(made.header("location"), Some("/-/web/orgs/acme"));
     let page = site.get("/-/web/orgs/acme", Some(&alice)).await;
     assert!(page.body.contains("owner"), "{}", page.body);
+    // Her packages page leads to it, and to making another.
+    let packages = site.get("/-/web/packages", Some(&alice)).await;
+    for shown in [
+        "<a href=\"/-/web/orgs/acme\">@acme</a>",
+        "(owner)",
+        "href=\"/-/web/new-organisation\"",
+    ] {
+        assert!(packages.body.contains(shown), "{shown}: {}", packages.body);
+    }
 
     struct Case {
         name: &'static str,

@@ -601,6 +601,42 @@ pub async fn an_organisation_is_removed_only_when_its_scope_is_empty(db: &dyn Me
     );
 }
 
+pub async fn a_users_organisations_follow_their_membership(db: &dyn Metadata) {
+    use super::{Org, Role};
+    db.put_user(&new_user("alice")).await.unwrap();
+    for name in ["zeta", "acme"] {
+        db.put_org(&Org::new(name, "alice", "2026-12-02T00:00:00Z".into()))
+            .await
+            .unwrap();
+    }
+    let mut acme = db.org("acme").await.unwrap().unwrap();
+    acme.members.insert("bob".into(), Role::Admin);
+    db.put_org(&acme).await.unwrap();
+    assert_eq!(
+        db.orgs_of("alice").await.unwrap(),
+        [
+            ("acme".to_owned(), Role::Owner),
+            ("zeta".to_owned(), Role::Owner)
+        ],
+        "by name"
+    );
+    assert_eq!(
+        db.orgs_of("bob").await.unwrap(),
+        [("acme".to_owned(), Role::Admin)]
+    );
+    let mut acme = db.org("acme").await.unwrap().unwrap();
+    acme.members.remove("bob");
+    db.put_org(&acme).await.unwrap();
+    assert!(db.orgs_of("bob").await.unwrap().is_empty(), "left");
+    let zeta = db.org("zeta").await.unwrap().unwrap();
+    db.remove_org(&zeta).await.unwrap();
+    assert_eq!(
+        db.orgs_of("alice").await.unwrap(),
+        [("acme".to_owned(), Role::Owner)],
+        "removed"
+    );
+}
+
 async fn with_private(name: &str, db: &dyn Metadata) {
     let access = Access {
         visibility: Visibility::Private,

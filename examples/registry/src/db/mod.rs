@@ -465,6 +465,9 @@ pub trait Metadata: Send + Sync + 'static {
     /// again; nothing is removed while a package is in its scope
     /// ([`OrgRemoval::HasPackages`]), and a conflict when the record changed since.
     fn remove_org(&self, org: &Org) -> DbFuture<'_, OrgRemoval>;
+    /// The organisations `user` is a member of, by name, with their role in each (the
+    /// first thousand).
+    fn orgs_of(&self, user: &str) -> DbFuture<'_, Vec<(String, Role)>>;
     /// `user`'s best access to the package through its organisation's teams.
     fn team_access(&self, name: &PackageName, user: &str) -> DbFuture<'_, Option<TeamAccess>>;
     /// Whose scope `scope` is, as recorded at its first publish.

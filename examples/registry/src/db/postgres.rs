@@ -16,7 +16,7 @@ use tokio_postgres::types::ToSql;
 use super::index::PackageIndex;
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, OrgRemoval,
-    PackageWrite, PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn,
+    PackageWrite, PublishersAdded, ReadRule, Role, SearchHit, SearchPage, SearchQuery, SearchTurn,
     StageAdded, StageQuery, StoredDocument, StoredPackage, StoredPublisher, StoredStage,
     TarballRow, TeamAccess, User,
 };
@@ -129,6 +129,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE registry_staging_required (
         package TEXT PRIMARY KEY REFERENCES registry_packages (name) ON DELETE CASCADE
     );",
+    // 6: each organisation's members and roles, rewritten with its record (from which the
+    // existing ones are read here), so that a user's organisations are found by index.
+    "
+    CREATE TABLE registry_org_members (
+        org TEXT NOT NULL REFERENCES registry_orgs (name) ON DELETE CASCADE,
+        username TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('developer', 'admin', 'owner')),
+        PRIMARY KEY (username, org)
+    );
+    INSERT INTO registry_org_members (org, username, role)
+        SELECT o.name, m.key, m.value
+        FROM registry_orgs o, jsonb_each_text(o.record::jsonb -> 'members') m;",
 ];
 
 /// Held by a transaction that gives out a name (a new user's, a new organisation's), so
@@ -725,6 +737,25 @@ impl Metadata for PostgresMetadata {
                 )
                 .await
                 .map_err(pg_error(doing))?;
+            transaction
+                .execute(
+                    "DELETE FROM registry_org_members WHERE org = $1",
+                    &[&org.name],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            let member = transaction
+                .prepare(
+                    "INSERT INTO registry_org_members (org, username, role) VALUES ($1, $2, $3)",
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            for (user, role) in &org.members {
+                transaction
+                    .execute(&member, &[&org.name, user, &role.as_str()])
+                    .await
+                    .map_err(pg_error(doing))?;
+            }
             let insert = transaction
                 .prepare(
                     "INSERT INTO registry_team_access (org, package, username, access)
@@ -740,6 +771,30 @@ impl Metadata for PostgresMetadata {
             }
             transaction.commit().await.map_err(pg_error(doing))?;
             Ok(revision)
+        })
+    }
+
+    fn orgs_of(&self, user: &str) -> DbFuture<'_, Vec<(String, Role)>> {
+        let user = user.to_owned();
+        Box::pin(async move {
+            let doing = "read the user's organisations";
+            let client = self.client(doing).await?;
+            let rows = client
+                .query(
+                    "SELECT org, role FROM registry_org_members WHERE username = $1
+                     ORDER BY org LIMIT 1000",
+                    &[&user],
+                )
+                .await
+                .map_err(pg_error(doing))?;
+            rows.iter()
+                .map(|row| {
+                    let role: &str = row.get(1);
+                    let role = Role::parse(role)
+                        .ok_or_else(|| DbError::new(doing, "a member's role is damaged"))?;
+                    Ok((row.get(0), role))
+                })
+                .collect()
         })
     }
 
@@ -1649,6 +1704,17 @@ mod tests {
     async fn a_first_publish_claims_its_scope() {
         if let Some(scratch) = Scratch::new("scopes").await {
             super::super::behaviour::a_first_publish_claims_its_scope(&scratch.metadata).await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_users_organisations_follow_their_membership() {
+        if let Some(scratch) = Scratch::new("orgs_of").await {
+            super::super::behaviour::a_users_organisations_follow_their_membership(
+                &scratch.metadata,
+            )
+            .await;
             scratch.finish().await;
         }
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::index::PackageIndex;
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, OrgRemoval,
-    PackageWrite, PublishersAdded, ReadRule, SearchHit, SearchPage, SearchQuery, SearchTurn,
+    PackageWrite, PublishersAdded, ReadRule, Role, SearchHit, SearchPage, SearchQuery, SearchTurn,
     StageAdded, StageQuery, StoredDocument, StoredPackage, StoredPublisher, StoredStage,
     TarballRow, TeamAccess, User,
 };
@@ -136,6 +136,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE staging_required (
         package TEXT PRIMARY KEY REFERENCES packages (name) ON DELETE CASCADE
     ) WITHOUT ROWID;",
+    // 7: each organisation's members and roles, rewritten with its record (from which the
+    // existing ones are read here), so that a user's organisations are found by index.
+    "CREATE TABLE org_members (
+        org TEXT NOT NULL REFERENCES orgs (name) ON DELETE CASCADE,
+        user TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('developer', 'admin', 'owner')),
+        PRIMARY KEY (user, org)
+    ) WITHOUT ROWID;
+    INSERT INTO org_members (org, user, role)
+        SELECT o.name, m.key, m.value FROM orgs o, json_each(o.record, '$.members') m;",
 ];
 
 /// Readers a file database keeps open beside its writer.
@@ -604,6 +614,17 @@ fn put_org_rows(transaction: &Transaction<'_>, org: &Org) -> Result<i64, DbError
     transaction
         .execute("DELETE FROM team_access WHERE org = ?1", [&org.name])
         .map_err(sql_error(doing))?;
+    transaction
+        .execute("DELETE FROM org_members WHERE org = ?1", [&org.name])
+        .map_err(sql_error(doing))?;
+    let mut member = transaction
+        .prepare_cached("INSERT INTO org_members (org, user, role) VALUES (?1, ?2, ?3)")
+        .map_err(sql_error(doing))?;
+    for (user, role) in &org.members {
+        member
+            .execute(params![org.name, user, role.as_str()])
+            .map_err(sql_error(doing))?;
+    }
     let mut insert = transaction
         .prepare_cached(
             "INSERT INTO team_access (org, package, user, access) VALUES (?1, ?2, ?3, ?4)",
@@ -821,6 +842,26 @@ impl Metadata for SqliteMetadata {
         let org = org.clone();
         self.write("save the organisation", move |transaction| {
             put_org_rows(transaction, &org)
+        })
+    }
+
+    fn orgs_of(&self, user: &str) -> DbFuture<'_, Vec<(String, Role)>> {
+        let user = user.to_owned();
+        self.read("read the user's organisations", move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT org, role FROM org_members WHERE user = ?1 ORDER BY org LIMIT 1000",
+            )?;
+            let rows = statement.query_map([&user], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
+            rows.map(|row| {
+                let (org, role) = row?;
+                let role = Role::parse(&role).ok_or_else(|| {
+                    json_error(serde::de::Error::custom("a member's role is damaged"))
+                })?;
+                Ok((org, role))
+            })
+            .collect()
         })
     }
 
@@ -1540,6 +1581,39 @@ mod tests {
     #[tokio::test]
     async fn a_first_publish_claims_its_scope() {
         super::super::behaviour::a_first_publish_claims_its_scope(
+            &SqliteMetadata::memory().unwrap(),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn organisations_written_before_schema_7_list_their_members() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("registry.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            for migration in &MIGRATIONS[..6] {
+                connection.execute_batch(migration).unwrap();
+            }
+            connection.pragma_update(None, "user_version", 6).unwrap();
+            let org = Org::new("acme", "alice", "2026-12-01T00:00:00Z".into());
+            connection
+                .execute(
+                    "INSERT INTO orgs (name, record, revision) VALUES ('acme', ?1, 1)",
+                    [serde_json::to_string(&org).unwrap()],
+                )
+                .unwrap();
+        }
+        let db = SqliteMetadata::open(&path).unwrap();
+        assert_eq!(
+            db.orgs_of("alice").await.unwrap(),
+            [("acme".to_owned(), Role::Owner)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_users_organisations_follow_their_membership() {
+        super::super::behaviour::a_users_organisations_follow_their_membership(
             &SqliteMetadata::memory().unwrap(),
         )
         .await;

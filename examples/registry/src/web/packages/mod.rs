@@ -31,6 +31,10 @@ pub(super) async fn packages_page(State(state): State<AppState>, who: Authentica
         Err(error) => return api_error_page(Some(owner), error.into()),
     };
     maintained.sort_by(|a, b| a.name.cmp(&b.name));
+    let orgs = match state.db().orgs_of(owner).await {
+        Ok(orgs) => orgs,
+        Err(error) => return api_error_page(Some(owner), error.into()),
+    };
     let listed: Vec<_> = maintained
         .iter()
         .filter_map(|m| Some((PackageName::parse(&m.name).ok()?, m.visibility)))
@@ -49,6 +53,17 @@ pub(super) async fn packages_page(State(state): State<AppState>, who: Authentica
                 }
             }
         }
+        h2 { "Your organisations" }
+        @if orgs.is_empty() {
+            p { "You are in no organisation. An organisation owns a scope (" code { "@acme/…" } ") and shares its packages with its teams." }
+        } @else {
+            ul.orgs {
+                @for (org, role) in &orgs {
+                    li { a href=(format!("/-/web/orgs/{org}")) { "@" (org) } " " span.hint { "(" (role.as_str()) ")" } }
+                }
+            }
+        }
+        p { a href="/-/web/new-organisation" { "Make an organisation" } }
     };
     page_response(StatusCode::OK, layout("Your packages", Some(owner), body))
 }
