@@ -2209,4 +2209,31 @@ async fn organisations_and_teams_through_the_real_npm_cli() {
             &["access", "revoke", "acme:readers", "@acme/tool"],
         )
         .await;
+
+    // Out of the organisation, bob cannot tell that @acme has private packages: each
+    // command answers as for an organisation and a package that do not exist.
+    alice
+        .ok(alice_session, here, &["org", "rm", "acme", "bob"])
+        .await;
+    for args in [
+        &["view", "@acme/tool"][..],
+        &["access", "list", "collaborators", "@acme/tool"],
+        &["org", "ls", "acme"],
+        &["team", "ls", "acme"],
+    ] {
+        let refused = bob.fails(bob_session, here, args).await;
+        assert!(refused.contains("E404"), "{args:?}: {refused}");
+    }
+    let listed = bob
+        .run(
+            bob_session,
+            here,
+            &["access", "list", "packages", "acme", "--json"],
+        )
+        .await;
+    assert!(!listed.1.contains("@acme/tool"), "{listed:?}");
+    let found = bob
+        .ok(bob_session, here, &["search", "acme", "--json"])
+        .await;
+    assert!(!found.contains("@acme/tool"), "{found}");
 }
