@@ -140,7 +140,8 @@ pub use token::{
     TokenPrefix,
 };
 pub use tokens::{
-    Authenticated, CreatedToken, TokenEvent, TokenList, Tokens, TokensBuilder, TokensError,
+    Authenticated, CreatedToken, OWNER_RIGHTS_BROADCAST_ATTEMPTS, TokenEvent, TokenList, Tokens,
+    TokensBuilder, TokensError,
 };
 #[cfg(feature = "oidc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]

@@ -280,3 +280,48 @@ async fn without_a_check_the_grants_decide_alone() {
     // Nothing to drop, nothing to tell: not an error.
     tokens.owner_rights_changed("alice").await.unwrap();
 }
+
+#[tokio::test]
+async fn telling_other_nodes_is_retried_before_it_is_an_error() {
+    struct Case {
+        name: &'static str,
+        failures: usize,
+        told: bool,
+    }
+    let attempts = tokengate::OWNER_RIGHTS_BROADCAST_ATTEMPTS as usize;
+    let cases = [
+        Case {
+            name: "a store that answers at once",
+            failures: 0,
+            told: true,
+        },
+        Case {
+            name: "a store that fails all but the last try",
+            failures: attempts - 1,
+            told: true,
+        },
+        Case {
+            name: "a store that fails every try",
+            failures: attempts,
+            told: false,
+        },
+    ];
+    for case in cases {
+        let store = TestStore::new();
+        store
+            .failing_broadcasts
+            .store(case.failures, std::sync::atomic::Ordering::SeqCst);
+        let tokens = Tokens::builder(store.clone())
+            .prefix("npm")
+            .unwrap()
+            .build();
+        let told = tokens.owner_rights_changed("alice").await;
+        assert_eq!(told.is_ok(), case.told, "{}: {told:?}", case.name);
+        assert_eq!(
+            store.broadcasts.load(std::sync::atomic::Ordering::SeqCst),
+            (case.failures + 1).min(attempts),
+            "{}",
+            case.name
+        );
+    }
+}

@@ -62,6 +62,11 @@ pub struct TokenList {
     pub next: Option<Cursor>,
 }
 
+/// How many times [`Tokens::owner_rights_changed`] asks the store to tell the other nodes
+/// before it gives up (the first retry after 50 ms, the next 200 ms later).
+pub const OWNER_RIGHTS_BROADCAST_ATTEMPTS: u32 = 3;
+const OWNER_RIGHTS_FIRST_RETRY: Duration = Duration::from_millis(50);
+
 /// The token manager: create, list, revoke, authenticate.
 ///
 /// Lookups go through a cache keyed by token id: bounded, each entry served for at most
@@ -731,12 +736,28 @@ impl<S: TokenStore> Tokens<S> {
     ///
     /// # Errors
     ///
-    /// [`TokensError::Store`] when the store could not tell the other nodes; this node's
-    /// answers are dropped all the same.
+    /// [`TokensError::Store`] when the store could not tell the other nodes, after
+    /// [`OWNER_RIGHTS_BROADCAST_ATTEMPTS`] tries a short back-off apart (one only when it
+    /// does not support telling them, or the owner's name cannot be sent); this node's
+    /// answers are dropped all the same, and the other nodes' live until their cache TTL.
     pub async fn owner_rights_changed(&self, owner: &str) -> Result<(), TokensError> {
         self.invalidate_owner_rights(owner);
-        self.inner.store.owner_rights_changed(owner).await?;
-        Ok(())
+        let mut wait = OWNER_RIGHTS_FIRST_RETRY;
+        let mut attempt = 1;
+        loop {
+            match self.inner.store.owner_rights_changed(owner).await {
+                Ok(()) => return Ok(()),
+                // A dropped connection or a busy pool passes; nothing else would.
+                Err(error)
+                    if error.is_unavailable() && attempt < OWNER_RIGHTS_BROADCAST_ATTEMPTS =>
+                {
+                    tokio::time::sleep(wait).await;
+                    wait *= 4;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// Drops this node's cached answers about `owner`'s rights: for a change learnt from

@@ -23,6 +23,10 @@ pub struct TestStore {
     pub lists: Arc<AtomicUsize>,
     pub uses: Arc<AtomicUsize>,
     pub failing: Arc<AtomicBool>,
+    /// Broadcasts of an owner's rights change asked for, and how many of the next ones
+    /// fail as an unreachable store's would.
+    pub broadcasts: Arc<AtomicUsize>,
+    pub failing_broadcasts: Arc<AtomicUsize>,
     gate: Arc<Gate>,
 }
 
@@ -122,6 +126,19 @@ impl TokenStore for TestStore {
         self.uses.fetch_add(uses.len(), Ordering::SeqCst);
         self.check()?;
         self.inner.record_use(uses).await
+    }
+
+    async fn owner_rights_changed(&self, _owner: &str) -> Result<(), StoreError> {
+        self.broadcasts.fetch_add(1, Ordering::SeqCst);
+        let failed =
+            self.failing_broadcasts
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                });
+        match failed {
+            Ok(_) => Err(StoreError::unavailable("test store dropped the broadcast")),
+            Err(_) => Ok(()),
+        }
     }
 }
 

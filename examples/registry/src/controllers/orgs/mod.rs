@@ -171,8 +171,13 @@ pub async fn tell(state: &AppState, mut people: Vec<String>) {
     people.dedup();
     for person in &people {
         if let Err(error) = state.tokens().owner_rights_changed(person).await {
-            // This node's answers are dropped; others keep theirs until the cache TTL.
-            tracing::warn!(%error, user = %person, "could not tell other nodes of a rights change");
+            // Tried a few times already. This node's answers are dropped; the others keep
+            // theirs until the token cache's TTL (60 s) ends them.
+            tracing::error!(
+                %error,
+                user = %person,
+                "could not tell the other nodes of a rights change: they apply it within 60 s"
+            );
         }
     }
 }
