@@ -655,6 +655,27 @@ async fn the_web_pages_in_a_real_browser() {
     );
     assert!(trusted().await.is_empty());
 
+    // An organisation, made from the Packages page, and a team made on its own page.
+    browser.goto(&format!("{url}-/web/packages")).await;
+    browser.click("a[href='/-/web/new-organisation']").await;
+    browser.wait_heading("New organisation").await;
+    browser.fill("name", "acme").await;
+    browser.submit().await;
+    browser.wait_heading("@acme").await;
+    browser.fill("team-name", "readers").await;
+    browser.fill("team-description", "they read").await;
+    browser.click("form[action$='/teams'] button").await;
+    browser.wait_heading("@acme").await;
+    let page = browser.text("main").await;
+    assert!(
+        page.contains("acme:readers") && page.contains("they read"),
+        "{page}"
+    );
+    browser.shot("12b-organisation").await;
+    browser.goto(&format!("{url}-/web/stages")).await;
+    browser.wait_heading("Staged releases").await;
+    browser.shot("12c-staged-releases").await;
+
     // A forged cross-site POST (another port: same site, so the cookie goes along) is
     // refused by the gate, and makes nothing.
     let forger = forging_site(url.clone()).await;

@@ -1713,9 +1713,7 @@ async fn owners_and_admins_change_members_and_teams_on_the_page() {
     let bob = site.log_in("bob").await;
     let page = site.get("/-/web/orgs/acme", Some(&bob)).await;
     assert!(
-        !page
-            .body
-            .contains("<form method=\"post\" action=\"/-/web/orgs/acme"),
+        !page.body.contains("action=\"/-/web/orgs/acme/"),
         "{}",
         page.body
     );

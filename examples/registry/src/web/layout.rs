@@ -83,10 +83,15 @@ pre{white-space:pre-wrap}
 #new-token{display:block;font-size:1.05rem;background:#fff;border:2px solid #233;padding:.6rem;margin:.5rem 0}
 nav.pages{display:flex;justify-content:space-between;margin-top:1rem}
 .table-wrap{overflow-x:auto;position:relative}
-table.tokens{border-collapse:collapse;width:100%;background:#fff;font-size:.95rem}
-table.tokens th,table.tokens td{border-bottom:1px solid #ddd;padding:.4rem .5rem;text-align:left;vertical-align:top}
-table.tokens thead th{border-bottom:2px solid #233}
-table.tokens tbody th{font-weight:600}
+table.tokens,table.members{border-collapse:collapse;width:100%;background:#fff;font-size:.95rem}
+table.tokens th,table.tokens td,table.members th,table.members td{border-bottom:1px solid #ddd;padding:.4rem .5rem;text-align:left;vertical-align:middle}
+table.tokens thead th,table.members thead th{border-bottom:2px solid #233}
+table.tokens tbody th,table.members tbody th{font-weight:600}
+form.inline{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;margin:.5rem 0}
+form.inline label,form.inline button{margin-top:0}
+form.inline input[type=text],form.inline select{width:auto;max-width:100%}
+section.team{border:1px solid #ccc;background:#fff;border-radius:4px;padding:.5rem 1rem;margin:1rem 0}
+section.team h3{margin:.2rem 0}
 .token-id{font-size:.8rem;font-weight:normal;white-space:nowrap}
 form:has(#provider-github:checked) .for-provider:not(.for-github),form:has(#provider-gitlab:checked) .for-provider:not(.for-gitlab),form:has(#provider-circleci:checked) .for-provider:not(.for-circleci){display:none}
 .publisher h3{font-size:1.1rem;margin:.2rem 0}.publisher form button{margin-top:.5rem}

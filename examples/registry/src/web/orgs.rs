@@ -51,31 +51,42 @@ pub(super) async fn org_page(
 fn code_field(code: bool) -> Markup {
     html! {
         @if code {
-            label { "One-time password " input name="otp" inputmode="numeric" autocomplete="one-time-code" required; }
+            label { "One-time password " input type="text" name="otp" inputmode="numeric" autocomplete="one-time-code" required; }
         }
     }
 }
 
 fn markup(org: &Org, role: Role, code: bool) -> Markup {
     let base = format!("/-/web/orgs/{}", org.name);
+    // The only owner cannot be removed (nor offered the button).
+    let owners = org
+        .members
+        .values()
+        .filter(|their| **their == Role::Owner)
+        .count();
     html! {
         h2 { "Members" }
         div.table-wrap {
             table.members {
-                thead { tr { th scope="col" { "User" } th scope="col" { "Role" } } }
+                thead { tr {
+                    th scope="col" { "User" } th scope="col" { "Role" }
+                    @if role == Role::Owner { th scope="col" { span.visually-hidden { "Change" } } }
+                } }
                 tbody {
                     @for (user, their) in &org.members {
                         tr {
                             th scope="row" { (user) }
                             td { (their.as_str()) }
-                            @if role == Role::Owner {
+                            @if role == Role::Owner && !(*their == Role::Owner && owners == 1) {
                                 td {
-                                    form method="post" action=(format!("{base}/members/remove")) {
+                                    form.inline method="post" action=(format!("{base}/members/remove")) {
                                         input type="hidden" name="user" value=(user);
                                         (code_field(code))
                                         button type="submit" aria-label=(format!("Remove {user}")) { "Remove" }
                                     }
                                 }
+                            } @else if role == Role::Owner {
+                                td.hint { "the only owner" }
                             }
                         }
                     }
@@ -83,8 +94,8 @@ fn markup(org: &Org, role: Role, code: bool) -> Markup {
             }
         }
         @if role == Role::Owner {
-            form method="post" action=(format!("{base}/members")) {
-                label { "User " input name="user" required autocomplete="off"; }
+            form.inline method="post" action=(format!("{base}/members")) {
+                label { "User " input type="text" name="user" required autocomplete="off"; }
                 label { "Role "
                     select name="role" {
                         option value="developer" { "developer" }
@@ -106,12 +117,11 @@ fn markup(org: &Org, role: Role, code: bool) -> Markup {
                     @else { (team.members.iter().cloned().collect::<Vec<_>>().join(", ")) }
                 }
                 @if role >= Role::Admin {
-                    @for (action, label) in [("add", "Add to team"), ("remove", "Remove from team")] {
-                        form method="post" action=(format!("{base}/teams/{name}/{action}")) {
-                            label { "User " input name="user" required autocomplete="off"; }
-                            (code_field(code))
-                            button type="submit" { (label) }
-                        }
+                    form.inline method="post" action=(format!("{base}/teams/{name}/add")) {
+                        label { "User " input type="text" name="user" required autocomplete="off"; }
+                        (code_field(code))
+                        button type="submit" { "Add to team" }
+                        button type="submit" formaction=(format!("{base}/teams/{name}/remove")) { "Remove from team" }
                     }
                 }
                 @if team.packages.is_empty() {
@@ -122,7 +132,7 @@ fn markup(org: &Org, role: Role, code: bool) -> Markup {
                             li {
                                 code { (package) } " " (access.as_str())
                                 @if role >= Role::Admin {
-                                    form method="post" action=(format!("{base}/teams/{name}/revoke")) {
+                                    form.inline method="post" action=(format!("{base}/teams/{name}/revoke")) {
                                         input type="hidden" name="package" value=(package);
                                         (code_field(code))
                                         button type="submit" aria-label=(format!("Take {package} away from {}:{name}", org.name)) { "Take away" }
@@ -133,8 +143,8 @@ fn markup(org: &Org, role: Role, code: bool) -> Markup {
                     }
                 }
                 @if role >= Role::Admin {
-                    form method="post" action=(format!("{base}/teams/{name}/grant")) {
-                        label { "Package " input name="package" required autocomplete="off" placeholder=(format!("@{}/…", org.name)); }
+                    form.inline method="post" action=(format!("{base}/teams/{name}/grant")) {
+                        label { "Package " input type="text" name="package" required autocomplete="off" placeholder=(format!("@{}/…", org.name)); }
                         label { "Access "
                             select name="permissions" {
                                 option value=(TeamAccess::ReadOnly.as_str()) { "read-only (install)" }
@@ -145,9 +155,9 @@ fn markup(org: &Org, role: Role, code: bool) -> Markup {
                         button type="submit" { "Give the team this package" }
                     }
                     @if name != DEVELOPERS {
-                        form method="post" action=(format!("{base}/teams/{name}/destroy")) {
+                        form.inline method="post" action=(format!("{base}/teams/{name}/destroy")) {
                             (code_field(code))
-                            button type="submit" aria-label=(format!("Remove the team {}:{name}", org.name)) { "Remove team" }
+                            button.danger type="submit" aria-label=(format!("Remove the team {}:{name}", org.name)) { "Remove team" }
                         }
                     }
                 }
@@ -155,16 +165,16 @@ fn markup(org: &Org, role: Role, code: bool) -> Markup {
         }
         @if role >= Role::Admin {
             h3 { "New team" }
-            form method="post" action=(format!("{base}/teams")) {
-                label { "Name " input name="name" required autocomplete="off"; }
-                label { "Description " input name="description" autocomplete="off"; }
+            form.inline method="post" action=(format!("{base}/teams")) {
+                label { "Name " input #team-name type="text" name="name" required autocomplete="off"; }
+                label { "Description " input #team-description type="text" name="description" autocomplete="off"; }
                 (code_field(code))
                 button type="submit" { "Create team" }
             }
         }
         h2 { "New packages" }
         @if role >= Role::Admin {
-            form method="post" action=(format!("{base}/settings")) {
+            form.inline method="post" action=(format!("{base}/settings")) {
                 label { "On each new package of @" (org.name) ", " (DEVELOPERS) " gets "
                     select name="developers_on_new_packages" {
                         @for choice in NewPackageAccess::ALL {
@@ -182,10 +192,10 @@ fn markup(org: &Org, role: Role, code: bool) -> Markup {
         @if role == Role::Owner {
             h2 { "Remove the organisation" }
             p { "Its teams and their access go with it, and its name is free again. It cannot be removed while @" (org.name) " has packages: unpublish them first." }
-            form method="post" action=(format!("{base}/remove")) {
-                label { "Type " code { (org.name) } " to confirm " input name="confirm" required autocomplete="off"; }
+            form.inline method="post" action=(format!("{base}/remove")) {
+                label { "Type " code { (org.name) } " to confirm " input type="text" name="confirm" required autocomplete="off"; }
                 (code_field(code))
-                button type="submit" { "Remove " (org.name) }
+                button.danger type="submit" { "Remove " (org.name) }
             }
         }
     }
