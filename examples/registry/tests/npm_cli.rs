@@ -2084,6 +2084,36 @@ async fn organisations_and_teams_through_the_real_npm_cli() {
         )
         .await;
     assert!(packages.contains("@acme/tool"), "{packages}");
+    let everything = alice
+        .ok(
+            alice_session,
+            here,
+            &["access", "list", "packages", "acme", "--json"],
+        )
+        .await;
+    assert!(everything.contains("@acme/tool"), "{everything}");
+    let collaborators = alice
+        .ok(
+            alice_session,
+            here,
+            &["access", "list", "collaborators", "@acme/tool", "--json"],
+        )
+        .await;
+    let collaborators: serde_json::Value = serde_json::from_str(&collaborators).unwrap();
+    assert_eq!(collaborators["bob"], "read-only", "{collaborators}");
+    let one = alice
+        .ok(alice_session, here, &["org", "ls", "acme", "bob", "--json"])
+        .await;
+    let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(one, serde_json::json!({ "bob": "developer" }));
+    for args in [
+        &["team", "create", "acme:short-lived"][..],
+        &["team", "destroy", "acme:short-lived"],
+    ] {
+        alice.ok(alice_session, here, args).await;
+    }
+    let teams = alice.ok(alice_session, here, &["team", "ls", "acme"]).await;
+    assert!(!teams.contains("short-lived"), "{teams}");
 
     let token = |permission: &'static str| {
         let password = password.clone();
