@@ -4,6 +4,12 @@
 //! crash leaves at most a file nobody names, never a version without its bytes. Two
 //! processes can share the folder: a file's name is its content, so writing one twice
 //! writes the same bytes, and each write goes to a file of its own, renamed into place.
+//!
+//! A file that one node removes can be one that another node is about to name (the same
+//! bytes published as another package's version): [`Blobs::remove_unused`] moves the file
+//! aside, asks again whether anything names it, and puts it back if something does; a
+//! publisher calls [`Blobs::put`] again once its row is committed, which writes the file
+//! anew if it was removed in between.
 
 use std::collections::HashMap;
 use std::io;
@@ -12,7 +18,7 @@ use std::sync::Mutex;
 
 use axum::body::Body;
 
-use super::Digest;
+use super::{DbError, Digest};
 
 /// Where tarballs are kept.
 pub enum Blobs {
@@ -43,8 +49,9 @@ impl Blobs {
         root.join(&hex[..2]).join(hex)
     }
 
-    /// Keeps `bytes`, whose SHA-512 the caller has computed as `digest`.
-    pub async fn put(&self, bytes: Vec<u8>, digest: Digest) -> io::Result<()> {
+    /// Keeps `bytes`, whose SHA-512 the caller has computed as `digest` (nothing to do when
+    /// the file is there already).
+    pub async fn put(&self, bytes: bytes::Bytes, digest: Digest) -> io::Result<()> {
         match self {
             Blobs::Disk(root) => {
                 let root = root.clone();
@@ -100,7 +107,7 @@ impl Blobs {
             Blobs::Memory(map) => {
                 map.lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(digest, bytes.into());
+                    .insert(digest, bytes);
                 Ok(())
             }
         }
@@ -133,17 +140,133 @@ impl Blobs {
         }
     }
 
-    /// Removes a tarball nobody names any more; one already gone is not an error.
-    pub async fn remove(&self, digest: &Digest) -> io::Result<()> {
+    /// Removes the tarball unless `in_use` (asked before and again after the file is moved
+    /// aside) says that a version or a stage names it; a file already gone is not an
+    /// error. Whether it was removed.
+    pub async fn remove_unused<F, Fut>(&self, digest: &Digest, in_use: F) -> Result<bool, DbError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, DbError>>,
+    {
+        let doing = "remove a tarball";
+        if in_use().await? {
+            return Ok(false);
+        }
         match self {
-            Blobs::Disk(root) => match tokio::fs::remove_file(Self::path(root, digest)).await {
-                Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-                _ => Ok(()),
+            Blobs::Disk(root) => {
+                let path = Self::path(root, digest);
+                let mut suffix = [0u8; 8];
+                getrandom::fill(&mut suffix).map_err(|e| DbError::new(doing, e.to_string()))?;
+                let aside = path.with_file_name(format!(
+                    ".{}.{:016x}.removing",
+                    digest.to_hex(),
+                    u64::from_le_bytes(suffix)
+                ));
+                match tokio::fs::rename(&path, &aside).await {
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+                    other => other.map_err(|e| DbError::new(doing, e))?,
+                }
+                // Named meanwhile (on another node): back it goes, over the same bytes if
+                // their publisher has written them again.
+                let named = match in_use().await {
+                    Ok(named) => named,
+                    Err(error) => {
+                        let _ = tokio::fs::rename(&aside, &path).await;
+                        return Err(error);
+                    }
+                };
+                if named {
+                    tokio::fs::rename(&aside, &path)
+                        .await
+                        .map_err(|e| DbError::new(doing, e))?;
+                    return Ok(false);
+                }
+                tokio::fs::remove_file(&aside)
+                    .await
+                    .map_err(|e| DbError::new(doing, e))?;
+                Ok(true)
+            }
+            // One process holds it: nothing can name it between the question and the removal.
+            Blobs::Memory(map) => Ok(map
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(digest)
+                .is_some()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Case {
+        name: &'static str,
+        /// What each question answers, in turn.
+        answers: &'static [bool],
+        removed: bool,
+    }
+
+    #[tokio::test]
+    async fn a_tarball_named_while_it_is_being_removed_stays() {
+        let cases = [
+            Case {
+                name: "named by nothing",
+                answers: &[false, false],
+                removed: true,
             },
-            Blobs::Memory(map) => {
-                map.lock().unwrap_or_else(|p| p.into_inner()).remove(digest);
-                Ok(())
+            Case {
+                name: "named already",
+                answers: &[true],
+                removed: false,
+            },
+            Case {
+                name: "named by a publish committed between the two questions",
+                answers: &[false, true],
+                removed: false,
+            },
+        ];
+        for case in cases {
+            let folder = tempfile::tempdir().unwrap();
+            let blobs = Blobs::disk(folder.path().join("tarballs")).unwrap();
+            let bytes = bytes::Bytes::from_static(b"the same bytes");
+            let digest = Digest::of(&bytes);
+            blobs.put(bytes, digest).await.unwrap();
+            let asked = AtomicUsize::new(0);
+            let removed = blobs
+                .remove_unused(&digest, || {
+                    let turn = asked.fetch_add(1, Ordering::SeqCst);
+                    std::future::ready(Ok(case.answers[turn]))
+                })
+                .await
+                .unwrap();
+            assert_eq!(removed, case.removed, "{}", case.name);
+            assert_eq!(
+                blobs.open(&digest).await.unwrap().is_some(),
+                !case.removed,
+                "{}",
+                case.name
+            );
+            let left: Vec<_> = walk(folder.path());
+            assert!(
+                left.iter().all(|name| !name.ends_with(".removing")),
+                "{}: {left:?}",
+                case.name
+            );
+        }
+    }
+
+    fn walk(folder: &std::path::Path) -> Vec<String> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                names.extend(walk(&path));
+            } else {
+                names.push(path.display().to_string());
             }
         }
+        names
     }
 }

@@ -134,7 +134,7 @@ pub async fn import_json_folder(
             })?;
             let digest = Digest::of(&bytes);
             blobs
-                .put(bytes, digest)
+                .put(bytes.into(), digest)
                 .await
                 .map_err(|e| DbError::new(doing, format!("cannot copy {}: {e}", file.display())))?;
             let manifest = &mut packument["versions"][&version];

@@ -283,13 +283,10 @@ fn tarball_digests(packument: &Value) -> Vec<crate::db::Digest> {
 /// Removes the tarballs among `digests` that no version of any package names any more.
 async fn remove_unused(state: &AppState, digests: Vec<crate::db::Digest>) -> Result<(), ApiError> {
     for digest in digests {
-        if !state.db().tarball_in_use(&digest).await? {
-            state
-                .blobs()
-                .remove(&digest)
-                .await
-                .map_err(|e| ApiError::internal("cannot remove a tarball", e))?;
-        }
+        state
+            .blobs()
+            .remove_unused(&digest, || state.db().tarball_in_use(&digest))
+            .await?;
     }
     Ok(())
 }

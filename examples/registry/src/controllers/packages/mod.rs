@@ -622,7 +622,7 @@ pub async fn release(
     }
     let (tarball, digest) = tokio::task::spawn_blocking(move || {
         let digest = crate::db::Digest::of(&checked.tarball);
-        (checked.tarball, digest)
+        (bytes::Bytes::from(checked.tarball), digest)
     })
     .await
     .map_err(|e| ApiError::internal("cannot read the tarball", e))?;
@@ -656,11 +656,13 @@ pub async fn release(
     // version without its bytes.
     state
         .blobs()
-        .put(tarball, digest)
+        .put(tarball.clone(), digest)
         .await
         .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
     if outcome == Outcome::Stage {
-        return crate::controllers::stage::keep(state, who, name, staged, digest).await;
+        let kept = crate::controllers::stage::keep(state, who, name, staged, digest).await?;
+        keep_written(state, tarball, digest).await?;
+        return Ok(kept);
     }
     let access = crate::db::Access {
         visibility,
@@ -683,6 +685,7 @@ pub async fn release(
         (None, None) => crate::db::PackageWrite::New(access),
     };
     save_packument(state, name, &mut packument, write).await?;
+    keep_written(state, tarball, digest).await?;
     if let Some(org) = org_scope {
         scopes::grant_developers(state, &org, name).await?;
     }
@@ -693,6 +696,21 @@ pub async fn release(
         "published"
     );
     Ok((StatusCode::CREATED, Json(json!({ "ok": true }))).into_response())
+}
+
+/// Writes the tarball again if it is gone now that its row is committed: another node may
+/// have removed the same bytes, named by nothing then, after this publish found the file
+/// there and before the row was committed (see [`crate::db::blobs`]).
+async fn keep_written(
+    state: &AppState,
+    tarball: bytes::Bytes,
+    digest: crate::db::Digest,
+) -> Result<(), ApiError> {
+    state
+        .blobs()
+        .put(tarball, digest)
+        .await
+        .map_err(|e| ApiError::internal("cannot save the tarball", e))
 }
 
 /// A version about to join its package: checked, with its integrity set.

@@ -274,14 +274,12 @@ pub async fn tarball(
 /// Removes a removed stage's tarball file, unless a version or another stage names the
 /// same bytes. A failure leaves a file nobody names, which is only disk space.
 pub async fn forget_tarball(state: &AppState, stage: &StoredStage) {
-    match state.db().tarball_in_use(&stage.digest).await {
-        Ok(false) => {
-            if let Err(error) = state.blobs().remove(&stage.digest).await {
-                tracing::warn!(%error, stage = stage.id, "cannot remove a staged tarball");
-            }
-        }
-        Ok(true) => {}
-        Err(error) => tracing::warn!(%error, stage = stage.id, "cannot remove a staged tarball"),
+    let removed = state
+        .blobs()
+        .remove_unused(&stage.digest, || state.db().tarball_in_use(&stage.digest))
+        .await;
+    if let Err(error) = removed {
+        tracing::warn!(%error, stage = stage.id, "cannot remove a staged tarball");
     }
 }
 
