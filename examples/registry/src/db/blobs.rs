@@ -20,6 +20,44 @@ pub enum Blobs {
     Memory(Mutex<HashMap<Digest, bytes::Bytes>>),
 }
 
+/// The bytes a tarball is read in: all of it in one read when it fits, at most this much
+/// held at a time when it does not.
+const CHUNK_BYTES: u64 = 64 * 1024;
+
+/// The tarball at `path`, `None` when there is no such file.
+fn open_on_disk(path: &std::path::Path) -> io::Result<Option<BlobBody>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let length = file.metadata()?.len();
+    if length > CHUNK_BYTES {
+        let stream = tokio_util::io::ReaderStream::with_capacity(
+            tokio::fs::File::from_std(file),
+            CHUNK_BYTES as usize,
+        );
+        return Ok(Some(BlobBody {
+            length,
+            body: Body::from_stream(stream),
+        }));
+    }
+    let mut bytes = Vec::with_capacity(length as usize);
+    io::Read::read_to_end(&mut io::Read::take(&mut file, CHUNK_BYTES + 1), &mut bytes)?;
+    // Files are renamed into place whole and never written again: another length means
+    // the file is damaged, and sending it under its Content-Length would be wrong.
+    if bytes.len() as u64 != length {
+        return Err(io::Error::other(format!(
+            "{} changed while it was read",
+            path.display()
+        )));
+    }
+    Ok(Some(BlobBody {
+        length,
+        body: Body::from(bytes),
+    }))
+}
+
 /// A tarball ready to be sent: its length and a body that streams it.
 pub struct BlobBody {
     pub length: u64,
@@ -110,17 +148,13 @@ impl Blobs {
     pub async fn open(&self, digest: &Digest) -> io::Result<Option<BlobBody>> {
         match self {
             Blobs::Disk(root) => {
-                let file = match tokio::fs::File::open(Self::path(root, digest)).await {
-                    Ok(file) => file,
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-                    Err(error) => return Err(error),
-                };
-                let length = file.metadata().await?.len();
-                let stream = tokio_util::io::ReaderStream::new(file);
-                Ok(Some(BlobBody {
-                    length,
-                    body: Body::from_stream(stream),
-                }))
+                let path = Self::path(root, digest);
+                // One hop to the blocking pool opens the file, takes its length and, when
+                // it fits in one chunk (as most tarballs do), reads it: each hop costs
+                // more than the read. A longer one streams a chunk per hop.
+                tokio::task::spawn_blocking(move || open_on_disk(&path))
+                    .await
+                    .map_err(io::Error::other)?
             }
             Blobs::Memory(map) => Ok(map
                 .lock()
@@ -145,5 +179,50 @@ impl Blobs {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Case {
+        what: &'static str,
+        bytes: usize,
+    }
+
+    #[tokio::test]
+    async fn a_tarball_is_sent_whole_under_its_length() {
+        let cases = [
+            Case {
+                what: "one chunk, read in the hop that opens it",
+                bytes: 300,
+            },
+            Case {
+                what: "exactly one chunk",
+                bytes: CHUNK_BYTES as usize,
+            },
+            Case {
+                what: "longer than a chunk, streamed",
+                bytes: 3 * CHUNK_BYTES as usize + 17,
+            },
+        ];
+        let folder = tempfile::tempdir().unwrap();
+        let blobs = Blobs::disk(folder.path().join("tarballs")).unwrap();
+        for case in cases {
+            let bytes: Vec<u8> = (0..case.bytes).map(|i| (i % 251) as u8).collect();
+            let digest = Digest::of(&bytes);
+            blobs.put(bytes.clone(), digest).await.unwrap();
+            let blob = blobs.open(&digest).await.unwrap().expect(case.what);
+            assert_eq!(blob.length, case.bytes as u64, "{}", case.what);
+            let sent = axum::body::to_bytes(blob.body, usize::MAX).await.unwrap();
+            assert!(
+                sent == bytes,
+                "{}: the bytes sent are the file's",
+                case.what
+            );
+        }
+        let missing = Digest::of(b"never written");
+        assert!(blobs.open(&missing).await.unwrap().is_none());
     }
 }
