@@ -16,16 +16,33 @@ use super::Digest;
 
 /// Where tarballs are kept.
 pub enum Blobs {
-    Disk(PathBuf),
+    /// Files under `root`, the tarballs of one chunk or less also kept in memory as last
+    /// read: a file's name is its content, so what is kept never goes stale (and the
+    /// caller has decided from the database that someone may read it).
+    Disk {
+        root: PathBuf,
+        small: moka::sync::Cache<Digest, bytes::Bytes>,
+    },
     Memory(Mutex<HashMap<Digest, bytes::Bytes>>),
 }
+
+/// How many bytes of small tarballs are kept in memory, at most.
+const SMALL_CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The bytes a tarball is read in: all of it in one read when it fits, at most this much
 /// held at a time when it does not.
 const CHUNK_BYTES: u64 = 64 * 1024;
 
+/// A tarball file, opened.
+enum Opened {
+    /// One chunk or less, read.
+    Whole(bytes::Bytes),
+    /// Longer, to be streamed.
+    Long { length: u64, file: std::fs::File },
+}
+
 /// The tarball at `path`, `None` when there is no such file.
-fn open_on_disk(path: &std::path::Path) -> io::Result<Option<BlobBody>> {
+fn open_on_disk(path: &std::path::Path) -> io::Result<Option<Opened>> {
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -33,14 +50,7 @@ fn open_on_disk(path: &std::path::Path) -> io::Result<Option<BlobBody>> {
     };
     let length = file.metadata()?.len();
     if length > CHUNK_BYTES {
-        let stream = tokio_util::io::ReaderStream::with_capacity(
-            tokio::fs::File::from_std(file),
-            CHUNK_BYTES as usize,
-        );
-        return Ok(Some(BlobBody {
-            length,
-            body: Body::from_stream(stream),
-        }));
+        return Ok(Some(Opened::Long { length, file }));
     }
     let mut bytes = Vec::with_capacity(length as usize);
     io::Read::read_to_end(&mut io::Read::take(&mut file, CHUNK_BYTES + 1), &mut bytes)?;
@@ -52,10 +62,7 @@ fn open_on_disk(path: &std::path::Path) -> io::Result<Option<BlobBody>> {
             path.display()
         )));
     }
-    Ok(Some(BlobBody {
-        length,
-        body: Body::from(bytes),
-    }))
+    Ok(Some(Opened::Whole(bytes.into())))
 }
 
 /// A tarball ready to be sent: its length and a body that streams it.
@@ -64,12 +71,30 @@ pub struct BlobBody {
     pub body: Body,
 }
 
+impl BlobBody {
+    fn whole(bytes: bytes::Bytes) -> Self {
+        Self {
+            length: bytes.len() as u64,
+            body: Body::from(bytes),
+        }
+    }
+}
+
 impl Blobs {
     /// Tarballs under `folder` (made when missing, readable by its owner only).
     pub fn disk(folder: PathBuf) -> io::Result<Self> {
         std::fs::create_dir_all(&folder)?;
         crate::storage::make_private(&folder, crate::storage::PRIVATE_DIR)?;
-        Ok(Self::Disk(folder))
+        let small = moka::sync::Cache::builder()
+            .max_capacity(SMALL_CAPACITY_BYTES)
+            .weigher(|_: &Digest, bytes: &bytes::Bytes| {
+                u32::try_from(bytes.len()).unwrap_or(u32::MAX)
+            })
+            .build();
+        Ok(Self::Disk {
+            root: folder,
+            small,
+        })
     }
 
     pub fn memory() -> Self {
@@ -84,7 +109,7 @@ impl Blobs {
     /// Keeps `bytes`, whose SHA-512 the caller has computed as `digest`.
     pub async fn put(&self, bytes: Vec<u8>, digest: Digest) -> io::Result<()> {
         match self {
-            Blobs::Disk(root) => {
+            Blobs::Disk { root, .. } => {
                 let root = root.clone();
                 tokio::task::spawn_blocking(move || {
                     let path = Self::path(&root, &digest);
@@ -147,33 +172,50 @@ impl Blobs {
     /// The tarball, streamed from disk; `None` if its file is gone.
     pub async fn open(&self, digest: &Digest) -> io::Result<Option<BlobBody>> {
         match self {
-            Blobs::Disk(root) => {
+            Blobs::Disk { root, small } => {
+                if let Some(bytes) = small.get(digest) {
+                    return Ok(Some(BlobBody::whole(bytes)));
+                }
                 let path = Self::path(root, digest);
                 // One hop to the blocking pool opens the file, takes its length and, when
                 // it fits in one chunk (as most tarballs do), reads it: each hop costs
                 // more than the read. A longer one streams a chunk per hop.
-                tokio::task::spawn_blocking(move || open_on_disk(&path))
+                let opened = tokio::task::spawn_blocking(move || open_on_disk(&path))
                     .await
-                    .map_err(io::Error::other)?
+                    .map_err(io::Error::other)??;
+                Ok(opened.map(|opened| match opened {
+                    Opened::Whole(bytes) => {
+                        small.insert(*digest, bytes.clone());
+                        BlobBody::whole(bytes)
+                    }
+                    Opened::Long { length, file } => BlobBody {
+                        length,
+                        body: Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                            tokio::fs::File::from_std(file),
+                            CHUNK_BYTES as usize,
+                        )),
+                    },
+                }))
             }
             Blobs::Memory(map) => Ok(map
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(digest)
-                .map(|bytes| BlobBody {
-                    length: bytes.len() as u64,
-                    body: Body::from(bytes.clone()),
-                })),
+                .cloned()
+                .map(BlobBody::whole)),
         }
     }
 
     /// Removes a tarball nobody names any more; one already gone is not an error.
     pub async fn remove(&self, digest: &Digest) -> io::Result<()> {
         match self {
-            Blobs::Disk(root) => match tokio::fs::remove_file(Self::path(root, digest)).await {
-                Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-                _ => Ok(()),
-            },
+            Blobs::Disk { root, small } => {
+                small.invalidate(digest);
+                match tokio::fs::remove_file(Self::path(root, digest)).await {
+                    Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+                    _ => Ok(()),
+                }
+            }
             Blobs::Memory(map) => {
                 map.lock().unwrap_or_else(|p| p.into_inner()).remove(digest);
                 Ok(())
@@ -213,12 +255,21 @@ mod tests {
             let bytes: Vec<u8> = (0..case.bytes).map(|i| (i % 251) as u8).collect();
             let digest = Digest::of(&bytes);
             blobs.put(bytes.clone(), digest).await.unwrap();
-            let blob = blobs.open(&digest).await.unwrap().expect(case.what);
-            assert_eq!(blob.length, case.bytes as u64, "{}", case.what);
-            let sent = axum::body::to_bytes(blob.body, usize::MAX).await.unwrap();
+            // The first read from the file, the second (of a small one) from memory.
+            for read in ["first", "second"] {
+                let blob = blobs.open(&digest).await.unwrap().expect(case.what);
+                assert_eq!(blob.length, case.bytes as u64, "{}, {read}", case.what);
+                let sent = axum::body::to_bytes(blob.body, usize::MAX).await.unwrap();
+                assert!(
+                    sent == bytes,
+                    "{}, {read}: the bytes are the file's",
+                    case.what
+                );
+            }
+            blobs.remove(&digest).await.unwrap();
             assert!(
-                sent == bytes,
-                "{}: the bytes sent are the file's",
+                blobs.open(&digest).await.unwrap().is_none(),
+                "{}: a removed tarball is not sent from memory",
                 case.what
             );
         }
