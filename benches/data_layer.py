@@ -395,6 +395,12 @@ def check_reads(port, n, abbreviated_type_expected):
 
 
 def rate(port, n, kind, work):
+    requests, seconds = wrk_run(port, n, kind, work)
+    return requests / seconds
+
+
+def wrk_run(port, n, kind, work):
+    """One wrk run of `kind` over `n` packages: (requests answered, seconds)."""
     script = os.path.join(work, f"{kind}-{n}.lua")
     pathlib.Path(script).write_text(LUA.format(n=n, kind=kind, abbreviated=ABBREVIATED))
     out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--timeout", "30s",
@@ -407,7 +413,7 @@ def rate(port, n, kind, work):
     if any(errors) or requests == 0:
         sys.exit(f"data_layer: {kind} on port {port}: errors (connect, read, write, status, "
                  f"timeout) {errors}, {requests} requests")
-    return requests / (duration / 1e6)
+    return requests, duration / 1e6
 
 
 CI_VERSION = "1.0.0"

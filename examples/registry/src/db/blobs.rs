@@ -22,8 +22,53 @@ use super::{DbError, Digest};
 
 /// Where tarballs are kept.
 pub enum Blobs {
-    Disk(PathBuf),
+    /// Files under `root`, the tarballs of one chunk or less also kept in memory as last
+    /// read: a file's name is its content, so what is kept never goes stale (and the
+    /// caller has decided from the database that someone may read it).
+    Disk {
+        root: PathBuf,
+        small: moka::sync::Cache<Digest, bytes::Bytes>,
+    },
     Memory(Mutex<HashMap<Digest, bytes::Bytes>>),
+}
+
+/// How many bytes of small tarballs are kept in memory, at most.
+const SMALL_CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The bytes a tarball is read in: all of it in one read when it fits, at most this much
+/// held at a time when it does not.
+const CHUNK_BYTES: u64 = 64 * 1024;
+
+/// A tarball file, opened.
+enum Opened {
+    /// One chunk or less, read.
+    Whole(bytes::Bytes),
+    /// Longer, to be streamed.
+    Long { length: u64, file: std::fs::File },
+}
+
+/// The tarball at `path`, `None` when there is no such file.
+fn open_on_disk(path: &std::path::Path) -> io::Result<Option<Opened>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let length = file.metadata()?.len();
+    if length > CHUNK_BYTES {
+        return Ok(Some(Opened::Long { length, file }));
+    }
+    let mut bytes = Vec::with_capacity(length as usize);
+    io::Read::read_to_end(&mut io::Read::take(&mut file, CHUNK_BYTES + 1), &mut bytes)?;
+    // Files are renamed into place whole and never written again: another length means
+    // the file is damaged, and sending it under its Content-Length would be wrong.
+    if bytes.len() as u64 != length {
+        return Err(io::Error::other(format!(
+            "{} changed while it was read",
+            path.display()
+        )));
+    }
+    Ok(Some(Opened::Whole(bytes.into())))
 }
 
 /// A tarball ready to be sent: its length and a body that streams it.
@@ -32,12 +77,30 @@ pub struct BlobBody {
     pub body: Body,
 }
 
+impl BlobBody {
+    fn whole(bytes: bytes::Bytes) -> Self {
+        Self {
+            length: bytes.len() as u64,
+            body: Body::from(bytes),
+        }
+    }
+}
+
 impl Blobs {
     /// Tarballs under `folder` (made when missing, readable by its owner only).
     pub fn disk(folder: PathBuf) -> io::Result<Self> {
         std::fs::create_dir_all(&folder)?;
         crate::storage::make_private(&folder, crate::storage::PRIVATE_DIR)?;
-        Ok(Self::Disk(folder))
+        let small = moka::sync::Cache::builder()
+            .max_capacity(SMALL_CAPACITY_BYTES)
+            .weigher(|_: &Digest, bytes: &bytes::Bytes| {
+                u32::try_from(bytes.len()).unwrap_or(u32::MAX)
+            })
+            .build();
+        Ok(Self::Disk {
+            root: folder,
+            small,
+        })
     }
 
     pub fn memory() -> Self {
@@ -53,7 +116,7 @@ impl Blobs {
     /// the file is there already).
     pub async fn put(&self, bytes: bytes::Bytes, digest: Digest) -> io::Result<()> {
         match self {
-            Blobs::Disk(root) => {
+            Blobs::Disk { root, .. } => {
                 let root = root.clone();
                 tokio::task::spawn_blocking(move || {
                     let path = Self::path(&root, &digest);
@@ -116,27 +179,37 @@ impl Blobs {
     /// The tarball, streamed from disk; `None` if its file is gone.
     pub async fn open(&self, digest: &Digest) -> io::Result<Option<BlobBody>> {
         match self {
-            Blobs::Disk(root) => {
-                let file = match tokio::fs::File::open(Self::path(root, digest)).await {
-                    Ok(file) => file,
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-                    Err(error) => return Err(error),
-                };
-                let length = file.metadata().await?.len();
-                let stream = tokio_util::io::ReaderStream::new(file);
-                Ok(Some(BlobBody {
-                    length,
-                    body: Body::from_stream(stream),
+            Blobs::Disk { root, small } => {
+                if let Some(bytes) = small.get(digest) {
+                    return Ok(Some(BlobBody::whole(bytes)));
+                }
+                let path = Self::path(root, digest);
+                // One hop to the blocking pool opens the file, takes its length and, when
+                // it fits in one chunk (as most tarballs do), reads it: each hop costs
+                // more than the read. A longer one streams a chunk per hop.
+                let opened = tokio::task::spawn_blocking(move || open_on_disk(&path))
+                    .await
+                    .map_err(io::Error::other)??;
+                Ok(opened.map(|opened| match opened {
+                    Opened::Whole(bytes) => {
+                        small.insert(*digest, bytes.clone());
+                        BlobBody::whole(bytes)
+                    }
+                    Opened::Long { length, file } => BlobBody {
+                        length,
+                        body: Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                            tokio::fs::File::from_std(file),
+                            CHUNK_BYTES as usize,
+                        )),
+                    },
                 }))
             }
             Blobs::Memory(map) => Ok(map
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .get(digest)
-                .map(|bytes| BlobBody {
-                    length: bytes.len() as u64,
-                    body: Body::from(bytes.clone()),
-                })),
+                .cloned()
+                .map(BlobBody::whole)),
         }
     }
 
@@ -153,7 +226,7 @@ impl Blobs {
             return Ok(false);
         }
         match self {
-            Blobs::Disk(root) => {
+            Blobs::Disk { root, small } => {
                 let path = Self::path(root, digest);
                 let mut suffix = [0u8; 8];
                 getrandom::fill(&mut suffix).map_err(|e| DbError::new(doing, e.to_string()))?;
@@ -181,6 +254,7 @@ impl Blobs {
                         .map_err(|e| DbError::new(doing, e))?;
                     return Ok(false);
                 }
+                small.invalidate(digest);
                 tokio::fs::remove_file(&aside)
                     .await
                     .map_err(|e| DbError::new(doing, e))?;
@@ -268,5 +342,55 @@ mod tests {
             }
         }
         names
+    }
+
+    struct Sized {
+        what: &'static str,
+        bytes: usize,
+    }
+
+    #[tokio::test]
+    async fn a_tarball_is_sent_whole_under_its_length() {
+        let cases = [
+            Sized {
+                what: "one chunk, read in the hop that opens it",
+                bytes: 300,
+            },
+            Sized {
+                what: "exactly one chunk",
+                bytes: CHUNK_BYTES as usize,
+            },
+            Sized {
+                what: "longer than a chunk, streamed",
+                bytes: 3 * CHUNK_BYTES as usize + 17,
+            },
+        ];
+        let folder = tempfile::tempdir().unwrap();
+        let blobs = Blobs::disk(folder.path().join("tarballs")).unwrap();
+        for case in cases {
+            let bytes: Vec<u8> = (0..case.bytes).map(|i| (i % 251) as u8).collect();
+            let digest = Digest::of(&bytes);
+            blobs.put(bytes.clone().into(), digest).await.unwrap();
+            // The first read from the file, the second (of a small one) from memory.
+            for read in ["first", "second"] {
+                let blob = blobs.open(&digest).await.unwrap().expect(case.what);
+                assert_eq!(blob.length, case.bytes as u64, "{}, {read}", case.what);
+                let sent = axum::body::to_bytes(blob.body, usize::MAX).await.unwrap();
+                assert!(
+                    sent == bytes,
+                    "{}, {read}: the bytes are the file's",
+                    case.what
+                );
+            }
+            let unused = || std::future::ready(Ok(false));
+            assert!(blobs.remove_unused(&digest, unused).await.unwrap());
+            assert!(
+                blobs.open(&digest).await.unwrap().is_none(),
+                "{}: a removed tarball is not sent from memory",
+                case.what
+            );
+        }
+        let missing = Digest::of(b"never written");
+        assert!(blobs.open(&missing).await.unwrap().is_none());
     }
 }

@@ -915,11 +915,14 @@ impl Metadata for PostgresMetadata {
         Box::pin(async move {
             let doing = "read the package";
             let client = self.client(doing).await?;
+            let statement = client
+                .prepare_cached(&format!(
+                    "SELECT {column}, revision FROM registry_packages WHERE name = $1"
+                ))
+                .await
+                .map_err(pg_error(doing))?;
             let row = client
-                .query_opt(
-                    &format!("SELECT {column}, revision FROM registry_packages WHERE name = $1"),
-                    &[&full],
-                )
+                .query_opt(&statement, &[&full])
                 .await
                 .map_err(pg_error(doing))?;
             Ok(row.map(|row| StoredDocument {
@@ -1006,15 +1009,18 @@ impl Metadata for PostgresMetadata {
         Box::pin(async move {
             let doing = "read the package";
             let client = self.client(doing).await?;
-            let row = client
-                .query_opt(
+            let statement = client
+                .prepare_cached(
                     "SELECT p.visibility, p.mfa, EXISTS (SELECT 1 FROM registry_maintainers m
                          WHERE m.package = p.name AND m.username = $2), p.revision,
                          (SELECT t.access FROM registry_team_access t
                              WHERE t.package = p.name AND t.username = $2)
                      FROM registry_packages p WHERE p.name = $1",
-                    &[&full, &reader],
                 )
+                .await
+                .map_err(pg_error(doing))?;
+            let row = client
+                .query_opt(&statement, &[&full, &reader])
                 .await
                 .map_err(pg_error(doing))?;
             row.map(|row| {
@@ -1044,16 +1050,19 @@ impl Metadata for PostgresMetadata {
         Box::pin(async move {
             let doing = "read the tarball's record";
             let client = self.client(doing).await?;
-            let row = client
-                .query_opt(
+            let statement = client
+                .prepare_cached(
                     "SELECT v.digest, p.visibility, p.mfa, EXISTS (SELECT 1 FROM
                          registry_maintainers m WHERE m.package = p.name AND m.username = $3),
                          p.revision, (SELECT t.access FROM registry_team_access t
                              WHERE t.package = p.name AND t.username = $3)
                      FROM registry_versions v JOIN registry_packages p ON p.name = v.package
                      WHERE v.package = $1 AND v.tarball = $2",
-                    &[&full, &file, &reader],
                 )
+                .await
+                .map_err(pg_error(doing))?;
+            let row = client
+                .query_opt(&statement, &[&full, &file, &reader])
                 .await
                 .map_err(pg_error(doing))?;
             row.map(|row| {

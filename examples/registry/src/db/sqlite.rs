@@ -150,6 +150,8 @@ const MIGRATIONS: &[&str] = &[
 
 /// Readers a file database keeps open beside its writer.
 const READERS: usize = 4;
+/// Quick readers at least (see [`SqliteMetadata::read_now`]); one per core if more.
+const QUICK_READERS: usize = 2;
 /// How long a call waits for another process's write to end.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -158,6 +160,9 @@ pub struct SqliteMetadata {
     writer: Arc<Mutex<Connection>>,
     /// Empty for a database in memory, whose one connection does everything.
     readers: Arc<Vec<Mutex<Connection>>>,
+    /// Readers that never wait for a lock, for reads made on the caller's thread; empty
+    /// in memory.
+    quick: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
 
@@ -221,8 +226,7 @@ impl SqliteMetadata {
             .map_err(|e| DbError::new(doing, e))?;
         configure(&writer, true)?;
         migrate(&mut writer)?;
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
+        let reader = |busy_timeout| {
             let reader = Connection::open_with_flags(
                 path,
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -230,13 +234,21 @@ impl SqliteMetadata {
             )
             .map_err(sql_error(doing))?;
             reader
-                .busy_timeout(BUSY_TIMEOUT)
+                .busy_timeout(busy_timeout)
                 .map_err(sql_error(doing))?;
-            readers.push(Mutex::new(reader));
-        }
+            Ok::<_, DbError>(Mutex::new(reader))
+        };
+        let readers = (0..READERS)
+            .map(|_| reader(BUSY_TIMEOUT))
+            .collect::<Result<_, _>>()?;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let quick = (0..cores.max(QUICK_READERS))
+            .map(|_| reader(Duration::ZERO))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(readers),
+            quick,
             next_reader: AtomicUsize::new(0),
         })
     }
@@ -250,6 +262,7 @@ impl SqliteMetadata {
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Vec::new()),
+            quick: Vec::new(),
             next_reader: AtomicUsize::new(0),
         })
     }
@@ -298,6 +311,37 @@ impl SqliteMetadata {
             .await
             .map_err(|e| DbError::new(doing, e))?
         })
+    }
+
+    /// Runs `work`, a read of a row or two by key, at once on the caller's thread when a
+    /// quick reader is free and no lock is in the way, and as [`Self::read`] does
+    /// otherwise. Such a read takes microseconds, less than the hop to tokio's blocking
+    /// pool and back; a quick reader never waits for a lock (its busy timeout is zero:
+    /// it gives up, and the read goes to the pool), so only the pages it reads, nearly
+    /// always in the OS's cache, can hold the caller's thread.
+    fn read_now<T, F>(&self, doing: &'static str, work: F) -> DbFuture<'_, T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for offset in 0..self.quick.len() {
+            let Ok(connection) = self.quick[(turn + offset) % self.quick.len()].try_lock() else {
+                continue;
+            };
+            match work(&connection) {
+                Err(rusqlite::Error::SqliteFailure(failure, _))
+                    if matches!(
+                        failure.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) =>
+                {
+                    break;
+                }
+                done => return Box::pin(std::future::ready(done.map_err(sql_error(doing)))),
+            }
+        }
+        self.read(doing, work)
     }
 }
 
@@ -960,18 +1004,17 @@ impl Metadata for SqliteMetadata {
             Document::Full => "packument",
             Document::Abbreviated => "abbreviated",
         };
-        self.read("read the package", move |connection| {
+        self.read_now("read the package", move |connection| {
             connection
-                .query_row(
-                    &format!("SELECT {column}, revision FROM packages WHERE name = ?1"),
-                    [&full],
-                    |row| {
-                        Ok(StoredDocument {
-                            json: row.get(0)?,
-                            revision: row.get(1)?,
-                        })
-                    },
-                )
+                .prepare_cached(&format!(
+                    "SELECT {column}, revision FROM packages WHERE name = ?1"
+                ))?
+                .query_row([&full], |row| {
+                    Ok(StoredDocument {
+                        json: row.get(0)?,
+                        revision: row.get(1)?,
+                    })
+                })
                 .optional()
         })
     }
@@ -1050,26 +1093,25 @@ impl Metadata for SqliteMetadata {
     ) -> DbFuture<'_, Option<ReadRule>> {
         let full = name.to_string();
         let reader = reader.map(str::to_owned);
-        self.read("read the package", move |connection| {
+        self.read_now("read the package", move |connection| {
             connection
-                .query_row(
+                .prepare_cached(
                     "SELECT p.visibility, p.mfa, EXISTS (SELECT 1 FROM maintainers m
                          WHERE m.package = p.name AND m.user = ?2), p.revision,
                          (SELECT t.access FROM team_access t
                              WHERE t.package = p.name AND t.user = ?2)
                      FROM packages p WHERE p.name = ?1",
-                    params![full, reader],
-                    |row| {
-                        let visibility: String = row.get(0)?;
-                        let mfa: String = row.get(1)?;
-                        Ok(ReadRule {
-                            visibility: access_of(&visibility, &mfa)?.visibility,
-                            reader_maintains: row.get(2)?,
-                            revision: row.get(3)?,
-                            reader_team: team_access_of(row.get(4)?)?,
-                        })
-                    },
-                )
+                )?
+                .query_row(params![full, reader], |row| {
+                    let visibility: String = row.get(0)?;
+                    let mfa: String = row.get(1)?;
+                    Ok(ReadRule {
+                        visibility: access_of(&visibility, &mfa)?.visibility,
+                        reader_maintains: row.get(2)?,
+                        revision: row.get(3)?,
+                        reader_team: team_access_of(row.get(4)?)?,
+                    })
+                })
                 .optional()
         })
     }
@@ -1083,33 +1125,32 @@ impl Metadata for SqliteMetadata {
         let full = name.to_string();
         let file = file.to_owned();
         let reader = reader.map(str::to_owned);
-        self.read("read the tarball's record", move |connection| {
+        self.read_now("read the tarball's record", move |connection| {
             connection
-                .query_row(
+                .prepare_cached(
                     "SELECT v.digest, p.visibility, p.mfa, EXISTS (SELECT 1 FROM maintainers m
                          WHERE m.package = p.name AND m.user = ?3), p.revision,
                          (SELECT t.access FROM team_access t
                              WHERE t.package = p.name AND t.user = ?3)
                      FROM versions v JOIN packages p ON p.name = v.package
                      WHERE v.package = ?1 AND v.tarball = ?2",
-                    params![full, file, reader],
-                    |row| {
-                        let digest: String = row.get(0)?;
-                        let visibility: String = row.get(1)?;
-                        let mfa: String = row.get(2)?;
-                        Ok(TarballRow {
-                            digest: Digest::from_hex(&digest).ok_or_else(|| {
-                                json_error(serde::de::Error::custom("a tarball digest is damaged"))
-                            })?,
-                            rule: ReadRule {
-                                visibility: access_of(&visibility, &mfa)?.visibility,
-                                reader_maintains: row.get(3)?,
-                                revision: row.get(4)?,
-                                reader_team: team_access_of(row.get(5)?)?,
-                            },
-                        })
-                    },
-                )
+                )?
+                .query_row(params![full, file, reader], |row| {
+                    let digest: String = row.get(0)?;
+                    let visibility: String = row.get(1)?;
+                    let mfa: String = row.get(2)?;
+                    Ok(TarballRow {
+                        digest: Digest::from_hex(&digest).ok_or_else(|| {
+                            json_error(serde::de::Error::custom("a tarball digest is damaged"))
+                        })?,
+                        rule: ReadRule {
+                            visibility: access_of(&visibility, &mfa)?.visibility,
+                            reader_maintains: row.get(3)?,
+                            revision: row.get(4)?,
+                            reader_team: team_access_of(row.get(5)?)?,
+                        },
+                    })
+                })
                 .optional()
         })
     }
@@ -1571,6 +1612,33 @@ mod tests {
         drop(connection);
         // The query runs and ends, and its turn with it.
         let _next = turns.acquire().await.unwrap();
+    }
+
+    #[test]
+    fn a_read_waits_on_the_pool_when_every_quick_reader_is_taken() {
+        let folder = tempfile::tempdir().unwrap();
+        let db = Arc::new(SqliteMetadata::open(&folder.path().join("registry.db")).unwrap());
+        let taken: Vec<_> = db.quick.iter().map(|quick| quick.lock().unwrap()).collect();
+        let (done, answer) = std::sync::mpsc::channel();
+        let reader = Arc::clone(&db);
+        // On a thread of its own: one that waited for a quick reader would wait forever.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            let name = PackageName::parse("tool").unwrap();
+            let _ = done.send(runtime.block_on(reader.read_rule(&name, None)));
+        });
+        let rule = answer
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the read went to the pool instead of waiting for a quick reader");
+        assert!(matches!(rule, Ok(None)));
+        drop(taken);
+    }
+
+    #[tokio::test]
+    async fn quick_reads_of_a_file_see_every_write() {
+        let folder = tempfile::tempdir().unwrap();
+        let db = SqliteMetadata::open(&folder.path().join("registry.db")).unwrap();
+        super::super::behaviour::writes_replace_the_index(&db).await;
     }
 
     #[tokio::test]

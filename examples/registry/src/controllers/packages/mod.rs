@@ -863,17 +863,17 @@ async fn serve_packument(
         crate::db::Document::Abbreviated => INSTALL_DOCUMENT,
         crate::db::Document::Full => "application/json",
     };
-    let send = |revision: i64, bytes: bytes::Bytes| {
+    let send = |etag: String, bytes: bytes::Bytes| {
         (
             [(header::CONTENT_TYPE, content_type)],
             vary,
-            [(header::ETAG, entity_tag(revision, which, host))],
+            [(header::ETAG, etag)],
             bytes,
         )
             .into_response()
     };
     if let Some(bytes) = state.rendered().get(&name.full, which, host, rule.revision) {
-        return Ok(send(rule.revision, bytes));
+        return Ok(send(etag, bytes));
     }
     let Some(stored) = state.db().document(&name, which).await? else {
         return Err(access::not_found(&name));
@@ -920,7 +920,7 @@ async fn serve_packument(
     state
         .rendered()
         .put(&name.full, which, host, stored.revision, bytes.clone());
-    Ok(send(stored.revision, bytes))
+    Ok(send(entity_tag(stored.revision, which, host), bytes))
 }
 
 /// A packument's `ETag`: its revision, which document, and the host its URLs name. The
@@ -928,13 +928,19 @@ async fn serve_packument(
 /// the registry computes alike, so that nodes behind one load balancer agree on ETags.
 fn entity_tag(revision: i64, which: crate::db::Document, host: &str) -> String {
     use sha2::Digest as _;
+    use std::fmt::Write as _;
     let digest = sha2::Sha256::digest(host.as_bytes());
-    let host_hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     let kind = match which {
         crate::db::Document::Full => "full",
         crate::db::Document::Abbreviated => "install",
     };
-    format!("\"{revision}-{kind}-{host_hash}\"")
+    let mut tag = format!("\"{revision}-{kind}-");
+    for byte in &digest[..8] {
+        // Writing to a String cannot fail.
+        let _ = write!(tag, "{byte:02x}");
+    }
+    tag.push('"');
+    tag
 }
 
 pub async fn tarball(
