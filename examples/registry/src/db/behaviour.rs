@@ -558,6 +558,14 @@ pub async fn search_is_bounded(db: &dyn Metadata) {
             total: 0,
         },
         Case {
+            name: "a word in every package's keywords, past the count: read in name order",
+            text: "util",
+            reader: None,
+            paged: page(1, 3, 2),
+            found: &["leftpad", "pa", "pad"],
+            total: 2,
+        },
+        Case {
             name: "no words: the readable packages by name, past the count",
             text: "",
             reader: None,

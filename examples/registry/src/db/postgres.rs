@@ -14,7 +14,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::index::PackageIndex;
-use super::search_tiers::{Tier, all_found, common_prefix, prefix_end};
+use super::search_tiers::{Tier, all_found, common_prefix, prefix_end, text_rank_is_dense};
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, OrgRemoval,
     PackageWrite, PublishersAdded, ReadRule, Role, SearchHit, SearchPage, SearchQuery, SearchTurn,
@@ -775,9 +775,17 @@ async fn ranked_page(
             break;
         }
         let left = need - names.len();
-        let found = tier_names(transaction, with, TierRead::Index(tier), counted + 1).await?;
-        let found: Vec<(String, ())> = found.into_iter().map(|name| (name, ())).collect();
-        match all_found(found, counted, left) {
+        let found = if tier == Tier::InText && text_rank_is_dense(names.len(), counted) {
+            None
+        } else {
+            let found = tier_names(transaction, with, TierRead::Index(tier), counted + 1).await?;
+            all_found(
+                found.into_iter().map(|name| (name, ())).collect(),
+                counted,
+                left,
+            )
+        };
+        match found {
             Some(found) => names.extend(found.into_iter().map(|(name, ())| name)),
             None => names.extend(tier_names(transaction, with, TierRead::Names(tier), left).await?),
         }

@@ -11,7 +11,10 @@
 //!   it finds at most the search's `counted` of them, they are all read and put in name
 //!   order; when it finds more, they are at least `counted` in every package of the
 //!   registry, so reading the name index in order meets the page's packages after about
-//!   `need × packages ÷ counted` rows, and that read is the one made.
+//!   `need × packages ÷ counted` rows, and that read is the one made. For the text rank,
+//!   when the better ranks hold at most half of `counted`, the text rank holds the rest
+//!   of more than `counted` matches, so it is read through the name index at once
+//!   ([`text_rank_is_dense`]).
 //!
 //! The ranks are disjoint (a package has one), so the merged pages hold each package once.
 
@@ -65,6 +68,14 @@ impl Tier {
             Tier::InText => 3,
         }
     }
+}
+
+/// Whether the text rank is known to hold enough of the matches to read it through the
+/// name index at once: the search matched more than `counted`, and only `better` of them
+/// (every one of the better ranks) ranked above it, so more than half of `counted` are in
+/// it. That saves reading them through the text index only to learn there are many.
+pub fn text_rank_is_dense(better: usize, counted: usize) -> bool {
+    better <= counted / 2
 }
 
 /// What the text index gave for a tier, read with a limit of `counted + 1`: all of its

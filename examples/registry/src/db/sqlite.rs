@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value;
 
 use super::index::PackageIndex;
-use super::search_tiers::{Tier, all_found, common_prefix, prefix_end};
+use super::search_tiers::{Tier, all_found, common_prefix, prefix_end, text_rank_is_dense};
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, OrgRemoval,
     PackageWrite, PublishersAdded, ReadRule, Role, SearchHit, SearchPage, SearchQuery, SearchTurn,
@@ -901,7 +901,8 @@ fn ranked_page(
             break;
         }
         let left = need - ids.len();
-        let found = if parts.indexed {
+        let dense = tier == Tier::InText && text_rank_is_dense(ids.len(), counted);
+        let found = if parts.indexed && !dense {
             all_found(
                 read(TierRead::Index(tier), counted + 1, &[])?,
                 counted,
