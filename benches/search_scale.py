@@ -11,10 +11,11 @@ HTTP as data_layer.py seeds (the same packages, three versions each, 16 publishe
 once, the 200 `npm ci` packages first), the servers seeded at the same time. At each
 scale, each server is searched in turn with data_layer.py's mix (words that hit every
 package, a tenth, a hundredth, one full name, none; `size=20`, one request at a time,
-TOKENGATE_DATA_LAYER_SEARCHES and _SEARCH_BUDGET as there). Prints a Markdown table on
-stdout: pooled p50 and p95 and the p50 of each kind per scale, and the 10,000 ÷ 1,000
-ratio of each; progress on stderr."""
-import concurrent.futures, os, pathlib, sys
+TOKENGATE_DATA_LAYER_SEARCHES and _SEARCH_BUDGET as there). Prints a section for
+BENCHMARKS.md on stdout (`benches/report.py --search-scale OUTPUT` puts it there): pooled
+p50 and p95 and the p50 of each kind per scale, and the 10,000 ÷ 1,000 ratio of each;
+progress on stderr."""
+import concurrent.futures, pathlib, sys, time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import data_layer as dl  # noqa: E402
@@ -66,7 +67,7 @@ def main():
                 dl.say(f"{label} at {n:,}: search p50 {results[(label, n)][0]:.2f} ms")
     finally:
         servers.close()
-    print(report(chosen, results))
+    print(section(report(chosen, results), sys.argv[1:]))
 
 
 def report(chosen, results):
@@ -83,6 +84,29 @@ def report(chosen, results):
     return f"""| build | search (ms) | {small:,} packages | {big:,} packages | {big:,} ÷ {small:,} |
 |---|---|---|---|---|
 {chr(10).join(rows)}"""
+
+
+HEADING = "## Search alone at 1,000 and 10,000 packages (`benches/search_scale.py`)"
+
+
+def section(table, argv):
+    """The BENCHMARKS.md section around `table`, naming the command that made it."""
+    command = " ".join(["benches/search_scale.py", *argv])
+    return f"""{HEADING}
+
+From one run of `{command}` ({time.strftime("%Y-%m-%d", time.gmtime())}), on the machine
+above (shared, noisy: read the ratios), with `CARGO_TARGET_DIR` set to the folder of the
+builds named. Each build is a release build of the example registry with its own SQLite
+data folder on 127.0.0.1, seeded as `benches/data_layer.py` seeds (the builds at the same
+time): the 200 `npm ci` packages, then 1,000 packages of three versions each, searched,
+then up to 10,000, searched again. Search is `benches/data_layer.py`'s: `GET
+/-/v1/search?text=<word>&size=20`, one request at a time, over words that hit every
+package, a tenth, a hundredth, one (a full name) and none; "pooled" is over all of them,
+the others per kind. The builds are searched one after the other at each scale. The last
+row of each build is the `total` it answered at 10,000 packages.
+
+{table}
+"""
 
 
 if __name__ == "__main__":
