@@ -214,10 +214,13 @@ class Servers:
         self.work = tempfile.mkdtemp(prefix="data-layer-")
         self.processes = []
 
-    def start_registry(self):
-        data, log = os.path.join(self.work, "registry"), os.path.join(self.work, "registry.log")
+    def start_registry(self, binary=None, name="registry"):
+        """A registry (`binary`, the release build by default) on a data folder of its own
+        named `name`."""
+        data, log = os.path.join(self.work, name), os.path.join(self.work, f"{name}.log")
         port = free_port()
-        process = subprocess.Popen([str(REGISTRY), "--listen", f"127.0.0.1:{port}", "--data", data],
+        process = subprocess.Popen([str(binary or REGISTRY), "--listen", f"127.0.0.1:{port}",
+                                    "--data", data],
                                    stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                    env={**os.environ, "RUST_LOG": "error"})
         self.processes.append(process)

@@ -7,7 +7,8 @@ from a run of that part alone (TOKENGATE_STORE_PARTS=pages); or
 `benches/report.py --data-layer DATA_LAYER_OUTPUT` to replace (or add) only the section
 of benches/data_layer.py, from a run of it alone; or
 `benches/report.py --password-memory PASSWORD_MEMORY_OUTPUT` likewise for
-benches/password_memory.py. Reads criterion's
+benches/password_memory.py, or `--search-scale SEARCH_SCALE_OUTPUT` for
+benches/search_scale.py (run alone, not by run-all). Reads criterion's
 estimates under $CARGO_TARGET_DIR/criterion/ (default target/) and the saved output of the
 constant_time, http_load, instructions and stores targets and of benches/peers.sh,
 benches/abuse.py and benches/password_memory.py, so that no number in BENCHMARKS.md is
@@ -275,6 +276,7 @@ def splice_pages(path):
 
 DATA_LAYER_HEADING = "## The data layer against Verdaccio"
 PASSWORD_MEMORY_HEADING = "## Password checks and memory"
+SEARCH_SCALE_HEADING = "## Search alone at 1,000 and 10,000 packages"
 
 
 def splice_section(path, heading, before=None, note=""):
@@ -628,6 +630,8 @@ if __name__ == "__main__":
         splice_pages(sys.argv[2])
     elif sys.argv[1:2] == ["--data-layer"]:
         splice_section(sys.argv[2], DATA_LAYER_HEADING, before="## Hostile requests")
+    elif sys.argv[1:2] == ["--search-scale"]:
+        splice_section(sys.argv[2], SEARCH_SCALE_HEADING, before="## Hostile requests")
     elif sys.argv[1:2] == ["--password-memory"]:
         splice_section(sys.argv[2], PASSWORD_MEMORY_HEADING, note=(
             f"(This section comes from a run of `benches/password_memory.py` alone on "

@@ -1,7 +1,14 @@
 //! `npm search`: `GET /-/v1/search?text=&size=&from=`, in npm's result format, ranked
-//! exact name first, then name prefix, then name, then description and keywords, from the
-//! database's index. Private packages are found for their maintainers through tokens that
-//! may read every package of theirs, and each hit is held to the read rule as well.
+//! exact name first, then name prefix, then name, then description and keywords (by name
+//! within each), from the database's indexes. Private packages are found for their
+//! maintainers through tokens that may read every package of theirs, and each hit is held
+//! to the read rule as well.
+//!
+//! A search reads only what its page needs, so that it costs about the same however many
+//! packages match: `total` is the number of matching packages the asker may see, exact up
+//! to `COUNTED` and `COUNTED` itself ("at least that many") past it. Pages start at
+//! most at `MAX_FROM`, and past the count they still hold the next matches in rank
+//! order.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -67,13 +74,15 @@ fn rank(terms: &[String], name: &str) -> u8 {
         .unwrap_or(0)
 }
 
-/// Where the deepest page may start: paging far costs the database more.
+/// Where the deepest page may start: a page is read rank by rank through the indexes,
+/// and paging far reads every package before it.
 const MAX_FROM: usize = 10_000;
 
-/// The most matches a search counts and ranks: as far as the deepest page reaches, so
-/// that every page there is has its hits. Past it, `total` says this many (at least):
-/// npm's CLI reads only `objects`, and a count past every page is work for nothing.
-const MOST_MATCHES: usize = MAX_FROM + MAX_SIZE;
+/// The most matches a search counts: up to it `total` is exact, past it `total` is this
+/// many, meaning "at least". Counting costs a read of each match, so it stops at the
+/// largest page; npm's CLI reads only `objects`, and every page up to [`MAX_FROM`] is
+/// there whatever `total` says.
+const COUNTED: usize = MAX_SIZE;
 
 pub async fn search(
     State(state): State<AppState>,
@@ -106,7 +115,7 @@ pub async fn search(
                 from,
                 size,
                 reader,
-                most: MOST_MATCHES,
+                counted: COUNTED,
             },
             Some(turn),
         )

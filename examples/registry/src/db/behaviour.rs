@@ -37,25 +37,44 @@ async fn with_packages(db: &dyn Metadata, packages: &[(&str, &str, Visibility)])
 }
 
 async fn found(db: &dyn Metadata, text: &str, reader: Option<&str>) -> (Vec<String>, u64) {
-    found_within(db, text, reader, 10_250).await
+    found_within(db, text, reader, Paged::first(10_250)).await
 }
 
-/// [`found`], reading at most `most` matches.
+/// A page of a search, and how many matches it counts.
+#[derive(Clone, Copy)]
+struct Paged {
+    from: usize,
+    size: usize,
+    counted: usize,
+}
+
+impl Paged {
+    /// The first page of 20, counting at most `counted`.
+    fn first(counted: usize) -> Self {
+        Paged {
+            from: 0,
+            size: 20,
+            counted,
+        }
+    }
+}
+
+/// [`found`], for one page and counting at most `paged.counted` matches.
 async fn found_within(
     db: &dyn Metadata,
     text: &str,
     reader: Option<&str>,
-    most: usize,
+    paged: Paged,
 ) -> (Vec<String>, u64) {
     let terms: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
     let page = db
         .search(
             &SearchQuery {
                 terms: &terms,
-                from: 0,
-                size: 20,
+                from: paged.from,
+                size: paged.size,
                 reader,
-                most,
+                counted: paged.counted,
             },
             None,
         )
@@ -393,8 +412,9 @@ pub async fn trusted_publishers_belong_to_their_package(db: &dyn Metadata) {
     assert!(db.trusted_publishers(&tool).await.unwrap().is_empty());
 }
 
-/// A search reads, counts and ranks at most `most` matches (private packages left out
-/// before they are counted), and the exact name still comes first.
+/// A search counts at most `counted` matches (private packages left out before they are
+/// counted), and pages through every match in rank order however many it counts: past
+/// the count each rank is read by its own query, which must give the same pages.
 pub async fn search_is_bounded(db: &dyn Metadata) {
     with_packages(
         db,
@@ -403,7 +423,12 @@ pub async fn search_is_bounded(db: &dyn Metadata) {
             ("padding", "", Visibility::Public),
             ("leftpad", "", Visibility::Public),
             ("strings", "pads text on the left", Visibility::Public),
-            // Written last, so that the index gives it after the others.
+            ("zpad", "", Visibility::Public),
+            ("apadb", "", Visibility::Public),
+            ("tools", "a pad maker", Visibility::Public),
+            ("padlock", "", Visibility::Public),
+            ("pa", "short", Visibility::Public),
+            // Written last, so that the text index gives it after the others.
             ("pad", "", Visibility::Public),
         ],
     )
@@ -412,54 +437,163 @@ pub async fn search_is_bounded(db: &dyn Metadata) {
         name: &'static str,
         text: &'static str,
         reader: Option<&'static str>,
-        most: usize,
+        paged: Paged,
         found: &'static [&'static str],
         total: u64,
     }
+    let page = |from, size, counted| Paged {
+        from,
+        size,
+        counted,
+    };
     let cases = [
         Case {
-            name: "past the bound: the exact name first, and `most` for the total",
+            name: "within the count: every match, counted exactly, ranked",
             text: "pad",
             reader: None,
-            most: 2,
-            found: &["pad", "padding"],
+            paged: page(0, 20, 100),
+            found: &[
+                "pad", "padding", "padlock", "apadb", "leftpad", "zpad", "strings", "tools",
+            ],
+            total: 8,
+        },
+        Case {
+            name: "past the count: the total is the count, the page ranked over every match",
+            text: "pad",
+            reader: None,
+            paged: page(0, 20, 2),
+            found: &[
+                "pad", "padding", "padlock", "apadb", "leftpad", "zpad", "strings", "tools",
+            ],
             total: 2,
         },
         Case {
-            name: "within it: every match, counted exactly",
+            name: "past the count, each rank within it: the ranks from the text index",
             text: "pad",
             reader: None,
-            most: 100,
-            found: &["pad", "padding", "leftpad", "strings"],
-            total: 4,
+            paged: page(0, 20, 3),
+            found: &[
+                "pad", "padding", "padlock", "apadb", "leftpad", "zpad", "strings", "tools",
+            ],
+            total: 3,
         },
         Case {
-            name: "no words: the first readable packages by name",
+            name: "a page within the prefixes",
+            text: "pad",
+            reader: None,
+            paged: page(1, 2, 2),
+            found: &["padding", "padlock"],
+            total: 2,
+        },
+        Case {
+            name: "a page across the prefixes and the names",
+            text: "pad",
+            reader: None,
+            paged: page(2, 3, 2),
+            found: &["padlock", "apadb", "leftpad"],
+            total: 2,
+        },
+        Case {
+            name: "a page across the names and the text",
+            text: "pad",
+            reader: None,
+            paged: page(5, 2, 2),
+            found: &["zpad", "strings"],
+            total: 2,
+        },
+        Case {
+            name: "a page past every match",
+            text: "pad",
+            reader: None,
+            paged: page(8, 5, 2),
+            found: &[],
+            total: 2,
+        },
+        Case {
+            name: "a maintainer's private package is ranked among the names",
+            text: "pad",
+            reader: Some("alice"),
+            paged: page(2, 3, 2),
+            found: &["padlock", "@alice/pad-secret", "apadb"],
+            total: 2,
+        },
+        Case {
+            name: "a private package is not counted for someone else",
+            text: "pad",
+            reader: Some("bob"),
+            paged: page(0, 1, 100),
+            found: &["pad"],
+            total: 8,
+        },
+        Case {
+            name: "but it is for its maintainer",
+            text: "pad",
+            reader: Some("alice"),
+            paged: page(0, 1, 100),
+            found: &["pad"],
+            total: 9,
+        },
+        Case {
+            name: "and up to the count only",
+            text: "pad",
+            reader: Some("alice"),
+            paged: page(0, 1, 8),
+            found: &["pad"],
+            total: 8,
+        },
+        Case {
+            name: "counting nothing, two terms: the longest is the prefix",
+            text: "pad padl",
+            reader: None,
+            paged: page(0, 20, 0),
+            found: &["padlock"],
+            total: 0,
+        },
+        Case {
+            name: "two terms, no common prefix: names, then text",
+            text: "pad left",
+            reader: None,
+            paged: page(0, 20, 0),
+            found: &["leftpad", "strings"],
+            total: 0,
+        },
+        Case {
+            name: "a word in every package's keywords, past the count: read in name order",
+            text: "util",
+            reader: None,
+            paged: page(1, 3, 2),
+            found: &["leftpad", "pa", "pad"],
+            total: 2,
+        },
+        Case {
+            name: "no words: the readable packages by name, past the count",
             text: "",
             reader: None,
-            most: 2,
-            found: &["leftpad", "pad"],
+            paged: page(0, 3, 2),
+            found: &["apadb", "leftpad", "pa"],
             total: 2,
         },
         Case {
             name: "no words, for a maintainer: their private package counts",
             text: "",
             reader: Some("alice"),
-            most: 2,
-            found: &["@alice/pad-secret", "leftpad"],
+            paged: page(0, 2, 2),
+            found: &["@alice/pad-secret", "apadb"],
             total: 2,
         },
         Case {
-            name: "a short term: the first matches by name, ranked",
+            name: "a short term past the count: read without the text index, ranked",
             text: "pa",
             reader: None,
-            most: 2,
-            found: &["pad", "padding"],
+            paged: page(0, 20, 2),
+            found: &[
+                "pa", "pad", "padding", "padlock", "apadb", "leftpad", "zpad", "strings", "tools",
+            ],
             total: 2,
         },
     ];
     for case in cases {
-        let (names, total) = found_within(db, case.text, case.reader, case.most).await;
+        let (names, total) = found_within(db, case.text, case.reader, case.paged).await;
         assert_eq!(names, case.found, "{}", case.name);
         assert_eq!(total, case.total, "{}", case.name);
     }

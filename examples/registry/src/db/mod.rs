@@ -18,6 +18,7 @@ mod index;
 pub mod orgs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod search_tiers;
 pub mod sqlite;
 
 use std::future::Future;
@@ -320,8 +321,8 @@ pub struct SearchHit {
 /// A page of hits, and how many there are in all.
 pub struct SearchPage {
     pub hits: Vec<SearchHit>,
-    /// How many packages match, exact up to [`SearchQuery::most`]; `most` itself means
-    /// "at least `most`".
+    /// How many packages match, exact up to [`SearchQuery::counted`]; `counted` itself
+    /// means "at least `counted`".
     pub total: u64,
 }
 
@@ -333,11 +334,12 @@ pub struct SearchQuery<'a> {
     /// The reader's name, if any: their private packages are found too, when their token
     /// may read them (decided by the caller per hit, after the query).
     pub reader: Option<&'a str>,
-    /// The most matches a search reads, counts and ranks, so that its work is bounded
-    /// however many packages match: past it, `total` is `most` (at least that many), the
-    /// exact name is still first, and the other hits are ranked among the first `most`
-    /// matches the index gives. Pages should end within it.
-    pub most: usize,
+    /// The most matches a search counts, so that its work is bounded however many
+    /// packages match: up to it, `total` is exact; past it, `total` is `counted` (at least
+    /// that many). The page is ranked over every match either way, and read through the
+    /// indexes rank by rank (see `search_tiers`), so that its cost follows `from + size`,
+    /// not the number of matches.
+    pub counted: usize,
 }
 
 /// What a search holds until its query has ended, even when the caller stops waiting

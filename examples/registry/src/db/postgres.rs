@@ -14,6 +14,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::index::PackageIndex;
+use super::search_tiers::{Tier, all_found, common_prefix, prefix_end, text_rank_is_dense};
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, OrgRemoval,
     PackageWrite, PublishersAdded, ReadRule, Role, SearchHit, SearchPage, SearchQuery, SearchTurn,
@@ -141,6 +142,9 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO registry_org_members (org, username, role)
         SELECT o.name, m.key, m.value
         FROM registry_orgs o, jsonb_each_text(o.record::jsonb -> 'members') m;",
+    // 7: names in byte order (as SQLite's), whatever the database's collation: search
+    // reads name prefixes as a range of it, and its pages in its order.
+    "CREATE INDEX registry_packages_by_name ON registry_packages (name COLLATE \"C\");",
 ];
 
 /// Held by a transaction that gives out a name (a new user's, a new organisation's), so
@@ -302,7 +306,9 @@ impl PostgresMetadata {
             .batch_execute(
                 "CREATE EXTENSION IF NOT EXISTS pg_trgm;
                  CREATE INDEX IF NOT EXISTS registry_packages_search
-                     ON registry_packages USING gin (search_text gin_trgm_ops);",
+                     ON registry_packages USING gin (search_text gin_trgm_ops);
+                 CREATE INDEX IF NOT EXISTS registry_packages_name_search
+                     ON registry_packages USING gin (name gin_trgm_ops);",
             )
             .await;
         if let Err(error) = made {
@@ -313,7 +319,7 @@ impl PostgresMetadata {
 
 /// Writes a package's row and replaces its index, in `transaction`.
 async fn put_package_rows(
-    transaction: &tokio_postgres::Transaction<'_>,
+    transaction: &deadpool_postgres::Transaction<'_>,
     name: &PackageName,
     packument: &Value,
     write: PackageWrite,
@@ -511,7 +517,7 @@ fn stage_row(row: &tokio_postgres::Row) -> Result<StoredStage, DbError> {
 
 /// Removes the stages expired at `now`, in the caller's transaction; returns them.
 async fn remove_expired_stage_rows(
-    transaction: &tokio_postgres::Transaction<'_>,
+    transaction: &deadpool_postgres::Transaction<'_>,
     now: i64,
 ) -> Result<Vec<StoredStage>, DbError> {
     let doing = "remove the expired staged releases";
@@ -534,40 +540,51 @@ const READABLE: &str = "(p.visibility = 'public' OR EXISTS (SELECT 1 FROM regist
      WHERE m.package = p.name AND m.username = $1) OR EXISTS (SELECT 1 FROM
      registry_team_access t WHERE t.package = p.name AND t.username = $1))";
 
-/// The statement of a search for `terms` (lower-cased), and the `LIKE` patterns it takes.
-/// Its values: `$1` the reader, then each term's pattern, then each term, then the most
-/// matches read (`most` plus one, to tell "more"), the page's size and start. Its text
-/// depends only on the number of terms, so that it is prepared once per number.
+/// A package's rank for `terms` (the worst of its terms: 0 exact name, 1 name prefix, 2
+/// in the name, 3 in the text only), each term the placeholder in `exact`.
+fn tier_sql(exact: &[String]) -> String {
+    let mut tiers: Vec<String> = exact
+        .iter()
+        .map(|exact| {
+            format!(
+                "CASE WHEN p.name = {exact} THEN 0
+                      WHEN left(p.name, length({exact})) = {exact} THEN 1
+                      WHEN strpos(p.name, {exact}) > 0 THEN 2 ELSE 3 END"
+            )
+        })
+        .collect();
+    tiers.push("0".to_owned());
+    format!("GREATEST({})", tiers.join(", "))
+}
+
+/// The statement that counts a search's matches for `terms` (lower-cased), at most the
+/// search's `counted` plus one (to tell "more"), and gives its page from them; and the
+/// `LIKE` patterns it takes. When they are all there is, that page is the answer;
+/// otherwise [`TierRead`]s rank the page over every match. Its values: `$1` the reader,
+/// then each term's pattern, then each term, then the most matches read, the page's size
+/// and start. Its text depends only on the number of terms, so that it is prepared once
+/// per number.
 ///
-/// The work is bounded: the matches are read once, at most that many of them, each with
-/// its rank (the worst of its terms: 0 exact name, 1 name prefix, 2 in the name, 3 in the
-/// text only), and the count, the order and the page are all taken from those. The exact
-/// name is looked up by the primary key beside them, so that it comes first however many
-/// packages match. Private packages are left out in the query (by [`READABLE`]), before
-/// they are counted.
+/// The matches are read once, each with its rank, and the count, the order and the page
+/// are all taken from those. The exact name is looked up by the primary key beside them,
+/// so that it is counted however many packages match. Private packages are left out in
+/// the query (by [`READABLE`]), before they are counted.
 fn search_statement(terms: &[String]) -> (String, Vec<String>) {
     let patterns: Vec<String> = terms.iter().map(|t| contains_pattern(t)).collect();
     let mut conditions = vec![READABLE.to_owned()];
     for i in 0..terms.len() {
         conditions.push(format!("p.search_text LIKE ${} ESCAPE '\\'", i + 2));
     }
-    let mut tiers = Vec::new();
-    for i in 0..terms.len() {
-        let exact = format!("${}::text", terms.len() + i + 2);
-        tiers.push(format!(
-            "CASE WHEN p.name = {exact} THEN 0
-                  WHEN left(p.name, length({exact})) = {exact} THEN 1
-                  WHEN strpos(p.name, {exact}) > 0 THEN 2 ELSE 3 END"
-        ));
-    }
-    tiers.push("0".to_owned());
-    let tier = format!("GREATEST({})", tiers.join(", "));
+    let exact: Vec<String> = (0..terms.len())
+        .map(|i| format!("${}::text", terms.len() + i + 2))
+        .collect();
+    let tier = tier_sql(&exact);
     let [limit, size, from] = [0, 1, 2].map(|i| format!("${}", 2 * terms.len() + 2 + i));
     // Without a word long enough for the trigram index, the first packages by name.
     let order = if terms.iter().any(|t| t.chars().count() >= 3) {
         ""
     } else {
-        " ORDER BY p.name"
+        " ORDER BY p.name COLLATE \"C\""
     };
     let exact = if terms.is_empty() {
         String::new()
@@ -586,15 +603,212 @@ fn search_statement(terms: &[String]) -> (String, Vec<String>) {
              {exact}(SELECT p.name, {tier} AS tier FROM registry_packages p
               WHERE {}{order} LIMIT {limit})
          ),
-         page AS (SELECT name, tier FROM found ORDER BY tier, name LIMIT {size} OFFSET {from})
+         page AS (SELECT name, tier FROM found
+             ORDER BY tier, name COLLATE \"C\" LIMIT {size} OFFSET {from})
          SELECT (SELECT count(*) FROM found), p.name, p.description, p.keywords, p.latest,
              p.visibility, p.summary
          FROM (SELECT 1) one LEFT JOIN page ON true
              LEFT JOIN registry_packages p ON p.name = page.name
-         ORDER BY page.tier, page.name",
+         ORDER BY page.tier, page.name COLLATE \"C\"",
         conditions.join(" AND ")
     );
     (sql, patterns)
+}
+
+/// How a rank's packages are read (see [`super::search_tiers`]).
+#[derive(Clone, Copy)]
+enum TierRead {
+    /// Exact name and prefix: the name range from the prefix (to its end, if `bounded`).
+    Prefix { bounded: bool },
+    /// Through the trigram indexes, at most the limit, in the order they give.
+    Index(Tier),
+    /// Through the name index in name order, the first up to the limit.
+    Names(Tier),
+}
+
+/// The statement that gives the names of the readable packages a [`TierRead`] reads for
+/// `terms` terms. Its values: `$1` the reader, then each term's pattern, then each term,
+/// then the limit; for a prefix, `$1` the reader, the limit, the prefix and its end.
+fn tier_statement(terms: usize, read: TierRead) -> String {
+    let exact: Vec<String> = (0..terms)
+        .map(|i| format!("${}::text", terms + i + 2))
+        .collect();
+    let tier = tier_sql(&exact);
+    let limit = format!("${}", 2 * terms + 2);
+    let like = |column: &str| -> Vec<String> {
+        (0..terms)
+            .map(|i| format!("p.{column} LIKE ${} ESCAPE '\\'", i + 2))
+            .collect()
+    };
+    let (rank, ordered) = match read {
+        TierRead::Prefix { bounded } => {
+            return format!(
+                "SELECT p.name FROM registry_packages p
+                 WHERE p.name COLLATE \"C\" >= $3::text{} AND {READABLE}
+                 ORDER BY p.name COLLATE \"C\" LIMIT $2",
+                if bounded {
+                    " AND p.name COLLATE \"C\" < $4::text"
+                } else {
+                    ""
+                }
+            );
+        }
+        TierRead::Index(rank) => (rank, false),
+        TierRead::Names(rank) => (rank, true),
+    };
+    let mut conditions = match rank {
+        Tier::InName => like("name"),
+        Tier::InText => like("search_text"),
+    };
+    conditions.push(format!("{tier} = {}", rank.rank()));
+    format!(
+        "SELECT p.name FROM registry_packages p WHERE {READABLE} AND {}{} LIMIT {limit}",
+        conditions.join(" AND "),
+        if ordered {
+            " ORDER BY p.name COLLATE \"C\""
+        } else {
+            ""
+        }
+    )
+}
+
+/// An error of a search's query: cut off at its time limit, or another.
+fn search_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
+    move |error| {
+        if error.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
+            DbError::timed_out(doing, error)
+        } else {
+            pg_error(doing)(error)
+        }
+    }
+}
+
+/// A search hit from `name, description, keywords, latest, visibility, summary` at
+/// `first` on in `row`.
+fn search_hit(
+    doing: &'static str,
+    row: &tokio_postgres::Row,
+    first: usize,
+    name: String,
+) -> Result<SearchHit, DbError> {
+    Ok(SearchHit {
+        name,
+        description: row.get(first + 1),
+        keywords: row
+            .get::<_, &str>(first + 2)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        version: row.get(first + 3),
+        visibility: access_of(doing, row.get(first + 4), "none")?.visibility,
+        summary: serde_json::from_str(row.get::<_, &str>(first + 5))
+            .map_err(|e| DbError::new(doing, e))?,
+    })
+}
+
+/// What a search's rank queries take: its terms (lower-cased), their `LIKE` patterns,
+/// and who reads.
+struct TierValues<'a> {
+    terms: &'a [String],
+    patterns: &'a [String],
+    reader: &'a Option<String>,
+}
+
+/// The names a [`TierRead`] other than a prefix gives, at most `limit`.
+async fn tier_names(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    with: &TierValues<'_>,
+    read: TierRead,
+    limit: usize,
+) -> Result<Vec<String>, DbError> {
+    let limit = limit as i64;
+    let mut values: Vec<&(dyn ToSql + Sync)> = vec![with.reader];
+    values.extend(with.patterns.iter().map(|p| p as &(dyn ToSql + Sync)));
+    values.extend(with.terms.iter().map(|t| t as &(dyn ToSql + Sync)));
+    values.push(&limit);
+    read_names(transaction, with.terms.len(), read, &values).await
+}
+
+/// The names `read`'s statement gives for `values`.
+async fn read_names(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    terms: usize,
+    read: TierRead,
+    values: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<String>, DbError> {
+    let doing = "search";
+    let statement = transaction
+        .prepare_cached(&tier_statement(terms, read))
+        .await
+        .map_err(pg_error(doing))?;
+    let rows = transaction
+        .query(&statement, values)
+        .await
+        .map_err(search_error(doing))?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+/// The page of a search that matches more than it counts: each rank read by its own
+/// bounded query, best first, until `from + size` packages are known.
+async fn ranked_page(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    with: &TierValues<'_>,
+    (from, size, counted): (usize, usize, usize),
+) -> Result<Vec<SearchHit>, DbError> {
+    let doing = "search";
+    let need = from + size;
+    let mut names: Vec<String> = Vec::new();
+    if let Some(prefix) = common_prefix(with.terms) {
+        let end = prefix_end(prefix);
+        let read = TierRead::Prefix {
+            bounded: end.is_some(),
+        };
+        let limit = need as i64;
+        let mut values: Vec<&(dyn ToSql + Sync)> = vec![with.reader, &limit, &prefix];
+        if let Some(end) = &end {
+            values.push(end);
+        }
+        names.extend(read_names(transaction, with.terms.len(), read, &values).await?);
+    }
+    for tier in Tier::ALL {
+        if names.len() >= need || with.terms.is_empty() {
+            break;
+        }
+        let left = need - names.len();
+        let found = if tier == Tier::InText && text_rank_is_dense(names.len(), counted) {
+            None
+        } else {
+            let found = tier_names(transaction, with, TierRead::Index(tier), counted + 1).await?;
+            all_found(
+                found.into_iter().map(|name| (name, ())).collect(),
+                counted,
+                left,
+            )
+        };
+        match found {
+            Some(found) => names.extend(found.into_iter().map(|(name, ())| name)),
+            None => names.extend(tier_names(transaction, with, TierRead::Names(tier), left).await?),
+        }
+    }
+    let page: Vec<String> = names.into_iter().skip(from).take(size).collect();
+    let rows = transaction
+        .query(
+            "SELECT name, description, keywords, latest, visibility, summary
+             FROM registry_packages WHERE name = ANY($1)",
+            &[&page],
+        )
+        .await
+        .map_err(search_error(doing))?;
+    let mut by_name: std::collections::HashMap<String, &tokio_postgres::Row> = rows
+        .iter()
+        .map(|row| (row.get::<_, String>(0), row))
+        .collect();
+    page.into_iter()
+        .filter_map(|name| {
+            let row = by_name.remove(&name)?;
+            Some(search_hit(doing, row, 0, name))
+        })
+        .collect()
 }
 
 impl Metadata for PostgresMetadata {
@@ -1107,10 +1321,7 @@ impl Metadata for PostgresMetadata {
         turn: Option<SearchTurn>,
     ) -> DbFuture<'_, SearchPage> {
         let terms: Vec<String> = query.terms.iter().map(|t| t.to_lowercase()).collect();
-        let most = query.most as i64;
-        let from = query.from as i64;
-        // Hits lie within the first `most`, as `total` does.
-        let size = (query.size as i64).min((most - from).max(0));
+        let (from, size, counted) = (query.from, query.size, query.counted);
         let reader = query.reader.map(str::to_owned);
         let pool = self.pool.clone();
         let timeout = self.search_timeout;
@@ -1121,11 +1332,11 @@ impl Metadata for PostgresMetadata {
             let _turn = turn;
             let doing = "search";
             let (sql, patterns) = search_statement(&terms);
-            let limit = most.saturating_add(1);
+            let (limit, page_size, page_from) = (counted as i64 + 1, size as i64, from as i64);
             let mut values: Vec<&(dyn ToSql + Sync)> = vec![&reader];
             values.extend(patterns.iter().map(|p| p as &(dyn ToSql + Sync)));
             values.extend(terms.iter().map(|t| t as &(dyn ToSql + Sync)));
-            values.extend([&limit as &(dyn ToSql + Sync), &size, &from]);
+            values.extend([&limit as &(dyn ToSql + Sync), &page_size, &page_from]);
             let mut client = pool.get().await.map_err(|e| DbError::new(doing, e))?;
             let transaction = client.transaction().await.map_err(pg_error(doing))?;
             // SET cannot take a parameter; the number is ours.
@@ -1143,39 +1354,29 @@ impl Metadata for PostgresMetadata {
             let rows = transaction
                 .query(&statement, &values)
                 .await
-                .map_err(|error| {
-                    if error.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
-                        DbError::timed_out(doing, error)
-                    } else {
-                        pg_error(doing)(error)
-                    }
-                })?;
-            transaction.commit().await.map_err(pg_error(doing))?;
-            let mut total = 0;
+                .map_err(search_error(doing))?;
+            let mut found = 0;
             let mut hits = Vec::with_capacity(rows.len());
             for row in rows {
-                total = row.get::<_, i64>(0).min(most);
+                found = row.get::<_, i64>(0) as usize;
                 // The one row of a search that found nothing has no package.
                 let Some(name) = row.get::<_, Option<String>>(1) else {
                     continue;
                 };
-                hits.push(SearchHit {
-                    name,
-                    description: row.get(2),
-                    keywords: row
-                        .get::<_, &str>(3)
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect(),
-                    version: row.get(4),
-                    visibility: access_of(doing, row.get(5), "none")?.visibility,
-                    summary: serde_json::from_str(row.get::<_, &str>(6))
-                        .map_err(|e| DbError::new(doing, e))?,
-                });
+                hits.push(search_hit(doing, &row, 1, name)?);
             }
+            if found > counted {
+                let with = TierValues {
+                    terms: &terms,
+                    patterns: &patterns,
+                    reader: &reader,
+                };
+                hits = ranked_page(&transaction, &with, (from, size, counted)).await?;
+            }
+            transaction.commit().await.map_err(pg_error(doing))?;
             Ok(SearchPage {
                 hits,
-                total: total as u64,
+                total: found.min(counted) as u64,
             })
         });
         Box::pin(async move { task.await.map_err(|e| DbError::new("search", e))? })
@@ -1663,7 +1864,7 @@ mod tests {
             from: 0,
             size: 20,
             reader: None,
-            most: 100,
+            counted: 100,
         };
         // The search waits for this lock, on the server, until it is released.
         let locker = scratch.metadata.pool.get().await.unwrap();

@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value;
 
 use super::index::PackageIndex;
+use super::search_tiers::{Tier, all_found, common_prefix, prefix_end, text_rank_is_dense};
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, OrgRemoval,
     PackageWrite, PublishersAdded, ReadRule, Role, SearchHit, SearchPage, SearchQuery, SearchTurn,
@@ -730,56 +731,95 @@ fn fts_phrase(term: &str) -> String {
     format!("\"{}\"", term.replace('"', "\"\""))
 }
 
-/// The statement of a search for `terms`, and its values (besides `:reader`, `:limit`,
-/// `:size` and `:from`). Its text depends only on how many terms there are and which are
-/// short, so that it is prepared once per shape.
-///
-/// The work is bounded by `:limit` (the query's `most`, plus one to tell "more"): the
-/// matches are read once, at most `:limit` of them, each with its rank (the worst of its
-/// terms: 0 exact name, 1 name prefix, 2 in the name, 3 in the text only), and the count,
-/// the order and the page are all taken from those. The exact name is looked up by the
-/// name index beside them, so that it comes first however many packages match. Private
-/// packages are left out in the query (by [`READABLE`]), before they are counted.
-fn search_statement(terms: &[String]) -> (String, Vec<(String, String)>) {
+/// What the statements of a search for `terms` share: a package's rank (the worst of its
+/// terms: 0 exact name, 1 name prefix, 2 in the name, 3 in the text only), the `LIKE`
+/// conditions of its terms, the text index's queries, and their values (besides
+/// `:reader`, `:limit`, `:size`, `:from`, `:lo` and `:hi`). Its text depends only on how
+/// many terms there are and which are short, so that each statement is prepared once per
+/// shape.
+struct SearchSql {
+    tier: String,
+    /// A condition per term shorter than the index's trigrams, matched beside it.
+    short: Vec<String>,
+    /// A condition per term, for a read that uses no text index.
+    every: Vec<String>,
+    /// Whether some term is long enough for the text index (`:match` on every column,
+    /// `:name_match` on the name).
+    indexed: bool,
+    values: Vec<(String, String)>,
+}
+
+fn search_sql(terms: &[String]) -> SearchSql {
     // Terms of three characters or more are found through the trigram index; a shorter
     // one is matched on the rows that index found (or, alone, by a scan in name order).
-    let indexed: Vec<&String> = terms.iter().filter(|t| t.chars().count() >= 3).collect();
+    let long: Vec<String> = terms
+        .iter()
+        .filter(|t| t.chars().count() >= 3)
+        .map(|t| fts_phrase(t))
+        .collect();
     let mut values: Vec<(String, String)> = Vec::new();
-    let mut conditions = vec![READABLE.to_owned()];
-    let mut tiers = Vec::new();
+    let (mut short, mut every, mut tiers) = (Vec::new(), Vec::new(), Vec::new());
     for (i, term) in terms.iter().enumerate() {
         let (exact, like) = (format!(":t{i}"), format!(":l{i}"));
         values.push((exact.clone(), term.clone()));
+        values.push((like.clone(), format!("%{}%", like_escaped(term))));
         tiers.push(format!(
             "CASE WHEN p.name = {exact} THEN 0
                   WHEN substr(p.name, 1, length({exact})) = {exact} THEN 1
                   WHEN instr(p.name, {exact}) > 0 THEN 2 ELSE 3 END"
         ));
+        let condition = format!(
+            "(p.name LIKE {like} ESCAPE '\\' OR p.description LIKE {like} ESCAPE '\\'
+              OR p.keywords LIKE {like} ESCAPE '\\')"
+        );
         if term.chars().count() < 3 {
-            values.push((like.clone(), format!("%{}%", like_escaped(term))));
-            conditions.push(format!(
-                "(p.name LIKE {like} ESCAPE '\\' OR p.description LIKE {like} ESCAPE '\\'
-                  OR p.keywords LIKE {like} ESCAPE '\\')"
-            ));
+            short.push(condition.clone());
         }
+        every.push(condition);
+    }
+    if !long.is_empty() {
+        values.push((":match".into(), long.join(" AND ")));
+        values.push((
+            ":name_match".into(),
+            format!("{{name}} : ({})", long.join(" AND ")),
+        ));
     }
     // Two arguments at least: SQLite's max() of one is the aggregate.
     tiers.extend(["0".to_owned(), "0".to_owned()]);
-    let tier = format!("max({})", tiers.join(", "));
-    let matches = if indexed.is_empty() {
-        // No index to read: the first packages by name (every one, without words).
-        format!(
-            "SELECT p.rowid, p.name, {tier} FROM packages p
-             WHERE {} ORDER BY p.name LIMIT :limit",
-            conditions.join(" AND ")
-        )
-    } else {
-        let phrase: Vec<String> = indexed.iter().map(|t| fts_phrase(t)).collect();
-        values.push((":match".into(), phrase.join(" AND ")));
+    SearchSql {
+        tier: format!("max({})", tiers.join(", ")),
+        short,
+        every,
+        indexed: !long.is_empty(),
+        values,
+    }
+}
+
+/// The statement that counts a search's matches, at most `:limit` of them (its `counted`,
+/// plus one to tell "more"), and gives its page from them. When they are all there is,
+/// that page is the answer; otherwise [`tier_statement`]s rank the page over every
+/// match.
+///
+/// The matches are read once, each with its rank, and the count, the order and the page
+/// are all taken from those. The exact name is looked up by the name index beside them,
+/// so that it is counted however many packages match. Private packages are left out in
+/// the query (by [`READABLE`]), before they are counted.
+fn search_statement(parts: &SearchSql, terms: &[String]) -> String {
+    let tier = &parts.tier;
+    let mut conditions = vec![READABLE.to_owned()];
+    conditions.extend(parts.short.iter().cloned());
+    let matches = if parts.indexed {
         format!(
             "SELECT p.rowid, p.name, {tier} FROM package_text t
              JOIN packages p ON p.rowid = t.rowid
              WHERE package_text MATCH :match AND {} LIMIT :limit",
+            conditions.join(" AND ")
+        )
+    } else {
+        // No index to read: the first packages by name (every one, without words).
+        format!(
+            "SELECT p.rowid, p.name, {tier} FROM packages p
+             WHERE {} ORDER BY p.name LIMIT :limit",
             conditions.join(" AND ")
         )
     };
@@ -794,7 +834,7 @@ fn search_statement(terms: &[String]) -> (String, Vec<(String, String)>) {
              UNION "
         )
     };
-    let sql = format!(
+    format!(
         "WITH found (id, name, tier) AS MATERIALIZED (
              {exact}SELECT * FROM ({matches})
          ),
@@ -803,8 +843,137 @@ fn search_statement(terms: &[String]) -> (String, Vec<(String, String)>) {
              p.visibility, p.summary
          FROM (SELECT 1) LEFT JOIN page ON 1 LEFT JOIN packages p ON p.rowid = page.id
          ORDER BY page.tier, page.name"
-    );
-    (sql, values)
+    )
+}
+
+/// How a rank's packages are read (see [`super::search_tiers`]).
+#[derive(Clone, Copy)]
+enum TierRead {
+    /// Exact name and prefix: the name range from `:lo` (to `:hi`, if `bounded`).
+    Prefix { bounded: bool },
+    /// Through the text index, at most `:limit`, in the index's order.
+    Index(Tier),
+    /// Through the name index in name order, the first `:limit`.
+    Names(Tier),
+}
+
+/// The statement that gives `(rowid, name)` of the readable packages a [`TierRead`] reads.
+fn tier_statement(parts: &SearchSql, read: TierRead) -> String {
+    let tier = &parts.tier;
+    match read {
+        TierRead::Prefix { bounded } => format!(
+            "SELECT p.rowid, p.name FROM packages p WHERE p.name >= :lo{} AND {READABLE}
+             ORDER BY p.name LIMIT :limit",
+            if bounded { " AND p.name < :hi" } else { "" }
+        ),
+        TierRead::Index(rank) => {
+            let (column, conditions) = match rank {
+                Tier::InName => (":name_match", Vec::new()),
+                Tier::InText => (":match", parts.short.clone()),
+            };
+            let mut conditions = conditions;
+            conditions.push(format!("{tier} = {}", rank.rank()));
+            format!(
+                "SELECT p.rowid, p.name FROM package_text t JOIN packages p ON p.rowid = t.rowid
+                 WHERE package_text MATCH {column} AND {READABLE} AND {} LIMIT :limit",
+                conditions.join(" AND ")
+            )
+        }
+        TierRead::Names(rank) => {
+            let mut conditions = match rank {
+                Tier::InName => Vec::new(),
+                Tier::InText => parts.every.clone(),
+            };
+            conditions.push(format!("{tier} = {}", rank.rank()));
+            format!(
+                "SELECT p.rowid, p.name FROM packages p WHERE {READABLE} AND {}
+                 ORDER BY p.name LIMIT :limit",
+                conditions.join(" AND ")
+            )
+        }
+    }
+}
+
+/// A search hit from `name, description, keywords, latest, visibility, summary` at
+/// `first` on in `row`.
+fn search_hit(row: &rusqlite::Row<'_>, first: usize, name: String) -> rusqlite::Result<SearchHit> {
+    let keywords: String = row.get(first + 2)?;
+    let visibility: String = row.get(first + 4)?;
+    let summary: String = row.get(first + 5)?;
+    Ok(SearchHit {
+        name,
+        description: row.get(first + 1)?,
+        keywords: keywords.split_whitespace().map(str::to_owned).collect(),
+        version: row.get(first + 3)?,
+        visibility: access_of(&visibility, "none")?.visibility,
+        summary: serde_json::from_str(&summary).map_err(json_error)?,
+    })
+}
+
+/// The page of a search that matches more than it counts: each rank read by its own
+/// bounded query, best first, until `from + size` packages are known.
+fn ranked_page(
+    connection: &Connection,
+    terms: &[String],
+    parts: &SearchSql,
+    named: &[(&str, &dyn rusqlite::ToSql)],
+    (from, size, counted): (usize, usize, usize),
+) -> rusqlite::Result<Vec<SearchHit>> {
+    let need = from + size;
+    let read = |read: TierRead, limit: usize, extra: &[(&str, &dyn rusqlite::ToSql)]| {
+        let mut statement = connection.prepare_cached(&tier_statement(parts, read))?;
+        let limit = limit as i64;
+        let mut all: Vec<(&str, &dyn rusqlite::ToSql)> = named.to_vec();
+        all.extend_from_slice(extra);
+        all.push((":limit", &limit));
+        let used = used_by(&statement, &all);
+        let rows = statement.query_map(used.as_slice(), |row| {
+            Ok((row.get::<_, String>(1)?, row.get::<_, i64>(0)?))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<(String, i64)>>>()
+    };
+    let mut ids: Vec<(String, i64)> = Vec::new();
+    if let Some(prefix) = common_prefix(terms) {
+        let end = prefix_end(prefix);
+        let read_prefix = TierRead::Prefix {
+            bounded: end.is_some(),
+        };
+        ids.extend(read(read_prefix, need, &[(":lo", &prefix), (":hi", &end)])?);
+    }
+    for tier in Tier::ALL {
+        if ids.len() >= need || terms.is_empty() {
+            break;
+        }
+        let left = need - ids.len();
+        let dense = tier == Tier::InText && text_rank_is_dense(ids.len(), counted);
+        let found = if parts.indexed && !dense {
+            all_found(
+                read(TierRead::Index(tier), counted + 1, &[])?,
+                counted,
+                left,
+            )
+        } else {
+            None
+        };
+        match found {
+            Some(found) => ids.extend(found),
+            None => ids.extend(read(TierRead::Names(tier), left, &[])?),
+        }
+    }
+    let mut statement = connection.prepare_cached(
+        "SELECT name, description, keywords, latest, visibility, summary FROM packages
+         WHERE rowid = ?1",
+    )?;
+    ids.into_iter()
+        .skip(from)
+        .take(size)
+        .filter_map(|(name, id)| {
+            statement
+                .query_row([id], |row| search_hit(row, 0, name))
+                .optional()
+                .transpose()
+        })
+        .collect()
 }
 
 /// A term escaped for `LIKE … ESCAPE '\'`.
@@ -1173,52 +1342,44 @@ impl Metadata for SqliteMetadata {
         turn: Option<SearchTurn>,
     ) -> DbFuture<'_, SearchPage> {
         let terms = query.terms.to_vec();
-        let most = query.most as i64;
-        let from = query.from as i64;
-        // Hits lie within the first `most`, as `total` does.
-        let size = (query.size as i64).min((most - from).max(0));
+        let (from, size, counted) = (query.from, query.size, query.counted);
         let reader = query.reader.map(str::to_owned);
         self.read("search", move |connection| {
             // The turn ends when this closure does: with the query, not with the request.
             let _turn = turn;
-            let (sql, values) = search_statement(&terms);
-            let mut statement = connection.prepare_cached(&sql)?;
-            let limit = most.saturating_add(1);
-            let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = values
+            let parts = search_sql(&terms);
+            let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = parts
+                .values
                 .iter()
                 .map(|(key, value)| (key.as_str(), value as &dyn rusqlite::ToSql))
                 .collect();
-            named.extend([
-                (":reader", &reader as &dyn rusqlite::ToSql),
-                (":limit", &limit),
-                (":size", &size),
-                (":from", &from),
+            named.push((":reader", &reader as &dyn rusqlite::ToSql));
+            let mut statement = connection.prepare_cached(&search_statement(&parts, &terms))?;
+            let (limit, page_size, page_from) = (counted as i64 + 1, size as i64, from as i64);
+            let mut counting = named.clone();
+            counting.extend([
+                (":limit", &limit as &dyn rusqlite::ToSql),
+                (":size", &page_size),
+                (":from", &page_from),
             ]);
-            let mut total = 0;
+            let mut found = 0;
             let mut hits = Vec::new();
-            let used = used_by(&statement, &named);
+            let used = used_by(&statement, &counting);
             let mut rows = statement.query(used.as_slice())?;
             while let Some(row) = rows.next()? {
-                total = row.get::<_, i64>(0)?.min(most);
+                found = row.get::<_, i64>(0)? as usize;
                 // The one row of a search that found nothing has no package.
                 let Some(name) = row.get::<_, Option<String>>(1)? else {
                     continue;
                 };
-                let keywords: String = row.get(3)?;
-                let visibility: String = row.get(5)?;
-                let summary: String = row.get(6)?;
-                hits.push(SearchHit {
-                    name,
-                    description: row.get(2)?,
-                    keywords: keywords.split_whitespace().map(str::to_owned).collect(),
-                    version: row.get(4)?,
-                    visibility: access_of(&visibility, "none")?.visibility,
-                    summary: serde_json::from_str(&summary).map_err(json_error)?,
-                });
+                hits.push(search_hit(row, 1, name)?);
+            }
+            if found > counted {
+                hits = ranked_page(connection, &terms, &parts, &named, (from, size, counted))?;
             }
             Ok(SearchPage {
                 hits,
-                total: total as u64,
+                total: found.min(counted) as u64,
             })
         })
     }
@@ -1597,7 +1758,7 @@ mod tests {
             from: 0,
             size: 20,
             reader: None,
-            most: 100,
+            counted: 100,
         };
         let mut search = db.search(&query, Some(turn));
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
