@@ -42,11 +42,20 @@ pub async fn make(
         tokengate::Permission::ReadWrite,
         crate::controllers::tokens::Governs::Orgs,
     )?;
+    super::refuse_bypassed(&who)?;
     if !PackageName::valid_scope(org) {
         return Err(ApiError::bad_request(format!(
             "{:?} cannot be an organisation's name: it is its scope, so lower-case letters, \
              digits, `-`, `.` and `_`",
             org.chars().take(64).collect::<String>()
+        )));
+    }
+    // Its scope must hold a package: `@org/x` within a package name's length.
+    let longest = PackageName::MAX_LEN - "@/x".len();
+    if org.len() > longest {
+        return Err(ApiError::bad_request(format!(
+            "an organisation's name is at most {longest} characters, so that its scope \
+             leaves room for a package's name"
         )));
     }
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
