@@ -793,3 +793,46 @@ async fn an_organisations_name_leaves_room_for_its_packages() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_organisation_removed_during_a_first_publish_into_its_scope_leaves_it_owned() {
+    let acme = Acme::new().await;
+    // The window is narrow: without the removal waiting for publishes, a few of these
+    // rounds land a package in the freed scope with nobody recorded as its owner.
+    for round in 0..40 {
+        let org = format!("race{round}");
+        let made = acme
+            .client
+            .send("PUT", &format!("/-/org/{org}"), Some(&acme.alice), "")
+            .await;
+        assert_eq!(made.status, 201, "{}", made.body);
+        let set = acme
+            .send(
+                "PUT",
+                &format!("/-/org/{org}/user"),
+                &acme.alice,
+                json!({ "user": "bob" }),
+            )
+            .await;
+        assert_eq!(set.status, 200, "{}", set.body);
+        let body = publish_body(&format!("@{org}/p"), "1.0.0", json!("restricted"));
+        let (package, whole) = (format!("/@{org}%2fp"), format!("/-/org/{org}"));
+        let (published, removed) = tokio::join!(
+            acme.client.send("PUT", &package, Some(&acme.bob), &body),
+            acme.client.send("DELETE", &whole, Some(&acme.alice), "")
+        );
+        if published.status != 201 {
+            continue;
+        }
+        let body = publish_body(&format!("@{org}/dave"), "1.0.0", json!("public"));
+        let refused = acme
+            .client
+            .send("PUT", &format!("/@{org}%2fdave"), Some(&acme.dave), &body)
+            .await;
+        assert_eq!(
+            refused.status, 403,
+            "round {round}: removal {}, bob's package is in @{org}, yet dave starts one: {}",
+            removed.status, refused.body
+        );
+    }
+}
