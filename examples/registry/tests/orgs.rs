@@ -836,3 +836,24 @@ async fn an_organisation_removed_during_a_first_publish_into_its_scope_leaves_it
         );
     }
 }
+
+#[tokio::test]
+async fn an_organisation_made_during_a_first_publish_into_its_scope_is_refused_or_first() {
+    let acme = Acme::new().await;
+    // Narrow as the removal's race: a few rounds hit it when creation does not wait.
+    for round in 0..40 {
+        let org = format!("fresh{round}");
+        let body = publish_body(&format!("@{org}/p"), "1.0.0", json!("public"));
+        let (package, whole) = (format!("/@{org}%2fp"), format!("/-/org/{org}"));
+        let (published, made) = tokio::join!(
+            acme.client.send("PUT", &package, Some(&acme.dave), &body),
+            acme.client.send("PUT", &whole, Some(&acme.alice), "")
+        );
+        assert!(
+            !(published.status == 201 && made.status == 201),
+            "round {round}: alice made {org} while dave, not a member, started a package \
+             in its scope: {}",
+            made.body
+        );
+    }
+}

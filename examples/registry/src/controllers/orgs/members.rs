@@ -60,6 +60,9 @@ pub async fn make(
     }
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let made = Org::new(org, who.owner(), now);
+    // Under the write lock, as publishes are: a first publish into the scope, which claims
+    // it, lands before (and the name is taken) or after (and is the organisation's).
+    let _writing = state.write_lock().await;
     state.db().put_org(&made).await.map_err(|error| {
         if error.is_conflict() {
             ApiError::new(
