@@ -2142,3 +2142,52 @@ async fn a_maintainer_requires_staging_from_the_settings_page_with_their_code() 
     assert_eq!(reply.status, 404, "{}", reply.body);
     assert_eq!(rule().await, true);
 }
+
+#[tokio::test]
+async fn the_grant_form_tells_outsiders_nothing_about_whether_a_package_exists() {
+    use support::client::publish_body;
+    let site = Site::start().await;
+    let alice_api = site.add_user("alice").await;
+    site.add_user("dave").await;
+    let auth = format!("Bearer {alice_api}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let made = http(site.registry.addr, "PUT", "/-/org/acme", &headers, b"").await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let body = publish_body("@acme/tool", "1.0.0", serde_json::json!("restricted"));
+    let published = http(
+        site.registry.addr,
+        "PUT",
+        "/@acme%2ftool",
+        &headers,
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let dave = site.log_in("dave").await;
+    let grant = |package: &'static str| {
+        let form = format!("package={package}&permissions=read-only");
+        let (site, dave) = (&site, &dave);
+        async move {
+            site.post(
+                "/-/web/orgs/acme/teams/developers/grant",
+                Some(dave),
+                Some(&site.origin),
+                &form,
+            )
+            .await
+        }
+    };
+    let (private, missing) = (
+        grant("%40acme%2Ftool").await,
+        grant("%40acme%2Fnothing").await,
+    );
+    assert_eq!(
+        (private.status, private.body.replace("tool", "nothing")),
+        (missing.status, missing.body.clone()),
+        "the same page for a private package as for one that does not exist"
+    );
+    assert_eq!(private.status, 404, "{}", private.body);
+}

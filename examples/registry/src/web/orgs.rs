@@ -376,6 +376,7 @@ impl Edit {
     /// exist); `None` for the two that are not edits of the organisation's record.
     async fn of(
         state: &AppState,
+        who: &Authenticated,
         org: &str,
         asked: Asked,
         form: &ChangeForm,
@@ -411,7 +412,11 @@ impl Edit {
                     ApiError::bad_request("the access is read-only or read-write")
                 })?;
                 let package = ChangeForm::field(&form.package, "package")?;
-                Edit::Grant(team, teams::grantable(state, org, package).await?, access)
+                Edit::Grant(
+                    team,
+                    teams::grantable(state, Some(who), org, package).await?,
+                    access,
+                )
             }
             Asked::Revoke(team) => Edit::Revoke(
                 team,
@@ -482,7 +487,7 @@ async fn apply(
             }
             _ => {}
         }
-        let Some(edit) = Edit::of(&state, &org, asked, &form).await? else {
+        let Some(edit) = Edit::of(&state, &who, &org, asked, &form).await? else {
             return Err(ApiError::not_found("no such page"));
         };
         let changed = crate::controllers::orgs::change(

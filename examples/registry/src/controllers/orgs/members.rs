@@ -42,6 +42,7 @@ pub async fn make(
         tokengate::Permission::ReadWrite,
         crate::controllers::tokens::Governs::Orgs,
     )?;
+    super::refuse_bypassed(&who)?;
     if !PackageName::valid_scope(org) {
         return Err(ApiError::bad_request(format!(
             "{:?} cannot be an organisation's name: it is its scope, so lower-case letters, \
@@ -49,8 +50,19 @@ pub async fn make(
             org.chars().take(64).collect::<String>()
         )));
     }
+    // Its scope must hold a package: `@org/x` within a package name's length.
+    let longest = PackageName::MAX_LEN - "@/x".len();
+    if org.len() > longest {
+        return Err(ApiError::bad_request(format!(
+            "an organisation's name is at most {longest} characters, so that its scope \
+             leaves room for a package's name"
+        )));
+    }
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let made = Org::new(org, who.owner(), now);
+    // Under the write lock, as publishes are: a first publish into the scope, which claims
+    // it, lands before (and the name is taken) or after (and is the organisation's).
+    let _writing = state.write_lock().await;
     state.db().put_org(&made).await.map_err(|error| {
         if error.is_conflict() {
             ApiError::new(

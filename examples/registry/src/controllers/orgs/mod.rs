@@ -46,11 +46,8 @@ fn token_permission(who: &Authenticated, org: &str) -> Permission {
 /// known to be a member: to anyone else the organisation does not exist.
 fn check_token(who: &Authenticated, org: &str, needs: Permission) -> Result<(), ApiError> {
     crate::controllers::tokens::refuse_exchanged(who, "manage an organisation")?;
-    if needs == Permission::ReadWrite && who.second_factor() == SecondFactor::Bypassed {
-        return Err(ApiError::forbidden(
-            "a token that bypasses two-factor authentication cannot change organisations, \
-             teams or their access: use a session (npm login) or a token without --bypass-2fa",
-        ));
+    if needs == Permission::ReadWrite {
+        refuse_bypassed(who)?;
     }
     if token_permission(who, org) < needs {
         return Err(ApiError::forbidden(format!(
@@ -63,6 +60,19 @@ fn check_token(who: &Authenticated, org: &str, needs: Permission) -> Result<(), 
             },
             needs
         )));
+    }
+    Ok(())
+}
+
+/// A 403 for a token that bypasses two-factor authentication: as on npm, it does no
+/// account governance, and making or changing an organisation is.
+pub fn refuse_bypassed(who: &Authenticated) -> Result<(), ApiError> {
+    if who.second_factor() == SecondFactor::Bypassed {
+        return Err(ApiError::forbidden(
+            "a token that bypasses two-factor authentication cannot create or change \
+             organisations, teams or their access: use a session (npm login) or a token \
+             without --bypass-2fa",
+        ));
     }
     Ok(())
 }
@@ -109,8 +119,22 @@ pub async fn may_change(
     needs: Role,
 ) -> Result<(Org, Role, Authenticated), ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
+    let (current, role) = allowed(state, &who, org, needs).await?;
+    crate::tfa::verify_owners_code(state, &who, code, None).await?;
+    Ok((current, role, who))
+}
+
+/// `who`, a member of `org` with at least `needs`, whose token may change it (the second
+/// factor not yet asked): the organisation as read, and their role. Asked before anything
+/// else about the change, so that nobody else learns what `org` or its scope holds.
+pub async fn allowed(
+    state: &AppState,
+    who: &Authenticated,
+    org: &str,
+    needs: Role,
+) -> Result<(Org, Role), ApiError> {
     let (current, role) = as_member(state, org, who.owner()).await?;
-    check_token(&who, org, Permission::ReadWrite)?;
+    check_token(who, org, Permission::ReadWrite)?;
     if role < needs {
         return Err(ApiError::forbidden(format!(
             "only an organisation's {}s{} may do this, and you are {} {} of {org}",
@@ -124,8 +148,7 @@ pub async fn may_change(
             role.as_str()
         )));
     }
-    crate::tfa::verify_owners_code(state, &who, code, None).await?;
-    Ok((current, role, who))
+    Ok((current, role))
 }
 
 /// Applies `edit` to `org` for `who` (see [`may_change`]), writes it, and tells the token

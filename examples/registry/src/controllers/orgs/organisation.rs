@@ -113,6 +113,9 @@ pub async fn delete(
     code: Option<&str>,
     org: &str,
 ) -> Result<(), ApiError> {
+    // Under the write lock, as publishes are: a first publish into the scope, which
+    // records no owner of its own, lands before the removal (which then refuses) or after.
+    let _writing = state.write_lock().await;
     let (current, _, who) = may_change(state, who, code, org, Role::Owner).await?;
     let removed = state.db().remove_org(&current).await.map_err(|error| {
         if error.is_conflict() {

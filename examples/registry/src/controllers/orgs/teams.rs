@@ -191,7 +191,7 @@ pub async fn grant(
             text.chars().take(32).collect::<String>()
         ))
     })?;
-    let name = grantable(&state, &org, &body.package).await?;
+    let name = grantable(&state, who.as_ref(), &org, &body.package).await?;
     change(
         &state,
         who,
@@ -322,11 +322,16 @@ pub fn destroy_team(org: &mut Org, team: &str) -> Result<(), ApiError> {
 }
 
 /// The package `package` of `org`'s scope, if it exists: only those are given to teams.
+/// Asked only once `who` may change the organisation's teams: to anyone else a private
+/// package and a missing one look the same.
 pub async fn grantable(
     state: &AppState,
+    who: Option<&Authenticated>,
     org: &str,
     package: &str,
 ) -> Result<PackageName, ApiError> {
+    let who = who.ok_or_else(ApiError::needs_login)?;
+    super::allowed(state, who, org, Role::Admin).await?;
     let name = org_package(org, package)?;
     if state.db().read_rule(&name, None).await?.is_none() {
         return Err(crate::controllers::packages::access::not_found(&name));

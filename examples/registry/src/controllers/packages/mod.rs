@@ -35,6 +35,9 @@ pub struct PackageName {
 }
 
 impl PackageName {
+    /// Most bytes of a package's full name, its `@scope/` included (npm's limit).
+    pub const MAX_LEN: usize = 214;
+
     pub fn parse(text: &str) -> Result<Self, ApiError> {
         let invalid = || {
             ApiError::bad_request(format!(
@@ -43,7 +46,7 @@ impl PackageName {
                 text.chars().take(64).collect::<String>()
             ))
         };
-        if text.len() > 214 {
+        if text.len() > Self::MAX_LEN {
             return Err(invalid());
         }
         let (scope, base) = match text.strip_prefix('@') {
