@@ -436,6 +436,36 @@ async fn a_new_team_is_refused_with_what_is_wrong_with_it() {
 }
 
 #[tokio::test]
+async fn adding_someone_tells_outsiders_nothing_about_whether_they_exist() {
+    let acme = Acme::new().await;
+    struct Case {
+        name: &'static str,
+        path: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "npm org set",
+            path: "/-/org/acme/user",
+        },
+        Case {
+            name: "npm team add",
+            path: "/-/team/acme/developers/user",
+        },
+    ];
+    for case in cases {
+        let mut answers = Vec::new();
+        for user in ["carol", "nobody-at-all"] {
+            let reply = acme
+                .send("PUT", case.path, &acme.dave, json!({ "user": user }))
+                .await;
+            answers.push((reply.status, reply.body));
+        }
+        assert_eq!(answers[0].0, 404, "{}: {:?}", case.name, answers[0]);
+        assert_eq!(answers[0], answers[1], "{}", case.name);
+    }
+}
+
+#[tokio::test]
 async fn owners_remove_an_organisation_once_its_scope_is_empty() {
     let acme = Acme::new().await;
     let made = acme.set_member("bob", Some("admin")).await;

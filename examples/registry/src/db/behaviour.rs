@@ -771,6 +771,67 @@ pub async fn a_users_organisations_follow_their_membership(db: &dyn Metadata) {
     );
 }
 
+pub async fn a_first_publish_into_a_scope_finds_its_organisation_as_it_is_then(db: &dyn Metadata) {
+    use super::Org;
+    let access = Access {
+        visibility: Visibility::Private,
+        mfa: PackageMfa::None,
+    };
+    db.put_user(&new_user("alice")).await.unwrap();
+    db.put_org(&Org::new("acme", "alice", "2026-12-02T00:00:00Z".into()))
+        .await
+        .unwrap();
+    struct Case {
+        name: &'static str,
+        package: &'static str,
+        write: PackageWrite,
+        conflict: bool,
+    }
+    let cases = [
+        Case {
+            name: "an organisation's package, the organisation removed meanwhile",
+            package: "@ghost/tool",
+            write: PackageWrite::NewInOrg(access),
+            conflict: true,
+        },
+        Case {
+            name: "a claim of a scope that became an organisation's meanwhile",
+            package: "@acme/claimed",
+            write: PackageWrite::NewInScope {
+                access,
+                publisher: "bob".into(),
+            },
+            conflict: true,
+        },
+        Case {
+            name: "an organisation's package",
+            package: "@acme/tool",
+            write: PackageWrite::NewInOrg(access),
+            conflict: false,
+        },
+    ];
+    for case in cases {
+        let name = PackageName::parse(case.package).unwrap();
+        let written = db
+            .put_packument(&name, &packument(case.package, "", "alice"), case.write)
+            .await;
+        match written {
+            Err(error) => assert!(
+                case.conflict && error.is_conflict(),
+                "{}: {error}",
+                case.name
+            ),
+            Ok(()) => assert!(!case.conflict, "{}: written", case.name),
+        }
+        assert_eq!(
+            db.package(&name).await.unwrap().is_some(),
+            !case.conflict,
+            "{}",
+            case.name
+        );
+    }
+}
+
 async fn with_private(name: &str, db: &dyn Metadata) {
     let access = Access {
         visibility: Visibility::Private,

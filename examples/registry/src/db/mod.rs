@@ -267,8 +267,35 @@ pub enum PackageWrite {
     /// scope's claim: the scope is recorded as the publisher's if nobody owns it yet, and
     /// the write is refused if someone else does by then (a first publish on another node).
     NewInScope { access: Access, publisher: String },
+    /// A new package in the scope of the organisation of that name, refused if the
+    /// organisation is gone by then (removed on another node). A scope claim
+    /// ([`PackageWrite::NewInScope`]) is likewise refused once an organisation has the
+    /// scope's name, and both take turns with making and removing organisations.
+    NewInOrg(Access),
     /// The package as read at this revision; refused if it has changed since.
     Replacing { revision: i64 },
+}
+
+/// Whether a first publish into `scope` may go on now that it holds its turn: an
+/// organisation's package (`for_org`) needs its organisation still there, and a claim of
+/// the scope needs no organisation of its name. A conflict otherwise.
+pub(crate) fn check_org_for(
+    for_org: bool,
+    scope: &str,
+    org_exists: bool,
+    doing: &'static str,
+) -> Result<(), DbError> {
+    match (for_org, org_exists) {
+        (true, false) => Err(DbError::conflict(
+            doing,
+            format!("the organisation {scope} was removed meanwhile"),
+        )),
+        (false, true) => Err(DbError::conflict(
+            doing,
+            format!("the scope @{scope} became an organisation's meanwhile"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Which of a package's documents a reader asks for.

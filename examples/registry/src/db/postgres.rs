@@ -370,7 +370,29 @@ async fn put_package_rows(
                     .map_err(pg_error(doing))?;
             }
         }
-        PackageWrite::New(access) | PackageWrite::NewInScope { access, .. } => {
+        PackageWrite::New(access)
+        | PackageWrite::NewInScope { access, .. }
+        | PackageWrite::NewInOrg(access) => {
+            if let Some(scope) = name.scope()
+                && matches!(
+                    write,
+                    PackageWrite::NewInScope { .. } | PackageWrite::NewInOrg(_)
+                )
+            {
+                // In turn with organisations being made and removed (on any node): the
+                // organisation is there for its first publish, and never for a claim.
+                transaction
+                    .batch_execute(NAMES_LOCK)
+                    .await
+                    .map_err(pg_error(doing))?;
+                let org = transaction
+                    .query_opt("SELECT 1 FROM registry_orgs WHERE name = $1", &[&scope])
+                    .await
+                    .map_err(pg_error(doing))?
+                    .is_some();
+                let for_org = matches!(write, PackageWrite::NewInOrg(_));
+                super::check_org_for(for_org, scope, org, doing)?;
+            }
             if let PackageWrite::NewInScope { publisher, .. } = &write {
                 let scope = name
                     .scope()
@@ -1018,6 +1040,11 @@ impl Metadata for PostgresMetadata {
             let doing = "remove the organisation";
             let mut client = self.client(doing).await?;
             let transaction = client.transaction().await.map_err(pg_error(doing))?;
+            // In turn with first publishes into its scope (on any node).
+            transaction
+                .batch_execute(NAMES_LOCK)
+                .await
+                .map_err(pg_error(doing))?;
             // The record first, locked: a change on another node waits for this, or this
             // for it (and then finds the revision moved on).
             let locked = transaction
@@ -1914,6 +1941,17 @@ mod tests {
     async fn a_first_publish_claims_its_scope() {
         if let Some(scratch) = Scratch::new("scopes").await {
             super::super::behaviour::a_first_publish_claims_its_scope(&scratch.metadata).await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_publish_into_a_scope_finds_its_organisation_as_it_is_then() {
+        if let Some(scratch) = Scratch::new("org_first_publish").await {
+            super::super::behaviour::a_first_publish_into_a_scope_finds_its_organisation_as_it_is_then(
+                &scratch.metadata,
+            )
+            .await;
             scratch.finish().await;
         }
     }

@@ -392,7 +392,10 @@ pub(super) fn put_package_rows(
                 format!("{full} changed since it was read"),
             ));
         }
-        (Some(_), PackageWrite::New(_) | PackageWrite::NewInScope { .. }) => {
+        (
+            Some(_),
+            PackageWrite::New(_) | PackageWrite::NewInScope { .. } | PackageWrite::NewInOrg(_),
+        ) => {
             return Err(DbError::conflict(
                 doing,
                 format!("{full} was published meanwhile"),
@@ -438,6 +441,7 @@ pub(super) fn put_package_rows(
             let scope = name
                 .scope()
                 .ok_or_else(|| DbError::new(doing, format!("{full} is not in a scope")))?;
+            super::check_org_for(false, scope, org_exists(transaction, scope)?, doing)?;
             claim_scope_row(transaction, scope, &publisher)?;
             let owner: String = transaction
                 .query_row(
@@ -455,6 +459,13 @@ pub(super) fn put_package_rows(
             insert_package_row(transaction, &full, revision, access, &index, &json)?
         }
         (None, PackageWrite::New(access)) => {
+            insert_package_row(transaction, &full, revision, access, &index, &json)?
+        }
+        (None, PackageWrite::NewInOrg(access)) => {
+            let scope = name
+                .scope()
+                .ok_or_else(|| DbError::new(doing, format!("{full} is not in a scope")))?;
+            super::check_org_for(true, scope, org_exists(transaction, scope)?, doing)?;
             insert_package_row(transaction, &full, revision, access, &index, &json)?
         }
     };
@@ -692,6 +703,16 @@ fn team_access_of(text: Option<String>) -> Result<Option<TeamAccess>, rusqlite::
         })
     })
     .transpose()
+}
+
+fn org_exists(transaction: &Transaction<'_>, name: &str) -> Result<bool, DbError> {
+    transaction
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM orgs WHERE name = ?1)",
+            [name],
+            |row| row.get(0),
+        )
+        .map_err(sql_error("read the organisation"))
 }
 
 pub(super) fn claim_scope_row(
@@ -1838,6 +1859,14 @@ mod tests {
             db.orgs_of("alice").await.unwrap(),
             [("acme".to_owned(), Role::Owner)]
         );
+    }
+
+    #[tokio::test]
+    async fn a_first_publish_into_a_scope_finds_its_organisation_as_it_is_then() {
+        super::super::behaviour::a_first_publish_into_a_scope_finds_its_organisation_as_it_is_then(
+            &SqliteMetadata::memory().unwrap(),
+        )
+        .await;
     }
 
     #[tokio::test]

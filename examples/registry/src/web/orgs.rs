@@ -381,8 +381,8 @@ impl Edit {
         asked: Asked,
         form: &ChangeForm,
     ) -> Result<Option<Self>, ApiError> {
-        let existing = |text: String| async move {
-            crate::controllers::orgs::existing_user(state, &text).await
+        let existing = |text: String, needs: Role| async move {
+            crate::controllers::orgs::existing_user(state, Some(who), org, needs, &text).await
         };
         Ok(Some(match asked {
             Asked::SetMember => {
@@ -392,10 +392,12 @@ impl Edit {
                         ApiError::bad_request("the role is one of developer, admin, owner")
                     })?,
                 };
-                Edit::SetMember(existing(form.user()?).await?, role)
+                Edit::SetMember(existing(form.user()?, Role::Owner).await?, role)
             }
             Asked::RemoveMember => Edit::RemoveMember(form.user()?),
-            Asked::AddToTeam(team) => Edit::AddToTeam(team, existing(form.user()?).await?),
+            Asked::AddToTeam(team) => {
+                Edit::AddToTeam(team, existing(form.user()?, Role::Admin).await?)
+            }
             Asked::RemoveFromTeam(team) => Edit::RemoveFromTeam(team, form.user()?),
             Asked::CreateTeam => Edit::CreateTeam(
                 teams::team_name(ChangeForm::field(&form.name, "team's name")?)?,

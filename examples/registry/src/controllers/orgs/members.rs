@@ -105,7 +105,7 @@ pub async fn set(
             ))
         })?,
     };
-    let user = existing_user(&state, &body.user).await?;
+    let user = existing_user(&state, who.as_ref(), &org, Role::Owner, &body.user).await?;
     let changed = change(
         &state,
         who,

@@ -222,8 +222,18 @@ pub async fn package_rights_changed(state: &AppState, name: &PackageName, users:
     tell(state, people).await;
 }
 
-/// A user named `name`, or a 400 naming the field.
-pub async fn existing_user(state: &AppState, name: &str) -> Result<String, ApiError> {
+/// A user named `name`, to be put into `org` by `who`, who must be allowed to (at least
+/// `needs`) before the name is looked up: nobody else learns whether such a user exists.
+/// A 400 naming the field when there is no such user.
+pub async fn existing_user(
+    state: &AppState,
+    who: Option<&Authenticated>,
+    org: &str,
+    needs: Role,
+    name: &str,
+) -> Result<String, ApiError> {
+    let who = who.ok_or_else(ApiError::needs_login)?;
+    allowed(state, who, org, needs).await?;
     let bare = name.strip_prefix('@').unwrap_or(name);
     match crate::controllers::users::load(state, bare).await? {
         Some(user) => Ok(user.name),

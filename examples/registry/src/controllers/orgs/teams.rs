@@ -120,7 +120,7 @@ pub async fn add_member(
     Path((org, team)): Path<(String, String)>,
     JsonBody(body): JsonBody<TeamMember>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = existing_user(&state, &body.user).await?;
+    let user = existing_user(&state, who.as_ref(), &org, Role::Admin, &body.user).await?;
     change(
         &state,
         who,

@@ -680,7 +680,7 @@ pub async fn release(
     let write = match (read, scope) {
         (Some(revision), _) => crate::db::PackageWrite::Replacing { revision },
         // The organisation owns its scope: nothing to claim.
-        (None, Some((_, scopes::Ownership::Org))) => crate::db::PackageWrite::New(access),
+        (None, Some((_, scopes::Ownership::Org))) => crate::db::PackageWrite::NewInOrg(access),
         (None, Some(_)) => crate::db::PackageWrite::NewInScope {
             access,
             publisher: who.owner().to_owned(),
