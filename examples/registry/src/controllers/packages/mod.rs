@@ -657,14 +657,10 @@ pub async fn release(
     add_version(&mut packument, name, new_version, publisher)?;
     // The tarball first: a crash between the two leaves a file nobody names, never a
     // version without its bytes.
-    state
-        .blobs()
-        .put(tarball.clone(), digest)
-        .await
-        .map_err(|e| ApiError::internal("cannot save the tarball", e))?;
+    save_tarball(state, tarball.clone(), digest).await?;
     if outcome == Outcome::Stage {
         let kept = crate::controllers::stage::keep(state, who, name, staged, digest).await?;
-        keep_written(state, tarball, digest).await?;
+        save_tarball(state, tarball, digest).await?;
         return Ok(kept);
     }
     let access = crate::db::Access {
@@ -688,7 +684,8 @@ pub async fn release(
         (None, None) => crate::db::PackageWrite::New(access),
     };
     save_packument(state, name, &mut packument, write).await?;
-    keep_written(state, tarball, digest).await?;
+    // Again, now that the version names it: see `save_tarball`.
+    save_tarball(state, tarball, digest).await?;
     if let Some(org) = org_scope {
         scopes::grant_developers(state, &org, name).await?;
     }
@@ -701,10 +698,12 @@ pub async fn release(
     Ok((StatusCode::CREATED, Json(json!({ "ok": true }))).into_response())
 }
 
-/// Writes the tarball again if it is gone now that its row is committed: another node may
-/// have removed the same bytes, named by nothing then, after this publish found the file
-/// there and before the row was committed (see [`crate::db::blobs`]).
-async fn keep_written(
+/// Keeps the tarball (nothing to do when its file is there). A publish calls it before
+/// its row is committed, so that a crash leaves at most a file nobody names, and again
+/// after: another node may have removed the same bytes, named by nothing then, after
+/// this publish found the file there and before the row was committed (see
+/// [`crate::db::blobs`]).
+async fn save_tarball(
     state: &AppState,
     tarball: bytes::Bytes,
     digest: crate::db::Digest,
