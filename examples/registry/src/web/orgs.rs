@@ -305,8 +305,6 @@ enum Asked {
     DestroyTeam(String),
     Grant(String),
     Revoke(String),
-    Settings,
-    RemoveOrg,
 }
 
 /// `POST /-/web/orgs/<org>/<action>`: `members` adds a member or changes their role
@@ -314,19 +312,64 @@ enum Asked {
 /// packages (admins and owners), `remove` removes the organisation once its name is typed
 /// to confirm (owners).
 pub(super) async fn org_change(
-    state: State<AppState>,
+    State(state): State<AppState>,
     who: Authenticated,
     Path((org, action)): Path<(String, String)>,
     Form(form): Form<ChangeForm>,
 ) -> Response {
+    let owner = who.owner().to_owned();
     let asked = match action.as_str() {
         "members" => Asked::SetMember,
         "teams" => Asked::CreateTeam,
-        "settings" => Asked::Settings,
-        "remove" => Asked::RemoveOrg,
-        _ => return api_error_page(Some(who.owner()), ApiError::not_found("no such page")),
+        "settings" => {
+            let changed = set_new_package_access(&state, who, &org, &form).await;
+            return shown_again(&owner, changed.map(|org| org.name));
+        }
+        "remove" => {
+            let removed = remove_org(&state, who, &org, &form).await;
+            return match removed {
+                Ok(()) => redirect("/-/web/new-organisation"),
+                Err(error) => api_error_page(Some(&owner), error),
+            };
+        }
+        _ => return api_error_page(Some(&owner), ApiError::not_found("no such page")),
     };
-    apply(state, who, org, form, asked).await
+    apply(State(state), who, org, form, asked).await
+}
+
+/// The settings form: what `developers` gets on new packages.
+async fn set_new_package_access(
+    state: &AppState,
+    who: Authenticated,
+    org: &str,
+    form: &ChangeForm,
+) -> Result<Org, ApiError> {
+    let text = ChangeForm::field(&form.developers_on_new_packages, "choice for new packages")?;
+    let choice = organisation::parse_new_package_access(text)?;
+    organisation::set_new_package_access(state, Some(who), form.code(), org, choice).await
+}
+
+/// The removal form, once the organisation's name is typed to confirm.
+async fn remove_org(
+    state: &AppState,
+    who: Authenticated,
+    org: &str,
+    form: &ChangeForm,
+) -> Result<(), ApiError> {
+    if ChangeForm::field(&form.confirm, "organisation's name to confirm")? != org {
+        return Err(ApiError::bad_request(format!(
+            "type {org} to confirm that it is the organisation to remove"
+        )));
+    }
+    organisation::delete(state, Some(who), form.code(), org).await
+}
+
+/// The organisation's page again after a change, or the page saying what went wrong.
+fn shown_again(owner: &str, changed: Result<String, ApiError>) -> Response {
+    match changed {
+        Ok(org) => redirect(&format!("/-/web/orgs/{org}")),
+        Err(error) => api_error_page(Some(owner), error),
+    }
 }
 
 /// `POST /-/web/orgs/<org>/members/remove` (owners).
@@ -373,25 +416,20 @@ enum Edit {
 
 impl Edit {
     /// The change `asked` names, from `form`'s fields (users and granted packages must
-    /// exist); `None` for the two that are not edits of the organisation's record.
+    /// exist).
     async fn of(
         state: &AppState,
         who: &Authenticated,
         org: &str,
         asked: Asked,
         form: &ChangeForm,
-    ) -> Result<Option<Self>, ApiError> {
+    ) -> Result<Self, ApiError> {
         let existing = |text: String, needs: Role| async move {
             crate::controllers::orgs::existing_user(state, Some(who), org, needs, &text).await
         };
-        Ok(Some(match asked {
+        Ok(match asked {
             Asked::SetMember => {
-                let role = match form.role.as_deref() {
-                    None => Role::Developer,
-                    Some(text) => Role::parse(text).ok_or_else(|| {
-                        ApiError::bad_request("the role is one of developer, admin, owner")
-                    })?,
-                };
+                let role = members::role_named(form.role.as_deref())?;
                 Edit::SetMember(existing(form.user()?, Role::Owner).await?, role)
             }
             Asked::RemoveMember => Edit::RemoveMember(form.user()?),
@@ -409,10 +447,7 @@ impl Edit {
             ),
             Asked::DestroyTeam(team) => Edit::DestroyTeam(team),
             Asked::Grant(team) => {
-                let text = ChangeForm::field(&form.permissions, "access")?;
-                let access = TeamAccess::parse(text).ok_or_else(|| {
-                    ApiError::bad_request("the access is read-only or read-write")
-                })?;
+                let access = teams::access_named(ChangeForm::field(&form.permissions, "access")?)?;
                 let package = ChangeForm::field(&form.package, "package")?;
                 Edit::Grant(
                     team,
@@ -424,8 +459,7 @@ impl Edit {
                 team,
                 PackageName::parse(ChangeForm::field(&form.package, "package")?)?,
             ),
-            Asked::Settings | Asked::RemoveOrg => return Ok(None),
-        }))
+        })
     }
 
     /// The least role that may make it.
@@ -452,8 +486,7 @@ impl Edit {
     }
 }
 
-/// Makes the change as the API would, then shows the organisation again (or, once it is
-/// removed, the new-organisation page).
+/// Makes the change as the API would, then shows the organisation again.
 async fn apply(
     State(state): State<AppState>,
     who: Authenticated,
@@ -463,35 +496,7 @@ async fn apply(
 ) -> Response {
     let owner = who.owner().to_owned();
     let done = async {
-        match asked {
-            Asked::RemoveOrg => {
-                if ChangeForm::field(&form.confirm, "organisation's name to confirm")? != org {
-                    return Err(ApiError::bad_request(format!(
-                        "type {org} to confirm that it is the organisation to remove"
-                    )));
-                }
-                organisation::delete(&state, Some(who), form.code(), &org).await?;
-                return Ok(None);
-            }
-            Asked::Settings => {
-                let text =
-                    ChangeForm::field(&form.developers_on_new_packages, "choice for new packages")?;
-                let choice = organisation::parse_new_package_access(text)?;
-                let changed = organisation::set_new_package_access(
-                    &state,
-                    Some(who),
-                    form.code(),
-                    &org,
-                    choice,
-                )
-                .await?;
-                return Ok(Some(changed));
-            }
-            _ => {}
-        }
-        let Some(edit) = Edit::of(&state, &who, &org, asked, &form).await? else {
-            return Err(ApiError::not_found("no such page"));
-        };
+        let edit = Edit::of(&state, &who, &org, asked, &form).await?;
         let changed = crate::controllers::orgs::change(
             &state,
             Some(who),
@@ -501,11 +506,7 @@ async fn apply(
             |org, _| edit.apply(org),
         )
         .await?;
-        Ok(Some(changed))
+        Ok(changed.name)
     };
-    match done.await {
-        Ok(Some(changed)) => redirect(&format!("/-/web/orgs/{}", changed.name)),
-        Ok(None) => redirect("/-/web/new-organisation"),
-        Err(error) => api_error_page(Some(&owner), error),
-    }
+    shown_again(&owner, done.await)
 }

@@ -96,15 +96,7 @@ pub async fn set(
     Path(org): Path<String>,
     JsonBody(body): JsonBody<Membership>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let role = match body.role.as_deref() {
-        None => Role::Developer,
-        Some(text) => Role::parse(text).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "role {:?} is not one of developer, admin, owner",
-                text.chars().take(32).collect::<String>()
-            ))
-        })?,
-    };
+    let role = role_named(body.role.as_deref())?;
     let user = existing_user(&state, who.as_ref(), &org, Role::Owner, &body.user).await?;
     let changed = change(
         &state,
@@ -177,6 +169,20 @@ pub fn set_member(org: &mut Org, user: &str, role: Role) -> Result<(), ApiError>
         }
     }
     Ok(())
+}
+
+/// The role `text` names (npm's default, developer, when none is named), or a 400 naming
+/// the choices (for the API and the web page).
+pub fn role_named(text: Option<&str>) -> Result<Role, ApiError> {
+    let Some(text) = text else {
+        return Ok(Role::Developer);
+    };
+    Role::parse(text).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "role {:?} is not one of developer, admin, owner",
+            text.chars().take(32).collect::<String>()
+        ))
+    })
 }
 
 /// `user` out of the organisation and every team; never its last owner.

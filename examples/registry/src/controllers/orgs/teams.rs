@@ -184,13 +184,7 @@ pub async fn grant(
     Path((org, team)): Path<(String, String)>,
     JsonBody(body): JsonBody<Grant>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let text = body.permissions.as_deref().unwrap_or_default();
-    let access = TeamAccess::parse(text).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "permissions {:?} is not read-only or read-write",
-            text.chars().take(32).collect::<String>()
-        ))
-    })?;
+    let access = access_named(body.permissions.as_deref().unwrap_or_default())?;
     let name = grantable(&state, who.as_ref(), &org, &body.package).await?;
     change(
         &state,
@@ -337,6 +331,17 @@ pub async fn grantable(
         return Err(crate::controllers::packages::access::not_found(&name));
     }
     Ok(name)
+}
+
+/// The team access `text` names, or a 400 naming the choices (for the API and the web
+/// page).
+pub fn access_named(text: &str) -> Result<TeamAccess, ApiError> {
+    TeamAccess::parse(text).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "permissions {:?} is not read-only or read-write",
+            text.chars().take(32).collect::<String>()
+        ))
+    })
 }
 
 /// `access` to `name` for `team`, in place of what it had.
