@@ -2240,11 +2240,32 @@ async fn organisations_and_teams_through_the_real_npm_cli() {
         )
         .await;
 
-    // Out of the organisation, bob cannot tell that @acme has private packages: each
-    // command answers as for an organisation and a package that do not exist.
+    // bob maintains @acme/tool while a member; out of the organisation he is off its
+    // maintainers, and only a member can be put back on.
+    alice
+        .ok(alice_session, here, &["owner", "add", "bob", "@acme/tool"])
+        .await;
     alice
         .ok(alice_session, here, &["org", "rm", "acme", "bob"])
         .await;
+    let owners = alice
+        .ok(alice_session, here, &["owner", "ls", "@acme/tool"])
+        .await;
+    assert!(
+        owners.contains("alice") && !owners.contains("bob"),
+        "{owners}"
+    );
+    let refused = alice
+        .fails(alice_session, here, &["owner", "add", "bob", "@acme/tool"])
+        .await;
+    assert!(
+        refused.contains("bob is not a member of the organisation acme"),
+        "{refused}"
+    );
+
+    // Out of the organisation, bob cannot tell that @acme has private packages (not even
+    // the one he maintained): each command answers as for an organisation and a package
+    // that do not exist.
     for args in [
         &["view", "@acme/tool"][..],
         &["access", "list", "collaborators", "@acme/tool"],

@@ -67,6 +67,17 @@ impl Acme {
             .await
     }
 
+    /// alice (the owner) removes `user` from the organisation.
+    async fn remove_member(&self, user: &str) -> Reply {
+        self.send(
+            "DELETE",
+            "/-/org/acme/user",
+            &self.alice,
+            json!({ "user": user }),
+        )
+        .await
+    }
+
     async fn read(&self, token: &str) -> u16 {
         self.client.send("GET", TOOL, Some(token), "").await.status
     }
@@ -134,14 +145,7 @@ async fn members_join_developers_which_publishes_new_packages_and_removal_stops_
     let published = acme.publish(&bob_ci, "1.0.1").await;
     assert_eq!(published.status, 201, "{}", published.body);
 
-    let removed = acme
-        .send(
-            "DELETE",
-            "/-/org/acme/user",
-            &acme.alice,
-            json!({ "user": "bob" }),
-        )
-        .await;
+    let removed = acme.remove_member("bob").await;
     assert_eq!(removed.status, 204, "{}", removed.body);
     // The very next requests with the same token: as if @acme/tool did not exist.
     assert_eq!(acme.read(&bob_ci).await, 404);
@@ -168,6 +172,81 @@ async fn members_join_developers_which_publishes_new_packages_and_removal_stops_
         bob_ci.starts_with(&listed),
         "bob's token was not revoked: {}",
         tokens.body
+    );
+}
+
+#[tokio::test]
+async fn a_member_who_leaves_maintains_none_of_its_packages() {
+    let acme = Acme::new().await;
+    assert_eq!(acme.set_member("bob", None).await.status, 200);
+    let bob_ci = acme
+        .client
+        .token(&acme.bob, json!({ "password": PASSWORD }))
+        .await;
+    // bob starts @acme/kit, as members do, so he is its one maintainer; alice makes him one
+    // of @acme/tool's too.
+    const KIT: &str = "/@acme%2fkit";
+    let body = publish_body("@acme/kit", "1.0.0", json!("restricted"));
+    let started = acme.client.send("PUT", KIT, Some(&bob_ci), &body).await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let owners = acme
+        .client
+        .set_owners(&acme.alice, "@acme/tool", &["alice", "bob"])
+        .await;
+    assert_eq!(owners.status, 200, "{}", owners.body);
+    // dave is not a member: he cannot be made a maintainer of the organisation's package.
+    let outsider = acme
+        .client
+        .set_owners(&acme.alice, "@acme/tool", &["alice", "bob", "dave"])
+        .await;
+    assert_eq!(outsider.status, 400, "{}", outsider.body);
+    assert!(
+        outsider
+            .body
+            .contains("dave is not a member of the organisation acme"),
+        "{}",
+        outsider.body
+    );
+
+    let removed = acme.remove_member("bob").await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
+    // His token on the very next requests: neither package is his any more.
+    let read = acme.client.send("GET", KIT, Some(&bob_ci), "").await;
+    assert_eq!(read.status, 404, "{}", read.body);
+    let body = publish_body("@acme/kit", "1.0.1", json!("restricted"));
+    let refused = acme.client.send("PUT", KIT, Some(&bob_ci), &body).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(acme.read(&bob_ci).await, 404, "@acme/tool");
+    let mine = acme
+        .client
+        .send("GET", "/-/user/bob/package", Some(&bob_ci), "")
+        .await;
+    assert_eq!(mine.json(), json!({}), "{}", mine.body);
+    // The lists no longer name him; alice, who removed him, keeps what he alone maintained.
+    for (path, left) in [(KIT, json!(["alice"])), (TOOL, json!(["alice"]))] {
+        let packument = acme.client.send("GET", path, Some(&acme.alice), "").await;
+        let names: Vec<_> = packument.json()["maintainers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["name"].clone())
+            .collect();
+        assert_eq!(json!(names), left, "{path}");
+    }
+    let collaborators = acme
+        .client
+        .send(
+            "GET",
+            "/-/package/@acme%2fkit/collaborators",
+            Some(&acme.alice),
+            "",
+        )
+        .await;
+    assert_eq!(
+        collaborators.json()["bob"],
+        json!(null),
+        "{}",
+        collaborators.body
     );
 }
 
@@ -375,14 +454,7 @@ async fn roles_decide_who_changes_what() {
             refused.body
         );
     }
-    let last = acme
-        .send(
-            "DELETE",
-            "/-/org/acme/user",
-            &acme.alice,
-            json!({ "user": "alice" }),
-        )
-        .await;
+    let last = acme.remove_member("alice").await;
     assert_eq!(last.status, 400, "the last owner stays: {}", last.body);
     let developers = acme
         .send("DELETE", "/-/team/acme/developers", &acme.alice, json!({}))

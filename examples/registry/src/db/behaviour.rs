@@ -602,7 +602,7 @@ pub async fn search_is_bounded(db: &dyn Metadata) {
 /// An organisation is one record, written as read; its name is never a user's (either way
 /// round) nor a scope someone else publishes in; its teams' access reaches the read rule.
 pub async fn organisations_hold_their_teams_access(db: &dyn Metadata) {
-    use super::{Org, TeamAccess};
+    use super::{Org, OrgStanding, TeamAccess};
     db.put_user(&new_user("alice")).await.unwrap();
     let org = |name: &str| Org::new(name, "alice", "2026-12-02T00:00:00Z".into());
     assert!(
@@ -659,10 +659,13 @@ pub async fn organisations_hold_their_teams_access(db: &dyn Metadata) {
     assert_eq!(rule.reader_team, Some(TeamAccess::ReadOnly));
     assert!(!rule.reader_maintains);
     assert_eq!(
-        db.team_access(&tool, "carol").await.unwrap(),
-        Some(TeamAccess::ReadOnly)
+        db.org_standing(&tool, "carol").await.unwrap(),
+        OrgStanding::Member(Some(TeamAccess::ReadOnly))
     );
-    assert_eq!(db.team_access(&tool, "dave").await.unwrap(), None);
+    assert_eq!(
+        db.org_standing(&tool, "dave").await.unwrap(),
+        OrgStanding::Outsider
+    );
     assert_eq!(found(db, "acme", Some("carol")).await.0, ["@acme/tool"]);
     assert!(found(db, "acme", Some("dave")).await.0.is_empty());
 
@@ -724,7 +727,10 @@ pub async fn an_organisation_is_removed_only_when_its_scope_is_empty(db: &dyn Me
     );
     assert_eq!(db.remove_org(&acme).await.unwrap(), OrgRemoval::Removed);
     assert!(db.org("acme").await.unwrap().is_none());
-    assert_eq!(db.team_access(&tool, "alice").await.unwrap(), None);
+    assert_eq!(
+        db.org_standing(&tool, "alice").await.unwrap(),
+        super::OrgStanding::NoOrganisation
+    );
     assert_eq!(db.scope_owner("acme").await.unwrap(), None, "scope freed");
     db.put_user(&new_user("acme"))
         .await
@@ -830,6 +836,87 @@ pub async fn a_first_publish_into_a_scope_finds_its_organisation_as_it_is_then(d
             case.name
         );
     }
+}
+
+/// A package in an organisation's scope is maintained only by members: someone the list
+/// names who is not (or no longer) a member maintains nothing, for reads and for
+/// tarballs alike, while the list names them in a user's scope still count.
+pub async fn only_members_maintain_an_organisations_packages(db: &dyn Metadata) {
+    use super::{Org, OrgStanding, Role};
+    for user in ["alice", "bob"] {
+        db.put_user(&new_user(user)).await.unwrap();
+    }
+    db.put_org(&Org::new("acme", "alice", "2026-12-02T00:00:00Z".into()))
+        .await
+        .unwrap();
+    let mut acme = db.org("acme").await.unwrap().unwrap();
+    acme.members.insert("bob".into(), Role::Developer);
+    db.put_org(&acme).await.unwrap();
+    let tool = PackageName::parse("@acme/tool").unwrap();
+    let mut listed = packument("@acme/tool", "", "alice");
+    listed["maintainers"] = json!([{ "name": "alice" }, { "name": "bob" }]);
+    let access = Access {
+        visibility: Visibility::Private,
+        mfa: PackageMfa::None,
+    };
+    db.put_packument(&tool, &listed, PackageWrite::New(access))
+        .await
+        .unwrap();
+    // bob's own scope has no organisation: the list is all there is.
+    let own = PackageName::parse("@bob/kit").unwrap();
+    db.put_packument(
+        &own,
+        &packument("@bob/kit", "", "bob"),
+        PackageWrite::New(access),
+    )
+    .await
+    .unwrap();
+
+    let maintains = |name: &PackageName, user: &'static str| {
+        let name = name.clone();
+        async move {
+            db.read_rule(&name, Some(user))
+                .await
+                .unwrap()
+                .unwrap()
+                .reader_maintains
+        }
+    };
+    assert!(maintains(&tool, "bob").await, "a member on the list");
+    assert_eq!(db.maintained_by("bob").await.unwrap().len(), 2);
+    assert!(maintains(&own, "bob").await, "no organisation's");
+    assert_eq!(
+        db.org_standing(&own, "bob").await.unwrap(),
+        OrgStanding::NoOrganisation
+    );
+
+    let mut acme = db.org("acme").await.unwrap().unwrap();
+    acme.members.remove("bob");
+    db.put_org(&acme).await.unwrap();
+    assert!(!maintains(&tool, "bob").await, "listed, but gone from acme");
+    let bobs: Vec<String> = db
+        .maintained_by("bob")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|maintained| maintained.name)
+        .collect();
+    assert_eq!(bobs, ["@bob/kit"], "nor listed as his");
+    assert!(maintains(&tool, "alice").await);
+    assert_eq!(
+        db.org_standing(&tool, "bob").await.unwrap(),
+        OrgStanding::Outsider
+    );
+    let tarball = db
+        .tarball(&tool, "tool-1.0.0.tgz", Some("bob"))
+        .await
+        .unwrap()
+        .expect("the version's tarball");
+    assert!(
+        !tarball.rule.reader_maintains,
+        "the tarball's rule is the same"
+    );
+    assert!(maintains(&own, "bob").await);
 }
 
 async fn with_private(name: &str, db: &dyn Metadata) {

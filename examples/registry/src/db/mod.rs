@@ -318,13 +318,52 @@ pub struct StoredDocument {
 #[derive(Clone, Copy, Debug)]
 pub struct ReadRule {
     pub visibility: Visibility,
-    /// Whether the reader (if any) is one of its maintainers.
+    /// Whether the reader (if any) is one of its maintainers: listed as one and, for a
+    /// package in an organisation's scope, still a member of the organisation (someone
+    /// who leaves it keeps nothing of its packages, even where the list still names them).
     pub reader_maintains: bool,
     /// The reader's best access through the teams of its organisation, if any.
     pub reader_team: Option<TeamAccess>,
     /// Changes with every write to the package, across the registry (never reused, even
     /// after the package is deleted and published again): what its `ETag` is made of.
     pub revision: i64,
+}
+
+/// Where a user stands with the organisation whose scope holds a package.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrgStanding {
+    /// The package is in no organisation's scope (unscoped, or a user's scope).
+    NoOrganisation,
+    /// The organisation's, and the user is not a member of it: being listed among the
+    /// package's maintainers gives them nothing.
+    Outsider,
+    /// A member of the organisation, with their best access through its teams.
+    Member(Option<TeamAccess>),
+}
+
+impl OrgStanding {
+    /// From what the backends read: whether the organisation exists, whether the user is
+    /// a member, and their team access.
+    pub fn of(org_exists: bool, member: bool, team: Option<TeamAccess>) -> Self {
+        match (org_exists, member) {
+            (false, _) => OrgStanding::NoOrganisation,
+            (true, false) => OrgStanding::Outsider,
+            (true, true) => OrgStanding::Member(team),
+        }
+    }
+
+    /// Whether a maintainer standing here maintains the package.
+    pub fn keeps_maintainers(self) -> bool {
+        self != OrgStanding::Outsider
+    }
+
+    /// The best access through the organisation's teams.
+    pub fn team(self) -> Option<TeamAccess> {
+        match self {
+            OrgStanding::Member(team) => team,
+            OrgStanding::NoOrganisation | OrgStanding::Outsider => None,
+        }
+    }
 }
 
 /// A tarball of a published version: where its bytes are, and who may read it.
@@ -497,8 +536,9 @@ pub trait Metadata: Send + Sync + 'static {
     /// The organisations `user` is a member of, by name, with their role in each (the
     /// first thousand).
     fn orgs_of(&self, user: &str) -> DbFuture<'_, Vec<(String, Role)>>;
-    /// `user`'s best access to the package through its organisation's teams.
-    fn team_access(&self, name: &PackageName, user: &str) -> DbFuture<'_, Option<TeamAccess>>;
+    /// Where `user` stands with the organisation whose scope holds the package: a member
+    /// (with their best access through its teams), an outsider, or no organisation's.
+    fn org_standing(&self, name: &PackageName, user: &str) -> DbFuture<'_, OrgStanding>;
     /// Whose scope `scope` is, as recorded at its first publish.
     fn scope_owner(&self, scope: &str) -> DbFuture<'_, Option<String>>;
 
@@ -543,7 +583,8 @@ pub trait Metadata: Send + Sync + 'static {
     -> DbFuture<'_, SearchPage>;
     /// The packages `user` has starred, by name.
     fn starred_by(&self, user: &str) -> DbFuture<'_, Vec<String>>;
-    /// The packages `user` maintains, by name.
+    /// The packages `user` maintains, by name (in an organisation's scope, only while a
+    /// member of it).
     fn maintained_by(&self, user: &str) -> DbFuture<'_, Vec<Maintained>>;
 
     /// The package's trusted publishers, oldest first.

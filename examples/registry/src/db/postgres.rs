@@ -17,9 +17,9 @@ use super::index::PackageIndex;
 use super::search_tiers::{Tier, all_found, common_prefix, prefix_end, text_rank_is_dense};
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, OrgRemoval,
-    PackageWrite, PublishersAdded, ReadRule, Role, SearchHit, SearchPage, SearchQuery, SearchTurn,
-    StageAdded, StageQuery, StoredDocument, StoredPackage, StoredPublisher, StoredStage,
-    TarballRow, TeamAccess, User,
+    OrgStanding, PackageWrite, PublishersAdded, ReadRule, Role, SearchHit, SearchPage, SearchQuery,
+    SearchTurn, StageAdded, StageQuery, StoredDocument, StoredPackage, StoredPublisher,
+    StoredStage, TarballRow, TeamAccess, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -177,6 +177,19 @@ fn pg_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
         ),
         None => DbError::new(doing, error),
     }
+}
+
+/// Whether the reader `$2` maintains the package `p` of the scope `$3` (NULL when it has
+/// none): listed as a maintainer and, when the scope is an organisation's, its member.
+/// (A macro, for `concat!`: the statements stay literals.)
+macro_rules! reader_maintains {
+    () => {
+        "(EXISTS (SELECT 1 FROM registry_maintainers m
+                WHERE m.package = p.name AND m.username = $2)
+            AND NOT EXISTS (SELECT 1 FROM registry_orgs o WHERE o.name = $3 AND NOT EXISTS (
+                SELECT 1 FROM registry_org_members om
+                    WHERE om.org = o.name AND om.username = $2)))"
+    };
 }
 
 fn team_access_of(doing: &'static str, text: &str) -> Result<TeamAccess, DbError> {
@@ -1086,19 +1099,28 @@ impl Metadata for PostgresMetadata {
         })
     }
 
-    fn team_access(&self, name: &PackageName, user: &str) -> DbFuture<'_, Option<TeamAccess>> {
+    fn org_standing(&self, name: &PackageName, user: &str) -> DbFuture<'_, OrgStanding> {
         let (full, user) = (name.to_string(), user.to_owned());
+        let scope = name.scope().map(str::to_owned);
         Box::pin(async move {
-            let doing = "read the team access";
+            let doing = "read the organisation's member";
             let client = self.client(doing).await?;
             let row = client
-                .query_opt(
-                    "SELECT access FROM registry_team_access WHERE package = $1 AND username = $2",
-                    &[&full, &user],
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM registry_orgs WHERE name = $1),
+                         EXISTS (SELECT 1 FROM registry_org_members
+                             WHERE org = $1 AND username = $2),
+                         (SELECT access FROM registry_team_access
+                             WHERE package = $3 AND username = $2)",
+                    &[&scope, &user, &full],
                 )
                 .await
                 .map_err(pg_error(doing))?;
-            row.map(|row| team_access_of(doing, row.get(0))).transpose()
+            let team = row
+                .get::<_, Option<&str>>(2)
+                .map(|text| team_access_of(doing, text))
+                .transpose()?;
+            Ok(OrgStanding::of(row.get(0), row.get(1), team))
         })
     }
 
@@ -1246,22 +1268,24 @@ impl Metadata for PostgresMetadata {
         reader: Option<&str>,
     ) -> DbFuture<'_, Option<ReadRule>> {
         let full = name.to_string();
+        let scope = name.scope().map(str::to_owned);
         let reader = reader.map(str::to_owned);
         Box::pin(async move {
             let doing = "read the package";
             let client = self.client(doing).await?;
             let statement = client
-                .prepare_cached(
-                    "SELECT p.visibility, p.mfa, EXISTS (SELECT 1 FROM registry_maintainers m
-                         WHERE m.package = p.name AND m.username = $2), p.revision,
+                .prepare_cached(concat!(
+                    "SELECT p.visibility, p.mfa, ",
+                    reader_maintains!(),
+                    ", p.revision,
                          (SELECT t.access FROM registry_team_access t
                              WHERE t.package = p.name AND t.username = $2)
-                     FROM registry_packages p WHERE p.name = $1",
-                )
+                     FROM registry_packages p WHERE p.name = $1"
+                ))
                 .await
                 .map_err(pg_error(doing))?;
             let row = client
-                .query_opt(&statement, &[&full, &reader])
+                .query_opt(&statement, &[&full, &reader, &scope])
                 .await
                 .map_err(pg_error(doing))?;
             row.map(|row| {
@@ -1286,24 +1310,25 @@ impl Metadata for PostgresMetadata {
         reader: Option<&str>,
     ) -> DbFuture<'_, Option<TarballRow>> {
         let full = name.to_string();
+        let scope = name.scope().map(str::to_owned);
         let file = file.to_owned();
         let reader = reader.map(str::to_owned);
         Box::pin(async move {
             let doing = "read the tarball's record";
             let client = self.client(doing).await?;
             let statement = client
-                .prepare_cached(
-                    "SELECT v.digest, p.visibility, p.mfa, EXISTS (SELECT 1 FROM
-                         registry_maintainers m WHERE m.package = p.name AND m.username = $3),
-                         p.revision, (SELECT t.access FROM registry_team_access t
-                             WHERE t.package = p.name AND t.username = $3)
+                .prepare_cached(concat!(
+                    "SELECT v.digest, p.visibility, p.mfa, ",
+                    reader_maintains!(),
+                    ", p.revision, (SELECT t.access FROM registry_team_access t
+                             WHERE t.package = p.name AND t.username = $2)
                      FROM registry_versions v JOIN registry_packages p ON p.name = v.package
-                     WHERE v.package = $1 AND v.tarball = $2",
-                )
+                     WHERE v.package = $1 AND v.tarball = $4"
+                ))
                 .await
                 .map_err(pg_error(doing))?;
             let row = client
-                .query_opt(&statement, &[&full, &file, &reader])
+                .query_opt(&statement, &[&full, &reader, &scope, &file])
                 .await
                 .map_err(pg_error(doing))?;
             row.map(|row| {
@@ -1434,7 +1459,13 @@ impl Metadata for PostgresMetadata {
                 .query(
                     "SELECT p.name, p.visibility, p.mfa FROM registry_maintainers m
                      JOIN registry_packages p ON p.name = m.package
-                     WHERE m.username = $1 ORDER BY p.name",
+                     WHERE m.username = $1
+                         AND NOT EXISTS (SELECT 1 FROM registry_orgs o
+                             WHERE p.name LIKE '@%'
+                                 AND o.name = split_part(substr(p.name, 2), '/', 1)
+                                 AND NOT EXISTS (SELECT 1 FROM registry_org_members om
+                                     WHERE om.org = o.name AND om.username = $1))
+                     ORDER BY p.name",
                     &[&user],
                 )
                 .await
@@ -1971,6 +2002,17 @@ mod tests {
     async fn an_organisation_is_removed_only_when_its_scope_is_empty() {
         if let Some(scratch) = Scratch::new("org_removal").await {
             super::super::behaviour::an_organisation_is_removed_only_when_its_scope_is_empty(
+                &scratch.metadata,
+            )
+            .await;
+            scratch.finish().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn only_members_maintain_an_organisations_packages() {
+        if let Some(scratch) = Scratch::new("org_maintainers").await {
+            super::super::behaviour::only_members_maintain_an_organisations_packages(
                 &scratch.metadata,
             )
             .await;

@@ -13,9 +13,9 @@ use super::index::PackageIndex;
 use super::search_tiers::{Tier, all_found, common_prefix, prefix_end, text_rank_is_dense};
 use super::{
     Access, DbError, DbFuture, Digest, Document, Maintained, Metadata, Org, OrgRemoval,
-    PackageWrite, PublishersAdded, ReadRule, Role, SearchHit, SearchPage, SearchQuery, SearchTurn,
-    StageAdded, StageQuery, StoredDocument, StoredPackage, StoredPublisher, StoredStage,
-    TarballRow, TeamAccess, User,
+    OrgStanding, PackageWrite, PublishersAdded, ReadRule, Role, SearchHit, SearchPage, SearchQuery,
+    SearchTurn, StageAdded, StageQuery, StoredDocument, StoredPackage, StoredPublisher,
+    StoredStage, TarballRow, TeamAccess, User,
 };
 use crate::controllers::packages::PackageName;
 
@@ -148,6 +148,17 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO org_members (org, user, role)
         SELECT o.name, m.key, m.value FROM orgs o, json_each(o.record, '$.members') m;",
 ];
+
+/// Whether the reader `?2` maintains the package `p` of the scope `?3` (NULL when it has
+/// none): listed as a maintainer and, when the scope is an organisation's, its member.
+/// (A macro, for `concat!`: the statements stay literals, prepared once.)
+macro_rules! reader_maintains {
+    () => {
+        "(EXISTS (SELECT 1 FROM maintainers m WHERE m.package = p.name AND m.user = ?2)
+            AND NOT EXISTS (SELECT 1 FROM orgs o WHERE o.name = ?3 AND NOT EXISTS (
+                SELECT 1 FROM org_members om WHERE om.org = o.name AND om.user = ?2)))"
+    };
+}
 
 /// Readers a file database keeps open beside its writer.
 const READERS: usize = 4;
@@ -1135,17 +1146,20 @@ impl Metadata for SqliteMetadata {
         })
     }
 
-    fn team_access(&self, name: &PackageName, user: &str) -> DbFuture<'_, Option<TeamAccess>> {
+    fn org_standing(&self, name: &PackageName, user: &str) -> DbFuture<'_, OrgStanding> {
         let (full, user) = (name.to_string(), user.to_owned());
-        self.read("read the team access", move |connection| {
-            let access: Option<String> = connection
-                .query_row(
-                    "SELECT access FROM team_access WHERE package = ?1 AND user = ?2",
-                    params![full, user],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            team_access_of(access)
+        let scope = name.scope().map(str::to_owned);
+        self.read("read the organisation's member", move |connection| {
+            let (org_exists, member, access): (bool, bool, Option<String>) = connection
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM orgs WHERE name = ?1),
+                         EXISTS (SELECT 1 FROM org_members WHERE org = ?1 AND user = ?2),
+                         (SELECT access FROM team_access WHERE package = ?3 AND user = ?2)",
+                )?
+                .query_row(params![scope, user, full], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+            Ok(OrgStanding::of(org_exists, member, team_access_of(access)?))
         })
     }
 
@@ -1282,17 +1296,19 @@ impl Metadata for SqliteMetadata {
         reader: Option<&str>,
     ) -> DbFuture<'_, Option<ReadRule>> {
         let full = name.to_string();
+        let scope = name.scope().map(str::to_owned);
         let reader = reader.map(str::to_owned);
         self.read_now("read the package", move |connection| {
             connection
-                .prepare_cached(
-                    "SELECT p.visibility, p.mfa, EXISTS (SELECT 1 FROM maintainers m
-                         WHERE m.package = p.name AND m.user = ?2), p.revision,
+                .prepare_cached(concat!(
+                    "SELECT p.visibility, p.mfa, ",
+                    reader_maintains!(),
+                    ", p.revision,
                          (SELECT t.access FROM team_access t
                              WHERE t.package = p.name AND t.user = ?2)
-                     FROM packages p WHERE p.name = ?1",
-                )?
-                .query_row(params![full, reader], |row| {
+                     FROM packages p WHERE p.name = ?1"
+                ))?
+                .query_row(params![full, reader, scope], |row| {
                     let visibility: String = row.get(0)?;
                     let mfa: String = row.get(1)?;
                     Ok(ReadRule {
@@ -1313,19 +1329,21 @@ impl Metadata for SqliteMetadata {
         reader: Option<&str>,
     ) -> DbFuture<'_, Option<TarballRow>> {
         let full = name.to_string();
+        let scope = name.scope().map(str::to_owned);
         let file = file.to_owned();
         let reader = reader.map(str::to_owned);
         self.read_now("read the tarball's record", move |connection| {
             connection
-                .prepare_cached(
-                    "SELECT v.digest, p.visibility, p.mfa, EXISTS (SELECT 1 FROM maintainers m
-                         WHERE m.package = p.name AND m.user = ?3), p.revision,
+                .prepare_cached(concat!(
+                    "SELECT v.digest, p.visibility, p.mfa, ",
+                    reader_maintains!(),
+                    ", p.revision,
                          (SELECT t.access FROM team_access t
-                             WHERE t.package = p.name AND t.user = ?3)
+                             WHERE t.package = p.name AND t.user = ?2)
                      FROM versions v JOIN packages p ON p.name = v.package
-                     WHERE v.package = ?1 AND v.tarball = ?2",
-                )?
-                .query_row(params![full, file, reader], |row| {
+                     WHERE v.package = ?1 AND v.tarball = ?4"
+                ))?
+                .query_row(params![full, reader, scope, file], |row| {
                     let digest: String = row.get(0)?;
                     let visibility: String = row.get(1)?;
                     let mfa: String = row.get(2)?;
@@ -1420,7 +1438,12 @@ impl Metadata for SqliteMetadata {
         self.read("read the user's packages", move |connection| {
             let mut statement = connection.prepare(
                 "SELECT p.name, p.visibility, p.mfa FROM maintainers m
-                 JOIN packages p ON p.name = m.package WHERE m.user = ?1 ORDER BY p.name",
+                 JOIN packages p ON p.name = m.package WHERE m.user = ?1
+                     AND NOT EXISTS (SELECT 1 FROM orgs o
+                         WHERE p.name LIKE '@%' AND o.name = substr(p.name, 2, instr(p.name, '/') - 2)
+                             AND NOT EXISTS (SELECT 1 FROM org_members om
+                                 WHERE om.org = o.name AND om.user = ?1))
+                 ORDER BY p.name",
             )?;
             let rows = statement.query_map([&user], |row| {
                 let visibility: String = row.get(1)?;
@@ -1880,6 +1903,14 @@ mod tests {
     #[tokio::test]
     async fn an_organisation_is_removed_only_when_its_scope_is_empty() {
         super::super::behaviour::an_organisation_is_removed_only_when_its_scope_is_empty(
+            &SqliteMetadata::memory().unwrap(),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn only_members_maintain_an_organisations_packages() {
+        super::super::behaviour::only_members_maintain_an_organisations_packages(
             &SqliteMetadata::memory().unwrap(),
         )
         .await;

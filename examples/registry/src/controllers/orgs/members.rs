@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use tokengate::Authenticated;
 
 use super::{change, created, existing_user, readable};
-use crate::controllers::packages::PackageName;
+use crate::controllers::packages::{self, PackageName, access, owners};
 use crate::db::orgs::DEVELOPERS;
 use crate::db::{Org, Role};
 use crate::error::{ApiError, JsonBody};
@@ -202,6 +202,105 @@ pub fn remove_member(org: &mut Org, user: &str) -> Result<(), ApiError> {
         team.members.remove(user);
     }
     Ok(())
+}
+
+/// Who was a member of `before` and is not of `after`.
+pub fn departed(before: &Org, after: &Org) -> Vec<String> {
+    before
+        .members
+        .keys()
+        .filter(|user| !after.members.contains_key(*user))
+        .cloned()
+        .collect()
+}
+
+/// The packages of `org`'s scope that any of `users` maintains (asked while they are
+/// still members: the lists of anyone else's scope do not count them).
+pub async fn org_packages_of(
+    state: &AppState,
+    org: &str,
+    users: &[String],
+) -> Result<Vec<PackageName>, ApiError> {
+    let mut names = Vec::new();
+    for user in users {
+        for maintained in state.db().maintained_by(user).await? {
+            let Ok(name) = PackageName::parse(&maintained.name) else {
+                continue;
+            };
+            if name.scope() == Some(org) && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Takes `departed`, who have left the organisation, off the maintainers of its packages
+/// `names`; where none would be left, `successor` (the owner who removed them) takes
+/// their place, so that every package keeps someone who may govern it. The read rule
+/// already ignores them there ([`crate::db::OrgStanding::Outsider`]); this keeps the
+/// lists that `npm owner ls` and the packuments show true. A package that cannot be
+/// rewritten (it kept changing, or the database failed) is logged and left.
+pub async fn drop_from_maintainers(
+    state: &AppState,
+    names: Vec<PackageName>,
+    departed: &[String],
+    successor: &str,
+) {
+    for name in names {
+        if let Err(error) = drop_from_one(state, &name, departed, successor).await {
+            tracing::warn!(
+                package = %name,
+                error = %error.message(),
+                "could not take departed members off the package's maintainers; they \
+                 maintain nothing there all the same"
+            );
+        }
+    }
+}
+
+async fn drop_from_one(
+    state: &AppState,
+    name: &PackageName,
+    departed: &[String],
+    successor: &str,
+) -> Result<(), ApiError> {
+    for _ in 0..3 {
+        let Some(mut package) = access::load(state, name, None).await? else {
+            return Ok(());
+        };
+        let Some(listed) = package.packument["maintainers"].as_array() else {
+            return Ok(());
+        };
+        let mut kept: Vec<Value> = listed
+            .iter()
+            .filter(|entry| {
+                !departed
+                    .iter()
+                    .any(|user| entry["name"].as_str() == Some(user.as_str()))
+            })
+            .cloned()
+            .collect();
+        if kept.len() == listed.len() {
+            return Ok(());
+        }
+        if kept.is_empty() {
+            kept.push(owners::maintainer_entry(state, successor).await?);
+        }
+        package.packument["maintainers"] = Value::Array(kept);
+        match packages::save_changed(state, name, &mut package).await {
+            Ok(()) => {
+                tracing::info!(package = %name, maintainers = access::maintainer_names(&package.packument).join(", "), "departed members taken off the maintainers");
+                return Ok(());
+            }
+            Err(error) if error.status() == axum::http::StatusCode::CONFLICT => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        format!("{name} kept changing"),
+    ))
 }
 
 fn owners(org: &Org) -> usize {

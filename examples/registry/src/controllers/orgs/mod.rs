@@ -167,7 +167,17 @@ where
     let (mut current, role, who) = may_change(state, who, code, org, needs).await?;
     let before = current.clone();
     edit(&mut current, role)?;
-    state.db().put_org(&current).await?;
+    let departed = members::departed(&before, &current);
+    if departed.is_empty() {
+        state.db().put_org(&current).await?;
+    } else {
+        // Their packages are listed while they are still members; under the write lock,
+        // as publishes are, so none of theirs starts in between.
+        let _writing = state.write_lock().await;
+        let theirs = members::org_packages_of(state, org, &departed).await?;
+        state.db().put_org(&current).await?;
+        members::drop_from_maintainers(state, theirs, &departed, who.owner()).await;
+    }
     rights_changed(state, &before, &current).await;
     tracing::info!(org, user = who.owner(), "organisation changed");
     Ok(current)

@@ -19,7 +19,7 @@ use crate::controllers::packages::PackageName;
 use crate::error::{ApiError, JsonBody};
 use crate::state::AppState;
 
-use crate::db::{Access, ReadRule, TeamAccess};
+use crate::db::{Access, OrgStanding, ReadRule, TeamAccess};
 pub use crate::db::{PackageMfa, Visibility};
 
 /// A package as stored: its packument and who may see it.
@@ -32,6 +32,9 @@ pub struct Package {
     pub revision: i64,
     /// The best access the reader it was loaded for has through its organisation's teams.
     pub reader_team: Option<TeamAccess>,
+    /// Whether the reader it was loaded for maintains it: on the list and, in an
+    /// organisation's scope, still a member of the organisation.
+    pub reader_maintains: bool,
 }
 
 impl Package {
@@ -47,22 +50,17 @@ impl Package {
         maintainer_names(&self.packument)
     }
 
-    pub fn is_maintainer(&self, user: &str) -> bool {
-        self.maintainers().contains(&user)
-    }
-
     /// The one rule for reads, shared by every route that can reveal a package; `who`
     /// is the reader it was [loaded](load) for.
     pub fn readable_by(&self, who: Option<&Authenticated>, name: &PackageName) -> bool {
-        let member =
-            who.is_some_and(|who| self.is_maintainer(who.owner())) || self.reader_team.is_some();
+        let member = self.reader_maintains || self.reader_team.is_some();
         visible(self.visibility, member, who, name)
     }
 
-    /// Whether `user` (the reader it was loaded for) may publish it: a maintainer, or in a
-    /// team with read-write access.
-    pub fn publishable_by(&self, user: &str) -> bool {
-        self.is_maintainer(user) || self.reader_team == Some(TeamAccess::ReadWrite)
+    /// Whether the reader it was loaded for may publish it: a maintainer, or in a team
+    /// with read-write access.
+    pub fn publishable_by_reader(&self) -> bool {
+        self.reader_maintains || self.reader_team == Some(TeamAccess::ReadWrite)
     }
 }
 
@@ -104,17 +102,21 @@ pub async fn load(
     let Some(stored) = state.db().package(name).await? else {
         return Ok(None);
     };
-    // Only an organisation's scoped packages have teams.
-    let reader_team = match reader {
-        Some(reader) if name.is_scoped() => state.db().team_access(name, reader).await?,
-        _ => None,
+    // Only an organisation's scoped packages have teams, and members.
+    let standing = match reader {
+        Some(reader) if name.is_scoped() => state.db().org_standing(name, reader).await?,
+        _ => OrgStanding::NoOrganisation,
     };
+    let reader_maintains = reader.is_some_and(|reader| {
+        maintainer_names(&stored.packument).contains(&reader) && standing.keeps_maintainers()
+    });
     Ok(Some(Package {
         packument: stored.packument,
         visibility: stored.access.visibility,
         mfa: stored.access.mfa,
         revision: stored.revision,
-        reader_team,
+        reader_team: standing.team(),
+        reader_maintains,
     }))
 }
 
@@ -188,7 +190,7 @@ async fn maintained(
     outsiders: Outsiders,
 ) -> Result<Package, ApiError> {
     let package = readable(state, Some(who), name).await?;
-    if !package.is_maintainer(who.owner()) {
+    if !package.reader_maintains {
         if outsiders == Outsiders::NotFound {
             return Err(not_found(name));
         }
@@ -302,18 +304,25 @@ pub async fn collaborators(
     let name = PackageName::parse(&name)?;
     let package = readable(&state, who.as_ref(), &name).await?;
     let mut collaborators = Map::new();
-    // Its organisation's members with access through a team, then its maintainers.
-    if let Some(org) = match name.scope() {
+    let org = match name.scope() {
         Some(scope) => state.db().org(scope).await?,
         None => None,
-    } {
+    };
+    // Its organisation's members with access through a team, then its maintainers (in an
+    // organisation's scope, those who are still members).
+    if let Some(org) = &org {
         for (package, user, access) in org.access_rows() {
             if package == name.to_string() {
                 collaborators.insert(user, json!(access.as_str()));
             }
         }
     }
-    for user in package.maintainers() {
+    let maintains = |user: &str| org.as_ref().is_none_or(|org| org.role_of(user).is_some());
+    for user in package
+        .maintainers()
+        .into_iter()
+        .filter(|user| maintains(user))
+    {
         collaborators.insert(user.to_owned(), json!("read-write"));
     }
     Ok(Json(collaborators))

@@ -570,7 +570,7 @@ pub async fn release(
         )));
     }
     if let Some(package) = existing.as_ref().filter(|_| !hidden) {
-        if !package.publishable_by(who.owner()) {
+        if !package.publishable_by_reader() {
             return Err(ApiError::forbidden(format!(
                 "you do not have permission to publish {:?}: it belongs to another user",
                 name.full

@@ -1,5 +1,6 @@
 //! Maintainers: `npm owner ls|add|rm`, and the user lookup `npm owner add` makes first.
-//! Maintainers may read and publish a package; only a maintainer changes the list.
+//! Maintainers may read and publish a package; only a maintainer changes the list. In an
+//! organisation's scope only its members are maintainers.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -82,12 +83,30 @@ pub async fn change(
             "a package needs at least one maintainer",
         ));
     }
+    // In an organisation's scope only its members maintain: someone else would count for
+    // nothing (and someone who leaves is taken off).
+    let org = match name.scope() {
+        Some(scope) => state.db().org(scope).await?,
+        None => None,
+    };
     let mut entries = Vec::new();
     for maintainer in &change.maintainers {
         if users::load(&state, &maintainer.name).await?.is_none() {
             return Err(ApiError::bad_request(format!(
                 "no user named {:?}",
                 maintainer.name.chars().take(64).collect::<String>()
+            )));
+        }
+        let listed = package.maintainers().contains(&maintainer.name.as_str());
+        if let Some(org) = org
+            .as_ref()
+            .filter(|org| !listed && org.role_of(&maintainer.name).is_none())
+        {
+            return Err(ApiError::bad_request(format!(
+                "{user} is not a member of the organisation {org}, and only its members \
+                 maintain @{org}/ packages: an owner adds them first (npm org set {org} {user})",
+                user = maintainer.name,
+                org = org.name
             )));
         }
         if !entries

@@ -227,10 +227,9 @@ pub async fn visible_stage(
     };
     let stage = state.db().stage(id).await?.ok_or_else(missing)?;
     let name = PackageName::parse(&stage.package)?;
-    let maintains = match crate::controllers::packages::access::load(state, &name, None).await? {
-        Some(package) => package.is_maintainer(who.owner()),
-        None => false,
-    };
+    let maintains = crate::controllers::packages::access::load(state, &name, Some(who.owner()))
+        .await?
+        .is_some_and(|package| package.reader_maintains);
     if !maintains || !who.may(Action::Read, Some(&Resource::new(stage.package.clone()))) {
         return Err(missing());
     }
