@@ -17,6 +17,7 @@ mod controllers;
 mod db;
 mod error;
 mod json_body;
+mod query;
 mod rendered;
 mod router;
 mod security;

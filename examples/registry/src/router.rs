@@ -209,6 +209,8 @@ pub fn router(state: AppState, max_publish_bytes: usize) -> Router {
         .merge(gated)
         // The web pages and npm's browser login, with a gate of their own (web.rs).
         .merge(web::router(&state))
+        // Before the gates: an unknown option is refused whoever asks.
+        .layer(axum::middleware::from_fn(crate::query::refuse_unread))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

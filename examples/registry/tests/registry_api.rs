@@ -2203,3 +2203,88 @@ async fn unpublishing_a_version_removes_its_tarball_from_disk() {
     let kept = client.send("GET", "/tool/-/tool-1.0.0.tgz", None, "").await;
     assert_eq!(kept.bytes, b"one");
 }
+
+#[tokio::test]
+async fn an_unknown_query_parameter_is_refused_by_name() {
+    struct Case {
+        name: &'static str,
+        path: &'static str,
+        status: u16,
+        /// What the refusal names.
+        names: Option<&'static str>,
+    }
+    let (client, _data) = start().await;
+    let session = client.session("alice").await;
+    let body = publish_body("tool", "1.0.0", serde_json::json!(null));
+    let published = client.send("PUT", "/tool", Some(&session), &body).await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    let cases = [
+        Case {
+            name: "a misspelt search option",
+            path: "/-/v1/search?text=tool&szie=5",
+            status: 400,
+            names: Some("szie"),
+        },
+        Case {
+            name: "the weights npm's search sends",
+            path: "/-/v1/search?text=tool&size=20&from=0&quality=0.65&popularity=0.98&maintenance=0.5",
+            status: 200,
+            names: None,
+        },
+        Case {
+            name: "a search weight that is no number",
+            path: "/-/v1/search?text=tool&quality=high",
+            status: 400,
+            names: Some("quality"),
+        },
+        Case {
+            name: "npm's read before a write",
+            path: "/tool?write=true",
+            status: 200,
+            names: None,
+        },
+        Case {
+            name: "an option packuments do not have",
+            path: "/tool?full=1",
+            status: 400,
+            names: Some("full"),
+        },
+        Case {
+            name: "one beside write",
+            path: "/tool?write=true&full=1",
+            status: 400,
+            names: Some("full"),
+        },
+        Case {
+            name: "on a tarball",
+            path: "/tool/-/tool-1.0.0.tgz?cache=0",
+            status: 400,
+            names: Some("cache"),
+        },
+        Case {
+            name: "on a route that reads no query",
+            path: "/-/whoami?verbose",
+            status: 400,
+            names: Some("verbose"),
+        },
+        Case {
+            name: "a token list option in the wrong case",
+            path: "/-/npm/v1/tokens?perpage=5",
+            status: 400,
+            names: Some("perpage"),
+        },
+        Case {
+            name: "a web page's",
+            path: "/-/web/tokens?sort=name",
+            status: 400,
+            names: Some("sort"),
+        },
+    ];
+    for case in cases {
+        let reply = client.send("GET", case.path, Some(&session), "").await;
+        assert_eq!(reply.status, case.status, "{}: {}", case.name, reply.body);
+        if let Some(names) = case.names {
+            assert!(reply.body.contains(names), "{}: {}", case.name, reply.body);
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //! order.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,6 +20,7 @@ use tokengate::Authenticated;
 use crate::controllers::packages::PackageName;
 use crate::controllers::packages::access;
 use crate::error::ApiError;
+use crate::query::KnownQuery;
 use crate::state::AppState;
 
 /// npm's default page, and the most one page may hold.
@@ -48,10 +49,20 @@ fn terms_of(text: &str) -> Result<Vec<String>, ApiError> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     text: Option<String>,
     size: Option<usize>,
     from: Option<usize>,
+    /// The weights npm's CLI always sends (`--searchopts`); npm's own registry no longer
+    /// ranks by them, and neither does this one (hits go by how well the name matches),
+    /// so they are read as numbers and change nothing.
+    #[serde(default, rename = "quality")]
+    _quality: Option<f64>,
+    #[serde(default, rename = "popularity")]
+    _popularity: Option<f64>,
+    #[serde(default, rename = "maintenance")]
+    _maintenance: Option<f64>,
 }
 
 /// How well a name matches every search term, as the database orders hits: 0 for the
@@ -87,7 +98,7 @@ const COUNTED: usize = MAX_SIZE;
 pub async fn search(
     State(state): State<AppState>,
     who: Option<Authenticated>,
-    Query(query): Query<SearchQuery>,
+    KnownQuery(query): KnownQuery<SearchQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let terms = terms_of(query.text.as_deref().unwrap_or_default())?;
     let turn = state

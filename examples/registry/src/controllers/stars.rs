@@ -3,7 +3,7 @@
 //! like any other; a user changes only their own star.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -12,6 +12,7 @@ use tokengate::Authenticated;
 use crate::controllers::packages::access;
 use crate::controllers::packages::{self, PackageName};
 use crate::error::ApiError;
+use crate::query::KnownQuery;
 use crate::state::AppState;
 
 /// What `npm star` and `npm unstar` send.
@@ -74,6 +75,7 @@ pub async fn change(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StarredQuery {
     /// A JSON string: `"alice"`.
     key: String,
@@ -84,7 +86,7 @@ pub struct StarredQuery {
 pub async fn starred_by(
     State(state): State<AppState>,
     who: Option<Authenticated>,
-    Query(query): Query<StarredQuery>,
+    KnownQuery(query): KnownQuery<StarredQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user: String = serde_json::from_str(&query.key)
         .map_err(|_| ApiError::bad_request("key must be a user name in quotes"))?;

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use tokengate::{
 use crate::controllers::packages::PackageName;
 use crate::controllers::users;
 use crate::error::{ApiError, JsonBody};
+use crate::query::KnownQuery;
 use crate::security::passwords::Standing;
 use crate::state::{AppState, ClientAddress};
 use crate::tfa;
@@ -86,6 +87,7 @@ impl From<&TokenListing> for ListedToken {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     page: Option<u32>,
     #[serde(rename = "perPage")]
@@ -165,7 +167,7 @@ pub(crate) fn account_manager(
 pub async fn list(
     State(state): State<AppState>,
     who: Option<Authenticated>,
-    Query(query): Query<ListQuery>,
+    KnownQuery(query): KnownQuery<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = token_manager(who, Permission::ReadOnly)?;
     let per_page = query.per_page.unwrap_or(100).clamp(1, MAX_PER_PAGE);

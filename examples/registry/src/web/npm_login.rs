@@ -32,7 +32,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::Query;
 use axum::http::header::{CACHE_CONTROL, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -45,6 +44,7 @@ use super::layout::when;
 use super::session::own_origin;
 use super::{WebState, random_key};
 use crate::error::ApiError;
+use crate::query::KnownQuery;
 use crate::state::ClientAddress;
 use tokengate::ClientBucket;
 
@@ -330,6 +330,7 @@ pub async fn start(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DoneQuery {
     session: String,
 }
@@ -338,7 +339,7 @@ pub struct DoneQuery {
 /// 200 with the token, once.
 pub async fn done(
     Extension(web): Extension<Arc<WebState>>,
-    Query(query): Query<DoneQuery>,
+    KnownQuery(query): KnownQuery<DoneQuery>,
 ) -> Result<Response, ApiError> {
     let mut response = match web.npm.collect(&query.session, Instant::now())? {
         Collected::Unknown => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Extension;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, State};
 use axum::http::header::{HOST, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -21,6 +21,7 @@ use super::{BASE, COOKIE, WebState, npm_login};
 use crate::controllers::users;
 use crate::controllers::users::Verified;
 use crate::error::ApiError;
+use crate::query::KnownQuery;
 use crate::security::passwords::Standing;
 use crate::state::{AppState, ClientAddress};
 use crate::tfa;
@@ -91,6 +92,7 @@ impl std::ops::Deref for Secret {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct LoginQuery {
     /// A browser login for npm in progress.
     npm: Option<String>,
@@ -195,7 +197,7 @@ fn login_form(view: &LoginView<'_>) -> Response {
 pub(super) async fn login_page(
     Extension(web): Extension<Arc<WebState>>,
     ClientAddress(client): ClientAddress,
-    Query(query): Query<LoginQuery>,
+    KnownQuery(query): KnownQuery<LoginQuery>,
 ) -> Response {
     let npm = query.npm.unwrap_or_default();
     let npm_waiting = if npm.is_empty() {

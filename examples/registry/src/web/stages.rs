@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -17,12 +17,14 @@ use super::tokens::has_2fa;
 use crate::controllers::stage::{self, decide};
 use crate::db::{StageQuery, StoredStage};
 use crate::error::ApiError;
+use crate::query::KnownQuery;
 use crate::state::AppState;
 
 /// Most stages the page shows (those past it are in `npm stage list`).
 const MOST: u64 = 100;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StagesQuery {
     /// The stage just approved or rejected, and which.
     approved: Option<String>,
@@ -105,7 +107,7 @@ fn stage_card(stage: &StoredStage, ask_code: bool, error: Option<String>) -> Mar
 pub(super) async fn stages_page(
     State(state): State<AppState>,
     who: Authenticated,
-    Query(query): Query<StagesQuery>,
+    KnownQuery(query): KnownQuery<StagesQuery>,
 ) -> Response {
     let owner = who.owner().to_owned();
     match stages_markup(&state, &who, &query, None).await {

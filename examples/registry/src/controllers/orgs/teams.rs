@@ -3,7 +3,7 @@
 //! and `package`). Admins and owners change them; members read them.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use crate::controllers::packages::PackageName;
 use crate::db::orgs::DEVELOPERS;
 use crate::db::{Org, Role, Team, TeamAccess};
 use crate::error::{ApiError, JsonBody};
+use crate::query::KnownQuery;
 use crate::state::AppState;
 
 /// Most teams an organisation has.
@@ -93,7 +94,7 @@ pub async fn list(
     State(state): State<AppState>,
     who: Option<Authenticated>,
     Path(org): Path<String>,
-    Query(format): Query<Format>,
+    KnownQuery(format): KnownQuery<Format>,
 ) -> Result<impl IntoResponse, ApiError> {
     format.check()?;
     let org = readable(&state, who, &org).await?;
@@ -160,7 +161,7 @@ pub async fn members(
     State(state): State<AppState>,
     who: Option<Authenticated>,
     Path((org, team)): Path<(String, String)>,
-    Query(format): Query<Format>,
+    KnownQuery(format): KnownQuery<Format>,
 ) -> Result<impl IntoResponse, ApiError> {
     format.check()?;
     let mut org = readable(&state, who, &org).await?;

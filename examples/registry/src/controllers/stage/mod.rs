@@ -17,7 +17,7 @@ pub mod rule;
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -28,6 +28,7 @@ use crate::controllers::packages::{self, NewVersion, Outcome, PackageName};
 use crate::db::{Digest, StageAdded, StageQuery, StoredStage};
 use crate::error::ApiError;
 use crate::json_body::JsonBytes;
+use crate::query::KnownQuery;
 use crate::state::AppState;
 
 /// How long a stage waits for approval unless `--stage-expiry-seconds` says otherwise.
@@ -176,7 +177,7 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     who: Option<Authenticated>,
-    Query(query): Query<ListQuery>,
+    KnownQuery(query): KnownQuery<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = who.ok_or_else(ApiError::needs_login)?;
     let per_page = query.per_page.unwrap_or(MAX_PER_PAGE);

@@ -2,7 +2,7 @@
 //! for a package that does not exist): its trusted publishers, each with what it names and
 //! a button that removes it, and the form that adds one ([`super::trust`] takes both).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -17,6 +17,7 @@ use crate::controllers::packages::access::{self, Outsiders};
 use crate::controllers::trust::{MAX_PUBLISHERS, policy_of, publishers};
 use crate::db::StoredPublisher;
 use crate::error::ApiError;
+use crate::query::KnownQuery;
 use crate::state::AppState;
 use crate::web::layout::{
     api_error_page, field_error, layout, otp_field, page_response, text_field, when,
@@ -85,6 +86,7 @@ pub(super) struct View {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SettingsQuery {
     added: Option<String>,
     removed: Option<String>,
@@ -97,7 +99,7 @@ pub(crate) async fn settings_page(
     State(state): State<AppState>,
     who: Authenticated,
     Path(name): Path<String>,
-    Query(query): Query<SettingsQuery>,
+    KnownQuery(query): KnownQuery<SettingsQuery>,
 ) -> Response {
     let owner = who.owner();
     let settings = match Settings::load(&state, &who, &name).await {

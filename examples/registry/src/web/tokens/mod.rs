@@ -2,7 +2,7 @@
 //! what each may do; and what the pages that generate ([`new`], [`created`]) and revoke
 //! ([`revoke`]) a token share.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
@@ -12,6 +12,7 @@ use tokengate::{Authenticated, Permission, ResourcePattern, SecondFactor, TokenL
 use super::layout::{api_error_page, layout, page_response, when};
 use crate::controllers::{tokens, users};
 use crate::error::ApiError;
+use crate::query::KnownQuery;
 use crate::state::AppState;
 
 pub(super) mod created;
@@ -49,6 +50,7 @@ fn access(listing: &TokenListing) -> String {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokensQuery {
     page: Option<u64>,
     revoked: Option<String>,
@@ -87,7 +89,7 @@ fn manager(who: Authenticated, needs: Permission) -> Result<Authenticated, ApiEr
 pub(super) async fn tokens_page(
     State(state): State<AppState>,
     who: Authenticated,
-    Query(query): Query<TokensQuery>,
+    KnownQuery(query): KnownQuery<TokensQuery>,
 ) -> Response {
     let owner = who.owner().to_owned();
     match tokens_markup(&state, who, &query).await {
