@@ -48,7 +48,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let protected = Router::new()
         .route("/notes", get(read_notes).post(write_note))
-        .layer(TokenAuthLayer::new(tokens.clone()).realm("notes"));
+        // `route_layer`: a path that is no route stays a 404, not a demand for a token.
+        .route_layer(TokenAuthLayer::new(tokens.clone()).realm("notes"));
     let app = Router::new()
         .route("/", get(public))
         .layer(TokenAuthLayer::new(tokens.clone()).optional())

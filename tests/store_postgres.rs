@@ -9,8 +9,12 @@ mod support;
 #[cfg(not(feature = "postgres"))]
 #[test]
 fn postgres_tests_need_the_postgres_feature() {
-    eprintln!(
-        "store_postgres: skipped: these tests need `--features postgres` and a server in \
+    // Straight to stderr, past the harness's capture (which `eprintln!` is not), so that
+    // the skip is seen without `--nocapture`.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: store_postgres: these tests need `--features postgres` and a server in \
          TOKENGATE_TEST_POSTGRES_URL (see the README's Contributing section)"
     );
 }

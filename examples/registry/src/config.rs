@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
-usage: registry [--listen ADDR] [--data DIR | --memory] [--write-token-days N]
+usage: registry [--listen ADDR] [--data DIR | --memory] [--database URL]
+                [--write-token-days N]
                 [--max-write-token-days N] [--max-publish-mb N] [--header-timeout S]
                 [--request-timeout S] [--max-connections N]
                 [--max-connections-per-address N] [--trusted-proxy CIDR]...

@@ -36,7 +36,10 @@ async fn main() {
     let config = match Config::from_args(std::env::args().skip(1)) {
         Ok(Some(config)) => config,
         Ok(None) => {
-            println!("{}", config::USAGE);
+            // Not `println!`: `registry --help | head` closes the pipe early, which is no
+            // reason to panic.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout(), "{}", config::USAGE);
             return;
         }
         Err(error) => {
