@@ -186,7 +186,8 @@ add_user() {
         die "adding the user on $url failed"
 }
 
-# `npm token create` as a logged-in user, in a sandbox (own home, cache and config), the
+# `npm token create` (for every package, read-write: npm 11 sends no permission unless
+# told one, which the registry refuses) as a logged-in user, in a sandbox (own home, cache and config), the
 # password from the environment rather than a prompt; prints the new token. Not --json:
 # npm redacts npm_… tokens there.
 npm_token() {
@@ -196,7 +197,8 @@ npm_token() {
     out=$(env -i PATH="$PATH" HOME="$work/npm-home" npm_config_userconfig="$work/$name.npmrc" \
         npm_config_cache="$work/npm-cache" npm_config_registry="$url" \
         npm_config_update_notifier=false npm_config_password="$password" \
-        npm token create 2>&1) || die "npm token create on $url failed: $out"
+        npm token create --packages-and-scopes-permission=read-write 2>&1) ||
+        die "npm token create on $url failed: $out"
     sed -n 's/^Created token //p' <<<"$out"
 }
 

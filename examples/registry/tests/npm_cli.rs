@@ -275,7 +275,13 @@ async fn the_real_npm_cli_against_the_example_registry() {
         &npm.ok(
             &session,
             here,
-            &["token", "create", &password, "--name=full"],
+            &[
+                "token",
+                "create",
+                &password,
+                "--name=full",
+                "--packages-and-scopes-permission=read-write",
+            ],
         )
         .await,
     );
@@ -293,6 +299,16 @@ async fn the_real_npm_cli_against_the_example_registry() {
         )
         .await,
     );
+    // npm 11 and 12 take `--read-only` and send nothing of it: the registry refuses the
+    // request rather than make the publishing token it would otherwise look like.
+    let refused = npm
+        .fails(
+            &session,
+            here,
+            &["token", "create", &password, "--read-only"],
+        )
+        .await;
+    assert!(refused.contains("do not send --read-only"), "{refused}");
     let office_output = npm
         .ok(
             &session,
@@ -302,6 +318,7 @@ async fn the_real_npm_cli_against_the_example_registry() {
                 "create",
                 &password,
                 "--name=office",
+                "--packages-and-scopes-permission=read-write",
                 "--cidr=10.0.0.0/8",
             ],
         )
@@ -398,7 +415,13 @@ async fn the_real_npm_cli_against_the_example_registry() {
         .fails(
             &session,
             here,
-            &["token", "create", &password, "--cidr=10.0.0.300/8"],
+            &[
+                "token",
+                "create",
+                &password,
+                "--packages-and-scopes-permission=read-write",
+                "--cidr=10.0.0.300/8",
+            ],
         )
         .await;
     assert!(
@@ -498,7 +521,11 @@ async fn granular_tokens_through_the_real_npm_cli() {
     let reader = created_token(&reader);
 
     // npm's lifetime policy: a write token for a year is refused, with the limit.
-    let (ok, refused) = create(&["--expires=365"]).await;
+    let (ok, refused) = create(&[
+        "--expires=365",
+        "--packages-and-scopes-permission=read-write",
+    ])
+    .await;
     assert!(!ok && refused.contains("at most 90 days"), "{refused}");
     // An organisation without its permission is refused by name, not taken for all.
     let (ok, refused) = create(&["--orgs=acme"]).await;
@@ -835,7 +862,14 @@ async fn two_factor_authentication_through_the_real_npm_cli() {
         &npm.ok(
             &session,
             here,
-            &["token", "create", &password, "--bypass-2fa", &otp],
+            &[
+                "token",
+                "create",
+                &password,
+                "--packages-and-scopes-permission=read-write",
+                "--bypass-2fa",
+                &otp,
+            ],
         )
         .await,
     );

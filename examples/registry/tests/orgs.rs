@@ -118,7 +118,10 @@ async fn members_join_developers_which_publishes_new_packages_and_removal_stops_
     let acme = Acme::new().await;
     let bob_ci = acme
         .client
-        .token(&acme.bob, json!({ "password": PASSWORD }))
+        .token(
+            &acme.bob,
+            json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write" }),
+        )
         .await;
     assert_eq!(acme.read(&bob_ci).await, 404, "not a member yet");
 
@@ -181,7 +184,10 @@ async fn a_member_who_leaves_maintains_none_of_its_packages() {
     assert_eq!(acme.set_member("bob", None).await.status, 200);
     let bob_ci = acme
         .client
-        .token(&acme.bob, json!({ "password": PASSWORD }))
+        .token(
+            &acme.bob,
+            json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write" }),
+        )
         .await;
     // bob starts @acme/kit, as members do, so he is its one maintainer; alice makes him one
     // of @acme/tool's too.
@@ -362,7 +368,10 @@ async fn an_orgs_token_manages_members_and_nothing_about_packages() {
         .await;
     let packages_only = acme
         .client
-        .token(&acme.bob, json!({ "password": PASSWORD }))
+        .token(
+            &acme.bob,
+            json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write" }),
+        )
         .await;
     acme.set_member("carol", None).await;
     acme.send(
@@ -842,7 +851,7 @@ async fn a_token_that_bypasses_two_factor_cannot_create_an_organisation() {
         .client
         .token(
             &acme.dave,
-            json!({ "password": PASSWORD, "bypass_2fa": true }),
+            json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "bypass_2fa": true }),
         )
         .await;
     let refused = acme

@@ -41,7 +41,7 @@ async fn token_api_speaks_npms_wire_format() {
         .create(
             &session,
             serde_json::json!({
-                "password": PASSWORD, "name": "v6", "cidr_whitelist": ["2001:db8::/32", "10.0.0.0/8"],
+                "password": PASSWORD, "packages_and_scopes_permission": "read-write", "name": "v6", "cidr_whitelist": ["2001:db8::/32", "10.0.0.0/8"],
                 "expires": 30, "bypass_2fa": true, "description": "from the API"
             }),
         )
@@ -127,33 +127,37 @@ async fn bad_token_requests_are_refused_clearly() {
     let session = client.session("alice").await;
     let cases = [
         (
-            serde_json::json!({ "password": PASSWORD, "cidr_whitelist": ["10.0.0.300/8"] }),
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "cidr_whitelist": ["10.0.0.300/8"] }),
             400,
             "CIDR whitelist contains invalid CIDR entry: 10.0.0.300/8",
         ),
         (
-            serde_json::json!({ "password": "wrong" }),
+            serde_json::json!({ "password": "wrong", "packages_and_scopes_permission": "read-write" }),
             401,
             "incorrect password",
         ),
-        (serde_json::json!({}), 400, "password is required"),
+        (
+            serde_json::json!({ "packages_and_scopes_permission": "read-write" }),
+            400,
+            "password is required",
+        ),
         (
             serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "none" }),
             400,
             "not supported",
         ),
         (
-            serde_json::json!({ "password": PASSWORD, "expires": 0 }),
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "expires": 0 }),
             400,
             "expires",
         ),
         (
-            serde_json::json!({ "password": 7 }),
+            serde_json::json!({ "password": 7, "packages_and_scopes_permission": "read-write" }),
             400,
             "invalid request body",
         ),
         (
-            serde_json::json!({ "password": PASSWORD, "surprise": true }),
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "surprise": true }),
             400,
             "unknown field `surprise`",
         ),
@@ -191,7 +195,7 @@ async fn tokens_are_revoked_by_their_owner_only() {
     let alice = client.session("alice").await;
     let bob = client.session("bob").await;
     let alices = client
-        .create(&alice, serde_json::json!({ "password": PASSWORD }))
+        .create(&alice, serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write" }))
         .await
         .json();
     let key = alices["key"].as_str().unwrap();
@@ -984,21 +988,21 @@ async fn write_tokens_live_seven_days_unless_asked_and_ninety_at_most() {
         (at("expires") - at("created")) / day
     };
     let default = client
-        .create(&alice, serde_json::json!({ "password": PASSWORD }))
+        .create(&alice, serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write" }))
         .await;
     assert_eq!(default.status, 201, "{}", default.body);
     assert!((lifetime(&default) - 7.0).abs() < 0.01, "{}", default.body);
     let ninety = client
         .create(
             &alice,
-            serde_json::json!({ "password": PASSWORD, "expires": 90 }),
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "expires": 90 }),
         )
         .await;
     assert!((lifetime(&ninety) - 90.0).abs() < 0.01, "{}", ninety.body);
     let too_long = client
         .create(
             &alice,
-            serde_json::json!({ "password": PASSWORD, "expires": 365 }),
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "expires": 365 }),
         )
         .await;
     assert_eq!(too_long.status, 400, "{}", too_long.body);
@@ -1132,7 +1136,7 @@ async fn what_the_review_found_stays_fixed() {
     let full = client
         .create(
             &alice,
-            serde_json::json!({ "password": PASSWORD, "name": "full" }),
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "name": "full" }),
         )
         .await
         .json();
@@ -1214,7 +1218,7 @@ async fn what_the_review_found_stays_fixed() {
         .create(
             &alice,
             serde_json::json!({
-                "password": PASSWORD, "packages": [], "scopes": [], "packages_all": false
+                "password": PASSWORD, "packages_and_scopes_permission": "read-write", "packages": [], "scopes": [], "packages_all": false
             }),
         )
         .await;
@@ -1357,7 +1361,7 @@ async fn two_factor_authentication_guards_logins_tokens_and_writes() {
     assert_eq!(replay.status, 401, "a code works once: {}", replay.body);
 
     // Token management asks for a code; a bypass token then writes without one.
-    let create = serde_json::json!({ "password": PASSWORD, "bypass_2fa": true }).to_string();
+    let create = serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "bypass_2fa": true }).to_string();
     let refused = with_otp(&alice, None, "POST", "/-/npm/v1/tokens", &create).await;
     assert_eq!(refused.status, 401, "{}", refused.body);
     let next_code = support::fresh_code(&secret, &mut last_step).await;
@@ -1448,7 +1452,7 @@ async fn abuse_cases_get_clear_and_uniform_answers() {
         let reply = client
             .create(
                 &session,
-                serde_json::json!({ "password": PASSWORD, "cidr_whitelist": [entry] }),
+                serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "cidr_whitelist": [entry] }),
             )
             .await;
         assert_eq!(reply.status, 400, "{entry}: {}", reply.body);
@@ -1476,7 +1480,7 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_checked() {
     let token = client
         .token(
             &session,
-            serde_json::json!({ "password": PASSWORD, "cidr_whitelist": ["10.0.0.0/8"] }),
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "cidr_whitelist": ["10.0.0.0/8"] }),
         )
         .await;
     let auth = format!("Bearer {token}");
@@ -1879,7 +1883,7 @@ async fn npm_token_list_follows_a_cursor_across_revocations() {
     let session = client.session("alice").await;
     let mut keys = Vec::new();
     for name in ["first", "second", "third", "fourth", "fifth"] {
-        let body = serde_json::json!({ "password": PASSWORD, "name": name });
+        let body = serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "name": name });
         keys.push(
             client.create(&session, body).await.json()["key"]
                 .as_str()
@@ -1927,7 +1931,7 @@ async fn npm_token_list_follows_a_cursor_across_revocations() {
     client
         .create(
             &session,
-            serde_json::json!({ "password": PASSWORD, "name": "sixth" }),
+            serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "name": "sixth" }),
         )
         .await;
     let (names, next, total) = page(next).await;
@@ -1948,7 +1952,7 @@ async fn npm_token_list_is_newest_first_as_the_web_shows_it() {
     let (client, _data) = start().await;
     let session = client.session("alice").await;
     for name in ["first", "second", "third"] {
-        let body = serde_json::json!({ "password": PASSWORD, "name": name });
+        let body = serde_json::json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "name": name });
         client.token(&session, body).await;
     }
     let names = |reply: Reply| -> Vec<String> {

@@ -118,7 +118,7 @@ async fn writes_to_packages_named_with_a_leading_dash_ask_for_the_second_factor(
 
     // Under `mfa=publish`, even a token that bypasses the second factor needs a code.
     let bypass = alice
-        .token(&client, json!({ "password": PASSWORD, "bypass_2fa": true }))
+        .token(&client, json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "bypass_2fa": true }))
         .await;
     let refused = client
         .send(
@@ -223,7 +223,8 @@ async fn strangers_guessing_a_password_stop_themselves_not_the_account() {
             "/-/npm/v1/tokens",
             Some(&alice),
             None,
-            &json!({ "password": PASSWORD }).to_string(),
+            &json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write" })
+                .to_string(),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
@@ -238,7 +239,10 @@ async fn right_passwords_sent_at_once_are_never_counted_as_wrong() {
         let (client, alice) = (std::sync::Arc::clone(&client), alice.clone());
         tokio::spawn(async move {
             client
-                .create(&alice, json!({ "password": PASSWORD }))
+                .create(
+                    &alice,
+                    json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write" }),
+                )
                 .await
                 .status
         })
@@ -325,9 +329,33 @@ async fn a_granular_token_asked_for_without_a_permission_is_refused_not_made_rea
             refused.body
         );
     }
-    // A classic token names no packages, and is what it always was.
-    let classic = client.create(&alice, json!({ "password": PASSWORD })).await;
-    assert_eq!(classic.status, 201, "{}", classic.body);
+    // npm 11 and 12 drop `--read-only` and send no permission at all: such a request is
+    // refused, never made read-write; older clients' `readonly` names it.
+    let unnamed = client
+        .create(
+            &alice,
+            json!({ "password": PASSWORD, "name": "read-only, I thought" }),
+        )
+        .await;
+    assert_eq!(unnamed.status, 400, "{}", unnamed.body);
+    assert!(
+        unnamed
+            .body
+            .contains("--packages-and-scopes-permission=read-only")
+            && unnamed.body.contains("do not send --read-only"),
+        "{}",
+        unnamed.body
+    );
+    for (readonly, read_only) in [(false, false), (true, true)] {
+        let classic = client
+            .create(
+                &alice,
+                json!({ "password": PASSWORD, "readonly": readonly }),
+            )
+            .await;
+        assert_eq!(classic.status, 201, "{}", classic.body);
+        assert_eq!(classic.json()["readonly"], read_only, "{}", classic.body);
+    }
 }
 
 /// What `npm token create --packages @alice/a --packages-and-scopes-permission read-write`

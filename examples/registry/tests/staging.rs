@@ -276,7 +276,7 @@ async fn deciding_needs_the_approvers_code_and_refuses_tokens_that_bypass_it() {
         .client
         .token(
             &setup.alice,
-            json!({ "password": PASSWORD, "bypass_2fa": true }),
+            json!({ "password": PASSWORD, "packages_and_scopes_permission": "read-write", "bypass_2fa": true }),
         )
         .await;
     let mut last = None;

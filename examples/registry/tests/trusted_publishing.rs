@@ -146,7 +146,7 @@ async fn a_ci_job_publishes_its_package_with_an_exchanged_token_and_nothing_else
             what: "a token of its own",
             method: "POST",
             path: "/-/npm/v1/tokens",
-            body: json!({ "password": support::registry::PASSWORD }),
+            body: json!({ "password": support::registry::PASSWORD, "packages_and_scopes_permission": "read-write" }),
             status: 403,
         },
         Refused {
@@ -471,7 +471,7 @@ async fn maintainers_manage_trusted_publishers_with_their_second_factor() {
         .client
         .token(
             &world.alice,
-            json!({ "password": support::registry::PASSWORD, "bypass_2fa": true }),
+            json!({ "password": support::registry::PASSWORD, "packages_and_scopes_permission": "read-write", "bypass_2fa": true }),
         )
         .await;
 

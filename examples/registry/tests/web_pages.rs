@@ -498,7 +498,10 @@ async fn the_tokens_page_is_newest_first_and_paged() {
     let cookie = site.log_in("alice").await;
     let auth = format!("Bearer {session}");
     for n in 0..23 {
-        let body = serde_json::json!({ "password": PASSWORD, "name": format!("token-{n:02}") });
+        let body = serde_json::json!({
+            "password": PASSWORD, "packages_and_scopes_permission": "read-write",
+            "name": format!("token-{n:02}")
+        });
         let reply = http(
             site.registry.addr,
             "POST",

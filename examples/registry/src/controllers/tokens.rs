@@ -287,8 +287,9 @@ fn npm_permission_name(permission: Permission) -> &'static str {
 }
 
 /// The grants of `--packages`, `--scopes`, `--packages-all` and
-/// `--packages-and-scopes-permission`; a token that names none of them covers every
-/// package, as classic tokens do.
+/// `--packages-and-scopes-permission`; a token that names no package or scope covers
+/// every package, as classic tokens do. Its permission is always named: by
+/// `packages_and_scopes_permission`, or by older clients' `readonly`.
 fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
     let permission = match (
         request.packages_and_scopes_permission.as_deref(),
@@ -360,8 +361,18 @@ fn grants(request: &CreateRequest) -> Result<Grants, ApiError> {
                  or no-access)",
             ));
         }
-        // A classic token, for everything.
-        None => Permission::ReadWrite,
+        // A classic token, for everything, as older clients ask for it (`readonly: false`).
+        None if request.readonly.is_some() => Permission::ReadWrite,
+        // npm 11 and 12 send neither `readonly` nor a permission unless told one: their
+        // `--read-only` is accepted and dropped, so a default here would turn a read-only
+        // request into a publishing token.
+        None => {
+            return Err(ApiError::bad_request(
+                "say what the token may do: --packages-and-scopes-permission=read-only (or \
+                 read-write, or read-write-stage-only), for every package or with \
+                 --packages or --scopes; npm 11 and 12 do not send --read-only",
+            ));
+        }
     };
     patterns.sort_by_key(ToString::to_string);
     patterns.dedup();

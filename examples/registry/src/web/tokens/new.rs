@@ -105,7 +105,9 @@ fn create_request(form: &CreateForm, errors: &mut Errors) -> serde_json::Value {
         "read-only" => {
             request.insert("readonly".into(), true.into());
         }
-        "read-write" => {}
+        "read-write" => {
+            request.insert("readonly".into(), false.into());
+        }
         "granular"
             if split_list(&form.packages).is_empty() && split_list(&form.scopes).is_empty() =>
         {
