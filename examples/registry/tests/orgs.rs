@@ -959,3 +959,59 @@ async fn an_organisation_made_during_a_first_publish_into_its_scope_is_refused_o
         );
     }
 }
+
+#[tokio::test]
+async fn a_listed_maintainer_who_is_not_a_member_finds_nothing_of_it_in_search_or_stages() {
+    // alice starts @acme/kit in a scope nobody has, with bob as a second maintainer, and
+    // stages its next version; then she makes the organisation acme, without bob. The
+    // list still names him, and he maintains nothing there.
+    let (client, _data) = start().await;
+    let alice = client.session("alice").await;
+    let bob = client.session("bob").await;
+    const KIT: &str = "/@acme%2fkit";
+    let body = publish_body("@acme/kit", "1.0.0", json!("restricted"));
+    let started = client.send("PUT", KIT, Some(&alice), &body).await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let owners = client
+        .set_owners(&alice, "@acme/kit", &["alice", "bob"])
+        .await;
+    assert_eq!(owners.status, 200, "{}", owners.body);
+    let body = publish_body("@acme/kit", "1.1.0", json!(null));
+    let staged = client
+        .send("POST", "/-/stage/package/@acme%2fkit", Some(&alice), &body)
+        .await;
+    assert_eq!(staged.status, 201, "{}", staged.body);
+    let search = "/-/v1/search?text=kit";
+    let found = client.send("GET", search, Some(&bob), "").await;
+    assert_eq!(
+        found.json()["total"],
+        1,
+        "a maintainer, before: {}",
+        found.body
+    );
+    let stages = client.send("GET", "/-/stage", Some(&bob), "").await;
+    assert_eq!(stages.json()["total"], 1, "before: {}", stages.body);
+
+    let made = client.send("PUT", "/-/org/acme", Some(&alice), "").await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert_eq!(client.send("GET", KIT, Some(&bob), "").await.status, 404);
+    let found = client.send("GET", search, Some(&bob), "").await;
+    assert_eq!(
+        found.json(),
+        json!({ "objects": [], "total": 0, "time": found.json()["time"] }),
+        "npm search: {}",
+        found.body
+    );
+    let stages = client.send("GET", "/-/stage", Some(&bob), "").await;
+    assert_eq!(
+        stages.json(),
+        json!({ "items": [], "total": 0 }),
+        "npm stage list: {}",
+        stages.body
+    );
+    // alice, a member, still finds both.
+    let found = client.send("GET", search, Some(&alice), "").await;
+    assert_eq!(found.json()["total"], 1, "{}", found.body);
+    let stages = client.send("GET", "/-/stage", Some(&alice), "").await;
+    assert_eq!(stages.json()["total"], 1, "{}", stages.body);
+}
