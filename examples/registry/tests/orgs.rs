@@ -968,3 +968,130 @@ async fn an_organisation_made_during_a_first_publish_into_its_scope_is_refused_o
         );
     }
 }
+
+#[tokio::test]
+async fn a_listed_maintainer_who_is_not_a_member_finds_nothing_of_it_in_search_or_stages() {
+    // alice starts @acme/kit in a scope nobody has, with bob as a second maintainer, and
+    // stages its next version; then she makes the organisation acme, without bob. The
+    // list still names him, and he maintains nothing there.
+    let (client, _data) = start().await;
+    let alice = client.session("alice").await;
+    let bob = client.session("bob").await;
+    const KIT: &str = "/@acme%2fkit";
+    let body = publish_body("@acme/kit", "1.0.0", json!("restricted"));
+    let started = client.send("PUT", KIT, Some(&alice), &body).await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let owners = client
+        .set_owners(&alice, "@acme/kit", &["alice", "bob"])
+        .await;
+    assert_eq!(owners.status, 200, "{}", owners.body);
+    let body = publish_body("@acme/kit", "1.1.0", json!(null));
+    let staged = client
+        .send("POST", "/-/stage/package/@acme%2fkit", Some(&alice), &body)
+        .await;
+    assert_eq!(staged.status, 201, "{}", staged.body);
+    let search = "/-/v1/search?text=kit";
+    let found = client.send("GET", search, Some(&bob), "").await;
+    assert_eq!(
+        found.json()["total"],
+        1,
+        "a maintainer, before: {}",
+        found.body
+    );
+    let stages = client.send("GET", "/-/stage", Some(&bob), "").await;
+    assert_eq!(stages.json()["total"], 1, "before: {}", stages.body);
+
+    let made = client.send("PUT", "/-/org/acme", Some(&alice), "").await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert_eq!(client.send("GET", KIT, Some(&bob), "").await.status, 404);
+    let found = client.send("GET", search, Some(&bob), "").await;
+    assert_eq!(
+        found.json(),
+        json!({ "objects": [], "total": 0, "time": found.json()["time"] }),
+        "npm search: {}",
+        found.body
+    );
+    let stages = client.send("GET", "/-/stage", Some(&bob), "").await;
+    assert_eq!(
+        stages.json(),
+        json!({ "items": [], "total": 0 }),
+        "npm stage list: {}",
+        stages.body
+    );
+    // alice, a member, still finds both.
+    let found = client.send("GET", search, Some(&alice), "").await;
+    assert_eq!(found.json()["total"], 1, "{}", found.body);
+    let stages = client.send("GET", "/-/stage", Some(&alice), "").await;
+    assert_eq!(stages.json()["total"], 1, "{}", stages.body);
+}
+
+/// The rev of the package at `path`, as `token` reads it.
+async fn rev_of(client: &Client, path: &str, token: &str) -> String {
+    let read = client.send("GET", path, Some(token), "").await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    read.json()["_rev"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_package_unpublished_and_published_again_has_none_of_the_old_teams_access() {
+    let acme = Acme::new().await;
+    let alice = &acme.alice;
+    // carol is a member through the team `old` alone, which may install @acme/tool.
+    let steps = [
+        ("PUT", "/-/org/acme/user", json!({ "user": "carol" }), 200),
+        (
+            "DELETE",
+            "/-/team/acme/developers/user",
+            json!({ "user": "carol" }),
+            204,
+        ),
+        ("PUT", "/-/org/acme/team", json!({ "name": "old" }), 201),
+        (
+            "PUT",
+            "/-/team/acme/old/user",
+            json!({ "user": "carol" }),
+            201,
+        ),
+        (
+            "PUT",
+            "/-/team/acme/old/package",
+            json!({ "package": "@acme/tool", "permissions": "read-write" }),
+            201,
+        ),
+    ];
+    for (method, path, body, status) in steps {
+        let reply = acme.send(method, path, alice, body).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+    }
+    assert_eq!(acme.read(&acme.carol).await, 200, "through the team");
+
+    let rev = rev_of(&acme.client, TOOL, alice).await;
+    let unpublished = acme
+        .client
+        .send("DELETE", &format!("{TOOL}/-rev/{rev}"), Some(alice), "")
+        .await;
+    assert_eq!(unpublished.status, 200, "{}", unpublished.body);
+    let listed = acme
+        .send("GET", "/-/team/acme/old/package", alice, json!({}))
+        .await;
+    assert_eq!(listed.json(), json!({}), "the team's access went with it");
+
+    // A new package of the same name: the old team's grant is not its.
+    let published = acme.publish(alice, "2.0.0").await;
+    assert_eq!(published.status, 201, "{}", published.body);
+    assert_eq!(acme.read(&acme.carol).await, 404, "the old team's access");
+    let body = publish_body("@acme/tool", "2.0.1", json!(null));
+    let refused = acme
+        .client
+        .send("PUT", TOOL, Some(&acme.carol), &body)
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let listed = acme
+        .send("GET", "/-/org/acme/package", alice, json!({}))
+        .await;
+    assert_eq!(
+        listed.json(),
+        json!({ "@acme/tool": "read-write" }),
+        "developers only"
+    );
+}

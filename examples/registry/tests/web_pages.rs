@@ -2194,3 +2194,83 @@ async fn the_grant_form_tells_outsiders_nothing_about_whether_a_package_exists()
     );
     assert_eq!(private.status, 404, "{}", private.body);
 }
+
+#[tokio::test]
+async fn a_token_limited_to_some_packages_sees_no_others_on_the_pages() {
+    // alice maintains the private @alice/secret (with a staged release) and the public
+    // @alice/open, and is in the organisation acme; her CI token may read @alice/open alone.
+    let (client, _data) = support::client::start().await;
+    let alice = client.session("alice").await;
+    for (name, access) in [("@alice/secret", "restricted"), ("@alice/open", "public")] {
+        let body = support::client::publish_body(name, "1.0.0", serde_json::json!(access));
+        let path = format!("/{}", name.replace('/', "%2F"));
+        let published = client.send("PUT", &path, Some(&alice), &body).await;
+        assert_eq!(published.status, 201, "{}", published.body);
+    }
+    let body = support::client::publish_body("@alice/secret", "1.1.0", serde_json::json!(null));
+    let staged = client
+        .send(
+            "POST",
+            "/-/stage/package/@alice%2Fsecret",
+            Some(&alice),
+            &body,
+        )
+        .await;
+    assert_eq!(staged.status, 201, "{}", staged.body);
+    let made = client.send("PUT", "/-/org/acme", Some(&alice), "").await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let narrow = client
+        .token(
+            &alice,
+            serde_json::json!({ "password": PASSWORD, "packages": ["@alice/open"],
+                                "packages_and_scopes_permission": "read-only" }),
+        )
+        .await;
+    // What the API tells that token: neither the private package, nor its stage.
+    let listed = client
+        .send("GET", "/-/user/alice/package", Some(&narrow), "")
+        .await;
+    assert_eq!(
+        listed.json(),
+        serde_json::json!({ "@alice/open": "read-write" })
+    );
+    let stages = client.send("GET", "/-/stage", Some(&narrow), "").await;
+    assert_eq!(
+        stages.json()["items"],
+        serde_json::json!([]),
+        "{}",
+        stages.body
+    );
+
+    // The pages, with the same token, say no more.
+    let packages = client
+        .send("GET", "/-/web/packages", Some(&narrow), "")
+        .await;
+    assert_eq!(packages.status, 200, "{}", packages.body);
+    assert!(packages.body.contains("@alice/open"), "{}", packages.body);
+    assert!(
+        !packages.body.contains("@alice/secret"),
+        "{}",
+        packages.body
+    );
+    assert!(
+        !packages.body.contains("/-/web/orgs/acme"),
+        "nor her organisations, which it may not read: {}",
+        packages.body
+    );
+    let stages = client.send("GET", "/-/web/stages", Some(&narrow), "").await;
+    assert_eq!(stages.status, 200, "{}", stages.body);
+    assert!(!stages.body.contains("@alice/secret"), "{}", stages.body);
+    // Her session sees them all.
+    let packages = client
+        .send("GET", "/-/web/packages", Some(&alice), "")
+        .await;
+    assert!(packages.body.contains("@alice/secret"), "{}", packages.body);
+    assert!(
+        packages.body.contains("/-/web/orgs/acme"),
+        "{}",
+        packages.body
+    );
+    let stages = client.send("GET", "/-/web/stages", Some(&alice), "").await;
+    assert!(stages.body.contains("@alice/secret"), "{}", stages.body);
+}

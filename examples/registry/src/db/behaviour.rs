@@ -840,9 +840,10 @@ pub async fn a_first_publish_into_a_scope_finds_its_organisation_as_it_is_then(d
 
 /// A package in an organisation's scope is maintained only by members: someone the list
 /// names who is not (or no longer) a member maintains nothing, for reads and for
-/// tarballs alike, while the list names them in a user's scope still count.
+/// tarballs alike, nor finds it in a search or its stages in their list, while the lists
+/// that name them in a user's scope still count.
 pub async fn only_members_maintain_an_organisations_packages(db: &dyn Metadata) {
-    use super::{Org, OrgStanding, Role};
+    use super::{Org, OrgStanding, Role, StageQuery, StoredStage};
     for user in ["alice", "bob"] {
         db.put_user(&new_user(user)).await.unwrap();
     }
@@ -882,8 +883,42 @@ pub async fn only_members_maintain_an_organisations_packages(db: &dyn Metadata) 
                 .reader_maintains
         }
     };
+    let stage = |package: &str, id: &str| StoredStage {
+        id: id.to_owned(),
+        package: package.to_owned(),
+        version: "1.1.0".to_owned(),
+        tag: "latest".to_owned(),
+        document: json!({ "manifest": { "version": "1.1.0" }, "tags": [], "readme": null }),
+        digest: Digest::of(id.as_bytes()),
+        actor: "alice".to_owned(),
+        actor_type: "user".to_owned(),
+        created_at: 1_000,
+        expires_at: 9_000,
+    };
+    for (package, id) in [("@acme/tool", "s-tool"), ("@bob/kit", "s-kit")] {
+        db.add_stage(&stage(package, id)).await.unwrap();
+    }
+    let stages_of = |maintainer: &'static str| async move {
+        let (page, total) = db
+            .stages(&StageQuery {
+                maintainer,
+                package: None,
+                now: 2_000,
+                offset: 0,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        let ids: Vec<String> = page.into_iter().map(|stage| stage.id).collect();
+        (ids, total)
+    };
     assert!(maintains(&tool, "bob").await, "a member on the list");
     assert_eq!(db.maintained_by("bob").await.unwrap().len(), 2);
+    assert_eq!(found(db, "tool", Some("bob")).await.0, ["@acme/tool"]);
+    assert_eq!(
+        stages_of("bob").await,
+        (vec!["s-kit".into(), "s-tool".into()], 2)
+    );
     assert!(maintains(&own, "bob").await, "no organisation's");
     assert_eq!(
         db.org_standing(&own, "bob").await.unwrap(),
@@ -894,6 +929,18 @@ pub async fn only_members_maintain_an_organisations_packages(db: &dyn Metadata) 
     acme.members.remove("bob");
     db.put_org(&acme).await.unwrap();
     assert!(!maintains(&tool, "bob").await, "listed, but gone from acme");
+    assert_eq!(
+        found(db, "tool", Some("bob")).await,
+        (Vec::new(), 0),
+        "a search finds it for him no more, nor counts it"
+    );
+    assert_eq!(
+        stages_of("bob").await,
+        (vec!["s-kit".into()], 1),
+        "nor does he list its stages"
+    );
+    assert_eq!(found(db, "tool", Some("alice")).await.0, ["@acme/tool"]);
+    assert_eq!(stages_of("alice").await.1, 1);
     let bobs: Vec<String> = db
         .maintained_by("bob")
         .await

@@ -179,6 +179,26 @@ fn pg_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> DbError {
     }
 }
 
+/// Whether the package named `$name` (an SQL expression) is in an organisation's scope
+/// that `$user` (a placeholder) is not a member of: there, being listed among its
+/// maintainers gives them nothing. (A macro, for `concat!`: the statements stay literals.)
+macro_rules! outside_its_org {
+    ($name:literal, $user:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM registry_orgs o WHERE ",
+            $name,
+            " LIKE '@%'
+                AND o.name = split_part(substr(",
+            $name,
+            ", 2), '/', 1)
+                AND NOT EXISTS (SELECT 1 FROM registry_org_members om
+                    WHERE om.org = o.name AND om.username = ",
+            $user,
+            "))"
+        )
+    };
+}
+
 /// Whether the reader `$2` maintains the package `p` of the scope `$3` (NULL when it has
 /// none): listed as a maintainer and, when the scope is an organisation's, its member.
 /// (A macro, for `concat!`: the statements stay literals.)
@@ -570,10 +590,15 @@ async fn remove_expired_stage_rows(
         .collect()
 }
 
-/// SQL for "the reader may see it": public, or the reader (`$1`) maintains it.
-const READABLE: &str = "(p.visibility = 'public' OR EXISTS (SELECT 1 FROM registry_maintainers m
-     WHERE m.package = p.name AND m.username = $1) OR EXISTS (SELECT 1 FROM
-     registry_team_access t WHERE t.package = p.name AND t.username = $1))";
+/// SQL for "the reader may see it": public, or the reader (`$1`) maintains it (listed, and
+/// in an organisation's scope its member), or has it through a team.
+const READABLE: &str = concat!(
+    "(p.visibility = 'public' OR (EXISTS (SELECT 1 FROM registry_maintainers m
+     WHERE m.package = p.name AND m.username = $1) AND NOT ",
+    outside_its_org!("p.name", "$1"),
+    ") OR EXISTS (SELECT 1 FROM
+     registry_team_access t WHERE t.package = p.name AND t.username = $1))"
+);
 
 /// A package's rank for `terms` (the worst of its terms: 0 exact name, 1 name prefix, 2
 /// in the name, 3 in the text only), each term the placeholder in `exact`.
@@ -1457,15 +1482,13 @@ impl Metadata for PostgresMetadata {
             let client = self.client(doing).await?;
             let rows = client
                 .query(
-                    "SELECT p.name, p.visibility, p.mfa FROM registry_maintainers m
-                     JOIN registry_packages p ON p.name = m.package
-                     WHERE m.username = $1
-                         AND NOT EXISTS (SELECT 1 FROM registry_orgs o
-                             WHERE p.name LIKE '@%'
-                                 AND o.name = split_part(substr(p.name, 2), '/', 1)
-                                 AND NOT EXISTS (SELECT 1 FROM registry_org_members om
-                                     WHERE om.org = o.name AND om.username = $1))
-                     ORDER BY p.name",
+                    concat!(
+                        "SELECT p.name, p.visibility, p.mfa FROM registry_maintainers m
+                         JOIN registry_packages p ON p.name = m.package
+                         WHERE m.username = $1 AND NOT ",
+                        outside_its_org!("p.name", "$1"),
+                        " ORDER BY p.name"
+                    ),
                     &[&user],
                 )
                 .await
@@ -1697,9 +1720,14 @@ impl Metadata for PostgresMetadata {
         Box::pin(async move {
             let doing = "list the staged releases";
             let client = self.client(doing).await?;
-            let filter = "FROM registry_stages s JOIN registry_maintainers m
+            // The packages the maintainer maintains: in an organisation's scope, only while
+            // a member of it.
+            let filter = concat!(
+                "FROM registry_stages s JOIN registry_maintainers m
                      ON m.package = s.package AND m.username = $1
-                 WHERE s.expires_at > $2 AND ($3::TEXT IS NULL OR s.package = $3)";
+                 WHERE s.expires_at > $2 AND ($3::TEXT IS NULL OR s.package = $3) AND NOT ",
+                outside_its_org!("s.package", "$1")
+            );
             let total: i64 = client
                 .query_one(
                     &format!("SELECT count(*) {filter}"),

@@ -160,6 +160,28 @@ macro_rules! reader_maintains {
     };
 }
 
+/// Whether the package named `$name` (an SQL expression) is in an organisation's scope
+/// that `$user` (a placeholder) is not a member of: there, being listed among its
+/// maintainers gives them nothing. (A macro, for `concat!`: the statements stay literals.)
+macro_rules! outside_its_org {
+    ($name:literal, $user:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM orgs o WHERE ",
+            $name,
+            " LIKE '@%'
+                AND o.name = substr(",
+            $name,
+            ", 2, instr(",
+            $name,
+            ", '/') - 2)
+                AND NOT EXISTS (SELECT 1 FROM org_members om
+                    WHERE om.org = o.name AND om.user = ",
+            $user,
+            "))"
+        )
+    };
+}
+
 /// Readers a file database keeps open beside its writer.
 const READERS: usize = 4;
 /// Quick readers at least (see [`SqliteMetadata::read_now`]); one per core if more.
@@ -740,10 +762,15 @@ pub(super) fn claim_scope_row(
     Ok(())
 }
 
-/// SQL for "the reader may see it": public, or the reader maintains it.
-const READABLE: &str = "(p.visibility = 'public' OR EXISTS (SELECT 1 FROM maintainers m
-     WHERE m.package = p.name AND m.user = :reader) OR EXISTS (SELECT 1 FROM team_access t
-     WHERE t.package = p.name AND t.user = :reader))";
+/// SQL for "the reader may see it": public, or the reader maintains it (listed, and in an
+/// organisation's scope its member), or has it through a team.
+const READABLE: &str = concat!(
+    "(p.visibility = 'public' OR (EXISTS (SELECT 1 FROM maintainers m
+     WHERE m.package = p.name AND m.user = :reader) AND NOT ",
+    outside_its_org!("p.name", ":reader"),
+    ") OR EXISTS (SELECT 1 FROM team_access t
+     WHERE t.package = p.name AND t.user = :reader))"
+);
 
 /// The values among `named` that `statement` names: a search without words, say, has no
 /// `MATCH` value.
@@ -1436,15 +1463,12 @@ impl Metadata for SqliteMetadata {
     fn maintained_by(&self, user: &str) -> DbFuture<'_, Vec<Maintained>> {
         let user = user.to_owned();
         self.read("read the user's packages", move |connection| {
-            let mut statement = connection.prepare(
+            let mut statement = connection.prepare(concat!(
                 "SELECT p.name, p.visibility, p.mfa FROM maintainers m
-                 JOIN packages p ON p.name = m.package WHERE m.user = ?1
-                     AND NOT EXISTS (SELECT 1 FROM orgs o
-                         WHERE p.name LIKE '@%' AND o.name = substr(p.name, 2, instr(p.name, '/') - 2)
-                             AND NOT EXISTS (SELECT 1 FROM org_members om
-                                 WHERE om.org = o.name AND om.user = ?1))
-                 ORDER BY p.name",
-            )?;
+                 JOIN packages p ON p.name = m.package WHERE m.user = ?1 AND NOT ",
+                outside_its_org!("p.name", "?1"),
+                " ORDER BY p.name"
+            ))?;
             let rows = statement.query_map([&user], |row| {
                 let visibility: String = row.get(1)?;
                 let mfa: String = row.get(2)?;
@@ -1650,8 +1674,13 @@ impl Metadata for SqliteMetadata {
         );
         let (now, offset, limit) = (query.now, query.offset, query.limit);
         self.read("list the staged releases", move |connection| {
-            let filter = "FROM stages s JOIN maintainers m ON m.package = s.package AND m.user = ?1
-                 WHERE s.expires_at > ?2 AND (?3 IS NULL OR s.package = ?3)";
+            // The packages the maintainer maintains: in an organisation's scope, only while
+            // a member of it.
+            let filter = concat!(
+                "FROM stages s JOIN maintainers m ON m.package = s.package AND m.user = ?1
+                 WHERE s.expires_at > ?2 AND (?3 IS NULL OR s.package = ?3) AND NOT ",
+                outside_its_org!("s.package", "?1")
+            );
             let total: i64 = connection.query_row(
                 &format!("SELECT count(*) {filter}"),
                 params![maintainer, now, package],

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
-use tokengate::Authenticated;
+use tokengate::{Action, Authenticated, Resource};
 
 use super::layout::{api_error_page, field_error, layout, page_response, redirect, when};
 use super::session::Secret;
@@ -58,6 +58,14 @@ async fn stages_markup(
             limit: MOST,
         })
         .await?;
+    // A token limited to some packages sees the stages of those only, as `npm stage
+    // list` shows them (and counts none of the others).
+    let listed = stages.len();
+    let stages: Vec<StoredStage> = stages
+        .into_iter()
+        .filter(|stage| who.may(Action::Read, Some(&Resource::new(stage.package.clone()))))
+        .collect();
+    let total = total.saturating_sub((listed - stages.len()) as u64);
     let ask_code = has_2fa(state, who.owner()).await?;
     let notice = |id: &Option<String>, what: &str| {
         id.as_ref()

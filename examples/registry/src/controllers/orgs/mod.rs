@@ -42,6 +42,13 @@ fn token_permission(who: &Authenticated, org: &str) -> Permission {
         .unwrap_or(Permission::NoAccess)
 }
 
+/// Whether `who`'s token may read `org` (were its owner a member): a session, or a token
+/// with an `--orgs` grant on it; never one from trusted publishing. For pages that list
+/// the owner's organisations.
+pub fn token_may_read(who: &Authenticated, org: &str) -> bool {
+    who.kind() != TokenKind::Exchanged && token_permission(who, org) >= Permission::ReadOnly
+}
+
 /// Whether `who`'s token may read (`needs` read-only) or change `org`. Asked once `who` is
 /// known to be a member: to anyone else the organisation does not exist.
 fn check_token(who: &Authenticated, org: &str, needs: Permission) -> Result<(), ApiError> {

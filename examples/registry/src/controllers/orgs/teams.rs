@@ -358,6 +358,47 @@ pub fn grant_package(
     Ok(())
 }
 
+/// `name` taken away from every team of the organisation whose scope holds it, so that
+/// no grant outlives its package: called when the package is unpublished, and again
+/// before a new package of that name is first written (a grant made while the old one
+/// was going would otherwise give its team the new one). Nothing to do when no team has
+/// it, or the scope is no organisation's; retried when the organisation changed meanwhile.
+pub async fn take_from_every_team(state: &AppState, name: &PackageName) -> Result<(), ApiError> {
+    let Some(scope) = name.scope() else {
+        return Ok(());
+    };
+    let full = name.to_string();
+    for _ in 0..3 {
+        let Some(mut current) = state.db().org(scope).await? else {
+            return Ok(());
+        };
+        let before = current.clone();
+        let mut taken = false;
+        for team in current.teams.values_mut() {
+            taken |= team.packages.remove(&full).is_some();
+        }
+        if !taken {
+            return Ok(());
+        }
+        match state.db().put_org(&current).await {
+            Ok(_) => {
+                super::rights_changed(state, &before, &current).await;
+                tracing::info!(package = %name, org = scope, "package taken from its teams");
+                return Ok(());
+            }
+            Err(error) if error.is_conflict() => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        format!(
+            "{name}: the access the teams of {scope} had to it could not be taken away \
+             (the organisation kept changing); try again"
+        ),
+    ))
+}
+
 /// `team`'s access to `name` taken away (nothing to do when it had none).
 pub fn revoke_package(org: &mut Org, team: &str, name: &PackageName) -> Result<(), ApiError> {
     team_of(org, team)?.packages.remove(&name.to_string());

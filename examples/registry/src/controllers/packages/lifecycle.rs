@@ -156,6 +156,12 @@ pub async fn unpublish_all(
     let package = access::changeable(&state, &who, &name).await?;
     let tarballs = tarball_digests(&package.packument);
     state.db().delete_package(&name, package.revision).await?;
+    // Its teams' access goes with it. Should that fail, a grant to a package that does
+    // not exist gives nothing, and a new package of the name is kept from it when first
+    // published (`packages::release`).
+    if let Err(error) = crate::controllers::orgs::teams::take_from_every_team(&state, &name).await {
+        tracing::warn!(package = %name, error = %error.message(), "could not take the unpublished package from its teams");
+    }
     remove_unused(&state, tarballs).await?;
     tracing::info!(package = %name, user = who.owner(), "unpublished");
     Ok(StatusCode::OK)

@@ -673,6 +673,12 @@ pub async fn release(
         Some((scope, scopes::Ownership::Org)) => Some(scope.to_string()),
         _ => None,
     };
+    if let (None, Some(_)) = (read, &org_scope) {
+        // A new package of the organisation's starts with no team's access but what
+        // `developers` gets below: a grant left from an earlier package of the name
+        // (unpublished since) is not its.
+        crate::controllers::orgs::teams::take_from_every_team(state, name).await?;
+    }
     let write = match (read, scope) {
         (Some(revision), _) => crate::db::PackageWrite::Replacing { revision },
         // The organisation owns its scope: nothing to claim.

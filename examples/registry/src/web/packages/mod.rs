@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
-use tokengate::Authenticated;
+use tokengate::{Action, Authenticated, Resource};
 
 use super::layout::{api_error_page, layout, page_response};
 use crate::controllers::packages::PackageName;
@@ -23,7 +23,9 @@ pub(super) fn settings_path(name: &PackageName) -> String {
     format!("/-/web/packages/{}", name.to_string().replace('/', "%2F"))
 }
 
-/// `GET /-/web/packages`: the packages `who` maintains, by name.
+/// `GET /-/web/packages`: the packages `who` maintains, by name, and their organisations:
+/// as much as their token may read (as `npm access list packages` and `npm org ls` answer
+/// it), so that a token limited to some packages learns nothing of the others here.
 pub(super) async fn packages_page(State(state): State<AppState>, who: Authenticated) -> Response {
     let owner = who.owner();
     let mut maintained = match state.db().maintained_by(owner).await {
@@ -31,15 +33,27 @@ pub(super) async fn packages_page(State(state): State<AppState>, who: Authentica
         Err(error) => return api_error_page(Some(owner), error.into()),
     };
     maintained.sort_by(|a, b| a.name.cmp(&b.name));
-    let orgs = match state.db().orgs_of(owner).await {
-        Ok(orgs) => orgs,
+    let orgs: Vec<_> = match state.db().orgs_of(owner).await {
+        Ok(orgs) => orgs
+            .into_iter()
+            .filter(|(org, _)| crate::controllers::orgs::token_may_read(&who, org))
+            .collect(),
         Err(error) => return api_error_page(Some(owner), error.into()),
     };
     let listed: Vec<_> = maintained
         .iter()
         .filter_map(|m| Some((PackageName::parse(&m.name).ok()?, m.visibility)))
+        .filter(|(name, visibility)| {
+            *visibility == Visibility::Public
+                || who.may(Action::Read, Some(&Resource::new(name.to_string())))
+        })
         .collect();
+    // Said whatever is left out, so that it does not tell whether anything was.
+    let through_a_token = who.kind() != tokengate::TokenKind::Session;
     let body = html! {
+        @if through_a_token {
+            p.hint { "Through the token this page was asked with: only the private packages and the organisations it may read are shown." }
+        }
         p { "The packages you maintain. A package's settings page lists the CI workflows that may publish it without a token (trusted publishing, as " code { "npm trust" } " sets them up)." }
         @if listed.is_empty() {
             p { "You maintain no packages yet: one you publish with " code { "npm publish" } " appears here." }
