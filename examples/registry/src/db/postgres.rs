@@ -199,16 +199,15 @@ macro_rules! outside_its_org {
     };
 }
 
-/// Whether the reader `$2` maintains the package `p` of the scope `$3` (NULL when it has
-/// none): listed as a maintainer and, when the scope is an organisation's, its member.
-/// (A macro, for `concat!`: the statements stay literals.)
+/// Whether the reader `$2` maintains the package `p`: listed as a maintainer and not
+/// [outside its organisation](outside_its_org). (A macro, for `concat!`.)
 macro_rules! reader_maintains {
     () => {
-        "(EXISTS (SELECT 1 FROM registry_maintainers m
-                WHERE m.package = p.name AND m.username = $2)
-            AND NOT EXISTS (SELECT 1 FROM registry_orgs o WHERE o.name = $3 AND NOT EXISTS (
-                SELECT 1 FROM registry_org_members om
-                    WHERE om.org = o.name AND om.username = $2)))"
+        concat!(
+            "(EXISTS (SELECT 1 FROM registry_maintainers m WHERE m.package = p.name AND m.username = $2) AND NOT ",
+            outside_its_org!("p.name", "$2"),
+            ")"
+        )
     };
 }
 
@@ -1293,7 +1292,6 @@ impl Metadata for PostgresMetadata {
         reader: Option<&str>,
     ) -> DbFuture<'_, Option<ReadRule>> {
         let full = name.to_string();
-        let scope = name.scope().map(str::to_owned);
         let reader = reader.map(str::to_owned);
         Box::pin(async move {
             let doing = "read the package";
@@ -1310,7 +1308,7 @@ impl Metadata for PostgresMetadata {
                 .await
                 .map_err(pg_error(doing))?;
             let row = client
-                .query_opt(&statement, &[&full, &reader, &scope])
+                .query_opt(&statement, &[&full, &reader])
                 .await
                 .map_err(pg_error(doing))?;
             row.map(|row| {
@@ -1335,7 +1333,6 @@ impl Metadata for PostgresMetadata {
         reader: Option<&str>,
     ) -> DbFuture<'_, Option<TarballRow>> {
         let full = name.to_string();
-        let scope = name.scope().map(str::to_owned);
         let file = file.to_owned();
         let reader = reader.map(str::to_owned);
         Box::pin(async move {
@@ -1348,12 +1345,12 @@ impl Metadata for PostgresMetadata {
                     ", p.revision, (SELECT t.access FROM registry_team_access t
                              WHERE t.package = p.name AND t.username = $2)
                      FROM registry_versions v JOIN registry_packages p ON p.name = v.package
-                     WHERE v.package = $1 AND v.tarball = $4"
+                     WHERE v.package = $1 AND v.tarball = $3"
                 ))
                 .await
                 .map_err(pg_error(doing))?;
             let row = client
-                .query_opt(&statement, &[&full, &reader, &scope, &file])
+                .query_opt(&statement, &[&full, &reader, &file])
                 .await
                 .map_err(pg_error(doing))?;
             row.map(|row| {

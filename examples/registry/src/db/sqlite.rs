@@ -149,17 +149,6 @@ const MIGRATIONS: &[&str] = &[
         SELECT o.name, m.key, m.value FROM orgs o, json_each(o.record, '$.members') m;",
 ];
 
-/// Whether the reader `?2` maintains the package `p` of the scope `?3` (NULL when it has
-/// none): listed as a maintainer and, when the scope is an organisation's, its member.
-/// (A macro, for `concat!`: the statements stay literals, prepared once.)
-macro_rules! reader_maintains {
-    () => {
-        "(EXISTS (SELECT 1 FROM maintainers m WHERE m.package = p.name AND m.user = ?2)
-            AND NOT EXISTS (SELECT 1 FROM orgs o WHERE o.name = ?3 AND NOT EXISTS (
-                SELECT 1 FROM org_members om WHERE om.org = o.name AND om.user = ?2)))"
-    };
-}
-
 /// Whether the package named `$name` (an SQL expression) is in an organisation's scope
 /// that `$user` (a placeholder) is not a member of: there, being listed among its
 /// maintainers gives them nothing. (A macro, for `concat!`: the statements stay literals.)
@@ -178,6 +167,18 @@ macro_rules! outside_its_org {
                     WHERE om.org = o.name AND om.user = ",
             $user,
             "))"
+        )
+    };
+}
+
+/// Whether the reader `?2` maintains the package `p`: listed as a maintainer and not
+/// [outside its organisation](outside_its_org). (A macro, for `concat!`.)
+macro_rules! reader_maintains {
+    () => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM maintainers m WHERE m.package = p.name AND m.user = ?2) AND NOT ",
+            outside_its_org!("p.name", "?2"),
+            ")"
         )
     };
 }
@@ -1323,7 +1324,6 @@ impl Metadata for SqliteMetadata {
         reader: Option<&str>,
     ) -> DbFuture<'_, Option<ReadRule>> {
         let full = name.to_string();
-        let scope = name.scope().map(str::to_owned);
         let reader = reader.map(str::to_owned);
         self.read_now("read the package", move |connection| {
             connection
@@ -1335,7 +1335,7 @@ impl Metadata for SqliteMetadata {
                              WHERE t.package = p.name AND t.user = ?2)
                      FROM packages p WHERE p.name = ?1"
                 ))?
-                .query_row(params![full, reader, scope], |row| {
+                .query_row(params![full, reader], |row| {
                     let visibility: String = row.get(0)?;
                     let mfa: String = row.get(1)?;
                     Ok(ReadRule {
@@ -1356,7 +1356,6 @@ impl Metadata for SqliteMetadata {
         reader: Option<&str>,
     ) -> DbFuture<'_, Option<TarballRow>> {
         let full = name.to_string();
-        let scope = name.scope().map(str::to_owned);
         let file = file.to_owned();
         let reader = reader.map(str::to_owned);
         self.read_now("read the tarball's record", move |connection| {
@@ -1368,9 +1367,9 @@ impl Metadata for SqliteMetadata {
                          (SELECT t.access FROM team_access t
                              WHERE t.package = p.name AND t.user = ?2)
                      FROM versions v JOIN packages p ON p.name = v.package
-                     WHERE v.package = ?1 AND v.tarball = ?4"
+                     WHERE v.package = ?1 AND v.tarball = ?3"
                 ))?
-                .query_row(params![full, reader, scope, file], |row| {
+                .query_row(params![full, reader, file], |row| {
                     let digest: String = row.get(0)?;
                     let visibility: String = row.get(1)?;
                     let mfa: String = row.get(2)?;
