@@ -78,6 +78,43 @@ impl Acme {
         .await
     }
 
+    /// alice makes carol a member through the new team `team` alone (out of
+    /// `developers`), which she gives `permissions` on @acme/tool.
+    async fn carol_only_in(&self, team: &str, permissions: &str) {
+        let team_path = |what: &str| format!("/-/team/acme/{team}/{what}");
+        let steps = [
+            (
+                "PUT",
+                "/-/org/acme/user".to_owned(),
+                json!({ "user": "carol" }),
+                200,
+            ),
+            (
+                "DELETE",
+                "/-/team/acme/developers/user".to_owned(),
+                json!({ "user": "carol" }),
+                204,
+            ),
+            (
+                "PUT",
+                "/-/org/acme/team".to_owned(),
+                json!({ "name": team }),
+                201,
+            ),
+            ("PUT", team_path("user"), json!({ "user": "carol" }), 201),
+            (
+                "PUT",
+                team_path("package"),
+                json!({ "package": "@acme/tool", "permissions": permissions }),
+                201,
+            ),
+        ];
+        for (method, path, body, status) in steps {
+            let reply = self.send(method, &path, &self.alice, body).await;
+            assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+        }
+    }
+
     async fn read(&self, token: &str) -> u16 {
         self.client.send("GET", TOOL, Some(token), "").await.status
     }
@@ -260,32 +297,7 @@ async fn a_member_who_leaves_maintains_none_of_its_packages() {
 async fn a_read_only_team_installs_and_cannot_publish() {
     let acme = Acme::new().await;
     let alice = &acme.alice;
-    let steps = [
-        ("PUT", "/-/org/acme/user", json!({ "user": "carol" }), 200),
-        (
-            "DELETE",
-            "/-/team/acme/developers/user",
-            json!({ "user": "carol" }),
-            204,
-        ),
-        ("PUT", "/-/org/acme/team", json!({ "name": "readers" }), 201),
-        (
-            "PUT",
-            "/-/team/acme/readers/user",
-            json!({ "user": "carol" }),
-            201,
-        ),
-        (
-            "PUT",
-            "/-/team/acme/readers/package",
-            json!({ "package": "@acme/tool", "permissions": "read-only" }),
-            201,
-        ),
-    ];
-    for (method, path, body, status) in steps {
-        let reply = acme.send(method, path, alice, body).await;
-        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
-    }
+    acme.carol_only_in("readers", "read-only").await;
     let carol = acme
         .client
         .token(
@@ -1037,32 +1049,7 @@ async fn a_package_unpublished_and_published_again_has_none_of_the_old_teams_acc
     let acme = Acme::new().await;
     let alice = &acme.alice;
     // carol is a member through the team `old` alone, which may install @acme/tool.
-    let steps = [
-        ("PUT", "/-/org/acme/user", json!({ "user": "carol" }), 200),
-        (
-            "DELETE",
-            "/-/team/acme/developers/user",
-            json!({ "user": "carol" }),
-            204,
-        ),
-        ("PUT", "/-/org/acme/team", json!({ "name": "old" }), 201),
-        (
-            "PUT",
-            "/-/team/acme/old/user",
-            json!({ "user": "carol" }),
-            201,
-        ),
-        (
-            "PUT",
-            "/-/team/acme/old/package",
-            json!({ "package": "@acme/tool", "permissions": "read-write" }),
-            201,
-        ),
-    ];
-    for (method, path, body, status) in steps {
-        let reply = acme.send(method, path, alice, body).await;
-        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
-    }
+    acme.carol_only_in("old", "read-write").await;
     assert_eq!(acme.read(&acme.carol).await, 200, "through the team");
 
     let rev = rev_of(&acme.client, TOOL, alice).await;
